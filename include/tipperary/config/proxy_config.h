@@ -1,0 +1,115 @@
+// The proxy's effective configuration, as loaded from YAML by LoadProxyConfig().
+//
+// Every limit and timeout the proxy has is a field here with its default; config/proxy.yaml
+// documents each key and docs/configuration.md is the reference.
+//
+//   absl::StatusOr<ProxyConfig> config = LoadProxyConfigFile("/etc/tipperary/proxy.yaml");
+//   if (!config.ok()) { std::cerr << config.status() << "\n"; return 1; }  // names file:line:col
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tipperary::config {
+
+using Duration = std::chrono::nanoseconds;
+
+struct TlsConfig {
+  std::string cert;       // PEM certificate chain file.
+  std::string key;        // PEM private key file (redacted by /config).
+  std::string client_ca;  // PEM CA bundle; when set, client certificates are verified (mTLS).
+  bool require_client_cert = true;  // With client_ca: reject clients without a certificate.
+  std::string min_version = "1.2";  // "1.2" or "1.3".
+};
+
+struct ListenerConfig {
+  std::string address;  // host:port; port 0 picks a free port (logged at start).
+  std::optional<TlsConfig> tls;
+};
+
+struct AdminConfig {
+  std::string address = "127.0.0.1:9901";
+};
+
+// One schema source: a FileDescriptorSet file, or gRPC server reflection on an upstream.
+struct DescriptorSource {
+  std::string path;                 // Set for a file.
+  std::string reflection_upstream;  // Set for {reflection: NAME}.
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<std::string> endpoints;  // "host:port" or "unix:/path".
+  std::vector<std::string> services;   // Full service names; a trailing ".*" matches a package.
+  Duration connect_timeout = std::chrono::seconds(2);
+  Duration keepalive_interval = std::chrono::seconds(30);  // HTTP/2 PING when idle; 0 = off.
+  Duration keepalive_timeout = std::chrono::seconds(10);   // PING ack deadline.
+  Duration reconnect_backoff_initial = std::chrono::milliseconds(100);
+  Duration reconnect_backoff_max = std::chrono::seconds(5);
+  uint32_t max_concurrent_streams = 1000;  // Our own cap; the server's SETTINGS also applies.
+  uint32_t connections_per_thread = 1;     // More connections once streams are exhausted.
+  uint64_t max_response_bytes = 64ull << 20;  // Largest gRPC message accepted from upstream.
+  uint32_t initial_window_size = 1u << 20;     // HTTP/2 stream flow-control window.
+};
+
+// A route for a method that has no google.api.http annotation, or one that overrides it.
+struct RouteConfig {
+  std::string method;          // HTTP method: GET, POST, PUT, PATCH, DELETE or a custom verb.
+  std::string path;            // Path template, e.g. /v1/things/{name=things/*}:run
+  std::string grpc_method;     // "package.Service/Method"
+  std::string body;            // "", "*" or a field name, as in google.api.HttpRule.
+  std::string response_body;   // "" or a field name.
+  std::optional<Duration> timeout;  // Per-route deadline; else timeouts.upstream_default.
+};
+
+struct TranscodingConfig {
+  bool preserve_proto_field_names = false;
+  bool always_print_primitive_fields = false;
+  bool enums_as_ints = false;
+  bool ignore_unknown_fields = false;  // Else unknown JSON fields and query params are 400.
+  bool allow_grpc_method_paths = false;  // Serve POST /package.Service/Method for every method.
+  bool annotations = true;  // Route by google.api.http annotations found in the descriptors.
+};
+
+struct LimitsConfig {
+  uint64_t max_header_bytes = 16 * 1024;        // Request line + headers; over it: 431.
+  uint64_t max_request_body_bytes = 4ull << 20;  // Over it: 413.
+  uint32_t max_pipelined_requests = 16;  // Requests read ahead of their responses per connection.
+  uint32_t max_connections = 10000;      // Per listener; further accepts wait.
+  uint32_t max_in_flight_requests = 0;   // Whole proxy; 0 = unlimited; over it: 503.
+};
+
+struct TimeoutsConfig {
+  Duration idle = std::chrono::seconds(60);            // Keep-alive connection with no request.
+  Duration request_read = std::chrono::seconds(30);    // Headers + body of one request; 408.
+  Duration response_write = std::chrono::seconds(30);  // Writing one response.
+  Duration upstream_default = std::chrono::seconds(30);  // Deadline when a route sets none.
+  Duration max_upstream = std::chrono::minutes(5);  // Cap on any deadline, Grpc-Timeout too.
+  Duration drain = std::chrono::seconds(15);  // On SIGTERM: how long in-flight requests get.
+};
+
+struct LoggingConfig {
+  std::string level = "info";  // debug, info, warn, error.
+  bool access_log = false;
+  double access_log_sample_rate = 1.0;  // Fraction of requests logged when access_log is on.
+  std::string access_log_path = "-";    // "-" = stdout.
+};
+
+struct ProxyConfig {
+  std::vector<ListenerConfig> listeners;
+  AdminConfig admin;
+  std::vector<DescriptorSource> descriptors;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  TranscodingConfig transcoding;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  LoggingConfig logging;
+  uint32_t threads = 0;  // Event-loop threads; 0 = one per core.
+  std::string source_path;  // The file this was loaded from (not a key).
+};
+
+}  // namespace tipperary::config

@@ -1,0 +1,58 @@
+// The value types of one gRPC call made by the upstream client.
+//
+// A call sends one request message (unary or server-streaming; a client-streaming method sees
+// one message and a half-close) and receives zero or more response messages, then a status.
+//
+//   GrpcRequest req{.path = "/pkg.Svc/Method", .message = bytes, .timeout = 2s};
+//   cluster.Call(std::move(req), {.on_message = ..., .on_done = [](GrpcResult r) {...}});
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tipperary::upstream {
+
+// Lower-case keys; values of "-bin" keys are raw bytes (base64 on the wire).
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct GrpcRequest {
+  std::string path;  // ":path", "/package.Service/Method".
+  std::string authority;  // ":authority"; empty = the endpoint.
+  Metadata metadata;      // Custom metadata; reserved headers (te, content-type, ...) are ours.
+  std::string message;    // One serialized protobuf message, unframed.
+  std::optional<std::chrono::nanoseconds> timeout;  // Sent as grpc-timeout and enforced.
+};
+
+// Where a call ended. kOk/kGrpc carry the server's status; the others are the client's own.
+enum class CallOutcome {
+  kGrpc,             // The server sent a status (grpc-status), possibly non-zero.
+  kUnavailable,      // No connection could carry the call (connect failed, reset, GOAWAY).
+  kDeadline,         // The timeout expired first; RST_STREAM(CANCEL) was sent.
+  kCancelled,        // Cancel() was called.
+  kProtocolError,    // The server broke the protocol (bad framing, oversized message, ...).
+};
+
+struct GrpcResult {
+  CallOutcome outcome = CallOutcome::kGrpc;
+  int grpc_status = 0;           // google.rpc.Code; set for every outcome (14, 4, 1, 13...).
+  std::string grpc_message;      // Percent-decoded grpc-message, or our description.
+  std::string status_details;    // Decoded grpc-status-details-bin: a google.rpc.Status.
+  Metadata trailers;             // Trailing metadata without reserved keys.
+  int http_status = 200;         // The upstream :status (for non-gRPC answers).
+};
+
+struct CallHandlers {
+  // Initial metadata without reserved keys, once, before the first message. Optional.
+  std::function<void(const Metadata& headers)> on_headers;
+  // Each response message, unframed. Optional for callers that only need the status.
+  std::function<void(std::string message)> on_message;
+  // Exactly once, last; also after Cancel().
+  std::function<void(GrpcResult result)> on_done;
+};
+
+}  // namespace tipperary::upstream
