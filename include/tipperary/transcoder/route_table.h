@@ -1,0 +1,117 @@
+// The HTTP routes of a schema: from google.api.http annotations, from config routes and,
+// optionally, "POST /pkg.Svc/Method" for every method. Built once, then matched per request.
+//
+//   RouteTableOptions options;  // annotations on, every service
+//   absl::StatusOr<std::shared_ptr<const RouteTable>> table =
+//       RouteTable::Build(schema, config_routes, options);
+//   RouteTable::MatchResult m = (*table)->Match("GET", "/v1/shelves/1/things/2");
+//   if (m.status == RouteTable::MatchStatus::kOk) { use m.route and m.bindings }
+//
+// Matching walks a trie of path segments: literal segments beat "*", which beats "**" (the
+// most specific template wins, as in grpc-gateway), a template with a verb (":run") beats one
+// without. No regexes; cost is linear in the path length for typical tables.
+#pragma once
+
+#include <google/protobuf/descriptor.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/schema.h"
+
+namespace tipperary::transcoder {
+
+// A route from configuration (the lead maps config::RouteConfig onto it).
+struct RouteSpec {
+  std::string http_method;    // GET, POST, ... or a custom verb such as LOCK.
+  std::string path_template;  // "/v1/{name=things/*}:run"
+  std::string grpc_method;    // "pkg.Svc/Method"
+  std::string body;           // "", "*" or a top-level request field.
+  std::string response_body;  // "" or a top-level response field.
+  std::optional<std::chrono::nanoseconds> timeout;
+};
+
+struct RouteTableOptions {
+  bool annotations = true;               // Routes from (google.api.http).
+  bool allow_grpc_method_paths = false;  // POST /pkg.Svc/Method, body "*".
+  // Services whose annotations / gRPC paths are routed: "pkg.Svc", or "pkg.*" for every service
+  // whose full name starts with "pkg." (subpackages included). Empty: every service. Config
+  // routes are explicit and not filtered.
+  std::vector<std::string> service_filters;
+};
+
+enum class RouteSource { kAnnotation, kConfig, kGrpc };
+
+struct Route {
+  std::string label;  // "POST /v1/{parent=shelves/*}/things": bounded-cardinality metric label.
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  std::string grpc_path;    // "/pkg.Svc/Method"
+  std::string http_method;  // Upper case as configured.
+  std::string body;         // "", "*" or a top-level request field name.
+  std::string response_body;
+  std::optional<std::chrono::nanoseconds> timeout;
+  bool server_streaming = false;
+  bool client_streaming = false;  // The request is sent as a stream of one message.
+  RouteSource source = RouteSource::kAnnotation;
+  PathTemplate path_template;
+
+  // Resolved once at build time for the transcoder.
+  const google::protobuf::Descriptor* request_type = nullptr;
+  const google::protobuf::Descriptor* response_type = nullptr;
+  const google::protobuf::FieldDescriptor* body_field = nullptr;           // body names a field.
+  const google::protobuf::FieldDescriptor* response_body_field = nullptr;  // response_body set.
+  std::string request_type_url;   // type.googleapis.com/<request type>
+  std::string response_type_url;  // type.googleapis.com/<response type>
+};
+
+class RouteTable {
+ public:
+  enum class MatchStatus { kOk, kNotFound, kMethodNotAllowed };
+  struct MatchResult {
+    const Route* route = nullptr;
+    PathTemplate::Bindings bindings;  // (field path, decoded value)
+    MatchStatus status = MatchStatus::kNotFound;
+    std::vector<std::string> allowed_methods;  // kMethodNotAllowed: sorted, for "Allow".
+  };
+
+  // Errors are InvalidArgument naming the route: unknown method or field, malformed template,
+  // body/response_body/path variable naming a missing or unsuitable field, two different
+  // routes with the same method and template shape. A config route replaces an annotation
+  // route with the same method and template shape; gRPC method paths never replace anything.
+  static absl::StatusOr<std::shared_ptr<const RouteTable>> Build(
+      std::shared_ptr<const Schema> schema, const std::vector<RouteSpec>& config_routes,
+      const RouteTableOptions& options);
+
+  ~RouteTable();
+  RouteTable(const RouteTable&) = delete;
+  RouteTable& operator=(const RouteTable&) = delete;
+
+  // `path` excludes the query string. http_method is compared case-sensitively (HTTP methods
+  // are case-sensitive; configure them upper case).
+  MatchResult Match(std::string_view http_method, std::string_view path) const;
+
+  // [{"method","path","grpc_method","body","response_body","timeout","source"}...] for /routes;
+  // timeout is a JSON Duration string ("1.500s") or null.
+  std::string DescribeJson() const;
+
+  const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
+  const Schema& schema() const { return *schema_; }
+
+  struct Node;  // Trie node (route_table.cc).
+
+ private:
+  RouteTable();
+
+  std::shared_ptr<const Schema> schema_;
+  std::vector<std::unique_ptr<Route>> routes_;
+  std::unique_ptr<Node> root_;
+};
+
+}  // namespace tipperary::transcoder

@@ -1,0 +1,121 @@
+// Pure HTTP <-> gRPC message conversion for a matched Route: builds the serialized request
+// message from path bindings, query string and body (JSON, binary protobuf or raw HttpBody),
+// and turns serialized response messages and gRPC statuses into HTTP bodies. No I/O.
+//
+//   Transcoder t(schema, TranscoderOptions{});
+//   absl::StatusOr<std::string> req = t.BuildRequestMessage(
+//       *match.route, match.bindings, "page_size=10", body, BodyFormat::kJson, content_type);
+//   if (!req.ok()) -> 400 with t.StatusJson(3, req.status().message(), "", false)
+//   absl::StatusOr<HttpBodyOut> out = t.BuildResponseBody(*match.route, reply_bytes,
+//                                                         ResponseFormat::kJson, pretty);
+//
+// Request rules (grpc-gateway's):
+//  * body "*": the whole request comes from the body; the query string is ignored (only
+//    `pretty` is consumed) and path bindings override body fields.
+//  * body "field": the body fills that field; query params naming that field or anything under
+//    it are ignored; path bindings override.
+//  * no body: a non-empty body is InvalidArgument.
+//  * Query params name fields by dotted path of proto or JSON names ("filter.name=x"); repeated
+//    fields by repetition ("view=a&view=b"); maps as "m[key]=v". Params naming a path-bound
+//    field are ignored. Unknown params are InvalidArgument unless ignore_unknown_fields.
+//    A non-repeated field given twice is InvalidArgument. `pretty` is reserved (never a field).
+//  * PATCH with a field body and a FieldMask field ("update_mask", else the only top-level
+//    FieldMask) not set by path or query: the mask lists the JSON keys present in the body,
+//    recursively into nested message objects (not into maps, repeated fields or well-known
+//    types), as proto field paths.
+// Response rules: response_body selects a field; google.api.HttpBody responses are their raw
+// data with their content_type (default application/octet-stream); JSON is "application/json",
+// binary "application/x-protobuf".
+// Streams: JSON chunks are newline-delimited {"result":...} / {"error":...}; binary chunks are
+// varint length-delimited messages; HttpBody chunks are the raw data.
+// All methods are const and thread-safe; none throws or crashes on hostile input, and recursion
+// is bounded by max_depth.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tipperary/transcoder/route_table.h"
+#include "tipperary/transcoder/schema.h"
+
+namespace tipperary::transcoder {
+
+struct TranscoderOptions {
+  bool preserve_proto_field_names = false;
+  bool always_print_primitive_fields = false;
+  bool enums_as_ints = false;
+  bool ignore_unknown_fields = false;  // JSON fields and query params.
+  size_t max_depth = 64;               // Nesting of messages we walk ourselves.
+};
+
+enum class BodyFormat { kJson, kProtobuf, kRaw /* google.api.HttpBody body */ };
+enum class ResponseFormat { kJson, kProtobuf };
+
+struct HttpBodyOut {
+  std::string content_type;
+  std::string body;
+};
+
+inline constexpr std::string_view kJsonContentType = "application/json";
+inline constexpr std::string_view kProtobufContentType = "application/x-protobuf";
+
+// Picks the request body format from a Content-Type value: for a route whose body is
+// google.api.HttpBody every content type is kRaw; application/x-protobuf and
+// application/protobuf (parameters ignored, case-insensitive) are kProtobuf; anything else kJson.
+BodyFormat BodyFormatFor(const Route& route, std::string_view content_type);
+
+// True when the route's request body (whole request or body field) is google.api.HttpBody.
+bool IsHttpBodyRequest(const Route& route);
+// True when the route's response (or response_body field) is google.api.HttpBody.
+bool IsHttpBodyResponse(const Route& route);
+
+class Transcoder {
+ public:
+  Transcoder(std::shared_ptr<const Schema> schema, TranscoderOptions options);
+
+  const TranscoderOptions& options() const { return options_; }
+  const Schema& schema() const { return *schema_; }
+
+  absl::StatusOr<std::string> BuildRequestMessage(
+      const Route& route, const std::vector<std::pair<std::string, std::string>>& bindings,
+      std::string_view query_string, std::string_view body, BodyFormat fmt,
+      std::string_view content_type) const;
+
+  absl::StatusOr<HttpBodyOut> BuildResponseBody(const Route& route, std::string_view message,
+                                                ResponseFormat fmt, bool pretty) const;
+
+  // One message of a server stream, ready to write as a chunk (see the rules above).
+  absl::StatusOr<std::string> BuildStreamChunk(const Route& route, std::string_view message,
+                                               ResponseFormat fmt, bool pretty) const;
+  // Content type of a streamed response: application/json, application/x-protobuf, or for
+  // HttpBody streams the content_type of the first message (pass it; default octet-stream).
+  std::string StreamContentType(const Route& route, ResponseFormat fmt,
+                                std::string_view first_message) const;
+  // {"error":{"code":..,"message":..,"details":[..]}}\n
+  std::string BuildStreamError(int grpc_code, std::string_view message,
+                               std::string_view status_details_bin) const;
+
+  // {"code":3,"message":"...","details":[...]}: details decoded from the serialized
+  // google.rpc.Status (grpc-status-details-bin, already base64-decoded); a detail whose type
+  // is unknown becomes {"@type":"...","value":"<base64>"}. code and message are always the
+  // ones given. Never fails.
+  std::string StatusJson(int grpc_code, std::string_view message,
+                         std::string_view status_details_bin, bool pretty) const;
+
+  // Whether the query string asks for pretty output (?pretty, ?pretty=true, ?pretty=1).
+  static bool WantsPretty(std::string_view query_string);
+
+ private:
+  std::shared_ptr<const Schema> schema_;
+  TranscoderOptions options_;
+};
+
+// {"code":N,"message":"...","details":[]} without a schema (errors before one exists).
+std::string MinimalStatusJson(int grpc_code, std::string_view message);
+
+}  // namespace tipperary::transcoder

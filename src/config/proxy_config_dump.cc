@@ -1,0 +1,176 @@
+// DumpProxyConfig: the effective configuration, for `tipperary-proxy --dump-config` and /config.
+#include <charconv>
+#include <string>
+
+#include "tipperary/config/proxy_config_loader.h"
+#include "tipperary/config/units.h"
+#include "yaml-cpp/yaml.h"
+
+namespace tipperary::config {
+namespace {
+
+// Shortest text that reads back as the same double.
+std::string FormatDouble(double value) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
+
+template <typename T>
+void Emit(YAML::Emitter& out, const char* key, const T& value) {
+  EmitKey(out, key);
+  out << value;
+}
+
+void EmitString(YAML::Emitter& out, const char* key, const std::string& value) {
+  EmitKey(out, key);
+  // Always quoted, so that values such as "1.2" or "-" stay strings for any YAML reader.
+  out << YAML::DoubleQuoted << value;
+}
+
+void EmitDuration(YAML::Emitter& out, const char* key, Duration value) {
+  Emit(out, key, FormatDuration(value));
+}
+
+void EmitSize(YAML::Emitter& out, const char* key, uint64_t value) {
+  Emit(out, key, FormatSize(value));
+}
+
+void EmitStringList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
+  EmitKey(out, key);
+  out << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& value : values) out << YAML::DoubleQuoted << value;
+  out << YAML::EndSeq;
+}
+
+}  // namespace
+
+std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
+  YAML::Emitter out;
+  out.SetBoolFormat(YAML::TrueFalseBool);
+  out.SetBoolFormat(YAML::LowerCase);
+  if (!config.source_path.empty()) out << YAML::Comment("Effective config of " + config.source_path);
+  out << YAML::BeginMap;
+
+  EmitKey(out, "listeners");
+  out << YAML::BeginSeq;
+  for (const ListenerConfig& listener : config.listeners) {
+    out << YAML::BeginMap;
+    EmitString(out, "address", listener.address);
+    if (listener.tls) {
+      const TlsConfig& tls = *listener.tls;
+      EmitKey(out, "tls");
+      out << YAML::BeginMap;
+      EmitString(out, "cert", tls.cert);
+      EmitString(out, "key", redact_secrets && !tls.key.empty() ? "<redacted>" : tls.key);
+      if (!tls.client_ca.empty()) EmitString(out, "client_ca", tls.client_ca);
+      Emit(out, "require_client_cert", tls.require_client_cert);
+      EmitString(out, "min_version", tls.min_version);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  EmitKey(out, "admin");
+  out << YAML::BeginMap;
+  EmitString(out, "address", config.admin.address);
+  out << YAML::EndMap;
+
+  EmitKey(out, "descriptors");
+  out << YAML::BeginSeq;
+  for (const DescriptorSource& source : config.descriptors) {
+    if (!source.reflection_upstream.empty()) {
+      out << YAML::Flow << YAML::BeginMap;
+      EmitString(out, "reflection", source.reflection_upstream);
+      out << YAML::EndMap;
+    } else {
+      out << YAML::DoubleQuoted << source.path;
+    }
+  }
+  out << YAML::EndSeq;
+
+  EmitKey(out, "upstreams");
+  out << YAML::BeginSeq;
+  for (const UpstreamConfig& upstream : config.upstreams) {
+    out << YAML::BeginMap;
+    EmitString(out, "name", upstream.name);
+    EmitStringList(out, "endpoints", upstream.endpoints);
+    EmitStringList(out, "services", upstream.services);
+    EmitDuration(out, "connect_timeout", upstream.connect_timeout);
+    EmitDuration(out, "keepalive_interval", upstream.keepalive_interval);
+    EmitDuration(out, "keepalive_timeout", upstream.keepalive_timeout);
+    EmitDuration(out, "reconnect_backoff_initial", upstream.reconnect_backoff_initial);
+    EmitDuration(out, "reconnect_backoff_max", upstream.reconnect_backoff_max);
+    Emit(out, "max_concurrent_streams", upstream.max_concurrent_streams);
+    Emit(out, "connections_per_thread", upstream.connections_per_thread);
+    EmitSize(out, "max_response_bytes", upstream.max_response_bytes);
+    EmitSize(out, "initial_window_size", upstream.initial_window_size);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  EmitKey(out, "routes");
+  out << YAML::BeginSeq;
+  for (const RouteConfig& route : config.routes) {
+    out << YAML::BeginMap;
+    EmitString(out, "method", route.method);
+    EmitString(out, "path", route.path);
+    EmitString(out, "grpc_method", route.grpc_method);
+    EmitString(out, "body", route.body);
+    EmitString(out, "response_body", route.response_body);
+    // Absent means timeouts.upstream_default.
+    if (route.timeout) EmitDuration(out, "timeout", *route.timeout);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+
+  const TranscodingConfig& transcoding = config.transcoding;
+  EmitKey(out, "transcoding");
+  out << YAML::BeginMap;
+  Emit(out, "preserve_proto_field_names", transcoding.preserve_proto_field_names);
+  Emit(out, "always_print_primitive_fields", transcoding.always_print_primitive_fields);
+  Emit(out, "enums_as_ints", transcoding.enums_as_ints);
+  Emit(out, "ignore_unknown_fields", transcoding.ignore_unknown_fields);
+  Emit(out, "allow_grpc_method_paths", transcoding.allow_grpc_method_paths);
+  Emit(out, "annotations", transcoding.annotations);
+  out << YAML::EndMap;
+
+  const LimitsConfig& limits = config.limits;
+  EmitKey(out, "limits");
+  out << YAML::BeginMap;
+  EmitSize(out, "max_header_bytes", limits.max_header_bytes);
+  EmitSize(out, "max_request_body_bytes", limits.max_request_body_bytes);
+  Emit(out, "max_pipelined_requests", limits.max_pipelined_requests);
+  Emit(out, "max_connections", limits.max_connections);
+  Emit(out, "max_in_flight_requests", limits.max_in_flight_requests);
+  out << YAML::EndMap;
+
+  const TimeoutsConfig& timeouts = config.timeouts;
+  EmitKey(out, "timeouts");
+  out << YAML::BeginMap;
+  EmitDuration(out, "idle", timeouts.idle);
+  EmitDuration(out, "request_read", timeouts.request_read);
+  EmitDuration(out, "response_write", timeouts.response_write);
+  EmitDuration(out, "upstream_default", timeouts.upstream_default);
+  EmitDuration(out, "max_upstream", timeouts.max_upstream);
+  EmitDuration(out, "drain", timeouts.drain);
+  out << YAML::EndMap;
+
+  const LoggingConfig& logging = config.logging;
+  EmitKey(out, "logging");
+  out << YAML::BeginMap;
+  EmitString(out, "level", logging.level);
+  Emit(out, "access_log", logging.access_log);
+  Emit(out, "access_log_sample_rate", FormatDouble(logging.access_log_sample_rate));
+  EmitString(out, "access_log_path", logging.access_log_path);
+  out << YAML::EndMap;
+
+  Emit(out, "threads", config.threads);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace tipperary::config

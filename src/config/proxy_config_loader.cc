@@ -1,0 +1,614 @@
+#include "tipperary/config/proxy_config_loader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "status_macros.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/config/units.h"
+#include "tipperary/config/yaml_reader.h"
+
+namespace tipperary::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Durations that must be strictly positive.
+constexpr Duration kPositive = Duration(1);
+constexpr int64_t kMaxInt31 = (int64_t{1} << 31) - 1;
+constexpr int64_t kMaxUint32 = (int64_t{1} << 32) - 1;
+
+absl::string_view AbslView(std::string_view text) { return {text.data(), text.size()}; }
+
+std::string Quoted(std::string_view text) { return absl::StrCat("\"", AbslView(text), "\""); }
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
+
+bool IsIdentifier(std::string_view text) {
+  if (text.empty() || !IsIdentStart(text[0])) return false;
+  for (char c : text) {
+    if (!IsIdentChar(c)) return false;
+  }
+  return true;
+}
+
+// "pkg.sub.Service", "Service" or, with allow_wildcard, "pkg.sub.*".
+bool IsServiceName(std::string_view text, bool allow_wildcard) {
+  size_t start = 0;
+  while (true) {
+    size_t dot = text.find('.', start);
+    std::string_view part = text.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    bool last = dot == std::string_view::npos;
+    if (last && allow_wildcard && part == "*" && start > 0) return true;
+    if (!IsIdentifier(part)) return false;
+    if (last) return true;
+    start = dot + 1;
+  }
+}
+
+bool IsUpstreamName(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (!IsLowerAlnum(c) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+// Upper-case HTTP method token: GET, POST, ... or a custom one such as PURGE.
+bool IsHttpMethod(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return text[0] >= 'A' && text[0] <= 'Z';
+}
+
+// [a-z_][a-z0-9_.]* as in google.api.HttpRule.body, no empty segments.
+bool IsFieldPath(std::string_view text) {
+  if (text.empty() || !((text[0] >= 'a' && text[0] <= 'z') || text[0] == '_')) return false;
+  for (char c : text) {
+    if (!IsLowerAlnum(c) && c != '_' && c != '.') return false;
+  }
+  return text.back() != '.' && text.find("..") == std::string_view::npos;
+}
+
+// A light check of a path template; the transcoder parses it fully.
+std::optional<std::string> PathTemplateProblem(std::string_view path) {
+  if (path.empty() || path[0] != '/') return "must start with '/'";
+  bool in_braces = false;
+  for (char c : path) {
+    if (c == ' ' || c == '\t' || c == '?' || c == '#') {
+      return absl::StrCat("must not contain '", std::string(1, c), "'");
+    }
+    if (c == '{') {
+      if (in_braces) return "nested '{'";
+      in_braces = true;
+    } else if (c == '}') {
+      if (!in_braces) return "unbalanced '}'";
+      in_braces = false;
+    }
+  }
+  if (in_braces) return "unbalanced '{'";
+  return std::nullopt;
+}
+
+bool ServiceMatches(const std::string& pattern, std::string_view service) {
+  if (pattern.size() >= 2 && pattern.compare(pattern.size() - 2, 2, ".*") == 0) {
+    std::string_view prefix(pattern.data(), pattern.size() - 1);  // Keeps the dot.
+    return service.substr(0, prefix.size()) == prefix;
+  }
+  return service == pattern;
+}
+
+std::string Join(const std::vector<std::string>& parts) { return absl::StrJoin(parts, ", "); }
+
+const std::vector<std::string>& UpstreamKeys() {
+  static const auto* const keys = new std::vector<std::string>{
+      "name", "endpoints", "services", "connect_timeout", "keepalive_interval",
+      "keepalive_timeout", "reconnect_backoff_initial", "reconnect_backoff_max",
+      "max_concurrent_streams", "connections_per_thread", "max_response_bytes",
+      "initial_window_size"};
+  return *keys;
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string source)
+      : source_(std::move(source)), base_dir_(fs::path(source_).parent_path()) {}
+
+  absl::Status Load(const YamlValue& root, ProxyConfig* config);
+
+ private:
+  absl::Status LoadListeners(const YamlMap& root, ProxyConfig* config);
+  absl::Status LoadListener(const YamlValue& item, ListenerConfig* out);
+  absl::Status LoadTls(const YamlValue& value, TlsConfig* out);
+  absl::Status LoadAdmin(const YamlMap& root, ProxyConfig* config);
+  absl::Status LoadUpstreams(const YamlMap& root, ProxyConfig* config);
+  absl::Status LoadUpstream(const YamlValue& item, UpstreamConfig* out);
+  absl::Status LoadDescriptors(const YamlMap& root, ProxyConfig* config);
+  absl::Status LoadRoutes(const YamlMap& root, ProxyConfig* config);
+  absl::Status LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out);
+  absl::Status LoadTranscoding(const YamlMap& root, TranscodingConfig* out);
+  absl::Status LoadLimits(const YamlMap& root, LimitsConfig* out);
+  absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
+  absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
+
+  std::string Resolve(const std::string& path) const;
+  // The value as a path, resolved, naming a readable regular file.
+  absl::StatusOr<std::string> ReadableFile(const YamlValue& value) const;
+
+  std::string source_;
+  fs::path base_dir_;
+};
+
+std::string Loader::Resolve(const std::string& path) const {
+  fs::path p(path);
+  if (p.is_absolute() || base_dir_.empty()) return path;
+  return (base_dir_ / p).lexically_normal().string();
+}
+
+absl::StatusOr<std::string> Loader::ReadableFile(const YamlValue& value) const {
+  TIPPERARY_ASSIGN_OR_RETURN(std::string text, value.AsNonEmptyString());
+  std::string resolved = Resolve(text);
+  std::string shown = Quoted(text);
+  if (resolved != text) absl::StrAppend(&shown, " (resolved to ", Quoted(resolved), ")");
+  std::error_code error;
+  if (fs::is_directory(resolved, error)) {
+    return value.Error(absl::StrCat("cannot read ", shown, ": it is a directory"));
+  }
+  int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return value.Error(absl::StrCat("cannot read ", shown, ": ", std::strerror(errno)));
+  }
+  ::close(fd);
+  return resolved;
+}
+
+absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
+  if (!root.node().IsMap()) {
+    return root.Error(absl::StrCat("the top level must be a map of keys (listeners, upstreams, "
+                                   "...), got ",
+                                   YamlKindName(root.node())));
+  }
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
+                               "transcoding", "limits", "timeouts", "logging", "threads"}));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
+  // Upstreams first: descriptors and routes refer to them.
+  TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadAdmin(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadUpstreams(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadDescriptors(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadTranscoding(map, &config->transcoding));
+  TIPPERARY_RETURN_IF_ERROR(LoadLimits(map, &config->limits));
+  TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
+  TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
+  config->source_path = source_;
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadListeners(const YamlMap& root, ProxyConfig* config) {
+  YamlValue value = *root.Find("listeners");
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value.AsList());
+  if (items.empty()) return value.Error("at least one listener is required");
+  std::map<std::string, std::string> seen;  // Normalised address -> path of its first use.
+  for (const YamlValue& item : items) {
+    ListenerConfig listener;
+    TIPPERARY_RETURN_IF_ERROR(LoadListener(item, &listener));
+    common::Endpoint endpoint = *common::ParseEndpoint(listener.address, true);
+    if (endpoint.port != 0) {
+      auto [it, inserted] = seen.emplace(endpoint.ToString(), item.path());
+      if (!inserted) {
+        YamlMap map = *item.AsMap({"address", "tls"});
+        return map.Find("address")->Error(absl::StrCat("duplicate listener address ",
+                                                       Quoted(listener.address), " (also in ",
+                                                       it->second, ")"));
+      }
+    }
+    config->listeners.push_back(std::move(listener));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadListener(const YamlValue& item, ListenerConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, item.AsMap({"address", "tls"}));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"address"}));
+  YamlValue address = *map.Find("address");
+  TIPPERARY_ASSIGN_OR_RETURN(out->address, address.AsNonEmptyString());
+  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(out->address, true);
+  if (!endpoint.ok()) return address.Error(std::string(endpoint.status().message()));
+  if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+    return address.Error(absl::StrCat("a listener needs host:port, got ", Quoted(out->address)));
+  }
+  if (std::optional<YamlValue> tls = map.Find("tls")) {
+    out->tls.emplace();
+    TIPPERARY_RETURN_IF_ERROR(LoadTls(*tls, &*out->tls));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadTls(const YamlValue& value, TlsConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      value.AsMap({"cert", "key", "client_ca", "require_client_cert", "min_version"}));
+  if (map.Has("cert") && !map.Has("key")) {
+    return map.Error("\"cert\" is set but \"key\" is missing (both are required)");
+  }
+  if (map.Has("key") && !map.Has("cert")) {
+    return map.Error("\"key\" is set but \"cert\" is missing (both are required)");
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"cert", "key"}));
+  TIPPERARY_ASSIGN_OR_RETURN(out->cert, ReadableFile(*map.Find("cert")));
+  TIPPERARY_ASSIGN_OR_RETURN(out->key, ReadableFile(*map.Find("key")));
+  if (std::optional<YamlValue> client_ca = map.Find("client_ca")) {
+    TIPPERARY_ASSIGN_OR_RETURN(out->client_ca, ReadableFile(*client_ca));
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("require_client_cert", &out->require_client_cert));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("min_version", &out->min_version, {"1.2", "1.3"}));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadAdmin(const YamlMap& root, ProxyConfig* config) {
+  std::optional<YamlValue> value = root.Find("admin");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"address"}));
+  std::optional<YamlValue> address = map.Find("address");
+  if (!address) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(config->admin.address, address->AsNonEmptyString());
+  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(config->admin.address, true);
+  if (!endpoint.ok()) return address->Error(std::string(endpoint.status().message()));
+  if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+    return address->Error(
+        absl::StrCat("the admin listener needs host:port, got ", Quoted(config->admin.address)));
+  }
+  for (size_t i = 0; i < config->listeners.size(); ++i) {
+    common::Endpoint listener = *common::ParseEndpoint(config->listeners[i].address, true);
+    if (endpoint->port != 0 && listener.ToString() == endpoint->ToString()) {
+      return address->Error(absl::StrCat("admin address ", Quoted(config->admin.address),
+                                         " is also used by listeners[", i, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadUpstreams(const YamlMap& root, ProxyConfig* config) {
+  YamlValue value = *root.Find("upstreams");
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value.AsList());
+  if (items.empty()) return value.Error("at least one upstream is required");
+  std::map<std::string, std::string> names;     // Name -> path of its first use.
+  std::map<std::string, std::string> services;  // Service -> upstream serving it.
+  for (const YamlValue& item : items) {
+    UpstreamConfig upstream;
+    TIPPERARY_RETURN_IF_ERROR(LoadUpstream(item, &upstream));
+    YamlMap map = *item.AsMap(UpstreamKeys());  // Already read once by LoadUpstream.
+    auto [it, inserted] = names.emplace(upstream.name, item.path());
+    if (!inserted) {
+      return map.Find("name")->Error(
+          absl::StrCat("duplicate upstream name ", Quoted(upstream.name), " (also in ",
+                       it->second, ")"));
+    }
+    if (items.size() > 1 && upstream.services.empty()) {
+      std::optional<YamlValue> listed = map.Find("services");
+      std::string why = "(with more than one upstream, each must list the services it serves)";
+      if (listed) return listed->Error(absl::StrCat("must not be empty ", why));
+      return map.Error(absl::StrCat("missing required key \"services\" ", why));
+    }
+    std::vector<YamlValue> service_values;
+    if (std::optional<YamlValue> listed = map.Find("services")) service_values = *listed->AsList();
+    for (size_t i = 0; i < upstream.services.size(); ++i) {
+      auto [other, fresh] = services.emplace(upstream.services[i], upstream.name);
+      if (!fresh) {
+        return service_values[i].Error(absl::StrCat(Quoted(upstream.services[i]),
+                                                     " is already served by upstream ",
+                                                     Quoted(other->second)));
+      }
+    }
+    config->upstreams.push_back(std::move(upstream));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, item.AsMap(UpstreamKeys()));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "endpoints"}));
+
+  YamlValue name = *map.Find("name");
+  TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
+  if (!IsUpstreamName(out->name)) {
+    return name.Error(absl::StrCat("bad upstream name ", Quoted(out->name),
+                                   " (use lower-case letters, digits, '_' and '-')"));
+  }
+
+  YamlValue endpoints = *map.Find("endpoints");
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> endpoint_items, endpoints.AsList());
+  if (endpoint_items.empty()) return endpoints.Error("at least one endpoint is required");
+  for (const YamlValue& endpoint_item : endpoint_items) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::string text, endpoint_item.AsNonEmptyString());
+    absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(text, false);
+    if (!endpoint.ok()) return endpoint_item.Error(std::string(endpoint.status().message()));
+    out->endpoints.push_back(std::move(text));
+  }
+
+  if (std::optional<YamlValue> services = map.Find("services")) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> service_items, services->AsList());
+    for (const YamlValue& service_item : service_items) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::string service, service_item.AsNonEmptyString());
+      if (!IsServiceName(service, true)) {
+        return service_item.Error(absl::StrCat("bad service ", Quoted(service),
+                                               " (use \"package.Service\" or \"package.*\")"));
+      }
+      out->services.push_back(std::move(service));
+    }
+  }
+
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("connect_timeout", &out->connect_timeout, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("keepalive_interval", &out->keepalive_interval));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("keepalive_timeout", &out->keepalive_timeout, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("reconnect_backoff_initial", &out->reconnect_backoff_initial, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("reconnect_backoff_max", &out->reconnect_backoff_max, kPositive));
+  if (out->reconnect_backoff_max < out->reconnect_backoff_initial) {
+    std::string message = absl::StrCat(
+        "reconnect_backoff_max (", FormatDuration(out->reconnect_backoff_max),
+        ") must be >= reconnect_backoff_initial (", FormatDuration(out->reconnect_backoff_initial),
+        ")");
+    std::optional<YamlValue> at = map.Find("reconnect_backoff_max");
+    if (!at) at = map.Find("reconnect_backoff_initial");
+    return at->Error(message);
+  }
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("max_concurrent_streams", &out->max_concurrent_streams, 1, kMaxInt31));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("connections_per_thread", &out->connections_per_thread, 1, 64));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_response_bytes", &out->max_response_bytes, 1, kMaxUint32));
+  uint64_t window = out->initial_window_size;
+  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("initial_window_size", &window, 65535, kMaxInt31));
+  out->initial_window_size = static_cast<uint32_t>(window);
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadDescriptors(const YamlMap& root, ProxyConfig* config) {
+  std::optional<YamlValue> value = root.Find("descriptors");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value->AsList());
+  for (const YamlValue& item : items) {
+    DescriptorSource source;
+    if (item.node().IsScalar()) {
+      TIPPERARY_ASSIGN_OR_RETURN(source.path, ReadableFile(item));
+    } else if (item.node().IsMap()) {
+      TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, item.AsMap({"reflection"}));
+      TIPPERARY_RETURN_IF_ERROR(map.Require({"reflection"}));
+      YamlValue upstream = *map.Find("reflection");
+      TIPPERARY_ASSIGN_OR_RETURN(source.reflection_upstream, upstream.AsNonEmptyString());
+      std::vector<std::string> names;
+      bool found = false;
+      for (const UpstreamConfig& candidate : config->upstreams) {
+        names.push_back(candidate.name);
+        found = found || candidate.name == source.reflection_upstream;
+      }
+      if (!found) {
+        return upstream.Error(absl::StrCat("unknown upstream ", Quoted(source.reflection_upstream),
+                                           " (upstreams: ", Join(names), ")"));
+      }
+    } else {
+      return item.Error(absl::StrCat(
+          "expected a descriptor set file path or {reflection: UPSTREAM}, got ",
+          YamlKindName(item.node())));
+    }
+    config->descriptors.push_back(std::move(source));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadRoutes(const YamlMap& root, ProxyConfig* config) {
+  std::optional<YamlValue> value = root.Find("routes");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value->AsList());
+  std::map<std::string, std::string> seen;  // "METHOD path" -> path of its first use.
+  for (const YamlValue& item : items) {
+    RouteConfig route;
+    TIPPERARY_RETURN_IF_ERROR(LoadRoute(item, *config, &route));
+    auto [it, inserted] = seen.emplace(absl::StrCat(route.method, " ", route.path), item.path());
+    if (!inserted) {
+      return item.Error(absl::StrCat("duplicate route ", route.method, " ", route.path,
+                                     " (also in ", it->second, ")"));
+    }
+    config->routes.push_back(std::move(route));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
+                               RouteConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      item.AsMap({"method", "path", "grpc_method", "body", "response_body", "timeout"}));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"method", "path", "grpc_method"}));
+
+  YamlValue method = *map.Find("method");
+  TIPPERARY_ASSIGN_OR_RETURN(out->method, method.AsNonEmptyString());
+  if (!IsHttpMethod(out->method)) {
+    return method.Error(absl::StrCat("bad HTTP method ", Quoted(out->method),
+                                     " (use GET, POST, PUT, PATCH, DELETE or an upper-case "
+                                     "custom verb)"));
+  }
+
+  YamlValue path = *map.Find("path");
+  TIPPERARY_ASSIGN_OR_RETURN(out->path, path.AsNonEmptyString());
+  if (std::optional<std::string> problem = PathTemplateProblem(out->path)) {
+    return path.Error(absl::StrCat("bad path template ", Quoted(out->path), ": ", *problem));
+  }
+
+  YamlValue grpc_method = *map.Find("grpc_method");
+  TIPPERARY_ASSIGN_OR_RETURN(out->grpc_method, grpc_method.AsNonEmptyString());
+  size_t slash = out->grpc_method.find('/');
+  std::string_view service =
+      std::string_view(out->grpc_method).substr(0, slash == std::string::npos ? 0 : slash);
+  if (slash == std::string::npos || !IsServiceName(service, false) ||
+      !IsIdentifier(std::string_view(out->grpc_method).substr(slash + 1))) {
+    return grpc_method.Error(absl::StrCat("bad gRPC method ", Quoted(out->grpc_method),
+                                          " (use \"package.Service/Method\")"));
+  }
+  bool any_services = false;
+  bool served = false;
+  for (const UpstreamConfig& upstream : config.upstreams) {
+    for (const std::string& pattern : upstream.services) {
+      any_services = true;
+      served = served || ServiceMatches(pattern, service);
+    }
+  }
+  if (any_services && !served) {
+    return grpc_method.Error(absl::StrCat("service ", Quoted(service),
+                                          " is not in any upstream's services"));
+  }
+
+  if (std::optional<YamlValue> body = map.Find("body")) {
+    TIPPERARY_ASSIGN_OR_RETURN(out->body, body->AsString());
+    if (!out->body.empty() && out->body != "*" && !IsFieldPath(out->body)) {
+      return body->Error(absl::StrCat("bad body ", Quoted(out->body),
+                                      " (use \"\", \"*\" or a field name)"));
+    }
+  }
+  if (std::optional<YamlValue> response_body = map.Find("response_body")) {
+    TIPPERARY_ASSIGN_OR_RETURN(out->response_body, response_body->AsString());
+    if (!out->response_body.empty() && !IsFieldPath(out->response_body)) {
+      return response_body->Error(absl::StrCat("bad response_body ", Quoted(out->response_body),
+                                               " (use \"\" or a field name)"));
+    }
+  }
+  if (std::optional<YamlValue> timeout = map.Find("timeout")) {
+    TIPPERARY_ASSIGN_OR_RETURN(out->timeout, timeout->AsDuration(kPositive));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out) {
+  std::optional<YamlValue> value = root.Find("transcoding");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields",
+                    "enums_as_ints", "ignore_unknown_fields", "allow_grpc_method_paths",
+                    "annotations"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadBool("preserve_proto_field_names", &out->preserve_proto_field_names));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadBool("always_print_primitive_fields", &out->always_print_primitive_fields));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("enums_as_ints", &out->enums_as_ints));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("ignore_unknown_fields", &out->ignore_unknown_fields));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadBool("allow_grpc_method_paths", &out->allow_grpc_method_paths));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("annotations", &out->annotations));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
+  std::optional<YamlValue> value = root.Find("limits");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, value->AsMap({"max_header_bytes", "max_request_body_bytes",
+                                 "max_pipelined_requests", "max_connections",
+                                 "max_in_flight_requests"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_header_bytes", &out->max_header_bytes, 1 << 10, 1 << 20));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_request_body_bytes", &out->max_request_body_bytes, 1));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("max_pipelined_requests", &out->max_pipelined_requests, 1, 1024));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("max_connections", &out->max_connections, 1, kMaxUint32));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("max_in_flight_requests", &out->max_in_flight_requests, 0, kMaxUint32));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
+  std::optional<YamlValue> value = root.Find("timeouts");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, value->AsMap({"idle", "request_read", "response_write", "upstream_default",
+                                 "max_upstream", "drain"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("idle", &out->idle, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("request_read", &out->request_read, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("response_write", &out->response_write, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("upstream_default", &out->upstream_default, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("max_upstream", &out->max_upstream, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("drain", &out->drain));
+  if (out->upstream_default > out->max_upstream) {
+    std::optional<YamlValue> at = map.Find("upstream_default");
+    if (!at) at = map.Find("max_upstream");
+    return at->Error(absl::StrCat("upstream_default (", FormatDuration(out->upstream_default),
+                                  ") must be <= max_upstream (",
+                                  FormatDuration(out->max_upstream), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadLogging(const YamlMap& root, LoggingConfig* out) {
+  std::optional<YamlValue> value = root.Find("logging");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      value->AsMap({"level", "access_log", "access_log_sample_rate", "access_log_path"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("level", &out->level, {"debug", "info", "warn", "error"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("access_log", &out->access_log));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDouble("access_log_sample_rate", &out->access_log_sample_rate, 0.0, 1.0));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadNonEmptyString("access_log_path", &out->access_log_path));
+  if (out->access_log_path != "-") out->access_log_path = Resolve(out->access_log_path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ProxyConfig> LoadProxyConfigString(const std::string& yaml,
+                                                  const std::string& source_name) {
+  TIPPERARY_ASSIGN_OR_RETURN(YamlValue root, ParseYamlDocument(yaml, source_name));
+  ProxyConfig config;
+  // yaml-cpp may still throw on malformed input that the parser let through.
+  try {
+    TIPPERARY_RETURN_IF_ERROR(Loader(source_name).Load(root, &config));
+  } catch (const YAML::Exception& e) {
+    return YamlError(source_name, e.mark, "", e.msg);
+  }
+  return config;
+}
+
+absl::StatusOr<ProxyConfig> LoadProxyConfigFile(const std::string& path) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot read the config file: it is a directory"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int saved = errno;
+    std::string message = absl::StrCat(path, ": cannot read the config file: ",
+                                       std::strerror(saved));
+    if (saved == EACCES) return absl::PermissionDeniedError(message);
+    return absl::NotFoundError(message);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadProxyConfigString(text.str(), path);
+}
+
+}  // namespace tipperary::config

@@ -1,0 +1,34 @@
+// The admin port: /healthz, /readyz, /metrics, /config and /routes.
+//
+//   AdminHandler admin(shared, loops);
+//   listener::RequestHandler fn = [&admin](auto ex) { admin.Handle(std::move(ex)); };
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "event_loop.h"
+#include "shared_state.h"
+#include "tipperary/listener/http_exchange.h"
+
+namespace tipperary::proxy {
+
+class AdminHandler {
+ public:
+  // `home` is the loop the admin listener runs on (its routing is read there).
+  AdminHandler(SharedState& shared, const std::vector<std::unique_ptr<EventLoop>>& loops,
+               EventLoop& home)
+      : shared_(shared), loops_(loops), home_(home) {}
+
+  void Handle(std::shared_ptr<listener::HttpExchange> exchange);
+
+  // The reason the proxy is not ready, or empty when it is.
+  std::string NotReadyReason() const;
+
+ private:
+  SharedState& shared_;
+  const std::vector<std::unique_ptr<EventLoop>>& loops_;
+  EventLoop& home_;
+};
+
+}  // namespace tipperary::proxy

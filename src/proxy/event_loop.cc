@@ -1,0 +1,189 @@
+#include "event_loop.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "tipperary/common/log.h"
+
+namespace tipperary::proxy {
+
+const std::vector<double>& LatencyBuckets() {
+  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                               0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                               5,      10,    30};
+  return kBuckets;
+}
+
+metrics::Counter& RouteStats::Requests(SharedState& shared, int http_status) {
+  auto it = by_code.find(http_status);
+  if (it != by_code.end()) return *it->second;
+  metrics::Counter& c = shared.stats.http_requests->Add(
+      {{"route", label}, {"method", method}, {"code", absl::StrCat(http_status)}});
+  by_code.emplace(http_status, &c);
+  return c;
+}
+
+EventLoop::EventLoop(int index, SharedState& shared) : index_(index), shared_(shared) {
+  work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+      ioc_.get_executor());
+}
+
+EventLoop::~EventLoop() {
+  Stop();
+  Join();
+}
+
+void EventLoop::CreateUpstreams() {
+  const auto& upstreams = shared_.config.upstreams;
+  upstream_requests_.resize(upstreams.size());
+  for (const config::UpstreamConfig& u : upstreams) {
+    upstream::UpstreamOptions options;
+    options.name = u.name;
+    for (const std::string& e : u.endpoints) {
+      auto ep = common::ParseEndpoint(e);
+      if (ep.ok()) options.endpoints.push_back(*ep);  // Validated by the config loader.
+    }
+    options.connect_timeout = u.connect_timeout;
+    options.keepalive_interval = u.keepalive_interval;
+    options.keepalive_timeout = u.keepalive_timeout;
+    options.reconnect_backoff_initial = u.reconnect_backoff_initial;
+    options.reconnect_backoff_max = u.reconnect_backoff_max;
+    options.max_concurrent_streams = u.max_concurrent_streams;
+    options.connections_per_endpoint = u.connections_per_thread;
+    options.max_response_bytes = u.max_response_bytes;
+    options.initial_window_size = u.initial_window_size;
+    clusters_.push_back(std::make_unique<upstream::UpstreamCluster>(ioc_, std::move(options)));
+    upstream_duration_.push_back(
+        &shared_.stats.upstream_duration->Add({{"upstream", u.name}}, LatencyBuckets()));
+    snapshots_.push_back(std::make_unique<Snapshot>());
+  }
+  snapshots_.push_back(std::make_unique<Snapshot>());  // Listeners.
+}
+
+void EventLoop::AddListener(std::unique_ptr<listener::HttpListener> listener) {
+  listeners_.push_back(std::move(listener));
+}
+
+void EventLoop::Start() {
+  boost::asio::post(ioc_, [this] {
+    for (auto& c : clusters_) c->Start();
+    for (auto& l : listeners_) l->Start();
+    snapshot_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
+    RefreshSnapshot();
+  });
+  thread_ = std::thread([this] {
+    boost::system::error_code ec;
+    ioc_.run(ec);
+  });
+}
+
+void EventLoop::RefreshSnapshot() {
+  bool ready = false;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    upstream::UpstreamCluster::Stats s = clusters_[i]->GetStats();
+    Snapshot& snap = *snapshots_[i];
+    snap.connecting = s.connecting;
+    snap.ready = s.ready;
+    snap.draining = s.draining;
+    snap.backoff = s.backoff;
+    snap.connects = s.connects_total;
+    snap.connect_failures = s.connect_failures_total;
+    snap.goaways = s.goaways_total;
+    ready = ready || clusters_[i]->HasReadyConnection();
+  }
+  uint64_t connections = 0;
+  for (auto& l : listeners_) connections += l->active_connections();
+  snapshots_.back()->http_connections = connections;
+  any_ready_.store(ready, std::memory_order_relaxed);
+  snapshot_timer_->expires_after(std::chrono::milliseconds(250));
+  snapshot_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    RefreshSnapshot();
+  });
+}
+
+void EventLoop::Stop() {
+  if (work_) {
+    boost::asio::post(ioc_, [this] {
+      if (snapshot_timer_) snapshot_timer_->cancel();
+      for (auto& l : listeners_) l->CloseAll();
+      for (auto& c : clusters_) c->Shutdown();
+    });
+    work_.reset();
+    // Give the posted shutdown a moment to run before the loop is stopped outright.
+    boost::asio::post(ioc_, [this] { ioc_.stop(); });
+  }
+}
+
+void EventLoop::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::SetRouting(std::shared_ptr<const Routing> routing) {
+  route_stats_.clear();
+  routing_ = std::move(routing);
+}
+
+RouteStats& EventLoop::StatsFor(const transcoder::Route* route) {
+  if (route == nullptr) {
+    if (!unmatched_stats_) {
+      unmatched_stats_ = std::make_unique<RouteStats>();
+      RouteStats& s = *unmatched_stats_;
+      s.label = "unmatched";
+      s.method = "-";  // Unbounded client input never becomes a label.
+      s.duration = &shared_.stats.http_duration->Add({{"route", s.label}}, LatencyBuckets());
+      s.in_flight = &shared_.stats.http_in_flight->Add({{"route", s.label}});
+      s.request_bytes = &shared_.stats.http_request_bytes->Add({{"route", s.label}});
+      s.response_bytes = &shared_.stats.http_response_bytes->Add({{"route", s.label}});
+    }
+    return *unmatched_stats_;
+  }
+  auto it = route_stats_.find(route);
+  if (it != route_stats_.end()) return *it->second;
+  auto stats = std::make_unique<RouteStats>();
+  stats->label = route->label;
+  stats->method = route->http_method;
+  stats->duration = &shared_.stats.http_duration->Add({{"route", stats->label}}, LatencyBuckets());
+  stats->in_flight = &shared_.stats.http_in_flight->Add({{"route", stats->label}});
+  stats->request_bytes = &shared_.stats.http_request_bytes->Add({{"route", stats->label}});
+  stats->response_bytes = &shared_.stats.http_response_bytes->Add({{"route", stats->label}});
+  RouteStats& ref = *stats;
+  route_stats_.emplace(route, std::move(stats));
+  return ref;
+}
+
+metrics::Counter& EventLoop::UpstreamRequests(int upstream, int grpc_code) {
+  auto& codes = upstream_requests_[upstream];
+  if (codes.empty()) codes.resize(17, nullptr);
+  int slot = (grpc_code >= 0 && grpc_code < 17) ? grpc_code : 2;  // Out of range: UNKNOWN.
+  if (codes[slot] == nullptr) {
+    codes[slot] = &shared_.stats.upstream_requests->Add(
+        {{"upstream", shared_.config.upstreams[upstream].name},
+         {"grpc_code", absl::StrCat(slot)}});
+  }
+  return *codes[slot];
+}
+
+metrics::Histogram& EventLoop::UpstreamDuration(int upstream) {
+  return *upstream_duration_[upstream];
+}
+
+void EventLoop::BeginDrain() {
+  for (auto& l : listeners_) l->SetDraining();
+}
+
+void EventLoop::CloseAll() {
+  for (auto& l : listeners_) {
+    l->StopAccepting();
+    l->CloseAll();
+  }
+}
+
+size_t EventLoop::ActiveRequests() const {
+  size_t n = 0;
+  for (const auto& l : listeners_) n += l->active_requests();
+  return n;
+}
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,103 @@
+// One proxy thread: an io_context with its own HTTP listeners and upstream connection pools,
+// so a request is read, transcoded, sent upstream and answered without a thread hop.
+//
+//   EventLoop loop(0, shared);
+//   loop.AddListener(...);    // before Run
+//   loop.Run();               // on its own thread
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "routing.h"
+#include "shared_state.h"
+#include "tipperary/listener/http_listener.h"
+#include "tipperary/metrics/counter.h"
+#include "tipperary/metrics/gauge.h"
+#include "tipperary/metrics/histogram.h"
+#include "tipperary/upstream/upstream_cluster.h"
+
+namespace tipperary::proxy {
+
+// Metric children for one route, looked up once per loop so requests never take the
+// registry's lock.
+struct RouteStats {
+  std::string label;
+  std::string method;
+  metrics::Histogram* duration = nullptr;
+  metrics::Gauge* in_flight = nullptr;
+  metrics::Counter* request_bytes = nullptr;
+  metrics::Counter* response_bytes = nullptr;
+  absl::flat_hash_map<int, metrics::Counter*> by_code;
+
+  metrics::Counter& Requests(SharedState& shared, int http_status);
+};
+
+class EventLoop {
+ public:
+  EventLoop(int index, SharedState& shared);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  boost::asio::io_context& io_context() { return ioc_; }
+  int index() const { return index_; }
+
+  // Setup, before Start(): one cluster per configured upstream, in config order.
+  void CreateUpstreams();
+  void AddListener(std::unique_ptr<listener::HttpListener> listener);
+
+  // Starts the thread (or, with run_here, runs on the caller's thread until Stop).
+  void Start();
+  void Stop();
+  void Join();
+
+  // Loop-thread only.
+  void SetRouting(std::shared_ptr<const Routing> routing);
+  const std::shared_ptr<const Routing>& routing() const { return routing_; }
+  upstream::UpstreamCluster* cluster(int index) { return clusters_[index].get(); }
+  size_t cluster_count() const { return clusters_.size(); }
+  RouteStats& StatsFor(const transcoder::Route* route);
+  metrics::Counter& UpstreamRequests(int upstream, int grpc_code);
+  metrics::Histogram& UpstreamDuration(int upstream);
+  void BeginDrain();
+  void CloseAll();
+  size_t ActiveRequests() const;
+
+  // Snapshot of this loop's upstream and listener state, refreshed on the loop every second
+  // and read by the metrics collect hook from another thread.
+  struct Snapshot {
+    std::atomic<uint64_t> connecting{0}, ready{0}, draining{0}, backoff{0};
+    std::atomic<uint64_t> connects{0}, connect_failures{0}, goaways{0};
+    std::atomic<uint64_t> http_connections{0};
+  };
+  const std::vector<std::unique_ptr<Snapshot>>& snapshots() const { return snapshots_; }
+  bool AnyUpstreamReady() const { return any_ready_.load(std::memory_order_relaxed); }
+
+ private:
+  void RefreshSnapshot();
+
+  int index_;
+  SharedState& shared_;
+  boost::asio::io_context ioc_{1};
+  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<upstream::UpstreamCluster>> clusters_;
+  std::vector<std::unique_ptr<listener::HttpListener>> listeners_;
+  std::shared_ptr<const Routing> routing_;
+  absl::flat_hash_map<const transcoder::Route*, std::unique_ptr<RouteStats>> route_stats_;
+  std::unique_ptr<RouteStats> unmatched_stats_;
+  std::vector<std::vector<metrics::Counter*>> upstream_requests_;  // [upstream][grpc code]
+  std::vector<metrics::Histogram*> upstream_duration_;
+  std::vector<std::unique_ptr<Snapshot>> snapshots_;  // One per upstream + listeners.
+  std::atomic<bool> any_ready_{false};
+  std::unique_ptr<boost::asio::steady_timer> snapshot_timer_;
+  std::thread thread_;
+};
+
+// Latency buckets in seconds, 0.5 ms to 30 s.
+const std::vector<double>& LatencyBuckets();
+
+}  // namespace tipperary::proxy

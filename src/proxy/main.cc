@@ -1,0 +1,71 @@
+// tipperary-proxy: HTTP/1.1 (JSON or binary protobuf) in, gRPC over HTTP/2 out.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "proxy_server.h"
+#include "tipperary/common/log.h"
+#include "tipperary/config/proxy_config_loader.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: tipperary-proxy --config FILE [--check-config]
+       tipperary-proxy --help | --version
+
+Serves HTTP/1.1 clients (JSON or binary protobuf) by calling gRPC services over HTTP/2,
+routing by the google.api.http annotations of the descriptors named in the config.
+
+  --config FILE     the YAML configuration (see config/proxy.yaml, docs/configuration.md)
+  --check-config    validate FILE, print the effective configuration, exit 0 if valid, else 1
+  --help            this text
+  --version         the version
+
+Signals: SIGTERM/SIGINT drain (readiness fails, in-flight requests finish within
+timeouts.drain) and exit 0; a second signal exits at once.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "tipperary-proxy " << TIPPERARY_VERSION << "\n";
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(std::strlen("--config="));
+    } else {
+      std::cerr << "tipperary-proxy: unknown argument \"" << arg << "\"\n\n" << kUsage;
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "tipperary-proxy: --config FILE is required\n\n" << kUsage;
+    return 2;
+  }
+  auto config = tipperary::config::LoadProxyConfigFile(config_path);
+  if (!config.ok()) {
+    std::cerr << "tipperary-proxy: " << config.status().message() << "\n";
+    return 1;
+  }
+  if (check_only) {
+    std::cout << tipperary::config::DumpProxyConfig(*config, /*redact_secrets=*/true);
+    return 0;
+  }
+  tipperary::common::SetLogLevel(config->logging.level);
+  auto server = tipperary::proxy::ProxyServer::Create(std::move(*config));
+  if (!server.ok()) {
+    std::cerr << "tipperary-proxy: " << server.status().message() << "\n";
+    return 1;
+  }
+  return (*server)->Run();
+}

@@ -1,0 +1,146 @@
+#include "metadata_mapping.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+
+namespace tipperary::proxy {
+namespace {
+
+constexpr std::string_view kMetadataPrefix = "grpc-metadata-";
+
+absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+bool IsBinaryKey(std::string_view key) { return absl::EndsWith(ToAbsl(key), "-bin"); }
+
+// Keys a client must not set through Grpc-Metadata-*: they belong to HTTP/2 or gRPC itself.
+bool IsReservedMetadataKey(std::string_view key) {
+  return key.empty() || key[0] == ':' || absl::StartsWith(ToAbsl(key), "grpc-") ||
+         key == "content-type" || key == "te" || key == "connection" || key == "host" ||
+         key == "user-agent" || key == "transfer-encoding" || key == "keep-alive" ||
+         key == "upgrade" || key == "proxy-connection";
+}
+
+bool IsValidMetadataKey(std::string_view key) {
+  for (char c : key) {
+    if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
+          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+          c == '.')) {
+      return false;
+    }
+  }
+  return !key.empty();
+}
+
+}  // namespace
+
+std::string GenerateRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // Version 4.
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // Variant 10.
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff), static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+ForwardedRequestInfo BuildUpstreamMetadata(const HeaderList& headers,
+                                           std::string_view peer_address) {
+  ForwardedRequestInfo info;
+  std::string forwarded_for;
+  for (const auto& [raw_name, value] : headers) {
+    std::string name = absl::AsciiStrToLower(raw_name);
+    if (absl::StartsWith(name, ToAbsl(kMetadataPrefix))) {
+      std::string key = name.substr(kMetadataPrefix.size());
+      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key)) continue;
+      if (IsBinaryKey(key)) {
+        std::string decoded;
+        if (!absl::Base64Unescape(value, &decoded) && !absl::WebSafeBase64Unescape(value, &decoded)) {
+          continue;  // Not base64: dropping beats sending garbage bytes.
+        }
+        info.metadata.emplace_back(std::move(key), std::move(decoded));
+      } else {
+        info.metadata.emplace_back(std::move(key), value);
+      }
+    } else if (name == "authorization" || name == "traceparent" || name == "tracestate" ||
+               name == "grpc-trace-bin" || name == "baggage") {
+      info.metadata.emplace_back(std::move(name), value);
+    } else if (name == "x-request-id") {
+      if (info.request_id.empty() && !value.empty() && value.size() <= 200) {
+        info.request_id = value;
+      }
+    } else if (name == "x-forwarded-for") {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += value;
+    }
+  }
+  if (info.request_id.empty()) info.request_id = GenerateRequestId();
+  info.metadata.emplace_back("x-request-id", info.request_id);
+  if (!peer_address.empty()) {
+    if (!forwarded_for.empty()) forwarded_for += ", ";
+    forwarded_for += peer_address;
+  }
+  if (!forwarded_for.empty()) info.metadata.emplace_back("x-forwarded-for", forwarded_for);
+  return info;
+}
+
+HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_view prefix) {
+  HeaderList out;
+  out.reserve(metadata.size());
+  for (const auto& [key, value] : metadata) {
+    std::string name(prefix);
+    name += key;
+    if (IsBinaryKey(key)) {
+      out.emplace_back(std::move(name), absl::Base64Escape(value));
+    } else {
+      out.emplace_back(std::move(name), value);
+    }
+  }
+  return out;
+}
+
+bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out) {
+  if (value.size() < 2 || value.size() > 9) return false;
+  uint64_t amount = 0;
+  if (!absl::SimpleAtoi(ToAbsl(value.substr(0, value.size() - 1)), &amount)) return false;
+  for (char c : value.substr(0, value.size() - 1)) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  using namespace std::chrono;
+  // Eight digits of hours would overflow int64 nanoseconds; nobody means more than ~100 years.
+  constexpr uint64_t kMaxHours = 1000000;
+  switch (value.back()) {
+    case 'H':
+      *out = duration_cast<nanoseconds>(hours(std::min(amount, kMaxHours)));
+      return true;
+    case 'M':
+      *out = duration_cast<nanoseconds>(minutes(std::min(amount, kMaxHours * 60)));
+      return true;
+    case 'S':
+      *out = duration_cast<nanoseconds>(seconds(amount));
+      return true;
+    case 'm':
+      *out = duration_cast<nanoseconds>(milliseconds(amount));
+      return true;
+    case 'u':
+      *out = duration_cast<nanoseconds>(microseconds(amount));
+      return true;
+    case 'n':
+      *out = nanoseconds(amount);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,303 @@
+#include "proxy_server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "reflection_client.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/common/log.h"
+#include "tipperary/listener/tls_context.h"
+#include "tipperary/metrics/process_metrics.h"
+#include "tipperary/transcoder/schema.h"
+
+namespace tipperary::proxy {
+
+absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyConfig config) {
+  std::unique_ptr<ProxyServer> server(new ProxyServer());
+  absl::Status status = server->Init(std::move(config));
+  if (!status.ok()) return status;
+  return server;
+}
+
+ProxyServer::~ProxyServer() {
+  for (auto& loop : loops_) loop->Stop();
+  for (auto& loop : loops_) loop->Join();
+}
+
+absl::Status ProxyServer::Init(config::ProxyConfig config) {
+  shared_ = std::make_unique<SharedState>();
+  shared_->config = std::move(config);
+  const config::ProxyConfig& cfg = shared_->config;
+  shared_->stats = ProxyStats::Register(shared_->registry);
+  metrics::RegisterProcessMetrics(shared_->registry);
+  shared_->stats.build_info->Add({{"version", TIPPERARY_VERSION}}).Set(1);
+  if (cfg.logging.access_log) {
+    auto log = AccessLog::Open(cfg.logging.access_log_path, cfg.logging.access_log_sample_rate);
+    if (!log.ok()) return log.status();
+    shared_->access_log = std::move(*log);
+  }
+
+  for (const config::DescriptorSource& source : cfg.descriptors) {
+    if (!source.path.empty()) {
+      auto set = transcoder::ReadDescriptorSetFile(source.path);
+      if (!set.ok()) return set.status();
+      file_sets_.push_back(std::move(*set));
+    } else {
+      reflection_upstreams_.push_back(source.reflection_upstream);
+    }
+  }
+
+  unsigned threads = cfg.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i) {
+    loops_.push_back(std::make_unique<EventLoop>(static_cast<int>(i), *shared_));
+    loops_.back()->CreateUpstreams();
+    handlers_.push_back(std::make_unique<RequestHandler>(*loops_.back(), *shared_));
+  }
+  absl::Status status = CreateListeners();
+  if (!status.ok()) return status;
+
+  if (reflection_upstreams_.empty()) {
+    auto routing = BuildRouting(cfg, file_sets_);
+    if (!routing.ok()) return routing.status();
+    for (auto& loop : loops_) loop->SetRouting(*routing);  // Loops are not running yet.
+    shared_->schema_loaded = true;
+    shared_->stats.schema_loaded->Add({}).Set(1);
+  } else {
+    shared_->stats.schema_loaded->Add({}).Set(0);
+  }
+  InstallCollectHook();
+  return absl::OkStatus();
+}
+
+absl::Status ProxyServer::CreateListeners() {
+  const config::ProxyConfig& cfg = shared_->config;
+  for (const config::ListenerConfig& lc : cfg.listeners) {
+    auto endpoint = common::ParseEndpoint(lc.address, /*allow_port_zero=*/true);
+    if (!endpoint.ok()) return endpoint.status();
+    listener::ListenerOptions options;
+    options.name = "http";
+    options.endpoint = *endpoint;
+    options.max_header_bytes = cfg.limits.max_header_bytes;
+    options.max_body_bytes = cfg.limits.max_request_body_bytes;
+    options.max_pipelined_requests = cfg.limits.max_pipelined_requests;
+    options.max_connections = cfg.limits.max_connections;
+    options.idle_timeout = cfg.timeouts.idle;
+    options.request_read_timeout = cfg.timeouts.request_read;
+    options.response_write_timeout = cfg.timeouts.response_write;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    if (lc.tls) {
+      listener::TlsOptions t;
+      t.cert_file = lc.tls->cert;
+      t.key_file = lc.tls->key;
+      t.client_ca_file = lc.tls->client_ca;
+      t.require_client_cert = lc.tls->require_client_cert;
+      t.min_version = lc.tls->min_version;
+      options.tls = t;
+      auto ctx = listener::MakeServerTlsContext(t);
+      if (!ctx.ok()) return ctx.status();
+      tls = *ctx;
+    }
+    // The first loop binds (port 0 resolves here); the others share the port via SO_REUSEPORT.
+    for (size_t i = 0; i < loops_.size(); ++i) {
+      options.log_listening = (i == 0);
+      RequestHandler* handler = handlers_[i].get();
+      auto l = listener::HttpListener::Create(
+          loops_[i]->io_context(), options,
+          [handler](std::shared_ptr<listener::HttpExchange> ex) { handler->Handle(std::move(ex)); },
+          tls);
+      if (!l.ok()) return l.status();
+      options.endpoint.port = (*l)->port();
+      loops_[i]->AddListener(std::move(*l));
+    }
+  }
+
+  auto admin_endpoint = common::ParseEndpoint(cfg.admin.address, /*allow_port_zero=*/true);
+  if (!admin_endpoint.ok()) return admin_endpoint.status();
+  listener::ListenerOptions admin_options;
+  admin_options.name = "admin";
+  admin_options.endpoint = *admin_endpoint;
+  admin_options.server_header = "tipperary-proxy-admin";
+  admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0]);
+  AdminHandler* admin = admin_.get();
+  auto l = listener::HttpListener::Create(
+      loops_[0]->io_context(), admin_options,
+      [admin](std::shared_ptr<listener::HttpExchange> ex) { admin->Handle(std::move(ex)); },
+      nullptr);
+  if (!l.ok()) return l.status();
+  loops_[0]->AddListener(std::move(*l));
+  return absl::OkStatus();
+}
+
+void ProxyServer::InstallCollectHook() {
+  // Upstream and connection state lives on the loops; each loop publishes a snapshot into
+  // atomics every 250 ms and the scrape sums them here.
+  struct Last {
+    uint64_t connects = 0, failures = 0, goaways = 0;
+  };
+  auto last = std::make_shared<std::vector<Last>>(shared_->config.upstreams.size());
+  shared_->registry.AddCollectHook([this, last] {
+    const auto& upstreams = shared_->config.upstreams;
+    for (size_t u = 0; u < upstreams.size(); ++u) {
+      uint64_t connecting = 0, ready = 0, draining = 0, backoff = 0;
+      uint64_t connects = 0, failures = 0, goaways = 0;
+      for (const auto& loop : loops_) {
+        const auto& snap = *loop->snapshots()[u];
+        connecting += snap.connecting;
+        ready += snap.ready;
+        draining += snap.draining;
+        backoff += snap.backoff;
+        connects += snap.connects;
+        failures += snap.connect_failures;
+        goaways += snap.goaways;
+      }
+      const std::string& name = upstreams[u].name;
+      auto& gauge = *shared_->stats.upstream_connections;
+      gauge.Add({{"upstream", name}, {"state", "connecting"}}).Set(static_cast<double>(connecting));
+      gauge.Add({{"upstream", name}, {"state", "ready"}}).Set(static_cast<double>(ready));
+      gauge.Add({{"upstream", name}, {"state", "draining"}}).Set(static_cast<double>(draining));
+      gauge.Add({{"upstream", name}, {"state", "backoff"}}).Set(static_cast<double>(backoff));
+      Last& l = (*last)[u];
+      uint64_t successes = connects >= failures ? connects - failures : 0;
+      uint64_t last_successes = l.connects >= l.failures ? l.connects - l.failures : 0;
+      if (successes > last_successes) {
+        shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "success"}})
+            .Increment(static_cast<double>(successes - last_successes));
+      }
+      if (failures > l.failures) {
+        shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "failure"}})
+            .Increment(static_cast<double>(failures - l.failures));
+      }
+      if (goaways > l.goaways) {
+        shared_->stats.upstream_goaways->Add({{"upstream", name}})
+            .Increment(static_cast<double>(goaways - l.goaways));
+      }
+      l = Last{std::max(connects, l.connects), std::max(failures, l.failures),
+               std::max(goaways, l.goaways)};
+    }
+    uint64_t connections = 0;
+    for (const auto& loop : loops_) connections += loop->snapshots().back()->http_connections;
+    shared_->stats.http_connections->Add({{"listener", "http"}}).Set(static_cast<double>(connections));
+    shared_->stats.draining->Add({}).Set(shared_->draining.load() ? 1 : 0);
+    shared_->stats.schema_loaded->Add({}).Set(shared_->schema_loaded.load() ? 1 : 0);
+  });
+}
+
+void ProxyServer::PublishRouting(std::shared_ptr<const Routing> routing) {
+  for (auto& loop : loops_) {
+    EventLoop* l = loop.get();
+    boost::asio::post(l->io_context(), [l, routing] { l->SetRouting(routing); });
+  }
+  shared_->schema_loaded = true;
+}
+
+void ProxyServer::FetchReflection(size_t source,
+                                  std::vector<google::protobuf::FileDescriptorSet> sets) {
+  if (source == reflection_upstreams_.size()) {
+    auto routing = BuildRouting(shared_->config, sets);
+    if (!routing.ok()) {
+      TIPPERARY_LOG(kError, "schema from reflection rejected",
+                    {{"error", std::string(routing.status().message())}});
+      RetryReflection();
+      return;
+    }
+    size_t services = 0;
+    for (const auto& set : sets) {
+      for (const auto& file : set.file()) services += file.service_size();
+    }
+    TIPPERARY_LOG(kInfo, "schema loaded", {{"source", "reflection"},
+                                           {"services", absl::StrCat(services)}});
+    PublishRouting(*routing);
+    return;
+  }
+  const auto& upstreams = shared_->config.upstreams;
+  int index = -1;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    if (upstreams[i].name == reflection_upstreams_[source]) index = static_cast<int>(i);
+  }
+  if (index < 0) return;  // The config loader rejects this; nothing to fetch.
+  ReflectionClient::Fetch(
+      *loops_[0]->cluster(index), shared_->config.upstreams[index].connect_timeout * 5,
+      [this, source, sets = std::move(sets)](
+          absl::StatusOr<google::protobuf::FileDescriptorSet> set) mutable {
+        if (!set.ok()) {
+          TIPPERARY_LOG(kWarn, "reflection failed; retrying",
+                        {{"upstream", reflection_upstreams_[source]},
+                         {"error", std::string(set.status().message())}});
+          RetryReflection();
+          return;
+        }
+        reflection_backoff_ = std::chrono::milliseconds(250);
+        sets.push_back(std::move(*set));
+        FetchReflection(source + 1, std::move(sets));
+      });
+}
+
+void ProxyServer::RetryReflection() {
+  if (!reflection_timer_) {
+    reflection_timer_ = std::make_unique<boost::asio::steady_timer>(loops_[0]->io_context());
+  }
+  reflection_timer_->expires_after(reflection_backoff_);
+  reflection_backoff_ = std::min(reflection_backoff_ * 2, std::chrono::milliseconds(5000));
+  reflection_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    FetchReflection(0, file_sets_);
+  });
+}
+
+int ProxyServer::Run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  for (auto& loop : loops_) loop->Start();
+  if (!reflection_upstreams_.empty()) {
+    boost::asio::post(loops_[0]->io_context(), [this] { FetchReflection(0, file_sets_); });
+  }
+
+  bool stop = false;
+  std::chrono::steady_clock::time_point drain_deadline;
+  boost::asio::steady_timer poll(signals_ioc);
+  std::function<void()> wait_drained = [&] {
+    bool idle = shared_->in_flight.load() == 0;
+    if (idle || std::chrono::steady_clock::now() >= drain_deadline) {
+      TIPPERARY_LOG(kInfo, "drained", {{"in_flight", absl::StrCat(shared_->in_flight.load())}});
+      stop = true;
+      signals.cancel();
+      return;
+    }
+    poll.expires_after(std::chrono::milliseconds(20));
+    poll.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) wait_drained();
+    });
+  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        if (shared_->draining.exchange(true)) {
+          TIPPERARY_LOG(kWarn, "second signal: exiting now");
+          stop = true;
+          poll.cancel();
+          return;
+        }
+        TIPPERARY_LOG(kInfo, "draining", {{"signal", absl::StrCat(signo)}});
+        for (auto& loop : loops_) {
+          EventLoop* l = loop.get();
+          boost::asio::post(l->io_context(), [l] { l->BeginDrain(); });
+        }
+        drain_deadline = std::chrono::steady_clock::now() + shared_->config.timeouts.drain;
+        signals.async_wait(on_signal);
+        wait_drained();
+      };
+  signals.async_wait(on_signal);
+  boost::system::error_code ec;
+  signals_ioc.run(ec);
+  for (auto& loop : loops_) loop->Stop();
+  for (auto& loop : loops_) loop->Join();
+  TIPPERARY_LOG(kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace tipperary::proxy

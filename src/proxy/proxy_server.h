@@ -1,0 +1,48 @@
+// tipperary-proxy as a whole: N event loops, each with its own listeners and upstream pools,
+// the admin port, schema loading (files or server reflection) and graceful shutdown.
+//
+//   auto server = ProxyServer::Create(std::move(config));   // binds every port
+//   if (!server.ok()) { ... }
+//   return (*server)->Run();   // until SIGTERM/SIGINT and the drain; returns the exit code
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "admin_handler.h"
+#include "event_loop.h"
+#include "request_handler.h"
+#include "shared_state.h"
+
+namespace tipperary::proxy {
+
+class ProxyServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ProxyServer>> Create(config::ProxyConfig config);
+  ~ProxyServer();
+
+  int Run();
+
+ private:
+  ProxyServer() = default;
+  absl::Status Init(config::ProxyConfig config);
+  absl::Status CreateListeners();
+  void InstallCollectHook();
+  void PublishRouting(std::shared_ptr<const Routing> routing);
+  // Loop 0: fetch descriptors over reflection, retrying with backoff until it works.
+  void FetchReflection(size_t source, std::vector<google::protobuf::FileDescriptorSet> sets);
+  void RetryReflection();
+
+  std::unique_ptr<SharedState> shared_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::unique_ptr<RequestHandler>> handlers_;
+  std::unique_ptr<AdminHandler> admin_;
+  std::vector<google::protobuf::FileDescriptorSet> file_sets_;
+  std::vector<std::string> reflection_upstreams_;
+  std::unique_ptr<boost::asio::steady_timer> reflection_timer_;
+  std::chrono::milliseconds reflection_backoff_{250};
+};
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,155 @@
+#include "reflection_client.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/reflection/v1alpha/reflection.pb.h"
+
+namespace tipperary::proxy {
+namespace {
+
+using google::protobuf::FileDescriptorProto;
+using google::protobuf::FileDescriptorSet;
+namespace refl = grpc::reflection::v1alpha;
+
+constexpr char kReflectionPath[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+// The conversation's state; owned by the callbacks in flight.
+class Fetcher : public std::enable_shared_from_this<Fetcher> {
+ public:
+  Fetcher(upstream::UpstreamCluster& cluster, std::chrono::nanoseconds timeout,
+          ReflectionClient::Done done)
+      : cluster_(cluster), timeout_(timeout), done_(std::move(done)) {}
+
+  void Start() {
+    refl::ServerReflectionRequest req;
+    req.set_list_services("*");
+    Ask(req, [self = shared_from_this()](const refl::ServerReflectionResponse& resp) {
+      if (!resp.has_list_services_response()) {
+        self->Fail("reflection: list_services got no service list");
+        return;
+      }
+      for (const auto& service : resp.list_services_response().service()) {
+        // The reflection service describes itself; nobody transcodes to it.
+        if (absl::StartsWith(service.name(), "grpc.reflection.")) continue;
+        self->pending_symbols_.push_back(service.name());
+      }
+      self->Next();
+    });
+  }
+
+ private:
+  using OnResponse = std::function<void(const refl::ServerReflectionResponse&)>;
+
+  void Ask(const refl::ServerReflectionRequest& request, OnResponse on_response) {
+    upstream::GrpcRequest grpc;
+    grpc.path = kReflectionPath;
+    grpc.message = request.SerializeAsString();
+    grpc.timeout = timeout_;
+    auto response = std::make_shared<std::string>();
+    auto got = std::make_shared<bool>(false);
+    upstream::CallHandlers handlers;
+    handlers.on_message = [response, got](std::string msg) {
+      if (!*got) *response = std::move(msg);
+      *got = true;
+    };
+    auto self = shared_from_this();
+    handlers.on_done = [self, response, got, on_response](upstream::GrpcResult result) {
+      if (self->failed_) return;
+      if (result.grpc_status != 0 || !*got) {
+        self->Fail(absl::StrCat("reflection call failed: status ", result.grpc_status, ": ",
+                                result.grpc_message));
+        return;
+      }
+      refl::ServerReflectionResponse parsed;
+      if (!parsed.ParseFromString(*response)) {
+        self->Fail("reflection: unparsable response");
+        return;
+      }
+      if (parsed.has_error_response()) {
+        self->Fail(absl::StrCat("reflection error ", parsed.error_response().error_code(), ": ",
+                                parsed.error_response().error_message()));
+        return;
+      }
+      on_response(parsed);
+    };
+    cluster_.Call(std::move(grpc), std::move(handlers));
+  }
+
+  void AddFiles(const refl::ServerReflectionResponse& resp) {
+    for (const std::string& bytes : resp.file_descriptor_response().file_descriptor_proto()) {
+      FileDescriptorProto file;
+      if (!file.ParseFromString(bytes)) continue;
+      if (!seen_files_.insert(file.name()).second) continue;
+      for (const std::string& dep : file.dependency()) {
+        if (!seen_files_.contains(dep)) pending_files_.push_back(dep);
+      }
+      *set_.add_file() = std::move(file);
+    }
+  }
+
+  void Next() {
+    if (++steps_ > 10000) {
+      Fail("reflection: too many files");
+      return;
+    }
+    while (!pending_files_.empty() && seen_files_.contains(pending_files_.back())) {
+      pending_files_.pop_back();
+    }
+    refl::ServerReflectionRequest req;
+    if (!pending_symbols_.empty()) {
+      req.set_file_containing_symbol(pending_symbols_.back());
+      pending_symbols_.pop_back();
+    } else if (!pending_files_.empty()) {
+      req.set_file_by_filename(pending_files_.back());
+      pending_files_.pop_back();
+    } else {
+      Done(std::move(set_));
+      return;
+    }
+    Ask(req, [self = shared_from_this()](const refl::ServerReflectionResponse& resp) {
+      if (!resp.has_file_descriptor_response()) {
+        self->Fail("reflection: expected a file_descriptor_response");
+        return;
+      }
+      self->AddFiles(resp);
+      self->Next();
+    });
+  }
+
+  void Fail(std::string message) {
+    failed_ = true;
+    Done(absl::UnavailableError(std::move(message)));
+  }
+
+  void Done(absl::StatusOr<FileDescriptorSet> result) {
+    if (!done_) return;
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(std::move(result));
+  }
+
+  upstream::UpstreamCluster& cluster_;
+  std::chrono::nanoseconds timeout_;
+  ReflectionClient::Done done_;
+  std::vector<std::string> pending_symbols_;
+  std::vector<std::string> pending_files_;
+  absl::flat_hash_set<std::string> seen_files_;
+  FileDescriptorSet set_;
+  bool failed_ = false;
+  int steps_ = 0;
+};
+
+}  // namespace
+
+void ReflectionClient::Fetch(upstream::UpstreamCluster& cluster, std::chrono::nanoseconds timeout,
+                             Done done) {
+  std::make_shared<Fetcher>(cluster, timeout, std::move(done))->Start();
+}
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,66 @@
+#include "routing.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace tipperary::proxy {
+
+bool ServiceMatches(const std::string& pattern, const std::string& service) {
+  if (pattern == "*") return true;
+  if (absl::EndsWith(pattern, ".*")) {
+    return absl::StartsWith(service, pattern.substr(0, pattern.size() - 1));
+  }
+  return pattern == service;
+}
+
+int Routing::UpstreamFor(const transcoder::Route& route) const {
+  const std::string& service = route.method->service()->full_name();
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    for (const std::string& pattern : upstreams[i].services) {
+      if (ServiceMatches(pattern, service)) return static_cast<int>(i);
+    }
+  }
+  // One upstream with no services list serves everything.
+  if (upstreams.size() == 1 && upstreams[0].services.empty()) return 0;
+  return -1;
+}
+
+absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
+    const config::ProxyConfig& config, const std::vector<google::protobuf::FileDescriptorSet>& sets) {
+  auto routing = std::make_shared<Routing>();
+  routing->upstreams = config.upstreams;
+  auto schema = transcoder::Schema::Create(sets);
+  if (!schema.ok()) return schema.status();
+  routing->schema = *schema;
+
+  std::vector<transcoder::RouteSpec> specs;
+  for (const config::RouteConfig& r : config.routes) {
+    transcoder::RouteSpec spec;
+    spec.http_method = r.method;
+    spec.path_template = r.path;
+    spec.grpc_method = r.grpc_method;
+    spec.body = r.body;
+    spec.response_body = r.response_body;
+    spec.timeout = r.timeout;
+    specs.push_back(std::move(spec));
+  }
+  transcoder::RouteTableOptions options;
+  options.annotations = config.transcoding.annotations;
+  options.allow_grpc_method_paths = config.transcoding.allow_grpc_method_paths;
+  for (const config::UpstreamConfig& u : config.upstreams) {
+    for (const std::string& s : u.services) options.service_filters.push_back(s);
+  }
+  auto routes = transcoder::RouteTable::Build(routing->schema, specs, options);
+  if (!routes.ok()) return routes.status();
+  routing->routes = *routes;
+
+  transcoder::TranscoderOptions topts;
+  topts.preserve_proto_field_names = config.transcoding.preserve_proto_field_names;
+  topts.always_print_primitive_fields = config.transcoding.always_print_primitive_fields;
+  topts.enums_as_ints = config.transcoding.enums_as_ints;
+  topts.ignore_unknown_fields = config.transcoding.ignore_unknown_fields;
+  routing->transcoder = std::make_shared<transcoder::Transcoder>(routing->schema, topts);
+  return std::shared_ptr<const Routing>(std::move(routing));
+}
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,39 @@
+// One generation of the proxy's schema: descriptors, routes and the transcoder built on them.
+//
+// Immutable once built. Each event loop holds a shared_ptr to the current generation; a new
+// one (descriptors learnt over reflection) is posted to every loop, and requests in flight
+// keep the old one alive until they finish.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "tipperary/config/proxy_config.h"
+#include "tipperary/transcoder/route_table.h"
+#include "tipperary/transcoder/schema.h"
+#include "tipperary/transcoder/transcoder.h"
+
+namespace tipperary::proxy {
+
+struct Routing {
+  std::shared_ptr<const transcoder::Schema> schema;
+  std::shared_ptr<const transcoder::RouteTable> routes;
+  std::shared_ptr<const transcoder::Transcoder> transcoder;
+
+  // Index into config.upstreams of the upstream serving the route's service; -1 if none.
+  int UpstreamFor(const transcoder::Route& route) const;
+
+  std::vector<config::UpstreamConfig> upstreams;
+};
+
+absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
+    const config::ProxyConfig& config, const std::vector<google::protobuf::FileDescriptorSet>& sets);
+
+// Whether `service` (full name) matches a services entry: "pkg.Service", or "pkg.*" for a
+// package and its sub-packages, or "*".
+bool ServiceMatches(const std::string& pattern, const std::string& service);
+
+}  // namespace tipperary::proxy

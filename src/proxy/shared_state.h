@@ -1,0 +1,27 @@
+// What every event loop of one proxy process shares: the config, the metrics, the drain flag.
+// Everything here is either immutable after start or atomic.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "access_log.h"
+#include "proxy_stats.h"
+#include "tipperary/config/proxy_config.h"
+#include "tipperary/metrics/registry.h"
+
+namespace tipperary::proxy {
+
+struct SharedState {
+  config::ProxyConfig config;
+  metrics::Registry registry;
+  ProxyStats stats;
+  std::unique_ptr<AccessLog> access_log;  // Null when off.
+  std::atomic<bool> draining{false};
+  std::atomic<bool> schema_loaded{false};
+  std::atomic<int64_t> in_flight{0};  // Requests being handled, all loops together.
+  std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
+};
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,422 @@
+#include "tipperary/transcoder/route_table.h"
+
+#include <google/protobuf/duration.pb.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
+#include "internal.h"
+
+namespace tipperary::transcoder {
+
+namespace pb = google::protobuf;
+
+// Terminal: the routes of one template shape, by verb then HTTP method.
+struct RouteTable::Node {
+  absl::flat_hash_map<std::string, std::unique_ptr<Node>> literals;
+  std::unique_ptr<Node> wildcard;
+  // Routes ending at this node, and routes whose "**" starts here, keyed by verb.
+  absl::flat_hash_map<std::string, std::vector<std::pair<std::string, const Route*>>> ends;
+  absl::flat_hash_map<std::string, std::vector<std::pair<std::string, const Route*>>> tails;
+};
+
+namespace {
+
+using Methods = std::vector<std::pair<std::string, const Route*>>;
+
+std::string SourceName(RouteSource s) {
+  switch (s) {
+    case RouteSource::kAnnotation:
+      return "annotation";
+    case RouteSource::kConfig:
+      return "config";
+    case RouteSource::kGrpc:
+      return "grpc";
+  }
+  return "annotation";
+}
+
+bool IsToken(std::string_view method) {
+  if (method.empty()) return false;
+  for (char c : method) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != '!' && c != '#' && c != '$' && c != '%' && c != '&' && c != '\'' && c != '*' &&
+        c != '+' && c != '^' && c != '`' && c != '|' && c != '~') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ServiceSelected(const pb::ServiceDescriptor* service, const RouteTableOptions& options) {
+  if (options.service_filters.empty()) return true;
+  for (const std::string& f : options.service_filters) {
+    if (absl::EndsWith(f, ".*")) {
+      if (absl::StartsWith(service->full_name(), f.substr(0, f.size() - 1))) return true;
+    } else if (service->full_name() == f) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Checks a path variable's field path and returns an error naming it.
+absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& path) {
+  const pb::Descriptor* cur = type;
+  std::vector<std::string> parts = absl::StrSplit(path, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const pb::FieldDescriptor* f = cur->FindFieldByName(parts[i]);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("path variable \"", path, "\": ",
+                                                     cur->full_name(), " has no field \"",
+                                                     parts[i], "\""));
+    }
+    if (f->is_repeated()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path variable \"", path, "\" names a repeated or map field"));
+    }
+    if (i + 1 == parts.size()) {
+      if (!internal::IsBindableLeaf(f)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "path variable \"", path, "\" must name a scalar, enum, wrapper, Timestamp, "
+            "Duration or FieldMask field"));
+      }
+    } else {
+      if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("path variable \"", path, "\": \"", parts[i], "\" is not a message"));
+      }
+      cur = f->message_type();
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct Candidate {
+  std::string http_method;
+  std::string path;
+  const pb::MethodDescriptor* method;
+  std::string body;
+  std::string response_body;
+  std::optional<std::chrono::nanoseconds> timeout;
+  RouteSource source;
+};
+
+absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
+  auto where = [&]() {
+    return absl::StrCat("route ", c.http_method, " ", c.path, " (", c.method->full_name(), ", ",
+                        SourceName(c.source), "): ");
+  };
+  if (!IsToken(c.http_method)) {
+    return absl::InvalidArgumentError(absl::StrCat(where(), "invalid HTTP method"));
+  }
+  absl::StatusOr<PathTemplate> tmpl = PathTemplate::Parse(c.path);
+  if (!tmpl.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), tmpl.status().message()));
+  auto r = std::make_unique<Route>();
+  r->label = absl::StrCat(c.http_method, " ", c.path);
+  r->method = c.method;
+  r->grpc_path = absl::StrCat("/", c.method->service()->full_name(), "/", c.method->name());
+  r->http_method = c.http_method;
+  r->body = c.body;
+  r->response_body = c.response_body;
+  r->timeout = c.timeout;
+  r->server_streaming = c.method->server_streaming();
+  r->client_streaming = c.method->client_streaming();
+  r->source = c.source;
+  r->path_template = *std::move(tmpl);
+  r->request_type = c.method->input_type();
+  r->response_type = c.method->output_type();
+  r->request_type_url = TypeUrl(r->request_type->full_name());
+  r->response_type_url = TypeUrl(r->response_type->full_name());
+  if (!c.body.empty() && c.body != "*") {
+    r->body_field = r->request_type->FindFieldByName(c.body);
+    if (r->body_field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(where(), "body \"", c.body,
+                                                     "\" is not a top-level field of ",
+                                                     r->request_type->full_name()));
+    }
+  }
+  if (!c.response_body.empty()) {
+    r->response_body_field = r->response_type->FindFieldByName(c.response_body);
+    if (r->response_body_field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(where(), "response_body \"", c.response_body,
+                                                     "\" is not a top-level field of ",
+                                                     r->response_type->full_name()));
+    }
+  }
+  for (const PathTemplate::Variable& v : r->path_template.variables()) {
+    absl::Status s = ValidateVariable(r->request_type, v.field_path);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), s.message()));
+  }
+  return r;
+}
+
+void AddRuleCandidates(const pb::MethodDescriptor* method, const google::api::HttpRule& rule,
+                       std::vector<Candidate>* out) {
+  Candidate c{"", "", method, rule.body(), rule.response_body(), std::nullopt,
+              RouteSource::kAnnotation};
+  switch (rule.pattern_case()) {
+    case google::api::HttpRule::kGet:
+      c.http_method = "GET";
+      c.path = rule.get();
+      break;
+    case google::api::HttpRule::kPut:
+      c.http_method = "PUT";
+      c.path = rule.put();
+      break;
+    case google::api::HttpRule::kPost:
+      c.http_method = "POST";
+      c.path = rule.post();
+      break;
+    case google::api::HttpRule::kDelete:
+      c.http_method = "DELETE";
+      c.path = rule.delete_();
+      break;
+    case google::api::HttpRule::kPatch:
+      c.http_method = "PATCH";
+      c.path = rule.patch();
+      break;
+    case google::api::HttpRule::kCustom:
+      c.http_method = rule.custom().kind();
+      c.path = rule.custom().path();
+      break;
+    default:
+      return;
+  }
+  out->push_back(std::move(c));
+}
+
+// Depth-first over the trie: literal, then "*", then "**"; `visit` returns true to stop.
+template <typename Visit>
+bool Search(const RouteTable::Node* node, const std::vector<std::string_view>& segs,
+            std::string_view last, bool use_verb, size_t i, std::string_view verb,
+            Visit& visit) {
+  const size_t n = segs.size();
+  if (i == n) {
+    auto it = node->ends.find(verb);
+    if (it != node->ends.end() && visit(it->second)) return true;
+  } else {
+    std::string_view seg = (use_verb && i + 1 == n) ? last : segs[i];
+    if (!node->literals.empty()) {
+      auto it = node->literals.find(seg);
+      if (it != node->literals.end() &&
+          Search(it->second.get(), segs, last, use_verb, i + 1, verb, visit)) {
+        return true;
+      }
+    }
+    if (node->wildcard && !seg.empty() &&
+        Search(node->wildcard.get(), segs, last, use_verb, i + 1, verb, visit)) {
+      return true;
+    }
+  }
+  auto it = node->tails.find(verb);
+  return it != node->tails.end() && visit(it->second);
+}
+
+}  // namespace
+
+RouteTable::RouteTable() = default;
+RouteTable::~RouteTable() = default;
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
+    std::shared_ptr<const Schema> schema, const std::vector<RouteSpec>& config_routes,
+    const RouteTableOptions& options) {
+  std::vector<Candidate> candidates;
+  if (options.annotations) {
+    for (const pb::ServiceDescriptor* service : schema->services()) {
+      if (!ServiceSelected(service, options)) continue;
+      for (int i = 0; i < service->method_count(); ++i) {
+        const pb::MethodDescriptor* m = service->method(i);
+        // The pool may hold the extension as an unknown field; re-parsing with the generated
+        // MethodOptions (google.api.http registered) reads it either way.
+        pb::MethodOptions opts;
+        if (!opts.ParseFromString(m->options().SerializeAsString()) ||
+            !opts.HasExtension(google::api::http)) {
+          continue;
+        }
+        const google::api::HttpRule& rule = opts.GetExtension(google::api::http);
+        AddRuleCandidates(m, rule, &candidates);
+        for (const google::api::HttpRule& extra : rule.additional_bindings()) {
+          AddRuleCandidates(m, extra, &candidates);
+        }
+      }
+    }
+  }
+  size_t first_config = candidates.size();
+  for (size_t i = 0; i < config_routes.size(); ++i) {
+    const RouteSpec& spec = config_routes[i];
+    const pb::MethodDescriptor* m = schema->FindMethod(spec.grpc_method);
+    if (m == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("route ", spec.http_method, " ",
+                                                     spec.path_template, ": unknown gRPC method \"",
+                                                     spec.grpc_method, "\""));
+    }
+    candidates.push_back({absl::AsciiStrToUpper(spec.http_method), spec.path_template, m,
+                          spec.body, spec.response_body, spec.timeout, RouteSource::kConfig});
+  }
+  size_t first_grpc = candidates.size();
+  if (options.allow_grpc_method_paths) {
+    for (const pb::ServiceDescriptor* service : schema->services()) {
+      if (!ServiceSelected(service, options)) continue;
+      for (int i = 0; i < service->method_count(); ++i) {
+        const pb::MethodDescriptor* m = service->method(i);
+        candidates.push_back({"POST",
+                              absl::StrCat("/", service->full_name(), "/", m->name()), m, "*", "",
+                              std::nullopt, RouteSource::kGrpc});
+      }
+    }
+  }
+
+  std::shared_ptr<RouteTable> table(new RouteTable());
+  table->schema_ = schema;
+  table->root_ = std::make_unique<Node>();
+  // method + shape -> index into table->routes_.
+  absl::flat_hash_map<std::string, size_t> by_key;
+  for (size_t ci = 0; ci < candidates.size(); ++ci) {
+    absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(candidates[ci]);
+    if (!route.ok()) {
+      // A gRPC path whose service name is not a valid literal is simply not routed.
+      if (ci >= first_grpc) continue;
+      return route.status();
+    }
+    std::string key = absl::StrCat((*route)->http_method, " ", (*route)->path_template.Shape());
+    auto [it, inserted] = by_key.emplace(key, table->routes_.size());
+    if (inserted) {
+      table->routes_.push_back(*std::move(route));
+      continue;
+    }
+    Route& existing = *table->routes_[it->second];
+    if (ci >= first_grpc) continue;  // Never replaces anything.
+    if (ci >= first_config && existing.source == RouteSource::kAnnotation) {
+      existing = std::move(**route);  // Config overrides the annotation.
+      continue;
+    }
+    if (existing.method == (*route)->method && existing.path_template.text() == candidates[ci].path &&
+        existing.body == (*route)->body && existing.response_body == (*route)->response_body &&
+        existing.source == (*route)->source) {
+      continue;  // Harmless exact duplicate.
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "route ", (*route)->label, " (", (*route)->method->full_name(), ", ",
+        SourceName((*route)->source), ") conflicts with ", existing.label, " (",
+        existing.method->full_name(), ", ", SourceName(existing.source), ")"));
+  }
+
+  for (const std::unique_ptr<Route>& r : table->routes_) {
+    Node* node = table->root_.get();
+    const auto& segs = r->path_template.segments();
+    bool tail = false;
+    for (const PathTemplate::Segment& s : segs) {
+      if (s.kind == PathTemplate::SegmentKind::kDoubleWildcard) {
+        tail = true;
+        break;
+      }
+      std::unique_ptr<Node>& next =
+          s.kind == PathTemplate::SegmentKind::kLiteral ? node->literals[s.literal] : node->wildcard;
+      if (!next) next = std::make_unique<Node>();
+      node = next.get();
+    }
+    auto& map = tail ? node->tails : node->ends;
+    map[r->path_template.verb()].emplace_back(r->http_method, r.get());
+  }
+  return std::shared_ptr<const RouteTable>(std::move(table));
+}
+
+RouteTable::MatchResult RouteTable::Match(std::string_view http_method,
+                                          std::string_view path) const {
+  MatchResult result;
+  PathTemplate::SplitPath split;
+  if (!PathTemplate::Split(path, &split)) return result;
+
+  const Route* found = nullptr;
+  bool found_use_verb = false;
+  bool use_verb = false;
+  auto find_method = [&](const Methods& methods) {
+    for (const auto& [m, r] : methods) {
+      if (m == http_method) {
+        found = r;
+        found_use_verb = use_verb;
+        return true;
+      }
+    }
+    return false;
+  };
+  auto search = [&](auto& visit) {
+    if (split.has_verb) {
+      use_verb = true;
+      if (Search(root_.get(), split.segments, split.last_without_verb, true, 0, split.verb,
+                 visit)) {
+        return;
+      }
+    }
+    use_verb = false;
+    Search(root_.get(), split.segments, {}, false, 0, std::string_view(), visit);
+  };
+  search(find_method);
+  if (found != nullptr) {
+    std::optional<PathTemplate::Bindings> b = found->path_template.MatchSplit(split, found_use_verb);
+    if (b.has_value()) {
+      result.route = found;
+      result.bindings = *std::move(b);
+      result.status = MatchStatus::kOk;
+      return result;
+    }
+  }
+  auto collect = [&](const Methods& methods) {
+    for (const auto& entry : methods) result.allowed_methods.push_back(entry.first);
+    return false;
+  };
+  search(collect);
+  if (!result.allowed_methods.empty()) {
+    std::sort(result.allowed_methods.begin(), result.allowed_methods.end());
+    result.allowed_methods.erase(
+        std::unique(result.allowed_methods.begin(), result.allowed_methods.end()),
+        result.allowed_methods.end());
+    result.status = MatchStatus::kMethodNotAllowed;
+  }
+  return result;
+}
+
+std::string RouteTable::DescribeJson() const {
+  std::string out = "[";
+  bool first = true;
+  for (const std::unique_ptr<Route>& r : routes_) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append("{\"method\":");
+    internal::AppendJsonString(out, r->http_method);
+    out.append(",\"path\":");
+    internal::AppendJsonString(out, r->path_template.text());
+    out.append(",\"grpc_method\":");
+    internal::AppendJsonString(out, r->method->service()->full_name() + "/" + r->method->name());
+    out.append(",\"body\":");
+    internal::AppendJsonString(out, r->body);
+    out.append(",\"response_body\":");
+    internal::AppendJsonString(out, r->response_body);
+    out.append(",\"timeout\":");
+    if (r->timeout.has_value()) {
+      pb::Duration d = pb::util::TimeUtil::NanosecondsToDuration(r->timeout->count());
+      internal::AppendJsonString(out, pb::util::TimeUtil::ToString(d));
+    } else {
+      out.append("null");
+    }
+    out.append(",\"source\":");
+    internal::AppendJsonString(out, SourceName(r->source));
+    out.append(",\"server_streaming\":");
+    out.append(r->server_streaming ? "true" : "false");
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
+}
+
+}  // namespace tipperary::transcoder

@@ -1,0 +1,48 @@
+#include "tipperary/transcoder/status_mapping.h"
+
+#include <array>
+
+namespace tipperary::transcoder {
+namespace {
+
+constexpr std::array<std::string_view, 17> kNames = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+constexpr std::array<int, 17> kHttp = {200, 499, 500, 400, 504, 404, 409, 403, 429,
+                                       400, 409, 400, 501, 500, 503, 500, 401};
+
+}  // namespace
+
+int GrpcCodeToHttpStatus(int grpc_code) {
+  if (grpc_code < 0 || grpc_code >= static_cast<int>(kHttp.size())) return 500;
+  return kHttp[static_cast<size_t>(grpc_code)];
+}
+
+int AbslCodeToGrpcCode(absl::StatusCode code) {
+  int c = static_cast<int>(code);
+  return (c >= 0 && c <= 16) ? c : 2;
+}
+
+std::string_view GrpcCodeName(int grpc_code) {
+  if (grpc_code < 0 || grpc_code >= static_cast<int>(kNames.size())) return "UNKNOWN";
+  return kNames[static_cast<size_t>(grpc_code)];
+}
+
+}  // namespace tipperary::transcoder

@@ -1,0 +1,150 @@
+// tipperary-test-backend: the gRPC server the proxy's integration tests, the quick start and the
+// benchmarks talk to. Prints one "listening" JSON line (stdout and stderr) with the real address,
+// and shuts down gracefully (GOAWAY, in-flight calls finish) on SIGTERM or SIGINT.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "test_service_impl.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/common/log.h"
+
+namespace {
+
+constexpr int kMaxMessageBytes = 64 << 20;
+
+constexpr std::string_view kUsage =
+    "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
+    "                              [--shutdown-grace-ms MS]\n"
+    "Serves tipperary.testing.v1.TestService, gRPC health and server reflection.\n"
+    "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
+    "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
+    "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n";
+
+struct Options {
+  std::string address = "127.0.0.1:0";
+  int max_concurrent_streams = 0;
+  int shutdown_grace_ms = 5000;
+};
+
+bool ParseInt(const char* text, int& out) {
+  char* end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || value < 0 || value > (1l << 30)) return false;
+  out = static_cast<int>(value);
+  return true;
+}
+
+// Returns the exit code to use now, or -1 to go on serving.
+int ParseArgs(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    const char* value = nullptr;
+    bool ok = false;
+    if (arg == "--address") {
+      value = next();
+      if (value != nullptr) {
+        options.address = value;
+        ok = true;
+      }
+    } else if (arg == "--max-concurrent-streams") {
+      value = next();
+      ok = value != nullptr && ParseInt(value, options.max_concurrent_streams);
+    } else if (arg == "--shutdown-grace-ms") {
+      value = next();
+      ok = value != nullptr && ParseInt(value, options.shutdown_grace_ms);
+    }
+    if (!ok) {
+      std::cerr << "tipperary-test-backend: bad argument '" << arg << "'\n" << kUsage;
+      return 2;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (int rc = ParseArgs(argc, argv, options); rc >= 0) return rc;
+
+  auto endpoint = tipperary::common::ParseEndpoint(options.address, /*allow_port_zero=*/true);
+  if (!endpoint.ok()) {
+    std::cerr << "tipperary-test-backend: " << endpoint.status() << "\n";
+    return 2;
+  }
+  if (endpoint->kind == tipperary::common::Endpoint::Kind::kUnix) {
+    // A socket file left by a killed run would make bind fail.
+    struct stat st {};
+    if (::lstat(endpoint->path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      ::unlink(endpoint->path.c_str());
+    }
+  }
+
+  // Block the shutdown signals before gRPC starts its threads so that only sigwait sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  tipperary::testing::TestServiceImpl service;
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(),
+                           &selected_port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || selected_port == 0) {
+    std::cerr << "{\"msg\":\"cannot listen\",\"address\":\"" << options.address << "\"}"
+              << std::endl;
+    return 1;
+  }
+
+  tipperary::common::Endpoint actual = *endpoint;
+  if (actual.kind == tipperary::common::Endpoint::Kind::kTcp) {
+    actual.port = static_cast<uint16_t>(selected_port);
+  }
+  std::string address;
+  tipperary::common::AppendJsonEscaped(address, actual.ToString());
+  std::string line = R"({"msg":"listening","name":"grpc","address":")" + address + "\"}\n";
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  TIPPERARY_LOG(kInfo, "shutting down", {{"signal", signal_number == SIGTERM ? "TERM" : "INT"}});
+  // Sends GOAWAY, lets in-flight calls finish until the deadline, then cancels the rest.
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(options.shutdown_grace_ms));
+  server->Wait();
+  TIPPERARY_LOG(kInfo, "stopped");
+  return 0;
+}

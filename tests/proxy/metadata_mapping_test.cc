@@ -1,0 +1,85 @@
+#include "metadata_mapping.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tipperary::proxy {
+namespace {
+
+using ::testing::Contains;
+using ::testing::Pair;
+
+TEST(MetadataMappingTest, GrpcMetadataHeadersBecomeLowercaseMetadata) {
+  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Tenant", "acme"}, {"Accept", "x"}}, "");
+  EXPECT_THAT(info.metadata, Contains(Pair("tenant", "acme")));
+  for (const auto& [k, v] : info.metadata) EXPECT_NE(k, "accept");
+}
+
+TEST(MetadataMappingTest, BinaryMetadataIsBase64Decoded) {
+  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Blob-Bin", "AAEC"}}, "");
+  EXPECT_THAT(info.metadata, Contains(Pair("blob-bin", std::string("\0\1\2", 3))));
+}
+
+TEST(MetadataMappingTest, ReservedKeysAreDropped) {
+  auto info = BuildUpstreamMetadata(
+      {{"Grpc-Metadata-Grpc-Timeout", "1S"}, {"Grpc-Metadata-Content-Type", "x"},
+       {"Grpc-Metadata-Te", "x"}, {"Grpc-Metadata-Bad Key", "x"}},
+      "");
+  for (const auto& [k, v] : info.metadata) {
+    EXPECT_TRUE(k == "x-request-id") << k;
+  }
+}
+
+TEST(MetadataMappingTest, ForwardsAuthorizationTracingAndRequestId) {
+  auto info = BuildUpstreamMetadata({{"Authorization", "Bearer t"},
+                                     {"traceparent", "00-abc-def-01"},
+                                     {"tracestate", "k=v"},
+                                     {"X-Request-Id", "req-1"}},
+                                    "10.0.0.1");
+  EXPECT_EQ(info.request_id, "req-1");
+  EXPECT_THAT(info.metadata, Contains(Pair("authorization", "Bearer t")));
+  EXPECT_THAT(info.metadata, Contains(Pair("traceparent", "00-abc-def-01")));
+  EXPECT_THAT(info.metadata, Contains(Pair("tracestate", "k=v")));
+  EXPECT_THAT(info.metadata, Contains(Pair("x-request-id", "req-1")));
+  EXPECT_THAT(info.metadata, Contains(Pair("x-forwarded-for", "10.0.0.1")));
+}
+
+TEST(MetadataMappingTest, RequestIdGeneratedWhenAbsent) {
+  auto a = BuildUpstreamMetadata({}, "");
+  auto b = BuildUpstreamMetadata({}, "");
+  EXPECT_EQ(a.request_id.size(), 36u);
+  EXPECT_NE(a.request_id, b.request_id);
+  EXPECT_EQ(a.request_id[14], '4');
+}
+
+TEST(MetadataMappingTest, ForwardedForIsAppended) {
+  auto info = BuildUpstreamMetadata({{"X-Forwarded-For", "1.1.1.1, 2.2.2.2"}}, "127.0.0.1");
+  EXPECT_THAT(info.metadata, Contains(Pair("x-forwarded-for", "1.1.1.1, 2.2.2.2, 127.0.0.1")));
+}
+
+TEST(MetadataMappingTest, ResponseMetadataHeaders) {
+  auto headers = MetadataToHeaders({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}},
+                                   "Grpc-Trailer-");
+  EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-k", "v")));
+  EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-b-bin", "/wA=")));
+}
+
+TEST(MetadataMappingTest, GrpcTimeoutParsing) {
+  std::chrono::nanoseconds d;
+  ASSERT_TRUE(ParseGrpcTimeout("100m", &d));
+  EXPECT_EQ(d, std::chrono::milliseconds(100));
+  ASSERT_TRUE(ParseGrpcTimeout("2S", &d));
+  EXPECT_EQ(d, std::chrono::seconds(2));
+  ASSERT_TRUE(ParseGrpcTimeout("5n", &d));
+  EXPECT_EQ(d, std::chrono::nanoseconds(5));
+  ASSERT_TRUE(ParseGrpcTimeout("99999999H", &d));  // Clamped, no overflow.
+  EXPECT_GT(d, std::chrono::hours(1));
+  EXPECT_FALSE(ParseGrpcTimeout("100", &d));
+  EXPECT_FALSE(ParseGrpcTimeout("m", &d));
+  EXPECT_FALSE(ParseGrpcTimeout("123456789S", &d));
+  EXPECT_FALSE(ParseGrpcTimeout("-1S", &d));
+  EXPECT_FALSE(ParseGrpcTimeout("1x", &d));
+}
+
+}  // namespace
+}  // namespace tipperary::proxy
