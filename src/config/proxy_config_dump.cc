@@ -38,6 +38,12 @@ void EmitSize(YAML::Emitter& out, const char* key, uint64_t value) {
   Emit(out, key, FormatSize(value));
 }
 
+// Block style reads better, but an empty block list prints as a bare "[]" on its own line.
+void BeginSeq(YAML::Emitter& out, bool empty) {
+  if (empty) out << YAML::Flow;
+  out << YAML::BeginSeq;
+}
+
 void EmitStringList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
   EmitKey(out, key);
   out << YAML::Flow << YAML::BeginSeq;
@@ -51,11 +57,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   YAML::Emitter out;
   out.SetBoolFormat(YAML::TrueFalseBool);
   out.SetBoolFormat(YAML::LowerCase);
-  if (!config.source_path.empty()) out << YAML::Comment("Effective config of " + config.source_path);
+  if (!config.source_path.empty())
+    out << YAML::Comment("Effective config of " + config.source_path);
   out << YAML::BeginMap;
 
   EmitKey(out, "listeners");
-  out << YAML::BeginSeq;
+  BeginSeq(out, config.listeners.empty());
   for (const ListenerConfig& listener : config.listeners) {
     out << YAML::BeginMap;
     EmitString(out, "address", listener.address);
@@ -80,7 +87,7 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   out << YAML::EndMap;
 
   EmitKey(out, "descriptors");
-  out << YAML::BeginSeq;
+  BeginSeq(out, config.descriptors.empty());
   for (const DescriptorSource& source : config.descriptors) {
     if (!source.reflection_upstream.empty()) {
       out << YAML::Flow << YAML::BeginMap;
@@ -93,7 +100,7 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   out << YAML::EndSeq;
 
   EmitKey(out, "upstreams");
-  out << YAML::BeginSeq;
+  BeginSeq(out, config.upstreams.empty());
   for (const UpstreamConfig& upstream : config.upstreams) {
     out << YAML::BeginMap;
     EmitString(out, "name", upstream.name);
@@ -113,7 +120,7 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   out << YAML::EndSeq;
 
   EmitKey(out, "routes");
-  out << YAML::BeginSeq;
+  BeginSeq(out, config.routes.empty());
   for (const RouteConfig& route : config.routes) {
     out << YAML::BeginMap;
     EmitString(out, "method", route.method);

@@ -116,11 +116,18 @@ bool ServiceMatches(const std::string& pattern, std::string_view service) {
 std::string Join(const std::vector<std::string>& parts) { return absl::StrJoin(parts, ", "); }
 
 const std::vector<std::string>& UpstreamKeys() {
-  static const auto* const keys = new std::vector<std::string>{
-      "name", "endpoints", "services", "connect_timeout", "keepalive_interval",
-      "keepalive_timeout", "reconnect_backoff_initial", "reconnect_backoff_max",
-      "max_concurrent_streams", "connections_per_thread", "max_response_bytes",
-      "initial_window_size"};
+  static const auto* const keys = new std::vector<std::string>{"name",
+                                                               "endpoints",
+                                                               "services",
+                                                               "connect_timeout",
+                                                               "keepalive_interval",
+                                                               "keepalive_timeout",
+                                                               "reconnect_backoff_initial",
+                                                               "reconnect_backoff_max",
+                                                               "max_concurrent_streams",
+                                                               "connections_per_thread",
+                                                               "max_response_bytes",
+                                                               "initial_window_size"};
   return *keys;
 }
 
@@ -179,9 +186,10 @@ absl::StatusOr<std::string> Loader::ReadableFile(const YamlValue& value) const {
 
 absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   if (!root.node().IsMap()) {
-    return root.Error(absl::StrCat("the top level must be a map of keys (listeners, upstreams, "
-                                   "...), got ",
-                                   YamlKindName(root.node())));
+    return root.Error(
+        absl::StrCat("the top level must be a map of keys (listeners, upstreams, "
+                     "...), got ",
+                     YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
@@ -244,8 +252,7 @@ absl::Status Loader::LoadListener(const YamlValue& item, ListenerConfig* out) {
 
 absl::Status Loader::LoadTls(const YamlValue& value, TlsConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map,
-      value.AsMap({"cert", "key", "client_ca", "require_client_cert", "min_version"}));
+      YamlMap map, value.AsMap({"cert", "key", "client_ca", "require_client_cert", "min_version"}));
   if (map.Has("cert") && !map.Has("key")) {
     return map.Error("\"cert\" is set but \"key\" is missing (both are required)");
   }
@@ -298,9 +305,8 @@ absl::Status Loader::LoadUpstreams(const YamlMap& root, ProxyConfig* config) {
     YamlMap map = *item.AsMap(UpstreamKeys());  // Already read once by LoadUpstream.
     auto [it, inserted] = names.emplace(upstream.name, item.path());
     if (!inserted) {
-      return map.Find("name")->Error(
-          absl::StrCat("duplicate upstream name ", Quoted(upstream.name), " (also in ",
-                       it->second, ")"));
+      return map.Find("name")->Error(absl::StrCat("duplicate upstream name ", Quoted(upstream.name),
+                                                  " (also in ", it->second, ")"));
     }
     if (items.size() > 1 && upstream.services.empty()) {
       std::optional<YamlValue> listed = map.Find("services");
@@ -314,8 +320,8 @@ absl::Status Loader::LoadUpstreams(const YamlMap& root, ProxyConfig* config) {
       auto [other, fresh] = services.emplace(upstream.services[i], upstream.name);
       if (!fresh) {
         return service_values[i].Error(absl::StrCat(Quoted(upstream.services[i]),
-                                                     " is already served by upstream ",
-                                                     Quoted(other->second)));
+                                                    " is already served by upstream ",
+                                                    Quoted(other->second)));
       }
     }
     config->upstreams.push_back(std::move(upstream));
@@ -365,10 +371,10 @@ absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadDuration("reconnect_backoff_max", &out->reconnect_backoff_max, kPositive));
   if (out->reconnect_backoff_max < out->reconnect_backoff_initial) {
-    std::string message = absl::StrCat(
-        "reconnect_backoff_max (", FormatDuration(out->reconnect_backoff_max),
-        ") must be >= reconnect_backoff_initial (", FormatDuration(out->reconnect_backoff_initial),
-        ")");
+    std::string message =
+        absl::StrCat("reconnect_backoff_max (", FormatDuration(out->reconnect_backoff_max),
+                     ") must be >= reconnect_backoff_initial (",
+                     FormatDuration(out->reconnect_backoff_initial), ")");
     std::optional<YamlValue> at = map.Find("reconnect_backoff_max");
     if (!at) at = map.Find("reconnect_backoff_initial");
     return at->Error(message);
@@ -409,9 +415,9 @@ absl::Status Loader::LoadDescriptors(const YamlMap& root, ProxyConfig* config) {
                                            " (upstreams: ", Join(names), ")"));
       }
     } else {
-      return item.Error(absl::StrCat(
-          "expected a descriptor set file path or {reflection: UPSTREAM}, got ",
-          YamlKindName(item.node())));
+      return item.Error(
+          absl::StrCat("expected a descriptor set file path or {reflection: UPSTREAM}, got ",
+                       YamlKindName(item.node())));
     }
     config->descriptors.push_back(std::move(source));
   }
@@ -436,11 +442,9 @@ absl::Status Loader::LoadRoutes(const YamlMap& root, ProxyConfig* config) {
   return absl::OkStatus();
 }
 
-absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
-                               RouteConfig* out) {
-  TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map,
-      item.AsMap({"method", "path", "grpc_method", "body", "response_body", "timeout"}));
+absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, item.AsMap({"method", "path", "grpc_method", "body",
+                                                      "response_body", "timeout"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"method", "path", "grpc_method"}));
 
   YamlValue method = *map.Find("method");
@@ -476,15 +480,15 @@ absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
     }
   }
   if (any_services && !served) {
-    return grpc_method.Error(absl::StrCat("service ", Quoted(service),
-                                          " is not in any upstream's services"));
+    return grpc_method.Error(
+        absl::StrCat("service ", Quoted(service), " is not in any upstream's services"));
   }
 
   if (std::optional<YamlValue> body = map.Find("body")) {
     TIPPERARY_ASSIGN_OR_RETURN(out->body, body->AsString());
     if (!out->body.empty() && out->body != "*" && !IsFieldPath(out->body)) {
-      return body->Error(absl::StrCat("bad body ", Quoted(out->body),
-                                      " (use \"\", \"*\" or a field name)"));
+      return body->Error(
+          absl::StrCat("bad body ", Quoted(out->body), " (use \"\", \"*\" or a field name)"));
     }
   }
   if (std::optional<YamlValue> response_body = map.Find("response_body")) {
@@ -505,17 +509,15 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
   if (!value) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map,
-      value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields",
-                    "enums_as_ints", "ignore_unknown_fields", "allow_grpc_method_paths",
-                    "annotations"}));
+      value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields", "enums_as_ints",
+                    "ignore_unknown_fields", "allow_grpc_method_paths", "annotations"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadBool("preserve_proto_field_names", &out->preserve_proto_field_names));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadBool("always_print_primitive_fields", &out->always_print_primitive_fields));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("enums_as_ints", &out->enums_as_ints));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("ignore_unknown_fields", &out->ignore_unknown_fields));
-  TIPPERARY_RETURN_IF_ERROR(
-      map.ReadBool("allow_grpc_method_paths", &out->allow_grpc_method_paths));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("allow_grpc_method_paths", &out->allow_grpc_method_paths));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("annotations", &out->annotations));
   return absl::OkStatus();
 }
@@ -524,12 +526,13 @@ absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
   std::optional<YamlValue> value = root.Find("limits");
   if (!value) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, value->AsMap({"max_header_bytes", "max_request_body_bytes",
-                                 "max_pipelined_requests", "max_connections",
-                                 "max_in_flight_requests"}));
+      YamlMap map,
+      value->AsMap({"max_header_bytes", "max_request_body_bytes", "max_pipelined_requests",
+                    "max_connections", "max_in_flight_requests"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadSize("max_header_bytes", &out->max_header_bytes, 1 << 10, 1 << 20));
-  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_request_body_bytes", &out->max_request_body_bytes, 1));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_request_body_bytes", &out->max_request_body_bytes, 1));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_pipelined_requests", &out->max_pipelined_requests, 1, 1024));
   TIPPERARY_RETURN_IF_ERROR(
@@ -556,8 +559,8 @@ absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
     std::optional<YamlValue> at = map.Find("upstream_default");
     if (!at) at = map.Find("max_upstream");
     return at->Error(absl::StrCat("upstream_default (", FormatDuration(out->upstream_default),
-                                  ") must be <= max_upstream (",
-                                  FormatDuration(out->max_upstream), ")"));
+                                  ") must be <= max_upstream (", FormatDuration(out->max_upstream),
+                                  ")"));
   }
   return absl::OkStatus();
 }
@@ -601,8 +604,8 @@ absl::StatusOr<ProxyConfig> LoadProxyConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int saved = errno;
-    std::string message = absl::StrCat(path, ": cannot read the config file: ",
-                                       std::strerror(saved));
+    std::string message =
+        absl::StrCat(path, ": cannot read the config file: ", std::strerror(saved));
     if (saved == EACCES) return absl::PermissionDeniedError(message);
     return absl::NotFoundError(message);
   }

@@ -9,11 +9,11 @@
 #define TIPPERARY_CONFIG_CONCAT_INNER(a, b) a##b
 #define TIPPERARY_CONFIG_CONCAT(a, b) TIPPERARY_CONFIG_CONCAT_INNER(a, b)
 
-#define TIPPERARY_RETURN_IF_ERROR(expr)            \
-  do {                                             \
+#define TIPPERARY_RETURN_IF_ERROR(expr)                 \
+  do {                                                  \
     if (absl::Status _status = (expr); !_status.ok()) { \
-      return _status;                              \
-    }                                              \
+      return _status;                                   \
+    }                                                   \
   } while (false)
 
 #define TIPPERARY_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

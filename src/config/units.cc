@@ -56,7 +56,7 @@ std::string Quote(std::string_view text) {
 // A decimal number "123" or "1.25" at the front of `text`, consumed.
 struct Number {
   absl::uint128 integer = 0;
-  absl::uint128 fraction = 0;  // Digits after the point, as an integer...
+  absl::uint128 fraction = 0;        // Digits after the point, as an integer...
   absl::uint128 fraction_scale = 1;  // ...over this power of ten.
   bool has_fraction = false;
 };
@@ -219,7 +219,8 @@ std::string FormatDuration(Duration duration) {
   for (const Unit& unit : kByLargest) {
     uint64_t value = static_cast<uint64_t>(ns);
     if (value % unit.scale == 0) {
-      return absl::StrCat(value / unit.scale, absl::string_view(unit.name.data(), unit.name.size()));
+      return absl::StrCat(value / unit.scale,
+                          absl::string_view(unit.name.data(), unit.name.size()));
     }
   }
   return absl::StrCat(ns, "ns");  // Unreachable: every value is a multiple of 1ns.
@@ -239,7 +240,8 @@ std::string FormatSize(uint64_t bytes) {
   }};
   for (const Unit& unit : kByLargest) {
     if (bytes % unit.scale == 0) {
-      return absl::StrCat(bytes / unit.scale, absl::string_view(unit.name.data(), unit.name.size()));
+      return absl::StrCat(bytes / unit.scale,
+                          absl::string_view(unit.name.data(), unit.name.size()));
     }
   }
   return absl::StrCat(bytes);

@@ -30,11 +30,17 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 }
 
 // The known key closest to a typo, when it is close enough to be a likely intent.
-std::optional<std::string> Suggest(std::string_view unknown, const std::vector<std::string>& known) {
+std::optional<std::string> Suggest(std::string_view unknown,
+                                   const std::vector<std::string>& known) {
   std::optional<std::string> best;
   size_t best_distance = std::max<size_t>(2, unknown.size() / 4) + 1;
   for (const std::string& candidate : known) {
     size_t distance = EditDistance(unknown, candidate);
+    // A truncated key ("reflect" for "reflection") is as likely a slip as a typo.
+    if (unknown.size() >= 3 && candidate.size() > unknown.size() &&
+        candidate.compare(0, unknown.size(), unknown) == 0) {
+      distance = std::min<size_t>(distance, 1);
+    }
     if (distance < best_distance && distance < candidate.size()) {
       best = candidate;
       best_distance = distance;
@@ -74,10 +80,15 @@ std::string YamlKindName(const YAML::Node& node) {
 }
 
 YamlValue::YamlValue(std::string source, YAML::Node node, std::string path)
-    : source_(std::move(source)), node_(std::move(node)), path_(std::move(path)) {}
+    : source_(std::move(source)), node_(std::move(node)), path_(std::move(path)) {
+  mark_ = node_.Mark();
+}
+
+YamlValue::YamlValue(std::string source, YAML::Node node, std::string path, YAML::Mark mark)
+    : source_(std::move(source)), node_(std::move(node)), path_(std::move(path)), mark_(mark) {}
 
 absl::Status YamlValue::Error(std::string_view message) const {
-  return YamlError(source_, node_.Mark(), path_, message);
+  return YamlError(source_, mark_, path_, message);
 }
 
 std::string YamlValue::ChildPath(std::string_view key) const {
@@ -85,9 +96,7 @@ std::string YamlValue::ChildPath(std::string_view key) const {
   return absl::StrCat(path_, ".", AbslView(key));
 }
 
-std::string YamlValue::ItemPath(size_t index) const {
-  return absl::StrCat(path_, "[", index, "]");
-}
+std::string YamlValue::ItemPath(size_t index) const { return absl::StrCat(path_, "[", index, "]"); }
 
 absl::StatusOr<std::string> YamlValue::Scalar(std::string_view expected) const {
   if (!node_.IsScalar()) {
@@ -147,12 +156,12 @@ absl::StatusOr<Duration> YamlValue::AsDuration(Duration min, Duration max) const
   if (!value.ok()) return Error(std::string(value.status().message()));
   if (*value < min) {
     if (min == Duration(1)) return Error(absl::StrCat(*text, " is out of range (must be > 0)"));
-    return Error(absl::StrCat(*text, " is out of range (must be at least ", FormatDuration(min),
-                              ")"));
+    return Error(
+        absl::StrCat(*text, " is out of range (must be at least ", FormatDuration(min), ")"));
   }
   if (*value > max) {
-    return Error(absl::StrCat(*text, " is out of range (must be at most ", FormatDuration(max),
-                              ")"));
+    return Error(
+        absl::StrCat(*text, " is out of range (must be at most ", FormatDuration(max), ")"));
   }
   return value;
 }
@@ -224,9 +233,9 @@ absl::StatusOr<YamlMap> YamlValue::AsMap(std::vector<std::string> known_keys) co
     }
     const std::string& key = key_node.Scalar();
     if (std::find(known_keys.begin(), known_keys.end(), key) == known_keys.end()) {
-      std::string message = absl::StrCat(
-          "unknown key ", Quoted(key), path_.empty() ? " at the top level" : " in " + path_,
-          " (known: ", absl::StrJoin(known_keys, ", "), ")");
+      std::string message = absl::StrCat("unknown key ", Quoted(key),
+                                         path_.empty() ? " at the top level" : " in " + path_,
+                                         " (known: ", absl::StrJoin(known_keys, ", "), ")");
       if (std::optional<std::string> suggestion = Suggest(key, known_keys)) {
         absl::StrAppend(&message, "; did you mean ", Quoted(*suggestion), "?");
       }
@@ -237,7 +246,7 @@ absl::StatusOr<YamlMap> YamlValue::AsMap(std::vector<std::string> known_keys) co
         return YamlError(source_, key_node.Mark(), ChildPath(key), "duplicate key");
       }
     }
-    map.entries_.push_back({key, pair.second});
+    map.entries_.push_back({key, key_node.Mark(), pair.second});
   }
   return map;
 }
@@ -246,7 +255,9 @@ bool YamlMap::Has(std::string_view key) const { return Find(key).has_value(); }
 
 std::optional<YamlValue> YamlMap::Find(std::string_view key) const {
   for (const Entry& entry : entries_) {
-    if (entry.key == key) return YamlValue(value_.source(), entry.value, value_.ChildPath(key));
+    if (entry.key != key) continue;
+    return YamlValue(value_.source(), entry.value, value_.ChildPath(key),
+                     entry.value.IsNull() ? entry.key_mark : entry.value.Mark());
   }
   return std::nullopt;
 }
@@ -290,8 +301,7 @@ absl::Status YamlMap::ReadUint32(std::string_view key, uint32_t* out, uint32_t m
   return ReadInto(*this, key, out, [&](const YamlValue& v) { return v.AsInt(min, max); });
 }
 
-absl::Status YamlMap::ReadDouble(std::string_view key, double* out, double min,
-                                 double max) const {
+absl::Status YamlMap::ReadDouble(std::string_view key, double* out, double min, double max) const {
   return ReadInto(*this, key, out, [&](const YamlValue& v) { return v.AsDouble(min, max); });
 }
 

@@ -115,9 +115,8 @@ T& Family<T>::Add(const Labels& labels) {
 }
 
 template <typename T>
-T& Family<T>::Add(const Labels& labels, const Histogram::BucketBoundaries& buckets)
-  requires std::same_as<T, Histogram>
-{
+T& Family<T>::Add(const Labels& labels,
+                  const Histogram::BucketBoundaries& buckets) requires std::same_as<T, Histogram> {
   std::lock_guard lock(mu_);
   auto it = children_.find(labels);
   if (it != children_.end()) {

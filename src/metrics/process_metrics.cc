@@ -53,7 +53,13 @@ ProcStat ReadProcStat() {
 double BootTimeSeconds() {
   std::ifstream in("/proc/stat");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("btime ", 0) == 0) return std::stod(line.substr(6));
+    if (line.rfind("btime ", 0) == 0) {
+      try {
+        return std::stod(line.substr(6));
+      } catch (const std::exception&) {
+        return 0;
+      }
+    }
   }
   return 0;
 }

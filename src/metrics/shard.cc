@@ -1,7 +1,7 @@
+#include "tipperary/metrics/detail/shard.h"
+
 #include <atomic>
 #include <cstddef>
-
-#include "tipperary/metrics/detail/shard.h"
 
 namespace tipperary::metrics::detail {
 

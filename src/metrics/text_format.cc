@@ -1,5 +1,6 @@
 #include "tipperary/metrics/text_format.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -17,8 +18,17 @@ void AppendValue(std::string& out, double v) {
   } else if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
   } else {
-    char buf[32];
-    const auto result = std::to_chars(buf, buf + sizeof(buf), v);
+    // Shortest round-trip digits. Like Go's strconv 'g' (what Prometheus itself writes), small
+    // and large exponents use scientific notation ("1e-05"), but integers stay plain up to 1e21
+    // rather than Go's 1e6 ("800000", not "8e+05").
+    char buf[64];
+    auto result = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+    const char* e = std::find(buf, result.ptr, 'e');
+    int exponent = 0;
+    std::from_chars(e + 1 + (e[1] == '+' ? 1 : 0), result.ptr, exponent);
+    if (exponent >= -4 && exponent < 21) {
+      result = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+    }
     out.append(buf, result.ptr);
   }
 }

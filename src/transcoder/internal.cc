@@ -40,6 +40,15 @@ size_t Utf8Length(std::string_view s, size_t i) {
 
 }  // namespace
 
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    size_t len = Utf8Length(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');

@@ -12,6 +12,8 @@ namespace tipperary::transcoder::internal {
 // valid JSON whatever an upstream put in a message.
 void AppendJsonString(std::string& out, std::string_view s);
 
+bool IsValidUtf8(std::string_view s);
+
 // A field by proto name, else by JSON name; nullptr if neither.
 const google::protobuf::FieldDescriptor* FindField(const google::protobuf::Descriptor* type,
                                                    std::string_view name);

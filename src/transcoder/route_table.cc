@@ -60,6 +60,7 @@ bool IsToken(std::string_view method) {
 bool ServiceSelected(const pb::ServiceDescriptor* service, const RouteTableOptions& options) {
   if (options.service_filters.empty()) return true;
   for (const std::string& f : options.service_filters) {
+    if (f == "*") return true;
     if (absl::EndsWith(f, ".*")) {
       if (absl::StartsWith(service->full_name(), f.substr(0, f.size() - 1))) return true;
     } else if (service->full_name() == f) {
@@ -202,12 +203,12 @@ bool Search(const RouteTable::Node* node, const std::vector<std::string_view>& s
             Visit& visit) {
   const size_t n = segs.size();
   if (i == n) {
-    auto it = node->ends.find(verb);
+    auto it = node->ends.find(absl::string_view(verb.data(), verb.size()));
     if (it != node->ends.end() && visit(it->second)) return true;
   } else {
     std::string_view seg = (use_verb && i + 1 == n) ? last : segs[i];
     if (!node->literals.empty()) {
-      auto it = node->literals.find(seg);
+      auto it = node->literals.find(absl::string_view(seg.data(), seg.size()));
       if (it != node->literals.end() &&
           Search(it->second.get(), segs, last, use_verb, i + 1, verb, visit)) {
         return true;
@@ -218,7 +219,7 @@ bool Search(const RouteTable::Node* node, const std::vector<std::string_view>& s
       return true;
     }
   }
-  auto it = node->tails.find(verb);
+  auto it = node->tails.find(absl::string_view(verb.data(), verb.size()));
   return it != node->tails.end() && visit(it->second);
 }
 

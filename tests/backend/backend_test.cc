@@ -1,5 +1,8 @@
 // Checks the test backend itself, so the proxy's integration tests can trust what it reports:
 // the service in-process through a real grpc++ channel, and the binary (listening line, SIGTERM).
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,10 +13,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <google/protobuf/util/json_util.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -245,7 +244,6 @@ TEST_F(BackendTest, UploadDownloadAndBig) {
   }
   EXPECT_EQ(downloaded.content_type(), "text/plain");
   EXPECT_EQ(downloaded.data(), "hello");
-
 }
 
 TEST_F(BackendTest, BigSendsMoreThanTheDefaultMessageLimit) {
@@ -271,7 +269,9 @@ TEST(BackendBinaryTest, AnnouncesPortAndExitsCleanlyOnSigterm) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, out_pipe[0]);
-  const char* argv[] = {TIPPERARY_BACKEND_BIN, "--address", "127.0.0.1:0", nullptr};
+  // A connected client (even idle) holds a graceful shutdown until its deadline: keep it short.
+  const char* argv[] = {TIPPERARY_BACKEND_BIN, "--address", "127.0.0.1:0",
+                        "--shutdown-grace-ms", "300",       nullptr};
   pid_t pid = 0;
   ASSERT_EQ(posix_spawn(&pid, TIPPERARY_BACKEND_BIN, &actions, nullptr,
                         const_cast<char* const*>(argv), environ),

@@ -1,6 +1,9 @@
 // tipperary-test-backend: the gRPC server the proxy's integration tests, the quick start and the
 // benchmarks talk to. Prints one "listening" JSON line (stdout and stderr) with the real address,
 // and shuts down gracefully (GOAWAY, in-flight calls finish) on SIGTERM or SIGINT.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,10 +15,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include "test_service_impl.h"
 #include "tipperary/common/endpoint.h"
@@ -111,8 +110,7 @@ int main(int argc, char** argv) {
   tipperary::testing::TestServiceImpl service;
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(),
-                           &selected_port);
+  builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &selected_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);

@@ -1,11 +1,11 @@
 #include "test_service_impl.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -49,7 +49,8 @@ std::string RichStatusDetails(int code, const std::string& message) {
   google::rpc::ErrorInfo info;
   info.set_reason("TEST_FAILURE");
   info.set_domain("tipperary.test");
-  (*info.mutable_metadata())["k"] = "v";
+  // Moved from a std::string: assigning the literal trips a false GCC 12 -Wrestrict.
+  (*info.mutable_metadata())["k"] = std::string("v");
   status.add_details()->PackFrom(info);
 
   google::rpc::BadRequest bad_request;
@@ -101,16 +102,15 @@ grpc::Status TestServiceImpl::GetThing(grpc::ServerContext*, const v1::GetThingR
   return grpc::Status::OK;
 }
 
-grpc::Status TestServiceImpl::GetThingName(grpc::ServerContext*,
-                                           const v1::GetThingRequest* request, Thing* response) {
+grpc::Status TestServiceImpl::GetThingName(grpc::ServerContext*, const v1::GetThingRequest* request,
+                                           Thing* response) {
   response->set_name(request->name());
   response->set_display_name("name of " + request->name());
   response->set_received_json(ToJson(*request));
   return grpc::Status::OK;
 }
 
-grpc::Status TestServiceImpl::ListThings(grpc::ServerContext*,
-                                         const v1::ListThingsRequest* request,
+grpc::Status TestServiceImpl::ListThings(grpc::ServerContext*, const v1::ListThingsRequest* request,
                                          v1::ListThingsResponse* response) {
   if (request->page_size() < 0 || request->page_size() > 10000) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "page_size must be in [0, 10000]"};
@@ -123,13 +123,13 @@ grpc::Status TestServiceImpl::ListThings(grpc::ServerContext*,
     thing->set_size(i);
     thing->set_received_json(received);
   }
-  if (request->page_size() > 0) response->set_next_page_token("page-after-" + request->page_token());
+  if (request->page_size() > 0)
+    response->set_next_page_token("page-after-" + request->page_token());
   return grpc::Status::OK;
 }
 
 grpc::Status TestServiceImpl::CreateThing(grpc::ServerContext*,
-                                          const v1::CreateThingRequest* request,
-                                          Thing* response) {
+                                          const v1::CreateThingRequest* request, Thing* response) {
   *response = request->thing();
   response->set_parent(request->parent());
   if (!request->thing_id().empty()) {
@@ -140,8 +140,7 @@ grpc::Status TestServiceImpl::CreateThing(grpc::ServerContext*,
 }
 
 grpc::Status TestServiceImpl::UpdateThing(grpc::ServerContext*,
-                                          const v1::UpdateThingRequest* request,
-                                          Thing* response) {
+                                          const v1::UpdateThingRequest* request, Thing* response) {
   *response = request->thing();
   response->set_parent(ParentOf(request->thing().name()));
   *response->mutable_update_mask() = request->update_mask();
@@ -215,6 +214,9 @@ grpc::Status TestServiceImpl::Slow(grpc::ServerContext* context, const v1::SlowR
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto total = std::chrono::milliseconds(std::max<int64_t>(0, request->delay_ms()));
+  // Tests wait for this line to know the call reached the server before they disturb it.
+  std::string delay_text = std::to_string(request->delay_ms());
+  TIPPERARY_LOG(kInfo, "slow started", {{"method", "Slow"}, {"delay_ms", delay_text}});
   bool cancelled = false;
   while (Clock::now() - start < total) {
     if (context->IsCancelled()) {
@@ -222,12 +224,10 @@ grpc::Status TestServiceImpl::Slow(grpc::ServerContext* context, const v1::SlowR
       break;
     }
     auto left = total - (Clock::now() - start);
-    std::this_thread::sleep_for(
-        std::min<Clock::duration>(left, std::chrono::milliseconds(5)));
+    std::this_thread::sleep_for(std::min<Clock::duration>(left, std::chrono::milliseconds(5)));
   }
   if (!cancelled && context->IsCancelled()) cancelled = true;
-  auto slept =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  auto slept = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
   response->set_slept_ms(slept);
   response->set_cancelled(cancelled);
   if (cancelled) {

@@ -10,10 +10,10 @@
 //   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdint>
-
-#include <grpcpp/grpcpp.h>
 
 #include "tipperary/testing/v1/test_service.grpc.pb.h"
 

@@ -31,12 +31,8 @@ TEST(ConcurrencyTest, CounterIncrementsSumExactly) {
 
 TEST(ConcurrencyTest, HistogramObservationsSumExactly) {
   Registry registry;
-  Histogram& h = BuildHistogram()
-                     .Name("test_seconds")
-                     .Help("T.")
-                     .Buckets({1, 2})
-                     .Register(registry)
-                     .Add({});
+  Histogram& h =
+      BuildHistogram().Name("test_seconds").Help("T.").Buckets({1, 2}).Register(registry).Add({});
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&h, t] {

@@ -17,8 +17,7 @@ TEST(ExpositionTest, EmptyRegistryIsEmpty) {
 
 TEST(ExpositionTest, Counter) {
   Registry registry;
-  auto& family =
-      BuildCounter().Name("test_requests_total").Help("Requests.").Register(registry);
+  auto& family = BuildCounter().Name("test_requests_total").Help("Requests.").Register(registry);
   family.Add({{"code", "200"}, {"method", "GET"}}).Increment(3);
   family.Add({{"code", "500"}, {"method", "GET"}}).Increment();
   family.Add({{"code", "200"}, {"method", "GET"}}).Increment(0.5);
@@ -173,8 +172,7 @@ TEST(ExpositionDeathTest, RejectsProgrammingErrors) {
   EXPECT_DEATH(counters.Add({{"k", "2"}}), "also a constant label");
   EXPECT_DEATH(counters.Add({{"bad label", "2"}}), "invalid label name");
   EXPECT_DEATH(BuildGauge().Name("c_total").Register(registry), "different type");
-  EXPECT_DEATH(BuildCounter().Name("c_total").Help("other").Register(registry),
-               "different help");
+  EXPECT_DEATH(BuildCounter().Name("c_total").Help("other").Register(registry), "different help");
   auto& histograms = BuildHistogram().Name("h_seconds").Register(registry);
   EXPECT_DEATH(histograms.Add({}), "no default buckets");
   EXPECT_DEATH(histograms.Add({{"le", "1"}}, {1}), "reserved");

@@ -18,9 +18,9 @@ namespace {
 
 constexpr const char* kPromtool = "/usr/bin/promtool";
 
-#define PROMTOOL_TEST_METRICS(COUNTER, GAUGE, HISTOGRAM)                               \
-  COUNTER(requests, "tipperary_test_requests_total", "Requests handled.")              \
-  GAUGE(open_connections, "tipperary_test_open_connections", "Open connections.")      \
+#define PROMTOOL_TEST_METRICS(COUNTER, GAUGE, HISTOGRAM)                              \
+  COUNTER(requests, "tipperary_test_requests_total", "Requests handled.")             \
+  GAUGE(open_connections, "tipperary_test_open_connections", "Open connections.")     \
   HISTOGRAM(duration, "tipperary_test_request_duration_seconds", "Request duration.", \
             DefaultLatencyBuckets())
 
@@ -37,8 +37,7 @@ PromtoolResult RunPromtool(const std::string& text) {
   const int fd = mkstemp(path);
   if (fd < 0) return {};
   close(fd);
-  const std::string command =
-      std::string(kPromtool) + " check metrics > " + path + " 2>&1";
+  const std::string command = std::string(kPromtool) + " check metrics > " + path + " 2>&1";
   PromtoolResult result;
   FILE* pipe = popen(command.c_str(), "w");
   if (pipe == nullptr) return {};
@@ -68,7 +67,10 @@ TEST(PromtoolTest, AcceptsEveryKindOfMetric) {
       .Register(registry)
       .Add({{"value", "ünïcödé"}})
       .Increment();
-  BuildGauge().Name("tipperary_test_temperature_celsius").Help("Odd values.").Register(registry)
+  BuildGauge()
+      .Name("tipperary_test_temperature_celsius")
+      .Help("Odd values.")
+      .Register(registry)
       .Add({{"kind", "inf"}})
       .Set(std::numeric_limits<double>::infinity());
   BuildHistogram()

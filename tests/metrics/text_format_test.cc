@@ -16,6 +16,15 @@ TEST(TextFormatTest, FormatsValuesLikePrometheus) {
   EXPECT_EQ(FormatValue(0.1), "0.1");
   EXPECT_EQ(FormatValue(1e-05), "1e-05");
   EXPECT_EQ(FormatValue(123456789.0), "123456789");
+  EXPECT_EQ(FormatValue(800000), "800000");
+  EXPECT_EQ(FormatValue(0.0001), "0.0001");
+  EXPECT_EQ(FormatValue(0.00012), "0.00012");
+  EXPECT_EQ(FormatValue(1.5e-07), "1.5e-07");
+  EXPECT_EQ(FormatValue(1e20), "100000000000000000000");
+  EXPECT_EQ(FormatValue(1e21), "1e+21");
+  EXPECT_EQ(FormatValue(-1.25e300), "-1.25e+300");
+  EXPECT_EQ(FormatValue(std::numeric_limits<double>::denorm_min()), "5e-324");
+  EXPECT_EQ(FormatValue(std::numeric_limits<double>::max()), "1.7976931348623157e+308");
   EXPECT_EQ(FormatValue(std::numeric_limits<double>::infinity()), "+Inf");
   EXPECT_EQ(FormatValue(-std::numeric_limits<double>::infinity()), "-Inf");
   EXPECT_EQ(FormatValue(std::nan("")), "NaN");

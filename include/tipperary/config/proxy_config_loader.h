@@ -3,7 +3,8 @@
 // Loading is strict: an unknown key, a value of the wrong type or out of range, a missing file
 // or an inconsistency between sections is an InvalidArgument error that names the file, the
 // 1-based line and column, and the key's path:
-//   proxy.yaml:12:5: upstreams[0].connect_timeout: bad duration "2 parsecs" (use e.g. 250ms, 2s, 1m)
+//   proxy.yaml:12:5: upstreams[0].connect_timeout: bad duration "2 parsecs" (use e.g. 250ms, 2s,
+//   1m)
 // Relative paths in the file (descriptors, tls files, logging.access_log_path) resolve against
 // the directory of the file, and the loaded config holds them resolved.
 //

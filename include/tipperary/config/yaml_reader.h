@@ -4,7 +4,8 @@
 // path inside the document such as "upstreams[1].endpoints[0]". Every conversion reports a bad
 // value as an InvalidArgument status whose message names the source, the 1-based line and
 // column and the path, e.g.
-//   proxy.yaml:12:5: upstreams[0].connect_timeout: bad duration "2 parsecs" (use e.g. 250ms, 2s, 1m)
+//   proxy.yaml:12:5: upstreams[0].connect_timeout: bad duration "2 parsecs" (use e.g. 250ms, 2s,
+//   1m)
 // A YamlMap is a map whose keys were checked against the known ones: an unknown key is an error
 // at the key's position, with a "did you mean" when one known key is close.
 //
@@ -44,11 +45,14 @@ std::string YamlKindName(const YAML::Node& node);
 class YamlValue {
  public:
   YamlValue(std::string source, YAML::Node node, std::string path);
+  // `mark` replaces the node's own: yaml-cpp places an empty (null) value at the next token,
+  // often on a later line, so such values are reported at their key.
+  YamlValue(std::string source, YAML::Node node, std::string path, YAML::Mark mark);
 
   const YAML::Node& node() const { return node_; }
   const std::string& source() const { return source_; }
   const std::string& path() const { return path_; }
-  YAML::Mark mark() const { return node_.Mark(); }
+  const YAML::Mark& mark() const { return mark_; }
   bool IsNull() const { return node_.IsNull(); }
 
   // An InvalidArgument error located at this value.
@@ -82,6 +86,7 @@ class YamlValue {
   std::string source_;
   YAML::Node node_;
   std::string path_;
+  YAML::Mark mark_;
 };
 
 // A map whose keys are all known. The Read* helpers leave *out untouched when the key is
@@ -115,6 +120,7 @@ class YamlMap {
   friend class YamlValue;
   struct Entry {
     std::string key;
+    YAML::Mark key_mark;
     YAML::Node value;
   };
   explicit YamlMap(YamlValue value) : value_(std::move(value)) {}

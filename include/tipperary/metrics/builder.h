@@ -38,9 +38,7 @@ class Builder {
     return *this;
   }
   // Default buckets for Family<Histogram>::Add(labels).
-  Builder& Buckets(Histogram::BucketBoundaries buckets)
-    requires std::same_as<T, Histogram>
-  {
+  Builder& Buckets(Histogram::BucketBoundaries buckets) requires std::same_as<T, Histogram> {
     spec_.buckets = std::move(buckets);
     return *this;
   }

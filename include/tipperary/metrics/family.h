@@ -68,8 +68,8 @@ class Family final : public FamilyBase {
   T& Add(const Labels& labels);
   // Histograms with per-child buckets. Same labels -> same child; asking for an existing child
   // with different buckets aborts.
-  T& Add(const Labels& labels, const Histogram::BucketBoundaries& buckets)
-    requires std::same_as<T, Histogram>;
+  T& Add(const Labels& labels,
+         const Histogram::BucketBoundaries& buckets) requires std::same_as<T, Histogram>;
 
   std::size_t size() const;
   MetricType type() const override;

@@ -1,7 +1,8 @@
 // A value that goes up and down (Prometheus gauge). One atomic: Set() needs a single location,
 // and gauges are updated far less often than counters.
 //
-//   Gauge& open = BuildGauge().Name("tipperary_open_connections").Help("...").Register(reg).Add({});
+//   Gauge& open =
+//   BuildGauge().Name("tipperary_open_connections").Help("...").Register(reg).Add({});
 //   open.Increment();  ...  open.Decrement();
 #pragma once
 

@@ -33,9 +33,11 @@ class Histogram {
   Histogram& operator=(const Histogram&) = delete;
 
   void Observe(double v) {
-    // First bound >= v, i.e. the bucket with le >= v; NaN lands in +Inf.
-    const auto bucket = static_cast<std::size_t>(
-        std::lower_bound(boundaries_.begin(), boundaries_.end(), v) - boundaries_.begin());
+    // First bucket with le >= v; written so that NaN, never >= anything, lands in +Inf.
+    const auto bucket =
+        static_cast<std::size_t>(std::partition_point(boundaries_.begin(), boundaries_.end(),
+                                                      [v](double le) { return !(le >= v); }) -
+                                 boundaries_.begin());
     const std::size_t shard = detail::ThisThreadShard();
     Slot(shard, bucket).fetch_add(1, std::memory_order_relaxed);
     sums_[shard].value.fetch_add(v, std::memory_order_relaxed);

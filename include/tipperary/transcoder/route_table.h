@@ -42,8 +42,8 @@ struct RouteTableOptions {
   bool annotations = true;               // Routes from (google.api.http).
   bool allow_grpc_method_paths = false;  // POST /pkg.Svc/Method, body "*".
   // Services whose annotations / gRPC paths are routed: "pkg.Svc", or "pkg.*" for every service
-  // whose full name starts with "pkg." (subpackages included). Empty: every service. Config
-  // routes are explicit and not filtered.
+  // whose full name starts with "pkg." (subpackages included), or "*". Empty: every service.
+  // Config routes are explicit and not filtered.
   std::vector<std::string> service_filters;
 };
 

@@ -1,0 +1,121 @@
+// An HTTP/1.1 server socket (optionally TLS / mTLS) on one io_context: accepts connections and
+// hands each request to a RequestHandler as an HttpExchange (see http_exchange.h).
+//
+// The proxy runs one io_context per thread and creates one HttpListener per thread and address,
+// all bound to the same port with SO_REUSEPORT so the kernel spreads connections. The listener
+// enforces the limits and timeouts of ListenerOptions, supports keep-alive, pipelining (responses
+// in request order), chunked request bodies and Expect: 100-continue, and answers protocol errors
+// itself with a google.rpc.Status-shaped JSON body.
+//
+//   boost::asio::io_context ioc;
+//   ListenerOptions options;
+//   options.endpoint = *common::ParseEndpoint("127.0.0.1:0", /*allow_port_zero=*/true);
+//   auto listener = HttpListener::Create(ioc, options, handler, /*tls_context=*/nullptr);
+//   if (!listener.ok()) return listener.status();
+//   (*listener)->Start();
+//   ioc.run();
+//
+// Threading: every method may be called from any thread; the work runs on the listener's
+// io_context thread (inline when called from it). The accessors are atomic. Destroy a listener
+// before its io_context; destruction stops accepting and closes the connections.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/listener/http_exchange.h"
+
+namespace boost::asio {
+class io_context;
+namespace ssl {
+class context;
+}  // namespace ssl
+}  // namespace boost::asio
+
+namespace tipperary::listener {
+
+struct TlsOptions {
+  std::string cert_file;       // PEM certificate chain.
+  std::string key_file;        // PEM private key.
+  std::string client_ca_file;  // PEM CA bundle; when set, client certificates are verified (mTLS).
+  bool require_client_cert = true;  // With client_ca_file: reject clients without a certificate.
+  std::string min_version = "1.2";  // "1.2" or "1.3".
+};
+
+struct ListenerOptions {
+  std::string name = "http";      // For logs.
+  common::Endpoint endpoint;      // TCP only; port 0 picks a free port (see HttpListener::port()).
+  std::optional<TlsOptions> tls;  // Informational; TLS is on when Create() gets a context.
+  uint64_t max_header_bytes = 16 * 1024;  // Request line + headers; over it: 431.
+  uint64_t max_body_bytes = 4 << 20;      // Content-Length or chunked total; over it: 413.
+  uint32_t max_pipelined_requests = 16;   // Requests read ahead of their responses per connection.
+  uint32_t max_connections = 10000;       // Per listener object; at the cap, accepting pauses.
+  // A zero or negative duration disables that timeout.
+  std::chrono::nanoseconds idle_timeout{std::chrono::seconds(60)};  // Keep-alive, no request.
+  std::chrono::nanoseconds request_read_timeout{std::chrono::seconds(30)};    // Headers+body: 408.
+  std::chrono::nanoseconds response_write_timeout{std::chrono::seconds(30)};  // One write: close.
+  std::string server_header = "tipperary-proxy";  // Empty: no Server header.
+  bool log_listening = true;  // Log "listening" on Start(); the proxy sets it on one listener.
+};
+
+// Totals since creation, for metrics.
+struct ListenerCounters {
+  uint64_t connections_accepted = 0;
+  uint64_t requests = 0;                // Requests handed to the handler.
+  uint64_t protocol_errors = 0;         // Requests answered by the listener (400/408/413/431/505).
+  uint64_t timeouts = 0;                // Request-read (408), write and handshake timeouts.
+  uint64_t tls_handshake_failures = 0;  // Includes handshake timeouts.
+};
+
+// A TLS server context (TLS 1.2+ or 1.3+, modern ciphers, ALPN http/1.1, optional mTLS), built
+// once and shared by every thread's listener. Errors name the file or option at fault.
+absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
+    const TlsOptions& options);
+
+namespace internal {
+class ListenerCore;
+}  // namespace internal
+
+class HttpListener {
+ public:
+  // Binds (SO_REUSEADDR + SO_REUSEPORT) and listens; the error names the address. A null
+  // tls_context serves plain HTTP.
+  static absl::StatusOr<std::unique_ptr<HttpListener>> Create(
+      boost::asio::io_context& ioc, ListenerOptions options, RequestHandler handler,
+      std::shared_ptr<boost::asio::ssl::context> tls_context);
+
+  HttpListener(const HttpListener&) = delete;
+  HttpListener& operator=(const HttpListener&) = delete;
+  ~HttpListener();
+
+  // The bound port (useful with port 0).
+  uint16_t port() const;
+  // "host:port" with the bound port ("[v6]:port" for IPv6 literals).
+  std::string address() const;
+
+  // Begins accepting (logs "listening" when options.log_listening).
+  void Start();
+  // Closes the listening socket; open connections continue.
+  void StopAccepting();
+  // From now on responses carry Connection: close and idle keep-alive connections are closed.
+  void SetDraining();
+  // Hard close of every connection; pending exchanges get their cancel handler called.
+  void CloseAll();
+
+  size_t active_connections() const;
+  // Requests read whose response is not yet fully written.
+  size_t active_requests() const;
+  ListenerCounters counters() const;
+
+ private:
+  explicit HttpListener(std::shared_ptr<internal::ListenerCore> core);
+  std::shared_ptr<internal::ListenerCore> core_;
+};
+
+}  // namespace tipperary::listener

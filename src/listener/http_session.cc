@@ -1,0 +1,782 @@
+// One HTTP/1.1 connection (plain or TLS) and the exchanges read from it.
+//
+// A session reads requests ahead (up to max_pipelined_requests), keeps one ExchangeImpl per
+// request in a queue, and writes the queue's head whenever it has output, so responses go out in
+// request order however the application completes them. Responses are serialized here rather
+// than by Beast's serializer so that whole, streamed (chunked or close-delimited) and HEAD
+// responses share one write path, and so consecutive ready responses go out in one write.
+//
+// Timeouts use our own timers instead of beast::tcp_stream's: a tcp_stream timeout closes the
+// socket, and a request-read timeout must still answer 408 while an earlier response may be
+// being written.
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <optional>
+#include <type_traits>
+
+#include "listener_core.h"
+#include "tipperary/common/log.h"
+
+namespace tipperary::listener::internal {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// How long a closing connection keeps reading (and discarding) so that the client sees the last
+// response rather than a reset caused by unread input.
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr size_t kReadChunk = 16 * 1024;
+// Ready responses are coalesced into one write up to about this size.
+constexpr size_t kMaxCoalescedBytes = 256 * 1024;
+
+struct ConnectionInfo {
+  std::string peer_address;
+  bool is_tls = false;
+  std::string peer_subject;
+};
+
+bool IsBodilessStatus(unsigned status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+void AppendHex(std::string& out, size_t n) {
+  char buf[2 * sizeof(size_t) + 1];
+  int len = std::snprintf(buf, sizeof(buf), "%zx", n);
+  out.append(buf, static_cast<size_t>(len));
+}
+
+std::string StatusJson(int grpc_code, std::string_view message) {
+  std::string body = "{\"code\":" + std::to_string(grpc_code) + ",\"message\":\"";
+  common::AppendJsonEscaped(body, message);
+  body += "\"}";
+  return body;
+}
+
+}  // namespace
+
+// The application's view of one request; the session owns the response state in it.
+class ExchangeImpl final : public HttpExchange {
+ public:
+  enum class State { kPending, kWhole, kStreaming };
+
+  ExchangeImpl(std::shared_ptr<SessionBase> session, HttpRequest request,
+               std::shared_ptr<const ConnectionInfo> info)
+      : request_(std::move(request)), info_(std::move(info)), session_(std::move(session)) {}
+
+  const HttpRequest& request() const override { return request_; }
+  const std::string& peer_address() const override { return info_->peer_address; }
+  bool is_tls() const override { return info_->is_tls; }
+  const std::string& peer_certificate_subject() const override { return info_->peer_subject; }
+
+  void Respond(HttpResponse response) override {
+    if (cancelled_ || released_ || state_ != State::kPending) return;
+    state_ = State::kWhole;
+    response_ = std::move(response);
+    finished_ = true;
+    Notify();
+  }
+
+  void BeginStream(HttpResponse header) override {
+    if (cancelled_ || released_ || state_ != State::kPending) return;
+    state_ = State::kStreaming;
+    header.body().clear();
+    response_ = std::move(header);
+    Notify();
+  }
+
+  void SendChunk(std::string data) override {
+    if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
+    // An empty chunk would end a chunked body.
+    if (data.empty() || head_) return;
+    if (version_ >= 11) {
+      AppendHex(pending_, data.size());
+      pending_ += "\r\n";
+      pending_ += data;
+      pending_ += "\r\n";
+    } else {
+      pending_ += data;
+    }
+    Notify();
+  }
+
+  void EndStream(HttpFields trailers) override {
+    if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
+    finished_ = true;
+    if (version_ >= 11 && !head_) {
+      pending_ += "0\r\n";
+      for (const auto& field : trailers) {
+        pending_.append(field.name_string());
+        pending_ += ": ";
+        pending_.append(field.value());
+        pending_ += "\r\n";
+      }
+      pending_ += "\r\n";
+    }
+    Notify();
+  }
+
+  void SetCancelHandler(std::function<void()> on_cancel) override {
+    if (cancelled_) {
+      if (on_cancel) on_cancel();
+      return;
+    }
+    if (released_) return;  // Fully answered: never cancelled.
+    on_cancel_ = std::move(on_cancel);
+  }
+
+  bool cancelled() const override { return cancelled_; }
+
+  // Session side.
+  void Cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    std::function<void()> on_cancel = std::move(on_cancel_);
+    on_cancel_ = nullptr;
+    if (on_cancel) on_cancel();
+  }
+  bool Done() const { return header_emitted_ && finished_ && pending_.empty(); }
+
+  HttpRequest request_;
+  std::shared_ptr<const ConnectionInfo> info_;
+  // Strong until released: a pending exchange keeps its connection alive even when no I/O is
+  // in flight (pipeline full, or waiting for the application after the last request).
+  std::shared_ptr<SessionBase> session_;
+  std::function<void()> on_cancel_;
+  State state_ = State::kPending;
+  std::optional<HttpResponse> response_;  // Whole response, or a stream's header.
+  std::string pending_;                   // Encoded stream bytes not yet taken for writing.
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool counted_ = false;      // Counts in active_requests.
+  bool force_close_ = false;  // The listener's own error responses.
+  bool close_after_ = false;  // Decided when the header is serialized.
+  bool header_emitted_ = false;
+  bool finished_ = false;
+  bool cancelled_ = false;
+  bool released_ = false;
+
+ private:
+  void Notify() {
+    // Hold the session: the callee may close it.
+    if (std::shared_ptr<SessionBase> session = session_) session->OnExchangeOutput();
+  }
+};
+
+namespace {
+
+template <class Stream>
+class Session final : public SessionBase {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  template <class... StreamArgs>
+  explicit Session(std::shared_ptr<ListenerCore> core, StreamArgs&&... stream_args)
+      : core_(std::move(core)),
+        stream_(std::forward<StreamArgs>(stream_args)...),
+        read_timer_(core_->ioc),
+        write_timer_(core_->ioc) {}
+
+  ~Session() override {
+    // Every path ends in Abort(); this only guards the registry against a missed one.
+    if (!closed_) core_->Unregister(this);
+  }
+
+  void Run() {
+    auto info = std::make_shared<ConnectionInfo>();
+    error_code ec;
+    tcp::endpoint remote = Socket().remote_endpoint(ec);
+    if (!ec) info->peer_address = remote.address().to_string();
+    info->is_tls = kTls;
+    info_ = info;
+    if constexpr (kTls) {
+      ArmReadTimer(core_->options.request_read_timeout, TimerKind::kHandshake);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = Self()](error_code hec) { self->OnHandshake(hec); });
+    } else {
+      DoRead();
+    }
+  }
+
+  void OnDraining() override {
+    if (closed_ || closing_) return;
+    if (first_request_) {
+      Abort();  // Nothing asked yet (maybe mid-handshake): nothing to finish.
+    } else if (queue_.empty() && !in_request_) {
+      GracefulClose();
+    }
+  }
+
+  void Abort() override {
+    if (closed_) return;
+    closed_ = true;
+    ++read_gen_;
+    ++write_gen_;
+    read_timer_.cancel();
+    write_timer_.cancel();
+    beast::get_lowest_layer(stream_).close();
+    CancelQueued();
+    core_->Unregister(this);
+  }
+
+  void OnExchangeOutput() override { Pump(); }
+
+ private:
+  enum class TimerKind { kHandshake, kIdle, kRequest, kLinger };
+
+  std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+  tcp::socket& Socket() { return beast::get_lowest_layer(stream_).socket(); }
+  const ListenerOptions& Options() const { return core_->options; }
+
+  // ---- Timers ----
+
+  void ArmReadTimer(std::chrono::nanoseconds duration, TimerKind kind) {
+    uint64_t gen = ++read_gen_;
+    read_kind_ = kind;
+    if (duration.count() <= 0) {
+      read_timer_.cancel();
+      return;
+    }
+    read_timer_.expires_after(std::chrono::duration_cast<net::steady_timer::duration>(duration));
+    read_timer_.async_wait([self = Self(), gen](error_code ec) {
+      if (ec == net::error::operation_aborted) return;
+      self->OnReadTimer(gen);
+    });
+  }
+
+  void DisarmReadTimer() {
+    ++read_gen_;
+    read_timer_.cancel();
+  }
+
+  void OnReadTimer(uint64_t gen) {
+    if (closed_ || gen != read_gen_) return;
+    switch (read_kind_) {
+      case TimerKind::kHandshake:
+        core_->timeouts.fetch_add(1, std::memory_order_relaxed);
+        core_->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        TIPPERARY_LOG(kDebug, "tls handshake timeout",
+                      {{"name", Options().name}, {"peer", info_->peer_address}});
+        Abort();
+        return;
+      case TimerKind::kIdle:
+      case TimerKind::kLinger:
+        Abort();
+        return;
+      case TimerKind::kRequest:
+        core_->timeouts.fetch_add(1, std::memory_order_relaxed);
+        // The read in flight is abandoned (read_stopped_ makes its handler a no-op).
+        FailRequest(http::status::request_timeout, 4, "request not received in time");
+        return;
+    }
+  }
+
+  void ArmWriteTimer() {
+    uint64_t gen = ++write_gen_;
+    auto duration = Options().response_write_timeout;
+    if (duration.count() <= 0) return;
+    write_timer_.expires_after(std::chrono::duration_cast<net::steady_timer::duration>(duration));
+    write_timer_.async_wait([self = Self(), gen](error_code ec) {
+      if (ec == net::error::operation_aborted) return;
+      if (self->closed_ || gen != self->write_gen_) return;
+      self->core_->timeouts.fetch_add(1, std::memory_order_relaxed);
+      TIPPERARY_LOG(kDebug, "response write timeout",
+                    {{"name", self->Options().name}, {"peer", self->info_->peer_address}});
+      self->Abort();
+    });
+  }
+
+  void DisarmWriteTimer() {
+    ++write_gen_;
+    write_timer_.cancel();
+  }
+
+  // ---- TLS ----
+
+  void OnHandshake(error_code ec) {
+    if (closed_) return;
+    DisarmReadTimer();
+    if (ec) {
+      core_->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      TIPPERARY_LOG(
+          kDebug, "tls handshake failed",
+          {{"name", Options().name}, {"peer", info_->peer_address}, {"error", ec.message()}});
+      Abort();
+      return;
+    }
+    if constexpr (kTls) {
+      SSL* ssl = stream_.native_handle();
+      X509* cert = SSL_get1_peer_certificate(ssl);
+      if (cert != nullptr) {
+        if (SSL_get_verify_result(ssl) == X509_V_OK) {
+          auto info = std::make_shared<ConnectionInfo>(*info_);
+          info->peer_subject = SubjectOf(cert);
+          info_ = info;
+        }
+        X509_free(cert);
+      }
+    }
+    DoRead();
+  }
+
+  static std::string SubjectOf(X509* cert) {
+    std::string subject;
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio == nullptr) return subject;
+    if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+      char* data = nullptr;
+      long len = BIO_get_mem_data(bio, &data);
+      if (len > 0 && data != nullptr) subject.assign(data, static_cast<size_t>(len));
+    }
+    BIO_free(bio);
+    return subject;
+  }
+
+  // ---- Reading ----
+
+  void DoRead() {
+    if (closed_ || closing_ || read_stopped_) return;
+    if (read_pending_) {
+      // Waiting for the next request with nothing left to answer: the idle clock runs.
+      if (!in_request_ && queue_.empty()) ArmReadTimer(Options().idle_timeout, TimerKind::kIdle);
+      return;
+    }
+    if (queue_.size() >= Options().max_pipelined_requests) return;  // Resumed by Pump().
+    if (buffer_.size() > 0) {
+      StartRequest();
+      return;
+    }
+    if (queue_.empty()) {
+      if (core_->draining && !first_request_) {
+        GracefulClose();
+        return;
+      }
+      auto timeout = Options().idle_timeout;
+      if (first_request_ && Options().request_read_timeout < timeout) {
+        timeout = Options().request_read_timeout;
+      }
+      ArmReadTimer(timeout, TimerKind::kIdle);
+    } else {
+      DisarmReadTimer();
+    }
+    read_pending_ = true;
+    stream_.async_read_some(buffer_.prepare(kReadChunk), [self = Self()](error_code ec, size_t n) {
+      self->OnFirstBytes(ec, n);
+    });
+  }
+
+  // Common prologue of read completions; false when the caller must stop.
+  bool ReadCompleted(error_code ec) {
+    read_pending_ = false;
+    if (closed_) return false;
+    if (closing_) {
+      OnLingerRead(ec);
+      return false;
+    }
+    if (ec == net::error::operation_aborted) return false;
+    return !read_stopped_;
+  }
+
+  void OnFirstBytes(error_code ec, size_t n) {
+    if (!ReadCompleted(ec)) return;
+    if (ec) {
+      // EOF or reset: the client is gone; whatever it still waits for is cancelled.
+      Abort();
+      return;
+    }
+    buffer_.commit(n);
+    StartRequest();
+  }
+
+  void StartRequest() {
+    in_request_ = true;
+    first_request_ = false;
+    ArmReadTimer(Options().request_read_timeout, TimerKind::kRequest);
+    parser_.emplace();
+    uint64_t header_limit = Options().max_header_bytes;
+    parser_->header_limit(static_cast<uint32_t>(
+        std::min<uint64_t>(header_limit, std::numeric_limits<uint32_t>::max())));
+    parser_->body_limit(Options().max_body_bytes);
+    read_pending_ = true;
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = Self()](error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(error_code ec) {
+    if (!ReadCompleted(ec)) return;
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& req = parser_->get();
+    if (req.version() != 10 && req.version() != 11) {
+      FailRequest(http::status::http_version_not_supported, 12, "HTTP version not supported");
+      return;
+    }
+    if (parser_->is_done()) {
+      OnRequestComplete();
+      return;
+    }
+    // A Content-Length over the limit already failed in async_read_header (body_limit), so
+    // 100 Continue is only sent for a body we will accept. When earlier responses are still
+    // due the interim response would have to wait for them; the client then sends the body
+    // after its own timeout, which RFC 9110 allows.
+    if (req.version() == 11 && beast::iequals(req[http::field::expect], "100-continue") &&
+        queue_.empty() && !write_pending_) {
+      write_buf_ = "HTTP/1.1 100 Continue\r\n\r\n";
+      StartWrite();
+    }
+    read_pending_ = true;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = Self()](error_code body_ec, size_t) { self->OnBody(body_ec); });
+  }
+
+  void OnBody(error_code ec) {
+    if (!ReadCompleted(ec)) return;
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    OnRequestComplete();
+  }
+
+  void OnReadError(error_code ec) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec.category() != http::make_error_code(http::error::end_of_stream).category()) {
+      Abort();
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      FailRequest(http::status::request_header_fields_too_large, 8, "request header too large");
+    } else if (ec == http::error::body_limit) {
+      FailRequest(http::status::payload_too_large, 8, "request body too large");
+    } else {
+      FailRequest(http::status::bad_request, 3, "malformed HTTP request: " + ec.message());
+    }
+  }
+
+  void OnRequestComplete() {
+    DisarmReadTimer();
+    in_request_ = false;
+    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), parser_->release(), info_);
+    parser_.reset();
+    const HttpRequest& req = exchange->request_;
+    exchange->version_ = req.version();
+    exchange->keep_alive_ = req.keep_alive();
+    exchange->head_ = req.method() == http::verb::head;
+    exchange->counted_ = true;
+    if (!exchange->keep_alive_) read_stopped_ = true;
+    queue_.push_back(exchange);
+    core_->active_requests.fetch_add(1, std::memory_order_relaxed);
+    core_->requests.fetch_add(1, std::memory_order_relaxed);
+
+    auto self = Self();  // The handler may close the connection.
+    try {
+      core_->handler(exchange);
+    } catch (const std::exception& e) {
+      TIPPERARY_LOG(kError, "request handler threw",
+                    {{"name", Options().name}, {"error", e.what()}});
+      RespondInternalError(*exchange);
+    } catch (...) {
+      TIPPERARY_LOG(kError, "request handler threw", {{"name", Options().name}});
+      RespondInternalError(*exchange);
+    }
+    DoRead();
+  }
+
+  static void RespondInternalError(ExchangeImpl& exchange) {
+    if (exchange.state_ != ExchangeImpl::State::kPending) return;
+    HttpResponse res{http::status::internal_server_error, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = StatusJson(13, "internal error");
+    exchange.Respond(std::move(res));
+  }
+
+  // Answers a request the listener rejects itself, after the responses already due, then
+  // closes the connection.
+  void FailRequest(http::status status, int grpc_code, std::string_view message) {
+    DisarmReadTimer();
+    read_stopped_ = true;
+    in_request_ = false;
+    core_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    TIPPERARY_LOG(kDebug, "rejected request",
+                  {{"name", Options().name},
+                   {"peer", info_->peer_address},
+                   {"status", std::to_string(static_cast<unsigned>(status))},
+                   {"reason", message}});
+    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest{}, info_);
+    HttpResponse res{status, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = StatusJson(grpc_code, message);
+    exchange->force_close_ = true;
+    exchange->state_ = ExchangeImpl::State::kWhole;
+    exchange->response_ = std::move(res);
+    exchange->finished_ = true;
+    queue_.push_back(std::move(exchange));
+    Pump();
+  }
+
+  // ---- Writing ----
+
+  // Retires what is fully written, then writes whatever the head of the queue has ready.
+  void Pump() {
+    if (closed_ || closing_ || write_pending_) return;
+    bool retired = false;
+    for (;;) {
+      while (!queue_.empty() && queue_.front()->Done()) {
+        std::shared_ptr<ExchangeImpl> exchange = std::move(queue_.front());
+        queue_.pop_front();
+        Release(*exchange);
+        retired = true;
+        if (exchange->close_after_) {
+          GracefulClose();
+          return;
+        }
+      }
+      write_buf_.clear();
+      for (auto& exchange : queue_) {
+        bool complete = TakeOutput(*exchange, write_buf_);
+        if (!complete || exchange->close_after_ || write_buf_.size() >= kMaxCoalescedBytes) break;
+      }
+      if (!write_buf_.empty()) {
+        StartWrite();
+        break;
+      }
+      // A stream can end without bytes to write (HEAD, HTTP/1.0): retire it and look again.
+      if (queue_.empty() || !queue_.front()->Done()) break;
+    }
+    if (retired) DoRead();
+  }
+
+  void StartWrite() {
+    write_pending_ = true;
+    ArmWriteTimer();
+    net::async_write(stream_, net::buffer(write_buf_),
+                     [self = Self()](error_code ec, size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(error_code ec) {
+    write_pending_ = false;
+    if (closed_) return;
+    DisarmWriteTimer();
+    if (ec) {
+      TIPPERARY_LOG(
+          kDebug, "write failed",
+          {{"name", Options().name}, {"peer", info_->peer_address}, {"error", ec.message()}});
+      Abort();
+      return;
+    }
+    Pump();
+  }
+
+  // Appends the exchange's ready bytes; true when all of its response has now been taken.
+  bool TakeOutput(ExchangeImpl& exchange, std::string& out) {
+    if (exchange.state_ == ExchangeImpl::State::kPending) return false;
+    if (!exchange.header_emitted_) {
+      SerializeHead(exchange, out);
+      exchange.header_emitted_ = true;
+    }
+    if (!exchange.pending_.empty()) {
+      out += exchange.pending_;
+      exchange.pending_.clear();
+    }
+    return exchange.finished_;
+  }
+
+  // Status line and fields (and a whole response's body), with the framing and connection
+  // headers the listener owns.
+  void SerializeHead(ExchangeImpl& exchange, std::string& out) {
+    HttpResponse& res = *exchange.response_;
+    const bool http10 = exchange.version_ == 10;
+    bool close = exchange.force_close_ || !exchange.keep_alive_ || core_->draining;
+    const bool bodiless = IsBodilessStatus(res.result_int());
+    res.version(http10 ? 10 : 11);
+    if (!Options().server_header.empty() && res.find(http::field::server) == res.end()) {
+      res.set(http::field::server, Options().server_header);
+    }
+    if (exchange.state_ == ExchangeImpl::State::kWhole) {
+      res.erase(http::field::transfer_encoding);
+      if (bodiless) {
+        res.erase(http::field::content_length);
+        res.body().clear();
+      } else {
+        res.content_length(res.body().size());
+      }
+    } else {
+      res.erase(http::field::content_length);
+      if (http10) {
+        res.erase(http::field::transfer_encoding);
+        close = true;  // The body ends when the connection does.
+      } else if (!bodiless) {
+        res.set(http::field::transfer_encoding, "chunked");
+      }
+    }
+    if (close) {
+      res.set(http::field::connection, "close");
+    } else if (http10) {
+      res.set(http::field::connection, "keep-alive");
+    } else {
+      res.erase(http::field::connection);
+    }
+    exchange.close_after_ = close;
+
+    out += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    out += std::to_string(res.result_int());
+    out += ' ';
+    out.append(res.reason());
+    out += "\r\n";
+    for (const auto& field : res) {
+      out.append(field.name_string());
+      out += ": ";
+      out.append(field.value());
+      out += "\r\n";
+    }
+    out += "\r\n";
+    if (exchange.state_ == ExchangeImpl::State::kWhole) {
+      if (!exchange.head_) out += res.body();
+      exchange.response_.reset();
+    }
+  }
+
+  void Release(ExchangeImpl& exchange) {
+    if (exchange.released_) return;
+    exchange.released_ = true;
+    exchange.on_cancel_ = nullptr;
+    exchange.session_.reset();
+    exchange.response_.reset();
+    if (exchange.counted_) core_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void CancelQueued() {
+    std::deque<std::shared_ptr<ExchangeImpl>> queue = std::move(queue_);
+    queue_.clear();
+    for (auto& exchange : queue) {
+      if (!exchange->Done()) exchange->Cancel();
+      Release(*exchange);
+    }
+  }
+
+  // ---- Closing ----
+
+  // After the last response: send FIN (TLS: close_notify), then drain input for a moment so
+  // the client reads the response instead of a reset.
+  void GracefulClose() {
+    if (closed_ || closing_) return;
+    closing_ = true;
+    CancelQueued();
+    DisarmWriteTimer();
+    auto linger = std::chrono::duration_cast<std::chrono::nanoseconds>(kLingerTimeout);
+    if (Options().idle_timeout.count() > 0 && Options().idle_timeout < linger) {
+      linger = Options().idle_timeout;
+    }
+    ArmReadTimer(linger, TimerKind::kLinger);
+    error_code ec;
+    if constexpr (kTls) {
+      // The SSL engine cannot shut down under a pending read; cancel it (no write is pending
+      // here) and shut down from its completion.
+      if (read_pending_) {
+        Socket().cancel(ec);
+      } else {
+        StartTlsShutdown();
+      }
+    } else {
+      Socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (!read_pending_) StartDiscardRead();
+    }
+  }
+
+  void OnLingerRead(error_code ec) {
+    if constexpr (kTls) {
+      if (!shutdown_started_) StartTlsShutdown();
+    } else {
+      if (ec) {
+        Abort();
+        return;
+      }
+      buffer_.consume(buffer_.size());
+      StartDiscardRead();
+    }
+  }
+
+  void StartDiscardRead() {
+    read_pending_ = true;
+    stream_.async_read_some(buffer_.prepare(kReadChunk), [self = Self()](error_code ec, size_t) {
+      self->read_pending_ = false;
+      if (self->closed_) return;
+      self->OnLingerRead(ec);
+    });
+  }
+
+  void StartTlsShutdown() {
+    if constexpr (kTls) {
+      shutdown_started_ = true;
+      stream_.async_shutdown([self = Self()](error_code) { self->Abort(); });
+    }
+  }
+
+  std::shared_ptr<ListenerCore> core_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<std::shared_ptr<ExchangeImpl>> queue_;
+  std::string write_buf_;
+  std::shared_ptr<const ConnectionInfo> info_;
+  net::steady_timer read_timer_;
+  net::steady_timer write_timer_;
+  uint64_t read_gen_ = 0;
+  uint64_t write_gen_ = 0;
+  TimerKind read_kind_ = TimerKind::kIdle;
+  bool read_pending_ = false;
+  bool write_pending_ = false;
+  bool in_request_ = false;    // Between a request's first byte and its last.
+  bool first_request_ = true;  // No request started on this connection yet.
+  bool read_stopped_ = false;  // No further requests will be read.
+  bool closing_ = false;       // GracefulClose() started.
+  bool shutdown_started_ = false;
+  bool closed_ = false;
+};
+
+// The two stream types, instantiated once here (no other translation unit sees Session).
+template class Session<PlainStream>;
+template class Session<TlsStream>;
+
+}  // namespace
+
+void StartSession(const std::shared_ptr<ListenerCore>& core, tcp::socket socket) {
+  std::shared_ptr<SessionBase> session;
+  if (core->tls_context) {
+    auto tls = std::make_shared<Session<TlsStream>>(core, std::move(socket), *core->tls_context);
+    session = tls;
+    core->Register(session);
+    tls->Run();
+  } else {
+    auto plain = std::make_shared<Session<PlainStream>>(core, std::move(socket));
+    session = plain;
+    core->Register(session);
+    plain->Run();
+  }
+}
+
+}  // namespace tipperary::listener::internal

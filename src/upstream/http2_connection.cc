@@ -1,0 +1,603 @@
+#include "http2_connection.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/write.hpp>
+
+#include "tipperary/common/log.h"
+#include "tipperary/upstream/grpc_wire.h"
+
+namespace tipperary::upstream {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using GenericEndpoint = asio::generic::stream_protocol::endpoint;
+
+constexpr size_t kMaxWriteBatch = 256 * 1024;
+constexpr std::string_view kUserAgent = "tipperary-proxy/0.1";
+
+// nghttp2 calls these with the connection as user_data; they only run inside
+// nghttp2_session_mem_recv / mem_send, while the connection is alive.
+Http2Connection* Conn(void* user_data) { return static_cast<Http2Connection*>(user_data); }
+
+int OnBeginHeadersCallback(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return Conn(user_data)->OnBeginHeaders(frame);
+}
+
+int OnHeaderCallback(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                     size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                     void* user_data) {
+  return Conn(user_data)->OnHeader(
+      frame, std::string_view(reinterpret_cast<const char*>(name), namelen),
+      std::string_view(reinterpret_cast<const char*>(value), valuelen));
+}
+
+int OnFrameRecvCallback(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return Conn(user_data)->OnFrameRecv(frame);
+}
+
+int OnDataChunkRecvCallback(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                            size_t len, void* user_data) {
+  return Conn(user_data)->OnDataChunkRecv(stream_id, data, len);
+}
+
+int OnStreamCloseCallback(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                          void* user_data) {
+  return Conn(user_data)->OnStreamClose(stream_id, error_code);
+}
+
+int OnFrameSendCallback(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return Conn(user_data)->OnFrameSend(frame);
+}
+
+ssize_t ReadBodyCallback(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                         uint32_t* data_flags, nghttp2_data_source* source, void*) {
+  return static_cast<UpstreamCall*>(source->ptr)->ReadBody(buf, length, data_flags);
+}
+
+struct CallbacksDeleter {
+  void operator()(nghttp2_session_callbacks* callbacks) const {
+    nghttp2_session_callbacks_del(callbacks);
+  }
+};
+struct OptionDeleter {
+  void operator()(nghttp2_option* option) const { nghttp2_option_del(option); }
+};
+
+nghttp2_nv MakeNv(std::string_view name, std::string_view value) {
+  // NGHTTP2_NV_FLAG_NONE: nghttp2 copies both, so they need only outlive the submit call.
+  return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+bool IsValidAsciiValue(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+std::string Millis(std::chrono::nanoseconds d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+}  // namespace
+
+Http2Connection::Http2Connection(asio::io_context& ioc,
+                                 std::shared_ptr<const UpstreamOptions> options,
+                                 size_t endpoint_index, Listener* listener)
+    : options_(std::move(options)),
+      endpoint_index_(endpoint_index),
+      listener_(listener),
+      socket_(ioc),
+      resolver_(ioc),
+      connect_timer_(ioc),
+      keepalive_timer_(ioc) {
+  const common::Endpoint& endpoint = options_->endpoints[endpoint_index_];
+  label_ = endpoint.ToString();
+  authority_ = endpoint.kind == common::Endpoint::Kind::kUnix ? "localhost" : label_;
+}
+
+Http2Connection::~Http2Connection() = default;
+
+void Http2Connection::Connect() {
+  const common::Endpoint& endpoint = options_->endpoints[endpoint_index_];
+  state_ = State::kConnecting;
+  connect_timer_.expires_after(options_->connect_timeout);
+  connect_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec == asio::error::operation_aborted || self->closed_) return;
+    if (self->state_ == State::kConnecting) {
+      self->Close("connect to " + self->label_ + " failed: timed out after " +
+                  Millis(self->options_->connect_timeout));
+    }
+  });
+  if (endpoint.kind == common::Endpoint::Kind::kUnix) {
+    StartConnect({GenericEndpoint(asio::local::stream_protocol::endpoint(endpoint.path))});
+    return;
+  }
+  error_code ec;
+  asio::ip::address address = asio::ip::make_address(endpoint.host, ec);
+  if (!ec) {
+    StartConnect({GenericEndpoint(asio::ip::tcp::endpoint(address, endpoint.port))});
+    return;
+  }
+  resolver_.async_resolve(
+      endpoint.host, std::to_string(endpoint.port),
+      [self = shared_from_this()](const error_code& resolve_ec,
+                                  const asio::ip::tcp::resolver::results_type& results) {
+        if (resolve_ec == asio::error::operation_aborted || self->closed_) return;
+        if (resolve_ec) {
+          self->Close("connect to " + self->label_ + " failed: resolve: " + resolve_ec.message());
+          return;
+        }
+        std::vector<GenericEndpoint> endpoints;
+        for (const auto& entry : results) endpoints.emplace_back(entry.endpoint());
+        self->StartConnect(std::move(endpoints));
+      });
+}
+
+void Http2Connection::StartConnect(std::vector<GenericEndpoint> endpoints) {
+  auto shared_endpoints = std::make_shared<std::vector<GenericEndpoint>>(std::move(endpoints));
+  asio::async_connect(
+      socket_, *shared_endpoints,
+      [self = shared_from_this(), shared_endpoints](const error_code& ec, const GenericEndpoint&) {
+        self->OnConnected(ec);
+      });
+}
+
+void Http2Connection::OnConnected(const error_code& ec) {
+  if (ec == asio::error::operation_aborted || closed_) return;
+  if (ec) {
+    Close("connect to " + label_ + " failed: " + ec.message());
+    return;
+  }
+  if (options_->endpoints[endpoint_index_].kind == common::Endpoint::Kind::kTcp) {
+    error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  }
+  std::string error;
+  if (!InitSession(error)) {
+    Close("connect to " + label_ + " failed: " + error);
+    return;
+  }
+  last_received_ = std::chrono::steady_clock::now();
+  AfterIo();  // The connection preface and our SETTINGS.
+  if (!closed_) StartRead();
+}
+
+bool Http2Connection::InitSession(std::string& error) {
+  nghttp2_session_callbacks* raw_callbacks = nullptr;
+  if (nghttp2_session_callbacks_new(&raw_callbacks) != 0) {
+    error = "nghttp2_session_callbacks_new failed";
+    return false;
+  }
+  std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter> callbacks(raw_callbacks);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(raw_callbacks, OnBeginHeadersCallback);
+  nghttp2_session_callbacks_set_on_header_callback(raw_callbacks, OnHeaderCallback);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(raw_callbacks, OnFrameRecvCallback);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw_callbacks,
+                                                            OnDataChunkRecvCallback);
+  nghttp2_session_callbacks_set_on_stream_close_callback(raw_callbacks, OnStreamCloseCallback);
+  nghttp2_session_callbacks_set_on_frame_send_callback(raw_callbacks, OnFrameSendCallback);
+
+  nghttp2_option* raw_option = nullptr;
+  if (nghttp2_option_new(&raw_option) != 0) {
+    error = "nghttp2_option_new failed";
+    return false;
+  }
+  std::unique_ptr<nghttp2_option, OptionDeleter> option(raw_option);
+
+  nghttp2_session* session = nullptr;
+  int rv = nghttp2_session_client_new2(&session, raw_callbacks, this, raw_option);
+  if (rv != 0) {
+    error = std::string("nghttp2_session_client_new2: ") + nghttp2_strerror(rv);
+    return false;
+  }
+  session_.reset(session);
+
+  const auto window = static_cast<int32_t>(
+      std::min<uint32_t>(options_->initial_window_size, NGHTTP2_MAX_WINDOW_SIZE));
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(window)},
+  };
+  rv = nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  if (rv == 0) rv = nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, window);
+  if (rv != 0) {
+    error = std::string("nghttp2 settings: ") + nghttp2_strerror(rv);
+    return false;
+  }
+  return true;
+}
+
+void Http2Connection::StartRead() {
+  socket_.async_read_some(asio::buffer(read_buffer_),
+                          [self = shared_from_this()](const error_code& ec, size_t bytes) {
+                            self->OnRead(ec, bytes);
+                          });
+}
+
+void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
+  if (ec == asio::error::operation_aborted || closed_) return;
+  if (ec) {
+    if (ec == asio::error::eof && state_ == State::kDraining && streams_.empty()) {
+      Close("connection to " + label_ + " closed after GOAWAY");
+    } else {
+      Close("connection to " + label_ + " lost: " + ec.message());
+    }
+    return;
+  }
+  last_received_ = std::chrono::steady_clock::now();
+  in_nghttp2_ = true;
+  ssize_t rv = nghttp2_session_mem_recv(session_.get(), read_buffer_.data(), bytes);
+  in_nghttp2_ = false;
+  if (rv < 0) {
+    Close("HTTP/2 error on connection to " + label_ + ": " + nghttp2_strerror(static_cast<int>(rv)));
+    return;
+  }
+  if (close_after_nghttp2_) {
+    std::string reason = std::move(*close_after_nghttp2_);
+    close_after_nghttp2_.reset();
+    Close(reason);
+    return;
+  }
+  AfterIo();
+  if (!closed_) StartRead();
+}
+
+void Http2Connection::AfterIo() {
+  if (closed_ || in_nghttp2_ || !session_) return;
+  nghttp2_session* session = session_.get();
+  if (state_ == State::kDraining && streams_.empty() && client_goaway_ && !goaway_submitted_) {
+    goaway_submitted_ = true;
+    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+  }
+  Flush();
+  if (closed_ || writing_ || nghttp2_session_want_write(session) != 0) return;
+  if (state_ == State::kDraining && streams_.empty()) {
+    Close("connection to " + label_ + " drained");
+  } else if (nghttp2_session_want_read(session) == 0) {
+    Close("HTTP/2 session with " + label_ + " ended");
+  }
+}
+
+void Http2Connection::Flush() {
+  if (writing_ || closed_ || in_nghttp2_ || !session_) return;
+  write_buffer_.clear();
+  in_nghttp2_ = true;
+  for (;;) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+    if (n < 0) {
+      in_nghttp2_ = false;
+      Close("HTTP/2 error on connection to " + label_ + ": " +
+            nghttp2_strerror(static_cast<int>(n)));
+      return;
+    }
+    if (n == 0) break;
+    write_buffer_.insert(write_buffer_.end(), data, data + n);
+    if (write_buffer_.size() >= kMaxWriteBatch) break;
+  }
+  in_nghttp2_ = false;
+  if (close_after_nghttp2_) {
+    std::string reason = std::move(*close_after_nghttp2_);
+    close_after_nghttp2_.reset();
+    Close(reason);
+    return;
+  }
+  if (write_buffer_.empty()) return;
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(write_buffer_),
+                    [self = shared_from_this()](const error_code& ec, size_t) {
+                      self->OnWrite(ec);
+                    });
+}
+
+void Http2Connection::OnWrite(const error_code& ec) {
+  writing_ = false;
+  if (ec == asio::error::operation_aborted || closed_) return;
+  if (ec) {
+    Close("connection to " + label_ + " lost: write: " + ec.message());
+    return;
+  }
+  AfterIo();
+}
+
+bool Http2Connection::HasCapacity() const {
+  if (state_ != State::kReady || closed_ || !session_) return false;
+  uint32_t server_limit =
+      nghttp2_session_get_remote_settings(session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return streams_.size() < std::min(server_limit, options_->max_concurrent_streams);
+}
+
+bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
+  if (!HasCapacity()) return false;
+  const GrpcRequest& request = call->request();
+
+  std::string timeout;
+  if (call->deadline) {
+    timeout = EncodeGrpcTimeout(*call->deadline - std::chrono::steady_clock::now());
+  }
+  // Custom metadata, normalized; storage reserved up front so the views stay put.
+  std::vector<std::string> storage;
+  storage.reserve(request.metadata.size() * 2);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(8 + request.metadata.size());
+  nva.push_back(MakeNv(":method", "POST"));
+  nva.push_back(MakeNv(":scheme", "http"));
+  nva.push_back(MakeNv(":path", request.path));
+  nva.push_back(MakeNv(":authority", request.authority.empty() ? authority_ : request.authority));
+  nva.push_back(MakeNv("content-type", "application/grpc"));
+  nva.push_back(MakeNv("te", "trailers"));
+  nva.push_back(MakeNv("user-agent", kUserAgent));
+  if (!timeout.empty()) nva.push_back(MakeNv("grpc-timeout", timeout));
+  for (const auto& [raw_key, raw_value] : request.metadata) {
+    std::string key = raw_key;
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!IsAllowedCustomMetadataKey(key)) continue;
+    std::string value;
+    if (IsBinaryHeader(key)) {
+      value = Base64Encode(raw_value, /*pad=*/false);
+    } else if (IsValidAsciiValue(raw_value)) {
+      value = raw_value;
+    } else {
+      continue;  // The server would reset the stream; drop the header instead.
+    }
+    storage.push_back(std::move(key));
+    const std::string& stored_key = storage.back();
+    storage.push_back(std::move(value));
+    nva.push_back(MakeNv(stored_key, storage.back()));
+  }
+
+  nghttp2_data_provider provider;
+  provider.source.ptr = call.get();
+  provider.read_callback = ReadBodyCallback;
+  int32_t stream_id =
+      nghttp2_submit_request(session_.get(), nullptr, nva.data(), nva.size(), &provider, nullptr);
+  if (stream_id < 0) {
+    if (stream_id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+      client_goaway_ = true;
+      StartDraining(/*by_server=*/false);
+    }
+    return false;
+  }
+  streams_[stream_id] = Stream{call};
+  call->Bind(weak_from_this(), stream_id);
+  AfterIo();
+  return true;
+}
+
+void Http2Connection::ResetStream(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end() || !it->second.attached) return;
+  it->second.attached = false;
+  if (closed_ || !session_) return;
+  nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, error_code);
+  AfterIo();
+}
+
+void Http2Connection::Drain() {
+  if (closed_) return;
+  if (state_ == State::kConnecting) {
+    Close("connection to " + label_ + " closed: shutting down");
+    return;
+  }
+  client_goaway_ = true;
+  StartDraining(/*by_server=*/false);
+  AfterIo();
+}
+
+void Http2Connection::StartDraining(bool by_server) {
+  if (state_ == State::kDraining || state_ == State::kClosed) return;
+  state_ = State::kDraining;
+  TIPPERARY_LOG(kDebug, "upstream connection draining",
+                {{"endpoint", label_}, {"by", by_server ? "server" : "client"}});
+  if (listener_ != nullptr) listener_->OnConnectionDraining(this, by_server);
+}
+
+void Http2Connection::Close(const std::string& reason) {
+  if (closed_) return;
+  if (in_nghttp2_) {
+    if (!close_after_nghttp2_) close_after_nghttp2_ = reason;
+    return;
+  }
+  auto self = shared_from_this();
+  TIPPERARY_LOG(kDebug, "upstream connection closed", {{"endpoint", label_}, {"reason", reason}});
+  closed_ = true;
+  state_ = State::kClosed;
+  error_code ignored;
+  socket_.close(ignored);
+  resolver_.cancel();
+  connect_timer_.cancel();
+  keepalive_timer_.cancel();
+  std::map<int32_t, Stream> streams = std::move(streams_);
+  streams_.clear();
+  Listener* listener = listener_;
+  if (listener == nullptr) return;
+  for (auto& [stream_id, stream] : streams) {
+    if (!stream.attached) continue;
+    if (!stream.headers_sent && stream.call->CanRetry()) {
+      listener->OnCallRefused(stream.call);
+    } else {
+      GrpcResult result;
+      result.outcome = CallOutcome::kUnavailable;
+      result.grpc_status = 14;
+      result.grpc_message = reason;
+      listener->OnCallDone(stream.call, std::move(result));
+    }
+  }
+  listener->OnConnectionClosed(this, was_ready_, reason);
+}
+
+void Http2Connection::Abort() {
+  listener_ = nullptr;
+  if (closed_) return;
+  closed_ = true;
+  state_ = State::kClosed;
+  error_code ignored;
+  socket_.close(ignored);
+  resolver_.cancel();
+  connect_timer_.cancel();
+  keepalive_timer_.cancel();
+  streams_.clear();
+}
+
+void Http2Connection::BecomeReady() {
+  state_ = State::kReady;
+  was_ready_ = true;
+  connect_timer_.cancel();
+  if (options_->keepalive_interval.count() > 0) {
+    ArmKeepalive(last_received_ + options_->keepalive_interval);
+  }
+  if (listener_ != nullptr) listener_->OnConnectionReady(this);
+}
+
+void Http2Connection::ArmKeepalive(std::chrono::steady_clock::time_point when) {
+  keepalive_timer_.expires_at(when);
+  keepalive_timer_.async_wait(
+      [self = shared_from_this()](const error_code& ec) { self->OnKeepaliveTimer(ec); });
+}
+
+void Http2Connection::OnKeepaliveTimer(const error_code& ec) {
+  if (ec == asio::error::operation_aborted || closed_ || !session_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (ping_outstanding_) {
+    if (now - ping_sent_at_ >= options_->keepalive_timeout) {
+      if (listener_ != nullptr) listener_->OnKeepaliveTimeout(this);
+      Close("connection to " + label_ + " lost: no PING ack within " +
+            Millis(options_->keepalive_timeout));
+      return;
+    }
+    ArmKeepalive(ping_sent_at_ + options_->keepalive_timeout);
+    return;
+  }
+  auto due = last_received_ + options_->keepalive_interval;
+  if (now < due) {
+    ArmKeepalive(due);
+    return;
+  }
+  if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
+    ping_outstanding_ = true;
+    ping_sent_at_ = now;
+    if (listener_ != nullptr) listener_->OnPingSent(this);
+    AfterIo();
+  }
+  if (!closed_) ArmKeepalive(now + options_->keepalive_timeout);
+}
+
+Http2Connection::Stream* Http2Connection::FindAttached(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end() || !it->second.attached) return nullptr;
+  return &it->second;
+}
+
+int Http2Connection::OnBeginHeaders(const nghttp2_frame* frame) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (Stream* stream = FindAttached(frame->hd.stream_id)) stream->call->BeginHeaders();
+  return 0;
+}
+
+int Http2Connection::OnHeader(const nghttp2_frame* frame, std::string_view name,
+                              std::string_view value) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (Stream* stream = FindAttached(frame->hd.stream_id)) stream->call->OnHeader(name, value);
+  return 0;
+}
+
+int Http2Connection::OnFrameRecv(const nghttp2_frame* frame) {
+  const int32_t stream_id = frame->hd.stream_id;
+  const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && state_ == State::kConnecting) BecomeReady();
+      break;
+    case NGHTTP2_HEADERS: {
+      Stream* stream = FindAttached(stream_id);
+      if (stream == nullptr) break;
+      std::shared_ptr<UpstreamCall> call = stream->call;  // on_headers may cancel it.
+      call->EndHeaders(end_stream);
+      if (end_stream) FinishStream(stream_id);
+      break;
+    }
+    case NGHTTP2_DATA:
+      if (end_stream) FinishStream(stream_id);
+      break;
+    case NGHTTP2_GOAWAY:
+      StartDraining(/*by_server=*/true);
+      break;
+    case NGHTTP2_PING:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) != 0 && ping_outstanding_) {
+        ping_outstanding_ = false;
+        if (options_->keepalive_interval.count() > 0) {
+          ArmKeepalive(last_received_ + options_->keepalive_interval);
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+void Http2Connection::FinishStream(int32_t stream_id) {
+  Stream* stream = FindAttached(stream_id);
+  if (stream == nullptr) return;
+  std::shared_ptr<UpstreamCall> call = stream->call;
+  stream->attached = false;
+  // The server answered before we finished sending: stop sending the rest.
+  if (nghttp2_session_get_stream_local_close(session_.get(), stream_id) == 0) {
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+  }
+  if (listener_ != nullptr) listener_->OnCallDone(call, call->Finish());
+}
+
+int Http2Connection::OnDataChunkRecv(int32_t stream_id, const uint8_t* data, size_t size) {
+  Stream* stream = FindAttached(stream_id);
+  if (stream == nullptr) return 0;
+  std::shared_ptr<UpstreamCall> call = stream->call;  // on_message may cancel it.
+  std::optional<GrpcResult> error = call->OnData(data, size);
+  if (error && FindAttached(stream_id) != nullptr) {
+    FindAttached(stream_id)->attached = false;
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+    if (listener_ != nullptr) listener_->OnCallDone(call, std::move(*error));
+  }
+  return 0;
+}
+
+int Http2Connection::OnStreamClose(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return 0;
+  Stream stream = std::move(it->second);
+  streams_.erase(it);
+  if (listener_ == nullptr) return 0;
+  if (stream.attached) {
+    if ((error_code == NGHTTP2_REFUSED_STREAM || !stream.headers_sent) && stream.call->CanRetry()) {
+      listener_->OnCallRefused(stream.call);
+    } else {
+      GrpcResult result;
+      result.outcome = error_code == NGHTTP2_REFUSED_STREAM ? CallOutcome::kUnavailable
+                                                            : CallOutcome::kProtocolError;
+      result.grpc_status = Http2ErrorToGrpcCode(error_code);
+      result.grpc_message = "upstream " + label_ + " reset the stream: " +
+                            nghttp2_http2_strerror(error_code);
+      listener_->OnCallDone(stream.call, std::move(result));
+    }
+  }
+  listener_->OnStreamClosed(this);
+  return 0;
+}
+
+int Http2Connection::OnFrameSend(const nghttp2_frame* frame) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  auto it = streams_.find(frame->hd.stream_id);
+  if (it != streams_.end()) it->second.headers_sent = true;
+  return 0;
+}
+
+}  // namespace tipperary::upstream

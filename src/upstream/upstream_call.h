@@ -1,0 +1,99 @@
+// One gRPC call as the upstream client tracks it: the framed request body it sends, the response
+// it decodes (headers, length-prefixed messages, trailers) and the user's handlers.
+// Internal to tipperary::upstream; the cluster owns calls, connections carry them.
+//
+//   auto call = std::make_shared<UpstreamCall>(id, std::move(request), std::move(handlers), max);
+//   call->BeginHeaders(); call->OnHeader(":status", "200"); call->EndHeaders(false);
+//   call->OnData(data, size);  // calls on_message per complete message
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "tipperary/upstream/grpc_call.h"
+
+namespace tipperary::upstream {
+
+class Http2Connection;
+
+class UpstreamCall {
+ public:
+  // kNew: not yet placed; kPending: queued for a stream; kActive: on a stream.
+  enum class Phase { kNew, kPending, kActive, kDone };
+
+  UpstreamCall(uint64_t id, GrpcRequest request, CallHandlers handlers,
+               uint64_t max_response_bytes);
+
+  uint64_t id() const { return id_; }
+  const GrpcRequest& request() const { return request_; }
+  CallHandlers& handlers() { return handlers_; }
+
+  Phase phase() const { return phase_; }
+  void set_phase(Phase phase) { phase_ = phase; }
+
+  // Absolute deadline, when the request has a timeout.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::optional<boost::asio::steady_timer> deadline_timer;
+
+  // Where the call runs while kActive.
+  void Bind(std::weak_ptr<Http2Connection> connection, int32_t stream_id);
+  std::shared_ptr<Http2Connection> connection() const { return connection_.lock(); }
+  int32_t stream_id() const { return stream_id_; }
+
+  // A call may move to another connection when the server provably never saw it; bounded.
+  bool CanRetry() const { return !received_anything_ && attempts_ < kMaxAttempts; }
+  // Forgets the previous attempt (response state, body position) before it is sent again.
+  void PrepareRetry();
+
+  // The request body: one length-prefixed message. nghttp2 data provider semantics.
+  ssize_t ReadBody(uint8_t* buf, size_t length, uint32_t* data_flags);
+
+  // Response events, in HTTP/2 order.
+  void BeginHeaders();
+  void OnHeader(std::string_view name, std::string_view value);
+  // Calls on_headers for the response headers of a gRPC answer.
+  void EndHeaders(bool end_stream);
+  // Calls on_message per complete message. An error result means the stream must be reset.
+  std::optional<GrpcResult> OnData(const uint8_t* data, size_t size);
+  // The result once the server ended the stream (END_STREAM seen).
+  GrpcResult Finish();
+
+ private:
+  static constexpr int kMaxAttempts = 5;
+
+  uint64_t id_;
+  GrpcRequest request_;
+  CallHandlers handlers_;
+  uint64_t max_response_bytes_;
+  Phase phase_ = Phase::kNew;
+
+  std::weak_ptr<Http2Connection> connection_;
+  int32_t stream_id_ = -1;
+  int attempts_ = 0;
+
+  std::array<uint8_t, 5> prefix_{};
+  size_t body_offset_ = 0;
+
+  bool received_anything_ = false;
+  bool have_response_headers_ = false;
+  bool grpc_response_ = false;
+  bool trailers_only_ = false;
+  int http_status_ = 0;
+  std::string content_type_;
+  Metadata block_;     // The header block being received.
+  Metadata trailers_;  // The final header block.
+  bool have_trailers_ = false;
+  std::string inbox_;  // Unconsumed DATA bytes.
+  size_t inbox_pos_ = 0;
+};
+
+}  // namespace tipperary::upstream

@@ -1,0 +1,680 @@
+#include "tipperary/config/proxy_config_loader.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tipperary::config {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using testing::HasSubstr;
+
+// Enough of a config to load: tests append top-level sections after it (from line 6).
+constexpr char kMinimal[] =
+    "listeners:\n"
+    "  - address: 127.0.0.1:8080\n"
+    "upstreams:\n"
+    "  - name: worker\n"
+    "    endpoints: [\"127.0.0.1:50051\"]\n";
+
+class ProxyConfigLoaderTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::path(testing::TempDir()) / "config_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    source_ = dir_ + "/proxy.yaml";
+    for (const char* name : {"services.pb", "cert.pem", "key.pem", "ca.pem"}) {
+      std::ofstream(dir_ + "/" + name) << "test\n";
+    }
+    fs::create_directory(dir_ + "/sub");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  absl::StatusOr<ProxyConfig> Load(const std::string& yaml) {
+    return LoadProxyConfigString(yaml, source_);
+  }
+
+  ProxyConfig LoadOk(const std::string& yaml) {
+    absl::StatusOr<ProxyConfig> config = Load(yaml);
+    EXPECT_TRUE(config.ok()) << config.status();
+    return config.ok() ? *config : ProxyConfig{};
+  }
+
+  // The error for `yaml`, without the "<source>:" prefix that every message has.
+  std::string Error(const std::string& yaml) {
+    absl::StatusOr<ProxyConfig> config = Load(yaml);
+    if (config.ok()) return "(loaded fine)";
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    std::string message(config.status().message());
+    std::string prefix = source_ + ":";
+    EXPECT_EQ(message.substr(0, prefix.size()), prefix) << message;
+    return message.substr(std::min(prefix.size(), message.size()));
+  }
+
+  std::string dir_;
+  std::string source_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Happy paths.
+
+TEST_F(ProxyConfigLoaderTest, MinimalFileFromTheIssueLoads) {
+  ProxyConfig config =
+      LoadOk(absl::StrCat("listeners:\n"
+                          "  - address: 127.0.0.1:8080\n"
+                          "admin:\n"
+                          "  address: 127.0.0.1:9901\n"
+                          "descriptors:\n"
+                          "  - ",
+                          dir_,
+                          "/services.pb\n"
+                          "upstreams:\n"
+                          "  - name: worker\n"
+                          "    endpoints: [\"unix:/run/tipperary/worker.sock\"]\n"
+                          "    services: [\"tipperary.*\"]\n"
+                          "transcoding:\n"
+                          "  preserve_proto_field_names: false\n"));
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1:8080");
+  EXPECT_FALSE(config.listeners[0].tls.has_value());
+  EXPECT_EQ(config.admin.address, "127.0.0.1:9901");
+  ASSERT_EQ(config.descriptors.size(), 1u);
+  EXPECT_EQ(config.descriptors[0].path, dir_ + "/services.pb");
+  EXPECT_EQ(config.descriptors[0].reflection_upstream, "");
+  ASSERT_EQ(config.upstreams.size(), 1u);
+  EXPECT_EQ(config.upstreams[0].name, "worker");
+  EXPECT_THAT(config.upstreams[0].endpoints,
+              testing::ElementsAre("unix:/run/tipperary/worker.sock"));
+  EXPECT_THAT(config.upstreams[0].services, testing::ElementsAre("tipperary.*"));
+  EXPECT_FALSE(config.transcoding.preserve_proto_field_names);
+  EXPECT_EQ(config.source_path, source_);
+}
+
+TEST_F(ProxyConfigLoaderTest, DefaultsAreFilled) {
+  ProxyConfig config = LoadOk(kMinimal);
+  const ProxyConfig defaults;
+  const UpstreamConfig upstream_defaults;
+  const UpstreamConfig& upstream = config.upstreams[0];
+  EXPECT_EQ(config.admin.address, "127.0.0.1:9901");
+  EXPECT_TRUE(config.descriptors.empty());
+  EXPECT_TRUE(config.routes.empty());
+  EXPECT_TRUE(upstream.services.empty());
+  EXPECT_EQ(upstream.connect_timeout, seconds(2));
+  EXPECT_EQ(upstream.keepalive_interval, upstream_defaults.keepalive_interval);
+  EXPECT_EQ(upstream.reconnect_backoff_max, upstream_defaults.reconnect_backoff_max);
+  EXPECT_EQ(upstream.max_concurrent_streams, 1000u);
+  EXPECT_EQ(upstream.max_response_bytes, 64u << 20);
+  EXPECT_EQ(upstream.initial_window_size, 1u << 20);
+  EXPECT_EQ(config.limits.max_header_bytes, defaults.limits.max_header_bytes);
+  EXPECT_EQ(config.limits.max_request_body_bytes, defaults.limits.max_request_body_bytes);
+  EXPECT_EQ(config.limits.max_in_flight_requests, 0u);
+  EXPECT_EQ(config.timeouts.idle, seconds(60));
+  EXPECT_EQ(config.timeouts.max_upstream, minutes(5));
+  EXPECT_EQ(config.timeouts.drain, seconds(15));
+  EXPECT_EQ(config.logging.level, "info");
+  EXPECT_EQ(config.logging.access_log_path, "-");
+  EXPECT_TRUE(config.transcoding.annotations);
+  EXPECT_EQ(config.threads, 0u);
+  // Empty sections are allowed and keep every default.
+  ProxyConfig empty_sections =
+      LoadOk(absl::StrCat(kMinimal, "admin:\ntranscoding:\nlimits: {}\ntimeouts:\nlogging:\n"));
+  EXPECT_EQ(DumpProxyConfig(empty_sections), DumpProxyConfig(config));
+}
+
+TEST_F(ProxyConfigLoaderTest, RelativePathsResolveAgainstTheConfigDirectory) {
+  ProxyConfig config = LoadOk(
+      "listeners:\n"
+      "  - address: 127.0.0.1:8443\n"
+      "    tls: {cert: cert.pem, key: ./key.pem, client_ca: sub/../ca.pem}\n"
+      "descriptors: [services.pb, {reflection: worker}]\n"
+      "upstreams:\n"
+      "  - name: worker\n"
+      "    endpoints: [\"127.0.0.1:50051\"]\n"
+      "logging: {access_log_path: logs/access.log}\n");
+  EXPECT_EQ(config.descriptors[0].path, dir_ + "/services.pb");
+  EXPECT_EQ(config.descriptors[1].reflection_upstream, "worker");
+  EXPECT_EQ(config.descriptors[1].path, "");
+  ASSERT_TRUE(config.listeners[0].tls.has_value());
+  EXPECT_EQ(config.listeners[0].tls->cert, dir_ + "/cert.pem");
+  EXPECT_EQ(config.listeners[0].tls->key, dir_ + "/key.pem");
+  EXPECT_EQ(config.listeners[0].tls->client_ca, dir_ + "/ca.pem");
+  EXPECT_TRUE(config.listeners[0].tls->require_client_cert);
+  EXPECT_EQ(config.listeners[0].tls->min_version, "1.2");
+  EXPECT_EQ(config.logging.access_log_path, dir_ + "/logs/access.log");
+}
+
+// Every key, none at its default.
+std::string FullConfig(const std::string& dir) {
+  return absl::StrCat(R"(listeners:
+  - address: 127.0.0.1:8080
+  - address: "[::1]:0"
+    tls:
+      cert: cert.pem
+      key: key.pem
+      client_ca: ca.pem
+      require_client_cert: false
+      min_version: "1.3"
+admin: {address: 0.0.0.0:9999}
+descriptors:
+  - )",
+                      dir, R"(/services.pb
+  - {reflection: billing-2}
+upstreams:
+  - name: worker
+    endpoints: ["unix:/run/w.sock", "10.0.0.1:50051"]
+    services: [tipperary.testing.v1.TestService, "other.*"]
+    connect_timeout: 250ms
+    keepalive_interval: 0
+    keepalive_timeout: 1.5s
+    reconnect_backoff_initial: 10ms
+    reconnect_backoff_max: 1m30s
+    max_concurrent_streams: 2147483647
+    connections_per_thread: 64
+    max_response_bytes: 100KB
+    initial_window_size: 65535
+  - name: billing-2
+    endpoints: ["[::1]:7000"]
+    services: [billing.v1.*]
+routes:
+  - method: POST
+    path: /v1/things/{name=things/*}:run
+    grpc_method: tipperary.testing.v1.TestService/Echo
+    body: "*"
+    response_body: result.items
+    timeout: 750ms
+  - method: PURGE
+    path: /cache
+    grpc_method: other.Cache/Purge
+transcoding:
+  preserve_proto_field_names: true
+  always_print_primitive_fields: true
+  enums_as_ints: true
+  ignore_unknown_fields: true
+  allow_grpc_method_paths: true
+  annotations: false
+limits:
+  max_header_bytes: 1KiB
+  max_request_body_bytes: 1.5MiB
+  max_pipelined_requests: 1024
+  max_connections: 1
+  max_in_flight_requests: 500
+timeouts:
+  idle: 1h
+  request_read: 1s
+  response_write: 2s
+  upstream_default: 3s
+  max_upstream: 4s
+  drain: 0
+logging:
+  level: debug
+  access_log: true
+  access_log_sample_rate: 0.125
+  access_log_path: /var/log/tipperary/access.log
+threads: 1024
+)");
+}
+
+TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
+  ProxyConfig config = LoadOk(FullConfig(dir_));
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[1].address, "[::1]:0");
+  ASSERT_TRUE(config.listeners[1].tls.has_value());
+  EXPECT_FALSE(config.listeners[1].tls->require_client_cert);
+  EXPECT_EQ(config.listeners[1].tls->min_version, "1.3");
+  EXPECT_EQ(config.admin.address, "0.0.0.0:9999");
+  ASSERT_EQ(config.upstreams.size(), 2u);
+  const UpstreamConfig& worker = config.upstreams[0];
+  EXPECT_EQ(worker.connect_timeout, milliseconds(250));
+  EXPECT_EQ(worker.keepalive_interval, Duration::zero());
+  EXPECT_EQ(worker.keepalive_timeout, milliseconds(1500));
+  EXPECT_EQ(worker.reconnect_backoff_initial, milliseconds(10));
+  EXPECT_EQ(worker.reconnect_backoff_max, seconds(90));
+  EXPECT_EQ(worker.max_concurrent_streams, 2147483647u);
+  EXPECT_EQ(worker.connections_per_thread, 64u);
+  EXPECT_EQ(worker.max_response_bytes, 100000u);
+  EXPECT_EQ(worker.initial_window_size, 65535u);
+  EXPECT_EQ(config.upstreams[1].name, "billing-2");
+  ASSERT_EQ(config.routes.size(), 2u);
+  EXPECT_EQ(config.routes[0].body, "*");
+  EXPECT_EQ(config.routes[0].response_body, "result.items");
+  EXPECT_EQ(config.routes[0].timeout, milliseconds(750));
+  EXPECT_EQ(config.routes[1].method, "PURGE");
+  EXPECT_FALSE(config.routes[1].timeout.has_value());
+  EXPECT_TRUE(config.transcoding.enums_as_ints);
+  EXPECT_FALSE(config.transcoding.annotations);
+  EXPECT_EQ(config.limits.max_header_bytes, 1024u);
+  EXPECT_EQ(config.limits.max_request_body_bytes, 1536u * 1024);
+  EXPECT_EQ(config.limits.max_in_flight_requests, 500u);
+  EXPECT_EQ(config.timeouts.idle, std::chrono::hours(1));
+  EXPECT_EQ(config.timeouts.drain, Duration::zero());
+  EXPECT_EQ(config.logging.level, "debug");
+  EXPECT_EQ(config.logging.access_log_sample_rate, 0.125);
+  EXPECT_EQ(config.threads, 1024u);
+}
+
+TEST_F(ProxyConfigLoaderTest, DumpRoundTrips) {
+  for (const std::string& yaml : {FullConfig(dir_), std::string(kMinimal)}) {
+    ProxyConfig config = LoadOk(yaml);
+    std::string dump = DumpProxyConfig(config, /*redact_secrets=*/false);
+    ProxyConfig reloaded = LoadOk(dump);
+    EXPECT_EQ(DumpProxyConfig(reloaded, false), dump);
+    // Spot checks that the dump is not merely self-consistent.
+    EXPECT_EQ(reloaded.upstreams[0].reconnect_backoff_max,
+              config.upstreams[0].reconnect_backoff_max);
+    EXPECT_EQ(reloaded.limits.max_request_body_bytes, config.limits.max_request_body_bytes);
+    EXPECT_EQ(reloaded.logging.access_log_sample_rate, config.logging.access_log_sample_rate);
+    EXPECT_EQ(reloaded.routes.size(), config.routes.size());
+    EXPECT_EQ(reloaded.descriptors.size(), config.descriptors.size());
+  }
+}
+
+TEST_F(ProxyConfigLoaderTest, DumpShowsEveryKeyAndRedactsTheKey) {
+  ProxyConfig config = LoadOk(FullConfig(dir_));
+  std::string dump = DumpProxyConfig(config);
+  EXPECT_THAT(dump, HasSubstr("key: \"<redacted>\""));
+  EXPECT_THAT(dump, testing::Not(HasSubstr(dir_ + "/key.pem")));
+  EXPECT_THAT(dump, HasSubstr(dir_ + "/cert.pem"));
+  EXPECT_THAT(DumpProxyConfig(config, false), HasSubstr(dir_ + "/key.pem"));
+  std::string defaults = DumpProxyConfig(LoadOk(kMinimal));
+  for (const char* key : {"admin:",
+                          "descriptors:",
+                          "connect_timeout: 2s",
+                          "keepalive_interval: 30s",
+                          "keepalive_timeout: 10s",
+                          "reconnect_backoff_initial: 100ms",
+                          "reconnect_backoff_max: 5s",
+                          "max_concurrent_streams: 1000",
+                          "connections_per_thread: 1",
+                          "max_response_bytes: 64MiB",
+                          "initial_window_size: 1MiB",
+                          "routes:",
+                          "preserve_proto_field_names: false",
+                          "annotations: true",
+                          "max_header_bytes: 16KiB",
+                          "max_request_body_bytes: 4MiB",
+                          "max_pipelined_requests: 16",
+                          "max_connections: 10000",
+                          "max_in_flight_requests: 0",
+                          "idle: 1m",
+                          "request_read: 30s",
+                          "response_write: 30s",
+                          "upstream_default: 30s",
+                          "max_upstream: 5m",
+                          "drain: 15s",
+                          "level: \"info\"",
+                          "access_log: false",
+                          "access_log_sample_rate: 1",
+                          "access_log_path: \"-\"",
+                          "threads: 0"}) {
+    EXPECT_THAT(defaults, HasSubstr(key));
+  }
+}
+
+TEST_F(ProxyConfigLoaderTest, ExampleConfigFileLoads) {
+  absl::StatusOr<ProxyConfig> config =
+      LoadProxyConfigFile(TIPPERARY_SOURCE_DIR "/config/proxy.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->listeners.size(), 1u);
+  EXPECT_EQ(config->listeners[0].address, "127.0.0.1:8080");
+  EXPECT_EQ(config->admin.address, "127.0.0.1:9901");
+  ASSERT_EQ(config->upstreams.size(), 1u);
+  EXPECT_EQ(config->upstreams[0].name, "worker");
+  EXPECT_THAT(config->upstreams[0].endpoints, testing::ElementsAre("127.0.0.1:50051"));
+  EXPECT_THAT(config->upstreams[0].services, testing::ElementsAre("tipperary.*"));
+  ASSERT_EQ(config->descriptors.size(), 1u);
+  EXPECT_EQ(config->descriptors[0].reflection_upstream, "worker");
+  // The example documents the defaults: it must say exactly what an empty section says.
+  ProxyConfig bare = LoadOk(
+      "listeners: [{address: 127.0.0.1:8080}]\n"
+      "descriptors: [{reflection: worker}]\n"
+      "upstreams: [{name: worker, endpoints: [127.0.0.1:50051], services: [tipperary.*]}]\n");
+  bare.source_path = config->source_path;
+  EXPECT_EQ(DumpProxyConfig(*config), DumpProxyConfig(bare));
+}
+
+TEST_F(ProxyConfigLoaderTest, LoadsFromAFile) {
+  std::ofstream(source_) << kMinimal;
+  absl::StatusOr<ProxyConfig> config = LoadProxyConfigFile(source_);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->source_path, source_);
+}
+
+TEST_F(ProxyConfigLoaderTest, MissingConfigFile) {
+  absl::StatusOr<ProxyConfig> config = LoadProxyConfigFile(dir_ + "/nope.yaml");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(config.status().message(),
+            dir_ + "/nope.yaml: cannot read the config file: No such file or directory");
+  config = LoadProxyConfigFile(dir_);
+  EXPECT_EQ(config.status().message(), dir_ + ": cannot read the config file: it is a directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test per error message. Each names file:line:col (1-based) and the key's path.
+
+TEST_F(ProxyConfigLoaderTest, ErrorYamlSyntax) {
+  EXPECT_EQ(Error("listeners:\n  - address: [127.0.0.1:8080\nupstreams: []\n"),
+            "3:10: YAML syntax error: end of sequence flow not found");
+  EXPECT_EQ(Error("listeners:\n\t- address: x\n"), "2:2: YAML syntax error: illegal block entry");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorEmptyFileAndNonMapRoot) {
+  EXPECT_EQ(Error(""), "1:1: the file is empty");
+  EXPECT_EQ(Error("- a\n- b\n"),
+            "1:1: the top level must be a map of keys (listeners, upstreams, ...), got a list");
+  EXPECT_EQ(Error("hello\n"),
+            "1:1: the top level must be a map of keys (listeners, upstreams, ...), got the scalar "
+            "\"hello\"");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
+  EXPECT_EQ(Error("listeners:\n  - address: 127.0.0.1:8080\n"),
+            "1:1: missing required key \"upstreams\"");
+  EXPECT_EQ(Error("upstreams: []\n"), "1:1: missing required key \"listeners\"");
+  EXPECT_EQ(Error("listeners: []\nupstreams: []\n"),
+            "1:12: listeners: at least one listener is required");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"),
+            "2:1: upstreams: at least one upstream is required");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
+            "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
+            "upstreams, routes, transcoding, limits, timeouts, logging, threads); did you mean "
+            "\"threads\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
+            "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
+            "upstream_default, max_upstream, drain)");
+  EXPECT_EQ(Error("listeners:\n  - adress: 127.0.0.1:8080\nupstreams: []\n"),
+            "2:5: unknown key \"adress\" in listeners[0] (known: address, tls); did you mean "
+            "\"address\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "admin: {address: 127.0.0.1:1, port: 2}\n")),
+            "6:31: unknown key \"port\" in admin (known: address)");
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "    tls: {cert: cert.pem, key: key.pem, ca: ca.pem}\n"
+                  "upstreams: []\n"),
+            "3:41: unknown key \"ca\" in listeners[0].tls (known: cert, key, client_ca, "
+            "require_client_cert, min_version)");
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "    conect_timeout: 1s\n")),
+      "6:5: unknown key \"conect_timeout\" in upstreams[0] (known: name, endpoints, services, "
+      "connect_timeout, keepalive_interval, keepalive_timeout, reconnect_backoff_initial, "
+      "reconnect_backoff_max, max_concurrent_streams, connections_per_thread, "
+      "max_response_bytes, initial_window_size); did you mean \"connect_timeout\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [{reflect: worker}]\n")),
+            "6:16: unknown key \"reflect\" in descriptors[0] (known: reflection); did you mean "
+            "\"reflection\"?");
+  EXPECT_EQ(Error(absl::StrCat(
+                kMinimal, "routes:\n  - {method: GET, path: /a, grpc_method: a.B/C, verb: x}\n")),
+            "7:49: unknown key \"verb\" in routes[0] (known: method, path, grpc_method, body, "
+            "response_body, timeout)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {enum_as_ints: true}\n")),
+            "6:15: unknown key \"enum_as_ints\" in transcoding (known: preserve_proto_field_names, "
+            "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "
+            "allow_grpc_method_paths, annotations); did you mean \"enums_as_ints\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_body: 1MiB}\n")),
+            "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "
+            "max_request_body_bytes, max_pipelined_requests, max_connections, "
+            "max_in_flight_requests)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {levle: info}\n")),
+            "6:11: unknown key \"levle\" in logging (known: level, access_log, "
+            "access_log_sample_rate, access_log_path); did you mean \"level\"?");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorDuplicateKey) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "threads: 1\nthreads: 2\n")),
+            "7:1: threads: duplicate key");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorWrongType) {
+  EXPECT_EQ(Error("listeners: 127.0.0.1:8080\nupstreams: []\n"),
+            "1:12: listeners: expected a list, got the scalar \"127.0.0.1:8080\"");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: [1]\n")),
+            "6:9: limits: expected a map, got a list");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {annotations: yes}\n")),
+            "6:28: transcoding.annotations: bad boolean \"yes\" (use true or false)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "threads: four\n")),
+            "6:10: threads: bad integer \"four\"");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorBadDuration) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    connect_timeout: 2 parsecs\n")),
+            "6:22: upstreams[0].connect_timeout: bad duration \"2 parsecs\" (use e.g. 250ms, 2s, "
+            "1m)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {idle: 30}\n")),
+            "6:18: timeouts.idle: bad duration \"30\": missing unit (use e.g. 250ms, 2s, 1m)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {drain: -1s}\n")),
+            "6:19: timeouts.drain: bad duration \"-1s\": must not be negative");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorBadSize) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    max_response_bytes: 64 megs\n")),
+            "6:25: upstreams[0].max_response_bytes: bad size \"64 megs\" (use e.g. 4096, 512KiB, "
+            "8MiB, 1GB)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_request_body_bytes: -5}\n")),
+            "6:34: limits.max_request_body_bytes: bad size \"-5\": must not be negative");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorOutOfRange) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "threads: 2000\n")),
+            "6:10: threads: 2000 is out of range (0..1024)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    connections_per_thread: 65\n")),
+            "6:29: upstreams[0].connections_per_thread: 65 is out of range (1..64)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    max_concurrent_streams: 0\n")),
+            "6:29: upstreams[0].max_concurrent_streams: 0 is out of range (1..2147483647)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    initial_window_size: 1KiB\n")),
+            "6:26: upstreams[0].initial_window_size: 1KiB is out of range (65535..2147483647)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    connect_timeout: 0s\n")),
+            "6:22: upstreams[0].connect_timeout: 0s is out of range (must be > 0)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_header_bytes: 512}\n")),
+            "6:28: limits.max_header_bytes: 512 is out of range (1KiB..1MiB)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_request_body_bytes: 0}\n")),
+            "6:34: limits.max_request_body_bytes: 0 is out of range (must be > 0)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_pipelined_requests: 0}\n")),
+            "6:34: limits.max_pipelined_requests: 0 is out of range (1..1024)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {access_log_sample_rate: 1.5}\n")),
+            "6:35: logging.access_log_sample_rate: 1.5 is out of range (0..1)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {idle: 0}\n")),
+            "6:18: timeouts.idle: 0 is out of range (must be > 0)");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorBadEnum) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {level: verbose}\n")),
+            "6:18: logging.level: bad value \"verbose\" (use one of: debug, info, warn, error)");
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "    tls: {cert: cert.pem, key: key.pem, min_version: 1.1}\n"
+                  "upstreams: []\n"),
+            "3:54: listeners[0].tls.min_version: bad value \"1.1\" (use one of: 1.2, 1.3)");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorMissingRequiredUpstreamKeys) {
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  - endpoints: [a:1]\n"),
+            "3:5: upstreams[0]: missing required key \"name\"");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  - name: w\n"),
+            "3:5: upstreams[0]: missing required key \"endpoints\"");
+  EXPECT_EQ(
+      Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n  - {name: w, endpoints: []}\n"),
+      "3:26: upstreams[0].endpoints: at least one endpoint is required");
+  EXPECT_EQ(Error("listeners:\n  - tls: {}\nupstreams: []\n"),
+            "2:5: listeners[0]: missing required key \"address\"");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorBadEndpoint) {
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: w, endpoints: [\"127.0.0.1:1\", localhost]}\n"),
+            "3:42: upstreams[0].endpoints[1]: expected host:port or unix:/path, got \"localhost\"");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: w, endpoints: [\"127.0.0.1:0\"]}\n"),
+            "3:27: upstreams[0].endpoints[0]: bad port in \"127.0.0.1:0\"");
+  EXPECT_EQ(
+      Error("listeners: [{address: \"::1:80\"}]\nupstreams: []\n"),
+      "1:23: listeners[0].address: an IPv6 address needs brackets: [addr]:port, got \"::1:80\"");
+  EXPECT_EQ(Error("listeners: [{address: \"unix:/tmp/l.sock\"}]\nupstreams: []\n"),
+            "1:23: listeners[0].address: a listener needs host:port, got \"unix:/tmp/l.sock\"");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "admin: {address: \"localhost:99999\"}\n")),
+            "6:18: admin.address: bad port in \"localhost:99999\"");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorDuplicateAddresses) {
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "upstreams: []\n"),
+            "3:14: listeners[1].address: duplicate listener address \"127.0.0.1:8080\" (also in "
+            "listeners[0])");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "admin: {address: 127.0.0.1:8080}\n")),
+            "6:18: admin.address: admin address \"127.0.0.1:8080\" is also used by listeners[0]");
+  // Port 0 picks a fresh port each time, so it may repeat.
+  LoadOk(
+      "listeners: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0}]\n"
+      "admin: {address: 127.0.0.1:0}\n"
+      "upstreams: [{name: w, endpoints: [a:1]}]\n");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorUpstreamNamesAndServices) {
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: w, endpoints: [a:1], services: [a.*]}\n"
+                  "  - {name: w, endpoints: [b:1], services: [b.*]}\n"),
+            "4:12: upstreams[1].name: duplicate upstream name \"w\" (also in upstreams[0])");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: Worker, endpoints: [a:1]}\n"),
+            "3:12: upstreams[0].name: bad upstream name \"Worker\" (use lower-case letters, "
+            "digits, '_' and '-')");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: a, endpoints: [a:1], services: [a.*]}\n"
+                  "  - name: b\n"
+                  "    endpoints: [b:1]\n"),
+            "4:5: upstreams[1]: missing required key \"services\" (with more than one upstream, "
+            "each must list the services it serves)");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: a, endpoints: [a:1], services: []}\n"
+                  "  - {name: b, endpoints: [b:1], services: [b.*]}\n"),
+            "3:43: upstreams[0].services: must not be empty (with more than one upstream, each "
+            "must list the services it serves)");
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:1}]\nupstreams:\n"
+                  "  - {name: a, endpoints: [a:1], services: [a.*]}\n"
+                  "  - {name: b, endpoints: [b:1], services: [b.S, a.*]}\n"),
+            "4:49: upstreams[1].services[1]: \"a.*\" is already served by upstream \"a\"");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    services: [\"pkg.*.Svc\"]\n")),
+            "6:16: upstreams[0].services[0]: bad service \"pkg.*.Svc\" (use \"package.Service\" or "
+            "\"package.*\")");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    services: [\"*\"]\n")),
+            "6:16: upstreams[0].services[0]: bad service \"*\" (use \"package.Service\" or "
+            "\"package.*\")");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorBackoffMaxBelowInitial) {
+  EXPECT_EQ(Error(absl::StrCat(
+                kMinimal, "    reconnect_backoff_initial: 2s\n    reconnect_backoff_max: 1s\n")),
+            "7:28: upstreams[0].reconnect_backoff_max: reconnect_backoff_max (1s) must be >= "
+            "reconnect_backoff_initial (2s)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    reconnect_backoff_initial: 10s\n")),
+            "6:32: upstreams[0].reconnect_backoff_initial: reconnect_backoff_max (5s) must be >= "
+            "reconnect_backoff_initial (10s)");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorUpstreamDefaultAboveMax) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {max_upstream: 10s}\n")),
+            "6:26: timeouts.max_upstream: upstream_default (30s) must be <= max_upstream (10s)");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorDescriptors) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [{reflection: billing}]\n")),
+            "6:28: descriptors[0].reflection: unknown upstream \"billing\" (upstreams: worker)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors:\n  - services.pb\n  - missing.pb\n")),
+            absl::StrCat("8:5: descriptors[1]: cannot read \"missing.pb\" (resolved to \"", dir_,
+                         "/missing.pb\"): No such file or directory"));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [", dir_, "/nope.pb]\n")),
+            absl::StrCat("6:15: descriptors[0]: cannot read \"", dir_,
+                         "/nope.pb\": No such file or directory"));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [sub]\n")),
+            absl::StrCat("6:15: descriptors[0]: cannot read \"sub\" (resolved to \"", dir_,
+                         "/sub\"): it is a directory"));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [[a.pb]]\n")),
+            "6:15: descriptors[0]: expected a descriptor set file path or {reflection: UPSTREAM}, "
+            "got a list");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorTls) {
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls:\n"
+                  "      cert: cert.pem\n"
+                  "upstreams: []\n"),
+            "4:7: listeners[0].tls: \"cert\" is set but \"key\" is missing (both are required)");
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls: {key: key.pem}\n"
+                  "upstreams: []\n"),
+            "3:10: listeners[0].tls: \"key\" is set but \"cert\" is missing (both are required)");
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls: {client_ca: ca.pem}\n"
+                  "upstreams: []\n"),
+            "3:10: listeners[0].tls: missing required key \"cert\"");
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls: {cert: cert.pem, key: nokey.pem}\n"
+                  "upstreams: []\n"),
+            absl::StrCat("3:32: listeners[0].tls.key: cannot read \"nokey.pem\" (resolved to \"",
+                         dir_, "/nokey.pem\"): No such file or directory"));
+  EXPECT_EQ(Error("listeners:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls: {cert: cert.pem, key: key.pem, client_ca: \"\"}\n"
+                  "upstreams: []\n"),
+            "3:52: listeners[0].tls.client_ca: must not be empty");
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorRoutes) {
+  auto route = [](const std::string& fields) {
+    return absl::StrCat(kMinimal, "routes:\n  - {", fields, "}\n");
+  };
+  // The fields start at column 6 of line 7.
+  EXPECT_EQ(Error(route("method: get, path: /a, grpc_method: a.B/C")),
+            "7:14: routes[0].method: bad HTTP method \"get\" (use GET, POST, PUT, PATCH, DELETE or "
+            "an upper-case custom verb)");
+  EXPECT_EQ(Error(route("method: GET, path: a, grpc_method: a.B/C")),
+            "7:25: routes[0].path: bad path template \"a\": must start with '/'");
+  EXPECT_EQ(Error(route("method: GET, path: \"/a/{b\", grpc_method: a.B/C")),
+            "7:25: routes[0].path: bad path template \"/a/{b\": unbalanced '{'");
+  EXPECT_EQ(
+      Error(route("method: GET, path: /a, grpc_method: a.B.C")),
+      "7:42: routes[0].grpc_method: bad gRPC method \"a.B.C\" (use \"package.Service/Method\")");
+  EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, body: \"Foo\"")),
+            "7:55: routes[0].body: bad body \"Foo\" (use \"\", \"*\" or a field name)");
+  EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, response_body: \"*\"")),
+            "7:64: routes[0].response_body: bad response_body \"*\" (use \"\" or a field name)");
+  EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, timeout: 0s")),
+            "7:58: routes[0].timeout: 0s is out of range (must be > 0)");
+  EXPECT_EQ(Error(route("path: /a, grpc_method: a.B/C")),
+            "7:5: routes[0]: missing required key \"method\"");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal,
+                               "routes:\n"
+                               "  - {method: GET, path: /a, grpc_method: a.B/C}\n"
+                               "  - {method: POST, path: /a, grpc_method: a.B/C}\n"
+                               "  - {method: GET, path: /a, grpc_method: a.B/D}\n")),
+            "9:5: routes[2]: duplicate route GET /a (also in routes[0])");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal,
+                               "    services: [tipperary.*]\n"
+                               "routes:\n"
+                               "  - {method: GET, path: /a, grpc_method: tipperary.v1.S/M}\n"
+                               "  - {method: GET, path: /b, grpc_method: tipperaryx.S/M}\n")),
+            "9:42: routes[1].grpc_method: service \"tipperaryx.S\" is not in any upstream's "
+            "services");
+}
+
+}  // namespace
+}  // namespace tipperary::config

@@ -1,0 +1,220 @@
+"""The admin listener (/healthz, /readyz, /metrics, /config, /routes) and the command line
+(--help, --version, --check-config)."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import base_config, proxy_bin, to_yaml, wait_until
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict, float]]:
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"unparsable metrics line: {line!r}"
+        labels = {}
+        if m.group(3):
+            rest = m.group(3)
+            for lm in LABEL.finditer(rest):
+                labels[lm.group(1)] = lm.group(2)
+        samples.append((m.group(1), labels, float(m.group(4))))
+    return samples
+
+
+def metric(proxy, name: str, **labels) -> float:
+    r = proxy.admin_get("/metrics")
+    assert r.status_code == 200
+    total = 0.0
+    for sample_name, sample_labels, value in parse_metrics(r.text):
+        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items()):
+            total += value
+    return total
+
+
+def test_healthz(proxy):
+    r = proxy.admin_get("/healthz")
+    assert r.status_code == 200
+
+
+def test_readyz(proxy):
+    assert proxy.admin_get("/readyz").status_code == 200
+
+
+def test_unknown_admin_path_is_404(proxy):
+    assert proxy.admin_get("/no-such-admin-page").status_code == 404
+
+
+def test_admin_is_not_on_the_data_listener(proxy):
+    assert proxy.get("/metrics").status_code == 404
+
+
+def test_metrics_exposition_format(proxy):
+    proxy.post("/v1/echo", {"fString": "m"})
+    r = proxy.admin_get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert "version=0.0.4" in r.headers["Content-Type"]
+    parse_metrics(r.text)
+    if shutil.which("promtool"):
+        res = subprocess.run(["promtool", "check", "metrics"], input=r.content,
+                             capture_output=True, timeout=30)
+        assert res.returncode == 0, (res.stdout + res.stderr).decode()
+
+
+def test_request_counter_uses_route_templates(proxy):
+    labels = {"route": "POST /v1/echo", "method": "POST", "code": "200"}
+    before = metric(proxy, "tipperary_http_requests_total", **labels)
+    for _ in range(3):
+        assert proxy.post("/v1/echo", {"fInt32": 1}).status_code == 200
+    wait_until(lambda: metric(proxy, "tipperary_http_requests_total", **labels) >= before + 3,
+               timeout=10, message="the request counter to count 3 more requests")
+
+    get_labels = {"route": "GET /v1/{name=shelves/*/things/*}", "method": "GET", "code": "200"}
+    before = metric(proxy, "tipperary_http_requests_total", **get_labels)
+    assert proxy.get("/v1/shelves/77/things/88").status_code == 200
+    wait_until(lambda: metric(proxy, "tipperary_http_requests_total", **get_labels) >= before + 1,
+               timeout=10, message="the GetThing counter")
+    text = proxy.admin_get("/metrics").text
+    assert "shelves/77" not in text, "a raw request path leaked into metric labels"
+
+
+def test_error_codes_are_counted(proxy):
+    labels = {"route": "POST /v1/fail", "code": "404"}
+    before = metric(proxy, "tipperary_http_requests_total", **labels)
+    proxy.post("/v1/fail", {"code": 5, "message": "x"})
+    wait_until(lambda: metric(proxy, "tipperary_http_requests_total", **labels) >= before + 1,
+               timeout=10, message="the 404 counter")
+
+
+def test_unmatched_requests_do_not_create_path_labels(proxy):
+    for i in range(5):
+        proxy.get(f"/random/path/{i}")
+    text = proxy.admin_get("/metrics").text
+    assert "/random/path" not in text
+
+
+def test_config_endpoint_redacts_secrets(proxy):
+    r = proxy.admin_get("/config")
+    assert r.status_code == 200
+    assert "listeners" in r.text
+    assert "tipperary.testing.v1.TestService/Unannotated" in r.text
+
+
+def test_routes_endpoint(proxy):
+    r = proxy.admin_get("/routes")
+    assert r.status_code == 200
+    routes = r.json()
+    text = json.dumps(routes)
+    for expected in ["/v1/echo", "/v1/{name=shelves/*/things/*}", "/v1/unannotated",
+                     "tipperary.testing.v1.TestService/Echo", "LOCK"]:
+        assert expected in text, f"{expected} missing from /routes: {text[:2000]}"
+
+
+# ---- Command line -------------------------------------------------------------------------------
+
+
+def run_proxy(*args, timeout=30):
+    return subprocess.run([str(proxy_bin()), *args], capture_output=True, timeout=timeout)
+
+
+def test_help():
+    res = run_proxy("--help")
+    assert res.returncode == 0, res.stderr
+    assert b"--config" in res.stdout + res.stderr
+
+
+def test_version():
+    res = run_proxy("--version")
+    assert res.returncode == 0, res.stderr
+    assert re.search(rb"\d+\.\d+\.\d+", res.stdout + res.stderr)
+
+
+def test_unknown_flag_fails():
+    res = run_proxy("--no-such-flag")
+    assert res.returncode != 0
+
+
+def test_check_config_ok_prints_effective_config(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(to_yaml(base_config("127.0.0.1:1")))
+    res = run_proxy("--config", str(path), "--check-config")
+    assert res.returncode == 0, res.stderr.decode()
+    out = res.stdout.decode()
+    assert "listeners" in out and "upstream_default" in out, out
+
+
+def _bad_config(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    res = run_proxy("--config", str(path), "--check-config")
+    return path, res, (res.stdout + res.stderr).decode()
+
+
+def test_check_config_bad_value_names_file_line_column(tmp_path):
+    path, res, out = _bad_config(tmp_path, (
+        "listeners:\n"
+        "  - address: 127.0.0.1:0\n"
+        "upstreams:\n"
+        "  - name: backend\n"
+        "    endpoints: [\"127.0.0.1:1\"]\n"
+        "timeouts:\n"
+        "  drain: notaduration\n"))
+    assert res.returncode == 1, out
+    assert re.search(re.escape(str(path)) + r":7:\d+", out), out
+
+
+def test_check_config_unknown_key(tmp_path):
+    path, res, out = _bad_config(tmp_path, (
+        "listeners:\n"
+        "  - address: 127.0.0.1:0\n"
+        "upstreams:\n"
+        "  - name: backend\n"
+        "    endpoints: [\"127.0.0.1:1\"]\n"
+        "listners: []\n"))
+    assert res.returncode == 1, out
+    assert re.search(re.escape(str(path)) + r":6:\d+", out), out
+
+
+def test_check_config_yaml_syntax_error(tmp_path):
+    path, res, out = _bad_config(tmp_path, "listeners: [\n  - {address: \n")
+    assert res.returncode == 1, out
+    assert str(path) in out, out
+
+
+def test_missing_config_file():
+    res = run_proxy("--config", "/nonexistent/proxy.yaml", "--check-config")
+    assert res.returncode == 1
+    assert b"/nonexistent/proxy.yaml" in res.stdout + res.stderr
+
+
+def test_bad_descriptor_set_fails_startup(tmp_path):
+    bogus = tmp_path / "bogus.pb"
+    bogus.write_bytes(b"this is not a descriptor set")
+    config = base_config("127.0.0.1:1", descriptors=[str(bogus)])
+    path = tmp_path / "p.yaml"
+    path.write_text(to_yaml(config))
+    res = run_proxy("--config", str(path), timeout=30)
+    assert res.returncode != 0
+    assert str(bogus).encode() in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("route", [
+    {"method": "POST", "path": "/v1/x", "grpc_method": "tipperary.testing.v1.TestService/Nope"},
+    {"method": "POST", "path": "/v1/{unclosed", "grpc_method":
+     "tipperary.testing.v1.TestService/Echo"},
+])
+def test_bad_route_fails_startup(tmp_path, route):
+    config = base_config("127.0.0.1:1", routes=[route])
+    path = tmp_path / "p.yaml"
+    path.write_text(to_yaml(config))
+    res = run_proxy("--config", str(path), timeout=30)
+    assert res.returncode != 0, (res.stdout + res.stderr).decode()

@@ -1,0 +1,184 @@
+"""gRPC status -> HTTP status and the JSON error body with decoded details; deadlines;
+an unreachable upstream."""
+
+import json
+import socket
+import threading
+
+import pytest
+import requests
+
+from conftest import base_config, error_body, free_port, start_proxy, wait_until
+
+# google/rpc/code.proto's HTTP mapping.
+HTTP_FOR_CODE = {
+    1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409,
+    11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}
+
+
+@pytest.mark.parametrize("code", sorted(HTTP_FOR_CODE))
+def test_status_code_mapping(proxy, code):
+    r = proxy.post("/v1/fail", {"code": code, "message": f"failure {code}"})
+    assert r.status_code == HTTP_FOR_CODE[code], r.text
+    body = error_body(r)
+    assert body["code"] == code
+    assert body["message"] == f"failure {code}"
+    assert body.get("details", []) == []
+
+
+def test_error_details_are_decoded(proxy):
+    r = proxy.post("/v1/fail", {"code": 9, "message": "precondition", "withDetails": True})
+    assert r.status_code == 400, r.text
+    body = error_body(r)
+    assert body["code"] == 9
+    assert body["message"] == "precondition"
+    details = body["details"]
+    assert details == [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "TEST_FAILURE",
+         "domain": "tipperary.test", "metadata": {"k": "v"}},
+        {"@type": "type.googleapis.com/google.rpc.BadRequest",
+         "fieldViolations": [{"field": "f", "description": "d"}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.500s"},
+        {"@type": "type.googleapis.com/google.rpc.DebugInfo",
+         "stackEntries": ["frame0", "frame1"], "detail": "x"},
+        {"@type": "type.googleapis.com/tipperary.testing.v1.CustomDetail", "note": "custom",
+         "attempt": "3"},
+    ]
+
+
+def test_error_message_with_special_characters(proxy):
+    message = "quote \" backslash \\ newline \n unicode \u2713 percent %25"
+    r = proxy.post("/v1/fail", {"code": 3, "message": message})
+    assert r.status_code == 400, r.text
+    assert error_body(r)["message"] == message
+
+
+def test_unknown_grpc_code_is_500(proxy):
+    r = proxy.post("/v1/fail", {"code": 42, "message": "weird"})
+    assert r.status_code == 500, r.text
+
+
+def test_error_when_binary_protobuf_was_asked_for(proxy):
+    r = proxy.post("/v1/fail", {"code": 5, "message": "pb"},
+                   headers={"Accept": "application/x-protobuf"})
+    assert r.status_code == 404, r.text
+    if r.headers.get("Content-Type", "").startswith("application/x-protobuf"):
+        # A serialized google.rpc.Status: field 1 (code) = 5 comes first.
+        assert r.content[:2] == b"\x08\x05", r.content
+    else:
+        assert error_body(r)["code"] == 5
+
+
+def test_not_found_and_method_not_allowed_shapes(proxy):
+    r = proxy.get("/nope")
+    assert r.status_code == 404
+    assert error_body(r)["code"] == 5
+    r = proxy.request("PUT", "/v1/echo")
+    assert r.status_code == 405
+    body = error_body(r)
+    assert body["code"] in (5, 12, 3), body
+    allow = r.headers.get("Allow", "")
+    assert "POST" in allow, f"405 without a useful Allow header: {allow!r}"
+
+
+def test_grpc_timeout_header_gives_504_and_cancels_the_backend(stack):
+    before = len(stack.backend.cancellations())
+    r = stack.proxy.post("/v1/slow", {"delayMs": 20000}, headers={"Grpc-Timeout": "200m"})
+    assert r.status_code == 504, r.text
+    assert error_body(r)["code"] == 4
+    wait_until(lambda: len(stack.backend.cancellations()) > before, timeout=15,
+               message="the backend to see the Slow call cancelled")
+
+
+def test_route_timeout_gives_504(make_stack):
+    s = make_stack(routes=[{"method": "POST", "path": "/v1/short-slow",
+                            "grpc_method": "tipperary.testing.v1.TestService/Slow",
+                            "body": "*", "timeout": "200ms"}])
+    r = s.proxy.post("/v1/short-slow", {"delayMs": 20000})
+    assert r.status_code == 504, r.text
+    assert error_body(r)["code"] == 4
+    wait_until(lambda: s.backend.cancellations(), timeout=15,
+               message="the backend to see the Slow call cancelled")
+    # The annotated route has no timeout of its own: upstream_default (20s) applies.
+    r = s.proxy.post("/v1/slow", {"delayMs": 50})
+    assert r.status_code == 200, r.text
+    assert r.json().get("cancelled", False) is False
+
+
+def test_upstream_default_timeout(make_stack):
+    s = make_stack(timeouts={"upstream_default": "300ms", "drain": "2s"})
+    r = s.proxy.post("/v1/slow", {"delayMs": 20000})
+    assert r.status_code == 504, r.text
+
+
+def test_grpc_timeout_larger_than_route_timeout_does_not_extend_it(make_stack):
+    s = make_stack(routes=[{"method": "POST", "path": "/v1/short-slow",
+                            "grpc_method": "tipperary.testing.v1.TestService/Slow",
+                            "body": "*", "timeout": "200ms"}])
+    r = s.proxy.post("/v1/short-slow", {"delayMs": 20000}, headers={"Grpc-Timeout": "100S"})
+    assert r.status_code == 504, r.text
+
+
+def test_bad_grpc_timeout_header_is_400(proxy):
+    r = proxy.post("/v1/slow", {"delayMs": 1}, headers={"Grpc-Timeout": "soon"})
+    assert r.status_code == 400, r.text
+
+
+def test_slow_call_within_deadline_succeeds(proxy):
+    r = proxy.post("/v1/slow", {"delayMs": 30}, headers={"Grpc-Timeout": "10S"})
+    assert r.status_code == 200, r.text
+    assert int(r.json()["sleptMs"]) >= 30
+
+
+def test_client_disconnect_cancels_the_backend_call(stack):
+    before = len(stack.backend.cancellations())
+    started = len(stack.backend.slow_started())
+    body = json.dumps({"delayMs": 30000}).encode()
+    sock = socket.create_connection((stack.proxy.host, stack.proxy.port), timeout=10)
+    sock.sendall(b"POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    wait_until(lambda: len(stack.backend.slow_started()) > started, timeout=15,
+               message="the Slow call to reach the backend")
+    sock.close()
+    wait_until(lambda: len(stack.backend.cancellations()) > before, timeout=20,
+               message="the backend to see the call cancelled after the client went away")
+
+
+def test_upstream_down_is_503(tmp_path):
+    port = free_port()
+    proxy = start_proxy(base_config(f"127.0.0.1:{port}"), tmp_path, wait_ready=False)
+    try:
+        r = proxy.post("/v1/echo", {"fString": "x"})
+        assert r.status_code == 503, r.text
+        assert error_body(r)["code"] == 14
+        assert proxy.admin_get("/readyz").status_code != 200
+        assert proxy.admin_get("/healthz").status_code == 200
+    finally:
+        proxy.stop()
+
+
+def test_concurrent_failures_and_successes(proxy):
+    results = {}
+
+    # Separate sessions per thread: requests.Session is not thread-safe.
+    def call_own(i):
+        with requests.Session() as session:
+            if i % 2:
+                results[i] = session.post(f"{proxy.url}/v1/fail",
+                                          json={"code": 5, "message": str(i)}, timeout=15)
+            else:
+                results[i] = session.post(f"{proxy.url}/v1/echo", json={"fInt32": i},
+                                          timeout=15)
+
+    threads = [threading.Thread(target=call_own, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 24
+    for i, r in results.items():
+        if i % 2:
+            assert r.status_code == 404 and r.json()["message"] == str(i), r.text
+        else:
+            assert r.status_code == 200 and r.json().get("fInt32", 0) == i, r.text

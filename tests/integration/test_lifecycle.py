@@ -1,0 +1,211 @@
+"""Upstream and proxy lifecycle: backend restarts, GOAWAY, SIGTERM drain, schemas by server
+reflection, Unix-socket upstreams."""
+
+import shutil
+import signal
+import tempfile
+import threading
+
+import pytest
+import requests
+
+from conftest import (RawConnection, base_config, error_body, raw_request, start_backend,
+                      start_proxy, wait_until)
+
+FAST_RECONNECT = {"reconnect_backoff_initial": "50ms", "reconnect_backoff_max": "300ms",
+                  "connect_timeout": "1s"}
+
+
+def upstream(address: str, **extra) -> list[dict]:
+    return [{"name": "backend", "endpoints": [address], **FAST_RECONNECT, **extra}]
+
+
+def echo_status(proxy) -> int:
+    try:
+        return proxy.post("/v1/echo", {"fString": "ping"}, timeout=5).status_code
+    except requests.RequestException:
+        return -1
+
+
+def ready_status(proxy) -> int:
+    try:
+        return proxy.admin_get("/readyz", timeout=2).status_code
+    except requests.RequestException:
+        return -1
+
+
+class Call(threading.Thread):
+    """An HTTP call on its own thread, so the test can disturb processes meanwhile."""
+
+    def __init__(self, proxy, path, body, timeout=30):
+        super().__init__(daemon=True)
+        self.url = proxy.url + path
+        self.body = body
+        self.timeout = timeout
+        self.response = None
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            self.response = requests.post(self.url, json=self.body, timeout=self.timeout)
+        except requests.RequestException as e:
+            self.error = e
+
+    def result(self):
+        self.join(self.timeout + 5)
+        assert not self.is_alive(), "HTTP call did not finish"
+        assert self.error is None, f"HTTP call failed: {self.error!r}"
+        return self.response
+
+
+def test_backend_restart_on_the_same_port(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, upstreams=upstream(backend.address)), tmp_path)
+    procs.append(proxy)
+    assert echo_status(proxy) == 200
+
+    backend.stop(signal.SIGKILL)
+    wait_until(lambda: echo_status(proxy) == 503, timeout=20,
+               message="requests to fail with 503 while the backend is down")
+    r = proxy.post("/v1/echo", {"fString": "x"})
+    assert r.status_code == 503
+    assert error_body(r)["code"] == 14
+    wait_until(lambda: ready_status(proxy) != 200, timeout=20, message="/readyz to fail")
+
+    restarted = start_backend(backend.address, attempts=10)
+    procs.append(restarted)
+    wait_until(lambda: echo_status(proxy) == 200, timeout=30,
+               message="the proxy to reconnect to the restarted backend")
+    wait_until(lambda: ready_status(proxy) == 200, timeout=20, message="/readyz to recover")
+    assert proxy.proc.alive()
+
+
+def test_goaway_lets_the_in_flight_call_finish(tmp_path, procs):
+    backend = start_backend(extra=["--shutdown-grace-ms", "15000"])
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, upstreams=upstream(backend.address)), tmp_path)
+    procs.append(proxy)
+    call = Call(proxy, "/v1/slow", {"delayMs": 1500})
+    wait_until(lambda: backend.slow_started(), timeout=15, message="the Slow call to start")
+    backend.proc.send_signal(signal.SIGTERM)  # grpc++ sends GOAWAY and waits for the call.
+
+    r = call.result()
+    assert r.status_code == 200, r.text
+    assert int(r.json()["sleptMs"]) >= 1500
+    assert not r.json().get("cancelled", False)
+    # The proxy should close the drained connection, which lets the backend exit well before
+    # its 15 s grace period; the wait here is only a hang guard.
+    assert backend.proc.wait(30) == 0
+
+    # New calls are not sent on the old connection: 503 now, 200 after a restart.
+    wait_until(lambda: echo_status(proxy) == 503, timeout=20, message="503 after backend exit")
+    restarted = start_backend(backend.address, attempts=10)
+    procs.append(restarted)
+    wait_until(lambda: echo_status(proxy) == 200, timeout=30, message="reconnect after GOAWAY")
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, timeouts={"drain": "10s"}), tmp_path)
+    procs.append(proxy)
+    call = Call(proxy, "/v1/slow", {"delayMs": 1500})
+    wait_until(lambda: backend.slow_started(), timeout=15, message="the Slow call to start")
+    proxy.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: ready_status(proxy) != 200, timeout=5,
+               message="/readyz to fail as soon as draining starts")
+
+    r = call.result()
+    assert r.status_code == 200, r.text
+    assert int(r.json()["sleptMs"]) >= 1500
+    assert proxy.proc.wait(20) == 0
+    assert not backend.cancellations()
+
+
+def test_sigterm_with_idle_keepalive_connection_exits_promptly(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, timeouts={"drain": "10s"}), tmp_path)
+    procs.append(proxy)
+    with RawConnection(proxy.host, proxy.port, timeout=20) as conn:
+        conn.send(raw_request("GET", "/v1/echo/idle"))
+        assert conn.read_response().status == 200
+        proxy.proc.send_signal(signal.SIGTERM)
+        # The idle keep-alive connection is closed rather than holding the drain open.
+        assert conn.closed_by_peer()
+    assert proxy.proc.wait(20) == 0
+
+
+def test_drain_deadline_cuts_long_requests(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, timeouts={"drain": "500ms"}), tmp_path)
+    procs.append(proxy)
+    call = Call(proxy, "/v1/slow", {"delayMs": 60000}, timeout=40)
+    wait_until(lambda: backend.slow_started(), timeout=15, message="the Slow call to start")
+    proxy.proc.send_signal(signal.SIGTERM)
+    proxy.proc.wait(20)  # Hang guard: far less than the 60 s call.
+    call.join(30)
+    assert not call.is_alive()
+    if call.response is not None:
+        assert call.response.status_code in (503, 504), call.response.text
+    wait_until(lambda: backend.cancellations(), timeout=20,
+               message="the backend to see the cut call cancelled")
+
+
+def test_descriptors_from_server_reflection(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, descriptors=[{"reflection": "backend"}]),
+                        tmp_path)
+    procs.append(proxy)
+    r = proxy.post("/v1/echo", {"fString": "refl", "fInt64": "5", "tAny": {
+        "@type": "type.googleapis.com/tipperary.testing.v1.Nested", "name": "a"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["tAny"]["name"] == "a"
+    r = proxy.get("/v1/shelves/1/things/2")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "shelves/1/things/2"
+    r = proxy.post("/v1/fail", {"code": 3, "message": "m", "withDetails": True})
+    assert r.status_code == 400
+    types = [d["@type"] for d in error_body(r)["details"]]
+    assert "type.googleapis.com/tipperary.testing.v1.CustomDetail" in types
+    r = proxy.post("/v1/unannotated", {"fString": "u"})
+    assert r.json() == {"fString": "u"}
+
+
+@pytest.fixture
+def short_dir():
+    # Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer.
+    directory = tempfile.mkdtemp(prefix="tipp-")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_unix_socket_upstream(tmp_path, procs, short_dir):
+    directory = short_dir
+    backend = start_backend(f"unix:{directory}/b.sock")
+    procs.append(backend)
+    assert backend.address == f"unix:{directory}/b.sock"
+    proxy = start_proxy(base_config(backend.address), tmp_path)
+    procs.append(proxy)
+    r = proxy.post("/v1/echo", {"fString": "over unix"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"fString": "over unix"}
+    r = proxy.post("/v1/metadata", {}, headers={"Grpc-Metadata-Via": "uds"})
+    assert r.json()["received"]["via"] == "uds"
+
+
+def test_max_concurrent_streams_from_server_settings(tmp_path, procs):
+    # The backend allows 2 concurrent streams; 6 concurrent slow calls must all still succeed
+    # (queued or spread over more connections), none refused.
+    backend = start_backend(extra=["--max-concurrent-streams", "2"])
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address), tmp_path)
+    procs.append(proxy)
+    calls = [Call(proxy, "/v1/slow", {"delayMs": 300}) for _ in range(6)]
+    for call in calls:
+        r = call.result()
+        assert r.status_code == 200, r.text
