@@ -357,7 +357,12 @@ class Session final : public SessionBase {
   // ---- Reading ----
 
   void DoRead() {
-    if (closed_ || closing_ || read_stopped_) return;
+    if (closed_ || closing_) return;
+    if (core_->draining && !first_request_ && queue_.empty() && !in_request_) {
+      GracefulClose();  // Draining and nothing left to answer.
+      return;
+    }
+    if (read_stopped_) return;
     if (read_pending_) {
       // Waiting for the next request with nothing left to answer: the idle clock runs.
       if (!in_request_ && queue_.empty()) ArmReadTimer(Options().idle_timeout, TimerKind::kIdle);
@@ -369,13 +374,12 @@ class Session final : public SessionBase {
       return;
     }
     if (queue_.empty()) {
-      if (core_->draining && !first_request_) {
-        GracefulClose();
-        return;
-      }
+      // A new connection gets the shorter of the two for its first byte.
       auto timeout = Options().idle_timeout;
-      if (first_request_ && Options().request_read_timeout < timeout) {
-        timeout = Options().request_read_timeout;
+      auto read_timeout = Options().request_read_timeout;
+      if (first_request_ && read_timeout.count() > 0 &&
+          (timeout.count() <= 0 || read_timeout < timeout)) {
+        timeout = read_timeout;
       }
       ArmReadTimer(timeout, TimerKind::kIdle);
     } else {
@@ -431,10 +435,6 @@ class Session final : public SessionBase {
       return;
     }
     const auto& req = parser_->get();
-    if (req.version() != 10 && req.version() != 11) {
-      FailRequest(http::status::http_version_not_supported, 12, "HTTP version not supported");
-      return;
-    }
     if (parser_->is_done()) {
       OnRequestComplete();
       return;
@@ -472,9 +472,25 @@ class Session final : public SessionBase {
       FailRequest(http::status::request_header_fields_too_large, 8, "request header too large");
     } else if (ec == http::error::body_limit) {
       FailRequest(http::status::payload_too_large, 8, "request body too large");
+    } else if (ec == http::error::bad_version && HasWellFormedVersion()) {
+      FailRequest(http::status::http_version_not_supported, 12, "HTTP version not supported");
     } else {
       FailRequest(http::status::bad_request, 3, "malformed HTTP request: " + ec.message());
     }
+  }
+
+  // Beast reports any version but 1.0 and 1.1 as bad_version; a well-formed "HTTP/d.d" at the
+  // end of the request line is a version we do not support (505), anything else is malformed.
+  bool HasWellFormedVersion() const {
+    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    size_t eol = data.find("\r\n");
+    if (eol == std::string_view::npos) return false;
+    std::string_view line = data.substr(0, eol);
+    if (line.size() < 8) return false;
+    std::string_view v = line.substr(line.size() - 8);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) &&
+           line.size() > 8 && line[line.size() - 9] == ' ';
   }
 
   void OnRequestComplete() {

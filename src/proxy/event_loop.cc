@@ -72,10 +72,7 @@ void EventLoop::Start() {
     snapshot_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
     RefreshSnapshot();
   });
-  thread_ = std::thread([this] {
-    boost::system::error_code ec;
-    ioc_.run(ec);
-  });
+  thread_ = std::thread([this] { ioc_.run(); });
 }
 
 void EventLoop::RefreshSnapshot() {
@@ -104,16 +101,36 @@ void EventLoop::RefreshSnapshot() {
 }
 
 void EventLoop::Stop() {
-  if (work_) {
-    boost::asio::post(ioc_, [this] {
-      if (snapshot_timer_) snapshot_timer_->cancel();
-      for (auto& l : listeners_) l->CloseAll();
-      for (auto& c : clusters_) c->Shutdown();
-    });
-    work_.reset();
-    // Give the posted shutdown a moment to run before the loop is stopped outright.
-    boost::asio::post(ioc_, [this] { ioc_.stop(); });
+  if (!work_) return;
+  work_.reset();
+  boost::asio::post(ioc_, [this] {
+    if (snapshot_timer_) snapshot_timer_->cancel();
+    for (auto& l : listeners_) {
+      l->StopAccepting();
+      l->CloseAll();
+    }
+    // Graceful: in-flight upstream calls finish, then GOAWAY and close.
+    for (auto& c : clusters_) c->Shutdown();
+    WaitForUpstreamsClosed(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+  });
+}
+
+void EventLoop::WaitForUpstreamsClosed(std::chrono::steady_clock::time_point deadline) {
+  bool open = false;
+  for (auto& c : clusters_) {
+    upstream::UpstreamCluster::Stats s = c->GetStats();
+    open = open || s.ready + s.draining + s.connecting > 0;
   }
+  if (!open || std::chrono::steady_clock::now() >= deadline) {
+    ioc_.stop();
+    return;
+  }
+  if (!stop_timer_) stop_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
+  stop_timer_->expires_after(std::chrono::milliseconds(10));
+  stop_timer_->async_wait([this, deadline](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    WaitForUpstreamsClosed(deadline);
+  });
 }
 
 void EventLoop::Join() {

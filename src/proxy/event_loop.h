@@ -7,6 +7,8 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -79,6 +81,7 @@ class EventLoop {
 
  private:
   void RefreshSnapshot();
+  void WaitForUpstreamsClosed(std::chrono::steady_clock::time_point deadline);
 
   int index_;
   SharedState& shared_;
@@ -94,6 +97,7 @@ class EventLoop {
   std::vector<std::unique_ptr<Snapshot>> snapshots_;  // One per upstream + listeners.
   std::atomic<bool> any_ready_{false};
   std::unique_ptr<boost::asio::steady_timer> snapshot_timer_;
+  std::unique_ptr<boost::asio::steady_timer> stop_timer_;
   std::thread thread_;
 };
 

@@ -9,7 +9,7 @@
 #include "reflection_client.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
-#include "tipperary/listener/tls_context.h"
+#include "tipperary/listener/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "tipperary/transcoder/schema.h"
 
@@ -292,8 +292,7 @@ int ProxyServer::Run() {
         wait_drained();
       };
   signals.async_wait(on_signal);
-  boost::system::error_code ec;
-  signals_ioc.run(ec);
+  signals_ioc.run();
   for (auto& loop : loops_) loop->Stop();
   for (auto& loop : loops_) loop->Join();
   TIPPERARY_LOG(kInfo, "stopped");

@@ -29,13 +29,6 @@ bool IsProtobufType(std::string_view content_type) {
          absl::StartsWith(lower, "application/vnd.google.protobuf");
 }
 
-bool WantsPretty(std::string_view query) {
-  for (absl::string_view param : absl::StrSplit(Sv(query), '&')) {
-    if (param == "pretty" || param == "pretty=true" || param == "pretty=1") return true;
-  }
-  return false;
-}
-
 // One request's state from the moment it is routed until its response is queued.
 struct Exchange {
   std::shared_ptr<listener::HttpExchange> http;
@@ -169,7 +162,7 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
   size_t qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
   std::string_view query = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
-  ex->pretty = WantsPretty(query);
+  ex->pretty = transcoder::Transcoder::WantsPretty(query);
 
   HeaderList headers;
   headers.reserve(16);
@@ -227,15 +220,14 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
   }
 
   std::string_view content_type = req[http::field::content_type];
-  transcoder::BodyFormat body_format =
-      IsProtobufType(content_type) ? transcoder::BodyFormat::kProtobuf : transcoder::BodyFormat::kJson;
+  transcoder::BodyFormat body_format = transcoder::BodyFormatFor(*ex->route, content_type);
   ex->format = IsProtobufType(req[http::field::accept]) ? transcoder::ResponseFormat::kProtobuf
                                                         : transcoder::ResponseFormat::kJson;
   absl::StatusOr<std::string> message = ex->routing->transcoder->BuildRequestMessage(
       *ex->route, match.bindings, query, req.body(), body_format, content_type);
   if (!message.ok()) {
     responder.Error(*ex, transcoder::AbslCodeToGrpcCode(message.status().code()),
-                    message.status().message(), "", nullptr);
+                    std::string(message.status().message()), "", nullptr);
     return;
   }
 
@@ -273,14 +265,14 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
       if (ex->messages == 1) ex->message = std::move(msg);
       return;
     }
-    auto chunk = ex->routing->transcoder->BuildStreamChunk(*ex->route, msg,
-                                                           transcoder::ResponseFormat::kJson,
-                                                           ex->pretty);
+    auto chunk =
+        ex->routing->transcoder->BuildStreamChunk(*ex->route, msg, ex->format, ex->pretty);
     if (!chunk.ok()) return;  // Reported at the end as the stream's error.
     if (!ex->streaming_started) {
       ex->streaming_started = true;
       listener::HttpResponse head{http::status::ok, ex->http->request().version()};
-      head.set(http::field::content_type, "application/x-ndjson");
+      head.set(http::field::content_type,
+               ex->routing->transcoder->StreamContentType(*ex->route, ex->format, msg));
       head.set("X-Request-Id", ex->request_id);
       for (auto& [name, value] : MetadataToHeaders(ex->response_headers, "Grpc-Metadata-")) {
         head.insert(name, value);
@@ -322,7 +314,8 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
     if (streaming) {
       // A stream that ended with no message: an empty 200.
       listener::HttpResponse res{http::status::ok, ex->http->request().version()};
-      res.set(http::field::content_type, "application/x-ndjson");
+      res.set(http::field::content_type,
+              ex->routing->transcoder->StreamContentType(*ex->route, ex->format, ""));
       responder.Finish(*ex, std::move(res), &result.trailers);
       return;
     }

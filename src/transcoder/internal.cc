@@ -139,8 +139,8 @@ bool IsBindableLeaf(const google::protobuf::FieldDescriptor* field) {
   if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) return true;
   const google::protobuf::Descriptor* t = field->message_type();
   const std::string& n = t->full_name();
-  return IsWrapperType(t) || n == "google.protobuf.Timestamp" ||
-         n == "google.protobuf.Duration" || n == "google.protobuf.FieldMask";
+  return IsWrapperType(t) || n == "google.protobuf.Timestamp" || n == "google.protobuf.Duration" ||
+         n == "google.protobuf.FieldMask";
 }
 
 std::string Quote(std::string_view value) {

@@ -9,9 +9,7 @@ namespace {
 
 constexpr size_t kMaxTemplateSegments = 256;
 
-bool IsIdentStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 
 bool IsLiteralChar(char c) {
@@ -75,8 +73,8 @@ class Parser {
                            ? "empty segment"
                            : "unexpected character");
         }
-        out->push_back({PathTemplate::SegmentKind::kLiteral,
-                        std::string(text_.substr(start, pos_ - start))});
+        out->push_back(
+            {PathTemplate::SegmentKind::kLiteral, std::string(text_.substr(start, pos_ - start))});
       }
       if (pos_ >= text_.size()) return absl::OkStatus();
       char c = text_[pos_];

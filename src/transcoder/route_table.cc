@@ -77,9 +77,8 @@ absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& pat
   for (size_t i = 0; i < parts.size(); ++i) {
     const pb::FieldDescriptor* f = cur->FindFieldByName(parts[i]);
     if (f == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("path variable \"", path, "\": ",
-                                                     cur->full_name(), " has no field \"",
-                                                     parts[i], "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "path variable \"", path, "\": ", cur->full_name(), " has no field \"", parts[i], "\""));
     }
     if (f->is_repeated()) {
       return absl::InvalidArgumentError(
@@ -87,9 +86,10 @@ absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& pat
     }
     if (i + 1 == parts.size()) {
       if (!internal::IsBindableLeaf(f)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "path variable \"", path, "\" must name a scalar, enum, wrapper, Timestamp, "
-            "Duration or FieldMask field"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("path variable \"", path,
+                         "\" must name a scalar, enum, wrapper, Timestamp, "
+                         "Duration or FieldMask field"));
       }
     } else {
       if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -163,8 +163,8 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
 
 void AddRuleCandidates(const pb::MethodDescriptor* method, const google::api::HttpRule& rule,
                        std::vector<Candidate>* out) {
-  Candidate c{"", "", method, rule.body(), rule.response_body(), std::nullopt,
-              RouteSource::kAnnotation};
+  Candidate c{
+      "", "", method, rule.body(), rule.response_body(), std::nullopt, RouteSource::kAnnotation};
   switch (rule.pattern_case()) {
     case google::api::HttpRule::kGet:
       c.http_method = "GET";
@@ -199,8 +199,7 @@ void AddRuleCandidates(const pb::MethodDescriptor* method, const google::api::Ht
 // Depth-first over the trie: literal, then "*", then "**"; `visit` returns true to stop.
 template <typename Visit>
 bool Search(const RouteTable::Node* node, const std::vector<std::string_view>& segs,
-            std::string_view last, bool use_verb, size_t i, std::string_view verb,
-            Visit& visit) {
+            std::string_view last, bool use_verb, size_t i, std::string_view verb, Visit& visit) {
   const size_t n = segs.size();
   if (i == n) {
     auto it = node->ends.find(absl::string_view(verb.data(), verb.size()));
@@ -261,8 +260,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
                                                      spec.path_template, ": unknown gRPC method \"",
                                                      spec.grpc_method, "\""));
     }
-    candidates.push_back({absl::AsciiStrToUpper(spec.http_method), spec.path_template, m,
-                          spec.body, spec.response_body, spec.timeout, RouteSource::kConfig});
+    candidates.push_back({absl::AsciiStrToUpper(spec.http_method), spec.path_template, m, spec.body,
+                          spec.response_body, spec.timeout, RouteSource::kConfig});
   }
   size_t first_grpc = candidates.size();
   if (options.allow_grpc_method_paths) {
@@ -270,9 +269,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
       if (!ServiceSelected(service, options)) continue;
       for (int i = 0; i < service->method_count(); ++i) {
         const pb::MethodDescriptor* m = service->method(i);
-        candidates.push_back({"POST",
-                              absl::StrCat("/", service->full_name(), "/", m->name()), m, "*", "",
-                              std::nullopt, RouteSource::kGrpc});
+        candidates.push_back({"POST", absl::StrCat("/", service->full_name(), "/", m->name()), m,
+                              "*", "", std::nullopt, RouteSource::kGrpc});
       }
     }
   }
@@ -301,15 +299,15 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
       existing = std::move(**route);  // Config overrides the annotation.
       continue;
     }
-    if (existing.method == (*route)->method && existing.path_template.text() == candidates[ci].path &&
-        existing.body == (*route)->body && existing.response_body == (*route)->response_body &&
-        existing.source == (*route)->source) {
+    if (existing.method == (*route)->method &&
+        existing.path_template.text() == candidates[ci].path && existing.body == (*route)->body &&
+        existing.response_body == (*route)->response_body && existing.source == (*route)->source) {
       continue;  // Harmless exact duplicate.
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "route ", (*route)->label, " (", (*route)->method->full_name(), ", ",
-        SourceName((*route)->source), ") conflicts with ", existing.label, " (",
-        existing.method->full_name(), ", ", SourceName(existing.source), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("route ", (*route)->label, " (", (*route)->method->full_name(), ", ",
+                     SourceName((*route)->source), ") conflicts with ", existing.label, " (",
+                     existing.method->full_name(), ", ", SourceName(existing.source), ")"));
   }
 
   for (const std::unique_ptr<Route>& r : table->routes_) {
@@ -321,8 +319,9 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
         tail = true;
         break;
       }
-      std::unique_ptr<Node>& next =
-          s.kind == PathTemplate::SegmentKind::kLiteral ? node->literals[s.literal] : node->wildcard;
+      std::unique_ptr<Node>& next = s.kind == PathTemplate::SegmentKind::kLiteral
+                                        ? node->literals[s.literal]
+                                        : node->wildcard;
       if (!next) next = std::make_unique<Node>();
       node = next.get();
     }
@@ -364,7 +363,8 @@ RouteTable::MatchResult RouteTable::Match(std::string_view http_method,
   };
   search(find_method);
   if (found != nullptr) {
-    std::optional<PathTemplate::Bindings> b = found->path_template.MatchSplit(split, found_use_verb);
+    std::optional<PathTemplate::Bindings> b =
+        found->path_template.MatchSplit(split, found_use_verb);
     if (b.has_value()) {
       result.route = found;
       result.bindings = *std::move(b);

@@ -69,10 +69,9 @@ class CachingTypeResolver : public pb::util::TypeResolver {
       : inner_(pb::util::NewTypeResolverForDescriptorPool(std::string(kTypeUrlPrefix), pool)) {}
 
   pb::util::Status ResolveMessageType(const std::string& type_url, pb::Type* type) override {
-    return Resolve(type_url, &types_, type,
-                   [this](const std::string& url, pb::Type* t) {
-                     return inner_->ResolveMessageType(url, t);
-                   });
+    return Resolve(type_url, &types_, type, [this](const std::string& url, pb::Type* t) {
+      return inner_->ResolveMessageType(url, t);
+    });
   }
   pb::util::Status ResolveEnumType(const std::string& type_url, pb::Enum* type) override {
     return Resolve(type_url, &enums_, type, [this](const std::string& url, pb::Enum* t) {
@@ -116,8 +115,7 @@ class CollectingErrors : public pb::DescriptorPool::ErrorCollector {
                 const pb::Message* /*descriptor*/, ErrorLocation /*location*/,
                 const std::string& message) override {
     if (errors_.size() < 5) {
-      errors_.push_back(element_name.empty() ? message
-                                             : absl::StrCat(element_name, ": ", message));
+      errors_.push_back(element_name.empty() ? message : absl::StrCat(element_name, ": ", message));
     }
   }
   std::string Joined() const { return absl::StrJoin(errors_, "; "); }
@@ -161,7 +159,8 @@ absl::StatusOr<std::shared_ptr<const Schema>> Schema::Create(
   absl::flat_hash_map<std::string, const pb::FileDescriptorProto*> by_name;
   for (const pb::FileDescriptorSet& set : sets) {
     for (const pb::FileDescriptorProto& file : set.file()) {
-      if (file.name().empty()) return absl::InvalidArgumentError("descriptor set has a file with no name");
+      if (file.name().empty())
+        return absl::InvalidArgumentError("descriptor set has a file with no name");
       if (by_name.emplace(file.name(), &file).second) order.push_back(&file);
     }
   }
@@ -229,10 +228,10 @@ absl::StatusOr<std::shared_ptr<const Schema>> Schema::Create(
           state[file->name()] = State::kSkipped;
           continue;
         }
-        return absl::InvalidArgumentError(absl::StrCat(
-            "descriptor file ", file->name(), ": ",
-            skipped_dep ? "depends on a built-in file that clashes with another file"
-                        : errors.Joined()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("descriptor file ", file->name(), ": ",
+                         skipped_dep ? "depends on a built-in file that clashes with another file"
+                                     : errors.Joined()));
       }
       state[file->name()] = State::kDone;
       schema->file_names_.push_back(file->name());

@@ -25,8 +25,8 @@
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/status.pb.h"
 #include "internal.h"
-#include "wire_check.h"
 #include "tipperary/transcoder/path_template.h"
+#include "wire_check.h"
 
 namespace tipperary::transcoder {
 namespace {
@@ -87,9 +87,9 @@ struct Origin {
 
 absl::Status BadValue(const pb::FieldDescriptor* f, std::string_view text, const Origin& origin,
                       std::string_view why = {}) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid value ", Quote(text), " for field \"", f->name(), "\" (", TypeName(f), ") in ",
-      origin.Describe(), why.empty() ? "" : ": ", S(why)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid value ", Quote(text), " for field \"", f->name(), "\" (", TypeName(f),
+                   ") in ", origin.Describe(), why.empty() ? "" : ": ", S(why)));
 }
 
 bool ParseFloating(const std::string& text, double* out) {
@@ -221,7 +221,9 @@ absl::Status SetLeaf(pb::Message* msg, const pb::FieldDescriptor* f, const std::
   const pb::Descriptor* t = f->message_type();
   const pb::Reflection* r = msg->GetReflection();
   const std::string& name = t->full_name();
-  auto target = [&]() { return f->is_repeated() ? r->AddMessage(msg, f) : r->MutableMessage(msg, f); };
+  auto target = [&]() {
+    return f->is_repeated() ? r->AddMessage(msg, f) : r->MutableMessage(msg, f);
+  };
   if (internal::IsWrapperType(t)) {
     const pb::FieldDescriptor* value = t->FindFieldByName("value");
     if (value == nullptr) return BadValue(f, text, origin);
@@ -315,16 +317,16 @@ absl::Status Resolve(const pb::Descriptor* type, std::string_view name, size_t m
               absl::StrCat("parameter ", Quote(name), ": \"", f->name(), "\" is not a map"));
         }
       } else if (!internal::IsBindableLeaf(f)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "parameter ", Quote(name), ": field \"", f->name(), "\" (", TypeName(f),
-            ") cannot be set from a query parameter"));
+        return absl::InvalidArgumentError(absl::StrCat("parameter ", Quote(name), ": field \"",
+                                                       f->name(), "\" (", TypeName(f),
+                                                       ") cannot be set from a query parameter"));
       }
       return absl::OkStatus();
     }
     if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated() ||
         internal::IsWellKnownType(f->message_type())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parameter ", Quote(name), ": \"", f->name(), "\" is not a singular message field"));
+      return absl::InvalidArgumentError(absl::StrCat("parameter ", Quote(name), ": \"", f->name(),
+                                                     "\" is not a singular message field"));
     }
     cur = f->message_type();
     start = dot + 1;
@@ -512,9 +514,9 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
     const bool message_body =
         body_field == nullptr || (body_field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
                                   !body_field->is_repeated());
-    const pb::Descriptor* body_type =
-        body_field == nullptr ? route.request_type
-                              : (message_body ? body_field->message_type() : nullptr);
+    const pb::Descriptor* body_type = body_field == nullptr
+                                          ? route.request_type
+                                          : (message_body ? body_field->message_type() : nullptr);
     std::string body_bin;
     if (fmt == BodyFormat::kProtobuf) {
       if (!message_body) {
@@ -633,7 +635,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       std::sort(paths.begin(), paths.end());
       pb::Message* mask = extra->GetReflection()->MutableMessage(extra, mask_field);
       const pb::FieldDescriptor* paths_field = mask_field->message_type()->FindFieldByName("paths");
-      for (std::string& p : paths) mask->GetReflection()->AddString(mask, paths_field, std::move(p));
+      for (std::string& p : paths)
+        mask->GetReflection()->AddString(mask, paths_field, std::move(p));
     }
   }
   if (!extra->AppendToString(&out)) return absl::InternalError("cannot serialize request");
@@ -671,8 +674,7 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
     out.content_type = S(kJsonContentType);
     pb::util::Status s = pb::util::BinaryToJsonString(resolver, url, S(bytes), &out.body, print);
     if (!s.ok()) {
-      return absl::InternalError(
-          absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
+      return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
     }
     return out;
   };
@@ -722,12 +724,11 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
   pb::util::Status s =
       pb::util::BinaryToJsonString(resolver, route.response_type_url, only, &json, compact);
   if (!s.ok()) {
-    return absl::InternalError(
-        absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
+    return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
   }
   std::string prefix = "{";
-  internal::AppendJsonString(prefix, options_.preserve_proto_field_names ? f->name()
-                                                                         : f->json_name());
+  internal::AppendJsonString(prefix,
+                             options_.preserve_proto_field_names ? f->name() : f->json_name());
   prefix.push_back(':');
   if (absl::StartsWith(json, prefix) && absl::EndsWith(json, "}")) {
     out.body = json.substr(prefix.size(), json.size() - prefix.size() - 1);

@@ -12,7 +12,8 @@ constexpr char kBase64Alphabet[] =
 constexpr std::array<int8_t, 256> MakeBase64Table() {
   std::array<int8_t, 256> table{};
   for (auto& v : table) v = -1;
-  for (int i = 0; i < 64; ++i) table[static_cast<uint8_t>(kBase64Alphabet[i])] = static_cast<int8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    table[static_cast<uint8_t>(kBase64Alphabet[i])] = static_cast<int8_t>(i);
   return table;
 }
 constexpr std::array<int8_t, 256> kBase64Table = MakeBase64Table();
@@ -183,9 +184,9 @@ bool IsAllowedCustomMetadataKey(std::string_view key) {
     if (!ok) return false;
   }
   static constexpr std::string_view kReserved[] = {
-      "content-type",  "te",           "connection", "keep-alive",    "proxy-connection",
-      "transfer-encoding", "upgrade",  "host",       "grpc-timeout",  "grpc-encoding",
-      "grpc-accept-encoding", "user-agent", "content-length", "grpc-status", "grpc-message",
+      "content-type",           "te",         "connection",     "keep-alive",   "proxy-connection",
+      "transfer-encoding",      "upgrade",    "host",           "grpc-timeout", "grpc-encoding",
+      "grpc-accept-encoding",   "user-agent", "content-length", "grpc-status",  "grpc-message",
       "grpc-status-details-bin"};
   for (std::string_view reserved : kReserved) {
     if (key == reserved) return false;
@@ -196,9 +197,9 @@ bool IsAllowedCustomMetadataKey(std::string_view key) {
 bool IsReservedResponseHeader(std::string_view key) {
   if (key.empty() || key[0] == ':') return true;
   static constexpr std::string_view kReserved[] = {
-      "content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding",
-      "grpc-accept-encoding", "content-length", "te", "connection", "transfer-encoding",
-      "keep-alive", "upgrade"};
+      "content-type",  "grpc-status",          "grpc-message",   "grpc-status-details-bin",
+      "grpc-encoding", "grpc-accept-encoding", "content-length", "te",
+      "connection",    "transfer-encoding",    "keep-alive",     "upgrade"};
   for (std::string_view reserved : kReserved) {
     if (key == reserved) return true;
   }

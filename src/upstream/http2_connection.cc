@@ -1,13 +1,12 @@
 #include "http2_connection.h"
 
 #include <algorithm>
-#include <cctype>
-#include <utility>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
+#include <cctype>
+#include <utility>
 
 #include "tipperary/common/log.h"
 #include "tipperary/upstream/grpc_wire.h"
@@ -89,9 +88,11 @@ std::string Millis(std::chrono::nanoseconds d) {
 
 Http2Connection::Http2Connection(asio::io_context& ioc,
                                  std::shared_ptr<const UpstreamOptions> options,
-                                 size_t endpoint_index, Listener* listener)
+                                 size_t endpoint_index, std::chrono::nanoseconds keepalive_interval,
+                                 Listener* listener)
     : options_(std::move(options)),
       endpoint_index_(endpoint_index),
+      keepalive_interval_(keepalive_interval),
       listener_(listener),
       socket_(ioc),
       resolver_(ioc),
@@ -142,11 +143,9 @@ void Http2Connection::Connect() {
 
 void Http2Connection::StartConnect(std::vector<GenericEndpoint> endpoints) {
   auto shared_endpoints = std::make_shared<std::vector<GenericEndpoint>>(std::move(endpoints));
-  asio::async_connect(
-      socket_, *shared_endpoints,
-      [self = shared_from_this(), shared_endpoints](const error_code& ec, const GenericEndpoint&) {
-        self->OnConnected(ec);
-      });
+  asio::async_connect(socket_, *shared_endpoints,
+                      [self = shared_from_this(), shared_endpoints](
+                          const error_code& ec, const GenericEndpoint&) { self->OnConnected(ec); });
 }
 
 void Http2Connection::OnConnected(const error_code& ec) {
@@ -179,8 +178,7 @@ bool Http2Connection::InitSession(std::string& error) {
   nghttp2_session_callbacks_set_on_begin_headers_callback(raw_callbacks, OnBeginHeadersCallback);
   nghttp2_session_callbacks_set_on_header_callback(raw_callbacks, OnHeaderCallback);
   nghttp2_session_callbacks_set_on_frame_recv_callback(raw_callbacks, OnFrameRecvCallback);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw_callbacks,
-                                                            OnDataChunkRecvCallback);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(raw_callbacks, OnDataChunkRecvCallback);
   nghttp2_session_callbacks_set_on_stream_close_callback(raw_callbacks, OnStreamCloseCallback);
   nghttp2_session_callbacks_set_on_frame_send_callback(raw_callbacks, OnFrameSendCallback);
 
@@ -215,10 +213,9 @@ bool Http2Connection::InitSession(std::string& error) {
 }
 
 void Http2Connection::StartRead() {
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](const error_code& ec, size_t bytes) {
-                            self->OnRead(ec, bytes);
-                          });
+  socket_.async_read_some(
+      asio::buffer(read_buffer_),
+      [self = shared_from_this()](const error_code& ec, size_t bytes) { self->OnRead(ec, bytes); });
 }
 
 void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
@@ -236,7 +233,8 @@ void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
   ssize_t rv = nghttp2_session_mem_recv(session_.get(), read_buffer_.data(), bytes);
   in_nghttp2_ = false;
   if (rv < 0) {
-    Close("HTTP/2 error on connection to " + label_ + ": " + nghttp2_strerror(static_cast<int>(rv)));
+    Close("HTTP/2 error on connection to " + label_ + ": " +
+          nghttp2_strerror(static_cast<int>(rv)));
     return;
   }
   if (close_after_nghttp2_) {
@@ -254,8 +252,9 @@ void Http2Connection::AfterIo() {
   nghttp2_session* session = session_.get();
   if (state_ == State::kDraining && streams_.empty() && client_goaway_ && !goaway_submitted_) {
     goaway_submitted_ = true;
-    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
+    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(session), NGHTTP2_NO_ERROR,
+                          nullptr, 0);
   }
   Flush();
   if (closed_ || writing_ || nghttp2_session_want_write(session) != 0) return;
@@ -292,10 +291,9 @@ void Http2Connection::Flush() {
   }
   if (write_buffer_.empty()) return;
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(write_buffer_),
-                    [self = shared_from_this()](const error_code& ec, size_t) {
-                      self->OnWrite(ec);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(write_buffer_),
+      [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
 }
 
 void Http2Connection::OnWrite(const error_code& ec) {
@@ -398,7 +396,7 @@ void Http2Connection::StartDraining(bool by_server) {
   state_ = State::kDraining;
   TIPPERARY_LOG(kDebug, "upstream connection draining",
                 {{"endpoint", label_}, {"by", by_server ? "server" : "client"}});
-  if (listener_ != nullptr) listener_->OnConnectionDraining(this, by_server);
+  if (listener_ != nullptr) listener_->OnConnectionDraining(this, by_server, goaway_error_code_);
 }
 
 void Http2Connection::Close(const std::string& reason) {
@@ -429,6 +427,7 @@ void Http2Connection::Close(const std::string& reason) {
       result.outcome = CallOutcome::kUnavailable;
       result.grpc_status = 14;
       result.grpc_message = reason;
+      result.http_status = 0;  // No HTTP answer.
       listener->OnCallDone(stream.call, std::move(result));
     }
   }
@@ -452,8 +451,8 @@ void Http2Connection::BecomeReady() {
   state_ = State::kReady;
   was_ready_ = true;
   connect_timer_.cancel();
-  if (options_->keepalive_interval.count() > 0) {
-    ArmKeepalive(last_received_ + options_->keepalive_interval);
+  if (keepalive_interval_.count() > 0) {
+    ArmKeepalive(last_received_ + keepalive_interval_);
   }
   if (listener_ != nullptr) listener_->OnConnectionReady(this);
 }
@@ -477,7 +476,7 @@ void Http2Connection::OnKeepaliveTimer(const error_code& ec) {
     ArmKeepalive(ping_sent_at_ + options_->keepalive_timeout);
     return;
   }
-  auto due = last_received_ + options_->keepalive_interval;
+  auto due = last_received_ + keepalive_interval_;
   if (now < due) {
     ArmKeepalive(due);
     return;
@@ -529,13 +528,14 @@ int Http2Connection::OnFrameRecv(const nghttp2_frame* frame) {
       if (end_stream) FinishStream(stream_id);
       break;
     case NGHTTP2_GOAWAY:
+      goaway_error_code_ = frame->goaway.error_code;
       StartDraining(/*by_server=*/true);
       break;
     case NGHTTP2_PING:
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) != 0 && ping_outstanding_) {
         ping_outstanding_ = false;
-        if (options_->keepalive_interval.count() > 0) {
-          ArmKeepalive(last_received_ + options_->keepalive_interval);
+        if (keepalive_interval_.count() > 0) {
+          ArmKeepalive(last_received_ + keepalive_interval_);
         }
       }
       break;
@@ -584,8 +584,8 @@ int Http2Connection::OnStreamClose(int32_t stream_id, uint32_t error_code) {
       result.outcome = error_code == NGHTTP2_REFUSED_STREAM ? CallOutcome::kUnavailable
                                                             : CallOutcome::kProtocolError;
       result.grpc_status = Http2ErrorToGrpcCode(error_code);
-      result.grpc_message = "upstream " + label_ + " reset the stream: " +
-                            nghttp2_http2_strerror(error_code);
+      result.grpc_message =
+          "upstream " + label_ + " reset the stream: " + nghttp2_http2_strerror(error_code);
       listener_->OnCallDone(stream.call, std::move(result));
     }
   }

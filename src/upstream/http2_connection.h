@@ -10,6 +10,10 @@
 #include <nghttp2/nghttp2.h>
 
 #include <array>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -17,11 +21,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/generic/stream_protocol.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "tipperary/upstream/upstream_cluster.h"
 #include "upstream_call.h"
@@ -38,8 +37,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
    public:
     virtual ~Listener() = default;
     virtual void OnConnectionReady(Http2Connection* connection) = 0;
-    // GOAWAY received (by_server) or Drain() called: no new streams from now on.
-    virtual void OnConnectionDraining(Http2Connection* connection, bool by_server) = 0;
+    // GOAWAY received (by_server, with its HTTP/2 error code) or Drain() called: no new
+    // streams from now on.
+    virtual void OnConnectionDraining(Http2Connection* connection, bool by_server,
+                                      uint32_t goaway_error_code) = 0;
     // Last event of a connection. was_ready: it completed the handshake at some point.
     virtual void OnConnectionClosed(Http2Connection* connection, bool was_ready,
                                     const std::string& reason) = 0;
@@ -54,7 +55,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   };
 
   Http2Connection(boost::asio::io_context& ioc, std::shared_ptr<const UpstreamOptions> options,
-                  size_t endpoint_index, Listener* listener);
+                  size_t endpoint_index, std::chrono::nanoseconds keepalive_interval,
+                  Listener* listener);
   ~Http2Connection();
 
   Http2Connection(const Http2Connection&) = delete;
@@ -118,6 +120,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   std::shared_ptr<const UpstreamOptions> options_;
   size_t endpoint_index_;
+  std::chrono::nanoseconds keepalive_interval_;  // The cluster's, possibly backed off.
   Listener* listener_;
   std::string label_;      // The endpoint as the operator wrote it, for messages.
   std::string authority_;  // Default :authority.
@@ -136,6 +139,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool client_goaway_ = false;  // Drain(): send our GOAWAY once idle.
   bool goaway_submitted_ = false;
   bool writing_ = false;
+  uint32_t goaway_error_code_ = 0;
 
   std::map<int32_t, Stream> streams_;
   std::array<uint8_t, 64 * 1024> read_buffer_{};

@@ -68,7 +68,6 @@ void UpstreamCall::PrepareRetry() {
   received_anything_ = false;
   have_response_headers_ = false;
   grpc_response_ = false;
-  trailers_only_ = false;
   http_status_ = 0;
   content_type_.clear();
   block_.clear();
@@ -131,7 +130,6 @@ void UpstreamCall::EndHeaders(bool end_stream) {
   content_type_ = std::move(content_type);
   grpc_response_ = status == 200 && IsGrpcContentType(content_type_);
   if (end_stream) {
-    trailers_only_ = true;
     trailers_ = std::move(block_);
     block_.clear();
     have_trailers_ = true;
@@ -159,7 +157,8 @@ std::optional<GrpcResult> UpstreamCall::OnData(const uint8_t* data, size_t size)
     size_t available = inbox_.size() - inbox_pos_;
     if (available < 5) break;
     const auto* p = reinterpret_cast<const uint8_t*>(inbox_.data() + inbox_pos_);
-    uint64_t length = (uint64_t{p[1]} << 24) | (uint64_t{p[2]} << 16) | (uint64_t{p[3]} << 8) | p[4];
+    uint64_t length =
+        (uint64_t{p[1]} << 24) | (uint64_t{p[2]} << 16) | (uint64_t{p[3]} << 8) | p[4];
     if (p[0] != 0) {
       return ErrorResult(CallOutcome::kProtocolError, 13,
                          p[0] == 1 ? "upstream sent a compressed message without grpc-encoding"
@@ -236,8 +235,8 @@ GrpcResult UpstreamCall::Finish() {
                           " without grpc-status";
     return result;
   }
-  GrpcResult error = ErrorResult(CallOutcome::kProtocolError, 13,
-                                 "upstream ended the stream without grpc-status");
+  GrpcResult error =
+      ErrorResult(CallOutcome::kProtocolError, 13, "upstream ended the stream without grpc-status");
   error.http_status = http_status_;
   return error;
 }

@@ -10,14 +10,13 @@
 #include <sys/types.h>
 
 #include <array>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/steady_timer.hpp>
 
 #include "tipperary/upstream/grpc_call.h"
 
@@ -86,7 +85,6 @@ class UpstreamCall {
   bool received_anything_ = false;
   bool have_response_headers_ = false;
   bool grpc_response_ = false;
-  bool trailers_only_ = false;
   int http_status_ = 0;
   std::string content_type_;
   Metadata block_;     // The header block being received.

@@ -3,14 +3,13 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cmath>
 #include <deque>
 #include <random>
 #include <unordered_map>
 #include <utility>
-
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "http2_connection.h"
 #include "tipperary/common/log.h"
@@ -43,6 +42,7 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
   Impl(asio::io_context& ioc, UpstreamOptions options)
       : ioc_(ioc),
         options_(std::make_shared<const UpstreamOptions>(std::move(options))),
+        keepalive_interval_(options_->keepalive_interval),
         rng_(std::random_device{}()) {
     endpoints_.resize(options_->endpoints.size());
     for (EndpointState& endpoint : endpoints_) {
@@ -153,6 +153,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
       }
     }
     stats.calls_pending = pending_live_;
+    stats.keepalive_interval_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(keepalive_interval_).count());
     return stats;
   }
 
@@ -166,11 +168,23 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     DispatchPending();
   }
 
-  void OnConnectionDraining(Http2Connection* connection, bool by_server) override {
+  void OnConnectionDraining(Http2Connection* connection, bool by_server,
+                            uint32_t goaway_error_code) override {
     if (by_server) {
       ++counters_.goaways_total;
       TIPPERARY_LOG(kInfo, "upstream sent GOAWAY",
-                    {{"upstream", options_->name}, {"endpoint", connection->label()}});
+                    {{"upstream", options_->name},
+                     {"endpoint", connection->label()},
+                     {"error", nghttp2_http2_strerror(goaway_error_code)}});
+      // ENHANCE_YOUR_CALM is how gRPC servers say "too_many_pings": ping half as often from
+      // now on, as gRPC clients do, instead of being disconnected again and again.
+      if (goaway_error_code == NGHTTP2_ENHANCE_YOUR_CALM && keepalive_interval_.count() > 0) {
+        keepalive_interval_ =
+            std::min<std::chrono::nanoseconds>(keepalive_interval_ * 2, std::chrono::hours(2));
+        TIPPERARY_LOG(
+            kWarn, "upstream asked for fewer pings; keepalive interval doubled",
+            {{"upstream", options_->name}, {"keepalive_interval", Millis(keepalive_interval_)}});
+      }
     }
     if (shutting_down_) return;
     // New calls go to a fresh connection while this one finishes its streams.
@@ -272,7 +286,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
   }
 
   void ConnectEndpoint(size_t index) {
-    auto connection = std::make_shared<Http2Connection>(ioc_, options_, index, this);
+    auto connection =
+        std::make_shared<Http2Connection>(ioc_, options_, index, keepalive_interval_, this);
     endpoints_[index].connections.push_back(connection);
     connection->Connect();
   }
@@ -402,7 +417,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
 
   void ResetIfActive(UpstreamCall& call) {
     if (call.phase() != UpstreamCall::Phase::kActive) return;
-    if (auto connection = call.connection()) connection->ResetStream(call.stream_id(), NGHTTP2_CANCEL);
+    if (auto connection = call.connection())
+      connection->ResetStream(call.stream_id(), NGHTTP2_CANCEL);
   }
 
   void OnDeadline(CallId id) {
@@ -443,10 +459,11 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
 
   asio::io_context& ioc_;
   std::shared_ptr<const UpstreamOptions> options_;
+  std::chrono::nanoseconds keepalive_interval_;  // Doubled on GOAWAY(ENHANCE_YOUR_CALM).
   std::vector<EndpointState> endpoints_;
   std::unordered_map<CallId, std::shared_ptr<UpstreamCall>> calls_;
   std::deque<std::shared_ptr<UpstreamCall>> pending_;  // Done calls are skipped lazily.
-  uint64_t pending_live_ = 0;                           // Calls in pending_ still kPending.
+  uint64_t pending_live_ = 0;                          // Calls in pending_ still kPending.
   CallId next_id_ = 1;
   size_t rr_next_ = 0;
   bool started_ = false;

@@ -543,6 +543,7 @@ TEST_F(ListenerTest, DrainingClosesIdleConnectionsAndAddsConnectionClose) {
   RawClient idle(port());
   ASSERT_TRUE(idle.Send(Get("/echo")));
   ASSERT_TRUE(idle.ReadResponse().ok);
+  ASSERT_TRUE(Eventually([&] { return listener_->active_requests() == 0; }));
 
   RawClient busy(port());
   ASSERT_TRUE(busy.Send(Get("/delay/200/late")));
@@ -705,19 +706,19 @@ class TlsListenerTest : public ListenerTest {
     if (::mkdtemp(tmpl) == nullptr) return;
     dir_ = new std::string(tmpl);
     const std::string key = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    CommandResult r =
-        RunCommand("cd " + *dir_ + " && " +
-            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-            "-keyout ca.key -out ca.crt -days 2 -subj '/CN=Tipperary Test CA' && " +
-            key + " -keyout server.key -out server.csr -subj '/CN=localhost' && " +
-            "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' "
-            "> server.ext && "
-            "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-            "-out server.crt -days 2 -extfile server.ext && " +
-            key + " -keyout client.key -out client.csr -subj '/O=Tipperary/CN=test-client' && " +
-            "printf 'extendedKeyUsage=clientAuth\\n' > client.ext && "
-            "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-            "-out client.crt -days 2 -extfile client.ext");
+    CommandResult r = RunCommand(
+        "cd " + *dir_ + " && " +
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout ca.key -out ca.crt -days 2 -subj '/CN=Tipperary Test CA' && " +
+        key + " -keyout server.key -out server.csr -subj '/CN=localhost' && " +
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' "
+        "> server.ext && "
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+        "-out server.crt -days 2 -extfile server.ext && " +
+        key + " -keyout client.key -out client.csr -subj '/O=Tipperary/CN=test-client' && " +
+        "printf 'extendedKeyUsage=clientAuth\\n' > client.ext && "
+        "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+        "-out client.crt -days 2 -extfile client.ext");
     certs_ok_ = r.exit_code == 0;
     if (!certs_ok_) std::fprintf(stderr, "certificate generation failed:\n%s\n", r.output.c_str());
   }
@@ -775,7 +776,7 @@ TEST_F(TlsListenerTest, ServesHttps) {
 TEST_F(TlsListenerTest, ServesHttpsStreamAndPost) {
   StartTls(ServerTls());
   CommandResult r = RunCommand(Curl(HttpsUrl("/stream") + " --next --cacert " + File("ca.crt") +
-                             " --data-binary tls-body " + HttpsUrl("/echo")));
+                                    " --data-binary tls-body " + HttpsUrl("/echo")));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("abbccc"));
   EXPECT_THAT(r.output, HasSubstr("body=tls-body"));
@@ -790,8 +791,8 @@ TEST_F(TlsListenerTest, MutualTlsRequiresAClientCertificate) {
   EXPECT_NE(without.exit_code, 0) << without.output;
   EXPECT_THAT(without.output, Not(HasSubstr("|tls")));
 
-  CommandResult with = RunCommand(Curl("--cert " + File("client.crt") + " --key " + File("client.key") +
-                                " " + HttpsUrl("/subject")));
+  CommandResult with = RunCommand(Curl("--cert " + File("client.crt") + " --key " +
+                                       File("client.key") + " " + HttpsUrl("/subject")));
   EXPECT_EQ(with.exit_code, 0) << with.output;
   EXPECT_THAT(with.output, HasSubstr("CN=test-client"));
   EXPECT_THAT(with.output, HasSubstr("O=Tipperary"));

@@ -1,7 +1,7 @@
 // The proto3 JSON mapping through the transcoder, on AllTypes.
+#include <gmock/gmock.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "test_schema.h"
@@ -22,34 +22,90 @@ v1::AllTypes Everything() {
   v1::AllTypes m;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
       R"pb(
-        f_double: 1.25 f_float: -2.5 f_int32: -3 f_int64: -9007199254740993 f_uint32: 4000000000
-        f_uint64: 18446744073709551615 f_sint32: -7 f_sint64: -8 f_fixed32: 9 f_fixed64: 10
-        f_sfixed32: -11 f_sfixed64: -12 f_bool: true f_string: "héllo \"q\"\n"
-        f_bytes: "\000\001\377" f_enum: BLUE
-        f_nested { name: "n" count: 1 tags: "t" child { name: "c" color: RED } }
-        r_int64: [ 1, -2 ] r_string: [ "a", "" ] r_enum: [ RED, GREEN ]
-        r_nested { name: "r1" } r_nested { count: 2 } r_double: [ 0.5, -1 ] r_bytes: "xyz"
+        f_double: 1.25
+        f_float: -2.5
+        f_int32: -3
+        f_int64: -9007199254740993
+        f_uint32: 4000000000
+        f_uint64: 18446744073709551615
+        f_sint32: -7
+        f_sint64: -8
+        f_fixed32: 9
+        f_fixed64: 10
+        f_sfixed32: -11
+        f_sfixed64: -12
+        f_bool: true
+        f_string: "héllo \"q\"\n"
+        f_bytes: "\000\001\377"
+        f_enum: BLUE
+        f_nested {
+          name: "n"
+          count: 1
+          tags: "t"
+          child { name: "c" color: RED }
+        }
+        r_int64: [ 1, -2 ]
+        r_string: [ "a", "" ]
+        r_enum: [ RED, GREEN ]
+        r_nested { name: "r1" }
+        r_nested { count: 2 }
+        r_double: [ 0.5, -1 ]
+        r_bytes: "xyz"
         m_string_int64 { key: "k" value: 5 }
-        m_int32_nested { key: -1 value { name: "m" } }
+        m_int32_nested {
+          key: -1
+          value { name: "m" }
+        }
         m_bool_string { key: true value: "yes" }
         o_nested { name: "oneof" }
         opt_int32: 0
         t_timestamp { seconds: 1700000000 nanos: 123000000 }
         t_duration { seconds: -1 nanos: -500000000 }
         t_struct {
-          fields { key: "a" value { number_value: 1 } }
-          fields { key: "b" value { list_value { values { string_value: "x" } values { null_value: NULL_VALUE } } } }
-          fields { key: "c" value { struct_value { fields { key: "d" value { bool_value: true } } } } }
+          fields {
+            key: "a"
+            value { number_value: 1 }
+          }
+          fields {
+            key: "b"
+            value {
+              list_value {
+                values { string_value: "x" }
+                values { null_value: NULL_VALUE }
+              }
+            }
+          }
+          fields {
+            key: "c"
+            value {
+              struct_value {
+                fields {
+                  key: "d"
+                  value { bool_value: true }
+                }
+              }
+            }
+          }
         }
         t_value { string_value: "v" }
-        t_list { values { number_value: 2 } values { bool_value: false } }
+        t_list {
+          values { number_value: 2 }
+          values { bool_value: false }
+        }
         t_field_mask { paths: "f_nested.name" paths: "camel_case_name" }
         t_empty {}
         t_null: NULL_VALUE
-        w_int64 { value: -64 } w_uint64 { value: 64 } w_int32 { value: 0 } w_uint32 { value: 32 }
-        w_double { value: 1.5 } w_float { value: 2.5 } w_bool { value: false }
-        w_string { value: "" } w_bytes { value: "\001" }
-        camel_case_name: "camel" custom_json: "custom"
+        w_int64 { value: -64 }
+        w_uint64 { value: 64 }
+        w_int32 { value: 0 }
+        w_uint32 { value: 32 }
+        w_double { value: 1.5 }
+        w_float { value: 2.5 }
+        w_bool { value: false }
+        w_string { value: "" }
+        w_bytes { value: "\001" }
+        camel_case_name: "camel"
+        custom_json: "custom"
       )pb",
       &m));
   v1::Nested packed;
@@ -81,25 +137,43 @@ class JsonMappingTest : public ::testing::Test {
 TEST_F(JsonMappingTest, RoundTripsEveryType) {
   v1::AllTypes m = Everything();
   std::string json = ToJson(m, default_);
-  for (const char* piece : {
-           R"("fInt64":"-9007199254740993")", R"("fUint64":"18446744073709551615")",
-           R"("fUint32":4000000000)", R"("fBytes":"AAH/")", R"("fEnum":"BLUE")",
-           R"("rInt64":["1","-2"])", R"("mStringInt64":{"k":"5"})",
-           R"("mInt32Nested":{"-1":{"name":"m"}})", R"("mBoolString":{"true":"yes"})",
-           R"("tTimestamp":"2023-11-14T22:13:20.123Z")", R"("tDuration":"-1.500s")",
-           R"("tAny":{"@type":"type.googleapis.com/tipperary.testing.v1.Nested","name":"packed","count":"7"})",
-           R"("a":1)", R"("b":["x",null])", R"("c":{"d":true})", R"("tValue":"v")",
-           R"("tList":[2,false])", R"("tFieldMask":"fNested.name,camelCaseName")",
-           R"("tEmpty":{})", R"("wInt64":"-64")", R"("wInt32":0)", R"("wBool":false)",
-           R"("wString":"")", R"("wBytes":"AQ==")", R"("camelCaseName":"camel")",
-           R"("customJSON":"custom")", R"("optInt32":0)", R"("oNested":{"name":"oneof"})",
-           R"("fString":"héllo \"q\"\n")"}) {
+  for (
+      const char* piece :
+      {R"("fInt64":"-9007199254740993")",
+       R"("fUint64":"18446744073709551615")",
+       R"("fUint32":4000000000)",
+       R"("fBytes":"AAH/")",
+       R"("fEnum":"BLUE")",
+       R"("rInt64":["1","-2"])",
+       R"("mStringInt64":{"k":"5"})",
+       R"("mInt32Nested":{"-1":{"name":"m"}})",
+       R"("mBoolString":{"true":"yes"})",
+       R"("tTimestamp":"2023-11-14T22:13:20.123Z")",
+       R"("tDuration":"-1.500s")",
+       R"("tAny":{"@type":"type.googleapis.com/tipperary.testing.v1.Nested","name":"packed","count":"7"})",
+       R"("a":1)",
+       R"("b":["x",null])",
+       R"("c":{"d":true})",
+       R"("tValue":"v")",
+       R"("tList":[2,false])",
+       R"("tFieldMask":"fNested.name,camelCaseName")",
+       R"("tEmpty":{})",
+       R"("wInt64":"-64")",
+       R"("wInt32":0)",
+       R"("wBool":false)",
+       R"("wString":"")",
+       R"("wBytes":"AQ==")",
+       R"("camelCaseName":"camel")",
+       R"("customJSON":"custom")",
+       R"("optInt32":0)",
+       R"("oNested":{"name":"oneof"})",
+       R"("fString":"héllo \"q\"\n")"}) {
     EXPECT_THAT(json, HasSubstr(piece));
   }
   absl::StatusOr<v1::AllTypes> back = FromJson(json, default_);
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_TRUE(MessageDifferencer::Equals(*back, m))
-      << back->DebugString() << "\nvs\n" << m.DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(*back, m)) << back->DebugString() << "\nvs\n"
+                                                    << m.DebugString();
 
   // The binary path gives the same message.
   auto bin = default_.BuildRequestMessage(echo_, {}, "", m.SerializeAsString(),

@@ -42,11 +42,27 @@ TEST(PathTemplateParse, AllSyntaxes) {
 }
 
 TEST(PathTemplateParse, Errors) {
-  for (const char* bad :
-       {"", "v1/x", "/v1//x", "/v1/x/", "/v1/{", "/v1/{name", "/v1/{name=}", "/v1/{1abc}",
-        "/v1/{a..b}", "/v1/{a={b}}", "/v1/**/x", "/v1/{a=**}/x", "/v1/x:", "/v1/x:a/b",
-        "/v1/{a}/{a}", "/v1/a*b", "/v1/{a}:run:x", "/:run", "/v1/{name=shelves/*}}",
-        "/v1/x?y", "/v1/a b"}) {
+  for (const char* bad : {"",
+                          "v1/x",
+                          "/v1//x",
+                          "/v1/x/",
+                          "/v1/{",
+                          "/v1/{name",
+                          "/v1/{name=}",
+                          "/v1/{1abc}",
+                          "/v1/{a..b}",
+                          "/v1/{a={b}}",
+                          "/v1/**/x",
+                          "/v1/{a=**}/x",
+                          "/v1/x:",
+                          "/v1/x:a/b",
+                          "/v1/{a}/{a}",
+                          "/v1/a*b",
+                          "/v1/{a}:run:x",
+                          "/:run",
+                          "/v1/{name=shelves/*}}",
+                          "/v1/x?y",
+                          "/v1/a b"}) {
     absl::StatusOr<PathTemplate> t = PathTemplate::Parse(bad);
     EXPECT_FALSE(t.ok()) << bad;
     if (!t.ok()) {
@@ -101,8 +117,7 @@ TEST(PathTemplateMatch, PercentDecoding) {
   PathTemplate single = MustParse("/v1/names/{name}");
   EXPECT_THAT(*single.Match("/v1/names/a%2Fb%20c%3a"), ElementsAre(Pair("name", "a/b c:")));
   EXPECT_THAT(*single.Match("/v1/names/100%25"), ElementsAre(Pair("name", "100%")));
-  EXPECT_THAT(*single.Match("/v1/names/bad%zzescape%"),
-              ElementsAre(Pair("name", "bad%zzescape%")));
+  EXPECT_THAT(*single.Match("/v1/names/bad%zzescape%"), ElementsAre(Pair("name", "bad%zzescape%")));
   EXPECT_THAT(*single.Match("/v1/names/a+b"), ElementsAre(Pair("name", "a+b")));  // No '+'.
   // Multi-segment variables keep %2F encoded.
   PathTemplate multi = MustParse("/v1/files/{path=**}");

@@ -154,8 +154,7 @@ TEST(RouteTable, ConfigRoutesOverrideAndAdd) {
       {"get", "/v1/unannotated/{f_string}", "tipperary.testing.v1.TestService/Unannotated", "",
        "f_nested", std::chrono::milliseconds(1500)},
       // Same method and shape as Echo's POST /v1/echo annotation: replaces it.
-      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "",
-       std::nullopt},
+      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt},
   };
   auto t = RouteTable::Build(TestSchema(), specs, RouteTableOptions{});
   ASSERT_TRUE(t.ok()) << t.status();

@@ -69,19 +69,21 @@ TEST(StatusJson, DecodesDetails) {
   Transcoder t(testing::TestSchema(), TranscoderOptions{});
   std::string json = t.StatusJson(3, "bad", DetailsBin(), false);
   EXPECT_EQ(json.rfind("{\"code\":3,\"message\":\"bad\",\"details\":[", 0), 0u) << json;
-  for (const char* piece : {
-           R"({"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"R","domain":"d.example","metadata":{"k":"v"}})",
-           R"({"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"page_size","description":"too big"}]})",
-           R"({"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"})",
-           R"({"@type":"type.googleapis.com/google.rpc.DebugInfo","stackEntries":["frame"],"detail":"dbg"})",
-           R"({"@type":"type.googleapis.com/tipperary.testing.v1.CustomDetail","note":"n","attempt":"3"})",
-           R"({"@type":"type.googleapis.com/x.Unknown","value":"AQI="})"}) {
+  for (
+      const char* piece :
+      {R"({"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"R","domain":"d.example","metadata":{"k":"v"}})",
+       R"({"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"page_size","description":"too big"}]})",
+       R"({"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"})",
+       R"({"@type":"type.googleapis.com/google.rpc.DebugInfo","stackEntries":["frame"],"detail":"dbg"})",
+       R"({"@type":"type.googleapis.com/tipperary.testing.v1.CustomDetail","note":"n","attempt":"3"})",
+       R"({"@type":"type.googleapis.com/x.Unknown","value":"AQI="})"}) {
     EXPECT_THAT(json, HasSubstr(piece));
   }
   EXPECT_EQ(json.substr(json.size() - 2), "]}");
 
   std::string pretty = t.StatusJson(3, "bad", DetailsBin(), true);
-  EXPECT_THAT(pretty, HasSubstr("{\n \"code\": 3,\n \"message\": \"bad\",\n \"details\": [\n  {\n"));
+  EXPECT_THAT(pretty,
+              HasSubstr("{\n \"code\": 3,\n \"message\": \"bad\",\n \"details\": [\n  {\n"));
   EXPECT_THAT(pretty, HasSubstr("\"@type\": \"type.googleapis.com/x.Unknown\""));
 
   // Garbage details: no details, still valid.
@@ -97,8 +99,11 @@ TEST(StatusJson, CustomDetailNeedsItsDescriptors) {
   ASSERT_TRUE(builtin_only.ok()) << builtin_only.status();
   Transcoder t(*builtin_only, TranscoderOptions{});
   std::string json = t.StatusJson(3, "bad", DetailsBin(), false);
-  EXPECT_THAT(json, HasSubstr(R"("@type":"type.googleapis.com/tipperary.testing.v1.CustomDetail","value":")"));
-  EXPECT_THAT(json, HasSubstr(R"("@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"R")"));
+  EXPECT_THAT(
+      json,
+      HasSubstr(R"("@type":"type.googleapis.com/tipperary.testing.v1.CustomDetail","value":")"));
+  EXPECT_THAT(json,
+              HasSubstr(R"("@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"R")"));
 }
 
 TEST(Schema, BuiltinsDuplicatesAndErrors) {

@@ -37,8 +37,7 @@ std::shared_ptr<const RouteTable> TestRoutes() {
   return table;
 }
 
-const Route& RouteFor(const RouteTable& table, const std::string& method,
-                      const std::string& path) {
+const Route& RouteFor(const RouteTable& table, const std::string& method, const std::string& path) {
   RouteTable::MatchResult m = table.Match(method, path);
   if (m.route == nullptr) {
     ADD_FAILURE() << "no route for " << method << " " << path;

@@ -2,9 +2,9 @@
 // masks; response bodies, streams, hostile inputs.
 #include "tipperary/transcoder/transcoder.h"
 
+#include <gmock/gmock.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "google/api/httpbody.pb.h"
@@ -39,10 +39,10 @@ T FromBinary(const absl::StatusOr<std::string>& bin) {
   return m;
 }
 
-#define EXPECT_PROTO_EQ(actual, expected)                                             \
-  EXPECT_TRUE(MessageDifferencer::Equals(actual, expected))                           \
-      << "actual:\n"                                                                  \
-      << (actual).DebugString() << "expected:\n"                                      \
+#define EXPECT_PROTO_EQ(actual, expected)                   \
+  EXPECT_TRUE(MessageDifferencer::Equals(actual, expected)) \
+      << "actual:\n"                                        \
+      << (actual).DebugString() << "expected:\n"            \
       << (expected).DebugString()
 
 class TranscoderTest : public ::testing::Test {
@@ -63,17 +63,24 @@ class TranscoderTest : public ::testing::Test {
 };
 
 TEST_F(TranscoderTest, QueryParametersBindEveryKind) {
-  auto req = FromBinary<v1::GetThingRequest>(Request(
-      "GET", "/v1/shelves/s1/things/t1",
-      "filter.name=x&view=a&view=b&color=RED&page_size=10&since=2024-01-02T03:04:05.5Z"
-      "&within=1.5s&limit=7&verbose=true&token=AQID&colors=1&colors=BLUE"
-      "&big_number=18446744073709551615&ratio=-0.25&filter.color=2&filter.tags=a%20b"
-      "&filter.tags=c+d&filter.child.count=-3&pretty",
-      ""));
+  auto req = FromBinary<v1::GetThingRequest>(
+      Request("GET", "/v1/shelves/s1/things/t1",
+              "filter.name=x&view=a&view=b&color=RED&page_size=10&since=2024-01-02T03:04:05.5Z"
+              "&within=1.5s&limit=7&verbose=true&token=AQID&colors=1&colors=BLUE"
+              "&big_number=18446744073709551615&ratio=-0.25&filter.color=2&filter.tags=a%20b"
+              "&filter.tags=c+d&filter.child.count=-3&pretty",
+              ""));
   auto expected = FromText<v1::GetThingRequest>(R"pb(
     name: "shelves/s1/things/t1"
-    filter { name: "x" color: GREEN tags: "a b" tags: "c d" child { count: -3 } }
-    view: "a" view: "b"
+    filter {
+      name: "x"
+      color: GREEN
+      tags: "a b"
+      tags: "c d"
+      child { count: -3 }
+    }
+    view: "a"
+    view: "b"
     color: RED
     page_size: 10
     since { seconds: 1704164645 nanos: 500000000 }
@@ -81,7 +88,8 @@ TEST_F(TranscoderTest, QueryParametersBindEveryKind) {
     limit { value: 7 }
     verbose: true
     token: "\001\002\003"
-    colors: RED colors: BLUE
+    colors: RED
+    colors: BLUE
     big_number: 18446744073709551615
     ratio: -0.25
   )pb");
@@ -98,8 +106,8 @@ TEST_F(TranscoderTest, QueryParametersByJsonNameAndBase64Url) {
 }
 
 TEST_F(TranscoderTest, PathBoundParametersAreIgnored) {
-  auto req = FromBinary<v1::GetThingRequest>(
-      Request("GET", "/v1/shelves/s1/things/t1", "name=other", ""));
+  auto req =
+      FromBinary<v1::GetThingRequest>(Request("GET", "/v1/shelves/s1/things/t1", "name=other", ""));
   EXPECT_EQ(req.name(), "shelves/s1/things/t1");
 }
 
@@ -114,8 +122,8 @@ TEST_F(TranscoderTest, UnknownParameters) {
   options.ignore_unknown_fields = true;
   Transcoder lenient(TestSchema(), options);
   auto ok = FromBinary<v1::GetThingRequest>(Request("GET", "/v1/shelves/s1/things/t1",
-                                                    "nope=1&page_size=2", "",
-                                                    BodyFormat::kJson, "", &lenient));
+                                                    "nope=1&page_size=2", "", BodyFormat::kJson, "",
+                                                    &lenient));
   EXPECT_EQ(ok.page_size(), 2);
 }
 
@@ -198,17 +206,20 @@ TEST_F(TranscoderTest, BodyStarIgnoresQueryAndPathOverrides) {
 }
 
 TEST_F(TranscoderTest, BodyFieldWithPathOverride) {
-  auto req = FromBinary<v1::AllTypes>(Request("PUT", "/v1/echo/n1/42", "f_string=q",
-                                              R"({"name":"bodyname","count":"5"})"));
-  auto expected = FromText<v1::AllTypes>(
-      R"pb(f_nested { name: "n1" count: 5 } f_int64: 42 f_string: "q")pb");
+  auto req = FromBinary<v1::AllTypes>(
+      Request("PUT", "/v1/echo/n1/42", "f_string=q", R"({"name":"bodyname","count":"5"})"));
+  auto expected = FromText<v1::AllTypes>(R"pb(f_nested { name: "n1" count: 5 }
+                                              f_int64: 42
+                                              f_string: "q")pb");
   EXPECT_PROTO_EQ(req, expected);
 
   auto create = FromBinary<v1::CreateThingRequest>(
       Request("POST", "/v1/shelves/s1/things", "thing_id=abc&thing.display_name=ignored",
               R"({"displayName":"D","size":"7"})"));
-  auto expected_create = FromText<v1::CreateThingRequest>(
-      R"pb(parent: "shelves/s1" thing_id: "abc" thing { display_name: "D" size: 7 })pb");
+  auto expected_create =
+      FromText<v1::CreateThingRequest>(R"pb(parent: "shelves/s1"
+                                            thing_id: "abc"
+                                            thing { display_name: "D" size: 7 })pb");
   EXPECT_PROTO_EQ(create, expected_create);
 }
 
@@ -225,7 +236,8 @@ TEST_F(TranscoderTest, NonMessageBodyFieldCannotReachOtherFields) {
       TestSchema(),
       {{"POST", "/cfg/{f_string}", svc + "Unannotated", "r_string", "", {}},
        {"POST", "/cfg2", svc + "Unannotated", "f_int64", "", {}}},
-      RouteTableOptions{.annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
+      RouteTableOptions{
+          .annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
   ASSERT_TRUE(table.ok()) << table.status();
   auto m = (*table)->Match("POST", "/cfg/s");
   auto req = FromBinary<v1::AllTypes>(transcoder_.BuildRequestMessage(
@@ -237,8 +249,8 @@ TEST_F(TranscoderTest, NonMessageBodyFieldCannotReachOtherFields) {
   EXPECT_EQ(injected.f_int32(), 0);
   EXPECT_FALSE(injected.f_bool());
   auto m2 = (*table)->Match("POST", "/cfg2");
-  auto scalar = FromBinary<v1::AllTypes>(
-      transcoder_.BuildRequestMessage(*m2.route, m2.bindings, "", R"("12")", BodyFormat::kJson, ""));
+  auto scalar = FromBinary<v1::AllTypes>(transcoder_.BuildRequestMessage(
+      *m2.route, m2.bindings, "", R"("12")", BodyFormat::kJson, ""));
   EXPECT_EQ(scalar.f_int64(), 12);
   EXPECT_FALSE(transcoder_
                    .BuildRequestMessage(*m2.route, m2.bindings, "", "\x01\x02",
@@ -247,9 +259,9 @@ TEST_F(TranscoderTest, NonMessageBodyFieldCannotReachOtherFields) {
 }
 
 TEST_F(TranscoderTest, PatchFillsFieldMaskFromBodyKeys) {
-  auto req = FromBinary<v1::UpdateThingRequest>(Request(
-      "PATCH", "/v1/shelves/s1/things/t1", "",
-      R"({"displayName":"x","details":{"name":"n","count":"2","child":{}},"color":"RED",
+  auto req = FromBinary<v1::UpdateThingRequest>(
+      Request("PATCH", "/v1/shelves/s1/things/t1", "",
+              R"({"displayName":"x","details":{"name":"n","count":"2","child":{}},"color":"RED",
           "createTime":"2024-01-01T00:00:00Z","updateMask":"a"})"));
   EXPECT_EQ(req.thing().name(), "shelves/s1/things/t1");
   EXPECT_EQ(req.thing().display_name(), "x");
@@ -261,11 +273,10 @@ TEST_F(TranscoderTest, PatchFillsFieldMaskFromBodyKeys) {
   auto explicit_mask = FromBinary<v1::UpdateThingRequest>(
       Request("PATCH", "/v1/shelves/s1/things/t1", "update_mask=color,displayName",
               R"({"displayName":"x","color":"RED"})"));
-  EXPECT_THAT(explicit_mask.update_mask().paths(),
-              ::testing::ElementsAre("color", "display_name"));
+  EXPECT_THAT(explicit_mask.update_mask().paths(), ::testing::ElementsAre("color", "display_name"));
   // An empty body: no mask.
-  auto none = FromBinary<v1::UpdateThingRequest>(
-      Request("PATCH", "/v1/shelves/s1/things/t1", "", ""));
+  auto none =
+      FromBinary<v1::UpdateThingRequest>(Request("PATCH", "/v1/shelves/s1/things/t1", "", ""));
   EXPECT_FALSE(none.has_update_mask());
 }
 
@@ -274,11 +285,14 @@ TEST_F(TranscoderTest, BinaryProtobufBodies) {
   auto create = FromBinary<v1::CreateThingRequest>(
       Request("POST", "/v1/shelves/s1/things", "thing_id=t", thing.SerializeAsString(),
               BodyFormat::kProtobuf, "application/x-protobuf"));
-  auto expected = FromText<v1::CreateThingRequest>(
-      R"pb(parent: "shelves/s1" thing_id: "t" thing { display_name: "bin" size: 9 name: "n" })pb");
+  auto expected =
+      FromText<v1::CreateThingRequest>(R"pb(parent: "shelves/s1"
+                                            thing_id: "t"
+                                            thing { display_name: "bin" size: 9 name: "n" })pb");
   EXPECT_PROTO_EQ(create, expected);
 
-  v1::AllTypes all = FromText<v1::AllTypes>(R"pb(f_string: "x" r_int64: [1, 2])pb");
+  v1::AllTypes all = FromText<v1::AllTypes>(R"pb(f_string: "x"
+                                                 r_int64: [ 1, 2 ])pb");
   auto echo = Request("POST", "/v1/echo", "", all.SerializeAsString(), BodyFormat::kProtobuf,
                       "application/protobuf");
   ASSERT_TRUE(echo.ok());
@@ -314,15 +328,17 @@ TEST_F(TranscoderTest, HttpBodyRequest) {
 
 TEST_F(TranscoderTest, ResponseJsonAndOptions) {
   const Route& get = RouteFor(*TestRoutes(), "GET", "/v1/shelves/s/things/t");
-  v1::Thing thing = FromText<v1::Thing>(
-      R"pb(name: "n" display_name: "D" color: BLUE size: 12 create_time { seconds: 1 })pb");
-  auto out = transcoder_.BuildResponseBody(get, thing.SerializeAsString(), ResponseFormat::kJson,
-                                           false);
+  v1::Thing thing = FromText<v1::Thing>(R"pb(name: "n"
+                                             display_name: "D"
+                                             color: BLUE
+                                             size: 12
+                                             create_time { seconds: 1 })pb");
+  auto out =
+      transcoder_.BuildResponseBody(get, thing.SerializeAsString(), ResponseFormat::kJson, false);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->content_type, "application/json");
-  EXPECT_EQ(out->body,
-            R"({"name":"n","displayName":"D","color":"BLUE","size":"12",)"
-            R"("createTime":"1970-01-01T00:00:01Z"})");
+  EXPECT_EQ(out->body, R"({"name":"n","displayName":"D","color":"BLUE","size":"12",)"
+                       R"("createTime":"1970-01-01T00:00:01Z"})");
 
   TranscoderOptions options;
   options.preserve_proto_field_names = true;
@@ -350,8 +366,8 @@ TEST_F(TranscoderTest, ResponseJsonAndOptions) {
 TEST_F(TranscoderTest, ResponseBodyField) {
   const Route& name = RouteFor(*TestRoutes(), "GET", "/v1/names/x");
   v1::Thing thing = FromText<v1::Thing>(R"pb(name: "the \"name\"" size: 3)pb");
-  auto out = transcoder_.BuildResponseBody(name, thing.SerializeAsString(), ResponseFormat::kJson,
-                                           false);
+  auto out =
+      transcoder_.BuildResponseBody(name, thing.SerializeAsString(), ResponseFormat::kJson, false);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->body, R"("the \"name\"")");
   out = transcoder_.BuildResponseBody(name, "", ResponseFormat::kJson, false);
@@ -359,16 +375,20 @@ TEST_F(TranscoderTest, ResponseBodyField) {
   EXPECT_EQ(out->body, R"("")");
 
   const std::string svc = "tipperary.testing.v1.TestService/";
-  auto table = RouteTable::Build(TestSchema(),
-                                 {{"GET", "/a", svc + "Unannotated", "", "f_nested", {}},
-                                  {"GET", "/b", svc + "Unannotated", "", "r_string", {}},
-                                  {"GET", "/c", svc + "Unannotated", "", "f_int64", {}},
-                                  {"GET", "/d", svc + "Unannotated", "", "f_enum", {}},
-                                  {"GET", "/e", svc + "Unannotated", "", "m_string_int64", {}}},
-                                 RouteTableOptions{.annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
+  auto table = RouteTable::Build(
+      TestSchema(),
+      {{"GET", "/a", svc + "Unannotated", "", "f_nested", {}},
+       {"GET", "/b", svc + "Unannotated", "", "r_string", {}},
+       {"GET", "/c", svc + "Unannotated", "", "f_int64", {}},
+       {"GET", "/d", svc + "Unannotated", "", "f_enum", {}},
+       {"GET", "/e", svc + "Unannotated", "", "m_string_int64", {}}},
+      RouteTableOptions{
+          .annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
   ASSERT_TRUE(table.ok()) << table.status();
-  v1::AllTypes all = FromText<v1::AllTypes>(
-      R"pb(f_nested { name: "n" count: 2 } r_string: [ "a", "b" ] f_int64: 5 f_string: "x")pb");
+  v1::AllTypes all = FromText<v1::AllTypes>(R"pb(f_nested { name: "n" count: 2 }
+                                                 r_string: [ "a", "b" ]
+                                                 f_int64: 5
+                                                 f_string: "x")pb");
   auto body = [&](const std::string& path, const std::string& msg) {
     auto r = transcoder_.BuildResponseBody(*(*table)->Match("GET", path).route, msg,
                                            ResponseFormat::kJson, false);
@@ -399,8 +419,7 @@ TEST_F(TranscoderTest, HttpBodyResponse) {
   out = transcoder_.BuildResponseBody(dl, hb.SerializeAsString(), ResponseFormat::kJson, false);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->content_type, "application/octet-stream");
-  EXPECT_FALSE(
-      transcoder_.BuildResponseBody(dl, "\xff\xff", ResponseFormat::kJson, false).ok());
+  EXPECT_FALSE(transcoder_.BuildResponseBody(dl, "\xff\xff", ResponseFormat::kJson, false).ok());
 }
 
 TEST_F(TranscoderTest, StreamChunks) {
@@ -414,8 +433,8 @@ TEST_F(TranscoderTest, StreamChunks) {
       transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kJson, true);
   ASSERT_TRUE(chunk.ok());
   EXPECT_EQ(*chunk, "{\n \"result\": {\n  \"name\": \"a\",\n  \"size\": \"1\"\n }\n}\n");
-  chunk = transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(),
-                                       ResponseFormat::kProtobuf, false);
+  chunk = transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kProtobuf,
+                                       false);
   ASSERT_TRUE(chunk.ok());
   EXPECT_EQ(static_cast<size_t>((*chunk)[0]), thing.ByteSizeLong());
   EXPECT_EQ(chunk->substr(1), thing.SerializeAsString());
@@ -453,8 +472,8 @@ TEST_F(TranscoderTest, HostileInputs) {
   EXPECT_FALSE(Request("POST", "/v1/echo", "", "{").ok());
   EXPECT_FALSE(Request("POST", "/v1/echo", "", "[]").ok());
   EXPECT_FALSE(Request("POST", "/v1/echo", "", "{\"fNested\":{}}}").ok());
-  EXPECT_FALSE(Request("POST", "/v1/echo", "", R"({"tAny":{"@type":"type.googleapis.com/x.Nope"}})")
-                   .ok());
+  EXPECT_FALSE(
+      Request("POST", "/v1/echo", "", R"({"tAny":{"@type":"type.googleapis.com/x.Nope"}})").ok());
   std::string many_params;
   for (int i = 0; i < 5000; ++i) many_params += "view=x&";
   EXPECT_TRUE(Request("GET", "/v1/shelves/s/things/t", many_params, "").ok());
@@ -471,7 +490,8 @@ TEST_F(TranscoderTest, HostileInputs) {
     (void)transcoder_.StatusJson(3, garbage, garbage, true);
   }
   EXPECT_FALSE(
-      transcoder_.BuildResponseBody(get, "\xff\xff\xff\xff\xff", ResponseFormat::kJson, false).ok());
+      transcoder_.BuildResponseBody(get, "\xff\xff\xff\xff\xff", ResponseFormat::kJson, false)
+          .ok());
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -16,10 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -99,8 +98,8 @@ class TestServiceImpl final : public v1::TestService::Service {
                             grpc::ServerWriter<v1::Thing>* writer) override {
     for (int i = 0; i < request->count(); ++i) {
       if (request->fail_after() > 0 && i == request->fail_after()) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "failing after " +
-                                                                       std::to_string(i));
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "failing after " + std::to_string(i));
       }
       if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
       v1::Thing thing;
@@ -321,14 +320,10 @@ TEST_F(UpstreamClusterTest, CustomMetadataReachesServer) {
   ASSERT_TRUE(server.ok());
   UpstreamCluster cluster(ioc_, Options(server.address()));
   GrpcRequest request = Request("Metadata", v1::MetadataRequest(), 5s);
-  request.metadata = {{"x-custom", "hello world"},
-                      {"X-Upper", "Value"},
-                      {"x-data-bin", kRawBytes},
-                      {"te", "gzip"},
-                      {"content-type", "text/plain"},
-                      {":path", "/evil"},
-                      {"grpc-timeout", "1n"},
-                      {"x-bad-value", "line\nbreak"}};
+  request.metadata = {{"x-custom", "hello world"},    {"X-Upper", "Value"},
+                      {"x-data-bin", kRawBytes},      {"te", "gzip"},
+                      {"content-type", "text/plain"}, {":path", "/evil"},
+                      {"grpc-timeout", "1n"},         {"x-bad-value", "line\nbreak"}};
   auto record = Run(cluster, std::move(request));
   ASSERT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
 
@@ -726,8 +721,9 @@ TEST_F(UpstreamClusterTest, ShutdownFinishesInFlightAndRefusesNewCalls) {
   ASSERT_TRUE(RunUntil([&] {
     auto stats = cluster.GetStats();
     return stats.ready + stats.draining + stats.connecting == 0;
-  })) << cluster.GetStats().ready << " " << cluster.GetStats().draining << " "
-      << cluster.GetStats().connecting << " " << cluster.GetStats().streams_active;
+  })) << cluster.GetStats().ready
+      << " " << cluster.GetStats().draining << " " << cluster.GetStats().connecting << " "
+      << cluster.GetStats().streams_active;
 }
 
 TEST_F(UpstreamClusterTest, DestroyingTheClusterWithCallsInFlightIsSafe) {

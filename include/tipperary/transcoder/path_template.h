@@ -63,8 +63,8 @@ class PathTemplate {
   // route table, which matches many templates against one split path.
   struct SplitPath {
     std::vector<std::string_view> segments;
-    std::string_view verb;                // Empty when the last segment has no ':'.
-    std::string_view last_without_verb;   // The last segment before its ':verb'.
+    std::string_view verb;               // Empty when the last segment has no ':'.
+    std::string_view last_without_verb;  // The last segment before its ':verb'.
     bool has_verb = false;
   };
   static bool Split(std::string_view path, SplitPath* out);

@@ -6,20 +6,19 @@
 // the open ones have no free stream), queued while a connection is being established, and fail
 // fast with UNAVAILABLE while every endpoint is backing off after a failed connect.
 //
-//   UpstreamCluster cluster(ioc, {.name = "worker", .endpoints = {*ParseEndpoint("unix:/w.sock")}});
-//   cluster.Start();
-//   cluster.Call({.path = "/pkg.Svc/Method", .message = bytes, .timeout = 2s},
+//   UpstreamCluster cluster(ioc, {.name = "worker", .endpoints =
+//   {*ParseEndpoint("unix:/w.sock")}}); cluster.Start(); cluster.Call({.path = "/pkg.Svc/Method",
+//   .message = bytes, .timeout = 2s},
 //                {.on_message = [](std::string m) {...},
 //                 .on_done = [](GrpcResult r) {...}});
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
 
 #include "tipperary/common/endpoint.h"
 #include "tipperary/upstream/grpc_call.h"
@@ -32,13 +31,13 @@ using CallId = uint64_t;
 struct UpstreamOptions {
   std::string name;
   std::vector<common::Endpoint> endpoints;
-  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);  // TCP + first SETTINGS.
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);      // TCP + first SETTINGS.
   std::chrono::nanoseconds keepalive_interval = std::chrono::seconds(30);  // 0 = no PINGs.
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds reconnect_backoff_initial = std::chrono::milliseconds(100);
   std::chrono::nanoseconds reconnect_backoff_max = std::chrono::seconds(5);
-  uint32_t max_concurrent_streams = 1000;  // Per connection; the server's SETTINGS also applies.
-  uint32_t connections_per_endpoint = 1;   // More are opened only when streams are exhausted.
+  uint32_t max_concurrent_streams = 1000;     // Per connection; the server's SETTINGS also applies.
+  uint32_t connections_per_endpoint = 1;      // More are opened only when streams are exhausted.
   uint64_t max_response_bytes = 64ull << 20;  // Per message; larger -> RESOURCE_EXHAUSTED.
   uint32_t initial_window_size = 1u << 20;    // Stream and connection receive windows.
   uint64_t max_pending_calls = 10000;         // Calls waiting for a stream; beyond -> UNAVAILABLE.
@@ -77,16 +76,17 @@ class UpstreamCluster {
   struct Stats {
     uint32_t connecting = 0;  // Connections: TCP/unix connect or waiting for server SETTINGS.
     uint32_t ready = 0;
-    uint32_t draining = 0;  // GOAWAY received or sent: no new streams.
-    uint32_t backoff = 0;   // Endpoints waiting to reconnect after a failure.
+    uint32_t draining = 0;                // GOAWAY received or sent: no new streams.
+    uint32_t backoff = 0;                 // Endpoints waiting to reconnect after a failure.
     uint64_t connects_total = 0;          // Connections that became ready.
     uint64_t connect_failures_total = 0;  // Attempts that failed before becoming ready.
     uint64_t goaways_total = 0;           // Connections that received a GOAWAY.
     uint64_t streams_active = 0;
     uint64_t calls_pending = 0;
-    uint64_t pings_sent_total = 0;         // Keepalive PINGs.
+    uint64_t pings_sent_total = 0;          // Keepalive PINGs.
     uint64_t keepalive_timeouts_total = 0;  // Connections closed for a missing PING ack.
     uint64_t retries_total = 0;  // Calls moved to another connection (GOAWAY, REFUSED_STREAM).
+    uint64_t keepalive_interval_ms = 0;  // Doubles on each GOAWAY(ENHANCE_YOUR_CALM).
   };
   Stats GetStats() const;
 
