@@ -4,4 +4,4 @@ add_library(tipperary_warnings INTERFACE)
 add_library(tipperary::warnings ALIAS tipperary_warnings)
 target_compile_options(tipperary_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wcast-align -Wunused
-  -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough -Wno-unused-parameter)
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wno-unused-parameter)

@@ -46,7 +46,10 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
  private:
   using OnResponse = std::function<void(const refl::ServerReflectionResponse&)>;
 
-  void Ask(const refl::ServerReflectionRequest& request, OnResponse on_response) {
+  // With skip_not_found, a NOT_FOUND answer is passed on as an empty response: grpc++ lists
+  // services it cannot describe (its built-in health service), which must not block the rest.
+  void Ask(const refl::ServerReflectionRequest& request, OnResponse on_response,
+           bool skip_not_found = false) {
     upstream::GrpcRequest grpc;
     grpc.path = kReflectionPath;
     grpc.message = request.SerializeAsString();
@@ -59,7 +62,8 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
       *got = true;
     };
     auto self = shared_from_this();
-    handlers.on_done = [self, response, got, on_response](upstream::GrpcResult result) {
+    handlers.on_done = [self, response, got, on_response,
+                        skip_not_found](upstream::GrpcResult result) {
       if (self->failed_) return;
       if (result.grpc_status != 0 || !*got) {
         self->Fail(absl::StrCat("reflection call failed: status ", result.grpc_status, ": ",
@@ -72,6 +76,10 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
         return;
       }
       if (parsed.has_error_response()) {
+        if (skip_not_found && parsed.error_response().error_code() == 5) {
+          on_response(refl::ServerReflectionResponse());
+          return;
+        }
         self->Fail(absl::StrCat("reflection error ", parsed.error_response().error_code(), ": ",
                                 parsed.error_response().error_message()));
         return;
@@ -102,7 +110,8 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
       pending_files_.pop_back();
     }
     refl::ServerReflectionRequest req;
-    if (!pending_symbols_.empty()) {
+    bool symbol = !pending_symbols_.empty();
+    if (symbol) {
       req.set_file_containing_symbol(pending_symbols_.back());
       pending_symbols_.pop_back();
     } else if (!pending_files_.empty()) {
@@ -112,14 +121,19 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
       Done(std::move(set_));
       return;
     }
-    Ask(req, [self = shared_from_this()](const refl::ServerReflectionResponse& resp) {
+    Ask(req, [self = shared_from_this(), symbol](const refl::ServerReflectionResponse& resp) {
+      if (symbol && resp.message_response_case() ==
+                        refl::ServerReflectionResponse::MESSAGE_RESPONSE_NOT_SET) {
+        self->Next();  // A service the server lists but cannot describe.
+        return;
+      }
       if (!resp.has_file_descriptor_response()) {
         self->Fail("reflection: expected a file_descriptor_response");
         return;
       }
       self->AddFiles(resp);
       self->Next();
-    });
+    }, /*skip_not_found=*/symbol);
   }
 
   void Fail(std::string message) {

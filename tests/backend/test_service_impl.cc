@@ -269,11 +269,15 @@ grpc::Status TestServiceImpl::StreamThings(grpc::ServerContext* context,
     if (i > 0 && request->interval_ms() > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(request->interval_ms()));
     }
-    if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "cancelled"};
     Thing thing;
     thing.set_name("things/" + std::to_string(i));
     thing.set_size(i);
-    if (!writer->Write(thing)) return {grpc::StatusCode::CANCELLED, "write failed"};
+    if (context->IsCancelled() || !writer->Write(thing)) {
+      cancelled_calls_.fetch_add(1);
+      std::string sent = std::to_string(i);
+      TIPPERARY_LOG(kInfo, "cancelled", {{"method", "StreamThings"}, {"sent", sent}});
+      return {grpc::StatusCode::CANCELLED, "cancelled"};
+    }
   }
   if (fail) {
     return {grpc::StatusCode::FAILED_PRECONDITION,

@@ -61,7 +61,8 @@ class TestServiceImpl final : public tipperary::testing::v1::TestService::Servic
   grpc::Status Big(grpc::ServerContext* context, const v1::BigRequest* request,
                    v1::BigResponse* response) override;
 
-  // Slow calls that ended early because the client cancelled or the deadline passed.
+  // Slow and StreamThings calls that ended early because the client cancelled or the deadline
+  // passed (each also logs a "cancelled" line to stderr).
   int64_t cancelled_calls() const { return cancelled_calls_.load(); }
 
  private:

@@ -114,6 +114,7 @@ def test_tls_key_path_redacted_in_config(tls_proxy, certs):
     assert "redacted" in r.text.lower()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ssl.TLSVersion.TLSv1_1 on purpose.
 def test_tls_versions(tls_proxy, certs):
     host, port = tls_proxy.http[0].rsplit(":", 1)
     ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
