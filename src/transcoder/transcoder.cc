@@ -284,6 +284,36 @@ struct ResolvedPath {
 };
 
 // Returns NotFound for unknown names, InvalidArgument for unusable ones.
+// Deepest array/object nesting of a JSON text (strings skipped), stopping early past `limit`.
+// protobuf 3.21's JSON parser is super-linear in nesting and each JSON level of a Struct or
+// ListValue is two message levels, beyond protobuf's binary recursion limit of 100; so deep
+// bodies are refused before they reach it.
+bool JsonNestingExceeds(std::string_view json, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : json) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 absl::Status Resolve(const pb::Descriptor* type, std::string_view name, size_t max_depth,
                      ResolvedPath* out) {
   std::string_view path = name;
@@ -511,6 +541,11 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
     return absl::InvalidArgumentError(
         absl::StrCat("route ", route.label, " takes no raw (google.api.HttpBody) body"));
   } else {
+    const size_t json_depth_limit = std::max<size_t>(1, options_.max_depth / 2);
+    if (fmt == BodyFormat::kJson && JsonNestingExceeds(body, json_depth_limit)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid JSON body: nested deeper than ", json_depth_limit, " levels"));
+    }
     const bool message_body =
         body_field == nullptr || (body_field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&
                                   !body_field->is_repeated());

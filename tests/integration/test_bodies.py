@@ -3,7 +3,7 @@
 import base64
 import json
 
-from conftest import RawConnection, curl, raw_request
+from conftest import RawConnection, curl, raw_request, wait_until
 
 
 def test_upload_http_body_is_raw(proxy):
@@ -108,3 +108,13 @@ def test_server_streaming_read_incrementally(proxy):
         assert r.status_code == 200
         names = [json.loads(line)["result"]["name"] for line in r.iter_lines() if line]
     assert names == [f"things/{i}" for i in range(5)]
+
+
+def test_client_leaving_a_stream_cancels_it_upstream(stack):
+    before = len([l for l in stack.backend.cancellations() if l.get("method") == "StreamThings"])
+    with RawConnection(stack.proxy.host, stack.proxy.port) as conn:
+        conn.send(raw_request("GET", "/v1/stream?count=100000&interval_ms=5"))
+        conn._line()  # The status line: the stream has started.
+    wait_until(lambda: len([l for l in stack.backend.cancellations()
+                            if l.get("method") == "StreamThings"]) > before, timeout=20,
+               message="the backend to see the abandoned stream cancelled")

@@ -7,12 +7,13 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 
 import pytest
 import requests
 
 from conftest import (RawConnection, base_config, curl, raw_request, start_backend,
-                      start_proxy)
+                      start_proxy, wait_until)
 
 
 # ---- Certificates -------------------------------------------------------------------------------
@@ -297,3 +298,77 @@ def test_slow_request_is_408(limited):
         resp = conn.read_response()  # Hang guard: the socket timeout.
         assert resp.status == 408
         assert conn.closed_by_peer()
+
+
+# ---- Load shapes --------------------------------------------------------------------------------
+
+
+def test_deep_pipeline(proxy):
+    n = 60  # More than limits.max_pipelined_requests (16): the proxy must apply backpressure.
+    batch = b"".join(raw_request("GET", f"/v1/echo/p{i}") for i in range(n))
+    with RawConnection(proxy.host, proxy.port, timeout=30) as conn:
+        conn.send(batch)
+        for i in range(n):
+            resp = conn.read_response()
+            assert resp.status == 200
+            assert json.loads(resp.body) == {"fString": f"p{i}"}
+
+
+def test_concurrent_clients_get_their_own_answers(proxy):
+    errors = []
+
+    def client(worker):
+        try:
+            with requests.Session() as session:
+                for i in range(25):
+                    value = worker * 1000 + i + 1  # Never 0: defaults are not printed.
+                    r = session.post(f"{proxy.url}/v1/echo", json={"fInt32": value,
+                                     "fString": "x" * (value % 97)}, timeout=15)
+                    if r.status_code != 200 or r.json().get("fInt32") != value:
+                        errors.append((worker, i, r.status_code, r.text[:100]))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((worker, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+
+
+def test_idle_keepalive_connection_is_closed(backend, tmp_path):
+    p = start_proxy(base_config(backend.address, timeouts={"idle": "300ms", "drain": "2s"}),
+                    tmp_path)
+    try:
+        with RawConnection(p.host, p.port, timeout=20) as conn:
+            conn.send(raw_request("GET", "/v1/echo/i"))
+            assert conn.read_response().status == 200
+            assert conn.closed_by_peer()  # Hang guard: the 20 s socket timeout.
+    finally:
+        p.stop()
+
+
+def test_max_in_flight_requests_gives_503(backend, tmp_path):
+    p = start_proxy(base_config(backend.address, limits={"max_in_flight_requests": 1}), tmp_path)
+    try:
+        started = len(backend.slow_started())
+        slow = json.dumps({"delayMs": 1500}).encode()
+        with RawConnection(p.host, p.port) as conn:
+            conn.send(raw_request("POST", "/v1/slow", slow, {"Content-Type": "application/json"}))
+            wait_until(lambda: len(backend.slow_started()) > started, timeout=15,
+                       message="the Slow call to start")
+            r = p.post("/v1/echo", {"fString": "over"})
+            assert r.status_code == 503, r.text
+            assert conn.read_response().status == 200
+        assert p.post("/v1/echo", {"fString": "again"}).status_code == 200
+    finally:
+        p.stop()
+
+
+def test_expect_100_continue_over_the_limit_is_413(limited):
+    with RawConnection(limited.host, limited.port) as conn:
+        conn.send(b"POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        resp = conn.read_response()
+    assert resp.status == 413

@@ -150,6 +150,11 @@ def test_any_with_unknown_type_is_400(proxy):
     b'{"tTimestamp": "yesterday"}',
     b'[1, 2]',
     b'{"fString": "x"} trailing',
+    b'{"fString": "\xff\xfe"}',
+    b'{"fString": "\\ud800"}',
+    b'{"fInt64": "9223372036854775808"}',
+    b'{"oString": "a", "oNested": {}}',
+    b'{"fNested":' * 200 + b'{}' + b'}' * 200,
 ])
 def test_malformed_json_is_400(proxy, body):
     r = proxy.request("POST", "/v1/echo", data=body,
@@ -304,3 +309,27 @@ def test_full_round_trip_is_stable(proxy):
     second = proxy.post("/v1/echo", first).json()
     assert first == second
     assert json.dumps(first, sort_keys=True) == json.dumps(FULL, sort_keys=True)
+
+
+def _nested_lists(depth: int) -> bytes:
+    return b'{"tValue":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_nesting_beyond_protobuf_recursion_limit_is_400(proxy):
+    # protobuf parses binary messages at most 100 levels deep, so the backend could not read
+    # this request: the proxy has to reject it as the client's error, not pass it on (500).
+    r = proxy.request("POST", "/v1/echo", data=_nested_lists(150),
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert error_body(r)["code"] == 3
+
+
+def test_deeply_nested_json_is_rejected_without_stalling(make_stack):
+    # 40 KB of brackets. protobuf 3.21's JSON parser is super-linear in list nesting (depth
+    # 10000 takes seconds, 100000 hours), so an unchecked body pins an event-loop thread. A
+    # depth check answers at once; the timeout is only a hang guard.
+    s = make_stack()
+    r = s.proxy.request("POST", "/v1/echo", data=_nested_lists(20000),
+                        headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert s.proxy.post("/v1/echo", {"fString": "still serving"}).status_code == 200

@@ -9,8 +9,8 @@ import threading
 import pytest
 import requests
 
-from conftest import (RawConnection, base_config, error_body, raw_request, start_backend,
-                      start_proxy, wait_until)
+from conftest import (RawConnection, base_config, error_body, free_port, raw_request,
+                      start_backend, start_proxy, wait_until)
 
 FAST_RECONNECT = {"reconnect_backoff_initial": "50ms", "reconnect_backoff_max": "300ms",
                   "connect_timeout": "1s"}
@@ -80,6 +80,20 @@ def test_backend_restart_on_the_same_port(tmp_path, procs):
                message="the proxy to reconnect to the restarted backend")
     wait_until(lambda: ready_status(proxy) == 200, timeout=20, message="/readyz to recover")
     assert proxy.proc.alive()
+
+
+def test_proxy_started_before_the_backend(tmp_path, procs):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    proxy = start_proxy(base_config(address, upstreams=upstream(address)), tmp_path,
+                        wait_ready=False)
+    procs.append(proxy)
+    assert ready_status(proxy) != 200
+    assert echo_status(proxy) == 503
+    backend = start_backend(address, attempts=10)
+    procs.insert(0, backend)
+    proxy.wait_ready()
+    wait_until(lambda: echo_status(proxy) == 200, timeout=30, message="the first 200")
 
 
 def test_goaway_lets_the_in_flight_call_finish(tmp_path, procs):

@@ -3,7 +3,7 @@ X-Forwarded-For, response metadata as headers and trailers as HTTP/1.1 trailers.
 
 import json
 
-from conftest import RawConnection, curl, raw_request
+from conftest import RawConnection, curl, raw_request, wait_until
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -112,3 +112,36 @@ def test_binary_metadata_header(proxy):
     # not report -bin keys, so this only checks the proxy accepts them.
     r = proxy.post("/v1/metadata", {}, headers={"Grpc-Metadata-Blob-Bin": "AAEC"})
     assert r.status_code == 200, r.text
+
+
+def test_header_names_are_case_insensitive(proxy):
+    _, received = metadata_call(proxy, {"grpc-metadata-lower": "l", "GRPC-METADATA-UPPER": "u"})
+    assert received["lower"] == "l"
+    assert received["upper"] == "u"
+
+
+def test_repeated_metadata_header_keeps_every_value(proxy):
+    with RawConnection(proxy.host, proxy.port) as conn:
+        conn.send(b"POST /v1/metadata HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Grpc-Metadata-Rep: a\r\nGrpc-Metadata-Rep: b\r\nContent-Length: 2\r\n\r\n{}")
+        resp = conn.read_response()
+    assert resp.status == 200, resp.body
+    values = [v.strip() for v in json.loads(resp.body)["received"]["rep"].split(",")]
+    assert values == ["a", "b"]
+
+
+def test_access_log_line(stack):
+    proxy = stack.proxy
+    r = proxy.post("/v1/echo", {"fString": "logged"}, headers={"X-Request-Id": "rid-access-log"})
+    assert r.status_code == 200
+
+    def line():
+        for stream in ("stdout", "stderr"):
+            for entry in proxy.proc.json_lines(stream):
+                if entry.get("request_id") == "rid-access-log":
+                    return entry
+        return None
+
+    entry = wait_until(line, timeout=10, message="the access log line")
+    assert entry.get("route") == "POST /v1/echo", entry
+    assert entry.get("status") == 200, entry

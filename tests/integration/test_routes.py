@@ -266,3 +266,9 @@ def test_many_routes_quickly(proxy):
         assert proxy.get(f"/v1/names/n{i}").json() == f"n{i}"
         name = urllib.parse.quote(f"shelves/{i}/things/{i}", safe="/")
         assert proxy.get(f"/v1/{name}").json()["name"] == f"shelves/{i}/things/{i}"
+
+
+def test_unicode_path_segment(proxy):
+    r = proxy.get("/v1/echo/%E2%9C%93%20ok")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"fString": "\u2713 ok"}
