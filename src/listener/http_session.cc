@@ -70,7 +70,7 @@ void AppendHex(std::string& out, size_t n) {
 std::string StatusJson(int grpc_code, std::string_view message) {
   std::string body = "{\"code\":" + std::to_string(grpc_code) + ",\"message\":\"";
   common::AppendJsonEscaped(body, message);
-  body += "\"}";
+  body += "\",\"details\":[]}";  // The same shape as every other error the proxy sends.
   return body;
 }
 

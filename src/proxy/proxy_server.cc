@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -277,10 +278,9 @@ int ProxyServer::Run() {
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         if (shared_->draining.exchange(true)) {
+          // At once, even if a loop is stuck: the operator asked twice.
           TIPPERARY_LOG(kWarn, "second signal: exiting now");
-          stop = true;
-          poll.cancel();
-          return;
+          std::_Exit(1);
         }
         TIPPERARY_LOG(kInfo, "draining", {{"signal", absl::StrCat(signo)}});
         for (auto& loop : loops_) {
@@ -293,8 +293,21 @@ int ProxyServer::Run() {
       };
   signals.async_wait(on_signal);
   signals_ioc.run();
+  // A loop stuck in a handler must not keep the process alive past the drain.
+  std::atomic<bool> joined{false};
+  std::thread watchdog([&joined] {
+    for (int i = 0; i < 300 && !joined.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!joined.load()) {
+      TIPPERARY_LOG(kError, "event loops did not stop within 3s; exiting");
+      std::_Exit(1);
+    }
+  });
   for (auto& loop : loops_) loop->Stop();
   for (auto& loop : loops_) loop->Join();
+  joined = true;
+  watchdog.join();
   TIPPERARY_LOG(kInfo, "stopped");
   return 0;
 }

@@ -1,0 +1,23 @@
+# CUDA is always compiled where nvcc exists (every machine here has /usr/local/cuda, no GPU);
+# the backend is chosen at run time. TIPPERARY_HAVE_CUDA tells the code whether it was built.
+set(TIPPERARY_HAVE_CUDA OFF)
+if(TIPPERARY_ENABLE_CUDA)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # Ampere (A10G, A100), Ada (L4) and Hopper (H100/H200).
+      set(CMAKE_CUDA_ARCHITECTURES 80 86 89 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(TIPPERARY_HAVE_CUDA ON)
+  else()
+    message(STATUS "nvcc not found: building without the CUDA backend")
+  endif()
+endif()

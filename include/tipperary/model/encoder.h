@@ -1,0 +1,39 @@
+// A loaded sentence encoder on one backend: token ids in, pooled vectors out.
+//
+// Encoders know nothing of requests, queues or gRPC: the worker's batcher hands them a batch
+// of already tokenized sequences and gets one pooled (not yet normalised) vector per sequence.
+//
+//   std::unique_ptr<Encoder> enc = *CreateCpuEncoder(*bundle, {.threads = 2});
+//   std::vector<float> out;   // batch.size() x enc->hidden_size(), row-major
+//   absl::Status s = enc->Encode({{101, 7592, 102}, {101, 2088, 2003, 102}}, &out);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace tipperary::model {
+
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+
+  // token_ids: one row per sequence, each already with [CLS] ... [SEP] and at most
+  // max_seq_length long; rows may differ in length (the encoder pads and masks). Writes
+  // batch x hidden_size floats: the pooled output (mean over real tokens or CLS, per the
+  // model's pooling config), NOT L2-normalised. Thread-compatible: one caller at a time.
+  virtual absl::Status Encode(const std::vector<std::vector<int32_t>>& token_ids,
+                              std::vector<float>* out) = 0;
+
+  virtual int hidden_size() const = 0;
+  virtual std::string backend_name() const = 0;  // "cpu" or "cuda"
+  virtual std::string dtype() const = 0;         // "float32", "float16", "bfloat16"
+};
+
+// L2-normalises each row of a batch x dim matrix in place (rows of zeros stay zero).
+void L2NormalizeRows(std::vector<float>& data, int dim);
+
+}  // namespace tipperary::model
