@@ -90,7 +90,9 @@ void ListenerCore::Start() {
   if (accepting_ || !acceptor_.is_open()) return;
   accepting_ = true;
   if (options.log_listening) {
-    TIPPERARY_LOG(kInfo, "listening", {{"name", options.name}, {"address", bound_address}});
+    // Whatever the log level: scripts and tests read this line to learn a port chosen by port 0.
+    common::Log(common::LogLevel::kInfo, "listening",
+                {{"name", options.name}, {"address", bound_address}});
   }
   DoAccept();
 }

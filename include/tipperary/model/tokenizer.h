@@ -1,0 +1,102 @@
+// BERT WordPiece tokenizer: text in, token ids out, exactly as Hugging Face `tokenizers`
+// (BertNormalizer + BertPreTokenizer + WordPiece + [CLS]/[SEP] template) produces them, so the
+// C++ worker feeds the model the same ids sentence-transformers would.
+//
+//   absl::StatusOr<Tokenizer> tok = Tokenizer::Load(model_dir);   // reads tokenizer.json or
+//   vocab.txt Tokenizer::Encoding enc = tok->Encode("Hello, world!", /*max_length=*/256);
+//   // enc.ids == {101, 7592, 1010, 2088, 999, 102}, enc.truncated == false
+//
+// Pipeline (per HF): special tokens written in the text ("[SEP]", ...) are matched first, on the
+// raw text; the rest is cleaned (control/format/private-use chars, NUL and U+FFFD dropped,
+// whitespace -> ' '), CJK ideographs get spaces around them, accents are stripped (NFD, drop Mn)
+// and the text lowercased; it is split on whitespace and punctuation, and each word is split by
+// greedy longest-match WordPiece ("##" continuations; words over 100 chars or with no match become
+// [UNK]).
+//
+// Invalid UTF-8 never fails: each invalid byte sequence is dropped, which is what HF does with
+// the U+FFFD a lossy decode would put there (BertNormalizer removes U+FFFD).
+// Unicode tables come from utf8proc, so characters assigned after HF's tables (Rust
+// unicode_categories) may be classified differently; the fixture test pins the common cases.
+//
+// Thread-safe after Load (Encode is const and keeps no state).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+namespace tipperary::model {
+
+class Tokenizer {
+ public:
+  struct Encoding {
+    std::vector<int32_t> ids;
+    bool truncated = false;  // the text had more tokens than max_length allowed
+  };
+
+  // Reads `model_dir`/tokenizer.json when present (vocab, normaliser flags, WordPiece settings,
+  // added tokens), else `model_dir`/vocab.txt with tokenizer_config.json and
+  // special_tokens_map.json when present. Errors name the file at fault.
+  static absl::StatusOr<Tokenizer> Load(const std::string& model_dir);
+
+  // max_length counts the special tokens: with add_special_tokens the result is
+  // [CLS] + the first max_length-2 tokens + [SEP]. max_length 0 means no limit.
+  Encoding Encode(std::string_view text, size_t max_length, bool add_special_tokens = true) const;
+
+  // Unknown ids map to "[UNK]"'s text.
+  std::vector<std::string> IdsToTokens(const std::vector<int32_t>& ids) const;
+
+  // Vocabulary id of `token`, or -1.
+  int32_t TokenToId(std::string_view token) const;
+
+  int32_t cls_id() const { return cls_id_; }
+  int32_t sep_id() const { return sep_id_; }
+  int32_t pad_id() const { return pad_id_; }
+  int32_t unk_id() const { return unk_id_; }
+  size_t vocab_size() const { return id_to_token_.size(); }
+
+  struct Options {
+    bool clean_text = true;
+    bool handle_chinese_chars = true;
+    bool strip_accents = true;
+    bool lowercase = true;
+    std::string continuing_subword_prefix = "##";
+    size_t max_input_chars_per_word = 100;
+  };
+  const Options& options() const { return options_; }
+
+ private:
+  Tokenizer() = default;
+
+  // Appends the ids of text that holds no added tokens; may stop early once `out` holds more
+  // than `limit` ids (the caller truncates anyway).
+  void EncodeSegment(std::string_view text, size_t limit, std::vector<int32_t>& out) const;
+  // Appends the WordPiece ids of one normalised, pre-tokenised word: its UTF-8 and the byte
+  // offset of each char plus the end offset. `piece` is scratch space.
+  void EncodeWord(std::string_view utf8, const std::vector<size_t>& offsets, std::string& piece,
+                  std::vector<int32_t>& out) const;
+  absl::Status Finish(const std::string& file);
+
+  Options options_;
+  absl::flat_hash_map<std::string, int32_t> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::vector<std::string> added_tokens_;  // matched verbatim in raw text, before normalising
+  std::vector<int32_t> added_token_ids_;
+  std::array<bool, 256> added_first_byte_{};  // skips most bytes without comparing
+  std::string unk_token_ = "[UNK]";
+  std::string cls_token_ = "[CLS]";
+  std::string sep_token_ = "[SEP]";
+  std::string pad_token_ = "[PAD]";
+  int32_t cls_id_ = -1;
+  int32_t sep_id_ = -1;
+  int32_t pad_id_ = -1;
+  int32_t unk_id_ = -1;
+};
+
+}  // namespace tipperary::model

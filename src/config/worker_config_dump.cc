@@ -1,0 +1,73 @@
+// DumpWorkerConfig: the effective configuration, for `tipperary-worker --check-config`.
+#include <string>
+
+#include "tipperary/config/units.h"
+#include "tipperary/config/worker_config.h"
+#include "yaml-cpp/yaml.h"
+
+namespace tipperary::config {
+namespace {
+
+void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
+
+template <typename T>
+void Emit(YAML::Emitter& out, const char* key, const T& value) {
+  EmitKey(out, key);
+  out << value;
+}
+
+void EmitString(YAML::Emitter& out, const char* key, const std::string& value) {
+  EmitKey(out, key);
+  out << YAML::DoubleQuoted << value;
+}
+
+}  // namespace
+
+std::string DumpWorkerConfig(const WorkerConfig& config) {
+  YAML::Emitter out;
+  out.SetBoolFormat(YAML::TrueFalseBool);
+  out.SetBoolFormat(YAML::LowerCase);
+  if (!config.source_path.empty()) {
+    out << YAML::Comment("Effective config of " + config.source_path);
+  }
+  out << YAML::BeginMap;
+  EmitString(out, "listen", config.listen);
+  EmitKey(out, "admin");
+  out << YAML::BeginMap;
+  EmitString(out, "address", config.admin_address);
+  out << YAML::EndMap;
+  EmitKey(out, "models");
+  out << YAML::BeginSeq;
+  for (const WorkerModelConfig& model : config.models) {
+    out << YAML::BeginMap;
+    EmitString(out, "name", model.name);
+    EmitString(out, "path", model.path);
+    Emit(out, "backend", model.backend);
+    Emit(out, "dtype", model.dtype);
+    Emit(out, "max_seq_length", model.max_seq_length);
+    Emit(out, "instances", model.instances);
+    Emit(out, "threads", model.threads);
+    Emit(out, "default", model.is_default);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  EmitKey(out, "batching");
+  out << YAML::BeginMap;
+  Emit(out, "max_batch_size", config.batching.max_batch_size);
+  Emit(out, "max_batch_tokens", config.batching.max_batch_tokens);
+  Emit(out, "max_queue_delay", FormatDuration(config.batching.max_queue_delay));
+  Emit(out, "max_queue", config.batching.max_queue);
+  Emit(out, "group_by_length", config.batching.group_by_length);
+  out << YAML::EndMap;
+  Emit(out, "stream_chunk_size", config.stream_chunk_size);
+  Emit(out, "max_inputs", config.max_inputs);
+  Emit(out, "drain", FormatDuration(config.drain));
+  EmitKey(out, "logging");
+  out << YAML::BeginMap;
+  Emit(out, "level", config.log_level);
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace tipperary::config

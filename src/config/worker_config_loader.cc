@@ -1,0 +1,255 @@
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "status_macros.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/config/units.h"
+#include "tipperary/config/worker_config.h"
+#include "tipperary/config/yaml_reader.h"
+
+namespace tipperary::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::string_view AbslView(std::string_view text) { return {text.data(), text.size()}; }
+std::string Quoted(std::string_view text) { return absl::StrCat("\"", AbslView(text), "\""); }
+
+bool IsModelName(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string source)
+      : source_(std::move(source)), base_dir_(fs::path(source_).parent_path()) {}
+
+  absl::Status Load(const YamlValue& root, WorkerConfig* config);
+
+ private:
+  absl::Status LoadListen(const YamlMap& root, WorkerConfig* config);
+  absl::Status LoadAdmin(const YamlMap& root, WorkerConfig* config);
+  absl::Status LoadModels(const YamlMap& root, WorkerConfig* config);
+  absl::Status LoadModel(const YamlValue& item, WorkerModelConfig* out);
+  absl::Status LoadBatching(const YamlMap& root, WorkerBatchingConfig* out);
+  absl::Status LoadLogging(const YamlMap& root, WorkerConfig* config);
+
+  std::string Resolve(const std::string& path) const {
+    fs::path p(path);
+    if (p.is_absolute() || base_dir_.empty()) return path;
+    return (base_dir_ / p).lexically_normal().string();
+  }
+
+  std::string source_;
+  fs::path base_dir_;
+};
+
+absl::Status Loader::Load(const YamlValue& root, WorkerConfig* config) {
+  if (!root.node().IsMap()) {
+    return root.Error(absl::StrCat("the top level must be a map of keys (listen, models, ...), got ",
+                                   YamlKindName(root.node())));
+  }
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, root.AsMap({"listen", "admin", "models", "batching", "stream_chunk_size",
+                               "max_inputs", "drain", "logging"}));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"models"}));
+  TIPPERARY_RETURN_IF_ERROR(LoadListen(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadAdmin(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadModels(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadBatching(map, &config->batching));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("stream_chunk_size", &config->stream_chunk_size, 1, 1 << 16));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_inputs", &config->max_inputs, 1, 1 << 24));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("drain", &config->drain));
+  TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, config));
+  config->source_path = source_;
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadListen(const YamlMap& root, WorkerConfig* config) {
+  std::optional<YamlValue> value = root.Find("listen");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(config->listen, value->AsNonEmptyString());
+  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(config->listen, true);
+  if (!endpoint.ok()) return value->Error(std::string(endpoint.status().message()));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadAdmin(const YamlMap& root, WorkerConfig* config) {
+  std::optional<YamlValue> value = root.Find("admin");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"address"}));
+  std::optional<YamlValue> address = map.Find("address");
+  if (!address) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(config->admin_address, address->AsNonEmptyString());
+  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(config->admin_address, true);
+  if (!endpoint.ok()) return address->Error(std::string(endpoint.status().message()));
+  if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+    return address->Error(
+        absl::StrCat("the admin listener needs host:port, got ", Quoted(config->admin_address)));
+  }
+  common::Endpoint listen = *common::ParseEndpoint(config->listen, true);
+  if (endpoint->port != 0 && listen.ToString() == endpoint->ToString()) {
+    return address->Error(absl::StrCat("admin address ", Quoted(config->admin_address),
+                                       " is also the gRPC listen address"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
+  YamlValue value = *root.Find("models");
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value.AsList());
+  if (items.empty()) return value.Error("at least one model is required");
+  std::map<std::string, std::string> names;  // Name -> path of its first use.
+  std::string default_path;                  // Path of the item marked default.
+  for (const YamlValue& item : items) {
+    WorkerModelConfig model;
+    TIPPERARY_RETURN_IF_ERROR(LoadModel(item, &model));
+    auto [it, inserted] = names.emplace(model.name, item.path());
+    if (!inserted) {
+      return item.Error(absl::StrCat("duplicate model name ", Quoted(model.name), " (also in ",
+                                     it->second, ")"));
+    }
+    if (model.is_default) {
+      if (!default_path.empty()) {
+        return item.Error(absl::StrCat("more than one model has default: true (also ",
+                                       default_path, ")"));
+      }
+      default_path = item.path();
+    }
+    config->models.push_back(std::move(model));
+  }
+  if (default_path.empty()) config->models.front().is_default = true;
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, item.AsMap({"name", "path", "backend", "dtype", "max_seq_length", "instances",
+                               "threads", "default"}));
+  TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
+  YamlValue name = *map.Find("name");
+  TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
+  if (!IsModelName(out->name)) {
+    return name.Error(absl::StrCat("bad model name ", Quoted(out->name),
+                                   " (use letters, digits, '.', '_' and '-')"));
+  }
+  TIPPERARY_ASSIGN_OR_RETURN(std::string path, map.Find("path")->AsNonEmptyString());
+  out->path = Resolve(path);
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("dtype", &out->dtype, {"float32", "float16", "bfloat16"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_seq_length", &out->max_seq_length, 0, 1 << 16));
+  if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
+    return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("instances", &out->instances, 1, 64));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &out->threads, 0, 1024));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("default", &out->is_default));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out) {
+  std::optional<YamlValue> value = root.Find("batching");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay",
+                                 "max_queue", "group_by_length"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_batch_size", &out->max_batch_size, 1, 1 << 16));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadUint32("max_batch_tokens", &out->max_batch_tokens, 1, 1u << 30));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("max_queue_delay", &out->max_queue_delay, Duration::zero(),
+                       std::chrono::seconds(60)));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_queue", &out->max_queue, 1, 1u << 30));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("group_by_length", &out->group_by_length));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadLogging(const YamlMap& root, WorkerConfig* config) {
+  std::optional<YamlValue> value = root.Find("logging");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"level"}));
+  return map.ReadEnum("level", &config->log_level, {"debug", "info", "warn", "error"});
+}
+
+}  // namespace
+
+const WorkerModelConfig& WorkerConfig::default_model() const {
+  for (const WorkerModelConfig& model : models) {
+    if (model.is_default) return model;
+  }
+  return models.front();
+}
+
+absl::StatusOr<WorkerConfig> LoadWorkerConfigString(const std::string& yaml,
+                                                    const std::string& source_name) {
+  TIPPERARY_ASSIGN_OR_RETURN(YamlValue root, ParseYamlDocument(yaml, source_name));
+  WorkerConfig config;
+  try {
+    TIPPERARY_RETURN_IF_ERROR(Loader(source_name).Load(root, &config));
+  } catch (const YAML::Exception& e) {
+    return YamlError(source_name, e.mark, "", e.msg);
+  }
+  return config;
+}
+
+absl::StatusOr<WorkerConfig> LoadWorkerConfigFile(const std::string& path) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot read the config file: it is a directory"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int saved = errno;
+    std::string message =
+        absl::StrCat(path, ": cannot read the config file: ", std::strerror(saved));
+    if (saved == EACCES) return absl::PermissionDeniedError(message);
+    return absl::NotFoundError(message);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadWorkerConfigString(text.str(), path);
+}
+
+absl::Status OverrideModelPath(WorkerConfig& config, const std::string& spec) {
+  size_t eq = spec.find('=');
+  std::string name = eq == std::string::npos ? "" : spec.substr(0, eq);
+  std::string dir = eq == std::string::npos ? spec : spec.substr(eq + 1);
+  if (dir.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model-path ", Quoted(spec), ": expected NAME=DIR or DIR"));
+  }
+  if (config.models.empty()) {
+    return absl::InvalidArgumentError("--model-path: the config has no models");
+  }
+  for (WorkerModelConfig& model : config.models) {
+    if (name.empty() ? model.is_default : model.name == name) {
+      model.path = dir;
+      return absl::OkStatus();
+    }
+  }
+  std::string known;
+  for (const WorkerModelConfig& model : config.models) {
+    absl::StrAppend(&known, known.empty() ? "" : ", ", model.name);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--model-path ", Quoted(spec),
+                                                 ": unknown model ", Quoted(name),
+                                                 " (models: ", known, ")"));
+}
+
+}  // namespace tipperary::config

@@ -1,0 +1,275 @@
+#include "tipperary/model/cpu_encoder.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "blas.h"
+#include "cpu_math.h"
+#include "thread_team.h"
+
+namespace tipperary::model {
+namespace {
+
+using internal::ThreadTeam;
+
+struct Layer {
+  std::vector<float> wqkv, bqkv;  // fused [3H x H], [3H]: one GEMM instead of three
+  std::vector<float> wo, bo, ln1_g, ln1_b;
+  std::vector<float> w1, b1, w2, b2, ln2_g, ln2_b;
+};
+
+// Grows `v` to at least n elements; never shrinks, so steady-state calls do not allocate.
+void Grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// y[rows x out] = x[rows x in] * w^T, w being a PyTorch Linear weight [out x in].
+void Linear(const internal::Blas& blas, const float* x, int rows, int in, const float* w, int out,
+            float* y) {
+  if (rows <= 0) return;
+  blas.Sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+}
+
+class CpuEncoder final : public Encoder {
+ public:
+  CpuEncoder(const internal::Blas* blas, std::shared_ptr<const ModelBundle> bundle, int threads)
+      : blas_(blas), bundle_(std::move(bundle)), config_(bundle_->config()), team_(threads) {
+    scores_.resize(team_.size());
+    next_item_.reset(new std::atomic<int>[config_.num_hidden_layers]);
+  }
+
+  absl::Status LoadWeights() {
+    auto get = [this](const std::string& name, std::vector<float>* out) -> absl::Status {
+      absl::StatusOr<std::vector<float>> t = bundle_->TensorFloat32(name);
+      if (!t.ok()) return t.status();
+      *out = *std::move(t);
+      return absl::OkStatus();
+    };
+    const int h = config_.hidden_size;
+    std::vector<float> pos, type;
+    for (auto [name, out] : {std::pair{"embeddings.word_embeddings.weight", &word_},
+                             std::pair{"embeddings.position_embeddings.weight", &pos},
+                             std::pair{"embeddings.token_type_embeddings.weight", &type},
+                             std::pair{"embeddings.LayerNorm.weight", &emb_ln_g_},
+                             std::pair{"embeddings.LayerNorm.bias", &emb_ln_b_}}) {
+      if (absl::Status s = get(name, out); !s.ok()) return s;
+    }
+    // Every sequence is a single segment (token type 0): fold that row into the positions.
+    pos_type_.resize(static_cast<size_t>(config_.max_seq_length) * h);
+    for (int p = 0; p < config_.max_seq_length; ++p) {
+      for (int i = 0; i < h; ++i) pos_type_[p * h + i] = pos[p * h + i] + type[i];
+    }
+    layers_.resize(config_.num_hidden_layers);
+    for (int l = 0; l < config_.num_hidden_layers; ++l) {
+      Layer& L = layers_[l];
+      const std::string p = absl::StrCat("encoder.layer.", l, ".");
+      for (const char* qkv : {"query", "key", "value"}) {
+        std::vector<float> w, b;
+        if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".weight"), &w); !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".bias"), &b); !s.ok()) {
+          return s;
+        }
+        L.wqkv.insert(L.wqkv.end(), w.begin(), w.end());
+        L.bqkv.insert(L.bqkv.end(), b.begin(), b.end());
+      }
+      for (auto [name, out] : {std::pair{"attention.output.dense.weight", &L.wo},
+                               std::pair{"attention.output.dense.bias", &L.bo},
+                               std::pair{"attention.output.LayerNorm.weight", &L.ln1_g},
+                               std::pair{"attention.output.LayerNorm.bias", &L.ln1_b},
+                               std::pair{"intermediate.dense.weight", &L.w1},
+                               std::pair{"intermediate.dense.bias", &L.b1},
+                               std::pair{"output.dense.weight", &L.w2},
+                               std::pair{"output.dense.bias", &L.b2},
+                               std::pair{"output.LayerNorm.weight", &L.ln2_g},
+                               std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
+        if (absl::Status s = get(p + name, out); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Encode(const std::vector<std::vector<int32_t>>& token_ids,
+                      std::vector<float>* out) override {
+    const int h = config_.hidden_size;
+    const int batch = static_cast<int>(token_ids.size());
+    out->assign(static_cast<size_t>(batch) * h, 0.0f);
+    if (batch == 0) return absl::OkStatus();
+
+    offsets_.resize(batch + 1);
+    offsets_[0] = 0;
+    int max_len = 0;
+    for (int b = 0; b < batch; ++b) {
+      const auto& ids = token_ids[b];
+      const int len = static_cast<int>(ids.size());
+      if (len == 0 || len > config_.max_seq_length) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", b, " has ", ids.size(),
+                                                       " tokens; expected 1..",
+                                                       config_.max_seq_length));
+      }
+      for (int32_t id : ids) {
+        if (id < 0 || id >= config_.vocab_size) {
+          return absl::InvalidArgumentError(absl::StrCat("sequence ", b, " has token id ", id,
+                                                         " outside the vocabulary [0, ",
+                                                         config_.vocab_size, ")"));
+        }
+      }
+      offsets_[b + 1] = offsets_[b] + len;
+      max_len = std::max(max_len, len);
+    }
+    const int tokens = offsets_[batch];
+    const size_t t = static_cast<size_t>(tokens);
+    Grow(x_, t * h);
+    Grow(qkv_, t * 3 * h);
+    Grow(ctx_, t * h);
+    Grow(tmp_, t * h);
+    Grow(inter_, t * config_.intermediate_size);
+    for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
+    token_ids_ = &token_ids;
+    for (int l = 0; l < config_.num_hidden_layers; ++l) next_item_[l].store(0);
+
+    team_.Run([&](int member) { Forward(member, batch, tokens, out->data()); });
+    token_ids_ = nullptr;
+    return absl::OkStatus();
+  }
+
+  int hidden_size() const override { return config_.hidden_size; }
+  std::string backend_name() const override { return "cpu"; }
+  std::string dtype() const override { return "float32"; }
+
+ private:
+  // One member's share of the forward pass. Dense layers work on a contiguous slice of the packed
+  // tokens (no synchronisation needed between them); attention needs every token of a sequence,
+  // so it sits between two barriers and is shared out per (sequence, head).
+  void Forward(int member, int batch, int tokens, float* out) {
+    const int h = config_.hidden_size;
+    const int inter = config_.intermediate_size;
+    const int heads = config_.num_attention_heads;
+    const int d = config_.head_dim();
+    const float eps = config_.layer_norm_eps;
+    const int n = team_.size();
+    // Slices in multiples of 8 rows keep GEMM panels whole.
+    const int chunk = ((tokens + n - 1) / n + 7) / 8 * 8;
+    const int r0 = std::min(tokens, member * chunk);
+    const int r1 = std::min(tokens, r0 + chunk);
+    const int rows = r1 - r0;
+
+    // Embeddings of this slice.
+    for (int b = 0; b < batch; ++b) {
+      const int lo = std::max(r0, offsets_[b]);
+      const int hi = std::min(r1, offsets_[b + 1]);
+      for (int r = lo; r < hi; ++r) {
+        const int pos = r - offsets_[b];
+        const float* word = word_.data() + static_cast<size_t>((*token_ids_)[b][pos]) * h;
+        float* x = x_.data() + static_cast<size_t>(r) * h;
+        std::fill(x, x + h, 0.0f);
+        internal::BiasResidualLayerNormRow(x, word, pos_type_.data() + static_cast<size_t>(pos) * h,
+                                           emb_ln_g_.data(), emb_ln_b_.data(), eps, h);
+      }
+    }
+
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    float* scores = scores_[member].data();
+    for (int l = 0; l < config_.num_hidden_layers; ++l) {
+      const Layer& L = layers_[l];
+      float* x = x_.data() + static_cast<size_t>(r0) * h;
+      float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
+      Linear(*blas_, x, rows, h, L.wqkv.data(), 3 * h, qkv);
+      for (int r = 0; r < rows; ++r) internal::BiasRow(qkv + static_cast<size_t>(r) * 3 * h, L.bqkv.data(), 3 * h);
+      team_.Sync();
+
+      const int items = batch * heads;
+      for (int item = next_item_[l].fetch_add(1); item < items;
+           item = next_item_[l].fetch_add(1)) {
+        const int b = item / heads;
+        const int head = item % heads;
+        const int len = offsets_[b + 1] - offsets_[b];
+        const float* q = qkv_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
+        const float* k = q + h;
+        const float* v = q + 2 * h;
+        blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
+        for (int i = 0; i < len; ++i) internal::SoftmaxRow(scores + static_cast<size_t>(i) * len, len);
+        blas_->Sgemm(false, false, len, d, len, 1.0f, scores, len, v, 3 * h, 0.0f,
+                     ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d, h);
+      }
+      team_.Sync();
+
+      float* ctx = ctx_.data() + static_cast<size_t>(r0) * h;
+      float* tmp = tmp_.data() + static_cast<size_t>(r0) * h;
+      float* mid = inter_.data() + static_cast<size_t>(r0) * inter;
+      Linear(*blas_, ctx, rows, h, L.wo.data(), h, tmp);
+      for (int r = 0; r < rows; ++r) {
+        internal::BiasResidualLayerNormRow(x + static_cast<size_t>(r) * h, tmp + static_cast<size_t>(r) * h,
+                                           L.bo.data(), L.ln1_g.data(), L.ln1_b.data(), eps, h);
+      }
+      Linear(*blas_, x, rows, h, L.w1.data(), inter, mid);
+      for (int r = 0; r < rows; ++r) internal::BiasGeluRow(mid + static_cast<size_t>(r) * inter, L.b1.data(), inter);
+      Linear(*blas_, mid, rows, inter, L.w2.data(), h, tmp);
+      for (int r = 0; r < rows; ++r) {
+        internal::BiasResidualLayerNormRow(x + static_cast<size_t>(r) * h, tmp + static_cast<size_t>(r) * h,
+                                           L.b2.data(), L.ln2_g.data(), L.ln2_b.data(), eps, h);
+      }
+    }
+    team_.Sync();
+
+    for (int b = member; b < batch; b += n) {
+      float* dst = out + static_cast<size_t>(b) * h;
+      const float* first = x_.data() + static_cast<size_t>(offsets_[b]) * h;
+      if (config_.pooling == PoolingMode::kCls) {
+        std::copy(first, first + h, dst);
+        continue;
+      }
+      const int len = offsets_[b + 1] - offsets_[b];
+      for (int r = 0; r < len; ++r) {
+        const float* row = first + static_cast<size_t>(r) * h;
+        for (int i = 0; i < h; ++i) dst[i] += row[i];
+      }
+      const float inv = 1.0f / static_cast<float>(len);
+      for (int i = 0; i < h; ++i) dst[i] *= inv;
+    }
+  }
+
+  const internal::Blas* blas_;
+  std::shared_ptr<const ModelBundle> bundle_;
+  const ModelConfig config_;
+  ThreadTeam team_;
+
+  std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
+  std::vector<Layer> layers_;
+
+  // Per-call state and scratch (grow-only).
+  const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
+  std::vector<int> offsets_;
+  std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
+  std::vector<std::vector<float>> scores_;  // one len x len block per member
+  std::unique_ptr<std::atomic<int>[]> next_item_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
+                                                          CpuEncoderOptions options) {
+  if (bundle == nullptr) return absl::InvalidArgumentError("CreateCpuEncoder: null model bundle");
+  int threads = options.threads;
+  if (threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0, got ", threads));
+  }
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();
+  if (!blas.ok()) return blas.status();
+  auto encoder = std::make_unique<CpuEncoder>(*blas, std::move(bundle), threads);
+  if (absl::Status s = encoder->LoadWeights(); !s.ok()) return s;
+  return std::unique_ptr<Encoder>(std::move(encoder));
+}
+
+std::string CpuEncoderKernelInfo() {
+  absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();
+  if (!blas.ok()) return std::string(blas.status().message());
+  return absl::StrCat("OpenBLAS ", (*blas)->core.empty() ? "?" : (*blas)->core);
+}
+
+}  // namespace tipperary::model

@@ -1,0 +1,151 @@
+#include "encoder_factory.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tipperary/common/log.h"
+#include "tipperary/model/cpu_encoder.h"
+#ifdef TIPPERARY_HAVE_CUDA
+#include "tipperary/kernels/cuda_encoder.h"
+#endif
+
+namespace tipperary::worker {
+namespace {
+
+#ifdef TIPPERARY_HAVE_CUDA
+// The CUDA encoder takes float32 host arrays; they are converted here from whatever dtype the
+// safetensors file holds and only need to live until CreateCudaEncoder returns.
+class HostWeights {
+ public:
+  explicit HostWeights(const model::ModelBundle& bundle) : bundle_(bundle) {}
+
+  absl::StatusOr<const float*> Get(const std::string& name) {
+    absl::StatusOr<std::vector<float>> tensor = bundle_.TensorFloat32(name);
+    if (!tensor.ok()) return tensor.status();
+    storage_.push_back(std::move(*tensor));
+    return storage_.back().data();
+  }
+
+ private:
+  const model::ModelBundle& bundle_;
+  std::vector<std::vector<float>> storage_;
+};
+
+#define TIPPERARY_WORKER_ASSIGN_TENSOR(lhs, name)        \
+  do {                                                    \
+    absl::StatusOr<const float*> tensor_ = host.Get(name); \
+    if (!tensor_.ok()) return tensor_.status();           \
+    lhs = *tensor_;                                       \
+  } while (false)
+
+absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
+    std::shared_ptr<const model::ModelBundle> bundle, const config::WorkerModelConfig& config,
+    const config::WorkerBatchingConfig& batching, int max_seq_length) {
+  const model::ModelConfig& mc = bundle->config();
+  HostWeights host(*bundle);
+  kernels::BertWeightsHost w;
+  w.layers = mc.num_hidden_layers;
+  w.hidden = mc.hidden_size;
+  w.heads = mc.num_attention_heads;
+  w.intermediate = mc.intermediate_size;
+  w.vocab = mc.vocab_size;
+  w.max_position = mc.max_position_embeddings;
+  w.type_vocab = mc.type_vocab_size;
+  w.ln_eps = mc.layer_norm_eps;
+  w.cls_pooling = mc.pooling == model::PoolingMode::kCls;
+  TIPPERARY_WORKER_ASSIGN_TENSOR(w.word_emb, "embeddings.word_embeddings.weight");
+  TIPPERARY_WORKER_ASSIGN_TENSOR(w.pos_emb, "embeddings.position_embeddings.weight");
+  TIPPERARY_WORKER_ASSIGN_TENSOR(w.type_emb, "embeddings.token_type_embeddings.weight");
+  TIPPERARY_WORKER_ASSIGN_TENSOR(w.emb_ln_gamma, "embeddings.LayerNorm.weight");
+  TIPPERARY_WORKER_ASSIGN_TENSOR(w.emb_ln_beta, "embeddings.LayerNorm.bias");
+  w.layer.resize(static_cast<size_t>(mc.num_hidden_layers));
+  for (int i = 0; i < mc.num_hidden_layers; ++i) {
+    kernels::BertLayerWeightsHost& l = w.layer[static_cast<size_t>(i)];
+    std::string p = absl::StrCat("encoder.layer.", i, ".");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.query_w, p + "attention.self.query.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.query_b, p + "attention.self.query.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.key_w, p + "attention.self.key.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.key_b, p + "attention.self.key.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.value_w, p + "attention.self.value.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.value_b, p + "attention.self.value.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.attn_out_w, p + "attention.output.dense.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.attn_out_b, p + "attention.output.dense.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.attn_ln_gamma, p + "attention.output.LayerNorm.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.attn_ln_beta, p + "attention.output.LayerNorm.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_in_w, p + "intermediate.dense.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_in_b, p + "intermediate.dense.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_out_w, p + "output.dense.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_out_b, p + "output.dense.bias");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_ln_gamma, p + "output.LayerNorm.weight");
+    TIPPERARY_WORKER_ASSIGN_TENSOR(l.ffn_ln_beta, p + "output.LayerNorm.bias");
+  }
+  kernels::CudaEncoderOptions options;
+  options.device = 0;
+  options.dtype = config.dtype;
+  if (options.dtype == "float32") {
+    // The CUDA kernels have fp16 and bf16 paths only.
+    TIPPERARY_LOG(kWarn, "the CUDA backend computes in float16 when dtype is float32",
+                  {{"model", config.name}});
+    options.dtype = "float16";
+  }
+  options.max_batch_size = static_cast<int>(std::max<uint32_t>(batching.max_batch_size, 1));
+  options.max_seq_len = max_seq_length;
+  // One pass must hold at least one full-length sequence.
+  options.max_batch_tokens = static_cast<int>(std::max<uint64_t>(
+      std::min<uint64_t>(batching.max_batch_tokens, uint64_t{1} << 20),
+      static_cast<uint64_t>(max_seq_length + 8)));
+  return kernels::CreateCudaEncoder(options, w);
+}
+#undef TIPPERARY_WORKER_ASSIGN_TENSOR
+#endif  // TIPPERARY_HAVE_CUDA
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveBackend(const std::string& backend) {
+  if (backend == "cpu") return std::string("cpu");
+#ifdef TIPPERARY_HAVE_CUDA
+  bool cuda = kernels::CudaDeviceAvailable();
+#else
+  bool cuda = false;
+#endif
+  if (backend == "auto") return std::string(cuda ? "cuda" : "cpu");
+  if (backend == "cuda") {
+    if (cuda) return std::string("cuda");
+#ifdef TIPPERARY_HAVE_CUDA
+    return absl::FailedPreconditionError("backend cuda: no usable CUDA device");
+#else
+    return absl::FailedPreconditionError(
+        "backend cuda: this tipperary-worker was built without CUDA");
+#endif
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", backend, "\""));
+}
+
+absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
+    std::shared_ptr<const model::ModelBundle> bundle, const std::string& backend,
+    const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
+    int max_seq_length, int threads) {
+  if (backend == "cuda") {
+#ifdef TIPPERARY_HAVE_CUDA
+    return CreateCuda(std::move(bundle), config, batching, max_seq_length);
+#else
+    (void)batching;
+    (void)max_seq_length;
+    return absl::FailedPreconditionError("built without CUDA");
+#endif
+  }
+  if (config.dtype != "float32") {
+    if (config.backend == "cpu") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model ", config.name, ": the CPU backend computes in float32; set dtype: float32"));
+    }
+    TIPPERARY_LOG(kWarn, "no GPU: the CPU backend computes in float32",
+                  {{"model", config.name}, {"dtype", config.dtype}});
+  }
+  model::CpuEncoderOptions options;
+  options.threads = threads;
+  return model::CreateCpuEncoder(std::move(bundle), options);
+}
+
+}  // namespace tipperary::worker

@@ -1,0 +1,192 @@
+#include "model_runtime.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "encoder_factory.h"
+#include "tipperary/common/log.h"
+
+namespace tipperary::worker {
+namespace {
+
+double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+ModelRuntime::ModelRuntime(config::WorkerModelConfig config,
+                           std::shared_ptr<const model::ModelBundle> bundle,
+                           std::unique_ptr<model::Tokenizer> tokenizer, const WorkerStats& stats)
+    : config_(std::move(config)), bundle_(std::move(bundle)), tokenizer_(std::move(tokenizer)) {
+  metrics::Labels labels{{"model", config_.name}};
+  batch_size_ = &stats.batch_size->Add(labels);
+  batch_tokens_ = &stats.batch_tokens->Add(labels);
+  padding_ratio_ = &stats.padding_ratio->Add(labels);
+  queue_duration_ = &stats.queue_duration->Add(labels);
+  compute_duration_ = &stats.compute_duration->Add(labels);
+}
+
+ModelRuntime::~ModelRuntime() {
+  if (batcher_) batcher_->Stop();
+}
+
+std::string ModelRuntime::pooling() const {
+  return bundle_->config().pooling == model::PoolingMode::kCls ? "cls" : "mean";
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
+    const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
+    const WorkerStats& stats) {
+  auto error = [&](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat("model ", config.name, " (", config.path,
+                                                    "): ", status.message()));
+  };
+  absl::StatusOr<std::shared_ptr<const model::ModelBundle>> bundle = model::LoadModel(config.path);
+  if (!bundle.ok()) return error(bundle.status());
+  absl::StatusOr<model::Tokenizer> tokenizer = model::Tokenizer::Load(config.path);
+  if (!tokenizer.ok()) return error(tokenizer.status());
+
+  std::unique_ptr<ModelRuntime> rt(new ModelRuntime(
+      config, *bundle, std::make_unique<model::Tokenizer>(std::move(*tokenizer)), stats));
+  const model::ModelConfig& mc = (*bundle)->config();
+  rt->max_seq_length_ = mc.max_seq_length;
+  if (config.max_seq_length != 0) {
+    if (static_cast<int>(config.max_seq_length) > mc.max_seq_length) {
+      return error(absl::InvalidArgumentError(
+          absl::StrCat("max_seq_length ", config.max_seq_length,
+                       " is more than the model's ", mc.max_seq_length)));
+    }
+    rt->max_seq_length_ = static_cast<int>(config.max_seq_length);
+  }
+
+  absl::StatusOr<std::string> backend = ResolveBackend(config.backend);
+  if (!backend.ok()) return error(backend.status());
+  rt->backend_ = *backend;
+  int threads = static_cast<int>(config.threads);
+  if (threads == 0 && *backend == "cpu") {
+    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max(1, cores / static_cast<int>(config.instances));
+  }
+  for (uint32_t i = 0; i < config.instances; ++i) {
+    absl::StatusOr<std::unique_ptr<model::Encoder>> encoder = CreateEncoder(
+        *bundle, *backend, config, batching, rt->max_seq_length_, threads);
+    if (!encoder.ok()) return error(encoder.status());
+    // Warm-up: one tiny batch per encoder, so the first request does not pay for lazy
+    // allocations (scratch buffers, cuBLAS handles) and a broken backend fails at start.
+    std::vector<float> out;
+    std::vector<int32_t> ids = {rt->tokenizer_->cls_id(), rt->tokenizer_->sep_id()};
+    if (absl::Status s = (*encoder)->Encode({ids, ids}, &out); !s.ok()) {
+      return error(absl::Status(s.code(), absl::StrCat("warm-up failed: ", s.message())));
+    }
+    rt->dim_ = (*encoder)->hidden_size();
+    rt->dtype_ = (*encoder)->dtype();
+    if (out.size() != static_cast<size_t>(2 * rt->dim_)) {
+      return error(absl::InternalError("warm-up: the encoder returned the wrong shape"));
+    }
+    rt->encoders_.push_back(std::move(*encoder));
+  }
+  {
+    absl::MutexLock lock(&rt->pool_mu_);
+    for (auto& encoder : rt->encoders_) rt->free_encoders_.push_back(encoder.get());
+  }
+
+  batcher::BatcherOptions options;
+  options.max_batch_size = batching.max_batch_size;
+  options.max_batch_tokens = batching.max_batch_tokens;
+  options.max_queue_delay = batching.max_queue_delay;
+  options.max_queue = batching.max_queue;
+  options.group_by_length = batching.group_by_length;
+  ModelRuntime* self = rt.get();
+  rt->batcher_ = std::make_unique<batcher::DynamicBatcher>(
+      options, [self](batcher::Batch batch) { self->Execute(std::move(batch)); },
+      [self](batcher::Item item, absl::Status status) { self->Reject(std::move(item), status); },
+      batcher::RealTime(), static_cast<int>(config.instances));
+  TIPPERARY_LOG(kInfo, "model loaded",
+                {{"model", config.name},
+                 {"path", config.path},
+                 {"backend", rt->backend_},
+                 {"dtype", rt->dtype_},
+                 {"dimensions", absl::StrCat(rt->dim_)},
+                 {"max_seq_length", absl::StrCat(rt->max_seq_length_)},
+                 {"instances", absl::StrCat(config.instances)}});
+  return rt;
+}
+
+absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
+                                  batcher::TimePoint deadline) {
+  task->Allocate(dim_);
+  uint64_t request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<batcher::Item> items(task->size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    batcher::Item& item = items[i];
+    item.request_id = request_id;
+    item.index = static_cast<uint32_t>(i);
+    item.tokens = static_cast<uint32_t>(task->ids()[i].size());
+    item.deadline = deadline;
+    item.cancelled = task->cancelled();
+    item.payload = task;
+  }
+  return batcher_->Enqueue(std::move(items));
+}
+
+model::Encoder* ModelRuntime::AcquireEncoder() {
+  absl::MutexLock lock(&pool_mu_);
+  // The batcher runs at most `instances` batches at once, so one is always free.
+  pool_mu_.Await(absl::Condition(
+      +[](std::vector<model::Encoder*>* free) { return !free->empty(); }, &free_encoders_));
+  model::Encoder* encoder = free_encoders_.back();
+  free_encoders_.pop_back();
+  return encoder;
+}
+
+void ModelRuntime::ReleaseEncoder(model::Encoder* encoder) {
+  absl::MutexLock lock(&pool_mu_);
+  free_encoders_.push_back(encoder);
+}
+
+void ModelRuntime::Execute(batcher::Batch batch) {
+  std::vector<std::vector<int32_t>> ids;
+  ids.reserve(batch.items.size());
+  for (const batcher::Item& item : batch.items) {
+    const auto* task = static_cast<const EmbedTask*>(item.payload.get());
+    ids.push_back(task->ids()[item.index]);
+  }
+  std::vector<float> out;
+  model::Encoder* encoder = AcquireEncoder();
+  batcher::TimePoint start = batcher::Clock::now();
+  absl::Status status = encoder->Encode(ids, &out);
+  batcher::TimePoint end = batcher::Clock::now();
+  ReleaseEncoder(encoder);
+  if (status.ok() && out.size() != batch.items.size() * static_cast<size_t>(dim_)) {
+    status = absl::InternalError("the encoder returned the wrong number of values");
+  }
+  if (!status.ok()) {
+    TIPPERARY_LOG(kError, "batch failed",
+                  {{"model", config_.name}, {"error", status.ToString()}});
+  }
+  std::chrono::nanoseconds compute = end - start;
+  batch_size_->Observe(static_cast<double>(batch.items.size()));
+  batch_tokens_->Observe(static_cast<double>(batch.padded_tokens));
+  padding_ratio_->Observe(batch.padding_ratio());
+  compute_duration_->Observe(Seconds(compute));
+  for (size_t j = 0; j < batch.items.size(); ++j) {
+    batcher::Item& item = batch.items[j];
+    std::chrono::nanoseconds queued = batch.formed_time - item.enqueue_time;
+    queue_duration_->Observe(Seconds(queued));
+    auto* task = static_cast<EmbedTask*>(item.payload.get());
+    // Keep the task alive through CompleteItem even if `done` drops the other references.
+    std::shared_ptr<void> keep = std::move(item.payload);
+    task->CompleteItem(item.index, status.ok() ? out.data() + j * static_cast<size_t>(dim_) : nullptr,
+                       status, queued, batch.sequence, compute);
+  }
+}
+
+void ModelRuntime::Reject(batcher::Item item, const absl::Status& status) {
+  auto* task = static_cast<EmbedTask*>(item.payload.get());
+  std::shared_ptr<void> keep = std::move(item.payload);
+  task->CompleteItem(item.index, nullptr, status, std::chrono::nanoseconds(0), 0,
+                     std::chrono::nanoseconds(0));
+}
+
+}  // namespace tipperary::worker

@@ -1,0 +1,88 @@
+// One served model: its weights, tokenizer, `instances` encoders and the dynamic batcher that
+// feeds them. Requests tokenise with tokenizer(), then Submit() an EmbedTask; the batcher's
+// executor threads run the encoders and scatter the pooled rows back into the tasks.
+//
+//   absl::StatusOr<std::unique_ptr<ModelRuntime>> rt = ModelRuntime::Load(model_cfg, batching, stats);
+//   auto task = std::make_shared<EmbedTask>(ids, truncated, cancelled, on_done);
+//   absl::Status s = (*rt)->Submit(task, deadline);  // RESOURCE_EXHAUSTED when the queue is full
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "embed_task.h"
+#include "tipperary/batcher/dynamic_batcher.h"
+#include "tipperary/config/worker_config.h"
+#include "tipperary/model/encoder.h"
+#include "tipperary/model/model_bundle.h"
+#include "tipperary/model/tokenizer.h"
+#include "worker_stats.h"
+
+namespace tipperary::worker {
+
+class ModelRuntime {
+ public:
+  // Loads the model and tokenizer, builds the encoders on the configured backend, runs one tiny
+  // batch through each (warm-up) and starts the batcher.
+  static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(
+      const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
+      const WorkerStats& stats);
+  ~ModelRuntime();
+
+  const std::string& name() const { return config_.name; }
+  const config::WorkerModelConfig& config() const { return config_; }
+  const model::ModelConfig& model_config() const { return bundle_->config(); }
+  const model::Tokenizer& tokenizer() const { return *tokenizer_; }
+  int max_seq_length() const { return max_seq_length_; }
+  int dim() const { return dim_; }
+  bool normalize() const { return bundle_->config().normalize; }
+  const std::string& backend() const { return backend_; }
+  const std::string& dtype() const { return dtype_; }
+  std::string pooling() const;
+
+  // Enqueues every text of the task (all or none). The task's `done` runs once all of them
+  // are computed or rejected, on a batcher thread.
+  absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline);
+
+  size_t queue_depth() const { return batcher_->queue_depth(); }
+  // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE.
+  void Drain(batcher::TimePoint deadline) { batcher_->Drain(deadline); }
+  void Stop() { batcher_->Stop(); }
+
+ private:
+  ModelRuntime(config::WorkerModelConfig config, std::shared_ptr<const model::ModelBundle> bundle,
+               std::unique_ptr<model::Tokenizer> tokenizer, const WorkerStats& stats);
+
+  void Execute(batcher::Batch batch);
+  void Reject(batcher::Item item, const absl::Status& status);
+  model::Encoder* AcquireEncoder();
+  void ReleaseEncoder(model::Encoder* encoder);
+
+  const config::WorkerModelConfig config_;
+  std::shared_ptr<const model::ModelBundle> bundle_;
+  std::unique_ptr<model::Tokenizer> tokenizer_;
+  int max_seq_length_ = 0;
+  int dim_ = 0;
+  std::string backend_;
+  std::string dtype_;
+  std::atomic<uint64_t> next_request_id_{1};
+
+  // Metric children for this model, resolved once.
+  metrics::Histogram* batch_size_;
+  metrics::Histogram* batch_tokens_;
+  metrics::Histogram* padding_ratio_;
+  metrics::Histogram* queue_duration_;
+  metrics::Histogram* compute_duration_;
+
+  std::vector<std::unique_ptr<model::Encoder>> encoders_;
+  absl::Mutex pool_mu_;
+  std::vector<model::Encoder*> free_encoders_ ABSL_GUARDED_BY(pool_mu_);
+
+  std::unique_ptr<batcher::DynamicBatcher> batcher_;  // Last: its threads use everything above.
+};
+
+}  // namespace tipperary::worker

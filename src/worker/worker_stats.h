@@ -1,0 +1,53 @@
+// The worker's metrics: every family it exports, declared once in a stats table and registered
+// together. Every family but the GPU gauges carries a `model` label (the config's model name).
+#pragma once
+
+#include "tipperary/metrics/histogram.h"
+#include "tipperary/metrics/stats_table.h"
+
+namespace tipperary::worker {
+
+inline metrics::Histogram::BucketBoundaries BatchSizeBuckets() {
+  return metrics::ExponentialBuckets(1, 2, 12);  // 1 ... 2048 texts
+}
+inline metrics::Histogram::BucketBoundaries BatchTokenBuckets() {
+  return metrics::ExponentialBuckets(16, 2, 14);  // 16 ... 131072 tokens
+}
+inline metrics::Histogram::BucketBoundaries RatioBuckets() {
+  return metrics::LinearBuckets(0.1, 0.1, 9);  // 0.1 ... 0.9
+}
+inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
+  return metrics::ExponentialBuckets(0.0001, 2, 18);  // 100us ... ~13s
+}
+
+// clang-format off
+#define TIPPERARY_WORKER_METRICS(COUNTER, GAUGE, HISTOGRAM)                                       \
+  COUNTER(requests, "tipperary_worker_requests_total",                                            \
+          "gRPC requests finished, by model and gRPC status code.")                               \
+  COUNTER(inputs, "tipperary_worker_inputs_total", "Texts embedded (or tokenised).")              \
+  COUNTER(tokens, "tipperary_worker_tokens_total",                                                \
+          "Tokens of the texts embedded, [CLS] and [SEP] included.")                              \
+  GAUGE(queue_depth, "tipperary_worker_queue_depth", "Texts waiting in the batcher's queue.")      \
+  GAUGE(ready, "tipperary_worker_ready", "1 when the models are loaded and warm and not draining.")\
+  HISTOGRAM(batch_size, "tipperary_worker_batch_size", "Texts per batch run by the model.",       \
+            ::tipperary::worker::BatchSizeBuckets())                                              \
+  HISTOGRAM(batch_tokens, "tipperary_worker_batch_tokens",                                        \
+            "Padded tokens per batch (texts x the longest one).",                                 \
+            ::tipperary::worker::BatchTokenBuckets())                                             \
+  HISTOGRAM(padding_ratio, "tipperary_worker_padding_ratio",                                      \
+            "Share of a batch's padded tokens that are padding.",                                 \
+            ::tipperary::worker::RatioBuckets())                                                  \
+  HISTOGRAM(queue_duration, "tipperary_worker_queue_duration_seconds",                            \
+            "Time a text waited in the queue before its batch formed.",                           \
+            ::tipperary::worker::ModelLatencyBuckets())                                           \
+  HISTOGRAM(compute_duration, "tipperary_worker_compute_duration_seconds",                        \
+            "Model time per batch.", ::tipperary::worker::ModelLatencyBuckets())                  \
+  GAUGE(gpu_utilization, "tipperary_gpu_utilization_ratio",                                       \
+        "GPU busy ratio over NVML's last sample period (CUDA backend only).")                     \
+  GAUGE(gpu_memory_used, "tipperary_gpu_memory_used_bytes",                                       \
+        "GPU memory in use (CUDA backend only).")
+// clang-format on
+
+TIPPERARY_DECLARE_METRICS_STRUCT(WorkerStats, TIPPERARY_WORKER_METRICS);
+
+}  // namespace tipperary::worker

@@ -1,0 +1,194 @@
+// The CPU encoder against (1) a double-precision reference on tiny random models (mean and CLS
+// pooling, padding invariance) and (2) sentence-transformers' own embeddings of the fixture
+// corpus (tests/fixtures/embeddings.f32, computed from tests/fixtures/tokens.jsonl).
+#include "tipperary/model/cpu_encoder.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "../../src/model/cpu_math.h"  // internal; tested directly
+#include "tiny_model.h"
+
+namespace tipperary::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::filesystem::path TempPath(const std::string& name) {
+  return std::filesystem::temp_directory_path() /
+         absl::StrCat("tipperary_cpu_encoder_test_", ::getpid(), "_", name);
+}
+
+double Cosine(const float* a, const float* b, int n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int i = 0; i < n; ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+TEST(CpuMathTest, FastErfAndExpMatchLibm) {
+  double max_erf = 0, max_exp = 0;
+  for (float x = -6.0f; x <= 6.0f; x += 0.001f) {
+    max_erf = std::max(max_erf, std::abs(static_cast<double>(internal::FastErf(x)) - std::erf(x)));
+  }
+  for (float x = -87.0f; x <= 88.0f; x += 0.01f) {
+    const double ref = std::exp(static_cast<double>(x));
+    max_exp = std::max(max_exp, std::abs(internal::FastExp(x) - ref) / ref);
+  }
+  EXPECT_LT(max_erf, 1e-6);
+  EXPECT_LT(max_exp, 5e-7);
+  EXPECT_EQ(internal::FastExp(-1000.0f) < 1e-37f, true);
+}
+
+class TinyModelTest : public ::testing::TestWithParam<bool /*cls*/> {
+ protected:
+  void SetUp() override {
+    config_.cls = GetParam();
+    weights_ = testing::TinyWeights(config_);
+    dir_ = TempPath(config_.cls ? "cls" : "mean");
+    std::filesystem::remove_all(dir_);
+    testing::WriteTinyModel(dir_, config_, weights_);
+    auto bundle = LoadModel(dir_.string());
+    ASSERT_TRUE(bundle.ok()) << bundle.status();
+    bundle_ = *bundle;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  testing::TinyConfig config_;
+  testing::Weights weights_;
+  std::filesystem::path dir_;
+  std::shared_ptr<const ModelBundle> bundle_;
+};
+
+TEST_P(TinyModelTest, MatchesTheReferenceForwardPass) {
+  const std::vector<std::vector<int32_t>> batch = {
+      {1, 5, 9, 2}, {1, 2}, {1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 3, 2}, {4}};
+  for (int threads : {1, 2, 3}) {
+    auto enc = CreateCpuEncoder(bundle_, {.threads = threads});
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    EXPECT_EQ((*enc)->hidden_size(), 8);
+    EXPECT_EQ((*enc)->backend_name(), "cpu");
+    EXPECT_EQ((*enc)->dtype(), "float32");
+    std::vector<float> out;
+    ASSERT_TRUE((*enc)->Encode(batch, &out).ok());
+    ASSERT_EQ(out.size(), batch.size() * 8);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      std::vector<double> ref = testing::ReferenceEncode(config_, weights_, batch[b]);
+      for (int i = 0; i < 8; ++i) {
+        EXPECT_NEAR(out[b * 8 + i], ref[i], 1e-4) << "threads " << threads << " seq " << b;
+      }
+    }
+  }
+}
+
+TEST_P(TinyModelTest, OutputDoesNotDependOnBatchCompanions) {
+  auto enc = CreateCpuEncoder(bundle_, {.threads = 2});
+  ASSERT_TRUE(enc.ok());
+  const std::vector<int32_t> seq = {1, 11, 12, 13, 2};
+  std::vector<float> alone, together;
+  ASSERT_TRUE((*enc)->Encode({seq}, &alone).ok());
+  ASSERT_TRUE(
+      (*enc)->Encode({{1, 2}, std::vector<int32_t>(19, 6), seq, {1, 3, 2}}, &together).ok());
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(alone[i], together[2 * 8 + i], 1e-5);
+}
+
+TEST_P(TinyModelTest, RejectsBadInput) {
+  auto enc = CreateCpuEncoder(bundle_, {.threads = 1});
+  ASSERT_TRUE(enc.ok());
+  std::vector<float> out;
+  EXPECT_THAT((*enc)->Encode({{1, 2}, {}}, &out).message(), HasSubstr("sequence 1 has 0 tokens"));
+  EXPECT_THAT((*enc)->Encode({std::vector<int32_t>(21, 1)}, &out).message(),
+              HasSubstr("expected 1..20"));
+  EXPECT_THAT((*enc)->Encode({{1, 30}}, &out).message(), HasSubstr("token id 30"));
+  EXPECT_THAT((*enc)->Encode({{-1}}, &out).message(), HasSubstr("token id -1"));
+  ASSERT_TRUE((*enc)->Encode({}, &out).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(CreateCpuEncoder(bundle_, {.threads = -1}).ok());
+  EXPECT_FALSE(CreateCpuEncoder(nullptr).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Pooling, TinyModelTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Cls" : "Mean"; });
+
+TEST(L2NormalizeRowsTest, NormalisesEachRowAndLeavesZeros) {
+  std::vector<float> m = {3, 4, 0, 0, 0, 5};
+  L2NormalizeRows(m, 2);
+  EXPECT_THAT(m, ::testing::ElementsAre(0.6f, 0.8f, 0.0f, 0.0f, 0.0f, 1.0f));
+}
+
+// Reads the "ids" arrays of tests/fixtures/tokens.jsonl, in line order.
+std::vector<std::vector<int32_t>> ReadTokens(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<int32_t>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const size_t open = line.find("\"ids\"");
+    const size_t begin = line.find('[', open);
+    const size_t end = line.find(']', begin);
+    if (open == std::string::npos || begin == std::string::npos || end == std::string::npos) {
+      ADD_FAILURE() << "bad line in " << path << ": " << line;
+      return {};
+    }
+    std::stringstream ss(line.substr(begin + 1, end - begin - 1));
+    std::vector<int32_t> ids;
+    std::string item;
+    while (std::getline(ss, item, ',')) ids.push_back(std::stoi(item));
+    rows.push_back(std::move(ids));
+  }
+  return rows;
+}
+
+TEST(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
+  const std::string model_dir = TIPPERARY_MODEL_DIR;
+  if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";
+  auto bundle = LoadModel(model_dir);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  const ModelConfig& config = (*bundle)->config();
+  EXPECT_EQ(config.hidden_size, 384);
+  EXPECT_EQ(config.num_hidden_layers, 6);
+  EXPECT_EQ(config.max_seq_length, 256);
+  EXPECT_EQ(config.pooling, PoolingMode::kMean);
+  EXPECT_TRUE(config.normalize);
+
+  const std::string fixtures = std::string(TIPPERARY_SOURCE_DIR) + "/tests/fixtures/";
+  std::vector<std::vector<int32_t>> tokens = ReadTokens(fixtures + "tokens.jsonl");
+  ASSERT_FALSE(tokens.empty());
+  std::ifstream ref_in(fixtures + "embeddings.f32", std::ios::binary);
+  std::vector<float> ref(tokens.size() * 384);
+  ref_in.read(reinterpret_cast<char*>(ref.data()), static_cast<std::streamsize>(ref.size() * 4));
+  ASSERT_EQ(ref_in.gcount(), static_cast<std::streamsize>(ref.size() * 4));
+
+  auto enc = CreateCpuEncoder(*bundle, {.threads = 2});
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  // Batches of mixed lengths, as the batcher may form them.
+  constexpr size_t kBatch = 24;
+  double worst = 1.0;
+  for (size_t start = 0; start < tokens.size(); start += kBatch) {
+    std::vector<std::vector<int32_t>> batch(
+        tokens.begin() + start, tokens.begin() + std::min(tokens.size(), start + kBatch));
+    std::vector<float> out;
+    ASSERT_TRUE((*enc)->Encode(batch, &out).ok());
+    L2NormalizeRows(out, 384);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const double cos = Cosine(out.data() + b * 384, ref.data() + (start + b) * 384, 384);
+      worst = std::min(worst, cos);
+      EXPECT_GE(cos, 0.9999) << "text id " << start + b << " (" << batch[b].size() << " tokens)";
+    }
+  }
+  RecordProperty("worst_cosine", absl::StrCat(worst));
+  std::cout << "worst cosine vs sentence-transformers: " << worst << "\n";
+}
+
+}  // namespace
+}  // namespace tipperary::model
