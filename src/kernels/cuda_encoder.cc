@@ -16,22 +16,20 @@
 namespace tipperary::kernels {
 namespace {
 
-#define TIPPERARY_CUDA_RETURN(expr)                                                   \
-  do {                                                                                \
-    const cudaError_t tipperary_err = (expr);                                         \
-    if (tipperary_err != cudaSuccess) {                                               \
-      return absl::InternalError(                                                     \
-          absl::StrCat(#expr, ": ", cudaGetErrorString(tipperary_err)));              \
-    }                                                                                 \
+#define TIPPERARY_CUDA_RETURN(expr)                                                             \
+  do {                                                                                          \
+    const cudaError_t tipperary_err = (expr);                                                   \
+    if (tipperary_err != cudaSuccess) {                                                         \
+      return absl::InternalError(absl::StrCat(#expr, ": ", cudaGetErrorString(tipperary_err))); \
+    }                                                                                           \
   } while (0)
 
-#define TIPPERARY_CUBLAS_RETURN(expr)                                                 \
-  do {                                                                                \
-    const cublasStatus_t tipperary_st = (expr);                                       \
-    if (tipperary_st != CUBLAS_STATUS_SUCCESS) {                                      \
-      return absl::InternalError(                                                     \
-          absl::StrCat(#expr, ": ", cublasGetStatusString(tipperary_st)));            \
-    }                                                                                 \
+#define TIPPERARY_CUBLAS_RETURN(expr)                                                             \
+  do {                                                                                            \
+    const cublasStatus_t tipperary_st = (expr);                                                   \
+    if (tipperary_st != CUBLAS_STATUS_SUCCESS) {                                                  \
+      return absl::InternalError(absl::StrCat(#expr, ": ", cublasGetStatusString(tipperary_st))); \
+    }                                                                                             \
   } while (0)
 
 constexpr int kSeqAlign = 8;  // tensor-core friendly leading dimensions
@@ -252,9 +250,7 @@ class CudaEncoder final : public model::Encoder {
 
   int hidden_size() const override { return hidden_; }
   std::string backend_name() const override { return "cuda"; }
-  std::string dtype() const override {
-    return dtype_ == DType::kFloat16 ? "float16" : "bfloat16";
-  }
+  std::string dtype() const override { return dtype_ == DType::kFloat16 ? "float16" : "bfloat16"; }
 
  private:
   template <typename PassT>
@@ -273,24 +269,24 @@ class CudaEncoder final : public model::Encoder {
   absl::Status Linear(const void* x, const void* w, int rows, int in, int out_dim, void* y) {
     const float one = 1.0f;
     const float zero = 0.0f;
-    TIPPERARY_CUBLAS_RETURN(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, rows, in,
-                                         &one, w, CudaType(), in, x, CudaType(), in, &zero, y,
-                                         CudaType(), out_dim, CUBLAS_COMPUTE_32F,
-                                         CUBLAS_GEMM_DEFAULT));
+    TIPPERARY_CUBLAS_RETURN(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, rows, in, &one,
+                                         w, CudaType(), in, x, CudaType(), in, &zero, y, CudaType(),
+                                         out_dim, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return absl::OkStatus();
   }
 
   void* At(void* base, size_t elements) const { return static_cast<char*>(base) + elements * 2; }
 
   absl::Status Attention(int batch, int seq, const int32_t* lengths) {
-    const size_t head_elems = static_cast<size_t>(seq) * head_dim_;   // one (b, h) of q/k/v
+    const size_t head_elems = static_cast<size_t>(seq) * head_dim_;  // one (b, h) of q/k/v
     const size_t plane = static_cast<size_t>(batch) * heads_ * head_elems;
     void* q = qkv_split_;
     void* k = At(qkv_split_, plane);
     void* v = At(qkv_split_, 2 * plane);
     const int64_t per_sequence = int64_t{heads_} * seq * seq;
-    const int chunk = static_cast<int>(
-        std::max<int64_t>(1, std::min<int64_t>(batch, scores_capacity_floats_ / per_sequence)));
+    // The softmax grid's y dimension (batch x heads) is limited to 65535.
+    const int64_t fit = std::min<int64_t>(scores_capacity_floats_ / per_sequence, 65535 / heads_);
+    const int chunk = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(batch, fit)));
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
     const float one = 1.0f;
     const float zero = 0.0f;
@@ -302,8 +298,7 @@ class CudaEncoder final : public model::Encoder {
           cublas_, CUBLAS_OP_T, CUBLAS_OP_N, seq, seq, head_dim_, &one, At(k, offset), CudaType(),
           head_dim_, static_cast<long long>(head_elems), At(q, offset), CudaType(), head_dim_,
           static_cast<long long>(head_elems), &zero, scores_, CUDA_R_32F, seq,
-          static_cast<long long>(seq) * seq, bc * heads_, CUBLAS_COMPUTE_32F,
-          CUBLAS_GEMM_DEFAULT));
+          static_cast<long long>(seq) * seq, bc * heads_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       TIPPERARY_CUDA_RETURN(
           LaunchMaskedSoftmax(dtype_, scores_, lengths + b0, bc, heads_, seq, scale, stream_));
       // ctx[bh][i][:] = sum_j P[i][j] v_j, P being the in-place dtype matrix (ld 2*seq).
@@ -320,13 +315,13 @@ class CudaEncoder final : public model::Encoder {
   absl::Status Forward(int batch, int seq, const int32_t* d_lengths) {
     const int tokens = batch * seq;
     const size_t plane = static_cast<size_t>(tokens) * hidden_;
-    TIPPERARY_CUDA_RETURN(LaunchEmbeddingLayerNorm(dtype_, d_ids_, nullptr, tokens, seq,
-                                                   word_emb_, pos_emb_, type_emb_, emb_ln_gamma_,
-                                                   emb_ln_beta_, hidden_, eps_, x_, stream_));
+    TIPPERARY_CUDA_RETURN(LaunchEmbeddingLayerNorm(dtype_, d_ids_, nullptr, tokens, seq, word_emb_,
+                                                   pos_emb_, type_emb_, emb_ln_gamma_, emb_ln_beta_,
+                                                   hidden_, eps_, x_, stream_));
     for (const LayerDevice& l : layer_) {
       if (auto s = Linear(x_, l.qkv_w, tokens, hidden_, 3 * hidden_, qkv_); !s.ok()) return s;
-      TIPPERARY_CUDA_RETURN(LaunchSplitQkvBias(dtype_, qkv_, l.qkv_b, batch, seq, heads_,
-                                               head_dim_, qkv_split_, At(qkv_split_, plane),
+      TIPPERARY_CUDA_RETURN(LaunchSplitQkvBias(dtype_, qkv_, l.qkv_b, batch, seq, heads_, head_dim_,
+                                               qkv_split_, At(qkv_split_, plane),
                                                At(qkv_split_, 2 * plane), stream_));
       if (auto s = Attention(batch, seq, d_lengths); !s.ok()) return s;
       TIPPERARY_CUDA_RETURN(
@@ -365,8 +360,7 @@ class CudaEncoder final : public model::Encoder {
   }
 
   // Concatenates the parts (each `elements` long), converts to the dtype and uploads.
-  cudaError_t UploadMatrix(std::initializer_list<const float*> parts, size_t elements,
-                           void** dst) {
+  cudaError_t UploadMatrix(std::initializer_list<const float*> parts, size_t elements, void** dst) {
     std::vector<uint16_t> host;
     host.reserve(parts.size() * elements);
     for (const float* p : parts) {
@@ -456,10 +450,10 @@ absl::Status ValidateWeights(const BertWeightsHost& w) {
   for (size_t i = 0; i < w.layer.size(); ++i) {
     const BertLayerWeightsHost& l = w.layer[i];
     for (const float* p : {l.query_w, l.query_b, l.key_w, l.key_b, l.value_w, l.value_b,
-                           l.attn_out_w, l.attn_out_b, l.attn_ln_gamma, l.attn_ln_beta,
-                           l.ffn_in_w, l.ffn_in_b, l.ffn_out_w, l.ffn_out_b, l.ffn_ln_gamma,
-                           l.ffn_ln_beta}) {
-      if (p == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer ", i, ": missing weights"));
+                           l.attn_out_w, l.attn_out_b, l.attn_ln_gamma, l.attn_ln_beta, l.ffn_in_w,
+                           l.ffn_in_b, l.ffn_out_w, l.ffn_out_b, l.ffn_ln_gamma, l.ffn_ln_beta}) {
+      if (p == nullptr)
+        return absl::InvalidArgumentError(absl::StrCat("layer ", i, ": missing weights"));
     }
   }
   return absl::OkStatus();
@@ -467,8 +461,8 @@ absl::Status ValidateWeights(const BertWeightsHost& w) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(
-    const CudaEncoderOptions& options, const BertWeightsHost& weights) {
+absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEncoderOptions& options,
+                                                                  const BertWeightsHost& weights) {
   DType dtype;
   if (options.dtype == "float16") {
     dtype = DType::kFloat16;
@@ -484,8 +478,7 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(
   if (absl::Status s = ValidateWeights(weights); !s.ok()) return s;
   if (!CudaDeviceAvailable()) return absl::UnavailableError("no CUDA device");
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 ||
-      options.device >= count) {
+  if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 || options.device >= count) {
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA device ", options.device, " does not exist (", count, " present)"));
   }

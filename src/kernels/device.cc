@@ -115,8 +115,8 @@ absl::StatusOr<GpuStats> QueryGpuStats(int device) {
   }
   NvmlUtilization util{};
   if (r = nvml.utilization(handle, &util); r != 0) {
-    return absl::UnavailableError(absl::StrCat("nvmlDeviceGetUtilizationRates: ",
-                                               nvml.error_string(r)));
+    return absl::UnavailableError(
+        absl::StrCat("nvmlDeviceGetUtilizationRates: ", nvml.error_string(r)));
   }
   NvmlMemory mem{};
   if (r = nvml.memory(handle, &mem); r != 0) {

@@ -96,8 +96,7 @@ __global__ void EmbeddingLayerNormKernel(const int32_t* ids, const int32_t* toke
     row[i] = ToFloat(word_emb[word + i]) + ToFloat(pos_emb[pos + i]) + ToFloat(type_emb[type + i]);
   }
   __syncthreads();
-  LayerNormStagedRow(row, gamma, beta, hidden, eps, scratch,
-                     out + static_cast<size_t>(t) * hidden);
+  LayerNormStagedRow(row, gamma, beta, hidden, eps, scratch, out + static_cast<size_t>(t) * hidden);
 }
 
 template <typename T>
@@ -230,10 +229,9 @@ cudaError_t Dispatch(DType dtype, Fn&& fn) {
 }  // namespace
 
 cudaError_t LaunchEmbeddingLayerNorm(DType dtype, const int32_t* ids, const int32_t* token_types,
-                                     int tokens, int seq, const void* word_emb,
-                                     const void* pos_emb, const void* type_emb,
-                                     const float* gamma, const float* beta, int hidden, float eps,
-                                     void* out, cudaStream_t stream) {
+                                     int tokens, int seq, const void* word_emb, const void* pos_emb,
+                                     const void* type_emb, const float* gamma, const float* beta,
+                                     int hidden, float eps, void* out, cudaStream_t stream) {
   if (hidden > kMaxRowWidth || seq <= 0) return cudaErrorInvalidValue;
   if (tokens == 0) return cudaSuccess;
   return Dispatch(dtype, [&](auto* tag) {
@@ -286,15 +284,15 @@ cudaError_t LaunchBiasGelu(DType dtype, void* x, const float* bias, int rows, in
   if (total == 0) return cudaSuccess;
   return Dispatch(dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    BiasGeluKernel<T><<<GridFor(total), kElementwiseThreads, 0, stream>>>(static_cast<T*>(x),
-                                                                          bias, cols, total);
+    BiasGeluKernel<T>
+        <<<GridFor(total), kElementwiseThreads, 0, stream>>>(static_cast<T*>(x), bias, cols, total);
   });
 }
 
 cudaError_t LaunchBiasResidualLayerNorm(DType dtype, const void* x, const float* bias,
-                                        const void* residual, const float* gamma,
-                                        const float* beta, int rows, int hidden, float eps,
-                                        void* out, cudaStream_t stream) {
+                                        const void* residual, const float* gamma, const float* beta,
+                                        int rows, int hidden, float eps, void* out,
+                                        cudaStream_t stream) {
   if (hidden > kMaxRowWidth) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   return Dispatch(dtype, [&](auto* tag) {

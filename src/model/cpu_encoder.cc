@@ -167,8 +167,9 @@ class CpuEncoder final : public Encoder {
         const float* word = word_.data() + static_cast<size_t>((*token_ids_)[b][pos]) * h;
         float* x = x_.data() + static_cast<size_t>(r) * h;
         std::fill(x, x + h, 0.0f);
-        internal::BiasResidualLayerNormRow(x, word, pos_type_.data() + static_cast<size_t>(pos) * h,
-                                           emb_ln_g_.data(), emb_ln_b_.data(), eps, h);
+        internal::BiasResidualLayerNormRows(x, word,
+                                            pos_type_.data() + static_cast<size_t>(pos) * h,
+                                            emb_ln_g_.data(), emb_ln_b_.data(), eps, 1, h);
       }
     }
 
@@ -179,7 +180,7 @@ class CpuEncoder final : public Encoder {
       float* x = x_.data() + static_cast<size_t>(r0) * h;
       float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
       Linear(*blas_, x, rows, h, L.wqkv.data(), 3 * h, qkv);
-      for (int r = 0; r < rows; ++r) internal::BiasRow(qkv + static_cast<size_t>(r) * 3 * h, L.bqkv.data(), 3 * h);
+      internal::BiasRows(qkv, L.bqkv.data(), rows, 3 * h);
       team_.Sync();
 
       const int items = batch * heads;
@@ -192,7 +193,7 @@ class CpuEncoder final : public Encoder {
         const float* k = q + h;
         const float* v = q + 2 * h;
         blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
-        for (int i = 0; i < len; ++i) internal::SoftmaxRow(scores + static_cast<size_t>(i) * len, len);
+        internal::SoftmaxRows(scores, len, len);
         blas_->Sgemm(false, false, len, d, len, 1.0f, scores, len, v, 3 * h, 0.0f,
                      ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d, h);
       }
@@ -202,17 +203,13 @@ class CpuEncoder final : public Encoder {
       float* tmp = tmp_.data() + static_cast<size_t>(r0) * h;
       float* mid = inter_.data() + static_cast<size_t>(r0) * inter;
       Linear(*blas_, ctx, rows, h, L.wo.data(), h, tmp);
-      for (int r = 0; r < rows; ++r) {
-        internal::BiasResidualLayerNormRow(x + static_cast<size_t>(r) * h, tmp + static_cast<size_t>(r) * h,
-                                           L.bo.data(), L.ln1_g.data(), L.ln1_b.data(), eps, h);
-      }
+      internal::BiasResidualLayerNormRows(x, tmp, L.bo.data(), L.ln1_g.data(), L.ln1_b.data(), eps,
+                                          rows, h);
       Linear(*blas_, x, rows, h, L.w1.data(), inter, mid);
-      for (int r = 0; r < rows; ++r) internal::BiasGeluRow(mid + static_cast<size_t>(r) * inter, L.b1.data(), inter);
+      internal::BiasGeluRows(mid, L.b1.data(), rows, inter);
       Linear(*blas_, mid, rows, inter, L.w2.data(), h, tmp);
-      for (int r = 0; r < rows; ++r) {
-        internal::BiasResidualLayerNormRow(x + static_cast<size_t>(r) * h, tmp + static_cast<size_t>(r) * h,
-                                           L.b2.data(), L.ln2_g.data(), L.ln2_b.data(), eps, h);
-      }
+      internal::BiasResidualLayerNormRows(x, tmp, L.b2.data(), L.ln2_g.data(), L.ln2_b.data(), eps,
+                                          rows, h);
     }
     team_.Sync();
 
@@ -223,13 +220,7 @@ class CpuEncoder final : public Encoder {
         std::copy(first, first + h, dst);
         continue;
       }
-      const int len = offsets_[b + 1] - offsets_[b];
-      for (int r = 0; r < len; ++r) {
-        const float* row = first + static_cast<size_t>(r) * h;
-        for (int i = 0; i < h; ++i) dst[i] += row[i];
-      }
-      const float inv = 1.0f / static_cast<float>(len);
-      for (int i = 0; i < h; ++i) dst[i] *= inv;
+      internal::MeanRows(first, offsets_[b + 1] - offsets_[b], h, dst);
     }
   }
 

@@ -52,50 +52,19 @@ inline float FastErf(float x) {
 // The exact (erf) GELU of BERT: x * Phi(x).
 inline float Gelu(float x) { return 0.5f * x * (1.0f + FastErf(x * 0.70710678118654752f)); }
 
-// y[i] = Gelu(y[i] + bias[i]) for one row.
-inline void BiasGeluRow(float* __restrict y, const float* __restrict bias, int n) {
-  for (int i = 0; i < n; ++i) y[i] = Gelu(y[i] + bias[i]);
-}
+// Whole-block kernels over `rows` rows of `n` floats (row stride n), compiled for several ISAs
+// (AVX-512, AVX2, baseline) and picked at load time: see cpu_math.cc.
 
-// y[i] += bias[i].
-inline void BiasRow(float* __restrict y, const float* __restrict bias, int n) {
-  for (int i = 0; i < n; ++i) y[i] += bias[i];
-}
-
+// y = Gelu(y + bias).
+void BiasGeluRows(float* y, const float* bias, int rows, int n);
+// y += bias.
+void BiasRows(float* y, const float* bias, int rows, int n);
 // x = LayerNorm(x + y + bias) * gamma + beta, in place on x (the residual stream).
-inline void BiasResidualLayerNormRow(float* __restrict x, const float* __restrict y,
-                                     const float* __restrict bias, const float* __restrict gamma,
-                                     const float* __restrict beta, float eps, int n) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int i = 0; i < n; ++i) {
-    x[i] += y[i] + bias[i];
-    sum += x[i];
-  }
-  const float mean = sum / n;
-  float var = 0;
-#pragma omp simd reduction(+ : var)
-  for (int i = 0; i < n; ++i) {
-    const float d = x[i] - mean;
-    var += d * d;
-  }
-  const float inv = 1.0f / std::sqrt(var / n + eps);
-  for (int i = 0; i < n; ++i) x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
-}
-
-// In-place softmax of one row.
-inline void SoftmaxRow(float* __restrict s, int n) {
-  float max = s[0];
-#pragma omp simd reduction(max : max)
-  for (int i = 1; i < n; ++i) max = s[i] > max ? s[i] : max;
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int i = 0; i < n; ++i) {
-    s[i] = FastExp(s[i] - max);
-    sum += s[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int i = 0; i < n; ++i) s[i] *= inv;
-}
+void BiasResidualLayerNormRows(float* x, const float* y, const float* bias, const float* gamma,
+                               const float* beta, float eps, int rows, int n);
+// Row-wise softmax in place.
+void SoftmaxRows(float* s, int rows, int n);
+// dst = mean of `rows` rows of x (row stride n).
+void MeanRows(const float* x, int rows, int n, float* dst);
 
 }  // namespace tipperary::model::internal

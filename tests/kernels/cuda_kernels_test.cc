@@ -49,11 +49,10 @@ TEST_P(KernelTest, EmbeddingLayerNorm) {
     DeviceArray<float> d_gamma(gamma), d_beta(beta);
     DeviceArray<int32_t> d_ids(ids), d_types(token_types);
     for (bool with_types : {false, true}) {
-      ASSERT_CUDA_OK(LaunchEmbeddingLayerNorm(dtype(), d_ids.get(),
-                                              with_types ? d_types.get() : nullptr, tokens, seq,
-                                              d_word.get(), d_pos.get(), d_type.get(),
-                                              d_gamma.get(), d_beta.get(), hidden, 1e-12f,
-                                              d_out.get(), nullptr));
+      ASSERT_CUDA_OK(LaunchEmbeddingLayerNorm(
+          dtype(), d_ids.get(), with_types ? d_types.get() : nullptr, tokens, seq, d_word.get(),
+          d_pos.get(), d_type.get(), d_gamma.get(), d_beta.get(), hidden, 1e-12f, d_out.get(),
+          nullptr));
       const std::vector<float> got = FromBitsVector(dtype(), d_out.Download());
       std::vector<float> row(hidden), want(hidden);
       for (int t = 0; t < tokens; ++t) {
@@ -84,9 +83,9 @@ TEST_P(KernelTest, SplitQkvBiasAndMergeHeads) {
       d_merged(size_t(tokens) * width);
   DeviceArray<float> d_bias(bias);
   const size_t plane = size_t(tokens) * width;
-  ASSERT_CUDA_OK(LaunchSplitQkvBias(dtype(), d_qkv.get(), d_bias.get(), batch, seq, heads,
-                                    head_dim, d_split.get(), d_split.get() + plane,
-                                    d_split.get() + 2 * plane, nullptr));
+  ASSERT_CUDA_OK(LaunchSplitQkvBias(dtype(), d_qkv.get(), d_bias.get(), batch, seq, heads, head_dim,
+                                    d_split.get(), d_split.get() + plane, d_split.get() + 2 * plane,
+                                    nullptr));
   const std::vector<float> split = FromBitsVector(dtype(), d_split.Download());
   for (int b = 0; b < batch; ++b) {
     for (int s = 0; s < seq; ++s) {
@@ -127,8 +126,8 @@ TEST_P(KernelTest, MaskedSoftmaxInPlace) {
     DeviceArray<float> d_scores(scores);
     DeviceArray<int32_t> d_lengths(lengths);
     const float scale = 0.125f;
-    ASSERT_CUDA_OK(LaunchMaskedSoftmax(dtype(), d_scores.get(), d_lengths.get(), batch, heads,
-                                       seq, scale, nullptr));
+    ASSERT_CUDA_OK(LaunchMaskedSoftmax(dtype(), d_scores.get(), d_lengths.get(), batch, heads, seq,
+                                       scale, nullptr));
     const std::vector<float> raw = d_scores.Download();
     std::vector<uint16_t> bits(n * 2);
     std::memcpy(bits.data(), raw.data(), n * sizeof(float));
@@ -231,8 +230,7 @@ TEST_P(KernelTest, MaskedMeanPoolAndNormalize) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(DTypes, KernelTest,
-                         ::testing::Values(DType::kFloat16, DType::kBFloat16),
+INSTANTIATE_TEST_SUITE_P(DTypes, KernelTest, ::testing::Values(DType::kFloat16, DType::kBFloat16),
                          [](const ::testing::TestParamInfo<DType>& param_info) {
                            return param_info.param == DType::kFloat16 ? std::string("Float16")
                                                                       : std::string("BFloat16");

@@ -14,16 +14,16 @@
 #include "tipperary/kernels/kernels.h"
 #include "tipperary/kernels/math.h"
 
-#define TIPPERARY_SKIP_WITHOUT_GPU()                                        \
-  do {                                                                      \
-    if (!::tipperary::kernels::CudaDeviceAvailable()) {                     \
-      GTEST_SKIP() << "no CUDA device (driver missing or no GPU)";          \
-    }                                                                       \
+#define TIPPERARY_SKIP_WITHOUT_GPU()                               \
+  do {                                                             \
+    if (!::tipperary::kernels::CudaDeviceAvailable()) {            \
+      GTEST_SKIP() << "no CUDA device (driver missing or no GPU)"; \
+    }                                                              \
   } while (0)
 
-#define ASSERT_CUDA_OK(expr)                                         \
-  do {                                                               \
-    const cudaError_t tipperary_err = (expr);                        \
+#define ASSERT_CUDA_OK(expr)                                                    \
+  do {                                                                          \
+    const cudaError_t tipperary_err = (expr);                                   \
     ASSERT_EQ(tipperary_err, cudaSuccess) << cudaGetErrorString(tipperary_err); \
   } while (0)
 

@@ -145,11 +145,11 @@ TEST(HalfTest, KnownValues) {
   EXPECT_EQ(FloatToHalfBits(65520.0f), 0x7c00);  // ties to even: past the largest half
   EXPECT_EQ(FloatToHalfBits(1e6f), 0x7c00);
   EXPECT_EQ(FloatToHalfBits(std::numeric_limits<float>::infinity()), 0x7c00);
-  EXPECT_EQ(FloatToHalfBits(5.9604644775390625e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(FloatToHalfBits(5.9604644775390625e-8f), 0x0001);   // smallest subnormal
   EXPECT_EQ(FloatToHalfBits(2.98023223876953125e-8f), 0x0000);  // exactly half of it: to even
   EXPECT_EQ(FloatToHalfBits(6.103515625e-5f), 0x0400);          // smallest normal
-  EXPECT_EQ(FloatToHalfBits(1.0f + 1.0f / 2048.0f), 0x3c00);     // tie -> even
-  EXPECT_EQ(FloatToHalfBits(1.0f + 3.0f / 2048.0f), 0x3c02);     // tie -> even (up)
+  EXPECT_EQ(FloatToHalfBits(1.0f + 1.0f / 2048.0f), 0x3c00);    // tie -> even
+  EXPECT_EQ(FloatToHalfBits(1.0f + 3.0f / 2048.0f), 0x3c02);    // tie -> even (up)
   EXPECT_TRUE(std::isnan(HalfBitsToFloat(FloatToHalfBits(std::nanf("")))));
   EXPECT_EQ(HalfBitsToFloat(0x3555), 0.333251953125f);
   EXPECT_EQ(HalfBitsToFloat(0x0001), 5.9604644775390625e-8f);

@@ -38,8 +38,8 @@ struct BertLayerWeightsHost {
   const float* attn_out_b = nullptr;
   const float* attn_ln_gamma = nullptr;  // [hidden]
   const float* attn_ln_beta = nullptr;
-  const float* ffn_in_w = nullptr;  // [intermediate, hidden]
-  const float* ffn_in_b = nullptr;  // [intermediate]
+  const float* ffn_in_w = nullptr;   // [intermediate, hidden]
+  const float* ffn_in_b = nullptr;   // [intermediate]
   const float* ffn_out_w = nullptr;  // [hidden, intermediate]
   const float* ffn_out_b = nullptr;  // [hidden]
   const float* ffn_ln_gamma = nullptr;
@@ -56,7 +56,7 @@ struct BertWeightsHost {
   int max_position = 0;
   int type_vocab = 0;
   float ln_eps = 1e-12f;
-  bool cls_pooling = false;  // false: mean over the real tokens
+  bool cls_pooling = false;         // false: mean over the real tokens
   const float* word_emb = nullptr;  // [vocab, hidden]
   const float* pos_emb = nullptr;   // [max_position, hidden]
   const float* type_emb = nullptr;  // [type_vocab, hidden]; token type 0 is used
@@ -81,8 +81,8 @@ struct CudaEncoderOptions {
 
 // Loads the weights onto the GPU. Fails (never crashes) when no usable device exists, the
 // options are invalid or device memory runs out.
-absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(
-    const CudaEncoderOptions& options, const BertWeightsHost& weights);
+absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEncoderOptions& options,
+                                                                  const BertWeightsHost& weights);
 
 // True when the CUDA runtime sees at least one device; false (not a crash) when the driver is
 // missing or too old.

@@ -20,10 +20,9 @@ enum class DType { kFloat16, kBFloat16 };
 // out[t] = LayerNorm(word[ids[t]] + pos[t % seq] + type[token_types ? token_types[t] : 0]).
 // Embedding tables are DType [rows, hidden]; hidden <= 8192.
 cudaError_t LaunchEmbeddingLayerNorm(DType dtype, const int32_t* ids, const int32_t* token_types,
-                                     int tokens, int seq, const void* word_emb,
-                                     const void* pos_emb, const void* type_emb,
-                                     const float* gamma, const float* beta, int hidden, float eps,
-                                     void* out, cudaStream_t stream);
+                                     int tokens, int seq, const void* word_emb, const void* pos_emb,
+                                     const void* type_emb, const float* gamma, const float* beta,
+                                     int hidden, float eps, void* out, cudaStream_t stream);
 
 // qkv [batch*seq, 3*heads*head_dim] (query | key | value columns) + bias ->
 // q, k, v each [batch, heads, seq, head_dim].
@@ -48,9 +47,9 @@ cudaError_t LaunchBiasGelu(DType dtype, void* x, const float* bias, int rows, in
 
 // out[r] = LayerNorm(x[r] + bias + residual[r]); out may alias residual (not x). hidden <= 8192.
 cudaError_t LaunchBiasResidualLayerNorm(DType dtype, const void* x, const float* bias,
-                                        const void* residual, const float* gamma,
-                                        const float* beta, int rows, int hidden, float eps,
-                                        void* out, cudaStream_t stream);
+                                        const void* residual, const float* gamma, const float* beta,
+                                        int rows, int hidden, float eps, void* out,
+                                        cudaStream_t stream);
 
 // out fp32 [batch, hidden]: the mean of rows [0, lengths[b]) of sequence b (or row 0 when
 // `cls`), L2-normalised when `normalize`. hidden <= 8192.

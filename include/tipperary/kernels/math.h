@@ -28,8 +28,7 @@ TIPPERARY_HD inline float Gelu(float x) {
 }
 
 // Applies LayerNorm to one value once the row's mean and 1/sqrt(var + eps) are known.
-TIPPERARY_HD inline float LayerNormApply(float x, float mean, float rstd, float gamma,
-                                         float beta) {
+TIPPERARY_HD inline float LayerNormApply(float x, float mean, float rstd, float gamma, float beta) {
   return (x - mean) * rstd * gamma + beta;
 }
 
@@ -49,8 +48,8 @@ TIPPERARY_HD inline void RowMeanVar(const float* x, int n, float* mean, float* v
 }
 
 // out = (x - mean) / sqrt(var + eps) * gamma + beta over one row of n. out may alias x.
-TIPPERARY_HD inline void LayerNormRow(const float* x, const float* gamma, const float* beta,
-                                      int n, float eps, float* out) {
+TIPPERARY_HD inline void LayerNormRow(const float* x, const float* gamma, const float* beta, int n,
+                                      float eps, float* out) {
   float mean = 0.0f;
   float var = 0.0f;
   RowMeanVar(x, n, &mean, &var);

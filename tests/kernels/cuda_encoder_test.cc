@@ -1,0 +1,420 @@
+// CudaEncoder end to end: against a double-checked CPU forward pass (built from math.h) on a
+// small random BERT, and against the committed reference embeddings of the real model.
+// Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+
+namespace tipperary::kernels {
+namespace {
+
+using testing::Cosine;
+using testing::Random;
+
+// Owns float32 weights and exposes them as BertWeightsHost.
+struct HostModel {
+  std::map<std::string, std::vector<float>> tensors;
+  BertWeightsHost view;
+
+  const float* Get(const std::string& name) const {
+    auto it = tensors.find(name);
+    return it == tensors.end() ? nullptr : it->second.data();
+  }
+
+  // Fills view's pointers from tensors named as in Hugging Face's BertModel.
+  void Bind(const std::string& prefix) {
+    view.word_emb = Get(prefix + "embeddings.word_embeddings.weight");
+    view.pos_emb = Get(prefix + "embeddings.position_embeddings.weight");
+    view.type_emb = Get(prefix + "embeddings.token_type_embeddings.weight");
+    view.emb_ln_gamma = Get(prefix + "embeddings.LayerNorm.weight");
+    view.emb_ln_beta = Get(prefix + "embeddings.LayerNorm.bias");
+    view.layer.assign(view.layers, {});
+    for (int i = 0; i < view.layers; ++i) {
+      const std::string p = prefix + "encoder.layer." + std::to_string(i) + ".";
+      BertLayerWeightsHost& l = view.layer[i];
+      l.query_w = Get(p + "attention.self.query.weight");
+      l.query_b = Get(p + "attention.self.query.bias");
+      l.key_w = Get(p + "attention.self.key.weight");
+      l.key_b = Get(p + "attention.self.key.bias");
+      l.value_w = Get(p + "attention.self.value.weight");
+      l.value_b = Get(p + "attention.self.value.bias");
+      l.attn_out_w = Get(p + "attention.output.dense.weight");
+      l.attn_out_b = Get(p + "attention.output.dense.bias");
+      l.attn_ln_gamma = Get(p + "attention.output.LayerNorm.weight");
+      l.attn_ln_beta = Get(p + "attention.output.LayerNorm.bias");
+      l.ffn_in_w = Get(p + "intermediate.dense.weight");
+      l.ffn_in_b = Get(p + "intermediate.dense.bias");
+      l.ffn_out_w = Get(p + "output.dense.weight");
+      l.ffn_out_b = Get(p + "output.dense.bias");
+      l.ffn_ln_gamma = Get(p + "output.LayerNorm.weight");
+      l.ffn_ln_beta = Get(p + "output.LayerNorm.bias");
+    }
+  }
+};
+
+HostModel RandomModel(int layers, int hidden, int heads, int intermediate, int vocab,
+                      int max_position) {
+  std::mt19937 rng(21);
+  HostModel m;
+  m.view.layers = layers;
+  m.view.hidden = hidden;
+  m.view.heads = heads;
+  m.view.intermediate = intermediate;
+  m.view.vocab = vocab;
+  m.view.max_position = max_position;
+  m.view.type_vocab = 2;
+  m.view.ln_eps = 1e-12f;
+  auto add = [&](const std::string& name, size_t n, float lo, float hi) {
+    m.tensors[name] = Random(rng, n, lo, hi);
+  };
+  const float wr = 1.7f / std::sqrt(static_cast<float>(hidden));  // keeps activations O(1)
+  add("embeddings.word_embeddings.weight", size_t(vocab) * hidden, -1, 1);
+  add("embeddings.position_embeddings.weight", size_t(max_position) * hidden, -0.5, 0.5);
+  add("embeddings.token_type_embeddings.weight", 2 * size_t(hidden), -0.1, 0.1);
+  add("embeddings.LayerNorm.weight", hidden, 0.8, 1.2);
+  add("embeddings.LayerNorm.bias", hidden, -0.1, 0.1);
+  for (int i = 0; i < layers; ++i) {
+    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    for (const char* n : {"attention.self.query", "attention.self.key", "attention.self.value",
+                          "attention.output.dense"}) {
+      add(p + n + ".weight", size_t(hidden) * hidden, -wr, wr);
+      add(p + n + ".bias", hidden, -0.1, 0.1);
+    }
+    add(p + "intermediate.dense.weight", size_t(intermediate) * hidden, -wr, wr);
+    add(p + "intermediate.dense.bias", intermediate, -0.1, 0.1);
+    const float wi = 1.7f / std::sqrt(static_cast<float>(intermediate));
+    add(p + "output.dense.weight", size_t(hidden) * intermediate, -wi, wi);
+    add(p + "output.dense.bias", hidden, -0.1, 0.1);
+    for (const char* n : {"attention.output.LayerNorm", "output.LayerNorm"}) {
+      add(p + n + ".weight", hidden, 0.8, 1.2);
+      add(p + n + ".bias", hidden, -0.1, 0.1);
+    }
+  }
+  m.Bind("");
+  return m;
+}
+
+// y[t, out] = x[t, in] * w^T + b, in double accumulation.
+std::vector<float> CpuLinear(const std::vector<float>& x, int tokens, int in, const float* w,
+                             const float* b, int out) {
+  std::vector<float> y(size_t(tokens) * out);
+  for (int t = 0; t < tokens; ++t) {
+    for (int o = 0; o < out; ++o) {
+      double acc = b[o];
+      for (int i = 0; i < in; ++i) acc += double{x[size_t(t) * in + i]} * w[size_t(o) * in + i];
+      y[size_t(t) * out + o] = static_cast<float>(acc);
+    }
+  }
+  return y;
+}
+
+// The reference: one unpadded sequence through the BERT encoder in fp32, then pooling.
+std::vector<float> CpuEncode(const BertWeightsHost& w, const std::vector<int32_t>& ids) {
+  const int n = static_cast<int>(ids.size());
+  const int h = w.hidden;
+  const int dh = h / w.heads;
+  std::vector<float> x(size_t(n) * h);
+  for (int t = 0; t < n; ++t) {
+    float* row = &x[size_t(t) * h];
+    for (int i = 0; i < h; ++i) {
+      row[i] = w.word_emb[size_t(ids[t]) * h + i] + w.pos_emb[size_t(t) * h + i] + w.type_emb[i];
+    }
+    LayerNormRow(row, w.emb_ln_gamma, w.emb_ln_beta, h, w.ln_eps, row);
+  }
+  const std::vector<int32_t> mask(n, 1);
+  for (const BertLayerWeightsHost& l : w.layer) {
+    const auto q = CpuLinear(x, n, h, l.query_w, l.query_b, h);
+    const auto k = CpuLinear(x, n, h, l.key_w, l.key_b, h);
+    const auto v = CpuLinear(x, n, h, l.value_w, l.value_b, h);
+    std::vector<float> ctx(size_t(n) * h, 0.0f), scores(n);
+    for (int head = 0; head < w.heads; ++head) {
+      for (int i = 0; i < n; ++i) {
+        for (int j = 0; j < n; ++j) {
+          double dot = 0;
+          for (int d = 0; d < dh; ++d) {
+            dot += double{q[size_t(i) * h + head * dh + d]} * k[size_t(j) * h + head * dh + d];
+          }
+          scores[j] = static_cast<float>(dot);
+        }
+        MaskedSoftmaxRow(scores.data(), mask.data(), n, 1.0f / std::sqrt(float(dh)));
+        for (int d = 0; d < dh; ++d) {
+          double acc = 0;
+          for (int j = 0; j < n; ++j) acc += double{scores[j]} * v[size_t(j) * h + head * dh + d];
+          ctx[size_t(i) * h + head * dh + d] = static_cast<float>(acc);
+        }
+      }
+    }
+    auto attn = CpuLinear(ctx, n, h, l.attn_out_w, l.attn_out_b, h);
+    for (int t = 0; t < n; ++t) {
+      float* row = &attn[size_t(t) * h];
+      for (int i = 0; i < h; ++i) row[i] += x[size_t(t) * h + i];
+      LayerNormRow(row, l.attn_ln_gamma, l.attn_ln_beta, h, w.ln_eps, &x[size_t(t) * h]);
+    }
+    auto inter = CpuLinear(x, n, h, l.ffn_in_w, l.ffn_in_b, w.intermediate);
+    for (float& f : inter) f = Gelu(f);
+    auto out = CpuLinear(inter, n, w.intermediate, l.ffn_out_w, l.ffn_out_b, h);
+    for (int t = 0; t < n; ++t) {
+      float* row = &out[size_t(t) * h];
+      for (int i = 0; i < h; ++i) row[i] += x[size_t(t) * h + i];
+      LayerNormRow(row, l.ffn_ln_gamma, l.ffn_ln_beta, h, w.ln_eps, &x[size_t(t) * h]);
+    }
+  }
+  std::vector<float> pooled(h, 0.0f);
+  const int count = w.cls_pooling ? 1 : n;
+  for (int t = 0; t < count; ++t) MeanPoolAccumulate(pooled.data(), &x[size_t(t) * h], h);
+  MeanPoolFinish(pooled.data(), h, count);
+  return pooled;
+}
+
+std::vector<std::vector<int32_t>> RandomSequences(std::mt19937& rng, int count, int max_len,
+                                                  int vocab) {
+  std::vector<std::vector<int32_t>> seqs;
+  for (int i = 0; i < count; ++i) {
+    std::vector<int32_t> s(1 + rng() % max_len);
+    for (int32_t& id : s) id = static_cast<int32_t>(rng() % vocab);
+    seqs.push_back(std::move(s));
+  }
+  return seqs;
+}
+
+class CudaEncoderTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { TIPPERARY_SKIP_WITHOUT_GPU(); }
+  // bf16 keeps 8 mantissa bits to fp16's 11: the same network drifts further from fp32.
+  double min_cosine() const { return GetParam() == "float16" ? 0.999 : 0.995; }
+};
+
+// The number after "key": in a flat JSON file such as config.json, or `fallback`.
+double JsonNumber(const std::string& path, const std::string& key, double fallback) {
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = text.find("\"" + key + "\"");
+  if (at == std::string::npos) return fallback;
+  const size_t colon = text.find(':', at);
+  return colon == std::string::npos ? fallback : std::strtod(text.c_str() + colon + 1, nullptr);
+}
+
+TEST_P(CudaEncoderTest, MatchesCpuReferenceOnRandomModel) {
+  // head_dim 32 and 64 both, odd lengths, and limits small enough to force several passes and
+  // several attention chunks per pass.
+  for (int heads : {4, 2}) {
+    HostModel m = RandomModel(2, 128, heads, 256, 97, 64);
+    CudaEncoderOptions options;
+    options.dtype = GetParam();
+    options.max_batch_size = 5;
+    options.max_batch_tokens = 160;
+    options.max_seq_len = 40;
+    options.attention_workspace_bytes = 1;  // one sequence's scores at a time
+    auto encoder = CreateCudaEncoder(options, m.view);
+    ASSERT_TRUE(encoder.ok()) << encoder.status();
+    EXPECT_EQ((*encoder)->backend_name(), "cuda");
+    EXPECT_EQ((*encoder)->dtype(), GetParam());
+    EXPECT_EQ((*encoder)->hidden_size(), 128);
+
+    std::mt19937 rng(heads);
+    const auto seqs = RandomSequences(rng, 13, 40, 97);
+    std::vector<float> out;
+    ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
+    ASSERT_EQ(out.size(), seqs.size() * 128);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const std::vector<float> want = CpuEncode(m.view, seqs[i]);
+      EXPECT_GE(Cosine(out.data() + i * 128, want.data(), 128), min_cosine())
+          << "heads=" << heads << " seq " << i << " len " << seqs[i].size();
+    }
+    // The same rows alone give the same vectors (padding and batching do not leak).
+    std::vector<float> single;
+    ASSERT_TRUE((*encoder)->Encode({seqs[3]}, &single).ok());
+    EXPECT_GE(Cosine(single.data(), out.data() + 3 * 128, 128), 0.9995);
+  }
+}
+
+TEST_P(CudaEncoderTest, RejectsBadInputWithoutSideEffects) {
+  HostModel m = RandomModel(1, 64, 2, 128, 50, 16);
+  CudaEncoderOptions options;
+  options.dtype = GetParam();
+  options.max_batch_size = 4;
+  options.max_batch_tokens = 64;
+  auto encoder = CreateCudaEncoder(options, m.view);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  std::vector<float> out;
+  EXPECT_EQ((*encoder)->Encode({{1, 2}, {}}, &out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*encoder)->Encode({{1, 50}}, &out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*encoder)->Encode({{1, -1}}, &out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*encoder)->Encode({std::vector<int32_t>(17, 1)}, &out).code(),
+            absl::StatusCode::kInvalidArgument);  // longer than max_position
+  ASSERT_TRUE((*encoder)->Encode({}, &out).ok());
+  EXPECT_TRUE(out.empty());
+  ASSERT_TRUE((*encoder)->Encode({std::vector<int32_t>(16, 3)}, &out).ok());
+  EXPECT_EQ(out.size(), 64u);
+}
+
+TEST_P(CudaEncoderTest, InvalidOptionsAndWeightsAreErrors) {
+  HostModel m = RandomModel(1, 64, 2, 128, 50, 16);
+  CudaEncoderOptions options;
+  options.dtype = "float64";
+  EXPECT_EQ(CreateCudaEncoder(options, m.view).status().code(), absl::StatusCode::kInvalidArgument);
+  options.dtype = GetParam();
+  options.device = 1000;
+  EXPECT_FALSE(CreateCudaEncoder(options, m.view).ok());
+  options.device = 0;
+  BertWeightsHost broken = m.view;
+  broken.layer[0].ffn_in_w = nullptr;
+  EXPECT_EQ(CreateCudaEncoder(options, broken).status().code(), absl::StatusCode::kInvalidArgument);
+  broken = m.view;
+  broken.heads = 3;  // 64 % 3 != 0
+  EXPECT_EQ(CreateCudaEncoder(options, broken).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- The real model against the committed reference embeddings ----
+
+// Just enough of safetensors for F32 tensors: 8-byte header size, JSON header, raw data.
+bool ReadSafetensors(const std::string& path, HostModel* m, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot open " + path;
+    return false;
+  }
+  uint64_t header_size = 0;
+  in.read(reinterpret_cast<char*>(&header_size), 8);
+  std::string header(header_size, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_size));
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Each tensor entry is "name":{"dtype":"..","shape":[..],"data_offsets":[a,b]} (no nesting).
+  size_t pos = 1;
+  while (true) {
+    const size_t key_begin = header.find('"', pos);
+    if (key_begin == std::string::npos) break;
+    const size_t key_end = header.find('"', key_begin + 1);
+    const std::string name = header.substr(key_begin + 1, key_end - key_begin - 1);
+    const size_t obj_begin = header.find('{', key_end);
+    const size_t obj_end = header.find('}', obj_begin);
+    const std::string obj = header.substr(obj_begin, obj_end - obj_begin + 1);
+    pos = obj_end + 1;
+    if (name == "__metadata__") continue;
+    if (obj.find("\"dtype\":\"F32\"") == std::string::npos) continue;  // e.g. I64 position_ids
+    const size_t off = obj.find("\"data_offsets\":[");
+    if (off == std::string::npos) {
+      *error = "no data_offsets for " + name;
+      return false;
+    }
+    size_t a = 0, b = 0;
+    if (std::sscanf(obj.c_str() + off, "\"data_offsets\":[%zu,%zu]", &a, &b) != 2 || b < a ||
+        b > data.size() || (b - a) % 4 != 0) {
+      *error = "bad data_offsets for " + name;
+      return false;
+    }
+    std::vector<float> values((b - a) / 4);
+    std::memcpy(values.data(), data.data() + a, b - a);
+    m->tensors[name] = std::move(values);
+  }
+  return true;
+}
+
+std::string ModelDir() {
+  if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env) return env;
+  return TIPPERARY_DEFAULT_MODEL_DIR;
+}
+
+TEST_P(CudaEncoderTest, RealModelMatchesReferenceFixture) {
+  const std::string dir = ModelDir();
+  if (dir.empty() || !std::filesystem::exists(dir + "/model.safetensors")) {
+    GTEST_SKIP() << "TIPPERARY_MODEL_DIR not set (scripts/install-deps installs the model)";
+  }
+  const std::string fixtures = std::string(TIPPERARY_SOURCE_DIR) + "/tests/fixtures/";
+  std::ifstream tokens(fixtures + "tokens.jsonl");
+  std::ifstream embeddings(fixtures + "embeddings.f32", std::ios::binary);
+  ASSERT_TRUE(tokens && embeddings) << "fixtures missing under " << fixtures;
+
+  HostModel m;
+  std::string error;
+  ASSERT_TRUE(ReadSafetensors(dir + "/model.safetensors", &m, &error)) << error;
+  const std::string prefix = m.Get("bert.embeddings.word_embeddings.weight") ? "bert." : "";
+  const std::vector<float>& word = m.tensors[prefix + "embeddings.word_embeddings.weight"];
+  const std::vector<float>& pos = m.tensors[prefix + "embeddings.position_embeddings.weight"];
+  int layers = 0;
+  while (m.Get(prefix + "encoder.layer." + std::to_string(layers) + ".output.dense.bias")) {
+    ++layers;
+  }
+  const int hidden = static_cast<int>(m.tensors[prefix + "embeddings.LayerNorm.weight"].size());
+  ASSERT_GT(hidden, 0);
+  m.view.layers = layers;
+  m.view.hidden = hidden;
+  m.view.heads = static_cast<int>(JsonNumber(dir + "/config.json", "num_attention_heads", 12));
+  m.view.intermediate =
+      static_cast<int>(m.tensors[prefix + "encoder.layer.0.intermediate.dense.bias"].size());
+  m.view.vocab = static_cast<int>(word.size() / hidden);
+  m.view.max_position = static_cast<int>(pos.size() / hidden);
+  m.view.type_vocab = static_cast<int>(
+      m.tensors[prefix + "embeddings.token_type_embeddings.weight"].size() / hidden);
+  m.view.ln_eps = static_cast<float>(JsonNumber(dir + "/config.json", "layer_norm_eps", 1e-12));
+  m.Bind(prefix);
+
+  // Token ids, one JSON object per line: {"id": i, "ids": [...]}.
+  std::vector<std::vector<int32_t>> seqs;
+  std::string line;
+  while (std::getline(tokens, line)) {
+    const size_t at = line.find("\"ids\"");
+    if (at == std::string::npos) continue;
+    std::vector<int32_t> ids;
+    std::stringstream ss(line.substr(line.find('[', at) + 1));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      const size_t close = item.find(']');
+      const std::string num = item.substr(0, close);
+      if (num.find_first_of("0123456789") != std::string::npos) ids.push_back(std::stoi(num));
+      if (close != std::string::npos) break;
+    }
+    seqs.push_back(std::move(ids));
+  }
+  ASSERT_FALSE(seqs.empty());
+  std::vector<float> want(seqs.size() * hidden);
+  embeddings.read(reinterpret_cast<char*>(want.data()),
+                  static_cast<std::streamsize>(want.size() * sizeof(float)));
+  ASSERT_EQ(embeddings.gcount(), static_cast<std::streamsize>(want.size() * sizeof(float)))
+      << "embeddings.f32 does not hold " << seqs.size() << " x " << hidden << " floats";
+
+  CudaEncoderOptions options;
+  options.dtype = GetParam();
+  options.max_batch_size = 64;
+  options.max_batch_tokens = 8192;
+  auto encoder = CreateCudaEncoder(options, m.view);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  std::vector<float> out;
+  ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
+  double worst = 1.0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const double c = Cosine(out.data() + i * hidden, want.data() + i * hidden, hidden);
+    worst = std::min(worst, c);
+    EXPECT_GE(c, min_cosine()) << "text " << i << " (" << seqs[i].size() << " tokens)";
+  }
+  std::printf("[%s] %zu texts, worst cosine %.6f\n", GetParam().c_str(), seqs.size(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, CudaEncoderTest, ::testing::Values("float16", "bfloat16"),
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           return param_info.param == "float16" ? std::string("Float16")
+                                                                : std::string("BFloat16");
+                         });
+
+TEST(CudaEncoderNoGpuTest, CreateFailsCleanlyWithoutDevice) {
+  if (CudaDeviceAvailable()) GTEST_SKIP() << "a GPU is present";
+  HostModel m = RandomModel(1, 64, 2, 128, 50, 16);
+  auto encoder = CreateCudaEncoder(CudaEncoderOptions{}, m.view);
+  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace tipperary::kernels

@@ -1,0 +1,622 @@
+// The real worker (real model, real batcher, CPU backend) in-process on 127.0.0.1:0, driven by
+// a grpc++ client.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tipperary/config/worker_config.h"
+#include "tipperary/embedding/v1/embedding.grpc.pb.h"
+#include "tipperary/metrics/registry.h"
+#include "tipperary/worker/worker_server.h"
+
+namespace tipperary::worker {
+namespace {
+
+namespace pb = ::tipperary::embedding::v1;
+using ::grpc::health::v1::HealthCheckRequest;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+constexpr char kModel[] = "all-minilm-l6-v2";
+constexpr auto kHangGuard = std::chrono::seconds(30);
+
+std::string ModelDir() {
+  if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+#ifdef TIPPERARY_MODEL_DIR
+  return TIPPERARY_MODEL_DIR;
+#else
+  return "";
+#endif
+}
+
+config::WorkerConfig TestConfig() {
+  config::WorkerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.admin_address = "127.0.0.1:0";
+  config::WorkerModelConfig model;
+  model.name = kModel;
+  model.path = ModelDir();
+  model.backend = "cpu";
+  model.threads = 2;
+  model.is_default = true;
+  config.models.push_back(model);
+  config.drain = std::chrono::seconds(5);
+  config.log_level = "warn";
+  return config;
+}
+
+std::unique_ptr<WorkerServer> StartServer(config::WorkerConfig config, bool load = true) {
+  absl::StatusOr<std::unique_ptr<WorkerServer>> server = WorkerServer::Create(std::move(config));
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) return nullptr;
+  absl::Status started = (*server)->Start();
+  EXPECT_TRUE(started.ok()) << started;
+  if (load) {
+    absl::Status loaded = (*server)->LoadModels();
+    EXPECT_TRUE(loaded.ok()) << loaded;
+  }
+  return *std::move(server);
+}
+
+std::shared_ptr<grpc::Channel> Connect(const WorkerServer& server) {
+  return grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
+}
+
+void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout = kHangGuard) {
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+double Norm(const float* v, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += static_cast<double>(v[i]) * v[i];
+  return std::sqrt(sum);
+}
+
+double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0;
+  for (size_t i = 0; i < a.size(); ++i) dot += static_cast<double>(a[i]) * b[i];
+  return dot / (Norm(a.data(), static_cast<int>(a.size())) *
+                Norm(b.data(), static_cast<int>(b.size())));
+}
+
+std::vector<float> Values(const pb::Embedding& e) { return {e.values().begin(), e.values().end()}; }
+
+// GET http://address/path over a plain socket; returns {status, body}.
+std::pair<int, std::string> HttpGet(const std::string& address, const std::string& path) {
+  namespace http = boost::beast::http;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::resolver resolver(ioc);
+  size_t colon = address.rfind(':');
+  auto endpoints = resolver.resolve(address.substr(0, colon), address.substr(colon + 1));
+  boost::asio::ip::tcp::socket socket(ioc);
+  boost::asio::connect(socket, endpoints);
+  http::request<http::string_body> req{http::verb::get, path, 11};
+  req.set(http::field::host, address);
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+// Polls until `predicate` holds; a hang guard, not a timing assertion.
+bool WaitFor(const std::function<bool()>& predicate) {
+  auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return predicate();
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (ModelDir().empty()) return;
+    server_ = StartServer(TestConfig()).release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (ModelDir().empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR is not set";
+    ASSERT_NE(server_, nullptr);
+    stub_ = pb::EmbeddingService::NewStub(Connect(*server_));
+  }
+
+  pb::EmbedResponse Embed(const std::vector<std::string>& texts, int dimensions = 0) {
+    pb::EmbedRequest request;
+    for (const std::string& t : texts) request.add_inputs(t);
+    request.set_dimensions(dimensions);
+    pb::EmbedResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = stub_->Embed(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  static WorkerServer* server_;
+  std::unique_ptr<pb::EmbeddingService::Stub> stub_;
+};
+
+WorkerServer* WorkerTest::server_ = nullptr;
+
+TEST_F(WorkerTest, EmbedGivesNormalizedDeterministicVectors) {
+  std::vector<std::string> texts = {"A man is eating food.", "A man is eating a piece of bread.",
+                                    "A man is riding a horse."};
+  pb::EmbedResponse first = Embed(texts);
+  ASSERT_EQ(first.embeddings_size(), 3);
+  EXPECT_EQ(first.model(), kModel);
+  int total = 0;
+  for (int i = 0; i < 3; ++i) {
+    const pb::Embedding& e = first.embeddings(i);
+    EXPECT_EQ(e.index(), i);
+    ASSERT_EQ(e.values_size(), 384);
+    EXPECT_NEAR(Norm(e.values().data(), 384), 1.0, 1e-4);
+    EXPECT_GT(e.tokens(), 2);
+    EXPECT_FALSE(e.truncated());
+    total += e.tokens();
+  }
+  EXPECT_EQ(first.metadata().total_tokens(), total);
+  EXPECT_GE(first.metadata().batches(), 1);
+  EXPECT_EQ(first.metadata().backend(), "cpu");
+
+  // Same texts, one at a time (other batches, other padding): the same vectors.
+  for (int i = 0; i < 3; ++i) {
+    pb::EmbedResponse again = Embed({texts[static_cast<size_t>(i)]});
+    ASSERT_EQ(again.embeddings_size(), 1);
+    EXPECT_GT(Cosine(Values(again.embeddings(0)), Values(first.embeddings(i))), 0.99999);
+  }
+  // The model means something: food is closer to bread than to horses.
+  EXPECT_GT(Cosine(Values(first.embeddings(0)), Values(first.embeddings(1))),
+            Cosine(Values(first.embeddings(0)), Values(first.embeddings(2))));
+}
+
+TEST_F(WorkerTest, NormalizeFalseGivesRawPooledVectors) {
+  pb::EmbedRequest request;
+  request.add_inputs("hello world");
+  request.set_normalize(false);
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  ASSERT_TRUE(stub_->Embed(&context, request, &response).ok());
+  std::vector<float> raw = Values(response.embeddings(0));
+  EXPECT_GT(std::abs(Norm(raw.data(), 384) - 1.0), 1e-3);
+  EXPECT_GT(Cosine(raw, Values(Embed({"hello world"}).embeddings(0))), 0.99999);
+}
+
+TEST_F(WorkerTest, DimensionsTruncateAndRenormalize) {
+  std::vector<float> full = Values(Embed({"truncate me"}).embeddings(0));
+  pb::EmbedResponse cut = Embed({"truncate me"}, 64);
+  ASSERT_EQ(cut.embeddings(0).values_size(), 64);
+  std::vector<float> head = Values(cut.embeddings(0));
+  EXPECT_NEAR(Norm(head.data(), 64), 1.0, 1e-4);
+  EXPECT_GT(Cosine(head, std::vector<float>(full.begin(), full.begin() + 64)), 0.99999);
+
+  pb::EmbedRequest request;
+  request.add_inputs("x");
+  request.set_dimensions(385);
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  EXPECT_EQ(stub_->Embed(&context, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(WorkerTest, OpenAiFloatAndBase64Agree) {
+  pb::CreateEmbeddingsRequest request;
+  auto* list = request.mutable_input()->mutable_list_value();
+  list->add_values()->set_string_value("first text");
+  list->add_values()->set_string_value("second text");
+  request.set_model(kModel);
+
+  pb::CreateEmbeddingsResponse floats;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = stub_->CreateEmbeddings(&context, request, &floats);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  request.set_encoding_format("base64");
+  pb::CreateEmbeddingsResponse b64;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    ASSERT_TRUE(stub_->CreateEmbeddings(&context, request, &b64).ok());
+  }
+  EXPECT_EQ(floats.object(), "list");
+  EXPECT_EQ(floats.model(), kModel);
+  ASSERT_EQ(floats.data_size(), 2);
+  ASSERT_EQ(b64.data_size(), 2);
+  EXPECT_GT(floats.usage().prompt_tokens(), 4);
+  EXPECT_EQ(floats.usage().total_tokens(), floats.usage().prompt_tokens());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(floats.data(i).object(), "embedding");
+    EXPECT_EQ(floats.data(i).index(), i);
+    const auto& numbers = floats.data(i).embedding().list_value().values();
+    ASSERT_EQ(numbers.size(), 384);
+    std::string bytes;
+    ASSERT_TRUE(absl::Base64Unescape(b64.data(i).embedding().string_value(), &bytes));
+    ASSERT_EQ(bytes.size(), 384 * sizeof(float));
+    std::vector<float> decoded(384);
+    std::memcpy(decoded.data(), bytes.data(), bytes.size());
+    std::vector<float> listed;
+    for (const auto& n : numbers) listed.push_back(static_cast<float>(n.number_value()));
+    EXPECT_GT(Cosine(decoded, listed), 0.99999);
+    EXPECT_NEAR(Norm(decoded.data(), 384), 1.0, 1e-4);
+  }
+
+  // A single string and `dimensions`.
+  pb::CreateEmbeddingsRequest one;
+  one.mutable_input()->set_string_value("first text");
+  one.set_dimensions(128);
+  pb::CreateEmbeddingsResponse small;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  ASSERT_TRUE(stub_->CreateEmbeddings(&context, one, &small).ok());
+  ASSERT_EQ(small.data_size(), 1);
+  EXPECT_EQ(small.data(0).embedding().list_value().values_size(), 128);
+}
+
+TEST_F(WorkerTest, BadRequestsAreRefused) {
+  auto embed_code = [&](pb::EmbedRequest request) {
+    pb::EmbedResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    return stub_->Embed(&context, request, &response);
+  };
+  pb::EmbedRequest empty;
+  EXPECT_EQ(embed_code(empty).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  pb::EmbedRequest unknown;
+  unknown.add_inputs("x");
+  unknown.set_model("no-such-model");
+  grpc::Status status = embed_code(unknown);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr(kModel));
+
+  pb::EmbedRequest too_long;
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "word ";
+  too_long.add_inputs(text);
+  too_long.set_truncate(false);
+  status = embed_code(too_long);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("max_seq_length"));
+
+  // The same text with truncation (the default) is cut to max_seq_length.
+  too_long.clear_truncate();
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  ASSERT_TRUE(stub_->Embed(&context, too_long, &response).ok());
+  EXPECT_TRUE(response.embeddings(0).truncated());
+  EXPECT_EQ(response.embeddings(0).tokens(), 256);
+
+  auto openai_code = [&](pb::CreateEmbeddingsRequest request) {
+    pb::CreateEmbeddingsResponse out;
+    grpc::ClientContext ctx;
+    SetDeadline(ctx);
+    return stub_->CreateEmbeddings(&ctx, request, &out).error_code();
+  };
+  pb::CreateEmbeddingsRequest number;
+  number.mutable_input()->set_number_value(3);
+  EXPECT_EQ(openai_code(number), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::CreateEmbeddingsRequest tokens;
+  tokens.mutable_input()->mutable_list_value()->add_values()->set_number_value(101);
+  EXPECT_EQ(openai_code(tokens), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::CreateEmbeddingsRequest none;
+  EXPECT_EQ(openai_code(none), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::CreateEmbeddingsRequest empty_list;
+  empty_list.mutable_input()->mutable_list_value();
+  EXPECT_EQ(openai_code(empty_list), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::CreateEmbeddingsRequest format;
+  format.mutable_input()->set_string_value("x");
+  format.set_encoding_format("int8");
+  EXPECT_EQ(openai_code(format), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::CreateEmbeddingsRequest model;
+  model.mutable_input()->set_string_value("x");
+  model.set_model("gpt-4");
+  EXPECT_EQ(openai_code(model), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(WorkerTest, Tokenize) {
+  pb::TokenizeRequest request;
+  request.add_inputs("Hello, world!");
+  pb::TokenizeResponse response;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    ASSERT_TRUE(stub_->Tokenize(&context, request, &response).ok());
+  }
+  ASSERT_EQ(response.tokens_size(), 1);
+  EXPECT_THAT(response.tokens(0).ids(), ::testing::ElementsAre(101, 7592, 1010, 2088, 999, 102));
+  EXPECT_THAT(response.tokens(0).tokens(),
+              ::testing::ElementsAre("[CLS]", "hello", ",", "world", "!", "[SEP]"));
+  EXPECT_EQ(response.model(), kModel);
+
+  request.set_add_special_tokens(false);
+  grpc::ClientContext context;
+  SetDeadline(context);
+  ASSERT_TRUE(stub_->Tokenize(&context, request, &response).ok());
+  EXPECT_THAT(response.tokens(0).ids(), ::testing::ElementsAre(7592, 1010, 2088, 999));
+}
+
+TEST_F(WorkerTest, ListAndGetModels) {
+  pb::ListModelsResponse list;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    ASSERT_TRUE(stub_->ListModels(&context, pb::ListModelsRequest(), &list).ok());
+  }
+  EXPECT_EQ(list.object(), "list");
+  ASSERT_EQ(list.data_size(), 1);
+  const pb::Model& m = list.data(0);
+  EXPECT_EQ(m.id(), kModel);
+  EXPECT_EQ(m.object(), "model");
+  EXPECT_EQ(m.owned_by(), "tipperary");
+  EXPECT_GT(m.created(), 0u);
+  EXPECT_EQ(m.dimensions(), 384);
+  EXPECT_EQ(m.max_seq_length(), 256);
+  EXPECT_EQ(m.backend(), "cpu");
+  EXPECT_EQ(m.dtype(), "float32");
+  EXPECT_EQ(m.pooling(), "mean");
+  EXPECT_TRUE(m.normalize());
+
+  pb::GetModelRequest get;
+  get.set_id(kModel);
+  pb::Model one;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    ASSERT_TRUE(stub_->GetModel(&context, get, &one).ok());
+  }
+  EXPECT_EQ(one.id(), kModel);
+  get.set_id("nope");
+  grpc::ClientContext context;
+  SetDeadline(context);
+  EXPECT_EQ(stub_->GetModel(&context, get, &one).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(WorkerTest, EmbedStreamSendsChunksInOrder) {
+  pb::EmbedRequest request;
+  std::vector<std::string> texts;
+  for (int i = 0; i < 10; ++i) {
+    texts.push_back("sentence number " + std::to_string(i));
+    request.add_inputs(texts.back());
+  }
+  request.set_chunk_size(3);
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto reader = stub_->EmbedStream(&context, request);
+  pb::EmbedResponse chunk;
+  std::vector<int> sizes;
+  int next_index = 0;
+  pb::EmbedResponse all = Embed(texts);
+  while (reader->Read(&chunk)) {
+    sizes.push_back(chunk.embeddings_size());
+    for (const pb::Embedding& e : chunk.embeddings()) {
+      EXPECT_EQ(e.index(), next_index);
+      EXPECT_GT(Cosine(Values(e), Values(all.embeddings(next_index))), 0.99999);
+      ++next_index;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(sizes, ::testing::ElementsAre(3, 3, 3, 1));
+}
+
+TEST_F(WorkerTest, EmbedBidiAnswersEachMessageInOrder) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto stream = stub_->EmbedBidi(&context);
+  for (int i = 0; i < 3; ++i) {
+    pb::EmbedRequest request;
+    for (int j = 0; j <= i; ++j) request.add_inputs("message " + std::to_string(i));
+    ASSERT_TRUE(stream->Write(request));
+  }
+  stream->WritesDone();
+  pb::EmbedResponse response;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.embeddings_size(), i + 1);
+  }
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(WorkerTest, AdminPortServesHealthReadinessAndMetrics) {
+  Embed({"for the metrics"});
+  EXPECT_EQ(HttpGet(server_->admin_address(), "/healthz").first, 200);
+  EXPECT_EQ(HttpGet(server_->admin_address(), "/readyz").first, 200);
+  auto [code, body] = HttpGet(server_->admin_address(), "/metrics");
+  EXPECT_EQ(code, 200);
+  for (const char* name :
+       {"tipperary_worker_batch_size_bucket{model=\"all-minilm-l6-v2\"",
+        "tipperary_worker_batch_tokens_count", "tipperary_worker_padding_ratio_count",
+        "tipperary_worker_queue_depth{model=\"all-minilm-l6-v2\"}",
+        "tipperary_worker_queue_duration_seconds_count", "tipperary_worker_compute_duration_seconds_sum",
+        "tipperary_worker_requests_total{code=\"OK\",model=\"all-minilm-l6-v2\"}",
+        "tipperary_worker_inputs_total", "tipperary_worker_tokens_total", "process_cpu_seconds_total",
+        "tipperary_worker_ready 1"}) {
+    EXPECT_THAT(body, HasSubstr(name));
+  }
+  EXPECT_EQ(HttpGet(server_->admin_address(), "/nope").first, 404);
+}
+
+// ------------------------------------------------------------------------------------------
+// Servers with their own settings.
+
+class WorkerLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (ModelDir().empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR is not set";
+  }
+};
+
+TEST_F(WorkerLifecycleTest, HealthTurnsServingAfterWarmUpAndNotServingOnDrain) {
+  config::WorkerConfig config = TestConfig();
+  config.drain = std::chrono::seconds(2);
+  std::unique_ptr<WorkerServer> server = StartServer(config, /*load=*/false);
+  ASSERT_NE(server, nullptr);
+  auto channel = Connect(*server);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  auto stub = pb::EmbeddingService::NewStub(channel);
+  auto check = [&](const std::string& service) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = health->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  };
+  EXPECT_EQ(check(""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(server->ready());
+  EXPECT_EQ(HttpGet(server->admin_address(), "/readyz").first, 503);
+  {
+    pb::EmbedRequest request;
+    request.add_inputs("too early");
+    pb::EmbedResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    EXPECT_EQ(stub->Embed(&context, request, &response).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+
+  ASSERT_TRUE(server->LoadModels().ok());
+  EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(check("tipperary.embedding.v1.EmbeddingService"), HealthCheckResponse::SERVING);
+  EXPECT_TRUE(server->ready());
+
+  // A Watch stream and an idle bidi stream, both opened before the drain, see it happen.
+  grpc::ClientContext watch_context;
+  SetDeadline(watch_context);
+  HealthCheckRequest watch_request;
+  auto watch = health->Watch(&watch_context, watch_request);
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+
+  grpc::ClientContext bidi_context;
+  SetDeadline(bidi_context);
+  auto bidi = stub->EmbedBidi(&bidi_context);
+  pb::EmbedRequest request;
+  request.add_inputs("before the drain");
+  ASSERT_TRUE(bidi->Write(request));
+  pb::EmbedResponse response;
+  ASSERT_TRUE(bidi->Read(&response));
+
+  std::thread shutdown([&] { server->Shutdown(); });
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(server->ready());
+  // New work on the open stream is refused while draining.
+  request.set_inputs(0, "during the drain");
+  bidi->Write(request);
+  EXPECT_FALSE(bidi->Read(&response));
+  grpc::Status bidi_status = bidi->Finish();
+  EXPECT_EQ(bidi_status.error_code(), grpc::StatusCode::UNAVAILABLE) << bidi_status.error_message();
+  watch_context.TryCancel();
+  watch->Finish();
+  shutdown.join();
+}
+
+TEST_F(WorkerLifecycleTest, QueueFullIsResourceExhausted) {
+  config::WorkerConfig config = TestConfig();
+  config.batching.max_queue = 2;
+  std::unique_ptr<WorkerServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  auto stub = pb::EmbeddingService::NewStub(Connect(*server));
+  pb::EmbedRequest request;
+  for (int i = 0; i < 3; ++i) request.add_inputs("one of three");
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  grpc::Status status = stub->Embed(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+
+  // Two texts fit.
+  request.mutable_inputs()->RemoveLast();
+  grpc::ClientContext ok_context;
+  SetDeadline(ok_context);
+  EXPECT_TRUE(stub->Embed(&ok_context, request, &response).ok());
+  std::string metrics = server->registry().Serialize();
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_requests_total{code=\"RESOURCE_EXHAUSTED\","
+                                 "model=\"all-minilm-l6-v2\"} 1"));
+}
+
+TEST_F(WorkerLifecycleTest, DeadlineInQueueIsExceededWithoutCompute) {
+  config::WorkerConfig config = TestConfig();
+  // A partial batch would wait far longer than the request's deadline.
+  config.batching.max_queue_delay = std::chrono::seconds(20);
+  config.batching.max_batch_size = 64;
+  std::unique_ptr<WorkerServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  auto stub = pb::EmbeddingService::NewStub(Connect(*server));
+  pb::EmbedRequest request;
+  request.add_inputs("waits forever");
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context, std::chrono::milliseconds(300));
+  EXPECT_EQ(stub->Embed(&context, request, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(WaitFor([&] {
+    return server->registry().Serialize().find(
+               "tipperary_worker_requests_total{code=\"DEADLINE_EXCEEDED\",model=\"all-minilm-l6-"
+               "v2\"} 1") != std::string::npos;
+  })) << server->registry().Serialize();
+  EXPECT_THAT(server->registry().Serialize(),
+              HasSubstr("tipperary_worker_batch_size_count{model=\"all-minilm-l6-v2\"} 0"));
+}
+
+TEST_F(WorkerLifecycleTest, ShutdownLetsQueuedWorkFinish) {
+  config::WorkerConfig config = TestConfig();
+  config.batching.max_queue_delay = std::chrono::seconds(20);  // Only the drain releases it.
+  config.batching.max_batch_size = 64;
+  std::unique_ptr<WorkerServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  auto stub = pb::EmbeddingService::NewStub(Connect(*server));
+  pb::EmbedRequest request;
+  request.add_inputs("queued before the drain");
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  grpc::Status status;
+  std::thread call([&] { status = stub->Embed(&context, request, &response); });
+  ASSERT_TRUE(WaitFor([&] {
+    return server->registry().Serialize().find(
+               "tipperary_worker_queue_depth{model=\"all-minilm-l6-v2\"} 1") != std::string::npos;
+  }));
+  server->Shutdown();
+  call.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.embeddings_size(), 1);
+}
+
+}  // namespace
+}  // namespace tipperary::worker
