@@ -14,7 +14,7 @@ if(TIPPERARY_ENABLE_CUDA)
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
-    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 cannot ask nvcc for C++20.
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     set(TIPPERARY_HAVE_CUDA ON)
   else()

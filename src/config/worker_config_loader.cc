@@ -59,8 +59,9 @@ class Loader {
 
 absl::Status Loader::Load(const YamlValue& root, WorkerConfig* config) {
   if (!root.node().IsMap()) {
-    return root.Error(absl::StrCat("the top level must be a map of keys (listen, models, ...), got ",
-                                   YamlKindName(root.node())));
+    return root.Error(
+        absl::StrCat("the top level must be a map of keys (listen, models, ...), got ",
+                     YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, root.AsMap({"listen", "admin", "models", "batching", "stream_chunk_size",
@@ -120,13 +121,13 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
     TIPPERARY_RETURN_IF_ERROR(LoadModel(item, &model));
     auto [it, inserted] = names.emplace(model.name, item.path());
     if (!inserted) {
-      return item.Error(absl::StrCat("duplicate model name ", Quoted(model.name), " (also in ",
-                                     it->second, ")"));
+      return item.Error(
+          absl::StrCat("duplicate model name ", Quoted(model.name), " (also in ", it->second, ")"));
     }
     if (model.is_default) {
       if (!default_path.empty()) {
-        return item.Error(absl::StrCat("more than one model has default: true (also ",
-                                       default_path, ")"));
+        return item.Error(
+            absl::StrCat("more than one model has default: true (also ", default_path, ")"));
       }
       default_path = item.path();
     }
@@ -150,8 +151,7 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(std::string path, map.Find("path")->AsNonEmptyString());
   out->path = Resolve(path);
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
-  TIPPERARY_RETURN_IF_ERROR(
-      map.ReadEnum("dtype", &out->dtype, {"float32", "float16", "bfloat16"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("dtype", &out->dtype, {"float32", "float16", "bfloat16"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_seq_length", &out->max_seq_length, 0, 1 << 16));
   if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
     return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");
@@ -165,15 +165,14 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
 absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out) {
   std::optional<YamlValue> value = root.Find("batching");
   if (!value) return absl::OkStatus();
-  TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay",
-                                 "max_queue", "group_by_length"}));
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
+                             value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay",
+                                           "max_queue", "group_by_length"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_batch_size", &out->max_batch_size, 1, 1 << 16));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_batch_tokens", &out->max_batch_tokens, 1, 1u << 30));
-  TIPPERARY_RETURN_IF_ERROR(
-      map.ReadDuration("max_queue_delay", &out->max_queue_delay, Duration::zero(),
-                       std::chrono::seconds(60)));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("max_queue_delay", &out->max_queue_delay,
+                                             Duration::zero(), std::chrono::seconds(60)));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_queue", &out->max_queue, 1, 1u << 30));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("group_by_length", &out->group_by_length));
   return absl::OkStatus();
@@ -247,9 +246,8 @@ absl::Status OverrideModelPath(WorkerConfig& config, const std::string& spec) {
   for (const WorkerModelConfig& model : config.models) {
     absl::StrAppend(&known, known.empty() ? "" : ", ", model.name);
   }
-  return absl::InvalidArgumentError(absl::StrCat("--model-path ", Quoted(spec),
-                                                 ": unknown model ", Quoted(name),
-                                                 " (models: ", known, ")"));
+  return absl::InvalidArgumentError(absl::StrCat("--model-path ", Quoted(spec), ": unknown model ",
+                                                 Quoted(name), " (models: ", known, ")"));
 }
 
 }  // namespace tipperary::config

@@ -15,6 +15,9 @@ namespace {
 
 using internal::ThreadTeam;
 
+// Rows per feed-forward chunk: 256 x 1536 floats = 1.5 MiB, within a core's L2.
+constexpr int kFfnChunkRows = 256;
+
 struct Layer {
   std::vector<float> wqkv, bqkv;  // fused [3H x H], [3H]: one GEMM instead of three
   std::vector<float> wo, bo, ln1_g, ln1_b;
@@ -127,7 +130,7 @@ class CpuEncoder final : public Encoder {
     Grow(qkv_, t * 3 * h);
     Grow(ctx_, t * h);
     Grow(tmp_, t * h);
-    Grow(inter_, t * config_.intermediate_size);
+    Grow(inter_, static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size);
     for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
     token_ids_ = &token_ids;
     for (int l = 0; l < config_.num_hidden_layers; ++l) next_item_[l].store(0);
@@ -199,17 +202,23 @@ class CpuEncoder final : public Encoder {
       }
       team_.Sync();
 
-      float* ctx = ctx_.data() + static_cast<size_t>(r0) * h;
-      float* tmp = tmp_.data() + static_cast<size_t>(r0) * h;
-      float* mid = inter_.data() + static_cast<size_t>(r0) * inter;
-      Linear(*blas_, ctx, rows, h, L.wo.data(), h, tmp);
-      internal::BiasResidualLayerNormRows(x, tmp, L.bo.data(), L.ln1_g.data(), L.ln1_b.data(), eps,
-                                          rows, h);
-      Linear(*blas_, x, rows, h, L.w1.data(), inter, mid);
-      internal::BiasGeluRows(mid, L.b1.data(), rows, inter);
-      Linear(*blas_, mid, rows, inter, L.w2.data(), h, tmp);
-      internal::BiasResidualLayerNormRows(x, tmp, L.b2.data(), L.ln2_g.data(), L.ln2_b.data(), eps,
-                                          rows, h);
+      // The output projection and the feed-forward block go chunk by chunk so that each chunk's
+      // intermediate activations (rows x 1536) stay in L2 between GEMM, GELU and GEMM.
+      for (int c0 = r0; c0 < r1; c0 += kFfnChunkRows) {
+        const int crows = std::min(kFfnChunkRows, r1 - c0);
+        float* xc = x_.data() + static_cast<size_t>(c0) * h;
+        float* ctx = ctx_.data() + static_cast<size_t>(c0) * h;
+        float* tmp = tmp_.data() + static_cast<size_t>(c0) * h;
+        float* mid = inter_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
+        Linear(*blas_, ctx, crows, h, L.wo.data(), h, tmp);
+        internal::BiasResidualLayerNormRows(xc, tmp, L.bo.data(), L.ln1_g.data(), L.ln1_b.data(),
+                                            eps, crows, h);
+        Linear(*blas_, xc, crows, h, L.w1.data(), inter, mid);
+        internal::BiasGeluRows(mid, L.b1.data(), crows, inter);
+        Linear(*blas_, mid, crows, inter, L.w2.data(), h, tmp);
+        internal::BiasResidualLayerNormRows(xc, tmp, L.b2.data(), L.ln2_g.data(), L.ln2_b.data(),
+                                            eps, crows, h);
+      }
     }
     team_.Sync();
 

@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/status.pb.h"
+#include "fast_json.h"
 #include "internal.h"
 #include "tipperary/transcoder/path_template.h"
 #include "wire_check.h"
@@ -566,11 +567,13 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       body_bin = S(body);
     } else if (message_body) {
       if (!IsBlank(body)) {
-        const std::string url =
-            body_field == nullptr ? route.request_type_url : TypeUrl(body_type->full_name());
-        pb::util::Status s =
-            pb::util::JsonToBinaryString(resolver, url, Piece(body), &body_bin, parse_options);
-        if (!s.ok()) return JsonError("invalid JSON body", s);
+        if (!internal::FastJsonToBinary(body_type, body, options_.max_depth, &body_bin)) {
+          const std::string url =
+              body_field == nullptr ? route.request_type_url : TypeUrl(body_type->full_name());
+          pb::util::Status s =
+              pb::util::JsonToBinaryString(resolver, url, Piece(body), &body_bin, parse_options);
+          if (!s.ok()) return JsonError("invalid JSON body", s);
+        }
       }
     } else if (!IsBlank(body)) {
       // A scalar, repeated or map body field: parse {"field": <body>} and keep only that field,
@@ -688,6 +691,9 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
   print.always_print_enums_as_ints = options_.enums_as_ints;
   print.preserve_proto_field_names = options_.preserve_proto_field_names;
   pb::util::TypeResolver* resolver = schema_->type_resolver();
+  internal::FastPrintOptions fast_print;
+  fast_print.preserve_proto_field_names = options_.preserve_proto_field_names;
+  fast_print.enums_as_ints = options_.enums_as_ints;
 
   auto http_body_out = [](std::string_view bytes) -> absl::StatusOr<HttpBodyOut> {
     google::api::HttpBody hb;
@@ -707,6 +713,10 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
     }
     HttpBodyOut out;
     out.content_type = S(kJsonContentType);
+    if (!print.add_whitespace && !print.always_print_primitive_fields &&
+        internal::FastBinaryToJson(type, bytes, fast_print, options_.max_depth, &out.body)) {
+      return out;
+    }
     pb::util::Status s = pb::util::BinaryToJsonString(resolver, url, S(bytes), &out.body, print);
     if (!s.ok()) {
       return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));

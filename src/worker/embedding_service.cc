@@ -21,8 +21,7 @@ using google::protobuf::util::TimeUtil;
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 // The metrics label for a model: its id when it exists, else "unknown" (bounded cardinality).
@@ -106,8 +105,8 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
     }
     std::shared_ptr<EmbedTask> task;
     if (status.ok()) {
-      absl::StatusOr<std::shared_ptr<EmbedTask>> made = core_.MakeTask(
-          *model, texts, options, cancelled_, [this, model, fill](EmbedTask& done) {
+      absl::StatusOr<std::shared_ptr<EmbedTask>> made =
+          core_.MakeTask(*model, texts, options, cancelled_, [this, model, fill](EmbedTask& done) {
             absl::Status result = done.status();
             if (result.ok()) fill(*model, done);
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
@@ -194,8 +193,8 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
         if (!task.ok()) {
           status = task.status();
           if (start > 0) {
-            status = absl::Status(status.code(), absl::StrCat("in the chunk of texts from ",
-                                                              start, ": ", status.message()));
+            status = absl::Status(status.code(), absl::StrCat("in the chunk of texts from ", start,
+                                                              ": ", status.message()));
           }
           break;
         }
@@ -246,8 +245,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
         error_ = task.status();
       }
     } else if (error_.ok()) {
-      FillEmbedResponse(*model_, task, options_, chunks_[index].first_index,
-                        &responses_[index]);
+      FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, &responses_[index]);
       inputs_ += static_cast<int64_t>(task.size());
       tokens_ += task.total_tokens();
     }
@@ -353,14 +351,15 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       status = found.status();
       if (found.ok()) model = *found;
     }
-    if (model_name_.empty()) model_name_ = model ? model->name() : ModelLabel(core_, request_.model());
+    if (model_name_.empty())
+      model_name_ = model ? model->name() : ModelLabel(core_, request_.model());
     if (status.ok()) {
       EmbedOptions options = OptionsOf(request_);
-      absl::StatusOr<std::shared_ptr<EmbedTask>> task = core_.MakeTask(
-          *model, TextsOf(request_), options, cancelled_,
-          [this, sequence, model, options](EmbedTask& done) {
-            OnTaskDone(sequence, *model, options, done);
-          });
+      absl::StatusOr<std::shared_ptr<EmbedTask>> task =
+          core_.MakeTask(*model, TextsOf(request_), options, cancelled_,
+                         [this, sequence, model, options](EmbedTask& done) {
+                           OnTaskDone(sequence, *model, options, done);
+                         });
       status = task.status();
       if (task.ok()) {
         ++in_flight_;
@@ -485,8 +484,8 @@ grpc::ServerUnaryReactor* EmbeddingService::CreateEmbeddings(
   absl::Status status = texts.status();
   const std::string& format = request->encoding_format();
   if (status.ok() && !format.empty() && format != "float" && format != "base64") {
-    status = absl::InvalidArgumentError(absl::StrCat(
-        "encoding_format must be \"float\" or \"base64\", got \"", format, "\""));
+    status = absl::InvalidArgumentError(
+        absl::StrCat("encoding_format must be \"float\" or \"base64\", got \"", format, "\""));
   }
   if (status.ok() && request->dimensions() < 0) {
     status = absl::InvalidArgumentError("dimensions must not be negative");
@@ -502,27 +501,27 @@ grpc::ServerUnaryReactor* EmbeddingService::CreateEmbeddings(
   EmbedOptions options;
   options.dimensions = request->dimensions();
   bool base64 = format == "base64";
-  reactor->Start(
-      request->model(), *std::move(texts), options,
-      [response, options, base64](const ModelRuntime& model, const EmbedTask& task) {
-        response->set_object("list");
-        response->set_model(model.name());
-        for (size_t i = 0; i < task.size(); ++i) {
-          pb::EmbeddingData* data = response->add_data();
-          data->set_object("embedding");
-          data->set_index(static_cast<int32_t>(i));
-          std::vector<float> values = WorkerCore::FinalVector(model, task, i, options);
-          if (base64) {
-            data->mutable_embedding()->set_string_value(Base64Floats(values));
-          } else {
-            google::protobuf::ListValue* list = data->mutable_embedding()->mutable_list_value();
-            for (float v : values) list->add_values()->set_number_value(v);
-          }
-        }
-        int32_t tokens = static_cast<int32_t>(task.total_tokens());
-        response->mutable_usage()->set_prompt_tokens(tokens);
-        response->mutable_usage()->set_total_tokens(tokens);
-      });
+  reactor->Start(request->model(), *std::move(texts), options,
+                 [response, options, base64](const ModelRuntime& model, const EmbedTask& task) {
+                   response->set_object("list");
+                   response->set_model(model.name());
+                   for (size_t i = 0; i < task.size(); ++i) {
+                     pb::EmbeddingData* data = response->add_data();
+                     data->set_object("embedding");
+                     data->set_index(static_cast<int32_t>(i));
+                     std::vector<float> values = WorkerCore::FinalVector(model, task, i, options);
+                     if (base64) {
+                       data->mutable_embedding()->set_string_value(Base64Floats(values));
+                     } else {
+                       google::protobuf::ListValue* list =
+                           data->mutable_embedding()->mutable_list_value();
+                       for (float v : values) list->add_values()->set_number_value(v);
+                     }
+                   }
+                   int32_t tokens = static_cast<int32_t>(task.total_tokens());
+                   response->mutable_usage()->set_prompt_tokens(tokens);
+                   response->mutable_usage()->set_total_tokens(tokens);
+                 });
   return reactor;
 }
 
@@ -562,8 +561,8 @@ grpc::ServerUnaryReactor* EmbeddingService::Tokenize(grpc::CallbackServerContext
     bool special = !request->has_add_special_tokens() || request->add_special_tokens();
     response->set_model(model->name());
     for (const std::string& text : request->inputs()) {
-      model::Tokenizer::Encoding encoding = model->tokenizer().Encode(
-          text, static_cast<size_t>(model->max_seq_length()), special);
+      model::Tokenizer::Encoding encoding =
+          model->tokenizer().Encode(text, static_cast<size_t>(model->max_seq_length()), special);
       pb::TokenList* list = response->add_tokens();
       list->mutable_ids()->Add(encoding.ids.begin(), encoding.ids.end());
       for (std::string& token : model->tokenizer().IdsToTokens(encoding.ids)) {

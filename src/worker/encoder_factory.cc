@@ -32,11 +32,11 @@ class HostWeights {
   std::vector<std::vector<float>> storage_;
 };
 
-#define TIPPERARY_WORKER_ASSIGN_TENSOR(lhs, name)        \
-  do {                                                    \
+#define TIPPERARY_WORKER_ASSIGN_TENSOR(lhs, name)          \
+  do {                                                     \
     absl::StatusOr<const float*> tensor_ = host.Get(name); \
-    if (!tensor_.ok()) return tensor_.status();           \
-    lhs = *tensor_;                                       \
+    if (!tensor_.ok()) return tensor_.status();            \
+    lhs = *tensor_;                                        \
   } while (false)
 
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
@@ -92,9 +92,9 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
   options.max_batch_size = static_cast<int>(std::max<uint32_t>(batching.max_batch_size, 1));
   options.max_seq_len = max_seq_length;
   // One pass must hold at least one full-length sequence.
-  options.max_batch_tokens = static_cast<int>(std::max<uint64_t>(
-      std::min<uint64_t>(batching.max_batch_tokens, uint64_t{1} << 20),
-      static_cast<uint64_t>(max_seq_length + 8)));
+  options.max_batch_tokens = static_cast<int>(
+      std::max<uint64_t>(std::min<uint64_t>(batching.max_batch_tokens, uint64_t{1} << 20),
+                         static_cast<uint64_t>(max_seq_length + 8)));
   return kernels::CreateCudaEncoder(options, w);
 }
 #undef TIPPERARY_WORKER_ASSIGN_TENSOR

@@ -9,7 +9,8 @@
 
 namespace {
 
-constexpr char kUsage[] = R"(usage: tipperary-worker --config FILE [--model-path [NAME=]DIR]... [--check-config]
+constexpr char kUsage[] =
+    R"(usage: tipperary-worker --config FILE [--model-path [NAME=]DIR]... [--check-config]
        tipperary-worker --help | --version
 
 Serves tipperary.embedding.v1.EmbeddingService (plus grpc.health.v1 and server reflection)

@@ -53,9 +53,9 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   rt->max_seq_length_ = mc.max_seq_length;
   if (config.max_seq_length != 0) {
     if (static_cast<int>(config.max_seq_length) > mc.max_seq_length) {
-      return error(absl::InvalidArgumentError(
-          absl::StrCat("max_seq_length ", config.max_seq_length,
-                       " is more than the model's ", mc.max_seq_length)));
+      return error(absl::InvalidArgumentError(absl::StrCat("max_seq_length ", config.max_seq_length,
+                                                           " is more than the model's ",
+                                                           mc.max_seq_length)));
     }
     rt->max_seq_length_ = static_cast<int>(config.max_seq_length);
   }
@@ -69,8 +69,8 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     threads = std::max(1, cores / static_cast<int>(config.instances));
   }
   for (uint32_t i = 0; i < config.instances; ++i) {
-    absl::StatusOr<std::unique_ptr<model::Encoder>> encoder = CreateEncoder(
-        *bundle, *backend, config, batching, rt->max_seq_length_, threads);
+    absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
+        CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
     if (!encoder.ok()) return error(encoder.status());
     // Warm-up: one tiny batch per encoder, so the first request does not pay for lazy
     // allocations (scratch buffers, cuBLAS handles) and a broken backend fails at start.
@@ -162,8 +162,7 @@ void ModelRuntime::Execute(batcher::Batch batch) {
     status = absl::InternalError("the encoder returned the wrong number of values");
   }
   if (!status.ok()) {
-    TIPPERARY_LOG(kError, "batch failed",
-                  {{"model", config_.name}, {"error", status.ToString()}});
+    TIPPERARY_LOG(kError, "batch failed", {{"model", config_.name}, {"error", status.ToString()}});
   }
   std::chrono::nanoseconds compute = end - start;
   batch_size_->Observe(static_cast<double>(batch.items.size()));
@@ -177,8 +176,9 @@ void ModelRuntime::Execute(batcher::Batch batch) {
     auto* task = static_cast<EmbedTask*>(item.payload.get());
     // Keep the task alive through CompleteItem even if `done` drops the other references.
     std::shared_ptr<void> keep = std::move(item.payload);
-    task->CompleteItem(item.index, status.ok() ? out.data() + j * static_cast<size_t>(dim_) : nullptr,
-                       status, queued, batch.sequence, compute);
+    task->CompleteItem(item.index,
+                       status.ok() ? out.data() + j * static_cast<size_t>(dim_) : nullptr, status,
+                       queued, batch.sequence, compute);
   }
 }
 

@@ -2,8 +2,8 @@
 // feeds them. Requests tokenise with tokenizer(), then Submit() an EmbedTask; the batcher's
 // executor threads run the encoders and scatter the pooled rows back into the tasks.
 //
-//   absl::StatusOr<std::unique_ptr<ModelRuntime>> rt = ModelRuntime::Load(model_cfg, batching, stats);
-//   auto task = std::make_shared<EmbedTask>(ids, truncated, cancelled, on_done);
+//   absl::StatusOr<std::unique_ptr<ModelRuntime>> rt = ModelRuntime::Load(model_cfg, batching,
+//   stats); auto task = std::make_shared<EmbedTask>(ids, truncated, cancelled, on_done);
 //   absl::Status s = (*rt)->Submit(task, deadline);  // RESOURCE_EXHAUSTED when the queue is full
 #pragma once
 

@@ -33,8 +33,8 @@ absl::StatusOr<ModelRuntime*> WorkerCore::FindModel(const std::string& name) con
   if (it != models_.end()) return it->second.get();
   std::vector<std::string> names;
   for (const auto& [known, model] : models_) names.push_back(known);
-  return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found (models: ",
-                                          absl::StrJoin(names, ", "), ")"));
+  return absl::NotFoundError(
+      absl::StrCat("model \"", name, "\" not found (models: ", absl::StrJoin(names, ", "), ")"));
 }
 
 absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
@@ -42,13 +42,12 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
     std::shared_ptr<std::atomic<bool>> cancelled, EmbedTask::Done done) const {
   if (texts.empty()) return absl::InvalidArgumentError("no input texts");
   if (texts.size() > config_.max_inputs) {
-    return absl::InvalidArgumentError(absl::StrCat(texts.size(), " input texts, more than the ",
-                                                   config_.max_inputs, " allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(texts.size(), " input texts, more than the ", config_.max_inputs, " allowed"));
   }
   if (options.dimensions < 0 || options.dimensions > model.dim()) {
-    return absl::InvalidArgumentError(absl::StrCat("dimensions must be between 1 and ",
-                                                   model.dim(), " (0 = all), got ",
-                                                   options.dimensions));
+    return absl::InvalidArgumentError(absl::StrCat("dimensions must be between 1 and ", model.dim(),
+                                                   " (0 = all), got ", options.dimensions));
   }
   std::vector<std::vector<int32_t>> ids;
   std::vector<bool> truncated;
@@ -58,9 +57,9 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
   for (size_t i = 0; i < texts.size(); ++i) {
     model::Tokenizer::Encoding encoding = model.tokenizer().Encode(texts[i], max_length, true);
     if (encoding.truncated && !options.truncate) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input ", i, " is longer than the model's max_seq_length (", max_length,
-          " tokens) and truncate is false"));
+      return absl::InvalidArgumentError(absl::StrCat("input ", i,
+                                                     " is longer than the model's max_seq_length (",
+                                                     max_length, " tokens) and truncate is false"));
     }
     truncated.push_back(encoding.truncated);
     ids.push_back(std::move(encoding.ids));

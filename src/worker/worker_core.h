@@ -57,10 +57,11 @@ class WorkerCore {
   // Checks and tokenises `texts` for `model`: INVALID_ARGUMENT for no texts, too many, an
   // out-of-range `dimensions` or (with truncate false) a text longer than max_seq_length.
   // The task's `done` is `done`; `cancelled` is shared by every task of one call.
-  absl::StatusOr<std::shared_ptr<EmbedTask>> MakeTask(
-      const ModelRuntime& model, const std::vector<std::string>& texts,
-      const EmbedOptions& options, std::shared_ptr<std::atomic<bool>> cancelled,
-      EmbedTask::Done done) const;
+  absl::StatusOr<std::shared_ptr<EmbedTask>> MakeTask(const ModelRuntime& model,
+                                                      const std::vector<std::string>& texts,
+                                                      const EmbedOptions& options,
+                                                      std::shared_ptr<std::atomic<bool>> cancelled,
+                                                      EmbedTask::Done done) const;
 
   // Row i of a finished task, cut to `dimensions` and L2-normalised when asked.
   static std::vector<float> FinalVector(const ModelRuntime& model, const EmbedTask& task, size_t i,

@@ -177,7 +177,8 @@ absl::Status WorkerServer::Impl::LoadModels() {
   if (core_.draining()) return absl::OkStatus();
   SetHealth(true);
   std::string names;
-  for (const auto& [name, model] : core_.models()) absl::StrAppend(&names, names.empty() ? "" : ",", name);
+  for (const auto& [name, model] : core_.models())
+    absl::StrAppend(&names, names.empty() ? "" : ",", name);
   TIPPERARY_LOG(kInfo, "ready", {{"models", names}});
   return absl::OkStatus();
 }
@@ -301,8 +302,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(config::Worke
     return e.status();
   }
   common::SetLogLevel(config.log_level);
-  return std::unique_ptr<WorkerServer>(
-      new WorkerServer(std::make_unique<Impl>(std::move(config))));
+  return std::unique_ptr<WorkerServer>(new WorkerServer(std::make_unique<Impl>(std::move(config))));
 }
 
 WorkerServer::WorkerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -94,8 +94,8 @@ logging: {level: debug}
   // The dump loads back to the same values.
   absl::StatusOr<WorkerConfig> again = LoadWorkerConfigString(DumpWorkerConfig(*config), "x.yaml");
   ASSERT_TRUE(again.ok()) << again.status() << "\n" << DumpWorkerConfig(*config);
-  EXPECT_EQ(DumpWorkerConfig(*again), DumpWorkerConfig(*config).substr(
-                                          DumpWorkerConfig(*config).find('\n') + 1)
+  EXPECT_EQ(DumpWorkerConfig(*again), DumpWorkerConfig(*config)
+                                          .substr(DumpWorkerConfig(*config).find('\n') + 1)
                                           .insert(0, "# Effective config of x.yaml\n"));
 }
 

@@ -276,7 +276,7 @@ def test_command_line(tmp_path):
     out = subprocess.run([binary, "--config", str(config), "--check-config"],
                          capture_output=True, text=True)
     assert out.returncode == 1
-    assert "worker.yaml:1:37: models[0].backend" in out.stderr
+    assert "worker.yaml:1:38: models[0].backend" in out.stderr
     # The documented example loads (its model path is relative to config/).
     out = subprocess.run([binary, "--config", str(REPO_ROOT / "config" / "worker.yaml"),
                           "--check-config"], capture_output=True, text=True)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -26,6 +27,13 @@
     const cudaError_t tipperary_err = (expr);                                   \
     ASSERT_EQ(tipperary_err, cudaSuccess) << cudaGetErrorString(tipperary_err); \
   } while (0)
+
+namespace tipperary::kernels {
+// gtest prints parameters with this instead of as raw bytes.
+inline void PrintTo(DType t, std::ostream* os) {
+  *os << (t == DType::kFloat16 ? "float16" : "bfloat16");
+}
+}  // namespace tipperary::kernels
 
 namespace tipperary::kernels::testing {
 

@@ -2,6 +2,9 @@
 // a grpc++ client.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
+#include <grpcpp/impl/codegen/rpc_method.h>
+#include <grpcpp/impl/codegen/sync_stream.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
@@ -22,7 +25,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/health/v1/health.pb.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/embedding/v1/embedding.grpc.pb.h"
 #include "tipperary/metrics/registry.h"
@@ -96,11 +99,38 @@ double Norm(const float* v, int n) {
 double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double dot = 0;
   for (size_t i = 0; i < a.size(); ++i) dot += static_cast<double>(a[i]) * b[i];
-  return dot / (Norm(a.data(), static_cast<int>(a.size())) *
-                Norm(b.data(), static_cast<int>(b.size())));
+  return dot /
+         (Norm(a.data(), static_cast<int>(a.size())) * Norm(b.data(), static_cast<int>(b.size())));
 }
 
 std::vector<float> Values(const pb::Embedding& e) { return {e.values().begin(), e.values().end()}; }
+
+// grpc.health.v1.Health, called through the same internals generated stubs use (the repo
+// generates message classes only for the standard protos).
+class HealthClient {
+ public:
+  explicit HealthClient(std::shared_ptr<grpc::Channel> channel) : channel_(std::move(channel)) {}
+
+  grpc::Status Check(grpc::ClientContext* context, const HealthCheckRequest& request,
+                     HealthCheckResponse* response) {
+    grpc::internal::RpcMethod method("/grpc.health.v1.Health/Check",
+                                     grpc::internal::RpcMethod::NORMAL_RPC, channel_);
+    return grpc::internal::BlockingUnaryCall<HealthCheckRequest, HealthCheckResponse>(
+        channel_.get(), method, context, request, response);
+  }
+
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> Watch(
+      grpc::ClientContext* context, const HealthCheckRequest& request) {
+    grpc::internal::RpcMethod method("/grpc.health.v1.Health/Watch",
+                                     grpc::internal::RpcMethod::SERVER_STREAMING, channel_);
+    return std::unique_ptr<grpc::ClientReader<HealthCheckResponse>>(
+        grpc::internal::ClientReaderFactory<HealthCheckResponse>::Create(channel_.get(), method,
+                                                                         context, request));
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+};
 
 // GET http://address/path over a plain socket; returns {status, body}.
 std::pair<int, std::string> HttpGet(const std::string& address, const std::string& path) {
@@ -458,10 +488,11 @@ TEST_F(WorkerTest, AdminPortServesHealthReadinessAndMetrics) {
        {"tipperary_worker_batch_size_bucket{model=\"all-minilm-l6-v2\"",
         "tipperary_worker_batch_tokens_count", "tipperary_worker_padding_ratio_count",
         "tipperary_worker_queue_depth{model=\"all-minilm-l6-v2\"}",
-        "tipperary_worker_queue_duration_seconds_count", "tipperary_worker_compute_duration_seconds_sum",
+        "tipperary_worker_queue_duration_seconds_count",
+        "tipperary_worker_compute_duration_seconds_sum",
         "tipperary_worker_requests_total{code=\"OK\",model=\"all-minilm-l6-v2\"}",
-        "tipperary_worker_inputs_total", "tipperary_worker_tokens_total", "process_cpu_seconds_total",
-        "tipperary_worker_ready 1"}) {
+        "tipperary_worker_inputs_total", "tipperary_worker_tokens_total",
+        "process_cpu_seconds_total", "tipperary_worker_ready 1"}) {
     EXPECT_THAT(body, HasSubstr(name));
   }
   EXPECT_EQ(HttpGet(server_->admin_address(), "/nope").first, 404);
@@ -483,7 +514,7 @@ TEST_F(WorkerLifecycleTest, HealthTurnsServingAfterWarmUpAndNotServingOnDrain) {
   std::unique_ptr<WorkerServer> server = StartServer(config, /*load=*/false);
   ASSERT_NE(server, nullptr);
   auto channel = Connect(*server);
-  auto health = grpc::health::v1::Health::NewStub(channel);
+  auto health = std::make_unique<HealthClient>(channel);
   auto stub = pb::EmbeddingService::NewStub(channel);
   auto check = [&](const std::string& service) {
     HealthCheckRequest request;

@@ -8,8 +8,8 @@
 //   absl::StatusOr<WorkerConfig> config = LoadWorkerConfigFile("worker.yaml");
 //   if (!config.ok()) { std::cerr << config.status().message() << "\n"; return 1; }
 //   // --model-path all-minilm-l6-v2=/models/minilm
-//   if (absl::Status s = OverrideModelPath(*config, "all-minilm-l6-v2=/models/minilm"); !s.ok()) ...
-//   std::cout << DumpWorkerConfig(*config);  // Every key, defaults filled in.
+//   if (absl::Status s = OverrideModelPath(*config, "all-minilm-l6-v2=/models/minilm"); !s.ok())
+//   ... std::cout << DumpWorkerConfig(*config);  // Every key, defaults filled in.
 #pragma once
 
 #include <chrono>
@@ -24,34 +24,34 @@
 namespace tipperary::config {
 
 struct WorkerModelConfig {
-  std::string name;             // The model id clients send; [a-zA-Z0-9._-]+.
-  std::string path;             // Model directory (config.json, model.safetensors, vocab.txt).
-  std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
+  std::string name;               // The model id clients send; [a-zA-Z0-9._-]+.
+  std::string path;               // Model directory (config.json, model.safetensors, vocab.txt).
+  std::string backend = "auto";   // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
   std::string dtype = "float32";  // float32, float16, bfloat16 (weights and compute).
-  uint32_t max_seq_length = 0;  // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
-  uint32_t instances = 1;       // Encoders (and batch executor threads) for this model.
-  uint32_t threads = 0;         // CPU backend: threads per encoder; 0 = cores / instances.
-  bool is_default = false;      // Key "default": serves requests that name no model.
+  uint32_t max_seq_length = 0;    // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
+  uint32_t instances = 1;         // Encoders (and batch executor threads) for this model.
+  uint32_t threads = 0;           // CPU backend: threads per encoder; 0 = cores / instances.
+  bool is_default = false;        // Key "default": serves requests that name no model.
 };
 
 struct WorkerBatchingConfig {
   uint32_t max_batch_size = 32;       // Texts per batch.
   uint32_t max_batch_tokens = 16384;  // Padded tokens per batch (batch x longest text).
   Duration max_queue_delay = std::chrono::milliseconds(2);  // Wait for a fuller batch.
-  uint32_t max_queue = 4096;          // Queued texts per model; beyond: RESOURCE_EXHAUSTED.
-  bool group_by_length = true;        // Batch texts of similar length together.
+  uint32_t max_queue = 4096;    // Queued texts per model; beyond: RESOURCE_EXHAUSTED.
+  bool group_by_length = true;  // Batch texts of similar length together.
 };
 
 struct WorkerConfig {
   std::string listen = "127.0.0.1:50051";  // gRPC: host:port (0 = any free port) or unix:/path.
   std::string admin_address = "127.0.0.1:9902";  // Key admin.address: /healthz /readyz /metrics.
-  std::vector<WorkerModelConfig> models;   // At least one; exactly one default after loading.
+  std::vector<WorkerModelConfig> models;         // At least one; exactly one default after loading.
   WorkerBatchingConfig batching;
-  uint32_t stream_chunk_size = 64;         // EmbedStream texts per message when the request says 0.
-  uint32_t max_inputs = 16384;             // Texts per request; beyond: INVALID_ARGUMENT.
+  uint32_t stream_chunk_size = 64;  // EmbedStream texts per message when the request says 0.
+  uint32_t max_inputs = 16384;      // Texts per request; beyond: INVALID_ARGUMENT.
   Duration drain = std::chrono::seconds(15);  // On SIGTERM: time queued work gets to finish.
-  std::string log_level = "info";          // Key logging.level: debug, info, warn, error.
-  std::string source_path;                 // The file this was loaded from (not a key).
+  std::string log_level = "info";             // Key logging.level: debug, info, warn, error.
+  std::string source_path;                    // The file this was loaded from (not a key).
 
   // The model marked default (the loader guarantees exactly one).
   const WorkerModelConfig& default_model() const;
