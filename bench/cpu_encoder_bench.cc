@@ -16,7 +16,7 @@ namespace {
 using tipperary::model::Encoder;
 
 Encoder* SharedEncoder() {
-  static Encoder* encoder = [] () -> Encoder* {
+  static Encoder* encoder = []() -> Encoder* {
     const char* dir = std::getenv("TIPPERARY_MODEL_DIR");
     std::string model_dir = dir != nullptr ? dir : TIPPERARY_MODEL_DIR;
     auto bundle = tipperary::model::LoadModel(model_dir);
@@ -58,8 +58,8 @@ void BM_CpuEncode(benchmark::State& state) {
     if (!s.ok()) state.SkipWithError(std::string(s.message()).c_str());
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["sentences/s"] =
-      benchmark::Counter(static_cast<double>(batch) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["sentences/s"] = benchmark::Counter(
+      static_cast<double>(batch) * state.iterations(), benchmark::Counter::kIsRate);
   state.counters["tokens/s"] = benchmark::Counter(
       static_cast<double>(batch) * tokens * state.iterations(), benchmark::Counter::kIsRate);
 }

@@ -66,8 +66,8 @@ absl::StatusOr<Blas> Load() {
 
 void Blas::Sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                  int lda, const float* b, int ldb, float beta, float* c, int ldc) const {
-  sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, alpha, a,
-        lda, b, ldb, beta, c, ldc);
+  sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, alpha, a, lda,
+        b, ldb, beta, c, ldc);
 }
 
 absl::StatusOr<const Blas*> LoadBlas() {

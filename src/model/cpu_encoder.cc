@@ -80,16 +80,15 @@ class CpuEncoder final : public Encoder {
         L.wqkv.insert(L.wqkv.end(), w.begin(), w.end());
         L.bqkv.insert(L.bqkv.end(), b.begin(), b.end());
       }
-      for (auto [name, out] : {std::pair{"attention.output.dense.weight", &L.wo},
-                               std::pair{"attention.output.dense.bias", &L.bo},
-                               std::pair{"attention.output.LayerNorm.weight", &L.ln1_g},
-                               std::pair{"attention.output.LayerNorm.bias", &L.ln1_b},
-                               std::pair{"intermediate.dense.weight", &L.w1},
-                               std::pair{"intermediate.dense.bias", &L.b1},
-                               std::pair{"output.dense.weight", &L.w2},
-                               std::pair{"output.dense.bias", &L.b2},
-                               std::pair{"output.LayerNorm.weight", &L.ln2_g},
-                               std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
+      for (auto [name, out] :
+           {std::pair{"attention.output.dense.weight", &L.wo},
+            std::pair{"attention.output.dense.bias", &L.bo},
+            std::pair{"attention.output.LayerNorm.weight", &L.ln1_g},
+            std::pair{"attention.output.LayerNorm.bias", &L.ln1_b},
+            std::pair{"intermediate.dense.weight", &L.w1},
+            std::pair{"intermediate.dense.bias", &L.b1}, std::pair{"output.dense.weight", &L.w2},
+            std::pair{"output.dense.bias", &L.b2}, std::pair{"output.LayerNorm.weight", &L.ln2_g},
+            std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
         if (absl::Status s = get(p + name, out); !s.ok()) return s;
       }
     }
@@ -110,9 +109,8 @@ class CpuEncoder final : public Encoder {
       const auto& ids = token_ids[b];
       const int len = static_cast<int>(ids.size());
       if (len == 0 || len > config_.max_seq_length) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", b, " has ", ids.size(),
-                                                       " tokens; expected 1..",
-                                                       config_.max_seq_length));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sequence ", b, " has ", ids.size(), " tokens; expected 1..", config_.max_seq_length));
       }
       for (int32_t id : ids) {
         if (id < 0 || id >= config_.vocab_size) {
@@ -135,7 +133,8 @@ class CpuEncoder final : public Encoder {
     token_ids_ = &token_ids;
     for (int l = 0; l < config_.num_hidden_layers; ++l) next_item_[l].store(0);
 
-    team_.Run([&](int member) { Forward(member, batch, tokens, out->data()); });
+    auto forward = [&](int member) { Forward(member, batch, tokens, out->data()); };
+    team_.Run(forward);
     token_ids_ = nullptr;
     return absl::OkStatus();
   }
@@ -187,8 +186,7 @@ class CpuEncoder final : public Encoder {
       team_.Sync();
 
       const int items = batch * heads;
-      for (int item = next_item_[l].fetch_add(1); item < items;
-           item = next_item_[l].fetch_add(1)) {
+      for (int item = next_item_[l].fetch_add(1); item < items; item = next_item_[l].fetch_add(1)) {
         const int b = item / heads;
         const int head = item % heads;
         const int len = offsets_[b + 1] - offsets_[b];

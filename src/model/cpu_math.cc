@@ -3,7 +3,8 @@
 // The clones let one binary use AVX-512 where the CPU has it without requiring it anywhere
 // (the build targets baseline x86-64). FastExp/FastErf inline into each clone.
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define TIPPERARY_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define TIPPERARY_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define TIPPERARY_CLONES
 #endif
@@ -12,19 +13,21 @@ namespace tipperary::model::internal {
 namespace {
 
 // y[i] = Gelu(y[i] + bias[i]) for one row.
-[[gnu::always_inline]] inline void BiasGeluRow(float* __restrict y, const float* __restrict bias, int n) {
+[[gnu::always_inline]] inline void BiasGeluRow(float* __restrict y, const float* __restrict bias,
+                                               int n) {
   for (int i = 0; i < n; ++i) y[i] = Gelu(y[i] + bias[i]);
 }
 
 // y[i] += bias[i].
-[[gnu::always_inline]] inline void BiasRow(float* __restrict y, const float* __restrict bias, int n) {
+[[gnu::always_inline]] inline void BiasRow(float* __restrict y, const float* __restrict bias,
+                                           int n) {
   for (int i = 0; i < n; ++i) y[i] += bias[i];
 }
 
 // x = LayerNorm(x + y + bias) * gamma + beta, in place on x (the residual stream).
-[[gnu::always_inline]] inline void BiasResidualLayerNormRow(float* __restrict x, const float* __restrict y,
-                                     const float* __restrict bias, const float* __restrict gamma,
-                                     const float* __restrict beta, float eps, int n) {
+[[gnu::always_inline]] inline void BiasResidualLayerNormRow(
+    float* __restrict x, const float* __restrict y, const float* __restrict bias,
+    const float* __restrict gamma, const float* __restrict beta, float eps, int n) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int i = 0; i < n; ++i) {

@@ -1,5 +1,6 @@
 // Internal: the CPU encoder's element-wise kernels. Branch-free and written so that GCC
-// vectorises the loops (built with -fopenmp-simd for the reductions; no libm calls in the hot paths: glibc's erff/expf are scalar).
+// vectorises the loops (built with -fopenmp-simd for the reductions; no libm calls in the hot
+// paths: glibc's erff/expf are scalar).
 #pragma once
 
 #include <bit>

@@ -91,13 +91,12 @@ absl::StatusOr<std::shared_ptr<const ModelBundle>> LoadModel(const std::string& 
                                                      ", expected F32, F16 or BF16"));
     }
     if (t->shape != shape) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          weights_path, ": tensor '", t->name, "' has shape ", t->ShapeString(),
-          " but config.json implies [", absl::StrJoin(shape, ", "), "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(weights_path, ": tensor '", t->name, "' has shape ", t->ShapeString(),
+                       " but config.json implies [", absl::StrJoin(shape, ", "), "]"));
     }
   }
-  return std::make_shared<const ModelBundle>(dir, *std::move(config), *std::move(weights),
-                                             prefix);
+  return std::make_shared<const ModelBundle>(dir, *std::move(config), *std::move(weights), prefix);
 }
 
 }  // namespace tipperary::model

@@ -26,7 +26,8 @@ absl::Status ReadInt(const Struct& s, const std::string& path, const char* key, 
     if (required) return absl::InvalidArgumentError(absl::StrCat(path, ": missing \"", key, "\""));
     return absl::OkStatus();
   }
-  absl::StatusOr<int64_t> v = internal::JsonToInt(it->second, absl::StrCat(path, ": \"", key, "\""));
+  absl::StatusOr<int64_t> v =
+      internal::JsonToInt(it->second, absl::StrCat(path, ": \"", key, "\""));
   if (!v.ok()) return v.status();
   if (*v < min_value || *v > (1 << 24)) {
     return absl::InvalidArgumentError(
@@ -54,17 +55,18 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   absl::StatusOr<Struct> config = LoadJson(config_path);
   if (!config.ok()) return config.status();
-  for (auto [key, out, min] : {std::tuple{"hidden_size", &c.hidden_size, 1},
-                               std::tuple{"num_hidden_layers", &c.num_hidden_layers, 1},
-                               std::tuple{"num_attention_heads", &c.num_attention_heads, 1},
-                               std::tuple{"intermediate_size", &c.intermediate_size, 1},
-                               std::tuple{"vocab_size", &c.vocab_size, 1},
-                               std::tuple{"max_position_embeddings", &c.max_position_embeddings, 1}}) {
+  for (auto [key, out, min] :
+       {std::tuple{"hidden_size", &c.hidden_size, 1},
+        std::tuple{"num_hidden_layers", &c.num_hidden_layers, 1},
+        std::tuple{"num_attention_heads", &c.num_attention_heads, 1},
+        std::tuple{"intermediate_size", &c.intermediate_size, 1},
+        std::tuple{"vocab_size", &c.vocab_size, 1},
+        std::tuple{"max_position_embeddings", &c.max_position_embeddings, 1}}) {
     if (absl::Status s = ReadInt(*config, config_path, key, true, min, out); !s.ok()) return s;
   }
   c.type_vocab_size = 2;
-  if (absl::Status s = ReadInt(*config, config_path, "type_vocab_size", false, 1,
-                               &c.type_vocab_size);
+  if (absl::Status s =
+          ReadInt(*config, config_path, "type_vocab_size", false, 1, &c.type_vocab_size);
       !s.ok()) {
     return s;
   }
@@ -74,7 +76,8 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir) {
   }
   if (auto it = config->fields().find("hidden_act"); it != config->fields().end()) {
     if (it->second.kind_case() != Value::kStringValue) {
-      return absl::InvalidArgumentError(absl::StrCat(config_path, ": \"hidden_act\" must be a string"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(config_path, ": \"hidden_act\" must be a string"));
     }
     c.hidden_act = it->second.string_value();
   }
@@ -158,9 +161,10 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir) {
       if (!s->ok()) return s->status();
     }
     if (*max || *sqrt || (*mean + *cls) != 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          pooling_path, ": exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token "
-                        "must be true (other modes are not supported)"));
+      return absl::UnimplementedError(
+          absl::StrCat(pooling_path,
+                       ": exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token "
+                       "must be true (other modes are not supported)"));
     }
     c.pooling = *cls ? PoolingMode::kCls : PoolingMode::kMean;
     int dim = c.hidden_size;

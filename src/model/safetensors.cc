@@ -153,8 +153,7 @@ absl::Status SafetensorsFile::Parse() {
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes_[i];
   if (header_len > kMaxHeaderBytes) return error("header length ", header_len, " exceeds 100 MB");
   if (header_len > size_ - 8) {
-    return error("truncated: header length ", header_len, " but only ", size_ - 8,
-                 " bytes follow");
+    return error("truncated: header length ", header_len, " but only ", size_ - 8, " bytes follow");
   }
   const size_t data_start = 8 + header_len;
   const size_t data_size = size_ - data_start;
@@ -235,8 +234,8 @@ absl::Status SafetensorsFile::Parse() {
                    " bytes)");
     }
     if (static_cast<uint64_t>(*end - *begin) != expected) {
-      return error(where, " has ", *end - *begin, " bytes but ", dtype->name, " ",
-                   t.ShapeString(), " needs ", expected);
+      return error(where, " has ", *end - *begin, " bytes but ", dtype->name, " ", t.ShapeString(),
+                   " needs ", expected);
     }
     t.data = bytes_ + data_start + *begin;
     t.size_bytes = static_cast<size_t>(expected);
@@ -255,15 +254,15 @@ absl::StatusOr<std::vector<float>> SafetensorsFile::ReadFloat32(
   const SafetensorsTensor* t = Find(name);
   if (t == nullptr) return absl::NotFoundError(absl::StrCat(label_, ": no tensor '", name, "'"));
   if (!expected_shape.empty() && t->shape != expected_shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        label_, ": tensor '", name, "' has shape ", t->ShapeString(), ", expected [",
-        absl::StrJoin(expected_shape, ", "), "]"));
+    return absl::InvalidArgumentError(absl::StrCat(label_, ": tensor '", name, "' has shape ",
+                                                   t->ShapeString(), ", expected [",
+                                                   absl::StrJoin(expected_shape, ", "), "]"));
   }
   const size_t n = static_cast<size_t>(t->NumElements());
   std::vector<float> out(n);
   switch (t->dtype) {
     case SafetensorsDType::kF32:
-      std::memcpy(out.data(), t->data, n * sizeof(float));  // host is little-endian
+      if (n > 0) std::memcpy(out.data(), t->data, n * sizeof(float));  // host is little-endian
       break;
     case SafetensorsDType::kF16:
       for (size_t i = 0; i < n; ++i) out[i] = HalfToFloat(LoadU16(t->data + 2 * i));

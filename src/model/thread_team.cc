@@ -15,36 +15,40 @@ ThreadTeam::~ThreadTeam() {
   for (std::thread& t : threads_) t.join();
 }
 
-void ThreadTeam::Run(const std::function<void(int)>& fn) {
+void ThreadTeam::RunImpl(Trampoline call, void* fn) {
   if (size_ == 1) {
-    fn(0);
+    call(fn, 0);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
+    job_call_ = call;
+    job_fn_ = fn;
     running_ = size_ - 1;
     ++generation_;
   }
   start_cv_.notify_all();
-  fn(0);
+  call(fn, 0);
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [this] { return running_ == 0; });
-  job_ = nullptr;
+  job_call_ = nullptr;
+  job_fn_ = nullptr;
 }
 
 void ThreadTeam::Loop(int member) {
   uint64_t seen = 0;
   while (true) {
-    const std::function<void(int)>* job;
+    Trampoline call;
+    void* fn;
     {
       std::unique_lock<std::mutex> lock(mu_);
       start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
-      job = job_;
+      call = job_call_;
+      fn = job_fn_;
     }
-    (*job)(member);
+    call(fn, member);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (--running_ == 0) done_cv_.notify_one();

@@ -5,7 +5,6 @@
 
 #include <barrier>
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -20,12 +19,18 @@ class ThreadTeam {
   ThreadTeam& operator=(const ThreadTeam&) = delete;
 
   int size() const { return size_; }
-  // Runs fn(member) on all members; returns when every member has returned.
-  void Run(const std::function<void(int)>& fn);
+  // Runs fn(member) on all members; returns when every member has returned. Takes any callable
+  // by reference (no std::function, so no allocation per call).
+  template <typename Fn>
+  void Run(Fn& fn) {
+    RunImpl([](void* f, int member) { (*static_cast<Fn*>(f))(member); }, &fn);
+  }
   // Called by every member inside fn: waits until all reach it.
   void Sync() { barrier_.arrive_and_wait(); }
 
  private:
+  using Trampoline = void (*)(void*, int);
+  void RunImpl(Trampoline call, void* fn);
   void Loop(int member);
 
   const int size_;
@@ -33,7 +38,8 @@ class ThreadTeam {
   std::mutex mu_;
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
+  Trampoline job_call_ = nullptr;
+  void* job_fn_ = nullptr;
   uint64_t generation_ = 0;
   int running_ = 0;
   bool stop_ = false;

@@ -22,9 +22,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "fast_json.h"
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/status.pb.h"
-#include "fast_json.h"
 #include "internal.h"
 #include "tipperary/transcoder/path_template.h"
 #include "wire_check.h"
@@ -544,8 +544,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
   } else {
     const size_t json_depth_limit = std::max<size_t>(1, options_.max_depth / 2);
     if (fmt == BodyFormat::kJson && JsonNestingExceeds(body, json_depth_limit)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "invalid JSON body: nested deeper than ", json_depth_limit, " levels"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid JSON body: nested deeper than ", json_depth_limit, " levels"));
     }
     const bool message_body =
         body_field == nullptr || (body_field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE &&

@@ -351,6 +351,8 @@ bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
     const std::string& stored_key = storage.back();
     storage.push_back(std::move(value));
     nva.push_back(MakeNv(stored_key, storage.back()));
+    // A request id is unique per call: indexing it would only churn both HPACK tables.
+    if (stored_key == "x-request-id") nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
   }
 
   nghttp2_data_provider provider;

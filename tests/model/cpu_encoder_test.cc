@@ -118,7 +118,9 @@ TEST_P(TinyModelTest, RejectsBadInput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Pooling, TinyModelTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Cls" : "Mean"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Cls" : "Mean";
+                         });
 
 TEST(L2NormalizeRowsTest, NormalisesEachRowAndLeavesZeros) {
   std::vector<float> m = {3, 4, 0, 0, 0, 5};

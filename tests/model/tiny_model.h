@@ -125,8 +125,8 @@ inline std::vector<int64_t> ShapeOf(const TinyConfig& c, const std::string& name
 
 // Writes config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json and
 // model.safetensors (with `prefix` before every tensor name) into `dir`.
-inline void WriteTinyModel(const std::filesystem::path& dir, const TinyConfig& c,
-                           const Weights& w, const std::string& prefix = "") {
+inline void WriteTinyModel(const std::filesystem::path& dir, const TinyConfig& c, const Weights& w,
+                           const std::string& prefix = "") {
   WriteFile(dir / "config.json",
             absl::StrCat("{\"hidden_size\":", c.hidden, ",\"num_hidden_layers\":", c.layers,
                          ",\"num_attention_heads\":", c.heads, ",\"intermediate_size\":", c.inter,

@@ -21,10 +21,11 @@ TEST(MetadataMappingTest, BinaryMetadataIsBase64Decoded) {
 }
 
 TEST(MetadataMappingTest, ReservedKeysAreDropped) {
-  auto info = BuildUpstreamMetadata(
-      {{"Grpc-Metadata-Grpc-Timeout", "1S"}, {"Grpc-Metadata-Content-Type", "x"},
-       {"Grpc-Metadata-Te", "x"}, {"Grpc-Metadata-Bad Key", "x"}},
-      "");
+  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Grpc-Timeout", "1S"},
+                                     {"Grpc-Metadata-Content-Type", "x"},
+                                     {"Grpc-Metadata-Te", "x"},
+                                     {"Grpc-Metadata-Bad Key", "x"}},
+                                    "");
   for (const auto& [k, v] : info.metadata) {
     EXPECT_TRUE(k == "x-request-id") << k;
   }
@@ -52,14 +53,23 @@ TEST(MetadataMappingTest, RequestIdGeneratedWhenAbsent) {
   EXPECT_EQ(a.request_id[14], '4');
 }
 
+TEST(MetadataMappingTest, GeneratedRequestIdIsAVersion4Uuid) {
+  for (int i = 0; i < 100; ++i) {
+    std::string id = GenerateRequestId();
+    EXPECT_THAT(id, ::testing::MatchesRegex(
+                        "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"))
+        << id;
+  }
+}
+
 TEST(MetadataMappingTest, ForwardedForIsAppended) {
   auto info = BuildUpstreamMetadata({{"X-Forwarded-For", "1.1.1.1, 2.2.2.2"}}, "127.0.0.1");
   EXPECT_THAT(info.metadata, Contains(Pair("x-forwarded-for", "1.1.1.1, 2.2.2.2, 127.0.0.1")));
 }
 
 TEST(MetadataMappingTest, ResponseMetadataHeaders) {
-  auto headers = MetadataToHeaders({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}},
-                                   "Grpc-Trailer-");
+  auto headers =
+      MetadataToHeaders({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}}, "Grpc-Trailer-");
   EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-k", "v")));
   EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-b-bin", "/wA=")));
 }

@@ -28,8 +28,8 @@ struct CpuEncoderOptions {
 };
 
 // Fails when OpenBLAS (libopenblas0) cannot be loaded, or the bundle's tensors cannot be read.
-absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(
-    std::shared_ptr<const ModelBundle> bundle, CpuEncoderOptions options = {});
+absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
+                                                          CpuEncoderOptions options = {});
 
 // What runs the GEMMs, for logs: "OpenBLAS Cooperlake". OpenBLAS is loaded at run time (not
 // linked) so that its kernels can be chosen from the CPU's features: 0.3.21 falls back to SSE3
