@@ -86,8 +86,7 @@ def proxy_config(worker: Worker) -> dict:
         "admin": {"address": "127.0.0.1:0"},
         "descriptors": [{"reflection": "worker"}],
         "upstreams": [{"name": "worker", "endpoints": [worker.grpc]}],
-        # OpenAI clients expect every field, zeros included ("index": 0).
-        "transcoding": {"always_print_primitive_fields": True},
+        # No transcoding options: the proto's `optional` fields print "index": 0 by themselves.
         "timeouts": {"upstream_default": "30s", "drain": "5s"},
         "logging": {"level": "info"},
         "threads": 2,
