@@ -182,7 +182,9 @@ grpc::Status TestServiceImpl::GetFile(grpc::ServerContext*, const v1::GetFileReq
 grpc::Status TestServiceImpl::Fail(grpc::ServerContext*, const v1::FailRequest* request,
                                    google::protobuf::Empty*) {
   if (request->code() == 0) return grpc::Status::OK;
-  auto code = static_cast<grpc::StatusCode>(request->code());
+  // grpc::StatusCode has no fixed underlying type, so only 0..31 are valid values of it (a cast
+  // of anything else is UB); codes beyond that are clamped to 31, still unknown to every peer.
+  auto code = static_cast<grpc::StatusCode>(std::clamp(request->code(), 0, 31));
   if (!request->with_details()) return {code, request->message()};
   return {code, request->message(), RichStatusDetails(request->code(), request->message())};
 }
