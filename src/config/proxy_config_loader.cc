@@ -596,22 +596,8 @@ absl::StatusOr<ProxyConfig> LoadProxyConfigString(const std::string& yaml,
 }
 
 absl::StatusOr<ProxyConfig> LoadProxyConfigFile(const std::string& path) {
-  std::error_code error;
-  if (fs::is_directory(path, error)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot read the config file: it is a directory"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int saved = errno;
-    std::string message =
-        absl::StrCat(path, ": cannot read the config file: ", std::strerror(saved));
-    if (saved == EACCES) return absl::PermissionDeniedError(message);
-    return absl::NotFoundError(message);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return LoadProxyConfigString(text.str(), path);
+  TIPPERARY_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
+  return LoadProxyConfigString(text, path);
 }
 
 }  // namespace tipperary::config

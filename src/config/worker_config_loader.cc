@@ -207,22 +207,8 @@ absl::StatusOr<WorkerConfig> LoadWorkerConfigString(const std::string& yaml,
 }
 
 absl::StatusOr<WorkerConfig> LoadWorkerConfigFile(const std::string& path) {
-  std::error_code error;
-  if (fs::is_directory(path, error)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot read the config file: it is a directory"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int saved = errno;
-    std::string message =
-        absl::StrCat(path, ": cannot read the config file: ", std::strerror(saved));
-    if (saved == EACCES) return absl::PermissionDeniedError(message);
-    return absl::NotFoundError(message);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return LoadWorkerConfigString(text.str(), path);
+  TIPPERARY_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
+  return LoadWorkerConfigString(text, path);
 }
 
 absl::Status OverrideModelPath(WorkerConfig& config, const std::string& spec) {

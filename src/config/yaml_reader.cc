@@ -1,6 +1,11 @@
 #include "tipperary/config/yaml_reader.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <cmath>
 #include <utility>
 
@@ -339,6 +344,25 @@ absl::StatusOr<YamlValue> ParseYamlDocument(const std::string& text, const std::
                      "more than one YAML document (remove the extra \"---\")");
   }
   return YamlValue(source, documents[0], "");
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot read the config file: it is a directory"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int saved = errno;
+    std::string message =
+        absl::StrCat(path, ": cannot read the config file: ", std::strerror(saved));
+    if (saved == EACCES) return absl::PermissionDeniedError(message);
+    return absl::NotFoundError(message);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace tipperary::config

@@ -133,4 +133,8 @@ class YamlMap {
 // line:col; an empty document or more than one document is an error too.
 absl::StatusOr<YamlValue> ParseYamlDocument(const std::string& text, const std::string& source);
 
+// The whole text of a config file; NotFound / PermissionDenied / InvalidArgument (a directory)
+// with a message naming the path.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
+
 }  // namespace tipperary::config
