@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "metadata_mapping.h"
 #include "tipperary/common/log.h"
+#include "tipperary/transcoder/path_template.h"
 #include "tipperary/transcoder/status_mapping.h"
 
 namespace tipperary::proxy {
@@ -177,6 +178,11 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
     loop_.StatsFor(nullptr).in_flight->Increment();
     responder.Error(*ex, 14, "the proxy has no schema yet: waiting for descriptors from upstream",
                     "", nullptr);
+    return;
+  }
+  if (!transcoder::IsValidPercentEncoding(path)) {
+    loop_.StatsFor(nullptr).in_flight->Increment();
+    responder.Error(*ex, 3, "malformed percent-encoding in the request path", "", nullptr);
     return;
   }
   uint32_t max_in_flight = shared_.config.limits.max_in_flight_requests;

@@ -144,6 +144,15 @@ std::string PercentDecode(std::string_view in, bool keep_slash, bool plus_space)
   return out;
 }
 
+bool IsValidPercentEncoding(std::string_view in) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') continue;
+    if (i + 2 >= in.size() || HexValue(in[i + 1]) < 0 || HexValue(in[i + 2]) < 0) return false;
+    i += 2;
+  }
+  return true;
+}
+
 absl::StatusOr<PathTemplate> PathTemplate::Parse(std::string_view text) {
   Parser p(text);
   if (text.empty() || text[0] != '/') return p.Error("must start with '/'");

@@ -182,3 +182,17 @@ def test_concurrent_failures_and_successes(proxy):
             assert r.status_code == 404 and r.json()["message"] == str(i), r.text
         else:
             assert r.status_code == 200 and r.json().get("fInt32", 0) == i, r.text
+
+
+def test_malformed_percent_encoding_in_path_is_400(proxy):
+    # "%zz" is no escape at all: passing it upstream as a literal would hide the client's bug.
+    # http.client sends the path as given (requests would re-quote it to %25zz).
+    import http.client
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
+    conn.request("GET", "/v1/echo/%zz")
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    conn.close()
+    assert r.status == 400, body
+    assert body["code"] == 3
+    assert "percent-encoding" in body["message"]

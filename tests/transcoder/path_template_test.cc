@@ -133,5 +133,13 @@ TEST(PercentDecode, QueryMode) {
   EXPECT_EQ(PercentDecode("%41", false), "A");
 }
 
+TEST(PercentEncoding, ValidAndInvalidEscapes) {
+  EXPECT_TRUE(IsValidPercentEncoding("/v1/echo/a%2Fb%20c"));
+  EXPECT_TRUE(IsValidPercentEncoding("/v1/plain"));
+  EXPECT_FALSE(IsValidPercentEncoding("/v1/echo/%zz"));
+  EXPECT_FALSE(IsValidPercentEncoding("/v1/echo/%4"));
+  EXPECT_FALSE(IsValidPercentEncoding("/v1/echo/%"));
+}
+
 }  // namespace
 }  // namespace tipperary::transcoder

@@ -83,4 +83,8 @@ class PathTemplate {
 // verbatim. Exposed for tests and for query strings (which also map '+' to ' ' with plus_space).
 std::string PercentDecode(std::string_view in, bool keep_slash, bool plus_space = false);
 
+// False when some '%' is not followed by two hex digits: such a path is the client's error
+// (400), not a literal to pass upstream.
+bool IsValidPercentEncoding(std::string_view in);
+
 }  // namespace tipperary::transcoder
