@@ -5,38 +5,17 @@
 #include "tipperary/config/proxy_config_loader.h"
 #include "tipperary/config/units.h"
 #include "yaml-cpp/yaml.h"
+#include "yaml_emit.h"
 
 namespace tipperary::config {
+using internal::Emit;
+using internal::EmitDuration;
+using internal::EmitKey;
+using internal::EmitSize;
+using internal::EmitString;
+using internal::FormatDouble;
+
 namespace {
-
-// Shortest text that reads back as the same double.
-std::string FormatDouble(double value) {
-  char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, result.ptr);
-}
-
-void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
-
-template <typename T>
-void Emit(YAML::Emitter& out, const char* key, const T& value) {
-  EmitKey(out, key);
-  out << value;
-}
-
-void EmitString(YAML::Emitter& out, const char* key, const std::string& value) {
-  EmitKey(out, key);
-  // Always quoted, so that values such as "1.2" or "-" stay strings for any YAML reader.
-  out << YAML::DoubleQuoted << value;
-}
-
-void EmitDuration(YAML::Emitter& out, const char* key, Duration value) {
-  Emit(out, key, FormatDuration(value));
-}
-
-void EmitSize(YAML::Emitter& out, const char* key, uint64_t value) {
-  Emit(out, key, FormatSize(value));
-}
 
 // Block style reads better, but an empty block list prints as a bare "[]" on its own line.
 void BeginSeq(YAML::Emitter& out, bool empty) {
@@ -55,8 +34,7 @@ void EmitStringList(YAML::Emitter& out, const char* key, const std::vector<std::
 
 std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   YAML::Emitter out;
-  out.SetBoolFormat(YAML::TrueFalseBool);
-  out.SetBoolFormat(YAML::LowerCase);
+  internal::UseLowerCaseBools(out);
   if (!config.source_path.empty())
     out << YAML::Comment("Effective config of " + config.source_path);
   out << YAML::BeginMap;

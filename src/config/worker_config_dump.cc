@@ -4,29 +4,16 @@
 #include "tipperary/config/units.h"
 #include "tipperary/config/worker_config.h"
 #include "yaml-cpp/yaml.h"
+#include "yaml_emit.h"
 
 namespace tipperary::config {
-namespace {
-
-void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
-
-template <typename T>
-void Emit(YAML::Emitter& out, const char* key, const T& value) {
-  EmitKey(out, key);
-  out << value;
-}
-
-void EmitString(YAML::Emitter& out, const char* key, const std::string& value) {
-  EmitKey(out, key);
-  out << YAML::DoubleQuoted << value;
-}
-
-}  // namespace
+using internal::Emit;
+using internal::EmitKey;
+using internal::EmitString;
 
 std::string DumpWorkerConfig(const WorkerConfig& config) {
   YAML::Emitter out;
-  out.SetBoolFormat(YAML::TrueFalseBool);
-  out.SetBoolFormat(YAML::LowerCase);
+  internal::UseLowerCaseBools(out);
   if (!config.source_path.empty()) {
     out << YAML::Comment("Effective config of " + config.source_path);
   }
