@@ -1,9 +1,9 @@
 // tipperary-proxy: HTTP/1.1 (JSON or binary protobuf) in, gRPC over HTTP/2 out.
-#include <cstring>
 #include <iostream>
 #include <string>
 
 #include "proxy_server.h"
+#include "tipperary/common/command_line.h"
 #include "tipperary/common/log.h"
 #include "tipperary/config/proxy_config_loader.h"
 
@@ -27,31 +27,13 @@ timeouts.drain) and exit 0; a second signal exits at once.
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "--version") {
-      std::cout << "tipperary-proxy " << TIPPERARY_VERSION << "\n";
-      return 0;
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(std::strlen("--config="));
-    } else {
-      std::cerr << "tipperary-proxy: unknown argument \"" << arg << "\"\n\n" << kUsage;
-      return 2;
-    }
+  tipperary::common::CommandLine cl;
+  if (auto exit_code = tipperary::common::ParseCommandLine(argc, argv, "tipperary-proxy", kUsage,
+                                                           {}, &cl)) {
+    return *exit_code;
   }
-  if (config_path.empty()) {
-    std::cerr << "tipperary-proxy: --config FILE is required\n\n" << kUsage;
-    return 2;
-  }
+  const std::string& config_path = cl.config_path;
+  const bool check_only = cl.check_only;
   auto config = tipperary::config::LoadProxyConfigFile(config_path);
   if (!config.ok()) {
     std::cerr << "tipperary-proxy: " << config.status().message() << "\n";

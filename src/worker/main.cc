@@ -1,9 +1,9 @@
 // tipperary-worker: a gRPC sentence-embedding server with a dynamic batcher (CPU or CUDA).
-#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "tipperary/common/command_line.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/worker/worker_server.h"
 
@@ -29,36 +29,14 @@ finishes within `drain`) and exit 0; a second signal exits at once.
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  std::vector<std::string> model_paths;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "--version") {
-      std::cout << "tipperary-worker " << TIPPERARY_VERSION << "\n";
-      return 0;
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(std::strlen("--config="));
-    } else if (arg == "--model-path" && i + 1 < argc) {
-      model_paths.push_back(argv[++i]);
-    } else if (arg.rfind("--model-path=", 0) == 0) {
-      model_paths.push_back(arg.substr(std::strlen("--model-path=")));
-    } else {
-      std::cerr << "tipperary-worker: unknown argument \"" << arg << "\"\n\n" << kUsage;
-      return 2;
-    }
+  tipperary::common::CommandLine cl;
+  if (auto exit_code = tipperary::common::ParseCommandLine(argc, argv, "tipperary-worker", kUsage,
+                                                           {"--model-path"}, &cl)) {
+    return *exit_code;
   }
-  if (config_path.empty()) {
-    std::cerr << "tipperary-worker: --config FILE is required\n\n" << kUsage;
-    return 2;
-  }
+  const std::string& config_path = cl.config_path;
+  const bool check_only = cl.check_only;
+  const std::vector<std::string>& model_paths = cl.repeated["--model-path"];
   auto config = tipperary::config::LoadWorkerConfigFile(config_path);
   if (!config.ok()) {
     std::cerr << "tipperary-worker: " << config.status().message() << "\n";
