@@ -153,6 +153,21 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitString(out, "access_log_path", logging.access_log_path);
   out << YAML::EndMap;
 
+  const AutoscalingConfig& autoscaling = config.autoscaling;
+  EmitKey(out, "autoscaling");
+  out << YAML::BeginMap;
+  EmitString(out, "external_scaler_address", autoscaling.external_scaler_address);
+  EmitDuration(out, "sample_interval", autoscaling.sample_interval);
+  EmitKey(out, "windows");
+  out << YAML::Flow << YAML::BeginSeq;
+  for (Duration window : autoscaling.windows) out << FormatDuration(window);
+  out << YAML::EndSeq;
+  Emit(out, "capacity", autoscaling.capacity);
+  EmitString(out, "worker_admin", autoscaling.worker_admin);
+  EmitDuration(out, "worker_timeout", autoscaling.worker_timeout);
+  EmitDuration(out, "stream_interval", autoscaling.stream_interval);
+  out << YAML::EndMap;
+
   Emit(out, "threads", config.threads);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -152,6 +152,7 @@ class Loader {
   absl::Status LoadLimits(const YamlMap& root, LimitsConfig* out);
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
+  absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
   std::string Resolve(const std::string& path) const;
   // The value as a path, resolved, naming a readable regular file.
@@ -193,7 +194,8 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   }
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
-                               "transcoding", "limits", "timeouts", "logging", "threads"}));
+                               "transcoding", "limits", "timeouts", "logging", "autoscaling",
+                               "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -205,6 +207,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
+  TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
   config->source_path = source_;
   return absl::OkStatus();
@@ -577,6 +580,94 @@ absl::Status Loader::LoadLogging(const YamlMap& root, LoggingConfig* out) {
       map.ReadDouble("access_log_sample_rate", &out->access_log_sample_rate, 0.0, 1.0));
   TIPPERARY_RETURN_IF_ERROR(map.ReadNonEmptyString("access_log_path", &out->access_log_path));
   if (out->access_log_path != "-") out->access_log_path = Resolve(out->access_log_path);
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadAutoscaling(const YamlMap& root, ProxyConfig* config) {
+  std::optional<YamlValue> value = root.Find("autoscaling");
+  if (!value) return absl::OkStatus();
+  AutoscalingConfig* out = &config->autoscaling;
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      value->AsMap({"external_scaler_address", "sample_interval", "windows", "capacity",
+                    "worker_admin", "worker_timeout", "stream_interval"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadString("external_scaler_address",
+                                           &out->external_scaler_address));
+  if (std::optional<YamlValue> address = map.Find("external_scaler_address");
+      address && !out->external_scaler_address.empty()) {
+    absl::StatusOr<common::Endpoint> endpoint =
+        common::ParseEndpoint(out->external_scaler_address, true);
+    if (!endpoint.ok()) return address->Error(std::string(endpoint.status().message()));
+    if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+      return address->Error(absl::StrCat("the external scaler needs host:port, got ",
+                                         Quoted(out->external_scaler_address)));
+    }
+    common::Endpoint admin = *common::ParseEndpoint(config->admin.address, true);
+    if (endpoint->port != 0 && admin.ToString() == endpoint->ToString()) {
+      return address->Error(absl::StrCat("external_scaler_address ",
+                                         Quoted(out->external_scaler_address),
+                                         " is also the admin address"));
+    }
+    for (size_t i = 0; i < config->listeners.size(); ++i) {
+      common::Endpoint listener = *common::ParseEndpoint(config->listeners[i].address, true);
+      if (endpoint->port != 0 && listener.ToString() == endpoint->ToString()) {
+        return address->Error(absl::StrCat("external_scaler_address ",
+                                           Quoted(out->external_scaler_address),
+                                           " is also used by listeners[", i, "]"));
+      }
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("sample_interval", &out->sample_interval,
+                                             std::chrono::milliseconds(100),
+                                             std::chrono::minutes(1)));
+  if (std::optional<YamlValue> windows = map.Find("windows")) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, windows->AsList());
+    if (items.empty() || items.size() > 8) {
+      return windows->Error("give 1 to 8 rate windows, e.g. [10s, 60s]");
+    }
+    out->windows.clear();
+    for (const YamlValue& item : items) {
+      TIPPERARY_ASSIGN_OR_RETURN(Duration window,
+                                 item.AsDuration(std::chrono::seconds(1), std::chrono::hours(1)));
+      if (window % std::chrono::seconds(1) != Duration::zero()) {
+        return item.Error(absl::StrCat("rate window ", FormatDuration(window),
+                                       " must be a whole number of seconds"));
+      }
+      for (Duration earlier : out->windows) {
+        if (earlier == window) {
+          return item.Error(absl::StrCat("rate window ", FormatDuration(window), " is repeated"));
+        }
+      }
+      out->windows.push_back(window);
+    }
+  }
+  for (size_t i = 0; i < out->windows.size(); ++i) {
+    if (out->windows[i] < out->sample_interval ||
+        out->windows[i] % out->sample_interval != Duration::zero()) {
+      std::optional<YamlValue> at = map.Find("windows");
+      if (!at) at = map.Find("sample_interval");
+      return at->Error(absl::StrCat("rate window ", FormatDuration(out->windows[i]),
+                                    " must be a multiple of sample_interval (",
+                                    FormatDuration(out->sample_interval), ")"));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("capacity", &out->capacity, 1, kMaxUint32));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadString("worker_admin", &out->worker_admin));
+  if (std::optional<YamlValue> admin = map.Find("worker_admin");
+      admin && !out->worker_admin.empty()) {
+    absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(out->worker_admin, false);
+    if (!endpoint.ok()) return admin->Error(std::string(endpoint.status().message()));
+    if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+      return admin->Error(absl::StrCat("worker_admin needs host:port, got ",
+                                       Quoted(out->worker_admin)));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("worker_timeout", &out->worker_timeout,
+                                             std::chrono::milliseconds(1),
+                                             std::chrono::minutes(1)));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("stream_interval", &out->stream_interval,
+                                             std::chrono::milliseconds(100),
+                                             std::chrono::minutes(10)));
   return absl::OkStatus();
 }
 

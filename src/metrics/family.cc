@@ -150,6 +150,12 @@ std::size_t Family<T>::size() const {
 }
 
 template <typename T>
+void Family<T>::ForEach(const std::function<void(const Labels&, const T&)>& fn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [labels, child] : children_) fn(labels, *child);
+}
+
+template <typename T>
 MetricType Family<T>::type() const {
   return TypeOf<T>();
 }

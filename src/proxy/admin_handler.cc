@@ -53,11 +53,14 @@ void AdminHandler::Handle(std::shared_ptr<listener::HttpExchange> ex) {
     res.set(http::field::content_type, "application/json");
     const auto& routing = home_.routing();
     res.body() = routing ? routing->routes->DescribeJson() : "[]";
+  } else if (path == "/autoscaling" && signals_ != nullptr) {
+    res.set(http::field::content_type, "application/json");
+    res.body() = autoscaling::SnapshotToJson(signals_->Snapshot());
   } else {
     res.result(http::status::not_found);
     res.set(http::field::content_type, "application/json");
     res.body() = transcoder::MinimalStatusJson(
-        5, "unknown admin path; try /healthz /readyz /metrics /config /routes");
+        5, "unknown admin path; try /healthz /readyz /metrics /config /routes /autoscaling");
   }
   ex->Respond(std::move(res));
 }

@@ -1,4 +1,4 @@
-// The admin port: /healthz, /readyz, /metrics, /config and /routes.
+// The admin port: /healthz, /readyz, /metrics, /config, /routes and /autoscaling.
 //
 //   AdminHandler admin(shared, loops);
 //   listener::RequestHandler fn = [&admin](auto ex) { admin.Handle(std::move(ex)); };
@@ -9,6 +9,7 @@
 
 #include "event_loop.h"
 #include "shared_state.h"
+#include "tipperary/autoscaling/signal_sampler.h"
 #include "tipperary/listener/http_exchange.h"
 
 namespace tipperary::proxy {
@@ -16,9 +17,10 @@ namespace tipperary::proxy {
 class AdminHandler {
  public:
   // `home` is the loop the admin listener runs on (its routing is read there).
+  // `signals` may be null (then /autoscaling is 404); it must outlive the handler.
   AdminHandler(SharedState& shared, const std::vector<std::unique_ptr<EventLoop>>& loops,
-               EventLoop& home)
-      : shared_(shared), loops_(loops), home_(home) {}
+               EventLoop& home, const autoscaling::SignalSampler* signals)
+      : shared_(shared), loops_(loops), home_(home), signals_(signals) {}
 
   void Handle(std::shared_ptr<listener::HttpExchange> exchange);
 
@@ -29,6 +31,7 @@ class AdminHandler {
   SharedState& shared_;
   const std::vector<std::unique_ptr<EventLoop>>& loops_;
   EventLoop& home_;
+  const autoscaling::SignalSampler* signals_;
 };
 
 }  // namespace tipperary::proxy

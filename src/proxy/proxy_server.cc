@@ -26,6 +26,8 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyCo
 ProxyServer::~ProxyServer() {
   for (auto& loop : loops_) loop->Stop();
   for (auto& loop : loops_) loop->Join();
+  // After the loops: the admin handler reads the sampler until its loop stops.
+  if (autoscaling_) autoscaling_->Stop();
 }
 
 absl::Status ProxyServer::Init(config::ProxyConfig config) {
@@ -58,6 +60,9 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
     loops_.back()->CreateUpstreams();
     handlers_.push_back(std::make_unique<RequestHandler>(*loops_.back(), *shared_));
   }
+  auto autoscaling = AutoscalingRuntime::Start(*shared_);
+  if (!autoscaling.ok()) return autoscaling.status();
+  autoscaling_ = std::move(*autoscaling);
   absl::Status status = CreateListeners();
   if (!status.ok()) return status;
 
@@ -122,7 +127,7 @@ absl::Status ProxyServer::CreateListeners() {
   admin_options.name = "admin";
   admin_options.endpoint = *admin_endpoint;
   admin_options.server_header = "tipperary-proxy-admin";
-  admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0]);
+  admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler());
   AdminHandler* admin = admin_.get();
   auto l = listener::HttpListener::Create(
       loops_[0]->io_context(), admin_options,

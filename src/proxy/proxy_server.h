@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "admin_handler.h"
+#include "autoscaling_runtime.h"
 #include "event_loop.h"
 #include "request_handler.h"
 #include "shared_state.h"
@@ -38,6 +39,7 @@ class ProxyServer {
   std::unique_ptr<SharedState> shared_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::vector<std::unique_ptr<RequestHandler>> handlers_;
+  std::unique_ptr<AutoscalingRuntime> autoscaling_;
   std::unique_ptr<AdminHandler> admin_;
   std::vector<google::protobuf::FileDescriptorSet> file_sets_;
   std::vector<std::string> reflection_upstreams_;

@@ -63,6 +63,33 @@ ProxyStats ProxyStats::Register(metrics::Registry& registry) {
                       .Name("tipperary_build_info")
                       .Help("Always 1; the version is a label.")
                       .Register(registry);
+  s.autoscaling_rate = &BuildGauge()
+                          .Name("tipperary_autoscaling_request_rate")
+                          .Help("Completed requests per second over a sliding window, by route "
+                                "template and window.")
+                          .Register(registry);
+  s.autoscaling_saturation = &BuildGauge()
+                                 .Name("tipperary_autoscaling_saturation")
+                                 .Help("Requests in flight divided by autoscaling.capacity.")
+                                 .Register(registry);
+  s.autoscaling_capacity = &BuildGauge()
+                               .Name("tipperary_autoscaling_capacity")
+                               .Help("In-flight requests per replica that make saturation 1.")
+                               .Register(registry);
+  s.autoscaling_worker_up = &BuildGauge()
+                                .Name("tipperary_autoscaling_worker_up")
+                                .Help("1 when the last poll of the worker's admin port worked.")
+                                .Register(registry);
+  s.autoscaling_worker_queue_depth =
+      &BuildGauge()
+           .Name("tipperary_autoscaling_worker_queue_depth")
+           .Help("Texts queued in the worker's batcher, as of the last poll.")
+           .Register(registry);
+  s.autoscaling_worker_batch_fill =
+      &BuildGauge()
+           .Name("tipperary_autoscaling_worker_batch_fill")
+           .Help("How full the worker's batches were over the first rate window (0..1).")
+           .Register(registry);
   return s;
 }
 

@@ -25,6 +25,13 @@ struct ProxyStats {
   metrics::Family<metrics::Gauge>* draining;                // {}
   metrics::Family<metrics::Gauge>* schema_loaded;           // {}
   metrics::Family<metrics::Gauge>* build_info;              // {version}
+  // Autoscaling signals (AutoscalingRuntime), refreshed every sample_interval.
+  metrics::Family<metrics::Gauge>* autoscaling_rate;        // {route, window}
+  metrics::Family<metrics::Gauge>* autoscaling_saturation;  // {}
+  metrics::Family<metrics::Gauge>* autoscaling_capacity;    // {}
+  metrics::Family<metrics::Gauge>* autoscaling_worker_up;           // {}
+  metrics::Family<metrics::Gauge>* autoscaling_worker_queue_depth;  // {}
+  metrics::Family<metrics::Gauge>* autoscaling_worker_batch_fill;   // {}
 
   static ProxyStats Register(metrics::Registry& registry);
 };

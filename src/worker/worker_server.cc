@@ -68,6 +68,9 @@ class WorkerServer::Impl {
 
  private:
   void HandleAdmin(std::shared_ptr<listener::HttpExchange> exchange);
+  // Queue depth and cumulative batch counters, summed over models, for tipperary-proxy's
+  // autoscaling signals (which turn them into windowed batch fill) and for operators.
+  std::string AutoscalingJson();
   void SetHealth(bool serving);
 
   WorkerCore core_;
@@ -249,11 +252,43 @@ void WorkerServer::Impl::HandleAdmin(std::shared_ptr<listener::HttpExchange> ex)
   } else if (path == "/metrics") {
     res.set(http::field::content_type, metrics::Registry::kContentType);
     res.body() = core_.registry().Serialize();
+  } else if (path == "/autoscaling") {
+    res.body() = AutoscalingJson();
   } else {
     res.result(http::status::not_found);
-    res.body() = StatusJson(5, "unknown admin path; try /healthz /readyz /metrics");
+    res.body() = StatusJson(5, "unknown admin path; try /healthz /readyz /metrics /autoscaling");
   }
   ex->Respond(std::move(res));
+}
+
+std::string WorkerServer::Impl::AutoscalingJson() {
+  double queue_depth = 0, batches = 0, texts = 0, tokens = 0;
+  std::string models;
+  if (core_.loaded()) {
+    for (const auto& [name, model] : core_.models()) {
+      metrics::Labels labels{{"model", name}};
+      const metrics::Histogram& size = core_.stats().batch_size->Add(labels);
+      const metrics::Histogram& padded = core_.stats().batch_tokens->Add(labels);
+      double depth = static_cast<double>(model->queue_depth());
+      queue_depth += depth;
+      batches += static_cast<double>(size.Count());
+      texts += size.Sum();
+      tokens += padded.Sum();
+      if (!models.empty()) models += ',';
+      models += '"';
+      common::AppendJsonEscaped(models, name);
+      absl::StrAppend(&models, "\":{\"queue_depth\":", depth, ",\"batches_total\":", size.Count(),
+                      ",\"batch_texts_total\":", size.Sum(), ",\"batch_tokens_total\":",
+                      padded.Sum(), "}");
+    }
+  }
+  const config::WorkerBatchingConfig& batching = core_.config().batching;
+  return absl::StrCat("{\"ready\":", core_.ready() ? "true" : "false",
+                      ",\"queue_depth\":", queue_depth, ",\"batches_total\":", batches,
+                      ",\"batch_texts_total\":", texts, ",\"batch_tokens_total\":", tokens,
+                      ",\"max_batch_size\":", batching.max_batch_size,
+                      ",\"max_batch_tokens\":", batching.max_batch_tokens, ",\"models\":{",
+                      models, "}}\n");
 }
 
 int WorkerServer::Impl::Run() {

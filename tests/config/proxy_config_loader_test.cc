@@ -317,6 +317,13 @@ TEST_F(ProxyConfigLoaderTest, DumpShowsEveryKeyAndRedactsTheKey) {
                           "access_log: false",
                           "access_log_sample_rate: 1",
                           "access_log_path: \"-\"",
+                          "external_scaler_address: \"127.0.0.1:9903\"",
+                          "sample_interval: 1s",
+                          "windows: [10s, 1m]",
+                          "capacity: 64",
+                          "worker_admin: \"\"",
+                          "worker_timeout: 500ms",
+                          "stream_interval: 1s",
                           "threads: 0"}) {
     EXPECT_THAT(defaults, HasSubstr(key));
   }
@@ -339,7 +346,8 @@ TEST_F(ProxyConfigLoaderTest, ExampleConfigFileLoads) {
   ProxyConfig bare = LoadOk(
       "listeners: [{address: 127.0.0.1:8080}]\n"
       "descriptors: [{reflection: worker}]\n"
-      "upstreams: [{name: worker, endpoints: [127.0.0.1:50051], services: [tipperary.*]}]\n");
+      "upstreams: [{name: worker, endpoints: [127.0.0.1:50051], services: [tipperary.*]}]\n"
+      "autoscaling: {worker_admin: 127.0.0.1:9902}\n");
   bare.source_path = config->source_path;
   EXPECT_EQ(DumpProxyConfig(*config), DumpProxyConfig(bare));
 }
@@ -391,7 +399,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
 TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
             "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
-            "upstreams, routes, transcoding, limits, timeouts, logging, threads); did you mean "
+            "upstreams, routes, transcoding, limits, timeouts, logging, autoscaling, threads); did you mean "
             "\"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
@@ -674,6 +682,53 @@ TEST_F(ProxyConfigLoaderTest, ErrorRoutes) {
                                "  - {method: GET, path: /b, grpc_method: tipperaryx.S/M}\n")),
             "9:42: routes[1].grpc_method: service \"tipperaryx.S\" is not in any upstream's "
             "services");
+}
+
+TEST_F(ProxyConfigLoaderTest, AutoscalingSectionLoads) {
+  ProxyConfig config = LoadOk(absl::StrCat(kMinimal,
+                                           "autoscaling:\n"
+                                           "  external_scaler_address: \"\"\n"
+                                           "  sample_interval: 500ms\n"
+                                           "  windows: [5s, 30s, 2m]\n"
+                                           "  capacity: 8\n"
+                                           "  worker_admin: 127.0.0.1:9902\n"
+                                           "  worker_timeout: 200ms\n"
+                                           "  stream_interval: 2s\n"));
+  EXPECT_EQ(config.autoscaling.external_scaler_address, "");
+  EXPECT_EQ(config.autoscaling.sample_interval, std::chrono::milliseconds(500));
+  EXPECT_THAT(config.autoscaling.windows, testing::ElementsAre(seconds(5), seconds(30),
+                                                               std::chrono::minutes(2)));
+  EXPECT_EQ(config.autoscaling.capacity, 8u);
+  EXPECT_EQ(config.autoscaling.worker_admin, "127.0.0.1:9902");
+  EXPECT_EQ(config.autoscaling.worker_timeout, std::chrono::milliseconds(200));
+  EXPECT_EQ(config.autoscaling.stream_interval, seconds(2));
+  EXPECT_EQ(LoadProxyConfigString(DumpProxyConfig(config), "dump").value().autoscaling.windows,
+            config.autoscaling.windows);
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorAutoscaling) {
+  auto section = [](const std::string& fields) {
+    return absl::StrCat(kMinimal, "autoscaling:\n  ", fields, "\n");
+  };
+  EXPECT_EQ(Error(section("windows: []")),
+            "7:12: autoscaling.windows: give 1 to 8 rate windows, e.g. [10s, 60s]");
+  EXPECT_EQ(Error(section("windows: [10s, 1500ms]")),
+            "7:18: autoscaling.windows[1]: rate window 1500ms must be a whole number of seconds");
+  EXPECT_EQ(Error(section("windows: [10s, 10s]")),
+            "7:18: autoscaling.windows[1]: rate window 10s is repeated");
+  EXPECT_EQ(Error(section("{sample_interval: 3s, windows: [10s]}")),
+            "7:34: autoscaling.windows: rate window 10s must be a multiple of sample_interval (3s)");
+  EXPECT_EQ(Error(section("capacity: 0")),
+            "7:13: autoscaling.capacity: 0 is out of range (1..4294967295)");
+  EXPECT_EQ(Error(section("worker_admin: unix:/tmp/w.sock")),
+            "7:17: autoscaling.worker_admin: worker_admin needs host:port, got "
+            "\"unix:/tmp/w.sock\"");
+  EXPECT_EQ(Error(section("external_scaler_address: 127.0.0.1:8080")),
+            "7:28: autoscaling.external_scaler_address: external_scaler_address "
+            "\"127.0.0.1:8080\" is also used by listeners[0]");
+  EXPECT_EQ(Error(section("sample_interval: 10ms")),
+            "7:20: autoscaling.sample_interval: 10ms is out of range (must be at least 100ms)");
+  EXPECT_THAT(Error(section("scrape: 1s")), HasSubstr("unknown key \"scrape\""));
 }
 
 }  // namespace

@@ -299,6 +299,8 @@ def base_config(upstream_endpoint: str, **overrides: Any) -> dict:
                     "grpc_method": f"{SERVICE}/Unannotated", "body": "*", "timeout": "10s"}],
         "timeouts": {"upstream_default": "20s", "drain": "5s"},
         "logging": {"level": "info", "access_log": True},
+        # Port 0: the default 9903 would clash between tests running in parallel.
+        "autoscaling": {"external_scaler_address": "127.0.0.1:0"},
         "threads": 2,
     }
     for key, value in overrides.items():
@@ -316,6 +318,7 @@ class Proxy:
     http: list[str]  # Listener addresses in config order, "127.0.0.1:PORT".
     admin: str
     session: requests.Session = field(default_factory=requests.Session)
+    external_scaler: str | None = None  # "127.0.0.1:PORT" of the KEDA external scaler.
 
     @property
     def url(self) -> str:
@@ -384,16 +387,23 @@ def start_proxy(config: dict | str, directory: pathlib.Path | None = None,
     path = write_config(directory, config)
     proc = Proc("proxy", [binary, "--config", path, *(extra_args or [])])
     n_listeners = len(config["listeners"]) if isinstance(config, dict) else 1
+    scaler_on = not isinstance(config, dict) or \
+        config.get("autoscaling", {}).get("external_scaler_address", "x") != ""
+    # "listening" lines: the external scaler (first, when on), the HTTP listeners, the admin.
     lines = proc.wait_for_json(lambda l: l.get("msg") == "listening",
-                               count=n_listeners + 1)
-    http = [l["address"] for l in lines if l.get("name") != "admin"]
-    admin = [l["address"] for l in lines if l.get("name") == "admin"]
+                               count=n_listeners + 1 + (1 if scaler_on and
+                                                        isinstance(config, dict) else 0))
+    named = lambda name: [l["address"] for l in lines if l.get("name") == name]
+    http = [l["address"] for l in lines if l.get("name") not in ("admin", "external_scaler")]
+    admin = named("admin")
     if not admin or len(http) < n_listeners:
         # The admin line may come last; wait for it explicitly.
         lines = proc.wait_for_json(lambda l: l.get("msg") == "listening" and
                                    l.get("name") == "admin")
         admin = [lines[0]["address"]]
     proxy = Proxy(proc, path, http, admin[0])
+    scaler = named("external_scaler")
+    proxy.external_scaler = scaler[0] if scaler else None
     if wait_ready:
         proxy.wait_ready()
     return proxy

@@ -89,6 +89,7 @@ def proxy_config(worker: Worker) -> dict:
         # No transcoding options: the proto's `optional` fields print "index": 0 by themselves.
         "timeouts": {"upstream_default": "30s", "drain": "5s"},
         "logging": {"level": "info"},
+        "autoscaling": {"external_scaler_address": "127.0.0.1:0", "worker_admin": worker.admin},
         "threads": 2,
     }
 

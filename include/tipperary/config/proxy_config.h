@@ -98,6 +98,24 @@ struct LoggingConfig {
   std::string access_log_path = "-";    // "-" = stdout.
 };
 
+// Autoscaling signals computed inside the proxy (docs/autoscaling.md): windowed request rates,
+// in-flight and saturation per route, the worker's queue depth and batch fill; served on the
+// admin port (/autoscaling, for KEDA's metrics-api scaler), as Prometheus gauges, and by a KEDA
+// external scaler (gRPC externalscaler.ExternalScaler).
+struct AutoscalingConfig {
+  // KEDA external scaler gRPC listener, host:port; "" = off; port 0 picks a free port.
+  std::string external_scaler_address = "127.0.0.1:9903";
+  Duration sample_interval = std::chrono::seconds(1);  // How often counters are sampled.
+  // Rate windows; the first is the default for `rps`. Each a multiple of sample_interval.
+  std::vector<Duration> windows = {std::chrono::seconds(10), std::chrono::seconds(60)};
+  uint32_t capacity = 64;  // In-flight requests per replica that count as saturation 1.0.
+  // The worker's admin address (host:port) for its queue depth and batch fill; "" = none.
+  std::string worker_admin;
+  Duration worker_timeout = std::chrono::milliseconds(500);  // Per poll of worker_admin.
+  // StreamIsActive: how often activity is re-evaluated (a change is pushed at once).
+  Duration stream_interval = std::chrono::seconds(1);
+};
+
 struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   AdminConfig admin;
@@ -108,6 +126,7 @@ struct ProxyConfig {
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   LoggingConfig logging;
+  AutoscalingConfig autoscaling;
   uint32_t threads = 0;  // Event-loop threads; 0 = one per core.
   std::string source_path;  // The file this was loaded from (not a key).
 };

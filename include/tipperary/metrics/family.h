@@ -12,6 +12,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,9 @@ class Family final : public FamilyBase {
          const Histogram::BucketBoundaries& buckets) requires std::same_as<T, Histogram>;
 
   std::size_t size() const;
+  // Calls fn(labels, child) for every child, under the family's lock: for samplers and tests
+  // that read values once a second, never for the request path.
+  void ForEach(const std::function<void(const Labels&, const T&)>& fn) const;
   MetricType type() const override;
   void AppendText(std::string& out) const override;
 

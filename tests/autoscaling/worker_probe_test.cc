@@ -1,0 +1,108 @@
+// WorkerProbe against a real HTTP server (the project's Beast listener) and dead ports.
+#include "tipperary/autoscaling/worker_probe.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <thread>
+
+#include "tipperary/listener/http_listener.h"
+
+namespace tipperary::autoscaling {
+namespace {
+
+namespace http = boost::beast::http;
+
+constexpr char kBody[] =
+    "{\"ready\":true,\"queue_depth\":5,\"batches_total\":10,\"batch_texts_total\":80,"
+    "\"batch_tokens_total\":2560,\"max_batch_size\":32,\"max_batch_tokens\":16384,"
+    "\"models\":{}}";
+
+class WorkerProbeTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    listener::ListenerOptions options;
+    options.name = "worker-admin";
+    options.endpoint = *common::ParseEndpoint("127.0.0.1:0", true);
+    auto l = listener::HttpListener::Create(
+        ioc_, options,
+        [this](std::shared_ptr<listener::HttpExchange> ex) {
+          listener::HttpResponse res{status_, ex->request().version()};
+          res.body() = ex->request().target() == "/autoscaling" ? body_ : "";
+          ex->Respond(std::move(res));
+        },
+        nullptr);
+    ASSERT_TRUE(l.ok()) << l.status();
+    listener_ = std::move(*l);
+    listener_->Start();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  void TearDown() override {
+    boost::asio::post(ioc_, [this] { listener_.reset(); });
+    work_.reset();
+    ioc_.stop();
+    thread_.join();
+  }
+  std::string Address() { return "127.0.0.1:" + std::to_string(listener_->port()); }
+
+  boost::asio::io_context ioc_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      ioc_.get_executor()};
+  std::unique_ptr<listener::HttpListener> listener_;
+  std::thread thread_;
+  std::string body_ = kBody;
+  http::status status_ = http::status::ok;
+};
+
+TEST_F(WorkerProbeTest, ReadsCounters) {
+  absl::StatusOr<WorkerCounters> c = WorkerProbe(Address(), std::chrono::seconds(2)).Poll();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->queue_depth, 5);
+  EXPECT_EQ(c->batches, 10);
+  EXPECT_EQ(c->batch_texts, 80);
+  EXPECT_EQ(c->batch_tokens, 2560);
+  EXPECT_EQ(c->max_batch_size, 32);
+  EXPECT_EQ(c->max_batch_tokens, 16384);
+}
+
+TEST_F(WorkerProbeTest, BadAnswers) {
+  status_ = http::status::service_unavailable;
+  absl::StatusOr<WorkerCounters> c = WorkerProbe(Address(), std::chrono::seconds(2)).Poll();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(c.status().message(), "worker admin /autoscaling answered 503");
+  status_ = http::status::ok;
+  body_ = "{\"queue_depth\":1}";
+  c = WorkerProbe(Address(), std::chrono::seconds(2)).Poll();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(c.status().message(), "worker /autoscaling has no number \"batches_total\"");
+  body_ = "<html>";
+  c = WorkerProbe(Address(), std::chrono::seconds(2)).Poll();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(WorkerProbeDeadTest, ClosedPortIsUnavailable) {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  int port = acceptor.local_endpoint().port();
+  acceptor.close();
+  absl::StatusOr<WorkerCounters> c =
+      WorkerProbe("127.0.0.1:" + std::to_string(port), std::chrono::seconds(2)).Poll();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(WorkerProbeDeadTest, SilentServerTimesOut) {
+  // Accepts (the kernel completes the handshake into the backlog) but never answers.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  int port = acceptor.local_endpoint().port();
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<WorkerCounters> c =
+      WorkerProbe("127.0.0.1:" + std::to_string(port), std::chrono::milliseconds(200)).Poll();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace tipperary::autoscaling
