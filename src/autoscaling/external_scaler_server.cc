@@ -134,6 +134,11 @@ class ExternalScalerServer::Impl {
     grpc::ResourceQuota quota("tipperary-external-scaler");
     quota.SetMaxThreads(options.max_threads);
     builder.SetResourceQuota(quota);
+    // KEDA polls every few seconds: one completion queue and few pollers keep the sidecar's
+    // idle footprint small.
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("external scaler: cannot listen on ",
