@@ -1,6 +1,7 @@
 // Throughput of the CPU encoder on the default model: batch {1,8,32,128} x tokens
 // {16,64,128,256}, every sequence of the same length (the padded-batch worst case).
-// Reports sentences/s and tokens/s; threads from $TIPPERARY_BENCH_THREADS (default: all cores).
+// Reports sentences/s and tokens/s; threads from $TIPPERARY_BENCH_THREADS (default: all cores),
+// dtype from $TIPPERARY_BENCH_DTYPE (float32, the default, or bfloat16: AMX GEMMs).
 //
 //   build/bench/cpu_encoder_bench --benchmark_filter='/32/128'
 #include <benchmark/benchmark.h>
@@ -25,8 +26,10 @@ Encoder* SharedEncoder() {
       return nullptr;
     }
     const char* threads = std::getenv("TIPPERARY_BENCH_THREADS");
+    const char* dtype = std::getenv("TIPPERARY_BENCH_DTYPE");
     auto enc = tipperary::model::CreateCpuEncoder(
-        *bundle, {.threads = threads != nullptr ? std::atoi(threads) : 0});
+        *bundle, {.threads = threads != nullptr ? std::atoi(threads) : 0,
+                  .dtype = dtype != nullptr && *dtype != '\0' ? dtype : "float32"});
     if (!enc.ok()) {
       std::cerr << enc.status() << "\n";
       return nullptr;

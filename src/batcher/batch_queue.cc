@@ -139,9 +139,9 @@ void BatchQueue::PlanGrouped(size_t max_items, Plan* plan, bool* blocked) const 
   }
 }
 
-bool BatchQueue::ShouldRelease(const Plan& plan, TimePoint now, bool draining) const {
+bool BatchQueue::ShouldRelease(const Plan& plan, TimePoint now, bool draining, bool idle) const {
   if (plan.keys.empty()) return false;
-  return plan.full || draining || now >= release_time();
+  return plan.full || draining || (idle && options_.dispatch_when_idle) || now >= release_time();
 }
 
 Item BatchQueue::Remove(std::map<uint64_t, Item>::iterator it) {

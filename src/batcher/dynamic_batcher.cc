@@ -139,7 +139,7 @@ void DynamicBatcher::SchedulerLoop() {
     size_t formed = 0;
     while (in_flight_ < instances_ && !queue_.empty()) {
       BatchQueue::Plan plan = queue_.PlanBatch();
-      if (!queue_.ShouldRelease(plan, now, draining_)) break;
+      if (!queue_.ShouldRelease(plan, now, draining_, /*idle=*/in_flight_ == 0)) break;
       // Looking for cancelled items costs O(queue), so it is done once per batch, here.
       if (queue_.TakeCancelled(&cancelled) > 0) continue;  // plan again without them
       Batch batch = queue_.Take(plan, now);                // ownership: queue -> batch

@@ -45,6 +45,7 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   Emit(out, "max_queue_delay", FormatDuration(config.batching.max_queue_delay));
   Emit(out, "max_queue", config.batching.max_queue);
   Emit(out, "group_by_length", config.batching.group_by_length);
+  Emit(out, "dispatch_when_idle", config.batching.dispatch_when_idle);
   out << YAML::EndMap;
   Emit(out, "stream_chunk_size", config.stream_chunk_size);
   Emit(out, "max_inputs", config.max_inputs);

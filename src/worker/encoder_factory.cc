@@ -135,16 +135,22 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     return absl::FailedPreconditionError("built without CUDA");
 #endif
   }
-  if (config.dtype != "float32") {
-    if (config.backend == "cpu") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model ", config.name, ": the CPU backend computes in float32; set dtype: float32"));
-    }
+  model::CpuEncoderOptions options;
+  options.threads = threads;
+  // The CPU backend computes in float32, or with bfloat16 GEMMs on AMX.
+  const bool cpu_dtype = config.dtype == "float32" ||
+                         (config.dtype == "bfloat16" && model::CpuEncoderSupportsBfloat16());
+  if (cpu_dtype) {
+    options.dtype = config.dtype;
+  } else if (config.backend == "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model ", config.name, ": the CPU backend computes in float32",
+        config.dtype == "bfloat16" ? " on this CPU (bfloat16 needs AMX)" : " or bfloat16 (AMX)",
+        "; set dtype: float32"));
+  } else {
     TIPPERARY_LOG(kWarn, "no GPU: the CPU backend computes in float32",
                   {{"model", config.name}, {"dtype", config.dtype}});
   }
-  model::CpuEncoderOptions options;
-  options.threads = threads;
   return model::CreateCpuEncoder(std::move(bundle), options);
 }
 

@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   options.max_queue_delay = batching.max_queue_delay;
   options.max_queue = batching.max_queue;
   options.group_by_length = batching.group_by_length;
+  options.dispatch_when_idle = batching.dispatch_when_idle;
   ModelRuntime* self = rt.get();
   rt->batcher_ = std::make_unique<batcher::DynamicBatcher>(
       options, [self](batcher::Batch batch) { self->Execute(std::move(batch)); },

@@ -54,6 +54,24 @@ TEST(BatchQueueTest, GroupsByClosestLengthGreedily) {
   EXPECT_EQ(queue.tokens(), 10u + 48u + 90u);
 }
 
+TEST(BatchQueueTest, IdleReleasesAPartialBatchOnlyWithDispatchWhenIdle) {
+  BatcherOptions options;
+  options.max_batch_size = 4;
+  options.max_queue_delay = milliseconds(2);
+  for (bool dispatch_when_idle : {true, false}) {
+    options.dispatch_when_idle = dispatch_when_idle;
+    BatchQueue queue(options);
+    queue.Push(MakeItem(1, 5));
+    const BatchQueue::Plan plan = queue.PlanBatch();
+    ASSERT_FALSE(plan.full);
+    EXPECT_EQ(queue.ShouldRelease(plan, kT0, /*draining=*/false, /*idle=*/true),
+              dispatch_when_idle);
+    // Something is executing: the delay applies either way.
+    EXPECT_FALSE(queue.ShouldRelease(plan, kT0, /*draining=*/false, /*idle=*/false));
+    EXPECT_TRUE(queue.ShouldRelease(plan, kT0 + milliseconds(2), false, false));
+  }
+}
+
 TEST(BatchQueueTest, FifoTakesArrivalOrder) {
   BatcherOptions options;
   options.max_batch_size = 3;

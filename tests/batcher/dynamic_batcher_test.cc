@@ -100,10 +100,19 @@ class Recorder {
   std::vector<std::pair<Item, absl::Status>> rejected_ ABSL_GUARDED_BY(mu_);
 };
 
+// Most tests below are about the max_queue_delay rule, which an idle batcher with
+// dispatch_when_idle skips; the IdleDispatch tests turn it back on.
 BatcherOptions Options(size_t max_batch_size) {
   BatcherOptions options;
   options.max_batch_size = max_batch_size;
   options.max_queue_delay = milliseconds(2);
+  options.dispatch_when_idle = false;
+  return options;
+}
+
+BatcherOptions IdleDispatchOptions(size_t max_batch_size) {
+  BatcherOptions options = Options(max_batch_size);
+  options.dispatch_when_idle = true;
   return options;
 }
 
@@ -159,6 +168,68 @@ TEST(DynamicBatcherTest, ZeroDelayRunsAtOnce) {
   ASSERT_TRUE(batcher.Enqueue(MakeItems(1, {5})).ok());
   batcher.AwaitQuiescent();
   ASSERT_EQ(rec.batches().size(), 1u);
+}
+
+TEST(DynamicBatcherTest, IdleDispatchReleasesAPartialBatchAtOnce) {
+  FakeTime time;
+  const TimePoint t0 = time.Now();
+  Recorder rec;
+  DynamicBatcher batcher(IdleDispatchOptions(4), rec.execute(), rec.reject(), &time);
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(1, {5})).ok());
+  batcher.AwaitQuiescent();  // no time has passed
+  auto batches = rec.batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].items.size(), 1u);
+  EXPECT_EQ(batches[0].formed_time, t0);
+}
+
+TEST(DynamicBatcherTest, IdleDispatchQueuesBehindABusyInstanceThenGoesAtOnce) {
+  FakeTime time;
+  const TimePoint t0 = time.Now();
+  Recorder rec;
+  rec.Gate();
+  DynamicBatcher batcher(IdleDispatchOptions(4), rec.execute(), rec.reject(), &time);
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(1, {5})).ok());
+  rec.AwaitExecuting(1);  // idle: the lone item went at once
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(2, {5, 5})).ok());
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(3, {5})).ok());
+  time.Advance(milliseconds(5));  // past max_queue_delay, but the only instance is busy
+  // (AwaitQuiescent would wait for the gated batch; nothing can form while it runs anyway.)
+  EXPECT_EQ(batcher.queue_depth(), 3u);
+  rec.Open();  // the instance is free again: everything queued goes as one batch
+  rec.AwaitBatches(2);
+  batcher.AwaitQuiescent();
+  auto batches = rec.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].formed_time, t0);
+  EXPECT_EQ(batches[1].items.size(), 3u);
+  EXPECT_EQ(batches[1].formed_time, t0 + milliseconds(5));
+}
+
+TEST(DynamicBatcherTest, IdleDispatchWaitsMaxQueueDelayWhileAnotherInstanceIsBusy) {
+  FakeTime time;
+  const TimePoint t0 = time.Now();
+  Recorder rec;
+  rec.Gate();
+  DynamicBatcher batcher(IdleDispatchOptions(2), rec.execute(), rec.reject(), &time,
+                         /*instances=*/2);
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(1, {5})).ok());
+  rec.AwaitExecuting(1);  // idle: at once, on the first instance
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(2, {5})).ok());
+  // The second instance is free, but the batcher is not idle: the partial batch waits for
+  // max_queue_delay, so it is formed at t0 + 2 ms, not t0 (checked below).
+  time.Advance(milliseconds(2));
+  rec.AwaitExecuting(2);
+  EXPECT_EQ(batcher.queue_depth(), 0u);
+  rec.Open();
+  rec.AwaitBatches(2);
+  batcher.AwaitQuiescent();
+  auto batches = rec.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  std::vector<TimePoint> formed = {batches[0].formed_time, batches[1].formed_time};
+  std::sort(formed.begin(), formed.end());
+  EXPECT_EQ(formed[0], t0);
+  EXPECT_EQ(formed[1], t0 + milliseconds(2));
 }
 
 TEST(DynamicBatcherTest, TokenBudgetCountsPaddedTokens) {

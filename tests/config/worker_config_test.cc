@@ -43,6 +43,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config->batching.max_queue_delay, std::chrono::milliseconds(2));
   EXPECT_EQ(config->batching.max_queue, 4096u);
   EXPECT_TRUE(config->batching.group_by_length);
+  EXPECT_TRUE(config->batching.dispatch_when_idle);
   EXPECT_EQ(config->drain, std::chrono::seconds(15));
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->source_path, "/etc/tipperary/worker.yaml");
@@ -64,7 +65,7 @@ models:
     threads: 3
     default: true
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
-           group_by_length: false}
+           group_by_length: false, dispatch_when_idle: false}
 stream_chunk_size: 7
 max_inputs: 100
 drain: 1s
@@ -86,6 +87,7 @@ logging: {level: debug}
   EXPECT_EQ(config->batching.max_queue_delay, std::chrono::milliseconds(5));
   EXPECT_EQ(config->batching.max_queue, 10u);
   EXPECT_FALSE(config->batching.group_by_length);
+  EXPECT_FALSE(config->batching.dispatch_when_idle);
   EXPECT_EQ(config->stream_chunk_size, 7u);
   EXPECT_EQ(config->max_inputs, 100u);
   EXPECT_EQ(config->drain, std::chrono::seconds(1));
@@ -159,6 +161,7 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->admin_address, defaults.admin_address);
   EXPECT_EQ(config->batching.max_batch_size, defaults.batching.max_batch_size);
   EXPECT_EQ(config->batching.max_queue_delay, defaults.batching.max_queue_delay);
+  EXPECT_EQ(config->batching.dispatch_when_idle, defaults.batching.dispatch_when_idle);
   EXPECT_EQ(config->drain, defaults.drain);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);

@@ -7,12 +7,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include "../../src/model/amx_gemm.h"  // internal; tested directly
 #include "../../src/model/cpu_math.h"  // internal; tested directly
 #include "tiny_model.h"
 
@@ -71,21 +74,33 @@ class TinyModelTest : public ::testing::TestWithParam<bool /*cls*/> {
 };
 
 TEST_P(TinyModelTest, MatchesTheReferenceForwardPass) {
-  const std::vector<std::vector<int32_t>> batch = {
+  // The small batch (27 tokens) runs on the calling thread alone; the large one (127 tokens,
+  // over the encoder's 96-token threshold) on the whole team.
+  const std::vector<std::vector<int32_t>> small = {
       {1, 5, 9, 2}, {1, 2}, {1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 3, 2}, {4}};
+  std::vector<std::vector<int32_t>> large = small;
+  for (int j = 0; j < 5; ++j) {
+    std::vector<int32_t> seq(20);
+    for (int p = 0; p < 20; ++p) seq[p] = (j * 3 + p) % 27 + 1;
+    large.push_back(std::move(seq));
+  }
   for (int threads : {1, 2, 3}) {
     auto enc = CreateCpuEncoder(bundle_, {.threads = threads});
     ASSERT_TRUE(enc.ok()) << enc.status();
     EXPECT_EQ((*enc)->hidden_size(), 8);
     EXPECT_EQ((*enc)->backend_name(), "cpu");
     EXPECT_EQ((*enc)->dtype(), "float32");
-    std::vector<float> out;
-    ASSERT_TRUE((*enc)->Encode(batch, &out).ok());
-    ASSERT_EQ(out.size(), batch.size() * 8);
-    for (size_t b = 0; b < batch.size(); ++b) {
-      std::vector<double> ref = testing::ReferenceEncode(config_, weights_, batch[b]);
-      for (int i = 0; i < 8; ++i) {
-        EXPECT_NEAR(out[b * 8 + i], ref[i], 1e-4) << "threads " << threads << " seq " << b;
+    const std::vector<std::vector<int32_t>>* batches[] = {&small, &large};
+    for (const auto* batch : batches) {
+      std::vector<float> out;
+      ASSERT_TRUE((*enc)->Encode(*batch, &out).ok());
+      ASSERT_EQ(out.size(), batch->size() * 8);
+      for (size_t b = 0; b < batch->size(); ++b) {
+        std::vector<double> ref = testing::ReferenceEncode(config_, weights_, (*batch)[b]);
+        for (int i = 0; i < 8; ++i) {
+          EXPECT_NEAR(out[b * 8 + i], ref[i], 1e-4)
+              << "threads " << threads << " batch of " << batch->size() << " seq " << b;
+        }
       }
     }
   }
@@ -100,6 +115,11 @@ TEST_P(TinyModelTest, OutputDoesNotDependOnBatchCompanions) {
   ASSERT_TRUE(
       (*enc)->Encode({{1, 2}, std::vector<int32_t>(19, 6), seq, {1, 3, 2}}, &together).ok());
   for (int i = 0; i < 8; ++i) EXPECT_NEAR(alone[i], together[2 * 8 + i], 1e-5);
+  // Over 96 tokens the whole team runs the batch.
+  std::vector<std::vector<int32_t>> many(6, std::vector<int32_t>(20, 8));
+  many.push_back(seq);
+  ASSERT_TRUE((*enc)->Encode(many, &together).ok());
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(alone[i], together[6 * 8 + i], 1e-5);
 }
 
 TEST_P(TinyModelTest, RejectsBadInput) {
@@ -115,6 +135,8 @@ TEST_P(TinyModelTest, RejectsBadInput) {
   EXPECT_TRUE(out.empty());
   EXPECT_FALSE(CreateCpuEncoder(bundle_, {.threads = -1}).ok());
   EXPECT_FALSE(CreateCpuEncoder(nullptr).ok());
+  EXPECT_THAT(CreateCpuEncoder(bundle_, {.threads = 1, .dtype = "float16"}).status().message(),
+              HasSubstr("float32 or bfloat16"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Pooling, TinyModelTest, ::testing::Values(false, true),
@@ -151,7 +173,57 @@ std::vector<std::vector<int32_t>> ReadTokens(const std::string& path) {
   return rows;
 }
 
-TEST(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
+float RoundToBf16(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return std::bit_cast<float>(u & 0xffff0000u);
+}
+
+// The AMX GEMM against a double-precision product of the bf16-rounded operands, for row counts
+// that exercise partial tiles (1, 17), a 16-row tail after whole 32-row blocks (48), and more
+// than one 256-row block with a ragged end (300).
+TEST(AmxLinearTest, MatchesBf16RoundedReference) {
+  if (!internal::AmxBf16Usable()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  constexpr int kN = 96, kK = 64;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> w(kN * kK);
+  for (float& v : w) v = dist(rng);
+  const internal::PackedBf16Weight packed = internal::PackBf16Weight(w.data(), kN, kK);
+  internal::AmxScratch scratch;
+  for (int rows : {1, 17, 48, 300}) {
+    std::vector<float> x(static_cast<size_t>(rows) * kK);
+    for (float& v : x) v = dist(rng);
+    // A sentinel row after the output: partial tiles must not write past `rows`.
+    std::vector<float> y(static_cast<size_t>(rows + 1) * kN, -7.0f);
+    internal::AmxLinear(x.data(), rows, packed, y.data(), &scratch);
+    double worst = 0;
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < kN; ++c) {
+        double ref = 0;
+        for (int i = 0; i < kK; ++i) {
+          ref += static_cast<double>(RoundToBf16(x[r * kK + i])) * RoundToBf16(w[c * kK + i]);
+        }
+        worst = std::max(worst, std::abs(ref - y[static_cast<size_t>(r) * kN + c]));
+      }
+    }
+    EXPECT_LT(worst, 1e-4) << rows << " rows";
+    for (int c = 0; c < kN; ++c) {
+      ASSERT_EQ(y[static_cast<size_t>(rows) * kN + c], -7.0f)
+          << rows << " rows: wrote past the end";
+    }
+  }
+}
+
+// float32 (OpenBLAS) and bfloat16 (AMX GEMMs, where the CPU has them) against the reference.
+class RealModelTest : public ::testing::TestWithParam<const char* /*dtype*/> {};
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, RealModelTest, ::testing::Values("float32", "bfloat16"),
+                         [](const auto& p) { return std::string(p.param); });
+
+TEST_P(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
+  const std::string dtype = GetParam();
+  if (dtype == "bfloat16" && !internal::AmxBf16Usable()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
   const std::string model_dir = TIPPERARY_MODEL_DIR;
   if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";
   auto bundle = LoadModel(model_dir);
@@ -171,8 +243,9 @@ TEST(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
   ref_in.read(reinterpret_cast<char*>(ref.data()), static_cast<std::streamsize>(ref.size() * 4));
   ASSERT_EQ(ref_in.gcount(), static_cast<std::streamsize>(ref.size() * 4));
 
-  auto enc = CreateCpuEncoder(*bundle, {.threads = 2});
+  auto enc = CreateCpuEncoder(*bundle, {.threads = 2, .dtype = dtype});
   ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_EQ((*enc)->dtype(), dtype);
   // Batches of mixed lengths, as the batcher may form them.
   constexpr size_t kBatch = 24;
   double worst = 1.0;
@@ -189,7 +262,7 @@ TEST(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
     }
   }
   RecordProperty("worst_cosine", absl::StrCat(worst));
-  std::cout << "worst cosine vs sentence-transformers: " << worst << "\n";
+  std::cout << dtype << ": worst cosine vs sentence-transformers: " << worst << "\n";
 }
 
 }  // namespace

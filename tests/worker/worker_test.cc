@@ -603,8 +603,9 @@ TEST_F(WorkerLifecycleTest, QueueFullIsResourceExhausted) {
 
 TEST_F(WorkerLifecycleTest, DeadlineInQueueIsExceededWithoutCompute) {
   config::WorkerConfig config = TestConfig();
-  // A partial batch would wait far longer than the request's deadline.
+  // A partial batch would wait far longer than the request's deadline (even on an idle worker).
   config.batching.max_queue_delay = std::chrono::seconds(20);
+  config.batching.dispatch_when_idle = false;
   config.batching.max_batch_size = 64;
   std::unique_ptr<WorkerServer> server = StartServer(config);
   ASSERT_NE(server, nullptr);
@@ -628,6 +629,7 @@ TEST_F(WorkerLifecycleTest, DeadlineInQueueIsExceededWithoutCompute) {
 TEST_F(WorkerLifecycleTest, ShutdownLetsQueuedWorkFinish) {
   config::WorkerConfig config = TestConfig();
   config.batching.max_queue_delay = std::chrono::seconds(20);  // Only the drain releases it.
+  config.batching.dispatch_when_idle = false;
   config.batching.max_batch_size = 64;
   std::unique_ptr<WorkerServer> server = StartServer(config);
   ASSERT_NE(server, nullptr);

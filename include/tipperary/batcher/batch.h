@@ -32,6 +32,12 @@ struct BatcherOptions {
   // Fill a batch with the items whose lengths are closest to its oldest item's (less padding)
   // instead of strictly in arrival order.
   bool group_by_length = true;
+  // When no batch is executing (every instance idle), release a partial batch at once instead of
+  // waiting max_queue_delay: waiting then only adds latency, since nothing else competes for the
+  // model, and while the batch runs the next arrivals queue up into a fuller one. While some
+  // instance is busy, a free one still waits up to max_queue_delay. With one instance the delay
+  // then never applies: a batch forms whenever the instance is free, from all that queued.
+  bool dispatch_when_idle = true;
 };
 
 // One sequence. The worker splits a request of N texts into N items and reassembles them.

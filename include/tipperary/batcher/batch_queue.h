@@ -22,9 +22,10 @@
 //    was left out because it would break the token budget, or when not even one more item of
 //    the current longest length could fit.
 //  * Release. A planned batch is released when it is full, or when the oldest item has waited
-//    max_queue_delay (so 0 means at once), or when the batcher is draining. The caller only asks
-//    when an execution slot is free, so while every model instance is busy, items accumulate
-//    into fuller batches (as Triton's dynamic batcher does).
+//    max_queue_delay (so 0 means at once), or when the batcher is draining, or — with
+//    dispatch_when_idle — when no batch is executing at all (the caller says so: `idle`). The
+//    caller only asks when an execution slot is free, so while every model instance is busy,
+//    items accumulate into fuller batches (as Triton's dynamic batcher does).
 #pragma once
 
 #include <cstddef>
@@ -70,7 +71,8 @@ class BatchQueue {
   TimePoint release_time() const;
 
   Plan PlanBatch() const;
-  bool ShouldRelease(const Plan& plan, TimePoint now, bool draining) const;
+  // `idle`: no batch of this queue is executing (every model instance is free).
+  bool ShouldRelease(const Plan& plan, TimePoint now, bool draining, bool idle = false) const;
   // Removes the planned items (the plan must come from PlanBatch with no change in between).
   Batch Take(const Plan& plan, TimePoint now);
 

@@ -40,6 +40,9 @@ struct WorkerBatchingConfig {
   Duration max_queue_delay = std::chrono::milliseconds(2);  // Wait for a fuller batch.
   uint32_t max_queue = 4096;    // Queued texts per model; beyond: RESOURCE_EXHAUSTED.
   bool group_by_length = true;  // Batch texts of similar length together.
+  // No batch executing: a partial batch goes at once (max_queue_delay applies only while some
+  // instance is busy).
+  bool dispatch_when_idle = true;
 };
 
 struct WorkerConfig {

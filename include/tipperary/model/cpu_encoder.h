@@ -1,9 +1,13 @@
-// The CPU backend of Encoder: an fp32 BERT forward pass on OpenBLAS sgemm plus hand-written
-// element-wise loops, parallelised over a fixed team of threads.
+// The CPU backend of Encoder: a BERT forward pass whose dense-layer GEMMs run on OpenBLAS sgemm
+// (fp32) or on Intel AMX (bf16 inputs, fp32 accumulation; options.dtype), plus hand-written fp32
+// element-wise loops and attention, parallelised over a fixed team of threads. Batches of fewer
+// than 96 tokens run on the calling thread alone: waking the team and meeting at its barriers
+// costs more than the second thread saves there.
 //
 // Sequences are packed back to back (no padding: dense layers see only real tokens, attention
 // runs per sequence over its own tokens), so a batch costs what its real tokens cost.
-// Weights are converted to fp32 and repacked (fused QKV) at creation; scratch buffers grow to the
+// Weights are converted to fp32 and repacked (fused QKV; for bfloat16 also rounded and laid out
+// in AMX tile order, so no call repacks them) at creation; scratch buffers grow to the
 // largest batch seen and are reused, so steady-state calls do not allocate.
 //
 //   auto bundle = LoadModel(dir);
@@ -25,11 +29,18 @@ struct CpuEncoderOptions {
   // Threads used by one Encode call (the caller's thread included); 0 = all online cores.
   // OpenBLAS's own threading is switched off (process-wide) so that exactly these run.
   int threads = 0;
+  // "float32": everything in fp32, GEMMs on OpenBLAS sgemm. "bfloat16": the dense layers' GEMMs
+  // on Intel AMX with bf16 inputs and fp32 accumulation (weights rounded to bf16 once, at load);
+  // attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
+  std::string dtype = "float32";
 };
 
 // Fails when OpenBLAS (libopenblas0) cannot be loaded, or the bundle's tensors cannot be read.
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
                                                           CpuEncoderOptions options = {});
+
+// Whether dtype "bfloat16" is available: the CPU has AMX-BF16 and the kernel grants it.
+bool CpuEncoderSupportsBfloat16();
 
 // What runs the GEMMs, for logs: "OpenBLAS Cooperlake". OpenBLAS is loaded at run time (not
 // linked) so that its kernels can be chosen from the CPU's features: 0.3.21 falls back to SSE3
