@@ -33,7 +33,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.name, "m");
   EXPECT_EQ(m.path, "/etc/tipperary/models/m");  // Relative to the file.
   EXPECT_EQ(m.backend, "auto");
-  EXPECT_EQ(m.dtype, "float32");
+  EXPECT_EQ(m.dtype, "auto");
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 1u);
   EXPECT_EQ(m.threads, 0u);

@@ -61,6 +61,7 @@ config::WorkerConfig TestConfig() {
   model.name = kModel;
   model.path = ModelDir();
   model.backend = "cpu";
+  model.dtype = "float32";  // Exact figures below; bfloat16 has its own reference test.
   model.threads = 2;
   model.is_default = true;
   config.models.push_back(model);
