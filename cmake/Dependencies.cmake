@@ -8,6 +8,10 @@ find_package(absl CONFIG REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+# oneDNN (libdnnl-dev): the CPU encoder's bf16 GEMMs on AMX. Debian builds it on OpenMP, whose
+# per-thread team size the encoder sets (omp_set_num_threads), hence OpenMP too.
+find_package(dnnl CONFIG REQUIRED)
+find_package(OpenMP REQUIRED)
 if(TIPPERARY_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -4,11 +4,12 @@
 #include <atomic>
 #include <cmath>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "amx_gemm.h"
 #include "blas.h"
 #include "cpu_math.h"
+#include "onednn_gemm.h"
 #include "thread_team.h"
 
 namespace tipperary::model {
@@ -26,8 +27,9 @@ struct Layer {
   std::vector<float> wqkv, bqkv;  // fused [3H x H], [3H]: one GEMM instead of three
   std::vector<float> wo, bo, ln1_g, ln1_b;
   std::vector<float> w1, b1, w2, b2, ln2_g, ln2_b;
-  // bfloat16: the four weight matrices in AMX tile order (the fp32 copies above are then freed).
-  internal::PackedBf16Weight pqkv, po, p1, p2;
+  // bfloat16: the four weight matrices as oneDNN AMX matmuls (the fp32 copies above are then
+  // freed).
+  std::unique_ptr<internal::Bf16Linear> pqkv, po, p1, p2;
 };
 
 // Grows `v` to at least n elements; never shrinks, so steady-state calls do not allocate.
@@ -52,7 +54,7 @@ class CpuEncoder final : public Encoder {
         bf16_(bf16),
         team_(threads) {
     scores_.resize(team_.size());
-    amx_.resize(team_.size());
+    bf16_scratch_.resize(team_.size());
     next_item_.reset(new std::atomic<int>[config_.num_hidden_layers]);
   }
 
@@ -105,10 +107,14 @@ class CpuEncoder final : public Encoder {
       }
       if (bf16_) {
         const int inter = config_.intermediate_size;
-        L.pqkv = internal::PackBf16Weight(L.wqkv.data(), 3 * h, h);
-        L.po = internal::PackBf16Weight(L.wo.data(), h, h);
-        L.p1 = internal::PackBf16Weight(L.w1.data(), inter, h);
-        L.p2 = internal::PackBf16Weight(L.w2.data(), h, inter);
+        for (auto [w, out, in, to] :
+             {std::tuple{&L.wqkv, 3 * h, h, &L.pqkv}, std::tuple{&L.wo, h, h, &L.po},
+              std::tuple{&L.w1, inter, h, &L.p1}, std::tuple{&L.w2, h, inter, &L.p2}}) {
+          absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
+              internal::Bf16Linear::Create(w->data(), out, in);
+          if (!linear.ok()) return linear.status();
+          *to = *std::move(linear);
+        }
         for (auto* w : {&L.wqkv, &L.wo, &L.w1, &L.w2}) std::vector<float>().swap(*w);
       }
     }
@@ -171,11 +177,11 @@ class CpuEncoder final : public Encoder {
   std::string dtype() const override { return bf16_ ? "bfloat16" : "float32"; }
 
  private:
-  // y[rows x out] = x[rows x in] * w^T on this member's thread: AMX bf16 or fp32 sgemm.
+  // y[rows x out] = x[rows x in] * w^T on this member's thread: oneDNN bf16 on AMX or fp32 sgemm.
   void Dense(int member, const float* x, int rows, int in, const std::vector<float>& w,
-             const internal::PackedBf16Weight& packed, int out, float* y) {
+             const std::unique_ptr<internal::Bf16Linear>& packed, int out, float* y) {
     if (bf16_) {
-      internal::AmxLinear(x, rows, packed, y, &amx_[member]);
+      packed->Run(x, rows, y, &bf16_scratch_[member]);
     } else {
       Linear(*blas_, x, rows, in, w.data(), out, y);
     }
@@ -274,7 +280,7 @@ class CpuEncoder final : public Encoder {
   const internal::Blas* blas_;
   std::shared_ptr<const ModelBundle> bundle_;
   const ModelConfig config_;
-  const bool bf16_;  // dense layers on AMX in bf16 (fp32 accumulation); the rest stays fp32
+  const bool bf16_;  // dense layers in bf16 on AMX via oneDNN (fp32 accumulation); the rest fp32
   ThreadTeam team_;
 
   std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
@@ -284,8 +290,8 @@ class CpuEncoder final : public Encoder {
   const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
   std::vector<int> offsets_;
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
-  std::vector<std::vector<float>> scores_;  // one len x len block per member
-  std::vector<internal::AmxScratch> amx_;   // one per member
+  std::vector<std::vector<float>> scores_;           // one len x len block per member
+  std::vector<internal::Bf16Scratch> bf16_scratch_;  // one per member
   std::unique_ptr<std::atomic<int>[]> next_item_;
 };
 
@@ -302,18 +308,11 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
   bool bf16 = false;
   if (options.dtype == "bfloat16") {
     bf16 = true;
-    if (!internal::AmxBf16Usable()) {
-      return absl::FailedPreconditionError(
+    if (!internal::Bf16MatmulOnAmx()) {
+      return absl::FailedPreconditionError(absl::StrCat(
           "dtype bfloat16 on the CPU needs Intel AMX (AMX-BF16, Sapphire Rapids or newer) and a "
-          "kernel that grants it (Linux >= 5.16)");
-    }
-    const ModelConfig& c = bundle->config();
-    if (!internal::AmxShapeSupported(3 * c.hidden_size, c.hidden_size) ||
-        !internal::AmxShapeSupported(c.intermediate_size, c.hidden_size)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dtype bfloat16 on the CPU needs hidden and intermediate sizes that are multiples of 32, "
-          "got ",
-          c.hidden_size, " and ", c.intermediate_size));
+          "kernel that grants it (Linux >= 5.16); oneDNN picks: ",
+          internal::Bf16MatmulInfo()));
     }
   } else if (options.dtype != "float32") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -326,7 +325,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
   return std::unique_ptr<Encoder>(std::move(encoder));
 }
 
-bool CpuEncoderSupportsBfloat16() { return internal::AmxBf16Usable(); }
+bool CpuEncoderSupportsBfloat16() { return internal::Bf16MatmulOnAmx(); }
 
 std::string CpuEncoderKernelInfo() {
   absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();

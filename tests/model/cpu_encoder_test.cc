@@ -14,9 +14,10 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
-#include "../../src/model/amx_gemm.h"  // internal; tested directly
-#include "../../src/model/cpu_math.h"  // internal; tested directly
+#include "../../src/model/cpu_math.h"     // internal; tested directly
+#include "../../src/model/onednn_gemm.h"  // internal; tested directly
 #include "tiny_model.h"
 
 namespace tipperary::model {
@@ -179,40 +180,71 @@ float RoundToBf16(float f) {
   return std::bit_cast<float>(u & 0xffff0000u);
 }
 
-// The AMX GEMM against a double-precision product of the bf16-rounded operands, for row counts
-// that exercise partial tiles (1, 17), a 16-row tail after whole 32-row blocks (48), and more
-// than one 256-row block with a ragged end (300).
-TEST(AmxLinearTest, MatchesBf16RoundedReference) {
-  if (!internal::AmxBf16Usable()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
-  constexpr int kN = 96, kK = 64;
+// The oneDNN bf16 GEMM against a double-precision product of the bf16-rounded operands, for row
+// counts that exercise tail primitives (1, 17), whole 16-row multiples (48), and more than one
+// 256-row block with a ragged end (300); shapes that are not multiples of 16 or 32.
+void ExpectBf16LinearMatches(const internal::Bf16Linear& linear, const std::vector<float>& w,
+                             int rows, std::mt19937& rng, internal::Bf16Scratch* scratch) {
+  const int n = linear.n(), k = linear.k();
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows) * k);
+  for (float& v : x) v = dist(rng);
+  // A sentinel row after the output: tails must not write past `rows`.
+  std::vector<float> y(static_cast<size_t>(rows + 1) * n, -7.0f);
+  linear.Run(x.data(), rows, y.data(), scratch);
+  double worst = 0;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < n; ++c) {
+      double ref = 0;
+      for (int i = 0; i < k; ++i) {
+        ref += static_cast<double>(RoundToBf16(x[static_cast<size_t>(r) * k + i])) *
+               RoundToBf16(w[static_cast<size_t>(c) * k + i]);
+      }
+      worst = std::max(worst, std::abs(ref - y[static_cast<size_t>(r) * n + c]));
+    }
+  }
+  EXPECT_LT(worst, 1e-4) << rows << " rows, " << n << " x " << k;
+  for (int c = 0; c < n; ++c) {
+    ASSERT_EQ(y[static_cast<size_t>(rows) * n + c], -7.0f) << rows << " rows: wrote past the end";
+  }
+}
+
+TEST(Bf16LinearTest, MatchesBf16RoundedReference) {
+  if (!internal::Bf16MatmulOnAmx()) GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
   std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (auto [n, k] : {std::pair{96, 64}, std::pair{100, 70}}) {
+    std::vector<float> w(static_cast<size_t>(n) * k);
+    for (float& v : w) v = dist(rng);
+    absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
+        internal::Bf16Linear::Create(w.data(), n, k);
+    ASSERT_TRUE(linear.ok()) << linear.status();
+    internal::Bf16Scratch scratch;
+    for (int rows : {1, 17, 48, 300}) ExpectBf16LinearMatches(**linear, w, rows, rng, &scratch);
+  }
+}
+
+// The encoder's team members run one weight's primitives at once, each with its own scratch.
+TEST(Bf16LinearTest, RunsConcurrentlyWithSeparateScratches) {
+  if (!internal::Bf16MatmulOnAmx()) GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
+  constexpr int kN = 96, kK = 64;
+  std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<float> w(kN * kK);
   for (float& v : w) v = dist(rng);
-  const internal::PackedBf16Weight packed = internal::PackBf16Weight(w.data(), kN, kK);
-  internal::AmxScratch scratch;
-  for (int rows : {1, 17, 48, 300}) {
-    std::vector<float> x(static_cast<size_t>(rows) * kK);
-    for (float& v : x) v = dist(rng);
-    // A sentinel row after the output: partial tiles must not write past `rows`.
-    std::vector<float> y(static_cast<size_t>(rows + 1) * kN, -7.0f);
-    internal::AmxLinear(x.data(), rows, packed, y.data(), &scratch);
-    double worst = 0;
-    for (int r = 0; r < rows; ++r) {
-      for (int c = 0; c < kN; ++c) {
-        double ref = 0;
-        for (int i = 0; i < kK; ++i) {
-          ref += static_cast<double>(RoundToBf16(x[r * kK + i])) * RoundToBf16(w[c * kK + i]);
-        }
-        worst = std::max(worst, std::abs(ref - y[static_cast<size_t>(r) * kN + c]));
-      }
-    }
-    EXPECT_LT(worst, 1e-4) << rows << " rows";
-    for (int c = 0; c < kN; ++c) {
-      ASSERT_EQ(y[static_cast<size_t>(rows) * kN + c], -7.0f)
-          << rows << " rows: wrote past the end";
-    }
+  absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
+      internal::Bf16Linear::Create(w.data(), kN, kK);
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 local(100 + t);
+      internal::Bf16Scratch scratch;
+      for (int i = 0; i < 20; ++i)
+        ExpectBf16LinearMatches(**linear, w, 1 + 37 * i, local, &scratch);
+    });
   }
+  for (auto& th : threads) th.join();
 }
 
 // float32 (OpenBLAS) and bfloat16 (AMX GEMMs, where the CPU has them) against the reference.
@@ -223,7 +255,9 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, RealModelTest, ::testing::Values("float32", "bf
 
 TEST_P(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
   const std::string dtype = GetParam();
-  if (dtype == "bfloat16" && !internal::AmxBf16Usable()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  if (dtype == "bfloat16" && !internal::Bf16MatmulOnAmx()) {
+    GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
+  }
   const std::string model_dir = TIPPERARY_MODEL_DIR;
   if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";
   auto bundle = LoadModel(model_dir);

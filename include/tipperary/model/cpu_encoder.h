@@ -1,14 +1,15 @@
 // The CPU backend of Encoder: a BERT forward pass whose dense-layer GEMMs run on OpenBLAS sgemm
-// (fp32) or on Intel AMX (bf16 inputs, fp32 accumulation; options.dtype), plus hand-written fp32
-// element-wise loops and attention, parallelised over a fixed team of threads. Batches of fewer
-// than 96 tokens run on the calling thread alone: waking the team and meeting at its barriers
-// costs more than the second thread saves there.
+// (fp32) or on oneDNN's Intel AMX matmul (bf16 inputs, fp32 accumulation; options.dtype), plus
+// hand-written fp32 element-wise loops and attention, parallelised over a fixed team of threads.
+// Batches of fewer than 96 tokens run on the calling thread alone: waking the team and meeting at
+// its barriers costs more than the second thread saves there.
 //
 // Sequences are packed back to back (no padding: dense layers see only real tokens, attention
 // runs per sequence over its own tokens), so a batch costs what its real tokens cost.
-// Weights are converted to fp32 and repacked (fused QKV; for bfloat16 also rounded and laid out
-// in AMX tile order, so no call repacks them) at creation; scratch buffers grow to the
-// largest batch seen and are reused, so steady-state calls do not allocate.
+// Weights are converted to fp32 and repacked (fused QKV; for bfloat16 also rounded and reordered
+// into oneDNN's layout, so no call repacks them) at creation; scratch buffers grow to the
+// largest batch seen and are reused, so steady-state calls do not allocate (beyond what oneDNN
+// does inside a bfloat16 GEMM call).
 //
 //   auto bundle = LoadModel(dir);
 //   absl::StatusOr<std::unique_ptr<Encoder>> enc = CreateCpuEncoder(*bundle, {.threads = 2});
@@ -30,8 +31,8 @@ struct CpuEncoderOptions {
   // OpenBLAS's own threading is switched off (process-wide) so that exactly these run.
   int threads = 0;
   // "float32": everything in fp32, GEMMs on OpenBLAS sgemm. "bfloat16": the dense layers' GEMMs
-  // on Intel AMX with bf16 inputs and fp32 accumulation (weights rounded to bf16 once, at load);
-  // attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
+  // on Intel AMX (oneDNN matmul) with bf16 inputs and fp32 accumulation (weights rounded to bf16
+  // once, at load); attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
   std::string dtype = "float32";
 };
 
@@ -39,7 +40,8 @@ struct CpuEncoderOptions {
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
                                                           CpuEncoderOptions options = {});
 
-// Whether dtype "bfloat16" is available: the CPU has AMX-BF16 and the kernel grants it.
+// Whether dtype "bfloat16" is available: oneDNN runs a bf16 matmul on AMX here (the CPU has
+// AMX-BF16 and the kernel grants it).
 bool CpuEncoderSupportsBfloat16();
 
 // What runs the GEMMs, for logs: "OpenBLAS Cooperlake". OpenBLAS is loaded at run time (not

@@ -1,0 +1,82 @@
+// Internal: bf16 GEMMs for the CPU encoder's dense layers (dtype: bfloat16), run by oneDNN's
+// matmul primitive on Intel AMX.
+//
+// Why AMX: on this class of CPU (Sapphire/Emerald Rapids) the AMX tile unit multiplies bf16 an
+// order of magnitude faster than AVX-512 fp32 FMAs, and the weights are half the bytes, which is
+// what batch-1 latency is made of. Products are exact in fp32 and accumulate in fp32, so only the
+// rounding of both operands to bf16 (to nearest even) costs accuracy.
+//
+// Why oneDNN (Debian's libdnnl-dev) rather than our own tile kernel: it is the kept library for
+// exactly this, and it measured within 15 % of the kernel it replaced end to end (batch 1 x 16:
+// +10 %, 32 x 128: +6 %; GEMMs alone at par): docs/benchmarks.md, "bf16 GEMMs: oneDNN".
+//
+// Weights are reordered once, at load, into the layout the primitive prefers. oneDNN 2.6 picks
+// its AMX kernel only for a fixed M (a runtime M falls back to a slower non-AMX gemm), so each
+// weight holds primitives for M = 16, 32, ..., 256 and for tails M = 1..15, created at load
+// (the JIT runs once per shape; oneDNN's primitive cache shares them between same-shaped
+// weights). A call is cut into blocks of up to 256 rows, each run as one multiple of 16 plus a
+// tail. Activations are rounded to bf16 into the caller's scratch (oneDNN 2.6 matmul has no
+// f32 x bf16 mix).
+//
+//   if (Bf16MatmulOnAmx()) {
+//     auto w = Bf16Linear::Create(torch_weight, out, in);   // [out x in], row-major
+//     (*w)->Run(x, rows, y, &scratch);                      // y = x w^T, fp32
+//   }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tipperary::model::internal {
+
+// True when oneDNN runs a bf16 matmul on AMX here: the CPU has AMX-BF16 and the kernel granted
+// this process the tile state (Linux >= 5.16). Checked once per process, by creating a primitive
+// and asking which implementation oneDNN chose.
+bool Bf16MatmulOnAmx();
+
+// oneDNN's version and the implementation it picks for a bf16 matmul, for logs.
+std::string Bf16MatmulInfo();
+
+// Per-thread state for Bf16Linear::Run: bf16 activations, oneDNN's scratchpad and stream, and
+// the memory objects of each primitive it ran (keyed by address). One per thread that calls Run;
+// not shared; must not outlive the Bf16Linear objects it was used with.
+class Bf16Scratch {
+ public:
+  Bf16Scratch();
+  ~Bf16Scratch();
+  Bf16Scratch(Bf16Scratch&&) noexcept;
+  Bf16Scratch& operator=(Bf16Scratch&&) noexcept;
+
+ private:
+  friend class Bf16Linear;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// A PyTorch Linear weight [n x k] in bf16, in oneDNN's preferred layout, with its primitives.
+class Bf16Linear {
+ public:
+  // Fails if oneDNN cannot build an AMX primitive for this shape.
+  static absl::StatusOr<std::unique_ptr<Bf16Linear>> Create(const float* w, int n, int k);
+  ~Bf16Linear();
+
+  int n() const { return n_; }
+  int k() const { return k_; }
+
+  // y[rows x n] (row stride n) = x[rows x k] (row stride k) * w^T. Runs on the calling thread
+  // only (oneDNN's OpenMP team is held to 1 thread: the encoder's own team splits the work).
+  // Thread-safe across threads with distinct scratches.
+  void Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
+
+ private:
+  struct Impl;
+  Bf16Linear(int n, int k, std::unique_ptr<Impl> impl);
+  const int n_, k_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tipperary::model::internal
