@@ -231,6 +231,8 @@ def stack(tmp_path_factory):
                  "services": ["tipperary.testing.*"]},
             ],
             "timeouts": {"drain": "2s"},
+            # The proxy's own per-request durations, the ground truth for the quantile check.
+            "logging": {"access_log": True, "access_log_path": str(directory / "access.log")},
             "autoscaling": {"external_scaler_address": "127.0.0.1:0", "sample_interval": "1s",
                             "windows": ["10s", "60s"], "capacity": 10,
                             "worker_admin": worker.admin, "stream_interval": "200ms"},
@@ -287,9 +289,15 @@ def test_prometheus_scaler_and_json_agree_with_the_load(stack):
         close(scaler_rps[route], rates[route], f"external scaler rps of {route}")
     close(autoscaling["all"]["rps_10s"], sum(rates.values()), "/autoscaling all.rps_10s")
     close(scaler_all, sum(rates.values()), "external scaler rps, all routes")
-    # The 50th percentile from the scraped histogram vs. the latencies the clients saw.
+    # The 50th percentile from the scraped histogram vs. the durations the proxy logged for the
+    # same requests (the clients' own timings add their overhead, which a busy machine inflates:
+    # they only bound it from above).
+    logged = [json.loads(line) for line in
+              (stack["directory"] / "access.log").read_text().splitlines() if line.strip()]
+    proxy_p50 = statistics.median(e["duration_ms"] / 1000 for e in logged if e["route"] == SLOW)
+    close(quantile, proxy_p50, f"histogram_quantile(0.5) of {SLOW} vs the access log")
     client_p50 = statistics.median(load.latencies(SLOW, now - 10))
-    close(quantile, client_p50, f"histogram_quantile(0.5) of {SLOW}")
+    assert quantile <= client_p50 * (1 + TOLERANCE), (quantile, client_p50)
     # The worker's batches, seen by Prometheus and by the proxy's own poll of the worker.
     assert autoscaling["worker"]["known"] is True
     close(autoscaling["worker"]["batches_per_second"], prom_batches, "worker batches/s")

@@ -139,6 +139,17 @@ def live_stack(worker_bin, proxy_bin, model_dir):
     try:
         grpc = worker.listening("grpc")
         worker_admin = worker.listening("admin")
+        # The worker listens before its model is loaded (it answers UNAVAILABLE until then).
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if requests.get(f"http://{worker_admin}/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("worker not ready:\n" + "\n".join(worker.lines[-30:]), pytrace=False)
+            time.sleep(0.1)
         (tmp / "proxy.yaml").write_text(
             "listeners: [{address: 127.0.0.1:0}]\nadmin: {address: 127.0.0.1:0}\n"
             "descriptors: [{reflection: worker}]\n"
