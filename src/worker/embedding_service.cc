@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "ordered_responses.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace tipperary::worker {
@@ -215,13 +216,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    responses_.erase(next_write_);
-    ++next_write_;
-    if (!ok && error_.ok()) {
-      error_ = absl::CancelledError("the client went away");
-      cancelled_->store(true);
-    }
+    if (out_.WriteDone(ok)) cancelled_->store(true);
     SubmitMoreLocked();
     MaybeFinishLocked();
   }
@@ -237,31 +232,20 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
 
   void OnChunkDone(size_t index, EmbedTask& task) {
     absl::MutexLock lock(&mu_);
-    --in_flight_;
-    if (!task.status().ok()) {
-      // Keep the root cause rather than the CANCELLED it caused in sibling chunks.
-      if (error_.ok() || (error_.code() == absl::StatusCode::kCancelled &&
-                          task.status().code() != absl::StatusCode::kCancelled)) {
-        error_ = task.status();
-      }
-    } else if (error_.ok()) {
-      FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, &responses_[index]);
-      inputs_ += static_cast<int64_t>(task.size());
-      tokens_ += task.total_tokens();
+    if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
+      FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
     }
     chunks_[index].task.reset();  // Its vectors are copied; free them early.
     MaybeFinishLocked();
   }
 
   void SubmitMoreLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    while (error_.ok() && next_submit_ < chunks_.size() && next_submit_ < next_write_ + kWindow) {
-      std::shared_ptr<EmbedTask> task = chunks_[next_submit_].task;
-      // in_flight_ first: the chunk may complete (on another thread, waiting for mu_) at once.
-      ++in_flight_;
-      absl::Status status = model_->Submit(task, deadline_);
+    while (out_.error().ok() && next_submit_ < chunks_.size() &&
+           next_submit_ < out_.next_write() + kWindow) {
+      out_.Submitted();
+      absl::Status status = model_->Submit(chunks_[next_submit_].task, deadline_);
       if (!status.ok()) {
-        --in_flight_;
-        error_ = status;
+        out_.SubmitFailed(status);
         cancelled_->store(true);
         return;
       }
@@ -272,20 +256,17 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
   // Writes the next response when it is ready; finishes once nothing is in flight and either
   // every chunk is written or an error happened.
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || writing_) return;
-    if (error_.ok()) {
-      auto it = responses_.find(next_write_);
-      if (it != responses_.end()) {
-        writing_ = true;
-        StartWrite(&it->second);
-        return;
-      }
-      if (next_write_ < chunks_.size()) return;
+    switch (out_.Advance(chunks_.size(), /*total_is_final=*/true)) {
+      case OrderedResponses::Step::kWrite:
+        StartWrite(out_.writing());
+        break;
+      case OrderedResponses::Step::kFinish:
+        core_.RecordRequest(model_->name(), out_.error().code(), out_.inputs(), out_.tokens());
+        Finish(ToGrpc(out_.error()));
+        break;
+      case OrderedResponses::Step::kWait:
+        break;
     }
-    if (in_flight_ > 0) return;
-    finished_ = true;
-    core_.RecordRequest(model_->name(), error_.code(), inputs_, tokens_);
-    Finish(ToGrpc(error_));
   }
 
   WorkerCore& core_;
@@ -298,14 +279,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
 
   absl::Mutex mu_;
   size_t next_submit_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t next_write_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::map<size_t, pb::EmbedResponse> responses_ ABSL_GUARDED_BY(mu_);  // Done, not written.
-  int64_t inputs_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  OrderedResponses out_ ABSL_GUARDED_BY(mu_);  // Indexed by chunk.
 };
 
 // --------------------------------------------------------------------------------------------
@@ -322,7 +296,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
     absl::Status status = core_.Admission();
     absl::MutexLock lock(&mu_);
     if (!status.ok()) {
-      error_ = status;
+      out_.Fail(status);
       MaybeFinishLocked();
       return;
     }
@@ -338,7 +312,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       MaybeFinishLocked();
       return;
     }
-    if (finished_ || !error_.ok()) {
+    if (out_.finished() || !out_.error().ok()) {
       MaybeFinishLocked();
       return;
     }
@@ -362,13 +336,13 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
                          });
       status = task.status();
       if (task.ok()) {
-        ++in_flight_;
+        out_.Submitted();
         status = model->Submit(*task, ToBatcherDeadline(context_->deadline()));
-        if (!status.ok()) --in_flight_;
+        if (!status.ok()) out_.SubmitFailed(status);
       }
     }
     if (!status.ok()) {
-      error_ = status;
+      out_.Fail(status);
       cancelled_->store(true);
       MaybeFinishLocked();
       return;
@@ -378,13 +352,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    responses_.erase(next_write_);
-    ++next_write_;
-    if (!ok && error_.ok()) {
-      error_ = absl::CancelledError("the client went away");
-      cancelled_->store(true);
-    }
+    if (out_.WriteDone(ok)) cancelled_->store(true);
     MaybeReadLocked();
     MaybeFinishLocked();
   }
@@ -396,45 +364,36 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
   void OnTaskDone(size_t sequence, const ModelRuntime& model, const EmbedOptions& options,
                   EmbedTask& task) {
     absl::MutexLock lock(&mu_);
-    --in_flight_;
-    if (!task.status().ok()) {
-      if (error_.ok() || (error_.code() == absl::StatusCode::kCancelled &&
-                          task.status().code() != absl::StatusCode::kCancelled)) {
-        error_ = task.status();
-      }
+    if (pb::EmbedResponse* slot = out_.Completed(sequence, task)) {
+      FillEmbedResponse(model, task, options, 0, slot);
+    } else if (!task.status().ok()) {
       cancelled_->store(true);
-    } else if (error_.ok()) {
-      FillEmbedResponse(model, task, options, 0, &responses_[sequence]);
-      inputs_ += static_cast<int64_t>(task.size());
-      tokens_ += task.total_tokens();
     }
     MaybeReadLocked();
     MaybeFinishLocked();
   }
 
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || reads_done_ || finished_ || !error_.ok()) return;
-    if (next_sequence_ - next_write_ >= kMaxPending) return;
+    if (reading_ || reads_done_ || out_.finished() || !out_.error().ok()) return;
+    if (next_sequence_ - out_.next_write() >= kMaxPending) return;
     reading_ = true;
     StartRead(&request_);
   }
 
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || writing_) return;
-    if (error_.ok()) {
-      auto it = responses_.find(next_write_);
-      if (it != responses_.end()) {
-        writing_ = true;
-        StartWrite(&it->second);
-        return;
-      }
-      if (!reads_done_ || next_write_ < next_sequence_) return;
+    switch (out_.Advance(next_sequence_, /*total_is_final=*/reads_done_)) {
+      case OrderedResponses::Step::kWrite:
+        StartWrite(out_.writing());
+        break;
+      case OrderedResponses::Step::kFinish:
+        core_.RecordRequest(
+            model_name_.empty() ? core_.config().default_model().name : model_name_,
+            out_.error().code(), out_.inputs(), out_.tokens());
+        Finish(ToGrpc(out_.error()));
+        break;
+      case OrderedResponses::Step::kWait:
+        break;
     }
-    if (in_flight_ > 0) return;
-    finished_ = true;
-    core_.RecordRequest(model_name_.empty() ? core_.config().default_model().name : model_name_,
-                        error_.code(), inputs_, tokens_);
-    Finish(ToGrpc(error_));
   }
 
   WorkerCore& core_;
@@ -445,16 +404,9 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
   pb::EmbedRequest request_ ABSL_GUARDED_BY(mu_);
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
   size_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t next_write_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::map<size_t, pb::EmbedResponse> responses_ ABSL_GUARDED_BY(mu_);
+  OrderedResponses out_ ABSL_GUARDED_BY(mu_);  // Indexed by request sequence.
   std::string model_name_ ABSL_GUARDED_BY(mu_);
-  int64_t inputs_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
