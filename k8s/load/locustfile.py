@@ -1,6 +1,6 @@
 """Locust load profile for tipperary: a request-rate ramp up and back down on POST /v1/embeddings.
 
-    locust -f tests/load/locustfile.py --headless --host http://127.0.0.1:8080 \
+    locust -f k8s/load/locustfile.py --headless --host http://127.0.0.1:8080 \
         --csv /tmp/ramp --csv-full-history --only-summary
 
 The rate is controlled exactly: every user sends at a constant throughput of PER_USER_RPS
@@ -8,8 +8,8 @@ requests per second (`constant_throughput`), and the `Ramp` shape sets the numbe
 second so that users x PER_USER_RPS follows the profile, a piecewise-linear curve of
 (seconds, requests per second) points. The run ends after the last point.
 
-This file is self-contained (k8s/load ships an identical copy as a ConfigMap for an in-cluster
-Job), and needs nothing but Locust.
+This file is self-contained: k8s/load ships it as a ConfigMap for an in-cluster Job, and
+tests/load/test_ramp.py runs it against the local stack. It needs nothing but Locust.
 
 Environment (all optional):
   TIPPERARY_RAMP          the profile, "t:rps,t:rps,..." (seconds from the start, requests/s);

@@ -44,6 +44,8 @@ import requests
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
+# One locustfile for this test and the in-cluster Job; it lives where kustomize can read it.
+LOCUSTFILE = REPO_ROOT / "k8s" / "load" / "locustfile.py"
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(REPO_ROOT / "tests" / "integration"))
 
@@ -188,7 +190,7 @@ def run_locust(proxy_url: str, out: pathlib.Path, env_extra: dict) -> tuple[int,
     env = {**os.environ, "TIPPERARY_RAMP": profile_text(PROFILE), "TIPPERARY_PER_USER_RPS": "1",
            "TIPPERARY_LOAD_TEXTS": "1", "TIPPERARY_RAMP_T0_FILE": str(out / "t0.txt"),
            **env_extra}
-    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
            "--host", proxy_url, "--csv", str(out / "locust"), "--csv-full-history",
            "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -289,7 +291,7 @@ print(json.dumps(out))
 
 def test_locustfile_profile():
     # In a subprocess: importing Locust monkey-patches the interpreter with gevent.
-    out = subprocess.run([sys.executable, "-c", LOCUSTFILE_CHECK, str(HERE)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", LOCUSTFILE_CHECK, str(LOCUSTFILE.parent)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
