@@ -123,6 +123,22 @@ class Process:
                 self.proc.wait()
 
 
+def wait_ready(admin: str, process: "Process", what: str) -> None:
+    """Until GET /readyz on the admin address answers 200; fails with the process's log."""
+    import requests
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if requests.get(f"http://{admin}/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not ready:\n" + "\n".join(process.lines[-30:]), pytrace=False)
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def live_stack(worker_bin, proxy_bin, model_dir):
     """A CPU worker and a proxy in front of it, on free loopback ports: the metric names the
@@ -140,16 +156,7 @@ def live_stack(worker_bin, proxy_bin, model_dir):
         grpc = worker.listening("grpc")
         worker_admin = worker.listening("admin")
         # The worker listens before its model is loaded (it answers UNAVAILABLE until then).
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if requests.get(f"http://{worker_admin}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("worker not ready:\n" + "\n".join(worker.lines[-30:]), pytrace=False)
-            time.sleep(0.1)
+        wait_ready(worker_admin, worker, "worker")
         (tmp / "proxy.yaml").write_text(
             "listeners: [{address: 127.0.0.1:0}]\nadmin: {address: 127.0.0.1:0}\n"
             "descriptors: [{reflection: worker}]\n"
@@ -160,16 +167,7 @@ def live_stack(worker_bin, proxy_bin, model_dir):
         procs.append(proxy)
         http = proxy.listening("http")
         admin = proxy.listening("admin")
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if requests.get(f"http://{admin}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("proxy not ready:\n" + "\n".join(proxy.lines[-30:]), pytrace=False)
-            time.sleep(0.1)
+        wait_ready(admin, proxy, "proxy")
         # One request, so that every per-route series exists.
         requests.post(f"http://{http}/v1/embeddings", json={"input": ["hello"]}, timeout=30)
         yield {"http": http, "admin": admin, "worker_admin": worker_admin, "tmp": tmp,

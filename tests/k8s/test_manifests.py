@@ -29,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import K8S, REPO_ROOT, Process, kubectl_path, schema_dir
+from conftest import K8S, REPO_ROOT, Process, kubectl_path, schema_dir, wait_ready
 
 # The Kubernetes release the manifests target (native sidecars: >= 1.29; grpc probes: >= 1.27).
 K8S_VERSION = "1.32"
@@ -630,10 +630,7 @@ def test_metrics_api_value_location_resolves_on_a_real_proxy(live_stack, tmp_pat
     proxy = Process([str(live_stack["proxy_bin"]), "--config", str(tmp_path / "proxy.yaml")])
     try:
         http, admin = proxy.listening("http"), proxy.listening("admin")
-        deadline = time.monotonic() + 30
-        while requests.get(f"http://{admin}/readyz", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "\n".join(proxy.lines[-20:])
-            time.sleep(0.1)
+        wait_ready(admin, proxy, "proxy")
         for _ in range(3):
             assert requests.post(f"http://{http}/v1/embeddings", json={"input": ["hi"]}, timeout=30).ok
         # The proxy samples its counters every sample_interval (1s): poll until the rate shows.
