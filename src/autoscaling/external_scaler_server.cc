@@ -97,7 +97,7 @@ class Service final : public ExternalScaler::Service {
 
  private:
   absl::StatusOr<ScalerQuery> Parse(const externalscaler::ScaledObjectRef& ref) const {
-    return ParseScalerQuery(Metadata(ref), sampler_->Snapshot().windows);
+    return ParseScalerQuery(Metadata(ref), sampler_->windows());
   }
 
   bool Active(const ScalerQuery& q) const {

@@ -76,6 +76,8 @@ class SignalSampler {
   void Sample(Clock::time_point now, const SampleInput& input);
 
   SignalSnapshot Snapshot() const;
+  // Fixed at construction; any thread.
+  const std::vector<std::chrono::seconds>& windows() const { return windows_; }
 
  private:
   struct RouteState {
