@@ -387,23 +387,15 @@ def start_proxy(config: dict | str, directory: pathlib.Path | None = None,
     path = write_config(directory, config)
     proc = Proc("proxy", [binary, "--config", path, *(extra_args or [])])
     n_listeners = len(config["listeners"]) if isinstance(config, dict) else 1
-    scaler_on = not isinstance(config, dict) or \
-        config.get("autoscaling", {}).get("external_scaler_address", "x") != ""
-    # "listening" lines: the external scaler (first, when on), the HTTP listeners, the admin.
-    lines = proc.wait_for_json(lambda l: l.get("msg") == "listening",
-                               count=n_listeners + 1 + (1 if scaler_on and
-                                                        isinstance(config, dict) else 0))
-    named = lambda name: [l["address"] for l in lines if l.get("name") == name]
-    http = [l["address"] for l in lines if l.get("name") not in ("admin", "external_scaler")]
-    admin = named("admin")
-    if not admin or len(http) < n_listeners:
-        # The admin line may come last; wait for it explicitly.
-        lines = proc.wait_for_json(lambda l: l.get("msg") == "listening" and
-                                   l.get("name") == "admin")
-        admin = [lines[0]["address"]]
-    proxy = Proxy(proc, path, http, admin[0])
-    scaler = named("external_scaler")
-    proxy.external_scaler = scaler[0] if scaler else None
+    # The HTTP listeners and the admin port announce themselves; the external scaler, when on,
+    # binds in the proxy's setup, before any of them, so its line is already there by then.
+    lines = proc.wait_for_json(lambda l: l.get("msg") == "listening" and
+                               l.get("name") != "external_scaler", count=n_listeners + 1)
+    http = [l["address"] for l in lines if l.get("name") != "admin"]
+    admin = [l["address"] for l in lines if l.get("name") == "admin"]
+    scaler = [l["address"] for l in proc.json_lines()
+              if l.get("msg") == "listening" and l.get("name") == "external_scaler"]
+    proxy = Proxy(proc, path, http, admin[0], external_scaler=scaler[0] if scaler else None)
     if wait_ready:
         proxy.wait_ready()
     return proxy
