@@ -8,13 +8,6 @@
 
 namespace tipperary::proxy {
 
-const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                               0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                               5,      10,    30};
-  return kBuckets;
-}
-
 metrics::Counter& RouteStats::Requests(SharedState& shared, int http_status) {
   auto it = by_code.find(http_status);
   if (it != by_code.end()) return *it->second;
@@ -55,7 +48,7 @@ void EventLoop::CreateUpstreams() {
     options.initial_window_size = u.initial_window_size;
     clusters_.push_back(std::make_unique<upstream::UpstreamCluster>(ioc_, std::move(options)));
     upstream_duration_.push_back(
-        &shared_.stats.upstream_duration->Add({{"upstream", u.name}}, LatencyBuckets()));
+        &shared_.stats.upstream_duration->Add({{"upstream", u.name}}));
     snapshots_.push_back(std::make_unique<Snapshot>());
   }
   snapshots_.push_back(std::make_unique<Snapshot>());  // Listeners.
@@ -149,7 +142,7 @@ RouteStats& EventLoop::StatsFor(const transcoder::Route* route) {
       RouteStats& s = *unmatched_stats_;
       s.label = "unmatched";
       s.method = "-";  // Unbounded client input never becomes a label.
-      s.duration = &shared_.stats.http_duration->Add({{"route", s.label}}, LatencyBuckets());
+      s.duration = &shared_.stats.http_duration->Add({{"route", s.label}});
       s.in_flight = &shared_.stats.http_in_flight->Add({{"route", s.label}});
       s.request_bytes = &shared_.stats.http_request_bytes->Add({{"route", s.label}});
       s.response_bytes = &shared_.stats.http_response_bytes->Add({{"route", s.label}});
@@ -161,7 +154,7 @@ RouteStats& EventLoop::StatsFor(const transcoder::Route* route) {
   auto stats = std::make_unique<RouteStats>();
   stats->label = route->label;
   stats->method = route->http_method;
-  stats->duration = &shared_.stats.http_duration->Add({{"route", stats->label}}, LatencyBuckets());
+  stats->duration = &shared_.stats.http_duration->Add({{"route", stats->label}});
   stats->in_flight = &shared_.stats.http_in_flight->Add({{"route", stats->label}});
   stats->request_bytes = &shared_.stats.http_request_bytes->Add({{"route", stats->label}});
   stats->response_bytes = &shared_.stats.http_response_bytes->Add({{"route", stats->label}});

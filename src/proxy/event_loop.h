@@ -101,7 +101,4 @@ class EventLoop {
   std::thread thread_;
 };
 
-// Latency buckets in seconds, 0.5 ms to 30 s.
-const std::vector<double>& LatencyBuckets();
-
 }  // namespace tipperary::proxy

@@ -1,39 +1,62 @@
-// The proxy's metrics: every family it exports, declared in one place and registered once.
+// The proxy's metrics: every family it exports, declared once in a stats table and registered
+// together (the worker's table is src/worker/worker_stats.h).
 //
 // Names follow Prometheus conventions (base units, _total for counters). `route` is always a
 // route template such as "POST /v1/{parent=shelves/*}/things" (bounded cardinality), never the
 // raw path; requests that match no route use route="unmatched".
 #pragma once
 
-#include "tipperary/metrics/builder.h"
-#include "tipperary/metrics/registry.h"
+#include "tipperary/metrics/histogram.h"
+#include "tipperary/metrics/stats_table.h"
 
 namespace tipperary::proxy {
 
-struct ProxyStats {
-  metrics::Family<metrics::Counter>* http_requests;         // {route, method, code}
-  metrics::Family<metrics::Histogram>* http_duration;       // {route}
-  metrics::Family<metrics::Gauge>* http_in_flight;          // {route}
-  metrics::Family<metrics::Counter>* http_request_bytes;    // {route}
-  metrics::Family<metrics::Counter>* http_response_bytes;   // {route}
-  metrics::Family<metrics::Counter>* upstream_requests;     // {upstream, grpc_code}
-  metrics::Family<metrics::Histogram>* upstream_duration;   // {upstream}
-  metrics::Family<metrics::Gauge>* upstream_connections;    // {upstream, state}
-  metrics::Family<metrics::Counter>* upstream_connects;     // {upstream, result}
-  metrics::Family<metrics::Counter>* upstream_goaways;      // {upstream}
-  metrics::Family<metrics::Gauge>* http_connections;        // {listener}
-  metrics::Family<metrics::Gauge>* draining;                // {}
-  metrics::Family<metrics::Gauge>* schema_loaded;           // {}
-  metrics::Family<metrics::Gauge>* build_info;              // {version}
-  // Autoscaling signals (AutoscalingRuntime), refreshed every sample_interval.
-  metrics::Family<metrics::Gauge>* autoscaling_rate;        // {route, window}
-  metrics::Family<metrics::Gauge>* autoscaling_saturation;  // {}
-  metrics::Family<metrics::Gauge>* autoscaling_capacity;    // {}
-  metrics::Family<metrics::Gauge>* autoscaling_worker_up;           // {}
-  metrics::Family<metrics::Gauge>* autoscaling_worker_queue_depth;  // {}
-  metrics::Family<metrics::Gauge>* autoscaling_worker_batch_fill;   // {}
+// Labels per family are in the help text; latency buckets are 0.5 ms to 30 s.
+// clang-format off
+#define TIPPERARY_PROXY_METRICS(COUNTER, GAUGE, HISTOGRAM)                                        \
+  COUNTER(http_requests, "tipperary_http_requests_total",                                         \
+          "HTTP requests completed, by route template, method and status.")                       \
+  HISTOGRAM(http_duration, "tipperary_http_request_duration_seconds",                              \
+            "Time from the request's last byte read to its response queued.",                     \
+            ::tipperary::metrics::DefaultLatencyBuckets())                                        \
+  GAUGE(http_in_flight, "tipperary_http_requests_in_flight",                                      \
+        "HTTP requests being handled, by route template.")                                       \
+  COUNTER(http_request_bytes, "tipperary_http_request_bytes_total",                               \
+          "HTTP request body bytes received, by route template.")                                 \
+  COUNTER(http_response_bytes, "tipperary_http_response_bytes_total",                             \
+          "HTTP response body bytes sent, by route template.")                                    \
+  COUNTER(upstream_requests, "tipperary_upstream_requests_total",                                 \
+          "gRPC calls made upstream, by upstream and gRPC status code.")                          \
+  HISTOGRAM(upstream_duration, "tipperary_upstream_request_duration_seconds",                      \
+            "gRPC call time upstream, from send to status.",                                      \
+            ::tipperary::metrics::DefaultLatencyBuckets())                                        \
+  GAUGE(upstream_connections, "tipperary_upstream_connections",                                   \
+        "HTTP/2 connections to upstreams, by state.")                                            \
+  COUNTER(upstream_connects, "tipperary_upstream_connect_attempts_total",                         \
+          "Upstream connection attempts, by result.")                                             \
+  COUNTER(upstream_goaways, "tipperary_upstream_goaways_total",                                   \
+          "GOAWAY frames received from upstreams.")                                               \
+  GAUGE(http_connections, "tipperary_http_connections",                                           \
+        "Open HTTP/1.1 client connections, by listener.")                                        \
+  GAUGE(draining, "tipperary_draining", "1 while the proxy drains for shutdown, else 0.")         \
+  GAUGE(schema_loaded, "tipperary_schema_loaded",                                                 \
+        "1 once descriptors are loaded and routes built, else 0.")                               \
+  GAUGE(build_info, "tipperary_build_info", "Always 1; the version is a label.")                  \
+  /* Autoscaling signals (AutoscalingRuntime), refreshed every sample_interval. */                \
+  GAUGE(autoscaling_rate, "tipperary_autoscaling_request_rate",                                   \
+        "Completed requests per second over a sliding window, by route template and window.")    \
+  GAUGE(autoscaling_saturation, "tipperary_autoscaling_saturation",                               \
+        "Requests in flight divided by autoscaling.capacity.")                                   \
+  GAUGE(autoscaling_capacity, "tipperary_autoscaling_capacity",                                   \
+        "In-flight requests per replica that make saturation 1.")                                \
+  GAUGE(autoscaling_worker_up, "tipperary_autoscaling_worker_up",                                 \
+        "1 when the last poll of the worker's admin port worked.")                               \
+  GAUGE(autoscaling_worker_queue_depth, "tipperary_autoscaling_worker_queue_depth",               \
+        "Texts queued in the worker's batcher, as of the last poll.")                            \
+  GAUGE(autoscaling_worker_batch_fill, "tipperary_autoscaling_worker_batch_fill",                 \
+        "How full the worker's batches were over the first rate window (0..1).")
+// clang-format on
 
-  static ProxyStats Register(metrics::Registry& registry);
-};
+TIPPERARY_DECLARE_METRICS_STRUCT(ProxyStats, TIPPERARY_PROXY_METRICS);
 
 }  // namespace tipperary::proxy
