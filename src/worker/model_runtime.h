@@ -49,6 +49,10 @@ class ModelRuntime {
   absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline);
 
   size_t queue_depth() const { return batcher_->queue_depth(); }
+  // This model's batch histograms (texts, padded tokens): their counts and sums are the
+  // cumulative batch figures the admin /autoscaling endpoint reports.
+  const metrics::Histogram& batch_sizes() const { return *batch_size_; }
+  const metrics::Histogram& batch_tokens() const { return *batch_tokens_; }
   // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE.
   void Drain(batcher::TimePoint deadline) { batcher_->Drain(deadline); }
   void Stop() { batcher_->Stop(); }

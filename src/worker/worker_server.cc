@@ -266,9 +266,8 @@ std::string WorkerServer::Impl::AutoscalingJson() {
   std::string models;
   if (core_.loaded()) {
     for (const auto& [name, model] : core_.models()) {
-      metrics::Labels labels{{"model", name}};
-      const metrics::Histogram& size = core_.stats().batch_size->Add(labels);
-      const metrics::Histogram& padded = core_.stats().batch_tokens->Add(labels);
+      const metrics::Histogram& size = model->batch_sizes();
+      const metrics::Histogram& padded = model->batch_tokens();
       double depth = static_cast<double>(model->queue_depth());
       queue_depth += depth;
       batches += static_cast<double>(size.Count());
