@@ -131,6 +131,27 @@ const std::vector<std::string>& UpstreamKeys() {
   return *keys;
 }
 
+// A TCP address the proxy serves besides its HTTP listeners (admin, external scaler): host:port,
+// and not an address a listener already binds (port 0 excepted). `role` and `key` name it in
+// the errors, e.g. "the admin listener" / "admin address".
+absl::StatusOr<common::Endpoint> ServerAddress(const YamlValue& at, const std::string& address,
+                                               const char* role, const char* key,
+                                               const ProxyConfig& config) {
+  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(address, true);
+  if (!endpoint.ok()) return at.Error(std::string(endpoint.status().message()));
+  if (endpoint->kind != common::Endpoint::Kind::kTcp) {
+    return at.Error(absl::StrCat(role, " needs host:port, got ", Quoted(address)));
+  }
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    common::Endpoint listener = *common::ParseEndpoint(config.listeners[i].address, true);
+    if (endpoint->port != 0 && listener.ToString() == endpoint->ToString()) {
+      return at.Error(
+          absl::StrCat(key, " ", Quoted(address), " is also used by listeners[", i, "]"));
+    }
+  }
+  return endpoint;
+}
+
 class Loader {
  public:
   explicit Loader(std::string source)
@@ -280,20 +301,9 @@ absl::Status Loader::LoadAdmin(const YamlMap& root, ProxyConfig* config) {
   std::optional<YamlValue> address = map.Find("address");
   if (!address) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(config->admin.address, address->AsNonEmptyString());
-  absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(config->admin.address, true);
-  if (!endpoint.ok()) return address->Error(std::string(endpoint.status().message()));
-  if (endpoint->kind != common::Endpoint::Kind::kTcp) {
-    return address->Error(
-        absl::StrCat("the admin listener needs host:port, got ", Quoted(config->admin.address)));
-  }
-  for (size_t i = 0; i < config->listeners.size(); ++i) {
-    common::Endpoint listener = *common::ParseEndpoint(config->listeners[i].address, true);
-    if (endpoint->port != 0 && listener.ToString() == endpoint->ToString()) {
-      return address->Error(absl::StrCat("admin address ", Quoted(config->admin.address),
-                                         " is also used by listeners[", i, "]"));
-    }
-  }
-  return absl::OkStatus();
+  return ServerAddress(*address, config->admin.address, "the admin listener", "admin address",
+                       *config)
+      .status();
 }
 
 absl::Status Loader::LoadUpstreams(const YamlMap& root, ProxyConfig* config) {
@@ -595,26 +605,15 @@ absl::Status Loader::LoadAutoscaling(const YamlMap& root, ProxyConfig* config) {
                                            &out->external_scaler_address));
   if (std::optional<YamlValue> address = map.Find("external_scaler_address");
       address && !out->external_scaler_address.empty()) {
-    absl::StatusOr<common::Endpoint> endpoint =
-        common::ParseEndpoint(out->external_scaler_address, true);
-    if (!endpoint.ok()) return address->Error(std::string(endpoint.status().message()));
-    if (endpoint->kind != common::Endpoint::Kind::kTcp) {
-      return address->Error(absl::StrCat("the external scaler needs host:port, got ",
-                                         Quoted(out->external_scaler_address)));
-    }
+    TIPPERARY_ASSIGN_OR_RETURN(
+        common::Endpoint endpoint,
+        ServerAddress(*address, out->external_scaler_address, "the external scaler",
+                      "external_scaler_address", *config));
     common::Endpoint admin = *common::ParseEndpoint(config->admin.address, true);
-    if (endpoint->port != 0 && admin.ToString() == endpoint->ToString()) {
+    if (endpoint.port != 0 && admin.ToString() == endpoint.ToString()) {
       return address->Error(absl::StrCat("external_scaler_address ",
                                          Quoted(out->external_scaler_address),
                                          " is also the admin address"));
-    }
-    for (size_t i = 0; i < config->listeners.size(); ++i) {
-      common::Endpoint listener = *common::ParseEndpoint(config->listeners[i].address, true);
-      if (endpoint->port != 0 && listener.ToString() == endpoint->ToString()) {
-        return address->Error(absl::StrCat("external_scaler_address ",
-                                           Quoted(out->external_scaler_address),
-                                           " is also used by listeners[", i, "]"));
-      }
     }
   }
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("sample_interval", &out->sample_interval,
