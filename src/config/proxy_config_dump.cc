@@ -128,6 +128,10 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   out << YAML::BeginMap;
   EmitSize(out, "max_header_bytes", limits.max_header_bytes);
   EmitSize(out, "max_request_body_bytes", limits.max_request_body_bytes);
+  EmitSize(out, "max_chunk_extension_bytes", limits.max_chunk_extension_bytes);
+  EmitSize(out, "max_trailer_bytes", limits.max_trailer_bytes);
+  EmitSize(out, "max_connection_buffer_bytes", limits.max_connection_buffer_bytes);
+  Emit(out, "max_query_params", limits.max_query_params);
   Emit(out, "max_pipelined_requests", limits.max_pipelined_requests);
   Emit(out, "max_connections", limits.max_connections);
   Emit(out, "max_in_flight_requests", limits.max_in_flight_requests);
@@ -142,6 +146,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitDuration(out, "upstream_default", timeouts.upstream_default);
   EmitDuration(out, "max_upstream", timeouts.max_upstream);
   EmitDuration(out, "drain", timeouts.drain);
+  EmitDuration(out, "retry_after", timeouts.retry_after);
+  out << YAML::EndMap;
+
+  EmitKey(out, "metadata");
+  out << YAML::BeginMap;
+  EmitStringList(out, "forward_request_trailers", config.metadata.forward_request_trailers);
   out << YAML::EndMap;
 
   const LoggingConfig& logging = config.logging;

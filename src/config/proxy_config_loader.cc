@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "status_macros.h"
@@ -172,6 +175,7 @@ class Loader {
   absl::Status LoadTranscoding(const YamlMap& root, TranscodingConfig* out);
   absl::Status LoadLimits(const YamlMap& root, LimitsConfig* out);
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
+  absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
   absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
@@ -214,9 +218,9 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
                      YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
-                               "transcoding", "limits", "timeouts", "logging", "autoscaling",
-                               "threads"}));
+      YamlMap map,
+      root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
+                  "limits", "timeouts", "metadata", "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -227,6 +231,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadLimits(map, &config->limits));
   TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
+  TIPPERARY_RETURN_IF_ERROR(LoadMetadata(map, &config->metadata));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
   TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
@@ -540,12 +545,31 @@ absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
   if (!value) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map,
-      value->AsMap({"max_header_bytes", "max_request_body_bytes", "max_pipelined_requests",
-                    "max_connections", "max_in_flight_requests"}));
+      value->AsMap({"max_header_bytes", "max_request_body_bytes", "max_chunk_extension_bytes",
+                    "max_trailer_bytes", "max_connection_buffer_bytes", "max_query_params",
+                    "max_pipelined_requests", "max_connections", "max_in_flight_requests"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadSize("max_header_bytes", &out->max_header_bytes, 1 << 10, 1 << 20));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadSize("max_request_body_bytes", &out->max_request_body_bytes, 1));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_chunk_extension_bytes", &out->max_chunk_extension_bytes, 0, 1 << 20));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_trailer_bytes", &out->max_trailer_bytes, 64, 1 << 20));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_connection_buffer_bytes",
+                                         &out->max_connection_buffer_bytes, 4 << 10, 64 << 20));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_query_params", &out->max_query_params, 1, 1 << 20));
+  // The connection buffer holds a whole head, chunk line or trailer section while it is parsed.
+  const uint64_t needed = std::max({out->max_header_bytes + 4, out->max_trailer_bytes + 64,
+                                    out->max_chunk_extension_bytes + 64});
+  std::optional<YamlValue> buffer_key = map.Find("max_connection_buffer_bytes");
+  if (!buffer_key) {
+    out->max_connection_buffer_bytes = std::max(out->max_connection_buffer_bytes, needed);
+  } else if (out->max_connection_buffer_bytes < needed) {
+    return buffer_key->Error(absl::StrCat(
+        "max_connection_buffer_bytes (", out->max_connection_buffer_bytes, ") must be at least ",
+        needed, " to hold a whole head, chunk line or trailer section"));
+  }
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_pipelined_requests", &out->max_pipelined_requests, 1, 1024));
   TIPPERARY_RETURN_IF_ERROR(
@@ -560,7 +584,7 @@ absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
   if (!value) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, value->AsMap({"idle", "request_read", "response_write", "upstream_default",
-                                 "max_upstream", "drain"}));
+                                 "max_upstream", "drain", "retry_after"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("idle", &out->idle, kPositive));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("request_read", &out->request_read, kPositive));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("response_write", &out->response_write, kPositive));
@@ -568,12 +592,52 @@ absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
       map.ReadDuration("upstream_default", &out->upstream_default, kPositive));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("max_upstream", &out->max_upstream, kPositive));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("drain", &out->drain));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("retry_after", &out->retry_after, Duration::zero(), std::chrono::hours(1)));
   if (out->upstream_default > out->max_upstream) {
     std::optional<YamlValue> at = map.Find("upstream_default");
     if (!at) at = map.Find("max_upstream");
     return at->Error(absl::StrCat("upstream_default (", FormatDuration(out->upstream_default),
                                   ") must be <= max_upstream (", FormatDuration(out->max_upstream),
                                   ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadMetadata(const YamlMap& root, MetadataConfig* out) {
+  std::optional<YamlValue> value = root.Find("metadata");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"forward_request_trailers"}));
+  std::optional<YamlValue> list = map.Find("forward_request_trailers");
+  if (!list) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, list->AsList());
+  for (const YamlValue& item : items) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::string name, item.AsNonEmptyString());
+    std::string lower = absl::AsciiStrToLower(name);
+    bool valid = true;
+    for (char c : lower) {
+      valid = valid && (absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                        absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+                        c == '_' || c == '.');
+    }
+    if (!valid) {
+      return item.Error(absl::StrCat(Quoted(name),
+                                     " is not a valid metadata key (letters, "
+                                     "digits, '-', '_' and '.')"));
+    }
+    // Framing, routing and gRPC's own fields never come from a trailer.
+    static constexpr std::string_view kReserved[] = {
+        "content-length", "transfer-encoding", "host",
+        "content-type",   "content-encoding",  "te",
+        "connection",     "trailer",           "user-agent",
+        "keep-alive",     "upgrade",           "authorization",
+        "x-request-id",   "x-forwarded-for"};
+    bool reserved = absl::StartsWith(lower, "grpc-") || absl::EndsWith(lower, "-bin");
+    for (std::string_view r : kReserved) reserved = reserved || lower == r;
+    if (reserved) {
+      return item.Error(absl::StrCat(Quoted(name), " cannot be forwarded from a trailer"));
+    }
+    out->forward_request_trailers.push_back(std::move(lower));
   }
   return absl::OkStatus();
 }
@@ -598,11 +662,10 @@ absl::Status Loader::LoadAutoscaling(const YamlMap& root, ProxyConfig* config) {
   if (!value) return absl::OkStatus();
   AutoscalingConfig* out = &config->autoscaling;
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map,
-      value->AsMap({"external_scaler_address", "sample_interval", "windows", "capacity",
-                    "worker_admin", "worker_timeout", "stream_interval"}));
-  TIPPERARY_RETURN_IF_ERROR(map.ReadString("external_scaler_address",
-                                           &out->external_scaler_address));
+      YamlMap map, value->AsMap({"external_scaler_address", "sample_interval", "windows",
+                                 "capacity", "worker_admin", "worker_timeout", "stream_interval"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadString("external_scaler_address", &out->external_scaler_address));
   if (std::optional<YamlValue> address = map.Find("external_scaler_address");
       address && !out->external_scaler_address.empty()) {
     TIPPERARY_ASSIGN_OR_RETURN(
@@ -657,8 +720,8 @@ absl::Status Loader::LoadAutoscaling(const YamlMap& root, ProxyConfig* config) {
     absl::StatusOr<common::Endpoint> endpoint = common::ParseEndpoint(out->worker_admin, false);
     if (!endpoint.ok()) return admin->Error(std::string(endpoint.status().message()));
     if (endpoint->kind != common::Endpoint::Kind::kTcp) {
-      return admin->Error(absl::StrCat("worker_admin needs host:port, got ",
-                                       Quoted(out->worker_admin)));
+      return admin->Error(
+          absl::StrCat("worker_admin needs host:port, got ", Quoted(out->worker_admin)));
     }
   }
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("worker_timeout", &out->worker_timeout,

@@ -19,9 +19,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cstdio>
 #include <deque>
@@ -31,6 +28,7 @@
 
 #include "listener_core.h"
 #include "tipperary/common/log.h"
+#include "tipperary/listener/request_decoder.h"
 
 namespace tipperary::listener::internal {
 namespace {
@@ -81,11 +79,15 @@ class ExchangeImpl final : public HttpExchange {
  public:
   enum class State { kPending, kWhole, kStreaming };
 
-  ExchangeImpl(std::shared_ptr<SessionBase> session, HttpRequest request,
+  ExchangeImpl(std::shared_ptr<SessionBase> session, HttpRequest request, HttpFields trailers,
                std::shared_ptr<const ConnectionInfo> info)
-      : request_(std::move(request)), info_(std::move(info)), session_(std::move(session)) {}
+      : request_(std::move(request)),
+        trailers_(std::move(trailers)),
+        info_(std::move(info)),
+        session_(std::move(session)) {}
 
   const HttpRequest& request() const override { return request_; }
+  const HttpFields& trailers() const override { return trailers_; }
   const std::string& peer_address() const override { return info_->peer_address; }
   bool is_tls() const override { return info_->is_tls; }
   const std::string& peer_certificate_subject() const override { return info_->peer_subject; }
@@ -159,6 +161,7 @@ class ExchangeImpl final : public HttpExchange {
   bool Done() const { return header_emitted_ && finished_ && pending_.empty(); }
 
   HttpRequest request_;
+  HttpFields trailers_;
   std::shared_ptr<const ConnectionInfo> info_;
   // Strong until released: a pending exchange keeps its connection alive even when no I/O is
   // in flight (pipeline full, or waiting for the application after the last request).
@@ -170,9 +173,10 @@ class ExchangeImpl final : public HttpExchange {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_ = false;
-  bool counted_ = false;      // Counts in active_requests.
-  bool force_close_ = false;  // The listener's own error responses.
-  bool close_after_ = false;  // Decided when the header is serialized.
+  bool counted_ = false;        // Counts in active_requests.
+  uint64_t request_bytes_ = 0;  // Held while queued: counts against the connection's buffer.
+  bool force_close_ = false;    // The listener's own error responses.
+  bool close_after_ = false;    // Decided when the header is serialized.
   bool header_emitted_ = false;
   bool finished_ = false;
   bool cancelled_ = false;
@@ -196,6 +200,7 @@ class Session final : public SessionBase {
   explicit Session(std::shared_ptr<ListenerCore> core, StreamArgs&&... stream_args)
       : core_(std::move(core)),
         stream_(std::forward<StreamArgs>(stream_args)...),
+        decoder_(core_->options.limits),
         read_timer_(core_->ioc),
         write_timer_(core_->ioc) {}
 
@@ -288,7 +293,9 @@ class Session final : public SessionBase {
       case TimerKind::kRequest:
         core_->timeouts.fetch_add(1, std::memory_order_relaxed);
         // The read in flight is abandoned (read_stopped_ makes its handler a no-op).
-        FailRequest(http::status::request_timeout, 4, "request not received in time");
+        FailRequest(MakeRequestError(http::status::request_timeout,
+                                     absl::StatusCode::kDeadlineExceeded,
+                                     "request not received in time"));
         return;
     }
   }
@@ -356,6 +363,7 @@ class Session final : public SessionBase {
 
   // ---- Reading ----
 
+  // Reads the next request, unless the pipeline is full (Pump() resumes) or reading stopped.
   void DoRead() {
     if (closed_ || closing_) return;
     if (core_->draining && !first_request_ && queue_.empty() && !in_request_) {
@@ -368,27 +376,56 @@ class Session final : public SessionBase {
       if (!in_request_ && queue_.empty()) ArmReadTimer(Options().idle_timeout, TimerKind::kIdle);
       return;
     }
-    if (queue_.size() >= Options().max_pipelined_requests) return;  // Resumed by Pump().
-    if (buffer_.size() > 0) {
-      StartRequest();
+    if (!in_request_) {
+      if (queue_.size() >= Options().max_pipelined_requests) return;  // Resumed by Pump().
+      // Requests read ahead hold their bodies: stop reading ahead once they fill the
+      // connection's budget (back-pressure, not an error).
+      if (!queue_.empty() && queued_request_bytes_ >= Options().max_connection_buffer_bytes) return;
+      DropEmptyLines();
+      if (buffer_.size() > 0 && BufferView() != "\r") {
+        StartRequest();
+        Parse();
+        return;
+      }
+      if (queue_.empty()) {
+        // A new connection gets the shorter of the two for its first byte.
+        auto timeout = Options().idle_timeout;
+        auto read_timeout = Options().request_read_timeout;
+        if (first_request_ && read_timeout.count() > 0 &&
+            (timeout.count() <= 0 || read_timeout < timeout)) {
+          timeout = read_timeout;
+        }
+        ArmReadTimer(timeout, TimerKind::kIdle);
+      } else {
+        DisarmReadTimer();
+      }
+    }
+    ReadSome();
+  }
+
+  std::string_view BufferView() const {
+    return std::string_view(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+  }
+
+  // RFC 9112 §2.2: empty lines between requests are ignored.
+  void DropEmptyLines() {
+    while (buffer_.size() >= 2 && BufferView().substr(0, 2) == "\r\n") buffer_.consume(2);
+  }
+
+  void ReadSome() {
+    // Never more than the connection's budget of unparsed input: the decoder fails a request
+    // whose head, chunk line or trailers outgrow their own limits before this is reached.
+    const size_t cap = static_cast<size_t>(Options().max_connection_buffer_bytes);
+    const size_t room = buffer_.size() < cap ? cap - buffer_.size() : 0;
+    if (room == 0) {
+      FailRequest(MakeRequestError(
+          http::status::bad_request, absl::StatusCode::kResourceExhausted,
+          "request framing exceeds the connection buffer (limits.max_connection_buffer_bytes)"));
       return;
     }
-    if (queue_.empty()) {
-      // A new connection gets the shorter of the two for its first byte.
-      auto timeout = Options().idle_timeout;
-      auto read_timeout = Options().request_read_timeout;
-      if (first_request_ && read_timeout.count() > 0 &&
-          (timeout.count() <= 0 || read_timeout < timeout)) {
-        timeout = read_timeout;
-      }
-      ArmReadTimer(timeout, TimerKind::kIdle);
-    } else {
-      DisarmReadTimer();
-    }
     read_pending_ = true;
-    stream_.async_read_some(buffer_.prepare(kReadChunk), [self = Self()](error_code ec, size_t n) {
-      self->OnFirstBytes(ec, n);
-    });
+    stream_.async_read_some(buffer_.prepare(std::min(kReadChunk, room)),
+                            [self = Self()](error_code ec, size_t n) { self->OnRead(ec, n); });
   }
 
   // Common prologue of read completions; false when the caller must stop.
@@ -403,106 +440,75 @@ class Session final : public SessionBase {
     return !read_stopped_;
   }
 
-  void OnFirstBytes(error_code ec, size_t n) {
+  void OnRead(error_code ec, size_t n) {
     if (!ReadCompleted(ec)) return;
     if (ec) {
-      // EOF or reset: the client is gone; whatever it still waits for is cancelled.
+      // EOF or reset: the client is gone (a partial request cannot be answered); whatever it
+      // still waits for is cancelled.
       Abort();
       return;
     }
     buffer_.commit(n);
-    StartRequest();
+    if (in_request_) {
+      Parse();
+    } else {
+      DoRead();
+    }
   }
 
   void StartRequest() {
     in_request_ = true;
     first_request_ = false;
     ArmReadTimer(Options().request_read_timeout, TimerKind::kRequest);
-    parser_.emplace();
-    uint64_t header_limit = Options().max_header_bytes;
-    parser_->header_limit(static_cast<uint32_t>(
-        std::min<uint64_t>(header_limit, std::numeric_limits<uint32_t>::max())));
-    parser_->body_limit(Options().max_body_bytes);
-    read_pending_ = true;
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = Self()](error_code ec, size_t) { self->OnHeader(ec); });
+    decoder_.Reset();
   }
 
-  void OnHeader(error_code ec) {
-    if (!ReadCompleted(ec)) return;
-    if (ec) {
-      OnReadError(ec);
-      return;
-    }
-    const auto& req = parser_->get();
-    if (parser_->is_done()) {
-      OnRequestComplete();
-      return;
-    }
-    // A Content-Length over the limit already failed in async_read_header (body_limit), so
-    // 100 Continue is only sent for a body we will accept. When earlier responses are still
-    // due the interim response would have to wait for them; the client then sends the body
-    // after its own timeout, which RFC 9110 allows.
-    if (req.version() == 11 && beast::iequals(req[http::field::expect], "100-continue") &&
-        queue_.empty() && !write_pending_) {
-      write_buf_ = "HTTP/1.1 100 Continue\r\n\r\n";
-      StartWrite();
-    }
-    read_pending_ = true;
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = Self()](error_code body_ec, size_t) { self->OnBody(body_ec); });
-  }
-
-  void OnBody(error_code ec) {
-    if (!ReadCompleted(ec)) return;
-    if (ec) {
-      OnReadError(ec);
-      return;
-    }
-    OnRequestComplete();
-  }
-
-  void OnReadError(error_code ec) {
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-        ec.category() != http::make_error_code(http::error::end_of_stream).category()) {
-      Abort();
-      return;
-    }
-    if (ec == http::error::header_limit) {
-      FailRequest(http::status::request_header_fields_too_large, 8, "request header too large");
-    } else if (ec == http::error::body_limit) {
-      FailRequest(http::status::payload_too_large, 8, "request body too large");
-    } else if (ec == http::error::bad_version && HasWellFormedVersion()) {
-      FailRequest(http::status::http_version_not_supported, 12, "HTTP version not supported");
-    } else {
-      FailRequest(http::status::bad_request, 3, "malformed HTTP request: " + ec.message());
+  // Feeds what is buffered to the decoder until it needs more bytes or a request is done.
+  void Parse() {
+    for (;;) {
+      size_t used = 0;
+      RequestDecoder::Event event = decoder_.Decode(BufferView(), &used);
+      buffer_.consume(used);
+      switch (event) {
+        case RequestDecoder::Event::kHeader:
+          MaybeSendContinue();
+          continue;
+        case RequestDecoder::Event::kComplete:
+          OnRequestComplete();
+          return;
+        case RequestDecoder::Event::kError:
+          FailRequest(decoder_.error());
+          return;
+        case RequestDecoder::Event::kNeedMore:
+          ReadSome();
+          return;
+      }
     }
   }
 
-  // Beast reports any version but 1.0 and 1.1 as bad_version; a well-formed "HTTP/d.d" at the
-  // end of the request line is a version we do not support (505), anything else is malformed.
-  bool HasWellFormedVersion() const {
-    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-    size_t eol = data.find("\r\n");
-    if (eol == std::string_view::npos) return false;
-    std::string_view line = data.substr(0, eol);
-    if (line.size() < 8) return false;
-    std::string_view v = line.substr(line.size() - 8);
-    auto digit = [](char c) { return c >= '0' && c <= '9'; };
-    return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) &&
-           line.size() > 8 && line[line.size() - 9] == ' ';
+  // A body over the limit already failed in the decoder, so 100 Continue is only sent for a
+  // body we will accept. When earlier responses are still due the interim response would have
+  // to wait for them; the client then sends the body after its own timeout, which RFC 9110
+  // allows.
+  void MaybeSendContinue() {
+    if (!decoder_.framing().expect_continue || !queue_.empty() || write_pending_) return;
+    write_buf_ = "HTTP/1.1 100 Continue\r\n\r\n";
+    StartWrite();
   }
 
   void OnRequestComplete() {
     DisarmReadTimer();
     in_request_ = false;
-    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), parser_->release(), info_);
-    parser_.reset();
+    const RequestFraming framing = decoder_.framing();
+    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), decoder_.TakeRequest(),
+                                                   decoder_.TakeTrailers(), info_);
     const HttpRequest& req = exchange->request_;
     exchange->version_ = req.version();
-    exchange->keep_alive_ = req.keep_alive();
+    exchange->keep_alive_ = framing.keep_alive;
     exchange->head_ = req.method() == http::verb::head;
     exchange->counted_ = true;
+    exchange->request_bytes_ = req.body().size() + req.target().size();
+    queued_request_bytes_ += exchange->request_bytes_;
     if (!exchange->keep_alive_) read_stopped_ = true;
     queue_.push_back(exchange);
     core_->active_requests.fetch_add(1, std::memory_order_relaxed);
@@ -532,7 +538,10 @@ class Session final : public SessionBase {
 
   // Answers a request the listener rejects itself, after the responses already due, then
   // closes the connection.
-  void FailRequest(http::status status, int grpc_code, std::string_view message) {
+  void FailRequest(const RequestError& error) {
+    const http::status status = error.status;
+    const int grpc_code = static_cast<int>(error.code);
+    const std::string_view message = error.message;
     DisarmReadTimer();
     read_stopped_ = true;
     in_request_ = false;
@@ -542,7 +551,8 @@ class Session final : public SessionBase {
                    {"peer", info_->peer_address},
                    {"status", std::to_string(static_cast<unsigned>(status))},
                    {"reason", message}});
-    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest{}, info_);
+    auto exchange =
+        std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest{}, HttpFields{}, info_);
     HttpResponse res{status, 11};
     res.set(http::field::content_type, "application/json");
     res.body() = StatusJson(grpc_code, message);
@@ -588,9 +598,28 @@ class Session final : public SessionBase {
 
   void StartWrite() {
     write_pending_ = true;
+    write_offset_ = 0;
+    WriteSome();
+  }
+
+  // The write timeout is a progress timeout (as nginx's send_timeout): a slow reader that keeps
+  // reading gets a response of any size; one that stops for response_write is dropped.
+  void WriteSome() {
     ArmWriteTimer();
-    net::async_write(stream_, net::buffer(write_buf_),
-                     [self = Self()](error_code ec, size_t) { self->OnWrite(ec); });
+    stream_.async_write_some(
+        net::buffer(write_buf_.data() + write_offset_, write_buf_.size() - write_offset_),
+        [self = Self()](error_code ec, size_t n) { self->OnWriteSome(ec, n); });
+  }
+
+  void OnWriteSome(error_code ec, size_t n) {
+    if (!closed_ && !ec) {
+      write_offset_ += n;
+      if (write_offset_ < write_buf_.size()) {
+        WriteSome();
+        return;
+      }
+    }
+    OnWrite(ec);
   }
 
   void OnWrite(error_code ec) {
@@ -683,6 +712,8 @@ class Session final : public SessionBase {
     exchange.session_.reset();
     exchange.response_.reset();
     if (exchange.counted_) core_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+    queued_request_bytes_ -= std::min(queued_request_bytes_, exchange.request_bytes_);
+    exchange.request_bytes_ = 0;
   }
 
   void CancelQueued() {
@@ -755,9 +786,11 @@ class Session final : public SessionBase {
   std::shared_ptr<ListenerCore> core_;
   Stream stream_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  RequestDecoder decoder_;
+  uint64_t queued_request_bytes_ = 0;  // Of the exchanges in queue_.
   std::deque<std::shared_ptr<ExchangeImpl>> queue_;
   std::string write_buf_;
+  size_t write_offset_ = 0;  // Bytes of write_buf_ already written.
   std::shared_ptr<const ConnectionInfo> info_;
   net::steady_timer read_timer_;
   net::steady_timer write_timer_;

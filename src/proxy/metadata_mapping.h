@@ -28,7 +28,8 @@ struct ForwardedRequestInfo {
 };
 
 // headers: the request's headers as (name, value), names in any case.
-ForwardedRequestInfo BuildUpstreamMetadata(const HeaderList& headers, std::string_view peer_address);
+ForwardedRequestInfo BuildUpstreamMetadata(const HeaderList& headers,
+                                           std::string_view peer_address);
 
 // A fresh random request id (UUID v4 text).
 std::string GenerateRequestId();
@@ -36,6 +37,10 @@ std::string GenerateRequestId();
 // Header name for response metadata: "grpc-metadata-" or "grpc-trailer-" prefix + key.
 // Values of "-bin" keys are base64-encoded (the upstream client decoded them).
 HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_view prefix);
+
+// grpc-message's percent-encoding (gRPC's HTTP/2 protocol spec): bytes outside 0x20..0x7E and
+// '%' become %XX, so any message is a valid header or trailer value.
+std::string PercentEncodeGrpcMessage(std::string_view message);
 
 // Parses a Grpc-Timeout header value ("100m", "2S", "1H", at most 8 digits); false if bad.
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out);

@@ -87,8 +87,11 @@ absl::Status ProxyServer::CreateListeners() {
     listener::ListenerOptions options;
     options.name = "http";
     options.endpoint = *endpoint;
-    options.max_header_bytes = cfg.limits.max_header_bytes;
-    options.max_body_bytes = cfg.limits.max_request_body_bytes;
+    options.limits.max_header_bytes = cfg.limits.max_header_bytes;
+    options.limits.max_body_bytes = cfg.limits.max_request_body_bytes;
+    options.limits.max_chunk_extension_bytes = cfg.limits.max_chunk_extension_bytes;
+    options.limits.max_trailer_bytes = cfg.limits.max_trailer_bytes;
+    options.max_connection_buffer_bytes = cfg.limits.max_connection_buffer_bytes;
     options.max_pipelined_requests = cfg.limits.max_pipelined_requests;
     options.max_connections = cfg.limits.max_connections;
     options.idle_timeout = cfg.timeouts.idle;
@@ -186,7 +189,8 @@ void ProxyServer::InstallCollectHook() {
     }
     uint64_t connections = 0;
     for (const auto& loop : loops_) connections += loop->snapshots().back()->http_connections;
-    shared_->stats.http_connections->Add({{"listener", "http"}}).Set(static_cast<double>(connections));
+    shared_->stats.http_connections->Add({{"listener", "http"}})
+        .Set(static_cast<double>(connections));
     shared_->stats.draining->Add({}).Set(shared_->draining.load() ? 1 : 0);
     shared_->stats.schema_loaded->Add({}).Set(shared_->schema_loaded.load() ? 1 : 0);
   });
@@ -214,8 +218,8 @@ void ProxyServer::FetchReflection(size_t source,
     for (const auto& set : sets) {
       for (const auto& file : set.file()) services += file.service_size();
     }
-    TIPPERARY_LOG(kInfo, "schema loaded", {{"source", "reflection"},
-                                           {"services", absl::StrCat(services)}});
+    TIPPERARY_LOG(kInfo, "schema loaded",
+                  {{"source", "reflection"}, {"services", absl::StrCat(services)}});
     PublishRouting(*routing);
     return;
   }
@@ -227,8 +231,8 @@ void ProxyServer::FetchReflection(size_t source,
   if (index < 0) return;  // The config loader rejects this; nothing to fetch.
   ReflectionClient::Fetch(
       *loops_[0]->cluster(index), shared_->config.upstreams[index].connect_timeout * 5,
-      [this, source, sets = std::move(sets)](
-          absl::StatusOr<google::protobuf::FileDescriptorSet> set) mutable {
+      [this, source,
+       sets = std::move(sets)](absl::StatusOr<google::protobuf::FileDescriptorSet> set) mutable {
         if (!set.ok()) {
           TIPPERARY_LOG(kWarn, "reflection failed; retrying",
                         {{"upstream", reflection_upstreams_[source]},
@@ -264,12 +268,25 @@ int ProxyServer::Run() {
   }
 
   bool stop = false;
+  int exit_code = 0;
   std::chrono::steady_clock::time_point drain_deadline;
   boost::asio::steady_timer poll(signals_ioc);
+  // A request is unfinished until its last response byte is written (or its client left):
+  // the listeners count those; in_flight counts the ones not yet answered at all.
+  auto unfinished = [this] {
+    size_t n = 0;
+    for (const auto& loop : loops_) n += loop->ActiveRequests();
+    return n;
+  };
   std::function<void()> wait_drained = [&] {
-    bool idle = shared_->in_flight.load() == 0;
-    if (idle || std::chrono::steady_clock::now() >= drain_deadline) {
-      TIPPERARY_LOG(kInfo, "drained", {{"in_flight", absl::StrCat(shared_->in_flight.load())}});
+    size_t left = unfinished();
+    bool timed_out = std::chrono::steady_clock::now() >= drain_deadline;
+    if (left == 0 || timed_out) {
+      if (left > 0) exit_code = 1;
+      common::Log(left == 0 ? common::LogLevel::kInfo : common::LogLevel::kError, "drained",
+                  {{"unfinished", absl::StrCat(left)},
+                   {"in_flight", absl::StrCat(shared_->in_flight.load())},
+                   {"result", left == 0 ? "complete" : "drain timeout: responses cut"}});
       stop = true;
       signals.cancel();
       return;
@@ -284,10 +301,13 @@ int ProxyServer::Run() {
         if (ec) return;
         if (shared_->draining.exchange(true)) {
           // At once, even if a loop is stuck: the operator asked twice.
-          TIPPERARY_LOG(kWarn, "second signal: exiting now");
+          TIPPERARY_LOG(kWarn, "second signal: exiting now",
+                        {{"unfinished", absl::StrCat(unfinished())}});
           std::_Exit(1);
         }
-        TIPPERARY_LOG(kInfo, "draining", {{"signal", absl::StrCat(signo)}});
+        TIPPERARY_LOG(
+            kInfo, "draining",
+            {{"signal", absl::StrCat(signo)}, {"unfinished", absl::StrCat(unfinished())}});
         for (auto& loop : loops_) {
           EventLoop* l = loop.get();
           boost::asio::post(l->io_context(), [l] { l->BeginDrain(); });
@@ -300,12 +320,13 @@ int ProxyServer::Run() {
   signals_ioc.run();
   // A loop stuck in a handler must not keep the process alive past the drain.
   std::atomic<bool> joined{false};
-  std::thread watchdog([&joined] {
+  std::thread watchdog([&joined, &unfinished] {
     for (int i = 0; i < 300 && !joined.load(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!joined.load()) {
-      TIPPERARY_LOG(kError, "event loops did not stop within 3s; exiting");
+      TIPPERARY_LOG(kError, "event loops did not stop within 3s; exiting",
+                    {{"unfinished", absl::StrCat(unfinished())}});
       std::_Exit(1);
     }
   });
@@ -313,8 +334,8 @@ int ProxyServer::Run() {
   for (auto& loop : loops_) loop->Join();
   joined = true;
   watchdog.join();
-  TIPPERARY_LOG(kInfo, "stopped");
-  return 0;
+  TIPPERARY_LOG(kInfo, "stopped", {{"exit_code", absl::StrCat(exit_code)}});
+  return exit_code;
 }
 
 }  // namespace tipperary::proxy

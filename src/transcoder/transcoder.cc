@@ -35,8 +35,6 @@ namespace {
 namespace pb = google::protobuf;
 using internal::Quote;
 
-constexpr size_t kMaxQueryParams = 1024;
-
 std::string S(std::string_view v) { return std::string(v); }
 
 template <typename StatusT>
@@ -399,7 +397,8 @@ struct QueryParam {
 std::vector<QueryParam> ParseQuery(std::string_view query) {
   std::vector<QueryParam> out;
   size_t start = 0;
-  while (start <= query.size() && out.size() < kMaxQueryParams) {
+  // Every parameter: the caller bounds their number (limits.max_query_params, a 414).
+  while (start <= query.size()) {
     size_t amp = query.find('&', start);
     std::string_view piece =
         query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
@@ -489,12 +488,46 @@ bool IsHttpBodyResponse(const Route& route) {
 
 BodyFormat BodyFormatFor(const Route& route, std::string_view content_type) {
   if (IsHttpBodyRequest(route)) return BodyFormat::kRaw;
-  std::string_view media = content_type.substr(0, content_type.find(';'));
+  size_t semicolon = content_type.find(';');
+  std::string_view media = content_type.substr(0, semicolon);
   std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(S(media)));
-  if (lower == "application/x-protobuf" || lower == "application/protobuf") {
+  if (lower == "application/x-protobuf" || lower == "application/protobuf" ||
+      lower == "application/vnd.google.protobuf") {
     return BodyFormat::kProtobuf;
   }
+  const bool json = lower.empty() || lower == "application/json" || lower == "text/json" ||
+                    absl::EndsWith(lower, "+json") || lower == "text/plain" ||
+                    lower == "application/x-www-form-urlencoded";
+  if (!json) return BodyFormat::kUnsupported;
+  // Parameters: only a UTF-8 charset (JSON is UTF-8) or none.
+  if (semicolon != std::string_view::npos) {
+    for (absl::string_view param :
+         absl::StrSplit(S(content_type.substr(semicolon + 1)), ';', absl::SkipWhitespace())) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(param, '=');
+      std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv.first));
+      std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv.second));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+        value = value.substr(1, value.size() - 2);
+      }
+      if (name == "charset" && value != "utf-8" && value != "utf8") {
+        return BodyFormat::kUnsupported;
+      }
+    }
+  }
   return BodyFormat::kJson;
+}
+
+std::string AcceptedMediaTypes(const Route& route) {
+  if (IsHttpBodyRequest(route)) return "any";
+  return "application/json (UTF-8) or application/x-protobuf";
+}
+
+size_t CountQueryParams(std::string_view query_string) {
+  size_t count = 0;
+  for (absl::string_view piece : absl::StrSplit(S(query_string), '&')) {
+    if (!piece.empty()) ++count;
+  }
+  return count;
 }
 
 Transcoder::Transcoder(std::shared_ptr<const Schema> schema, TranscoderOptions options)
@@ -541,6 +574,9 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
   } else if (fmt == BodyFormat::kRaw) {
     return absl::InvalidArgumentError(
         absl::StrCat("route ", route.label, " takes no raw (google.api.HttpBody) body"));
+  } else if (fmt == BodyFormat::kUnsupported) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported Content-Type; route ", route.label,
+                                                   " accepts ", AcceptedMediaTypes(route)));
   } else {
     const size_t json_depth_limit = std::max<size_t>(1, options_.max_depth / 2);
     if (fmt == BodyFormat::kJson && JsonNestingExceeds(body, json_depth_limit)) {
@@ -819,9 +855,12 @@ absl::StatusOr<std::string> Transcoder::BuildStreamChunk(const Route& route,
   if (!body.ok()) return body.status();
   if (IsHttpBodyResponse(route)) return std::move(body->body);
   if (fmt == ResponseFormat::kProtobuf) {
+    // varint(len(frame)) + StreamFrame{message = body}.
+    std::string frame;
+    AppendLengthDelimited(&frame, 1, body->body);
     std::string out;
-    AppendVarint(&out, body->body.size());
-    out.append(body->body);
+    AppendVarint(&out, frame.size());
+    out.append(frame);
     return out;
   }
   std::string_view json = TrimTrailingNewlines(body->body);
@@ -836,7 +875,31 @@ std::string Transcoder::StreamContentType(const Route& route, ResponseFormat fmt
         BuildResponseBody(route, first_message, ResponseFormat::kProtobuf, false);
     return out.ok() ? out->content_type : std::string("application/octet-stream");
   }
-  return fmt == ResponseFormat::kProtobuf ? S(kProtobufContentType) : S(kJsonContentType);
+  return fmt == ResponseFormat::kProtobuf ? S(kProtobufStreamContentType) : S(kJsonContentType);
+}
+
+std::string Transcoder::BuildStreamEnd(const Route& route, ResponseFormat fmt, int grpc_code,
+                                       std::string_view message,
+                                       std::string_view status_details_bin) const {
+  if (IsHttpBodyResponse(route)) return "";
+  if (fmt == ResponseFormat::kJson) {
+    return grpc_code == 0 ? std::string()
+                          : BuildStreamError(grpc_code, message, status_details_bin);
+  }
+  google::rpc::Status status;
+  if (!status_details_bin.empty() && status_details_bin.size() < static_cast<size_t>(INT32_MAX) &&
+      !status.ParseFromArray(status_details_bin.data(),
+                             static_cast<int>(status_details_bin.size()))) {
+    status.Clear();
+  }
+  status.set_code(grpc_code);
+  status.set_message(S(message));
+  std::string frame;
+  AppendLengthDelimited(&frame, 2, status.SerializeAsString());
+  std::string out;
+  AppendVarint(&out, frame.size());
+  out.append(frame);
+  return out;
 }
 
 std::string Transcoder::StatusJson(int grpc_code, std::string_view message,

@@ -146,7 +146,7 @@ absl::Status WorkerServer::Impl::Start() {
   options.name = "admin";
   options.endpoint = *admin_endpoint;
   options.server_header = "tipperary-worker";
-  options.max_body_bytes = 64 << 10;
+  options.limits.max_body_bytes = 64 << 10;
   absl::StatusOr<std::unique_ptr<listener::HttpListener>> admin = listener::HttpListener::Create(
       admin_ioc_, options, [this](auto ex) { HandleAdmin(std::move(ex)); }, nullptr);
   if (!admin.ok()) {
@@ -277,17 +277,16 @@ std::string WorkerServer::Impl::AutoscalingJson() {
       models += '"';
       common::AppendJsonEscaped(models, name);
       absl::StrAppend(&models, "\":{\"queue_depth\":", depth, ",\"batches_total\":", size.Count(),
-                      ",\"batch_texts_total\":", size.Sum(), ",\"batch_tokens_total\":",
-                      padded.Sum(), "}");
+                      ",\"batch_texts_total\":", size.Sum(),
+                      ",\"batch_tokens_total\":", padded.Sum(), "}");
     }
   }
   const config::WorkerBatchingConfig& batching = core_.config().batching;
-  return absl::StrCat("{\"ready\":", core_.ready() ? "true" : "false",
-                      ",\"queue_depth\":", queue_depth, ",\"batches_total\":", batches,
-                      ",\"batch_texts_total\":", texts, ",\"batch_tokens_total\":", tokens,
-                      ",\"max_batch_size\":", batching.max_batch_size,
-                      ",\"max_batch_tokens\":", batching.max_batch_tokens, ",\"models\":{",
-                      models, "}}\n");
+  return absl::StrCat(
+      "{\"ready\":", core_.ready() ? "true" : "false", ",\"queue_depth\":", queue_depth,
+      ",\"batches_total\":", batches, ",\"batch_texts_total\":", texts,
+      ",\"batch_tokens_total\":", tokens, ",\"max_batch_size\":", batching.max_batch_size,
+      ",\"max_batch_tokens\":", batching.max_batch_tokens, ",\"models\":{", models, "}}\n");
 }
 
 int WorkerServer::Impl::Run() {

@@ -41,6 +41,22 @@ bool IsReportedMetadataKey(const std::string& key) {
   return key != "user-agent" && key != "te" && key != "content-type";
 }
 
+// Why grpc++ could not send this metadata entry (gRPC's HTTP/2 protocol spec), or "".
+std::string InvalidMetadata(const std::string& key, const std::string& value) {
+  if (key.empty()) return "empty metadata key";
+  for (char c : key) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
+      return "invalid metadata key \"" + key + "\"";
+    }
+  }
+  if (key.starts_with("grpc-")) return "reserved metadata key \"" + key + "\"";
+  if (key.ends_with("-bin")) return "";  // Any bytes: base64 on the wire.
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7e) return "metadata value of \"" + key + "\" is not printable ASCII";
+  }
+  return "";
+}
+
 std::string RichStatusDetails(int code, const std::string& message) {
   google::rpc::Status status;
   status.set_code(code);
@@ -179,8 +195,14 @@ grpc::Status TestServiceImpl::GetFile(grpc::ServerContext*, const v1::GetFileReq
   return grpc::Status::OK;
 }
 
-grpc::Status TestServiceImpl::Fail(grpc::ServerContext*, const v1::FailRequest* request,
+grpc::Status TestServiceImpl::Fail(grpc::ServerContext* context, const v1::FailRequest* request,
                                    google::protobuf::Empty*) {
+  for (const auto& [key, value] : request->trailers()) {
+    if (std::string problem = InvalidMetadata(key, value); !problem.empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, problem);
+    }
+    context->AddTrailingMetadata(key, value);
+  }
   if (request->code() == 0) return grpc::Status::OK;
   // grpc::StatusCode has no fixed underlying type, so only 0..31 are valid values of it (a cast
   // of anything else is UB); codes beyond that are clamped to 31, still unknown to every peer.
@@ -202,6 +224,15 @@ grpc::Status TestServiceImpl::Metadata(grpc::ServerContext* context,
     if (!inserted) it->second += ", " + value;
   }
   response->set_peer(context->peer());
+  // grpc++ aborts the process on metadata it cannot send (CR/LF in a value, an upper-case
+  // key): refuse it with a status instead, as a real server would.
+  for (const auto* map : {&request->response_headers(), &request->response_trailers()}) {
+    for (const auto& [key, value] : *map) {
+      if (std::string problem = InvalidMetadata(key, value); !problem.empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, problem);
+      }
+    }
+  }
   for (const auto& [key, value] : request->response_headers()) {
     context->AddInitialMetadata(key, value);
   }

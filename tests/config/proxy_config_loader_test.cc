@@ -397,13 +397,15 @@ TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
-  EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
-            "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
-            "upstreams, routes, transcoding, limits, timeouts, logging, autoscaling, threads); did you mean "
-            "\"threads\"?");
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "treads: 4\n")),
+      "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
+      "upstreams, routes, transcoding, limits, timeouts, metadata, logging, autoscaling, threads); "
+      "did you mean "
+      "\"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
-            "upstream_default, max_upstream, drain)");
+            "upstream_default, max_upstream, drain, retry_after)");
   EXPECT_EQ(Error("listeners:\n  - adress: 127.0.0.1:8080\nupstreams: []\n"),
             "2:5: unknown key \"adress\" in listeners[0] (known: address, tls); did you mean "
             "\"address\"?");
@@ -434,11 +436,52 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
             "allow_grpc_method_paths, annotations); did you mean \"enums_as_ints\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_body: 1MiB}\n")),
             "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "
-            "max_request_body_bytes, max_pipelined_requests, max_connections, "
-            "max_in_flight_requests)");
+            "max_request_body_bytes, max_chunk_extension_bytes, max_trailer_bytes, "
+            "max_connection_buffer_bytes, max_query_params, max_pipelined_requests, "
+            "max_connections, max_in_flight_requests)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {levle: info}\n")),
             "6:11: unknown key \"levle\" in logging (known: level, access_log, "
             "access_log_sample_rate, access_log_path); did you mean \"level\"?");
+}
+
+TEST_F(ProxyConfigLoaderTest, FramingLimitsAndTheConnectionBuffer) {
+  ProxyConfig config =
+      LoadOk(absl::StrCat(kMinimal,
+                          "limits: {max_chunk_extension_bytes: 2KiB, max_trailer_bytes: 4KiB, "
+                          "max_query_params: 10}\n"));
+  EXPECT_EQ(config.limits.max_chunk_extension_bytes, 2048u);
+  EXPECT_EQ(config.limits.max_trailer_bytes, 4096u);
+  EXPECT_EQ(config.limits.max_query_params, 10u);
+  EXPECT_EQ(config.limits.max_connection_buffer_bytes, 64u * 1024);
+  // Unset, the connection buffer grows to hold the largest head allowed.
+  config = LoadOk(absl::StrCat(kMinimal, "limits: {max_header_bytes: 1MiB}\n"));
+  EXPECT_EQ(config.limits.max_connection_buffer_bytes, (1u << 20) + 4);
+  // Set, it must hold it.
+  EXPECT_EQ(Error(absl::StrCat(kMinimal,
+                               "limits: {max_header_bytes: 128KiB, "
+                               "max_connection_buffer_bytes: 64KiB}\n")),
+            "6:65: limits.max_connection_buffer_bytes: max_connection_buffer_bytes (65536) must "
+            "be at least 131076 to hold a whole head, chunk line or trailer section");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {retry_after: 2h}\n")),
+            "6:25: timeouts.retry_after: 2h is out of range (must be at most 1h)");
+}
+
+TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {
+  ProxyConfig config =
+      LoadOk(absl::StrCat(kMinimal, "metadata: {forward_request_trailers: [X-Trace, checksum]}\n"));
+  EXPECT_EQ(config.metadata.forward_request_trailers,
+            (std::vector<std::string>{"x-trace", "checksum"}));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "metadata: {forward_request_trailers: [a b]}\n")),
+            "6:39: metadata.forward_request_trailers[0]: \"a b\" is not a valid metadata key "
+            "(letters, digits, '-', '_' and '.')");
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "metadata: {forward_request_trailers: [Content-Length]}\n")),
+      "6:39: metadata.forward_request_trailers[0]: \"Content-Length\" cannot be forwarded from "
+      "a trailer");
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "metadata: {forward_request_trailers: [grpc-timeout]}\n")),
+      "6:39: metadata.forward_request_trailers[0]: \"grpc-timeout\" cannot be forwarded from a "
+      "trailer");
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorDuplicateKey) {
@@ -696,8 +739,8 @@ TEST_F(ProxyConfigLoaderTest, AutoscalingSectionLoads) {
                                            "  stream_interval: 2s\n"));
   EXPECT_EQ(config.autoscaling.external_scaler_address, "");
   EXPECT_EQ(config.autoscaling.sample_interval, std::chrono::milliseconds(500));
-  EXPECT_THAT(config.autoscaling.windows, testing::ElementsAre(seconds(5), seconds(30),
-                                                               std::chrono::minutes(2)));
+  EXPECT_THAT(config.autoscaling.windows,
+              testing::ElementsAre(seconds(5), seconds(30), std::chrono::minutes(2)));
   EXPECT_EQ(config.autoscaling.capacity, 8u);
   EXPECT_EQ(config.autoscaling.worker_admin, "127.0.0.1:9902");
   EXPECT_EQ(config.autoscaling.worker_timeout, std::chrono::milliseconds(200));
@@ -716,8 +759,9 @@ TEST_F(ProxyConfigLoaderTest, ErrorAutoscaling) {
             "7:18: autoscaling.windows[1]: rate window 1500ms must be a whole number of seconds");
   EXPECT_EQ(Error(section("windows: [10s, 10s]")),
             "7:18: autoscaling.windows[1]: rate window 10s is repeated");
-  EXPECT_EQ(Error(section("{sample_interval: 3s, windows: [10s]}")),
-            "7:34: autoscaling.windows: rate window 10s must be a multiple of sample_interval (3s)");
+  EXPECT_EQ(
+      Error(section("{sample_interval: 3s, windows: [10s]}")),
+      "7:34: autoscaling.windows: rate window 10s must be a multiple of sample_interval (3s)");
   EXPECT_EQ(Error(section("capacity: 0")),
             "7:13: autoscaling.capacity: 0 is out of range (1..4294967295)");
   EXPECT_EQ(Error(section("worker_admin: unix:/tmp/w.sock")),

@@ -118,3 +118,83 @@ def test_client_leaving_a_stream_cancels_it_upstream(stack):
     wait_until(lambda: len([l for l in stack.backend.cancellations()
                             if l.get("method") == "StreamThings"]) > before, timeout=20,
                message="the backend to see the abandoned stream cancelled")
+
+
+# ---- Binary protobuf server streams: varint-delimited tipperary.proxy.v1.StreamFrame ----
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _frames(body: bytes) -> list[tuple[str, bytes]]:
+    """StreamFrame messages: ("message", bytes) or ("status", google.rpc.Status bytes)."""
+    frames, pos = [], 0
+    while pos < len(body):
+        length, pos = _varint(body, pos)
+        frame = body[pos:pos + length]
+        pos += length
+        tag, inner = _varint(frame, 0)
+        size, inner = _varint(frame, inner)
+        assert inner + size == len(frame), "a StreamFrame holds exactly one field"
+        frames.append(({1 << 3 | 2: "message", 2 << 3 | 2: "status"}[tag], frame[inner:]))
+    return frames
+
+
+def _status(data: bytes) -> tuple[int, str]:
+    """google.rpc.Status: code (1, varint) and message (2, string)."""
+    code, message, pos = 0, "", 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        if tag == 1 << 3:
+            code, pos = _varint(data, pos)
+        else:
+            length, pos = _varint(data, pos)
+            if tag == 2 << 3 | 2:
+                message = data[pos:pos + length].decode()
+            pos += length
+    return code, message
+
+
+def test_binary_stream_frames_end_with_a_status_frame(proxy, schema):
+    thing = schema.message("tipperary.testing.v1.Thing")
+    r = proxy.get("/v1/stream", params={"count": "3"}, headers={"Accept": "application/x-protobuf"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/x-protobuf; delimited=true")
+    assert 'messageType="tipperary.proxy.v1.StreamFrame"' in r.headers["Content-Type"]
+    frames = _frames(r.content)
+    assert [kind for kind, _ in frames] == ["message"] * 3 + ["status"]
+    assert [thing.FromString(data).name for _, data in frames[:3]] == [
+        "things/0", "things/1", "things/2"]
+    assert _status(frames[3][1]) == (0, "")
+
+
+def test_binary_stream_error_is_a_status_frame_not_json(proxy):
+    r = proxy.get("/v1/stream", params={"count": "5", "fail_after": "2"},
+                  headers={"Accept": "application/x-protobuf"})
+    assert r.status_code == 200
+    assert b'"error"' not in r.content
+    frames = _frames(r.content)
+    assert [kind for kind, _ in frames] == ["message", "message", "status"]
+    assert _status(frames[2][1]) == (9, "failed after 2 messages")
+
+
+def test_binary_stream_without_messages_still_has_its_status_frame(proxy):
+    r = proxy.get("/v1/stream", params={"count": "0"}, headers={"Accept": "application/x-protobuf"})
+    assert r.status_code == 200
+    assert [kind for kind, _ in _frames(r.content)] == ["status"]
+
+
+def test_stream_status_travels_in_trailers_too(proxy):
+    with RawConnection(proxy.host, proxy.port) as conn:
+        conn.send(raw_request("GET", "/v1/stream?count=3&fail_after=1", headers={"TE": "trailers"}))
+        resp = conn.read_response()
+    assert resp.trailer("Grpc-Status") == "9"
+    assert resp.trailer("Grpc-Message") == "failed after 1 messages"

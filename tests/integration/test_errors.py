@@ -196,3 +196,79 @@ def test_malformed_percent_encoding_in_path_is_400(proxy):
     assert r.status == 400, body
     assert body["code"] == 3
     assert "percent-encoding" in body["message"]
+
+
+# ---- No silent loss (issue 8): the right status for each fault, with what to do next. ----
+
+
+def test_429_and_503_carry_retry_after(proxy):
+    for code, status in ((8, 429), (14, 503)):
+        r = proxy.post("/v1/fail", {"code": code, "message": "busy"})
+        assert r.status_code == status, r.text
+        assert r.headers.get("Retry-After") == "1", r.headers
+    r = proxy.post("/v1/fail", {"code": 5, "message": "not found"})
+    assert "Retry-After" not in r.headers
+
+
+def test_the_upstreams_retry_hint_wins(proxy):
+    # google.rpc.RetryInfo{retry_delay: 1.5s} in the status details: rounded up.
+    r = proxy.post("/v1/fail", {"code": 14, "message": "x", "withDetails": True})
+    assert r.status_code == 503
+    assert r.headers.get("Retry-After") == "2"
+    # retry-after metadata, in seconds.
+    r = proxy.post("/v1/fail", {"code": 8, "message": "x", "trailers": {"retry-after": "7"}})
+    assert r.status_code == 429
+    assert r.headers.get("Retry-After") == "7"
+
+
+def test_upstream_response_over_the_limit_is_502_not_429(stack, tmp_path):
+    config = base_config(stack.backend.address, upstreams=[
+        {"name": "backend", "endpoints": [stack.backend.address], "max_response_bytes": "64KiB"}])
+    p = start_proxy(config, tmp_path)
+    try:
+        r = p.get("/v1/big", params={"size": str(1 << 20)})
+        assert r.status_code == 502, r.text
+        assert "exceeds the limit" in error_body(r)["message"]
+        assert "Retry-After" not in r.headers
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("content_type", ["text/xml", "application/xml", "multipart/form-data",
+                                          "application/json; charset=iso-8859-1",
+                                          "application/octet-stream"])
+def test_undecodable_content_type_is_415(proxy, content_type):
+    r = proxy.post("/v1/echo", data=b"<a>not json</a>", headers={"Content-Type": content_type})
+    assert r.status_code == 415, r.text
+    body = error_body(r)
+    assert "not supported" in body["message"]
+    assert "<a>" not in r.text  # The bytes are never echoed back.
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "text/plain;charset=UTF-8",
+                                          "application/x-www-form-urlencoded",
+                                          "application/merge-patch+json", None])
+def test_json_under_the_types_clients_send_is_accepted(proxy, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    r = proxy.post("/v1/echo", data=b'{"fString":"ok"}', headers=headers)
+    assert r.status_code == 200, (content_type, r.text)
+    assert r.json()["fString"] == "ok"
+
+
+def test_content_encoding_is_415_with_accept_encoding(proxy):
+    r = proxy.post("/v1/echo", data=b"\x1f\x8b\x08\x00garbage",
+                   headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 415, r.text
+    assert r.headers.get("Accept-Encoding") == "identity"
+    r = proxy.post("/v1/echo", data=b'{"fString":"ok"}',
+                   headers={"Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert r.status_code == 200, r.text
+
+
+def test_backend_refuses_unsendable_metadata_instead_of_aborting(stack):
+    r = stack.proxy.post("/v1/metadata", {"responseHeaders": {"x-bad": "a\r\nb"}})
+    assert r.status_code == 400, r.text
+    assert "printable" in error_body(r)["message"]
+    assert stack.backend.proc.alive()
+    assert stack.proxy.post("/v1/metadata", {}).status_code == 200

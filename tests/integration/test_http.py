@@ -372,3 +372,59 @@ def test_expect_100_continue_over_the_limit_is_413(limited):
                   b"Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
         resp = conn.read_response()
     assert resp.status == 413
+
+
+# ---- Query strings: every parameter up to the limit, never a silent drop ----
+
+
+def test_query_parameters_over_the_limit_are_414_not_dropped(backend, tmp_path):
+    p = start_proxy(base_config(backend.address, limits={"max_query_params": 3}), tmp_path)
+    try:
+        r = p.get("/v1/echo/x", params=[("fInt32", "1"), ("fBool", "true"), ("fInt64", "2")])
+        assert r.status_code == 200, r.text
+        r = p.get("/v1/echo/x?fInt32=1&fBool=true&fInt64=2&fDouble=1.5")
+        assert r.status_code == 414, r.text
+        assert "limits.max_query_params" in r.json()["message"]
+    finally:
+        p.stop()
+
+
+def test_the_1025th_query_parameter_is_never_dropped(backend, tmp_path):
+    # Past the old silent cut-off (1,024 parameters were read, the rest dropped with a 200).
+    query = "&".join(["rInt64=1"] * 1024 + ["noSuchField=1"])
+    default = start_proxy(base_config(backend.address, limits={"max_header_bytes": "64KiB"}))
+    raised = start_proxy(base_config(backend.address, limits={"max_query_params": 2000,
+                                                               "max_header_bytes": "64KiB"}))
+    try:
+        r = default.get(f"/v1/echo/x?{query}")
+        assert r.status_code == 414, r.text
+        r = raised.get(f"/v1/echo/x?{query}")
+        assert r.status_code == 400 and "noSuchField" in r.text, r.text
+        r = raised.get("/v1/echo/x?" + "&".join(["rInt64=7"] * 1500))
+        assert r.status_code == 200 and len(r.json()["rInt64"]) == 1500, r.text[:200]
+    finally:
+        default.stop()
+        raised.stop()
+
+
+# ---- The access log is valid UTF-8 JSON whatever the request holds ----
+
+
+def test_access_log_is_valid_utf8_json_with_hostile_bytes(backend, tmp_path):
+    log = tmp_path / "access.log"
+    p = start_proxy(base_config(backend.address,
+                                logging={"access_log": True, "access_log_path": str(log)}),
+                    tmp_path)
+    try:
+        with RawConnection(p.host, p.port) as conn:
+            conn.send(b"GET /v1/echo/x HTTP/1.1\r\nHost: x\r\nX-Request-Id: \xff\xfe\xc3(\xed\xa0\x80"
+                      b"\"}\\\r\n\r\n")
+            assert conn.read_response().status == 200
+        wait_until(lambda: log.exists() and log.read_bytes().count(b"\n") >= 1,
+                   message="the access log line")
+        for raw in log.read_bytes().splitlines():
+            line = json.loads(raw.decode("utf-8"))  # Strict: invalid UTF-8 raises.
+            assert line["request_id"].startswith("\ufffd\ufffd")
+            assert line["request_id"].endswith('"}\\')
+    finally:
+        p.stop()

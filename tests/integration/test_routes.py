@@ -272,3 +272,19 @@ def test_unicode_path_segment(proxy):
     r = proxy.get("/v1/echo/%E2%9C%93%20ok")
     assert r.status_code == 200, r.text
     assert r.json() == {"fString": "\u2713 ok"}
+
+
+def test_head_on_a_get_route(proxy):
+    get = proxy.get("/v1/echo/headed")
+    head = proxy.request("HEAD", "/v1/echo/headed")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["Content-Length"] == str(len(get.content))
+    assert head.headers["Content-Type"] == get.headers["Content-Type"]
+
+
+def test_405_lists_head_with_get(proxy):
+    r = proxy.request("DELETE", "/v1/echo/x")
+    assert r.status_code == 405
+    allowed = {m.strip() for m in r.headers["Allow"].split(",")}
+    assert {"GET", "HEAD"} <= allowed, allowed

@@ -476,7 +476,7 @@ TEST_F(ListenerTest, ContentLengthOverLimitIs413) {
 
 TEST_F(ListenerTest, ChunkedBodyOverLimitIs413) {
   ListenerOptions options = DefaultOptions();
-  options.max_body_bytes = 1024;
+  options.limits.max_body_bytes = 1024;
   StartServer(options);
   RawClient client(port());
   std::string chunk = "1f4\r\n" + std::string(500, 'z') + "\r\n";
@@ -496,7 +496,7 @@ TEST_F(ListenerTest, GarbageIs400) {
   RawResponse r = client.ReadResponse();
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.msg.result_int(), 400);
-  EXPECT_THAT(r.msg.body(), HasSubstr("{\"code\":3,\"message\":\"malformed HTTP request"));
+  EXPECT_THAT(r.msg.body(), HasSubstr("{\"code\":3,\"message\":\"control character"));
   EXPECT_TRUE(client.ClosedSilently());
   EXPECT_EQ(listener_->counters().protocol_errors, 1u);
 }

@@ -26,14 +26,16 @@ bool LogEnabled(LogLevel level);
 // several threads never interleave.
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
 
-// Appends s to out as JSON string content (no quotes), escaping as RFC 8259 requires.
+// Appends s to out as JSON string content (no quotes), escaping as RFC 8259 requires. The
+// result is valid UTF-8 whatever the bytes: each byte that is not part of a well-formed UTF-8
+// sequence becomes U+FFFD (client-supplied text reaches logs and error bodies).
 void AppendJsonEscaped(std::string& out, std::string_view s);
 
 }  // namespace tipperary::common
 
-#define TIPPERARY_LOG(level, ...)                                                \
-  do {                                                                           \
-    if (::tipperary::common::LogEnabled(::tipperary::common::LogLevel::level)) { \
+#define TIPPERARY_LOG(level, ...)                                                  \
+  do {                                                                             \
+    if (::tipperary::common::LogEnabled(::tipperary::common::LogLevel::level)) {   \
       ::tipperary::common::Log(::tipperary::common::LogLevel::level, __VA_ARGS__); \
-    }                                                                            \
+    }                                                                              \
   } while (false)

@@ -49,19 +49,19 @@ struct UpstreamConfig {
   Duration keepalive_timeout = std::chrono::seconds(10);   // PING ack deadline.
   Duration reconnect_backoff_initial = std::chrono::milliseconds(100);
   Duration reconnect_backoff_max = std::chrono::seconds(5);
-  uint32_t max_concurrent_streams = 1000;  // Our own cap; the server's SETTINGS also applies.
-  uint32_t connections_per_thread = 1;     // More connections once streams are exhausted.
+  uint32_t max_concurrent_streams = 1000;     // Our own cap; the server's SETTINGS also applies.
+  uint32_t connections_per_thread = 1;        // More connections once streams are exhausted.
   uint64_t max_response_bytes = 64ull << 20;  // Largest gRPC message accepted from upstream.
-  uint32_t initial_window_size = 1u << 20;     // HTTP/2 stream flow-control window.
+  uint32_t initial_window_size = 1u << 20;    // HTTP/2 stream flow-control window.
 };
 
 // A route for a method that has no google.api.http annotation, or one that overrides it.
 struct RouteConfig {
-  std::string method;          // HTTP method: GET, POST, PUT, PATCH, DELETE or a custom verb.
-  std::string path;            // Path template, e.g. /v1/things/{name=things/*}:run
-  std::string grpc_method;     // "package.Service/Method"
-  std::string body;            // "", "*" or a field name, as in google.api.HttpRule.
-  std::string response_body;   // "" or a field name.
+  std::string method;               // HTTP method: GET, POST, PUT, PATCH, DELETE or a custom verb.
+  std::string path;                 // Path template, e.g. /v1/things/{name=things/*}:run
+  std::string grpc_method;          // "package.Service/Method"
+  std::string body;                 // "", "*" or a field name, as in google.api.HttpRule.
+  std::string response_body;        // "" or a field name.
   std::optional<Duration> timeout;  // Per-route deadline; else timeouts.upstream_default.
 };
 
@@ -69,26 +69,42 @@ struct TranscodingConfig {
   bool preserve_proto_field_names = false;
   bool always_print_primitive_fields = false;
   bool enums_as_ints = false;
-  bool ignore_unknown_fields = false;  // Else unknown JSON fields and query params are 400.
+  bool ignore_unknown_fields = false;    // Else unknown JSON fields and query params are 400.
   bool allow_grpc_method_paths = false;  // Serve POST /package.Service/Method for every method.
   bool annotations = true;  // Route by google.api.http annotations found in the descriptors.
 };
 
+// What one client can make the proxy hold (docs/http-conformance.md).
 struct LimitsConfig {
-  uint64_t max_header_bytes = 16 * 1024;        // Request line + headers; over it: 431.
+  uint64_t max_header_bytes = 16 * 1024;         // Request line + headers; over it: 431 (414).
   uint64_t max_request_body_bytes = 4ull << 20;  // Over it: 413.
+  uint64_t max_chunk_extension_bytes = 1024;     // One chunk line's extensions; over it: 400.
+  uint64_t max_trailer_bytes = 8 * 1024;         // A chunked body's trailer section; 431.
+  // Unparsed input per connection, and the bodies of requests read ahead of their responses
+  // (reading ahead pauses past it). At least each of the three limits above allows.
+  uint64_t max_connection_buffer_bytes = 64 * 1024;
+  uint32_t max_query_params = 1024;      // Query parameters per request; over it: 414.
   uint32_t max_pipelined_requests = 16;  // Requests read ahead of their responses per connection.
   uint32_t max_connections = 10000;      // Per listener; further accepts wait.
   uint32_t max_in_flight_requests = 0;   // Whole proxy; 0 = unlimited; over it: 503.
 };
 
 struct TimeoutsConfig {
-  Duration idle = std::chrono::seconds(60);            // Keep-alive connection with no request.
-  Duration request_read = std::chrono::seconds(30);    // Headers + body of one request; 408.
-  Duration response_write = std::chrono::seconds(30);  // Writing one response.
+  Duration idle = std::chrono::seconds(60);              // Keep-alive connection with no request.
+  Duration request_read = std::chrono::seconds(30);      // Headers + body of one request; 408.
+  Duration response_write = std::chrono::seconds(30);    // A write with no progress: close.
   Duration upstream_default = std::chrono::seconds(30);  // Deadline when a route sets none.
-  Duration max_upstream = std::chrono::minutes(5);  // Cap on any deadline, Grpc-Timeout too.
+  Duration max_upstream = std::chrono::minutes(5);       // Cap on any deadline, Grpc-Timeout too.
   Duration drain = std::chrono::seconds(15);  // On SIGTERM: how long in-flight requests get.
+  // Retry-After on the proxy's 429 and 503 when the upstream sends no retry-after metadata.
+  Duration retry_after = std::chrono::seconds(1);
+};
+
+// HTTP headers and trailers <-> gRPC metadata beyond the fixed mapping (metadata_mapping.h).
+struct MetadataConfig {
+  // Request trailer fields (chunked bodies) sent upstream as metadata, by lower-case name.
+  // Every other trailer field is dropped: trailers never merge into the header fields.
+  std::vector<std::string> forward_request_trailers;
 };
 
 struct LoggingConfig {
@@ -125,9 +141,10 @@ struct ProxyConfig {
   TranscodingConfig transcoding;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
+  MetadataConfig metadata;
   LoggingConfig logging;
   AutoscalingConfig autoscaling;
-  uint32_t threads = 0;  // Event-loop threads; 0 = one per core.
+  uint32_t threads = 0;     // Event-loop threads; 0 = one per core.
   std::string source_path;  // The file this was loaded from (not a key).
 };
 

@@ -30,6 +30,9 @@ class HttpExchange {
   virtual ~HttpExchange() = default;
 
   virtual const HttpRequest& request() const = 0;
+  // Trailer fields of a chunked request body, kept apart from request().  They never count as
+  // header fields (RFC 9110 §6.5.1); the application decides which, if any, it uses.
+  virtual const HttpFields& trailers() const = 0;
   // The peer's IP address as text (for X-Forwarded-For), without the port.
   virtual const std::string& peer_address() const = 0;
   virtual bool is_tls() const = 0;

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/listener/http_exchange.h"
+#include "tipperary/listener/request_framing.h"
 
 namespace boost::asio {
 class io_context;
@@ -52,14 +53,19 @@ struct ListenerOptions {
   std::string name = "http";      // For logs.
   common::Endpoint endpoint;      // TCP only; port 0 picks a free port (see HttpListener::port()).
   std::optional<TlsOptions> tls;  // Informational; TLS is on when Create() gets a context.
-  uint64_t max_header_bytes = 16 * 1024;  // Request line + headers; over it: 431.
-  uint64_t max_body_bytes = 4 << 20;      // Content-Length or chunked total; over it: 413.
-  uint32_t max_pipelined_requests = 16;   // Requests read ahead of their responses per connection.
-  uint32_t max_connections = 10000;       // Per listener object; at the cap, accepting pauses.
+  // Head, body, chunk extensions and trailers of one request (RFC 9112 framing rules and
+  // their limits: request_framing.h).
+  RequestLimits limits;
+  // Unparsed input a connection holds, and the bodies of requests read ahead of their
+  // responses (past it, reading ahead pauses). At least every limit above.
+  uint64_t max_connection_buffer_bytes = 64 * 1024;
+  uint32_t max_pipelined_requests = 16;  // Requests read ahead of their responses per connection.
+  uint32_t max_connections = 10000;      // Per listener object; at the cap, accepting pauses.
   // A zero or negative duration disables that timeout.
   std::chrono::nanoseconds idle_timeout{std::chrono::seconds(60)};  // Keep-alive, no request.
-  std::chrono::nanoseconds request_read_timeout{std::chrono::seconds(30)};    // Headers+body: 408.
-  std::chrono::nanoseconds response_write_timeout{std::chrono::seconds(30)};  // One write: close.
+  std::chrono::nanoseconds request_read_timeout{std::chrono::seconds(30)};  // Headers+body: 408.
+  // A response write that makes no progress this long closes the connection.
+  std::chrono::nanoseconds response_write_timeout{std::chrono::seconds(30)};
   std::string server_header = "tipperary-proxy";  // Empty: no Server header.
   bool log_listening = true;  // Log "listening" on Start(); the proxy sets it on one listener.
 };

@@ -5,6 +5,8 @@
 //   int code = AbslCodeToGrpcCode(status.code());
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -22,5 +24,10 @@ int AbslCodeToGrpcCode(absl::StatusCode code);
 
 // "OK", "CANCELLED", ... "UNAUTHENTICATED"; "UNKNOWN" outside 0..16.
 std::string_view GrpcCodeName(int grpc_code);
+
+// The retry_delay of a google.rpc.RetryInfo detail in a serialized google.rpc.Status
+// (grpc-status-details-bin), rounded up to whole seconds for Retry-After; nullopt when there
+// is none (or it is malformed or negative).
+std::optional<std::chrono::seconds> RetryDelayFromStatusDetails(std::string_view details_bin);
 
 }  // namespace tipperary::transcoder

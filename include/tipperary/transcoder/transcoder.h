@@ -53,7 +53,12 @@ struct TranscoderOptions {
   size_t max_depth = 64;               // Nesting of messages we walk ourselves.
 };
 
-enum class BodyFormat { kJson, kProtobuf, kRaw /* google.api.HttpBody body */ };
+enum class BodyFormat {
+  kJson,
+  kProtobuf,
+  kRaw,          // google.api.HttpBody body: any content type.
+  kUnsupported,  // A media type this route cannot decode: 415.
+};
 enum class ResponseFormat { kJson, kProtobuf };
 
 struct HttpBodyOut {
@@ -63,11 +68,25 @@ struct HttpBodyOut {
 
 inline constexpr std::string_view kJsonContentType = "application/json";
 inline constexpr std::string_view kProtobufContentType = "application/x-protobuf";
+// A binary server stream: varint-delimited tipperary.proxy.v1.StreamFrame messages.
+inline constexpr std::string_view kProtobufStreamContentType =
+    "application/x-protobuf; delimited=true; messageType=\"tipperary.proxy.v1.StreamFrame\"";
 
-// Picks the request body format from a Content-Type value: for a route whose body is
-// google.api.HttpBody every content type is kRaw; application/x-protobuf and
-// application/protobuf (parameters ignored, case-insensitive) are kProtobuf; anything else kJson.
+// Picks the request body format from a Content-Type value (media type case-insensitive):
+// - a route whose body is google.api.HttpBody takes every content type: kRaw;
+// - application/x-protobuf, application/protobuf, application/vnd.google.protobuf: kProtobuf;
+// - JSON: no Content-Type, application/json, text/json, any "+json" type, and, for the clients
+//   that send JSON under them, text/plain (a browser's CORS-simple request) and
+//   application/x-www-form-urlencoded (curl -d); a charset other than UTF-8 is kUnsupported
+//   (RFC 8259 §8.1);
+// - anything else: kUnsupported.
 BodyFormat BodyFormatFor(const Route& route, std::string_view content_type);
+
+// The media types a route decodes, for a 415's message.
+std::string AcceptedMediaTypes(const Route& route);
+
+// Query parameters in a query string ("a=1&b=2&&c" has 3), without decoding them.
+size_t CountQueryParams(std::string_view query_string);
 
 // True when the route's request body (whole request or body field) is google.api.HttpBody.
 bool IsHttpBodyRequest(const Route& route);
@@ -92,13 +111,19 @@ class Transcoder {
   // One message of a server stream, ready to write as a chunk (see the rules above).
   absl::StatusOr<std::string> BuildStreamChunk(const Route& route, std::string_view message,
                                                ResponseFormat fmt, bool pretty) const;
-  // Content type of a streamed response: application/json, application/x-protobuf, or for
+  // Content type of a streamed response: application/json, kProtobufStreamContentType, or for
   // HttpBody streams the content_type of the first message (pass it; default octet-stream).
   std::string StreamContentType(const Route& route, ResponseFormat fmt,
                                 std::string_view first_message) const;
   // {"error":{"code":..,"message":..,"details":[..]}}\n
   std::string BuildStreamError(int grpc_code, std::string_view message,
                                std::string_view status_details_bin) const;
+  // The last chunk of a server stream: for JSON the error line when grpc_code != 0 (else
+  // nothing); for binary protobuf the status frame, always (proto/tipperary/proxy/v1/
+  // stream_frame.proto); for google.api.HttpBody streams nothing: their status travels in
+  // the trailers only.
+  std::string BuildStreamEnd(const Route& route, ResponseFormat fmt, int grpc_code,
+                             std::string_view message, std::string_view status_details_bin) const;
 
   // {"code":3,"message":"...","details":[...]}: details decoded from the serialized
   // google.rpc.Status (grpc-status-details-bin, already base64-decoded); a detail whose type
