@@ -87,6 +87,7 @@ class WorkerServer::Impl {
   std::thread admin_thread_;
 
   std::mutex lifecycle_mu_;  // Serialises Start/LoadModels/Shutdown.
+  bool clean_drain_ = true;  // Shutdown() finished every request before the drain deadline.
   bool started_ = false;
   bool shut_down_ = false;
 };
@@ -206,8 +207,15 @@ void WorkerServer::Impl::Shutdown() {
   const config::WorkerConfig& config = core_.config();
   TIPPERARY_LOG(kInfo, "draining", {{"drain", config::FormatDuration(config.drain)}});
   auto deadline = std::chrono::steady_clock::now() + config.drain;
+  // The admin port answers Connection: close from now on; its responses are written before
+  // it closes.
+  boost::asio::post(admin_ioc_, [this] { admin_->SetDraining(); });
   if (core_.loaded()) {
     for (const auto& [name, model] : core_.models()) model->Drain(deadline);
+  }
+  size_t queued_left = 0;
+  if (core_.loaded()) {
+    for (const auto& [name, model] : core_.models()) queued_left += model->queue_depth();
   }
   // Queued work is done (or rejected): what remains are calls between messages (bidi streams)
   // and the few that raced the drain flag. They get until the deadline, then are cancelled.
@@ -215,10 +223,15 @@ void WorkerServer::Impl::Shutdown() {
                        std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
+  const bool grpc_cut = std::chrono::steady_clock::now() >= deadline;
   if (core_.loaded()) {
     for (const auto& [name, model] : core_.models()) model->Stop();
   }
   server_->Wait();
+  while (admin_->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const size_t admin_left = admin_->active_requests();
   boost::asio::post(admin_ioc_, [this] {
     admin_->StopAccepting();
     admin_->CloseAll();
@@ -226,7 +239,13 @@ void WorkerServer::Impl::Shutdown() {
     admin_work_.reset();
   });
   admin_thread_.join();
-  TIPPERARY_LOG(kInfo, "stopped", {});
+  clean_drain_ = queued_left == 0 && !grpc_cut && admin_left == 0;
+  common::Log(clean_drain_ ? common::LogLevel::kInfo : common::LogLevel::kError, "drained",
+              {{"queued_left", absl::StrCat(queued_left)},
+               {"grpc_calls_cancelled_at_deadline", grpc_cut ? "true" : "false"},
+               {"admin_unfinished", absl::StrCat(admin_left)},
+               {"result", clean_drain_ ? "complete" : "drain timeout: work cut"}});
+  TIPPERARY_LOG(kInfo, "stopped", {{"exit_code", clean_drain_ ? "0" : "1"}});
 }
 
 void WorkerServer::Impl::HandleAdmin(std::shared_ptr<listener::HttpExchange> ex) {
@@ -320,7 +339,7 @@ int WorkerServer::Impl::Run() {
   Shutdown();
   boost::asio::post(signals_ioc, [&] { signals.cancel(); });
   second.join();
-  return 0;
+  return clean_drain_ ? 0 : 1;
 }
 
 // --------------------------------------------------------------------------------------------

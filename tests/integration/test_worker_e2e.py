@@ -260,6 +260,38 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
     assert "draining" in msgs and "stopped" in msgs
 
 
+def test_sigterm_finishes_queued_work_and_reports_it(tmp_path):
+    s = start_stack(tmp_path)
+    try:
+        texts = [" ".join(["word"] * 60) + f" {i}" for i in range(64)]
+        results: list = []
+
+        def embed():
+            try:
+                results.append(s.proxy.post("/v1/embed", {"inputs": texts}, timeout=60).status_code)
+            except requests.RequestException as e:  # A cut connection would land here.
+                results.append(repr(e))
+
+        import threading
+        threads = [threading.Thread(target=embed) for _ in range(3)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: s.worker.admin_get("/autoscaling").json()["queue_depth"] > 0,
+                   timeout=30, interval=0.005, message="queued work in the worker")
+        s.worker.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        # Work admitted before SIGTERM completes; nothing is cut mid-response.
+        assert results and all(r == 200 or r == 503 for r in results), results
+        assert 200 in results, results
+        assert s.worker.proc.wait(timeout=30) == 0
+        drained = [l for l in s.worker.proc.json_lines() if l.get("msg") == "drained"]
+        assert drained and drained[0]["result"] == "complete", drained
+    finally:
+        s.proxy.stop()
+        s.worker.stop()
+
+
 def test_command_line(tmp_path):
     binary = str(worker_bin())
     out = subprocess.run([binary, "--help"], capture_output=True, text=True)
