@@ -3,6 +3,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
+#include <cctype>
 #include <optional>
 #include <string>
 
@@ -110,6 +111,7 @@ class Parser final : public http::basic_parser<true> {
   RequestFraming framing;
   std::optional<RequestError> error;
   bool in_trailers = false;
+  uint64_t chunks = 0;           // Chunks with data seen so far.
   uint64_t chunk_remaining = 0;  // Bytes of the current chunk's data still to come.
 
  private:
@@ -191,6 +193,7 @@ class Parser final : public http::basic_parser<true> {
       return;
     }
     chunk_remaining = size;
+    ++chunks;
   }
 
   std::size_t on_chunk_body_impl(std::uint64_t remain, beast::string_view body,
@@ -267,22 +270,25 @@ class RequestDecoder::Impl {
     }
     if (input.empty() || (!started_ && input == "\r")) return Event::kNeedMore;
     started_ = true;
+    // The head, blank line included, must end within its limit; once that many bytes are here
+    // without its end, it never will. (The same verdict whatever the reads were.)
+    const size_t limit = limits_.max_header_bytes + 4;
     size_t end = input.find("\r\n\r\n", scan_from_);
+    const bool complete = end != std::string_view::npos && end + 4 <= limit;
     // A bare LF never ends a head here (RFC 9112 §2.2 allows rejecting it): say so now rather
     // than wait for a CRLF CRLF that is not coming.
-    size_t check_to = end == std::string_view::npos ? input.size() : end;
+    const size_t check_to = complete ? end : std::min(input.size(), limit);
     for (size_t i = scan_from_; i < check_to; ++i) {
       if (input[i] == '\n' && (i == 0 || input[i - 1] != '\r')) {
         return Fail(BadRequest("bare LF in the request head"));
       }
     }
-    if (end == std::string_view::npos) {
-      if (input.size() > limits_.max_header_bytes) return Fail(HeadTooLarge(input));
+    if (!complete) {
+      if (input.size() >= limit) return Fail(HeadTooLarge(input));
       scan_from_ = input.size() >= 3 ? input.size() - 3 : 0;
       return Event::kNeedMore;
     }
     std::string_view head = input.substr(0, end + 4);
-    if (head.size() > limits_.max_header_bytes + 4) return Fail(HeadTooLarge(input));
     int minor = 1;
     if (std::optional<RequestError> error = CheckHeadBytes(head, &minor)) return Fail(*error);
     std::string patched;
@@ -301,51 +307,98 @@ class RequestDecoder::Impl {
       return Fail(BadRequest("malformed request head"));
     }
     *consumed += head.size();
-    parser_->eager(true);
     state_ = parser_->is_done() ? State::kComplete : State::kBody;
     return state_ == State::kComplete ? Event::kComplete : Event::kHeader;
   }
 
+  // One parser step at a time (Beast is not eager here), so that each chunk-size line and the
+  // trailer section are checked against their limits before Beast reads them, whether they
+  // arrived whole or a byte at a time.
   Event DecodeBody(std::string_view input, size_t* consumed) {
-    while (!input.empty()) {
+    const bool chunked = parser_->framing.body == RequestFraming::Body::kChunked;
+    for (;;) {
+      if (chunked && parser_->chunk_remaining == 0) {
+        bool wait = false;
+        if (std::optional<RequestError> error = CheckChunkLine(input, &wait)) return Fail(*error);
+        if (wait) return Event::kNeedMore;
+      }
+      if (input.empty()) return Event::kNeedMore;
       error_code ec;
       size_t used = parser_->put(boost::asio::buffer(input.data(), input.size()), ec);
       *consumed += used;
       input.remove_prefix(used);
       if (parser_->error) return Fail(*parser_->error);
-      if (ec == http::error::need_more) break;
+      if (ec == http::error::need_more) {
+        if (chunked && parser_->chunk_remaining == 0) {
+          bool wait = false;
+          if (std::optional<RequestError> error = CheckChunkLine(input, &wait)) {
+            return Fail(*error);
+          }
+        }
+        return Event::kNeedMore;
+      }
       if (ec) return Fail(BadRequest(absl::StrCat("malformed request body: ", ec.message())));
       if (parser_->is_done()) {
         state_ = State::kComplete;
         return Event::kComplete;
       }
-      if (used == 0) break;
+      if (used == 0) return Event::kNeedMore;
     }
-    // What Beast left unconsumed is a chunk-size line or the trailer section: bound both.
-    if (parser_->framing.body == RequestFraming::Body::kChunked && parser_->chunk_remaining == 0) {
-      if (std::optional<RequestError> error = CheckPendingChunkLine(input)) return Fail(*error);
-    }
-    return Event::kNeedMore;
   }
 
-  std::optional<RequestError> CheckPendingChunkLine(std::string_view pending) const {
-    if (pending.substr(0, 2) == "\r\n") pending.remove_prefix(2);  // The last chunk's CRLF.
+  // `pending` starts at a chunk-size line (after the previous chunk's CRLF, if any): the line
+  // may not outgrow its limit, and after the last chunk's line the trailer section may not.
+  // *wait is set when the last chunk's trailer section has not ended yet: Beast then gets the
+  // section only whole (its parser asserts on a partial one after the last chunk line).
+  std::optional<RequestError> CheckChunkLine(std::string_view pending, bool* wait) const {
+    if (parser_->chunks > 0) {
+      // The previous chunk's data ends with CRLF, which Beast reads with this line.
+      if (pending.size() < 2) return std::nullopt;
+      if (pending.substr(0, 2) != "\r\n") return std::nullopt;  // Beast refuses it.
+      pending.remove_prefix(2);
+    }
     size_t eol = pending.find("\r\n");
-    const size_t line = eol == std::string_view::npos ? pending.size() : eol;
-    if (line > kMaxChunkSizeDigits + limits_.max_chunk_extension_bytes) {
-      return BadRequest(absl::StrCat("chunk-size line longer than ",
-                                     kMaxChunkSizeDigits + limits_.max_chunk_extension_bytes,
+    size_t line = eol;
+    if (eol == std::string_view::npos) {
+      // Unterminated so far; a last CR may be the first half of its CRLF.
+      line = pending.size() - (!pending.empty() && pending.back() == '\r' ? 1 : 0);
+    }
+    // A CR not followed by LF, or a LF alone, is refused wherever the line was cut by reads.
+    for (size_t i = 0; i < line; ++i) {
+      if ((pending[i] == '\r' && i + 1 < pending.size()) || pending[i] == '\n') {
+        return BadRequest("bare CR or LF in a chunk-size line");
+      }
+    }
+    const uint64_t max_line = kMaxChunkSizeDigits + limits_.max_chunk_extension_bytes;
+    if (line > max_line) {
+      return BadRequest(absl::StrCat("chunk-size line longer than ", max_line,
                                      " bytes (limits.max_chunk_extension_bytes)"));
     }
     if (eol == std::string_view::npos) return std::nullopt;
-    // A whole chunk-size line Beast did not consume: the last chunk, waiting for the end of
-    // its trailer section.
-    if (pending.size() - (eol + 2) > limits_.max_trailer_bytes) {
+    // Only the last chunk (size 0) is followed by a trailer section. A line that is not a size
+    // at all is left to Beast, which refuses it.
+    std::string_view digits = pending.substr(0, eol);
+    if (digits.empty() || digits[0] != '0') return std::nullopt;
+    size_t first = digits.find_first_not_of('0');
+    if (first != std::string_view::npos &&
+        std::isxdigit(static_cast<unsigned char>(digits[first]))) {
+      return std::nullopt;
+    }
+    std::string_view trailers = pending.substr(eol + 2);
+    bool ended = true;
+    size_t trailer_bytes = 2;  // No trailer field: just the blank line.
+    if (trailers.substr(0, 2) != "\r\n") {
+      size_t end = trailers.find("\r\n\r\n");
+      ended = end != std::string_view::npos;
+      trailer_bytes = ended ? end + 4 : trailers.size();
+    }
+    if (trailer_bytes > limits_.max_trailer_bytes) {
       return MakeRequestError(
           http::status::request_header_fields_too_large, absl::StatusCode::kResourceExhausted,
           absl::StrCat("trailer section larger than ", limits_.max_trailer_bytes,
                        " bytes (limits.max_trailer_bytes)"));
     }
+    *wait = !ended;
     return std::nullopt;
   }
 

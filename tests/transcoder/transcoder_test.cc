@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "google/api/httpbody.pb.h"
+#include "google/rpc/status.pb.h"
 #include "test_schema.h"
 #include "tipperary/testing/v1/test_service.pb.h"
 
@@ -326,6 +327,35 @@ TEST_F(TranscoderTest, HttpBodyRequest) {
       transcoder_.BuildRequestMessage(echo, {}, "", "x", BodyFormat::kRaw, "text/plain").ok());
 }
 
+TEST_F(TranscoderTest, BodyFormatsAClientMaySend) {
+  const Route& echo = RouteFor(*TestRoutes(), "POST", "/v1/echo");
+  for (const char* json :
+       {"", "application/json", "APPLICATION/JSON; charset=UTF-8",
+        "application/json;charset=\"utf8\"", "text/json", "application/merge-patch+json",
+        "text/plain;charset=UTF-8", "application/x-www-form-urlencoded"}) {
+    EXPECT_EQ(BodyFormatFor(echo, json), BodyFormat::kJson) << json;
+  }
+  for (const char* proto : {"application/protobuf", "application/vnd.google.protobuf"}) {
+    EXPECT_EQ(BodyFormatFor(echo, proto), BodyFormat::kProtobuf) << proto;
+  }
+  for (const char* other :
+       {"text/xml", "application/xml", "multipart/form-data; boundary=x",
+        "application/octet-stream", "application/json; charset=latin1", "application/grpc"}) {
+    EXPECT_EQ(BodyFormatFor(echo, other), BodyFormat::kUnsupported) << other;
+  }
+  EXPECT_FALSE(
+      transcoder_.BuildRequestMessage(echo, {}, "", "<a/>", BodyFormat::kUnsupported, "text/xml")
+          .ok());
+}
+
+TEST(QueryParamsTest, CountsEveryNonEmptyParameter) {
+  EXPECT_EQ(CountQueryParams(""), 0u);
+  EXPECT_EQ(CountQueryParams("a=1&b=2&&c"), 3u);
+  std::string many;
+  for (int i = 0; i < 5000; ++i) many += "x=1&";
+  EXPECT_EQ(CountQueryParams(many), 5000u);
+}
+
 TEST_F(TranscoderTest, ResponseJsonAndOptions) {
   const Route& get = RouteFor(*TestRoutes(), "GET", "/v1/shelves/s/things/t");
   v1::Thing thing = FromText<v1::Thing>(R"pb(name: "n"
@@ -436,11 +466,36 @@ TEST_F(TranscoderTest, StreamChunks) {
   chunk = transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kProtobuf,
                                        false);
   ASSERT_TRUE(chunk.ok());
-  EXPECT_EQ(static_cast<size_t>((*chunk)[0]), thing.ByteSizeLong());
-  EXPECT_EQ(chunk->substr(1), thing.SerializeAsString());
+  // varint(len(frame)) + StreamFrame{message (field 1) = the serialized Thing}.
+  const std::string bytes = thing.SerializeAsString();
+  ASSERT_LT(bytes.size(), 126u);
+  EXPECT_EQ(static_cast<size_t>((*chunk)[0]), bytes.size() + 2);
+  EXPECT_EQ((*chunk)[1], '\x0a');
+  EXPECT_EQ(static_cast<size_t>((*chunk)[2]), bytes.size());
+  EXPECT_EQ(chunk->substr(3), bytes);
   EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kJson, ""), "application/json");
+  EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kProtobuf, ""),
+            kProtobufStreamContentType);
   EXPECT_EQ(transcoder_.BuildStreamError(9, "stop", ""),
             "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
+}
+
+TEST_F(TranscoderTest, StreamEnds) {
+  const Route& stream = RouteFor(*TestRoutes(), "GET", "/v1/stream");
+  // JSON: nothing on success, the error line on failure.
+  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, 0, "", ""), "");
+  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, 9, "stop", ""),
+            "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
+  // Protobuf: always a status frame, varint(len) + StreamFrame{status (field 2)}.
+  std::string end = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, 9, "stop", "");
+  google::rpc::Status status;
+  status.set_code(9);
+  status.set_message("stop");
+  const std::string status_bytes = status.SerializeAsString();
+  EXPECT_EQ(end, std::string(1, static_cast<char>(status_bytes.size() + 2)) + "\x12" +
+                     std::string(1, static_cast<char>(status_bytes.size())) + status_bytes);
+  std::string ok = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, 0, "", "");
+  EXPECT_EQ(ok, std::string("\x02\x12\x00", 3));
 }
 
 TEST_F(TranscoderTest, WantsPretty) {
