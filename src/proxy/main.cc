@@ -20,8 +20,8 @@ routing by the google.api.http annotations of the descriptors named in the confi
   --help            this text
   --version         the version
 
-Signals: SIGTERM/SIGINT drain (readiness fails, in-flight requests finish within
-timeouts.drain) and exit 0; a second signal exits at once.
+Signals: SIGTERM/SIGINT drain (readiness fails, in-flight responses are written within
+timeouts.drain), then exit 0, or 1 if the drain ran out; a second signal exits at once.
 )";
 
 }  // namespace

@@ -23,7 +23,7 @@ over gRPC, batching texts from concurrent requests into model batches.
   --version                the version
 
 Signals: SIGTERM/SIGINT drain (health NOT_SERVING, new requests UNAVAILABLE, queued work
-finishes within `drain`) and exit 0; a second signal exits at once.
+finishes within `drain`), then exit 0, or 1 if work was cut; a second signal exits at once.
 )";
 
 }  // namespace
