@@ -112,23 +112,6 @@ HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_vie
   return out;
 }
 
-std::string PercentEncodeGrpcMessage(std::string_view message) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(message.size());
-  for (char c : message) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u > 0x7e || c == '%') {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out) {
   if (value.size() < 2 || value.size() > 9) return false;
   uint64_t amount = 0;

@@ -38,10 +38,6 @@ std::string GenerateRequestId();
 // Values of "-bin" keys are base64-encoded (the upstream client decoded them).
 HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_view prefix);
 
-// grpc-message's percent-encoding (gRPC's HTTP/2 protocol spec): bytes outside 0x20..0x7E and
-// '%' become %XX, so any message is a valid header or trailer value.
-std::string PercentEncodeGrpcMessage(std::string_view message);
-
 // Parses a Grpc-Timeout header value ("100m", "2S", "1H", at most 8 digits); false if bad.
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out);
 

@@ -17,6 +17,7 @@
 #include "tipperary/common/log.h"
 #include "tipperary/transcoder/path_template.h"
 #include "tipperary/transcoder/status_mapping.h"
+#include "tipperary/upstream/grpc_wire.h"
 
 namespace tipperary::proxy {
 namespace {
@@ -401,7 +402,7 @@ void RequestHandler::Handle(std::shared_ptr<listener::HttpExchange> http_exchang
       listener::HttpFields trailers;
       trailers.insert("Grpc-Status", absl::StrCat(result.grpc_status));
       if (!result.grpc_message.empty()) {
-        trailers.insert("Grpc-Message", PercentEncodeGrpcMessage(result.grpc_message));
+        trailers.insert("Grpc-Message", upstream::PercentEncode(result.grpc_message));
       }
       for (auto& [name, value] : MetadataToHeaders(result.trailers, "Grpc-Trailer-")) {
         trailers.insert(name, value);
