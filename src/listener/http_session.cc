@@ -28,6 +28,7 @@
 
 #include "listener_core.h"
 #include "tipperary/common/log.h"
+#include "tipperary/common/status_json.h"
 #include "tipperary/listener/request_decoder.h"
 
 namespace tipperary::listener::internal {
@@ -63,13 +64,6 @@ void AppendHex(std::string& out, size_t n) {
   char buf[2 * sizeof(size_t) + 1];
   int len = std::snprintf(buf, sizeof(buf), "%zx", n);
   out.append(buf, static_cast<size_t>(len));
-}
-
-std::string StatusJson(int grpc_code, std::string_view message) {
-  std::string body = "{\"code\":" + std::to_string(grpc_code) + ",\"message\":\"";
-  common::AppendJsonEscaped(body, message);
-  body += "\",\"details\":[]}";  // The same shape as every other error the proxy sends.
-  return body;
 }
 
 }  // namespace
@@ -532,7 +526,7 @@ class Session final : public SessionBase {
     if (exchange.state_ != ExchangeImpl::State::kPending) return;
     HttpResponse res{http::status::internal_server_error, 11};
     res.set(http::field::content_type, "application/json");
-    res.body() = StatusJson(13, "internal error");
+    res.body() = common::StatusJson(absl::StatusCode::kInternal, "internal error");
     exchange.Respond(std::move(res));
   }
 
@@ -540,7 +534,6 @@ class Session final : public SessionBase {
   // closes the connection.
   void FailRequest(const RequestError& error) {
     const http::status status = error.status;
-    const int grpc_code = static_cast<int>(error.code);
     const std::string_view message = error.message;
     DisarmReadTimer();
     read_stopped_ = true;
@@ -555,7 +548,7 @@ class Session final : public SessionBase {
         std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest{}, HttpFields{}, info_);
     HttpResponse res{status, 11};
     res.set(http::field::content_type, "application/json");
-    res.body() = StatusJson(grpc_code, message);
+    res.body() = common::StatusJson(error.code, message);
     exchange->force_close_ = true;
     exchange->state_ = ExchangeImpl::State::kWhole;
     exchange->response_ = std::move(res);

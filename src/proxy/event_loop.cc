@@ -8,18 +8,11 @@
 
 namespace tipperary::proxy {
 
-metrics::Counter& RouteStats::Requests(SharedState& shared, int http_status) {
-  auto it = by_code.find(http_status);
-  if (it != by_code.end()) return *it->second;
-  metrics::Counter& c = shared.stats.http_requests->Add(
-      {{"route", label}, {"method", method}, {"code", absl::StrCat(http_status)}});
-  by_code.emplace(http_status, &c);
-  return c;
-}
-
-EventLoop::EventLoop(int index, SharedState& shared) : index_(index), shared_(shared) {
-  work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-      ioc_.get_executor());
+EventLoop::EventLoop(int index, SharedState& shared)
+    : index_(index), shared_(shared), route_stats_(shared.stats) {
+  work_ =
+      std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+          ioc_.get_executor());
 }
 
 EventLoop::~EventLoop() {
@@ -47,8 +40,7 @@ void EventLoop::CreateUpstreams() {
     options.max_response_bytes = u.max_response_bytes;
     options.initial_window_size = u.initial_window_size;
     clusters_.push_back(std::make_unique<upstream::UpstreamCluster>(ioc_, std::move(options)));
-    upstream_duration_.push_back(
-        &shared_.stats.upstream_duration->Add({{"upstream", u.name}}));
+    upstream_duration_.push_back(&shared_.stats.upstream_duration->Add({{"upstream", u.name}}));
     snapshots_.push_back(std::make_unique<Snapshot>());
   }
   snapshots_.push_back(std::make_unique<Snapshot>());  // Listeners.
@@ -131,63 +123,24 @@ void EventLoop::Join() {
 }
 
 void EventLoop::SetRouting(std::shared_ptr<const Routing> routing) {
-  route_stats_.clear();
+  route_stats_.Clear();
   routing_ = std::move(routing);
 }
 
-RouteStats& EventLoop::StatsFor(const transcoder::Route* route) {
-  if (route == nullptr) {
-    if (!unmatched_stats_) {
-      unmatched_stats_ = std::make_unique<RouteStats>();
-      RouteStats& s = *unmatched_stats_;
-      s.label = "unmatched";
-      s.method = "-";  // Unbounded client input never becomes a label.
-      s.duration = &shared_.stats.http_duration->Add({{"route", s.label}});
-      s.in_flight = &shared_.stats.http_in_flight->Add({{"route", s.label}});
-      s.request_bytes = &shared_.stats.http_request_bytes->Add({{"route", s.label}});
-      s.response_bytes = &shared_.stats.http_response_bytes->Add({{"route", s.label}});
-    }
-    return *unmatched_stats_;
-  }
-  auto it = route_stats_.find(route);
-  if (it != route_stats_.end()) return *it->second;
-  auto stats = std::make_unique<RouteStats>();
-  stats->label = route->label;
-  stats->method = route->http_method;
-  stats->duration = &shared_.stats.http_duration->Add({{"route", stats->label}});
-  stats->in_flight = &shared_.stats.http_in_flight->Add({{"route", stats->label}});
-  stats->request_bytes = &shared_.stats.http_request_bytes->Add({{"route", stats->label}});
-  stats->response_bytes = &shared_.stats.http_response_bytes->Add({{"route", stats->label}});
-  RouteStats& ref = *stats;
-  route_stats_.emplace(route, std::move(stats));
-  return ref;
-}
-
-metrics::Counter& EventLoop::UpstreamRequests(int upstream, int grpc_code) {
-  auto& codes = upstream_requests_[upstream];
+void EventLoop::RecordUpstream(int index, absl::StatusCode code, double seconds) {
+  auto& codes = upstream_requests_[index];
   if (codes.empty()) codes.resize(17, nullptr);
-  int slot = (grpc_code >= 0 && grpc_code < 17) ? grpc_code : 2;  // Out of range: UNKNOWN.
+  const size_t slot = static_cast<size_t>(code) < 17 ? static_cast<size_t>(code) : 2;
   if (codes[slot] == nullptr) {
     codes[slot] = &shared_.stats.upstream_requests->Add(
-        {{"upstream", shared_.config.upstreams[upstream].name},
-         {"grpc_code", absl::StrCat(slot)}});
+        {{"upstream", shared_.config.upstreams[index].name}, {"grpc_code", absl::StrCat(slot)}});
   }
-  return *codes[slot];
-}
-
-metrics::Histogram& EventLoop::UpstreamDuration(int upstream) {
-  return *upstream_duration_[upstream];
+  codes[slot]->Increment();
+  upstream_duration_[index]->Observe(seconds);
 }
 
 void EventLoop::BeginDrain() {
   for (auto& l : listeners_) l->SetDraining();
-}
-
-void EventLoop::CloseAll() {
-  for (auto& l : listeners_) {
-    l->StopAccepting();
-    l->CloseAll();
-  }
 }
 
 size_t EventLoop::ActiveRequests() const {

@@ -13,7 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "request_environment.h"
+#include "route_stats.h"
 #include "routing.h"
 #include "shared_state.h"
 #include "tipperary/listener/http_listener.h"
@@ -24,24 +25,10 @@
 
 namespace tipperary::proxy {
 
-// Metric children for one route, looked up once per loop so requests never take the
-// registry's lock.
-struct RouteStats {
-  std::string label;
-  std::string method;
-  metrics::Histogram* duration = nullptr;
-  metrics::Gauge* in_flight = nullptr;
-  metrics::Counter* request_bytes = nullptr;
-  metrics::Counter* response_bytes = nullptr;
-  absl::flat_hash_map<int, metrics::Counter*> by_code;
-
-  metrics::Counter& Requests(SharedState& shared, int http_status);
-};
-
-class EventLoop {
+class EventLoop final : public RequestEnvironment {
  public:
   EventLoop(int index, SharedState& shared);
-  ~EventLoop();
+  ~EventLoop() override;
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -58,16 +45,26 @@ class EventLoop {
   void Join();
 
   // Loop-thread only.
+  // A new schema generation: requests in flight keep the one they started with, and the
+  // stats they hold (RouteStatsCache).
   void SetRouting(std::shared_ptr<const Routing> routing);
-  const std::shared_ptr<const Routing>& routing() const { return routing_; }
   upstream::UpstreamCluster* cluster(int index) { return clusters_[index].get(); }
-  size_t cluster_count() const { return clusters_.size(); }
-  RouteStats& StatsFor(const transcoder::Route* route);
-  metrics::Counter& UpstreamRequests(int upstream, int grpc_code);
-  metrics::Histogram& UpstreamDuration(int upstream);
   void BeginDrain();
-  void CloseAll();
+
+  // Any thread: requests read whose response is not fully written yet, on every listener.
   size_t ActiveRequests() const;
+
+  // RequestEnvironment, loop-thread only.
+  const config::ProxyConfig& config() const override { return shared_.config; }
+  std::shared_ptr<const Routing> routing() const override { return routing_; }
+  upstream::UpstreamClient& upstream(int index) override { return *clusters_[index]; }
+  std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) override {
+    return route_stats_.For(route);
+  }
+  void RecordUpstream(int index, absl::StatusCode code, double seconds) override;
+  Clock::time_point Now() const override { return Clock::now(); }
+  AccessLog* access_log() const override { return shared_.access_log.get(); }
+  std::atomic<int64_t>& in_flight() override { return shared_.in_flight; }
 
   // Snapshot of this loop's upstream and listener state, refreshed on the loop every second
   // and read by the metrics collect hook from another thread.
@@ -90,8 +87,7 @@ class EventLoop {
   std::vector<std::unique_ptr<upstream::UpstreamCluster>> clusters_;
   std::vector<std::unique_ptr<listener::HttpListener>> listeners_;
   std::shared_ptr<const Routing> routing_;
-  absl::flat_hash_map<const transcoder::Route*, std::unique_ptr<RouteStats>> route_stats_;
-  std::unique_ptr<RouteStats> unmatched_stats_;
+  RouteStatsCache route_stats_;
   std::vector<std::vector<metrics::Counter*>> upstream_requests_;  // [upstream][grpc code]
   std::vector<metrics::Histogram*> upstream_duration_;
   std::vector<std::unique_ptr<Snapshot>> snapshots_;  // One per upstream + listeners.

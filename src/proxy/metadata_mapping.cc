@@ -56,60 +56,80 @@ std::string GenerateRequestId() {
   return id;
 }
 
-ForwardedRequestInfo BuildUpstreamMetadata(const HeaderList& headers,
-                                           std::string_view peer_address) {
-  ForwardedRequestInfo info;
+std::string RequestIdFor(const boost::beast::http::fields& headers) {
+  auto it = headers.find("x-request-id");
+  if (it != headers.end() && !it->value().empty() && it->value().size() <= 200) {
+    return std::string(it->value());
+  }
+  return GenerateRequestId();
+}
+
+upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& headers,
+                                         std::string_view peer_address,
+                                         std::string_view request_id) {
+  namespace http = boost::beast::http;
+  upstream::Metadata metadata;
+  metadata.reserve(4);
   std::string forwarded_for;
-  for (const auto& [raw_name, value] : headers) {
-    std::string name = absl::AsciiStrToLower(raw_name);
-    if (absl::StartsWith(name, ToAbsl(kMetadataPrefix))) {
-      std::string key = name.substr(kMetadataPrefix.size());
+  for (const auto& field : headers) {
+    std::string_view name(field.name_string().data(), field.name_string().size());
+    std::string_view value(field.value().data(), field.value().size());
+    switch (field.name()) {
+      case http::field::authorization:
+        metadata.emplace_back("authorization", std::string(value));
+        continue;
+      case http::field::unknown:
+        break;
+      default:
+        continue;  // Every other field Beast knows by name (Host, Accept, ...) stays here.
+    }
+    if (absl::EqualsIgnoreCase(ToAbsl(name), "x-forwarded-for")) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += value;
+      continue;
+    }
+    if (name.size() > kMetadataPrefix.size() &&
+        absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kMetadataPrefix))) {
+      std::string key = absl::AsciiStrToLower(ToAbsl(name.substr(kMetadataPrefix.size())));
       if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key)) continue;
       if (IsBinaryKey(key)) {
         std::string decoded;
-        if (!absl::Base64Unescape(value, &decoded) &&
-            !absl::WebSafeBase64Unescape(value, &decoded)) {
+        if (!absl::Base64Unescape(ToAbsl(value), &decoded) &&
+            !absl::WebSafeBase64Unescape(ToAbsl(value), &decoded)) {
           continue;  // Not base64: dropping beats sending garbage bytes.
         }
-        info.metadata.emplace_back(std::move(key), std::move(decoded));
+        metadata.emplace_back(std::move(key), std::move(decoded));
       } else {
-        info.metadata.emplace_back(std::move(key), value);
+        metadata.emplace_back(std::move(key), std::string(value));
       }
-    } else if (name == "authorization" || name == "traceparent" || name == "tracestate" ||
-               name == "grpc-trace-bin" || name == "baggage") {
-      info.metadata.emplace_back(std::move(name), value);
-    } else if (name == "x-request-id") {
-      if (info.request_id.empty() && !value.empty() && value.size() <= 200) {
-        info.request_id = value;
-      }
-    } else if (name == "x-forwarded-for") {
-      if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for += value;
+    } else if (absl::EqualsIgnoreCase(ToAbsl(name), "traceparent") ||
+               absl::EqualsIgnoreCase(ToAbsl(name), "tracestate") ||
+               absl::EqualsIgnoreCase(ToAbsl(name), "grpc-trace-bin") ||
+               absl::EqualsIgnoreCase(ToAbsl(name), "baggage")) {
+      metadata.emplace_back(absl::AsciiStrToLower(ToAbsl(name)), std::string(value));
     }
   }
-  if (info.request_id.empty()) info.request_id = GenerateRequestId();
-  info.metadata.emplace_back("x-request-id", info.request_id);
+  metadata.emplace_back("x-request-id", std::string(request_id));
   if (!peer_address.empty()) {
     if (!forwarded_for.empty()) forwarded_for += ", ";
     forwarded_for += peer_address;
   }
-  if (!forwarded_for.empty()) info.metadata.emplace_back("x-forwarded-for", forwarded_for);
-  return info;
+  if (!forwarded_for.empty()) metadata.emplace_back("x-forwarded-for", std::move(forwarded_for));
+  return metadata;
 }
 
-HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_view prefix) {
-  HeaderList out;
-  out.reserve(metadata.size());
+void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view prefix,
+                          boost::beast::http::fields& out) {
+  std::string name;
   for (const auto& [key, value] : metadata) {
-    std::string name(prefix);
+    name.assign(prefix);
     name += key;
     if (IsBinaryKey(key)) {
-      out.emplace_back(std::move(name), absl::Base64Escape(value));
+      out.insert(name, absl::Base64Escape(value));
     } else {
-      out.emplace_back(std::move(name), value);
+      out.insert(name, value);
     }
   }
-  return out;
 }
 
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out) {

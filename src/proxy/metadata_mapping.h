@@ -10,6 +10,7 @@
 // Pure functions over simple types, so they are tested without sockets.
 #pragma once
 
+#include <boost/beast/http/fields.hpp>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -20,23 +21,23 @@
 
 namespace tipperary::proxy {
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
+// The request's X-Request-Id (up to 200 bytes), else a fresh one.
+std::string RequestIdFor(const boost::beast::http::fields& headers);
 
-struct ForwardedRequestInfo {
-  std::string request_id;  // The X-Request-Id sent upstream (generated when absent).
-  upstream::Metadata metadata;
-};
-
-// headers: the request's headers as (name, value), names in any case.
-ForwardedRequestInfo BuildUpstreamMetadata(const HeaderList& headers,
-                                           std::string_view peer_address);
+// Upstream metadata from the request's header fields as parsed (names in any case), read in
+// place: only what is forwarded is copied. `request_id` goes up as x-request-id; the peer is
+// appended to X-Forwarded-For.
+upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& headers,
+                                         std::string_view peer_address,
+                                         std::string_view request_id);
 
 // A fresh random request id (UUID v4 text).
 std::string GenerateRequestId();
 
-// Header name for response metadata: "grpc-metadata-" or "grpc-trailer-" prefix + key.
-// Values of "-bin" keys are base64-encoded (the upstream client decoded them).
-HeaderList MetadataToHeaders(const upstream::Metadata& metadata, std::string_view prefix);
+// Response metadata as fields: prefix ("Grpc-Metadata-" or "Grpc-Trailer-") + key. Values of
+// "-bin" keys are base64-encoded (the upstream client decoded them). Appended to `out`.
+void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view prefix,
+                          boost::beast::http::fields& out);
 
 // Parses a Grpc-Timeout header value ("100m", "2S", "1H", at most 8 digits); false if bad.
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "proxied_request.h"
 #include "reflection_client.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
@@ -58,7 +59,6 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
   for (unsigned i = 0; i < threads; ++i) {
     loops_.push_back(std::make_unique<EventLoop>(static_cast<int>(i), *shared_));
     loops_.back()->CreateUpstreams();
-    handlers_.push_back(std::make_unique<RequestHandler>(*loops_.back(), *shared_));
   }
   auto autoscaling = AutoscalingRuntime::Start(*shared_);
   if (!autoscaling.ok()) return autoscaling.status();
@@ -113,10 +113,12 @@ absl::Status ProxyServer::CreateListeners() {
     // The first loop binds (port 0 resolves here); the others share the port via SO_REUSEPORT.
     for (size_t i = 0; i < loops_.size(); ++i) {
       options.log_listening = (i == 0);
-      RequestHandler* handler = handlers_[i].get();
+      EventLoop* loop = loops_[i].get();
       auto l = listener::HttpListener::Create(
           loops_[i]->io_context(), options,
-          [handler](std::shared_ptr<listener::HttpExchange> ex) { handler->Handle(std::move(ex)); },
+          [loop](std::shared_ptr<listener::HttpExchange> ex) {
+            ProxiedRequest::Start(*loop, std::move(ex));
+          },
           tls);
       if (!l.ok()) return l.status();
       options.endpoint.port = (*l)->port();

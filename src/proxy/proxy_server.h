@@ -14,7 +14,6 @@
 #include "admin_handler.h"
 #include "autoscaling_runtime.h"
 #include "event_loop.h"
-#include "request_handler.h"
 #include "shared_state.h"
 
 namespace tipperary::proxy {
@@ -38,7 +37,6 @@ class ProxyServer {
 
   std::unique_ptr<SharedState> shared_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
-  std::vector<std::unique_ptr<RequestHandler>> handlers_;
   std::unique_ptr<AutoscalingRuntime> autoscaling_;
   std::unique_ptr<AdminHandler> admin_;
   std::vector<google::protobuf::FileDescriptorSet> file_sets_;

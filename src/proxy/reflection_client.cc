@@ -65,9 +65,9 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
     handlers.on_done = [self, response, got, on_response,
                         skip_not_found](upstream::GrpcResult result) {
       if (self->failed_) return;
-      if (result.grpc_status != 0 || !*got) {
-        self->Fail(absl::StrCat("reflection call failed: status ", result.grpc_status, ": ",
-                                result.grpc_message));
+      if (result.code != absl::StatusCode::kOk || !*got) {
+        self->Fail(absl::StrCat("reflection call failed: ", absl::StatusCodeToString(result.code),
+                                ": ", result.grpc_message));
         return;
       }
       refl::ServerReflectionResponse parsed;
@@ -121,19 +121,22 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
       Done(std::move(set_));
       return;
     }
-    Ask(req, [self = shared_from_this(), symbol](const refl::ServerReflectionResponse& resp) {
-      if (symbol && resp.message_response_case() ==
-                        refl::ServerReflectionResponse::MESSAGE_RESPONSE_NOT_SET) {
-        self->Next();  // A service the server lists but cannot describe.
-        return;
-      }
-      if (!resp.has_file_descriptor_response()) {
-        self->Fail("reflection: expected a file_descriptor_response");
-        return;
-      }
-      self->AddFiles(resp);
-      self->Next();
-    }, /*skip_not_found=*/symbol);
+    Ask(
+        req,
+        [self = shared_from_this(), symbol](const refl::ServerReflectionResponse& resp) {
+          if (symbol && resp.message_response_case() ==
+                            refl::ServerReflectionResponse::MESSAGE_RESPONSE_NOT_SET) {
+            self->Next();  // A service the server lists but cannot describe.
+            return;
+          }
+          if (!resp.has_file_descriptor_response()) {
+            self->Fail("reflection: expected a file_descriptor_response");
+            return;
+          }
+          self->AddFiles(resp);
+          self->Next();
+        },
+        /*skip_not_found=*/symbol);
   }
 
   void Fail(std::string message) {

@@ -142,39 +142,44 @@ std::string EncodeGrpcTimeout(std::chrono::nanoseconds timeout) {
   return std::to_string(kMaxValue) + "H";
 }
 
-int HttpStatusToGrpcCode(int http_status) {
+absl::StatusCode HttpStatusToGrpcCode(int http_status) {
   switch (http_status) {
     case 400:
-      return 13;  // INTERNAL
+      return absl::StatusCode::kInternal;
     case 401:
-      return 16;  // UNAUTHENTICATED
+      return absl::StatusCode::kUnauthenticated;
     case 403:
-      return 7;  // PERMISSION_DENIED
+      return absl::StatusCode::kPermissionDenied;
     case 404:
-      return 12;  // UNIMPLEMENTED
+      return absl::StatusCode::kUnimplemented;
     case 429:
     case 502:
     case 503:
     case 504:
-      return 14;  // UNAVAILABLE
+      return absl::StatusCode::kUnavailable;
     default:
-      return 2;  // UNKNOWN
+      return absl::StatusCode::kUnknown;
   }
 }
 
-int Http2ErrorToGrpcCode(uint32_t http2_error_code) {
+absl::StatusCode Http2ErrorToGrpcCode(uint32_t http2_error_code) {
   switch (http2_error_code) {
     case 0x7:  // REFUSED_STREAM
-      return 14;
+      return absl::StatusCode::kUnavailable;
     case 0x8:  // CANCEL
-      return 1;
+      return absl::StatusCode::kCancelled;
     case 0xb:  // ENHANCE_YOUR_CALM
-      return 8;
+      return absl::StatusCode::kResourceExhausted;
     case 0xc:  // INADEQUATE_SECURITY
-      return 7;
+      return absl::StatusCode::kPermissionDenied;
     default:
-      return 13;
+      return absl::StatusCode::kInternal;
   }
+}
+
+absl::StatusCode GrpcCodeFromWire(int value) {
+  return value >= 0 && value <= 16 ? static_cast<absl::StatusCode>(value)
+                                   : absl::StatusCode::kUnknown;
 }
 
 bool IsAllowedCustomMetadataKey(std::string_view key) {

@@ -427,7 +427,7 @@ void Http2Connection::Close(const std::string& reason) {
     } else {
       GrpcResult result;
       result.outcome = CallOutcome::kUnavailable;
-      result.grpc_status = 14;
+      result.code = absl::StatusCode::kUnavailable;
       result.grpc_message = reason;
       result.http_status = 0;  // No HTTP answer.
       listener->OnCallDone(stream.call, std::move(result));
@@ -585,7 +585,7 @@ int Http2Connection::OnStreamClose(int32_t stream_id, uint32_t error_code) {
       GrpcResult result;
       result.outcome = error_code == NGHTTP2_REFUSED_STREAM ? CallOutcome::kUnavailable
                                                             : CallOutcome::kProtocolError;
-      result.grpc_status = Http2ErrorToGrpcCode(error_code);
+      result.code = Http2ErrorToGrpcCode(error_code);
       result.grpc_message =
           "upstream " + label_ + " reset the stream: " + nghttp2_http2_strerror(error_code);
       listener_->OnCallDone(stream.call, std::move(result));

@@ -19,10 +19,10 @@ bool IsGrpcContentType(std::string_view content_type) {
   return next == '+' || next == ';';
 }
 
-GrpcResult ErrorResult(CallOutcome outcome, int code, std::string message) {
+GrpcResult ErrorResult(CallOutcome outcome, absl::StatusCode code, std::string message) {
   GrpcResult result;
   result.outcome = outcome;
-  result.grpc_status = code;
+  result.code = code;
   result.grpc_message = std::move(message);
   return result;
 }
@@ -160,12 +160,12 @@ std::optional<GrpcResult> UpstreamCall::OnData(const uint8_t* data, size_t size)
     uint64_t length =
         (uint64_t{p[1]} << 24) | (uint64_t{p[2]} << 16) | (uint64_t{p[3]} << 8) | p[4];
     if (p[0] != 0) {
-      return ErrorResult(CallOutcome::kProtocolError, 13,
+      return ErrorResult(CallOutcome::kProtocolError, absl::StatusCode::kInternal,
                          p[0] == 1 ? "upstream sent a compressed message without grpc-encoding"
                                    : "upstream sent a message with an invalid flags byte");
     }
     if (length > max_response_bytes_) {
-      return ErrorResult(CallOutcome::kProtocolError, 8,
+      return ErrorResult(CallOutcome::kProtocolError, absl::StatusCode::kResourceExhausted,
                          "upstream response message of " + std::to_string(length) +
                              " bytes exceeds the limit of " + std::to_string(max_response_bytes_) +
                              " bytes");
@@ -220,23 +220,23 @@ GrpcResult UpstreamCall::Finish() {
       result.grpc_message = "upstream sent an invalid grpc-status: " + *status_text;
     }
     result.outcome = CallOutcome::kGrpc;
-    result.grpc_status = code;
+    result.code = GrpcCodeFromWire(code);
     if (code == 0 && grpc_response_ && inbox_pos_ != inbox_.size()) {
-      return ErrorResult(CallOutcome::kProtocolError, 13,
+      return ErrorResult(CallOutcome::kProtocolError, absl::StatusCode::kInternal,
                          "upstream ended the stream in the middle of a message");
     }
     return result;
   }
   if (!grpc_response_) {
     result.outcome = CallOutcome::kGrpc;
-    result.grpc_status = HttpStatusToGrpcCode(http_status_);
+    result.code = HttpStatusToGrpcCode(http_status_);
     result.grpc_message = "upstream answered HTTP " + std::to_string(http_status_) +
                           (content_type_.empty() ? "" : " (" + content_type_ + ")") +
                           " without grpc-status";
     return result;
   }
-  GrpcResult error =
-      ErrorResult(CallOutcome::kProtocolError, 13, "upstream ended the stream without grpc-status");
+  GrpcResult error = ErrorResult(CallOutcome::kProtocolError, absl::StatusCode::kInternal,
+                                 "upstream ended the stream without grpc-status");
   error.http_status = http_status_;
   return error;
 }

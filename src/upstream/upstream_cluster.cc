@@ -21,10 +21,10 @@ namespace {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-GrpcResult MakeResult(CallOutcome outcome, int code, std::string message) {
+GrpcResult MakeResult(CallOutcome outcome, absl::StatusCode code, std::string message) {
   GrpcResult result;
   result.outcome = outcome;
-  result.grpc_status = code;
+  result.code = code;
   result.grpc_message = std::move(message);
   result.http_status = 0;  // No HTTP answer was involved.
   return result;
@@ -61,7 +61,7 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     auto call = std::make_shared<UpstreamCall>(id, std::move(request), std::move(handlers),
                                                options_->max_response_bytes);
     if (shutting_down_) {
-      Complete(call, MakeResult(CallOutcome::kUnavailable, 14,
+      Complete(call, MakeResult(CallOutcome::kUnavailable, absl::StatusCode::kUnavailable,
                                 "upstream " + options_->name + " is shutting down"));
       return id;
     }
@@ -69,7 +69,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     calls_.emplace(id, call);
     if (const auto& timeout = call->request().timeout) {
       if (timeout->count() <= 0) {
-        Complete(call, MakeResult(CallOutcome::kDeadline, 4, "deadline exceeded before the call"));
+        Complete(call, MakeResult(CallOutcome::kDeadline, absl::StatusCode::kDeadlineExceeded,
+                                  "deadline exceeded before the call"));
         return id;
       }
       call->deadline = std::chrono::steady_clock::now() +
@@ -90,7 +91,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     if (it == calls_.end()) return;
     std::shared_ptr<UpstreamCall> call = it->second;
     ResetIfActive(*call);
-    Complete(call, MakeResult(CallOutcome::kCancelled, 1, "call cancelled by the client"));
+    Complete(call, MakeResult(CallOutcome::kCancelled, absl::StatusCode::kCancelled,
+                              "call cancelled by the client"));
   }
 
   void Shutdown() {
@@ -100,7 +102,7 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
       endpoint.backoff_timer->cancel();
       endpoint.in_backoff = false;
     }
-    FailAllPending(MakeResult(CallOutcome::kUnavailable, 14,
+    FailAllPending(MakeResult(CallOutcome::kUnavailable, absl::StatusCode::kUnavailable,
                               "upstream " + options_->name + " is shutting down"));
     for (const auto& connection : AllConnections()) connection->Drain();
   }
@@ -227,7 +229,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     // The server enforces the deadline we sent as grpc-timeout and may report it a moment
     // before our own timer fires: that is still this call's deadline.
     constexpr auto kSlack = std::chrono::milliseconds(20);
-    if (result.outcome == CallOutcome::kGrpc && result.grpc_status == 4 && call->deadline &&
+    if (result.outcome == CallOutcome::kGrpc &&
+        result.code == absl::StatusCode::kDeadlineExceeded && call->deadline &&
         std::chrono::steady_clock::now() + kSlack >= *call->deadline) {
       result.outcome = CallOutcome::kDeadline;
     }
@@ -361,11 +364,12 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     // Queued calls go first (FIFO), so only try directly when none wait.
     if (pending_live_ == 0 && TrySubmit(call)) return;
     if (!CanWait()) {
-      Complete(call, MakeResult(CallOutcome::kUnavailable, 14, NoConnectionMessage()));
+      Complete(call, MakeResult(CallOutcome::kUnavailable, absl::StatusCode::kUnavailable,
+                                NoConnectionMessage()));
       return;
     }
     if (pending_live_ >= options_->max_pending_calls) {
-      Complete(call, MakeResult(CallOutcome::kUnavailable, 14,
+      Complete(call, MakeResult(CallOutcome::kUnavailable, absl::StatusCode::kUnavailable,
                                 "too many calls waiting for upstream " + options_->name));
       return;
     }
@@ -402,7 +406,8 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
       }
     }
     if (pending_live_ > 0 && !CanWait()) {
-      FailAllPending(MakeResult(CallOutcome::kUnavailable, 14, NoConnectionMessage()));
+      FailAllPending(MakeResult(CallOutcome::kUnavailable, absl::StatusCode::kUnavailable,
+                                NoConnectionMessage()));
     }
     if (pending_live_ == 0) pending_.clear();
   }
@@ -426,7 +431,7 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     if (it == calls_.end()) return;
     std::shared_ptr<UpstreamCall> call = it->second;
     ResetIfActive(*call);
-    Complete(call, MakeResult(CallOutcome::kDeadline, 4,
+    Complete(call, MakeResult(CallOutcome::kDeadline, absl::StatusCode::kDeadlineExceeded,
                               "deadline of " + Millis(*call->request().timeout) + " exceeded"));
   }
 

@@ -9,34 +9,62 @@ namespace {
 using ::testing::Contains;
 using ::testing::Pair;
 
+// Header fields as the listener hands them over (names in any case, in order).
+boost::beast::http::fields Fields(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> list) {
+  boost::beast::http::fields out;
+  for (const auto& [name, value] : list) out.insert(name, value);
+  return out;
+}
+
+struct Forwarded {
+  std::string request_id;
+  upstream::Metadata metadata;
+};
+
+// The request id and the metadata, as the request path computes them.
+Forwarded Forward(const boost::beast::http::fields& headers, std::string_view peer) {
+  Forwarded out;
+  out.request_id = RequestIdFor(headers);
+  out.metadata = BuildUpstreamMetadata(headers, peer, out.request_id);
+  return out;
+}
+
+// A response's fields as (name, value) pairs, to match against.
+std::vector<std::pair<std::string, std::string>> Pairs(const boost::beast::http::fields& f) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& field : f) out.emplace_back(field.name_string(), field.value());
+  return out;
+}
+
 TEST(MetadataMappingTest, GrpcMetadataHeadersBecomeLowercaseMetadata) {
-  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Tenant", "acme"}, {"Accept", "x"}}, "");
+  auto info = Forward(Fields({{"Grpc-Metadata-Tenant", "acme"}, {"Accept", "x"}}), "");
   EXPECT_THAT(info.metadata, Contains(Pair("tenant", "acme")));
   for (const auto& [k, v] : info.metadata) EXPECT_NE(k, "accept");
 }
 
 TEST(MetadataMappingTest, BinaryMetadataIsBase64Decoded) {
-  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Blob-Bin", "AAEC"}}, "");
+  auto info = Forward(Fields({{"Grpc-Metadata-Blob-Bin", "AAEC"}}), "");
   EXPECT_THAT(info.metadata, Contains(Pair("blob-bin", std::string("\0\1\2", 3))));
 }
 
 TEST(MetadataMappingTest, ReservedKeysAreDropped) {
-  auto info = BuildUpstreamMetadata({{"Grpc-Metadata-Grpc-Timeout", "1S"},
-                                     {"Grpc-Metadata-Content-Type", "x"},
-                                     {"Grpc-Metadata-Te", "x"},
-                                     {"Grpc-Metadata-Bad Key", "x"}},
-                                    "");
+  auto info = Forward(Fields({{"Grpc-Metadata-Grpc-Timeout", "1S"},
+                              {"Grpc-Metadata-Content-Type", "x"},
+                              {"Grpc-Metadata-Te", "x"},
+                              {"Grpc-Metadata-Bad Key", "x"}}),
+                      "");
   for (const auto& [k, v] : info.metadata) {
     EXPECT_TRUE(k == "x-request-id") << k;
   }
 }
 
 TEST(MetadataMappingTest, ForwardsAuthorizationTracingAndRequestId) {
-  auto info = BuildUpstreamMetadata({{"Authorization", "Bearer t"},
-                                     {"traceparent", "00-abc-def-01"},
-                                     {"tracestate", "k=v"},
-                                     {"X-Request-Id", "req-1"}},
-                                    "10.0.0.1");
+  auto info = Forward(Fields({{"Authorization", "Bearer t"},
+                              {"traceparent", "00-abc-def-01"},
+                              {"tracestate", "k=v"},
+                              {"X-Request-Id", "req-1"}}),
+                      "10.0.0.1");
   EXPECT_EQ(info.request_id, "req-1");
   EXPECT_THAT(info.metadata, Contains(Pair("authorization", "Bearer t")));
   EXPECT_THAT(info.metadata, Contains(Pair("traceparent", "00-abc-def-01")));
@@ -46,8 +74,8 @@ TEST(MetadataMappingTest, ForwardsAuthorizationTracingAndRequestId) {
 }
 
 TEST(MetadataMappingTest, RequestIdGeneratedWhenAbsent) {
-  auto a = BuildUpstreamMetadata({}, "");
-  auto b = BuildUpstreamMetadata({}, "");
+  auto a = Forward(Fields({}), "");
+  auto b = Forward(Fields({}), "");
   EXPECT_EQ(a.request_id.size(), 36u);
   EXPECT_NE(a.request_id, b.request_id);
   EXPECT_EQ(a.request_id[14], '4');
@@ -63,15 +91,28 @@ TEST(MetadataMappingTest, GeneratedRequestIdIsAVersion4Uuid) {
 }
 
 TEST(MetadataMappingTest, ForwardedForIsAppended) {
-  auto info = BuildUpstreamMetadata({{"X-Forwarded-For", "1.1.1.1, 2.2.2.2"}}, "127.0.0.1");
+  auto info = Forward(Fields({{"X-Forwarded-For", "1.1.1.1, 2.2.2.2"}}), "127.0.0.1");
   EXPECT_THAT(info.metadata, Contains(Pair("x-forwarded-for", "1.1.1.1, 2.2.2.2, 127.0.0.1")));
 }
 
 TEST(MetadataMappingTest, ResponseMetadataHeaders) {
-  auto headers =
-      MetadataToHeaders({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}}, "Grpc-Trailer-");
-  EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-k", "v")));
-  EXPECT_THAT(headers, Contains(Pair("Grpc-Trailer-b-bin", "/wA=")));
+  boost::beast::http::fields fields;
+  AppendMetadataFields({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}}, "Grpc-Trailer-",
+                       fields);
+  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-k", "v")));
+  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-b-bin", "/wA=")));
+}
+
+TEST(MetadataMappingTest, HeaderNamesInAnyCase) {
+  auto info = Forward(Fields({{"GRPC-METADATA-Tenant", "a"},
+                              {"AUTHORIZATION", "t"},
+                              {"x-REQUEST-id", "r"},
+                              {"TraceParent", "p"}}),
+                      "");
+  EXPECT_THAT(info.metadata, Contains(Pair("tenant", "a")));
+  EXPECT_THAT(info.metadata, Contains(Pair("authorization", "t")));
+  EXPECT_THAT(info.metadata, Contains(Pair("traceparent", "p")));
+  EXPECT_EQ(info.request_id, "r");
 }
 
 TEST(MetadataMappingTest, GrpcTimeoutParsing) {

@@ -48,16 +48,16 @@ TEST(GrpcWireTest, TimeoutEncoding) {
 }
 
 TEST(GrpcWireTest, HttpStatusMapping) {
-  EXPECT_EQ(HttpStatusToGrpcCode(400), 13);
-  EXPECT_EQ(HttpStatusToGrpcCode(401), 16);
-  EXPECT_EQ(HttpStatusToGrpcCode(403), 7);
-  EXPECT_EQ(HttpStatusToGrpcCode(404), 12);
-  EXPECT_EQ(HttpStatusToGrpcCode(429), 14);
-  EXPECT_EQ(HttpStatusToGrpcCode(502), 14);
-  EXPECT_EQ(HttpStatusToGrpcCode(503), 14);
-  EXPECT_EQ(HttpStatusToGrpcCode(504), 14);
-  EXPECT_EQ(HttpStatusToGrpcCode(500), 2);
-  EXPECT_EQ(HttpStatusToGrpcCode(200), 2);
+  EXPECT_EQ(HttpStatusToGrpcCode(400), absl::StatusCode::kInternal);
+  EXPECT_EQ(HttpStatusToGrpcCode(401), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(HttpStatusToGrpcCode(403), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(HttpStatusToGrpcCode(404), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(HttpStatusToGrpcCode(429), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpStatusToGrpcCode(502), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpStatusToGrpcCode(503), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpStatusToGrpcCode(504), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpStatusToGrpcCode(500), absl::StatusCode::kUnknown);
+  EXPECT_EQ(HttpStatusToGrpcCode(200), absl::StatusCode::kUnknown);
 }
 
 TEST(GrpcWireTest, MetadataKeys) {

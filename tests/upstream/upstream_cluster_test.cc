@@ -293,7 +293,7 @@ TEST_F(UpstreamClusterTest, UnaryEchoRoundTrip) {
   ASSERT_TRUE(record->done);
   EXPECT_EQ(record->done_calls, 1);
   EXPECT_EQ(record->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
   EXPECT_EQ(record->result.http_status, 200);
   EXPECT_EQ(record->headers_calls, 1);
   ASSERT_EQ(record->messages.size(), 1u);
@@ -304,7 +304,7 @@ TEST_F(UpstreamClusterTest, UnaryEchoRoundTrip) {
 
   // An empty message is a valid request and response too.
   auto empty = Run(cluster, Request("Echo", v1::AllTypes()));
-  EXPECT_EQ(empty->result.grpc_status, 0);
+  EXPECT_EQ(empty->result.code, absl::StatusCode::kOk);
   ASSERT_EQ(empty->messages.size(), 1u);
   EXPECT_TRUE(empty->messages[0].empty());
   EXPECT_FALSE(server.service().LastHadDeadline());
@@ -325,7 +325,7 @@ TEST_F(UpstreamClusterTest, CustomMetadataReachesServer) {
                       {"content-type", "text/plain"}, {":path", "/evil"},
                       {"grpc-timeout", "1n"},         {"x-bad-value", "line\nbreak"}};
   auto record = Run(cluster, std::move(request));
-  ASSERT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+  ASSERT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
 
   auto metadata = server.service().LastMetadata();
   auto one = [&](const std::string& key) -> std::optional<std::string> {
@@ -352,7 +352,7 @@ TEST_F(UpstreamClusterTest, ServerMetadataReachesHandlers) {
   (*message.mutable_response_headers())["x-header"] = "header value";
   (*message.mutable_response_trailers())["x-trailer"] = "trailer value";
   auto record = Run(cluster, Request("Metadata", message));
-  ASSERT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+  ASSERT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
   ASSERT_TRUE(record->headers.has_value());
   EXPECT_EQ(Find(*record->headers, "x-header"), "header value");
   EXPECT_EQ(Find(*record->headers, "x-raw-bin"), kRawBytes);
@@ -378,7 +378,7 @@ TEST_F(UpstreamClusterTest, ErrorStatusWithDetails) {
   message.set_with_details(true);
   auto record = Run(cluster, Request("Fail", message));
   EXPECT_EQ(record->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(record->result.grpc_status, 5);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kNotFound);
   EXPECT_EQ(record->result.grpc_message, "thing not found");
   EXPECT_TRUE(record->messages.empty());
   google::rpc::Status status;
@@ -400,7 +400,7 @@ TEST_F(UpstreamClusterTest, GrpcMessageIsPercentDecoded) {
   message.set_code(9);
   message.set_message("caf\xC3\xA9: 100% \xE2\x98\x83\nnext line");
   auto record = Run(cluster, Request("Fail", message));
-  EXPECT_EQ(record->result.grpc_status, 9);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(record->result.grpc_message, message.message());
   EXPECT_TRUE(record->result.status_details.empty());
 }
@@ -413,12 +413,12 @@ TEST_F(UpstreamClusterTest, DeadlineExceededCancelsOnServer) {
   message.set_delay_ms(10000);
   auto record = Run(cluster, Request("Slow", message, 200ms));
   EXPECT_EQ(record->result.outcome, CallOutcome::kDeadline) << record->result.grpc_message;
-  EXPECT_EQ(record->result.grpc_status, 4);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(record->done_calls, 1);
   EXPECT_TRUE(RunUntil([&] { return server.service().slow_cancelled.load() >= 1; }));
   // The connection stays usable.
   auto next = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(next->result.grpc_status, 0);
+  EXPECT_EQ(next->result.code, absl::StatusCode::kOk);
   EXPECT_EQ(cluster.GetStats().connects_total, 1u);
 }
 
@@ -436,7 +436,7 @@ TEST_F(UpstreamClusterTest, CancelResetsTheStream) {
   EXPECT_FALSE(record->done);  // Posted, never from inside Cancel().
   ASSERT_TRUE(RunUntil([&] { return record->done; }));
   EXPECT_EQ(record->result.outcome, CallOutcome::kCancelled);
-  EXPECT_EQ(record->result.grpc_status, 1);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kCancelled);
   EXPECT_TRUE(RunUntil([&] { return server.service().slow_cancelled.load() >= 1; }));
   cluster.Cancel(id);  // Finished: ignored.
   ioc_.run_for(20ms);
@@ -465,7 +465,7 @@ TEST_F(UpstreamClusterTest, CancelFromInsideOnMessage) {
   ioc_.run_for(50ms);
   EXPECT_EQ(*messages, 2);
   auto next = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(next->result.grpc_status, 0);
+  EXPECT_EQ(next->result.code, absl::StatusCode::kOk);
 }
 
 TEST_F(UpstreamClusterTest, ManyConcurrentCallsRespectServerStreamLimit) {
@@ -486,7 +486,7 @@ TEST_F(UpstreamClusterTest, ManyConcurrentCallsRespectServerStreamLimit) {
   }));
   EXPECT_LE(max_streams, 10u);
   for (const auto& record : records) {
-    EXPECT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+    EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
     EXPECT_EQ(record->messages.size(), 1u);
   }
   auto stats = cluster.GetStats();
@@ -509,7 +509,7 @@ TEST_F(UpstreamClusterTest, SecondConnectionWhenStreamsExhausted) {
   ASSERT_TRUE(RunUntil([&] {
     return std::all_of(records.begin(), records.end(), [](const auto& r) { return r->done; });
   }));
-  for (const auto& record : records) EXPECT_EQ(record->result.grpc_status, 0);
+  for (const auto& record : records) EXPECT_EQ(record->result.code, absl::StatusCode::kOk);
   EXPECT_EQ(cluster.GetStats().connects_total, 2u);
   EXPECT_EQ(cluster.GetStats().ready, 2u);
 }
@@ -523,7 +523,7 @@ TEST_F(UpstreamClusterTest, LargeRequestAndResponse) {
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131 % 251);
   big.set_f_bytes(payload);
   auto echo = Run(cluster, Request("Echo", big, 60s));
-  ASSERT_EQ(echo->result.grpc_status, 0) << echo->result.grpc_message;
+  ASSERT_EQ(echo->result.code, absl::StatusCode::kOk) << echo->result.grpc_message;
   ASSERT_EQ(echo->messages.size(), 1u);
   v1::AllTypes received;
   ASSERT_TRUE(received.ParseFromString(echo->messages[0]));
@@ -532,7 +532,7 @@ TEST_F(UpstreamClusterTest, LargeRequestAndResponse) {
   v1::BigRequest request;
   request.set_size(16 << 20);
   auto download = Run(cluster, Request("Big", request, 60s));
-  ASSERT_EQ(download->result.grpc_status, 0) << download->result.grpc_message;
+  ASSERT_EQ(download->result.code, absl::StatusCode::kOk) << download->result.grpc_message;
   ASSERT_EQ(download->messages.size(), 1u);
   v1::BigResponse response;
   ASSERT_TRUE(response.ParseFromString(download->messages[0]));
@@ -549,11 +549,11 @@ TEST_F(UpstreamClusterTest, OversizedResponseIsResourceExhausted) {
   request.set_size(2 << 20);
   auto record = Run(cluster, Request("Big", request));
   EXPECT_EQ(record->result.outcome, CallOutcome::kProtocolError);
-  EXPECT_EQ(record->result.grpc_status, 8);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(record->messages.empty());
   request.set_size(1000);
   auto small = Run(cluster, Request("Big", request));
-  EXPECT_EQ(small->result.grpc_status, 0);
+  EXPECT_EQ(small->result.code, absl::StatusCode::kOk);
 }
 
 TEST_F(UpstreamClusterTest, UnknownMethodIsUnimplemented) {
@@ -564,7 +564,7 @@ TEST_F(UpstreamClusterTest, UnknownMethodIsUnimplemented) {
   request.path = "/tipperary.testing.v1.TestService/NoSuchMethod";
   auto record = Run(cluster, std::move(request));
   EXPECT_EQ(record->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(record->result.grpc_status, 12);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kUnimplemented);
 }
 
 TEST_F(UpstreamClusterTest, ServerNotRunningFailsFastWithUnavailable) {
@@ -581,7 +581,7 @@ TEST_F(UpstreamClusterTest, ServerNotRunningFailsFastWithUnavailable) {
   EXPECT_FALSE(record->done);
   ASSERT_TRUE(RunUntil([&] { return record->done; }));
   EXPECT_EQ(record->result.outcome, CallOutcome::kUnavailable);
-  EXPECT_EQ(record->result.grpc_status, 14);
+  EXPECT_EQ(record->result.code, absl::StatusCode::kUnavailable);
   EXPECT_NE(record->result.grpc_message.find(address), std::string::npos)
       << record->result.grpc_message;
   ASSERT_TRUE(RunUntil([&] { return cluster.GetStats().backoff == 1; }));
@@ -600,7 +600,7 @@ TEST_F(UpstreamClusterTest, ReconnectsAfterServerRestart) {
   const std::string address = first->address();
   UpstreamCluster cluster(ioc_, Options(address));
   auto before = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(before->result.grpc_status, 0);
+  EXPECT_EQ(before->result.code, absl::StatusCode::kOk);
 
   first->Stop(std::chrono::system_clock::now());
   first.reset();
@@ -610,7 +610,7 @@ TEST_F(UpstreamClusterTest, ReconnectsAfterServerRestart) {
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE(RunUntil([&] { return cluster.HasReadyConnection(); }));
   auto after = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(after->result.grpc_status, 0) << after->result.grpc_message;
+  EXPECT_EQ(after->result.code, absl::StatusCode::kOk) << after->result.grpc_message;
   EXPECT_GE(cluster.GetStats().connects_total, 2u);
 }
 
@@ -631,7 +631,7 @@ TEST_F(UpstreamClusterTest, GoawayLetsInFlightCallFinish) {
   stopper.join();
   ASSERT_TRUE(finished);
   EXPECT_EQ(slow->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(slow->result.grpc_status, 0) << slow->result.grpc_message;
+  EXPECT_EQ(slow->result.code, absl::StatusCode::kOk) << slow->result.grpc_message;
   ASSERT_EQ(slow->messages.size(), 1u);
   EXPECT_GE(cluster.GetStats().goaways_total, 1u);
   first.reset();
@@ -640,7 +640,7 @@ TEST_F(UpstreamClusterTest, GoawayLetsInFlightCallFinish) {
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE(RunUntil([&] { return cluster.HasReadyConnection(); }));
   auto next = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(next->result.grpc_status, 0) << next->result.grpc_message;
+  EXPECT_EQ(next->result.code, absl::StatusCode::kOk) << next->result.grpc_message;
   EXPECT_GE(cluster.GetStats().connects_total, 2u);
 }
 
@@ -655,7 +655,7 @@ TEST_F(UpstreamClusterTest, UnixSocketEndpoint) {
     UpstreamCluster cluster(ioc_, Options("unix:" + path));
     v1::AllTypes sent = SampleAllTypes();
     auto record = Run(cluster, Request("Echo", sent, 5s));
-    EXPECT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+    EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
     ASSERT_EQ(record->messages.size(), 1u);
     v1::AllTypes received;
     ASSERT_TRUE(received.ParseFromString(record->messages[0]));
@@ -674,7 +674,7 @@ TEST_F(UpstreamClusterTest, KeepalivePingsAreAnswered) {
   cluster.Start();
   ASSERT_TRUE(RunUntil([&] { return cluster.GetStats().pings_sent_total >= 5; }));
   auto record = Run(cluster, Request("Echo", SampleAllTypes()));
-  EXPECT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
   auto stats = cluster.GetStats();
   EXPECT_EQ(stats.keepalive_timeouts_total, 0u);
   EXPECT_EQ(stats.connects_total, 1u);
@@ -689,7 +689,7 @@ TEST_F(UpstreamClusterTest, ServerStreamingDeliversEveryMessage) {
   v1::StreamRequest message;
   message.set_count(25);
   auto record = Run(cluster, Request("StreamThings", message));
-  EXPECT_EQ(record->result.grpc_status, 0) << record->result.grpc_message;
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
   ASSERT_EQ(record->messages.size(), 25u);
   for (size_t i = 0; i < record->messages.size(); ++i) {
     v1::Thing thing;
@@ -700,7 +700,7 @@ TEST_F(UpstreamClusterTest, ServerStreamingDeliversEveryMessage) {
   message.set_count(10);
   message.set_fail_after(3);
   auto failing = Run(cluster, Request("StreamThings", message));
-  EXPECT_EQ(failing->result.grpc_status, 9);
+  EXPECT_EQ(failing->result.code, absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(failing->messages.size(), 3u);
 }
 
@@ -716,7 +716,7 @@ TEST_F(UpstreamClusterTest, ShutdownFinishesInFlightAndRefusesNewCalls) {
   auto refused = Start(cluster, Request("Echo", v1::AllTypes()));
   EXPECT_FALSE(refused->done);
   ASSERT_TRUE(RunUntil([&] { return slow->done && refused->done; }));
-  EXPECT_EQ(slow->result.grpc_status, 0) << slow->result.grpc_message;
+  EXPECT_EQ(slow->result.code, absl::StatusCode::kOk) << slow->result.grpc_message;
   EXPECT_EQ(refused->result.outcome, CallOutcome::kUnavailable);
   ASSERT_TRUE(RunUntil([&] {
     auto stats = cluster.GetStats();

@@ -311,7 +311,7 @@ TEST_F(UpstreamProtocolTest, EchoThroughFakeServer) {
   FakeH2Server server(FakeH2Server::Mode::kEcho);
   auto outcome = Run(server.address(), "payload");
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(outcome->result.grpc_status, 0);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kOk);
   EXPECT_EQ(outcome->result.grpc_message, "all good");
   ASSERT_EQ(outcome->messages.size(), 1u);
   EXPECT_EQ(outcome->messages[0], "payload");
@@ -323,7 +323,7 @@ TEST_F(UpstreamProtocolTest, NonGrpcAnswerMapsHttpStatus) {
   FakeH2Server server(FakeH2Server::Mode::kHttp503);
   auto outcome = Run(server.address(), "payload");
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(outcome->result.grpc_status, 14);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kUnavailable);
   EXPECT_EQ(outcome->result.http_status, 503);
   EXPECT_TRUE(outcome->messages.empty());
   EXPECT_EQ(outcome->headers_calls, 0);
@@ -333,21 +333,21 @@ TEST_F(UpstreamProtocolTest, MissingGrpcStatusIsProtocolError) {
   FakeH2Server server(FakeH2Server::Mode::kNoGrpcStatus);
   auto outcome = Run(server.address(), "payload");
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kProtocolError);
-  EXPECT_EQ(outcome->result.grpc_status, 13);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kInternal);
 }
 
 TEST_F(UpstreamProtocolTest, CompressedMessageIsProtocolError) {
   FakeH2Server server(FakeH2Server::Mode::kCompressed);
   auto outcome = Run(server.address(), "payload");
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kProtocolError);
-  EXPECT_EQ(outcome->result.grpc_status, 13);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kInternal);
   EXPECT_TRUE(outcome->messages.empty());
 }
 
 TEST_F(UpstreamProtocolTest, MessagesSplitAcrossFramesAreReassembled) {
   FakeH2Server server(FakeH2Server::Mode::kSplit);
   auto outcome = Run(server.address(), "payload");
-  EXPECT_EQ(outcome->result.grpc_status, 0);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kOk);
   ASSERT_EQ(outcome->messages.size(), 3u);
   EXPECT_EQ(outcome->messages[0], "first");
   EXPECT_EQ(outcome->messages[1], "");
@@ -358,7 +358,7 @@ TEST_F(UpstreamProtocolTest, TrailersOnlyResponse) {
   FakeH2Server server(FakeH2Server::Mode::kTrailersOnly);
   auto outcome = Run(server.address(), "payload");
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kGrpc);
-  EXPECT_EQ(outcome->result.grpc_status, 7);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(outcome->result.grpc_message, "denied");
   EXPECT_EQ(outcome->headers_calls, 0);
   ASSERT_EQ(outcome->result.trailers.size(), 1u);
@@ -368,7 +368,7 @@ TEST_F(UpstreamProtocolTest, TrailersOnlyResponse) {
 TEST_F(UpstreamProtocolTest, GoawayBeforeProcessingRetriesOnNewConnection) {
   FakeH2Server server(FakeH2Server::Mode::kGoawayFirst);
   auto outcome = Run(server.address(), "payload", 10s);
-  EXPECT_EQ(outcome->result.grpc_status, 0) << outcome->result.grpc_message;
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kOk) << outcome->result.grpc_message;
   ASSERT_EQ(outcome->messages.size(), 1u);
   EXPECT_EQ(server.connections(), 2);
   auto stats = cluster_->GetStats();
@@ -379,7 +379,7 @@ TEST_F(UpstreamProtocolTest, GoawayBeforeProcessingRetriesOnNewConnection) {
 TEST_F(UpstreamProtocolTest, RefusedStreamIsRetried) {
   FakeH2Server server(FakeH2Server::Mode::kRefuseFirst);
   auto outcome = Run(server.address(), "payload");
-  EXPECT_EQ(outcome->result.grpc_status, 0) << outcome->result.grpc_message;
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kOk) << outcome->result.grpc_message;
   EXPECT_EQ(server.requests(), 2);
   EXPECT_EQ(server.connections(), 1);
   EXPECT_EQ(cluster_->GetStats().retries_total, 1u);
@@ -392,7 +392,7 @@ TEST_F(UpstreamProtocolTest, UnansweredPingClosesTheConnection) {
   options.keepalive_timeout = 100ms;
   auto outcome = Run(server.address(), "payload", std::nullopt, &options);
   EXPECT_EQ(outcome->result.outcome, CallOutcome::kUnavailable);
-  EXPECT_EQ(outcome->result.grpc_status, 14);
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kUnavailable);
   EXPECT_NE(outcome->result.grpc_message.find("PING"), std::string::npos)
       << outcome->result.grpc_message;
   EXPECT_GE(cluster_->GetStats().keepalive_timeouts_total, 1u);
@@ -414,7 +414,7 @@ TEST_F(UpstreamProtocolTest, TooManyPingsGoawayDoublesTheKeepaliveInterval) {
   EXPECT_GE(cluster_->GetStats().keepalive_interval_ms, 40u);
   // Still usable: a replacement connection carries the next call.
   auto outcome = Run(server.address(), "after");
-  EXPECT_EQ(outcome->result.grpc_status, 0) << outcome->result.grpc_message;
+  EXPECT_EQ(outcome->result.code, absl::StatusCode::kOk) << outcome->result.grpc_message;
 }
 
 }  // namespace

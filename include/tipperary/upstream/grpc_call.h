@@ -15,13 +15,15 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace tipperary::upstream {
 
 // Lower-case keys; values of "-bin" keys are raw bytes (base64 on the wire).
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 struct GrpcRequest {
-  std::string path;  // ":path", "/package.Service/Method".
+  std::string path;       // ":path", "/package.Service/Method".
   std::string authority;  // ":authority"; empty = the endpoint.
   Metadata metadata;      // Custom metadata; reserved headers (te, content-type, ...) are ours.
   std::string message;    // One serialized protobuf message, unframed.
@@ -30,20 +32,22 @@ struct GrpcRequest {
 
 // Where a call ended. kOk/kGrpc carry the server's status; the others are the client's own.
 enum class CallOutcome {
-  kGrpc,             // The server sent a status (grpc-status), possibly non-zero.
-  kUnavailable,      // No connection could carry the call (connect failed, reset, GOAWAY).
-  kDeadline,         // The timeout expired first; RST_STREAM(CANCEL) was sent.
-  kCancelled,        // Cancel() was called.
-  kProtocolError,    // The server broke the protocol (bad framing, oversized message, ...).
+  kGrpc,           // The server sent a status (grpc-status), possibly non-zero.
+  kUnavailable,    // No connection could carry the call (connect failed, reset, GOAWAY).
+  kDeadline,       // The timeout expired first; RST_STREAM(CANCEL) was sent.
+  kCancelled,      // Cancel() was called.
+  kProtocolError,  // The server broke the protocol (bad framing, oversized message, ...).
 };
 
 struct GrpcResult {
   CallOutcome outcome = CallOutcome::kGrpc;
-  int grpc_status = 0;           // google.rpc.Code; set for every outcome (14, 4, 1, 13...).
-  std::string grpc_message;      // Percent-decoded grpc-message, or our description.
-  std::string status_details;    // Decoded grpc-status-details-bin: a google.rpc.Status.
-  Metadata trailers;             // Trailing metadata without reserved keys.
-  int http_status = 200;         // The upstream :status (for non-gRPC answers).
+  // Set for every outcome (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, INTERNAL...). A code
+  // outside gRPC's 0..16 from the wire reads as UNKNOWN, as gRPC clients do.
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::string grpc_message;    // Percent-decoded grpc-message, or our description.
+  std::string status_details;  // Decoded grpc-status-details-bin: a google.rpc.Status.
+  Metadata trailers;           // Trailing metadata without reserved keys.
+  int http_status = 200;       // The upstream :status (for non-gRPC answers).
 };
 
 struct CallHandlers {

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
+
 namespace tipperary::upstream {
 
 std::string Base64Encode(std::string_view data, bool pad);
@@ -27,10 +29,13 @@ std::string PercentEncode(std::string_view text);
 std::string EncodeGrpcTimeout(std::chrono::nanoseconds timeout);
 
 // https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
-int HttpStatusToGrpcCode(int http_status);
+absl::StatusCode HttpStatusToGrpcCode(int http_status);
 
 // An HTTP/2 RST_STREAM error code as the gRPC code of the call it ended.
-int Http2ErrorToGrpcCode(uint32_t http2_error_code);
+absl::StatusCode Http2ErrorToGrpcCode(uint32_t http2_error_code);
+
+// A grpc-status value from the wire: 0..16, anything else UNKNOWN.
+absl::StatusCode GrpcCodeFromWire(int value);
 
 // Lower-case [0-9a-z_.-]+ and not one the client sets itself (pseudo-headers, content-type, te,
 // grpc-timeout, connection-specific headers, ...).

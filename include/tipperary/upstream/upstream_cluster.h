@@ -22,11 +22,9 @@
 
 #include "tipperary/common/endpoint.h"
 #include "tipperary/upstream/grpc_call.h"
+#include "tipperary/upstream/upstream_client.h"
 
 namespace tipperary::upstream {
-
-// Identifies a call within its cluster; never 0.
-using CallId = uint64_t;
 
 struct UpstreamOptions {
   std::string name;
@@ -43,12 +41,12 @@ struct UpstreamOptions {
   uint64_t max_pending_calls = 10000;         // Calls waiting for a stream; beyond -> UNAVAILABLE.
 };
 
-class UpstreamCluster {
+class UpstreamCluster final : public UpstreamClient {
  public:
   UpstreamCluster(boost::asio::io_context& ioc, UpstreamOptions options);
   // Drops unfinished calls WITHOUT calling their handlers and closes every connection.
   // Must run on the io_context thread (or after the io_context stopped), never from a handler.
-  ~UpstreamCluster();
+  ~UpstreamCluster() override;
 
   UpstreamCluster(const UpstreamCluster&) = delete;
   UpstreamCluster& operator=(const UpstreamCluster&) = delete;
@@ -60,11 +58,11 @@ class UpstreamCluster {
   // On the io_context thread. Handlers run on the same thread, never from inside Call() (an
   // immediate failure is posted). on_headers is not called for trailers-only responses: their
   // metadata goes to GrpcResult::trailers.
-  CallId Call(GrpcRequest request, CallHandlers handlers);
+  CallId Call(GrpcRequest request, CallHandlers handlers) override;
 
   // Sends RST_STREAM(CANCEL) if the call reached a connection; on_done(kCancelled) is posted.
   // Unknown or finished ids are ignored.
-  void Cancel(CallId id);
+  void Cancel(CallId id) override;
 
   // Graceful: fails queued calls, lets in-flight calls finish, then sends GOAWAY and closes.
   // Later calls fail with UNAVAILABLE.

@@ -1,0 +1,425 @@
+#include "proxied_request.h"
+
+#include <algorithm>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "metadata_mapping.h"
+#include "tipperary/common/status_json.h"
+#include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/status_mapping.h"
+#include "tipperary/upstream/grpc_wire.h"
+
+namespace tipperary::proxy {
+namespace {
+
+namespace http = boost::beast::http;
+
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+std::string_view Sv(boost::beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+bool WantsProtobuf(std::string_view accept) {
+  if (accept.empty()) return false;
+  std::string lower = absl::AsciiStrToLower(Sv(accept));
+  return absl::StrContains(lower, "application/x-protobuf") ||
+         absl::StrContains(lower, "application/protobuf") ||
+         absl::StrContains(lower, "application/vnd.google.protobuf");
+}
+
+}  // namespace
+
+std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(
+    RequestEnvironment& env, std::shared_ptr<listener::HttpExchange> http) {
+  auto request = std::make_shared<ProxiedRequest>(env, std::move(http));
+  request->Run();
+  return request;
+}
+
+ProxiedRequest::ProxiedRequest(RequestEnvironment& env,
+                               std::shared_ptr<listener::HttpExchange> http)
+    : env_(env), http_(std::move(http)) {}
+
+void ProxiedRequest::Run() {
+  start_ = env_.Now();
+  routing_ = env_.routing();
+  env_.in_flight().fetch_add(1, std::memory_order_relaxed);
+  const listener::HttpRequest& req = http_->request();
+  bytes_in_ = req.body().size();
+  std::string_view target = Sv(req.target());
+  size_t qpos = target.find('?');
+  path_ = target.substr(0, qpos);
+  query_ = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
+  pretty_ = !query_.empty() && transcoder::Transcoder::WantsPretty(query_);
+  request_id_ = RequestIdFor(req);
+
+  if (std::optional<ProxyError> error = Route()) {
+    Fail(*error);
+    return;
+  }
+  state_ = State::kRouted;
+  upstream::GrpcRequest grpc_request;
+  if (std::optional<ProxyError> error = Decode(&grpc_request)) {
+    Fail(*error);
+    return;
+  }
+  Call(std::move(grpc_request));
+}
+
+std::optional<ProxyError> ProxiedRequest::Route() {
+  const listener::HttpRequest& req = http_->request();
+  auto unmatched = [this](absl::StatusCode code, std::string message, int http_status = 0) {
+    stats_ = env_.StatsFor(nullptr);
+    stats_->in_flight().Increment();
+    return ProxyError::Make(code, std::move(message), http_status);
+  };
+  if (!routing_) {
+    return unmatched(absl::StatusCode::kUnavailable,
+                     "the proxy has no schema yet: waiting for descriptors from upstream");
+  }
+  if (!transcoder::IsValidPercentEncoding(path_)) {
+    return unmatched(absl::StatusCode::kInvalidArgument,
+                     "malformed percent-encoding in the request path");
+  }
+  // HEAD is GET without the body (RFC 9110 §9.3.2); the listener drops the body.
+  const std::string_view method =
+      req.method() == http::verb::head ? std::string_view("GET") : Sv(req.method_string());
+  transcoder::RouteTable::MatchResult match = routing_->routes->Match(method, path_);
+  if (match.status != transcoder::RouteTable::MatchStatus::kOk) {
+    const std::string shown_path(path_.substr(0, 256));
+    if (match.status == transcoder::RouteTable::MatchStatus::kMethodNotAllowed) {
+      ProxyError error = unmatched(
+          absl::StatusCode::kUnimplemented,
+          absl::StrCat("method ", Sv(Sv(req.method_string())), " is not allowed on ", shown_path),
+          405);
+      std::vector<std::string> allowed = match.allowed_methods;
+      if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end()) {
+        allowed.push_back("HEAD");
+      }
+      error.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+      return error;
+    }
+    return unmatched(absl::StatusCode::kNotFound,
+                     absl::StrCat("no route for ", Sv(Sv(req.method_string())), " ", shown_path));
+  }
+  route_ = match.route;
+  bindings_ = std::move(match.bindings);
+  stats_ = env_.StatsFor(route_);
+  stats_->in_flight().Increment();
+
+  const config::ProxyConfig& config = env_.config();
+  const uint32_t max_in_flight = config.limits.max_in_flight_requests;
+  if (max_in_flight > 0 &&
+      env_.in_flight().load(std::memory_order_relaxed) > static_cast<int64_t>(max_in_flight)) {
+    return ProxyError::Make(absl::StatusCode::kUnavailable,
+                            absl::StrCat("more than ", max_in_flight,
+                                         " requests in flight (limits.max_in_flight_requests)"));
+  }
+  upstream_ = routing_->UpstreamFor(*route_);
+  if (upstream_ < 0) {
+    return ProxyError::Make(
+        absl::StatusCode::kUnimplemented,
+        absl::StrCat("no upstream serves ", route_->method->service()->full_name()));
+  }
+  const uint32_t max_params = config.limits.max_query_params;
+  if (transcoder::CountQueryParams(query_) > max_params) {
+    return ProxyError::Make(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("more than ", max_params, " query parameters (limits.max_query_params)"), 414);
+  }
+  if (!req.body().empty()) {
+    // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON".
+    std::string_view encoding = Sv(req[http::field::content_encoding]);
+    if (!encoding.empty() && !absl::EqualsIgnoreCase(Sv(encoding), "identity")) {
+      ProxyError error = ProxyError::Make(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("Content-Encoding \"", Sv(encoding.substr(0, 64)), "\" is not supported"),
+          415);
+      error.headers.emplace_back("Accept-Encoding", "identity");
+      return error;
+    }
+    std::string_view content_type = Sv(req[http::field::content_type]);
+    if (transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kUnsupported) {
+      return ProxyError::Make(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("Content-Type \"", Sv(content_type.substr(0, 100)),
+                       "\" is not supported: send ", transcoder::AcceptedMediaTypes(*route_)),
+          415);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request) {
+  const listener::HttpRequest& req = http_->request();
+  const config::ProxyConfig& config = env_.config();
+  std::string_view content_type = Sv(req[http::field::content_type]);
+  format_ = WantsProtobuf(Sv(req[http::field::accept])) ? transcoder::ResponseFormat::kProtobuf
+                                                        : transcoder::ResponseFormat::kJson;
+  absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
+      *route_, bindings_, query_, req.body(), transcoder::BodyFormatFor(*route_, content_type),
+      content_type);
+  if (!message.ok()) return ProxyError::FromStatus(message.status());
+
+  // Deadline: the route's (or the default), tightened by the client's Grpc-Timeout, capped.
+  std::chrono::nanoseconds timeout = route_->timeout.value_or(config.timeouts.upstream_default);
+  std::string_view grpc_timeout = Sv(req["Grpc-Timeout"]);
+  if (!grpc_timeout.empty()) {
+    std::chrono::nanoseconds client_timeout;
+    if (!ParseGrpcTimeout(grpc_timeout, &client_timeout)) {
+      return ProxyError::Make(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("bad Grpc-Timeout header \"", Sv(grpc_timeout.substr(0, 32)), "\""));
+    }
+    timeout = std::min(timeout, client_timeout);
+  }
+  timeout = std::min(timeout, std::chrono::nanoseconds(config.timeouts.max_upstream));
+
+  request->path = route_->grpc_path;
+  request->metadata = BuildUpstreamMetadata(req, http_->peer_address(), request_id_);
+  // Request trailers never merge into the headers; only the configured ones go upstream.
+  for (const std::string& name : config.metadata.forward_request_trailers) {
+    auto [begin, end] = http_->trailers().equal_range(name);
+    for (auto it = begin; it != end; ++it) {
+      request->metadata.emplace_back(name, std::string(it->value()));
+    }
+  }
+  request->message = std::move(*message);
+  request->timeout = timeout;
+  return std::nullopt;
+}
+
+void ProxiedRequest::Call(upstream::GrpcRequest request) {
+  state_ = State::kCalling;
+  upstream_start_ = env_.Now();
+  upstream::CallHandlers handlers;
+  // The handlers hold the request alive until on_done, which always runs.
+  auto self = shared_from_this();
+  handlers.on_headers = [self](const upstream::Metadata& headers) { self->OnHeaders(headers); };
+  handlers.on_message = [self](std::string message) { self->OnMessage(std::move(message)); };
+  handlers.on_done = [self](upstream::GrpcResult result) { self->OnDone(std::move(result)); };
+  upstream::UpstreamClient& client = env_.upstream(upstream_);
+  call_id_ = client.Call(std::move(request), std::move(handlers));
+  std::weak_ptr<ProxiedRequest> weak = self;
+  http_->SetCancelHandler([weak, &client] {
+    if (auto locked = weak.lock()) client.Cancel(locked->call_id_);
+  });
+}
+
+void ProxiedRequest::OnHeaders(const upstream::Metadata& headers) {
+  if (state_ == State::kDone) return;
+  response_headers_ = headers;
+}
+
+void ProxiedRequest::OnMessage(std::string message) {
+  if (state_ == State::kDone) return;
+  ++messages_;
+  if (!route_->server_streaming) {
+    if (messages_ == 1) message_ = std::move(message);
+    return;
+  }
+  if (stream_error_) return;  // Already failed: the rest is not sent.
+  absl::StatusOr<std::string> chunk =
+      routing_->transcoder->BuildStreamChunk(*route_, message, format_, pretty_);
+  if (!chunk.ok()) {
+    // Never skip a message silently: end the stream with this error instead.
+    stream_error_ = ProxyError::Make(
+        absl::StatusCode::kInternal,
+        absl::StrCat("cannot transcode stream message ", messages_, ": ", chunk.status().message()),
+        502);
+    env_.upstream(upstream_).Cancel(call_id_);
+    return;
+  }
+  if (state_ != State::kStreaming) {
+    state_ = State::kStreaming;
+    listener::HttpResponse head{http::status::ok, http_->request().version()};
+    head.set(http::field::content_type,
+             routing_->transcoder->StreamContentType(*route_, format_, message));
+    AddResponseHeaders(head);
+    http_->BeginStream(std::move(head));
+  }
+  bytes_out_ += chunk->size();
+  http_->SendChunk(std::move(*chunk));
+}
+
+void ProxiedRequest::OnDone(upstream::GrpcResult result) {
+  env_.RecordUpstream(upstream_, result.code,
+                      std::chrono::duration<double>(env_.Now() - upstream_start_).count());
+  if (state_ == State::kDone) return;
+  if (stream_error_) {
+    result.outcome = upstream::CallOutcome::kProtocolError;
+    result.code = stream_error_->code;
+    result.grpc_message = stream_error_->message;
+    result.status_details.clear();
+  }
+  grpc_code_ = result.code;
+  if (state_ == State::kStreaming) {
+    EndStream(result);
+    return;
+  }
+  if (result.code != absl::StatusCode::kOk ||
+      result.outcome == upstream::CallOutcome::kProtocolError) {
+    Fail(stream_error_ ? *stream_error_ : ProxyError::FromUpstream(result), &result.trailers);
+    return;
+  }
+  if (route_->server_streaming) {
+    // A stream that ended with no message: a 200 with no messages (and, for binary protobuf,
+    // its status frame).
+    listener::HttpResponse res{http::status::ok, http_->request().version()};
+    res.set(http::field::content_type,
+            routing_->transcoder->StreamContentType(*route_, format_, ""));
+    res.body() = routing_->transcoder->BuildStreamEnd(*route_, format_, 0, "", "");
+    Finish(std::move(res), &result.trailers, "");
+    return;
+  }
+  RespondUnary(result);
+}
+
+void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
+  // The stream's end, in-band (a JSON error line, or the protobuf status frame) and as
+  // trailers for the clients that read them.
+  std::string end = routing_->transcoder->BuildStreamEnd(
+      *route_, format_, static_cast<int>(result.code), result.grpc_message, result.status_details);
+  if (!end.empty()) {
+    bytes_out_ += end.size();
+    http_->SendChunk(std::move(end));
+  }
+  listener::HttpFields trailers;
+  trailers.insert("Grpc-Status", absl::StrCat(static_cast<int>(result.code)));
+  if (!result.grpc_message.empty()) {
+    trailers.insert("Grpc-Message", upstream::PercentEncode(result.grpc_message));
+  }
+  AppendMetadataFields(result.trailers, "Grpc-Trailer-", trailers);
+  state_ = State::kDone;
+  Record(200);
+  http_->EndStream(std::move(trailers));
+}
+
+void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
+  if (messages_ != 1) {
+    Fail(ProxyError::Make(
+             absl::StatusCode::kInternal,
+             absl::StrCat("upstream sent ", messages_, " messages for a unary call; expected 1"),
+             502),
+         &result.trailers);
+    return;
+  }
+  absl::StatusOr<transcoder::HttpBodyOut> out =
+      routing_->transcoder->BuildResponseBody(*route_, message_, format_, pretty_);
+  if (!out.ok()) {
+    Fail(ProxyError::Make(absl::StatusCode::kInternal,
+                          absl::StrCat("cannot transcode the response: ", out.status().message()),
+                          502),
+         &result.trailers);
+    return;
+  }
+  listener::HttpResponse res{http::status::ok, http_->request().version()};
+  res.set(http::field::content_type, out->content_type);
+  res.body() = std::move(out->body);
+  Finish(std::move(res), &result.trailers, "");
+}
+
+void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* trailers) {
+  listener::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
+                             http_->request().version()};
+  res.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : error.headers) res.set(name, value);
+  res.body() = routing_
+                   ? routing_->transcoder->StatusJson(static_cast<int>(error.code), error.message,
+                                                      error.details_bin, pretty_)
+                   : common::StatusJson(error.code, error.message);
+  if (!grpc_code_) grpc_code_ = error.code;
+  Finish(std::move(res), trailers, error.details_bin);
+}
+
+void ProxiedRequest::Finish(listener::HttpResponse response, const upstream::Metadata* trailers,
+                            std::string_view details_bin) {
+  if (state_ == State::kDone) return;
+  state_ = State::kDone;
+  const int status = response.result_int();
+  bytes_out_ += response.body().size();
+  if (status == 429 || status == 503) {
+    // RFC 9110 §10.2.3: when to come back. The upstream's own hint wins.
+    response.set(http::field::retry_after, absl::StrCat(RetryAfterSeconds(trailers, details_bin)));
+  }
+  // Accounted before the response can reach the client: a client that sends its next
+  // request on reading this one must find this one's in-flight slot free.
+  Record(status);
+  AddResponseHeaders(response);
+  const bool has_trailers = trailers != nullptr && !trailers->empty();
+  if (has_trailers && http_->request().version() >= 11 && !http_->cancelled()) {
+    // Trailing metadata travels as HTTP/1.1 trailers of a chunked response.
+    listener::HttpFields fields;
+    AppendMetadataFields(*trailers, "Grpc-Trailer-", fields);
+    std::vector<absl::string_view> names;
+    for (const auto& field : fields) names.push_back(Sv(Sv(field.name_string())));
+    response.set(http::field::trailer, absl::StrJoin(names, ", "));
+    std::string body = std::move(response.body());
+    response.body().clear();
+    http_->BeginStream(std::move(response));
+    if (!body.empty()) http_->SendChunk(std::move(body));
+    http_->EndStream(std::move(fields));
+    return;
+  }
+  http_->Respond(std::move(response));
+}
+
+void ProxiedRequest::AddResponseHeaders(listener::HttpResponse& response) const {
+  response.set("X-Request-Id", request_id_);
+  AppendMetadataFields(response_headers_, "Grpc-Metadata-", response);
+}
+
+int64_t ProxiedRequest::RetryAfterSeconds(const upstream::Metadata* trailers,
+                                          std::string_view details_bin) const {
+  // The upstream's hint: a google.rpc.RetryInfo detail, or retry-after metadata in seconds.
+  if (auto delay = transcoder::RetryDelayFromStatusDetails(details_bin)) return delay->count();
+  if (trailers != nullptr) {
+    for (const auto& [key, value] : *trailers) {
+      int64_t seconds = 0;
+      if (key == "retry-after" && absl::SimpleAtoi(value, &seconds) && seconds >= 0) {
+        return seconds;
+      }
+    }
+  }
+  auto configured = std::chrono::ceil<std::chrono::seconds>(env_.config().timeouts.retry_after);
+  return std::max<int64_t>(0, configured.count());
+}
+
+void ProxiedRequest::Record(int http_status) {
+  if (!stats_) {
+    stats_ = env_.StatsFor(nullptr);
+    stats_->in_flight().Increment();
+  }
+  const Clock::time_point now = env_.Now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  stats_->Requests(http_status).Increment();
+  stats_->duration().Observe(elapsed);
+  stats_->in_flight().Decrement();
+  stats_->request_bytes().Increment(static_cast<double>(bytes_in_));
+  stats_->response_bytes().Increment(static_cast<double>(bytes_out_));
+  env_.in_flight().fetch_sub(1, std::memory_order_relaxed);
+  AccessLog* log = env_.access_log();
+  if (log == nullptr || !log->Sample()) return;
+  const listener::HttpRequest& req = http_->request();
+  AccessLogEntry e;
+  e.request_id = request_id_;
+  e.peer = http_->peer_address();
+  e.method = std::string(Sv(req.method_string()));
+  e.path = std::string(path_);
+  e.route = stats_->label();
+  e.http_status = http_status;
+  e.grpc_status = grpc_code_ ? static_cast<int>(*grpc_code_) : -1;
+  e.duration_ms = elapsed * 1000.0;
+  if (upstream_start_ != Clock::time_point{}) {
+    e.upstream_ms = std::chrono::duration<double, std::milli>(now - upstream_start_).count();
+  }
+  e.bytes_in = bytes_in_;
+  e.bytes_out = bytes_out_;
+  log->Write(e);
+}
+
+}  // namespace tipperary::proxy

@@ -1,0 +1,45 @@
+// What one proxied request needs from the event loop that runs it, as an interface: the
+// EventLoop is the real one; tests of ProxiedRequest pass a fake (a fake upstream, a fake clock,
+// a real metrics registry) and drive the request through every path without a socket.
+//
+//   class FakeEnvironment : public RequestEnvironment { ... };
+//   FakeEnvironment env;
+//   auto request = ProxiedRequest::Start(env, std::make_shared<FakeHttpExchange>(...));
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "access_log.h"
+#include "route_stats.h"
+#include "routing.h"
+#include "tipperary/config/proxy_config.h"
+#include "tipperary/upstream/upstream_client.h"
+
+namespace tipperary::proxy {
+
+class RequestEnvironment {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  virtual ~RequestEnvironment() = default;
+
+  virtual const config::ProxyConfig& config() const = 0;
+  // The current schema generation (null until one is loaded). A request keeps the one it
+  // started with for its whole life.
+  virtual std::shared_ptr<const Routing> routing() const = 0;
+  // The client of config().upstreams[index].
+  virtual upstream::UpstreamClient& upstream(int index) = 0;
+  // The route's stats (nullptr: "unmatched"); held by the request until it is recorded.
+  virtual std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) = 0;
+  // One finished upstream call, for the upstream's metrics.
+  virtual void RecordUpstream(int index, absl::StatusCode code, double seconds) = 0;
+  virtual Clock::time_point Now() const = 0;
+  virtual AccessLog* access_log() const = 0;  // Null when off.
+  // Requests being handled by the whole proxy (limits.max_in_flight_requests).
+  virtual std::atomic<int64_t>& in_flight() = 0;
+};
+
+}  // namespace tipperary::proxy
