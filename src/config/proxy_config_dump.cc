@@ -93,6 +93,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
     Emit(out, "connections_per_thread", upstream.connections_per_thread);
     EmitSize(out, "max_response_bytes", upstream.max_response_bytes);
     EmitSize(out, "initial_window_size", upstream.initial_window_size);
+    EmitKey(out, "health_check");
+    out << YAML::BeginMap;
+    EmitDuration(out, "interval", upstream.health_check.interval);
+    EmitDuration(out, "timeout", upstream.health_check.timeout);
+    EmitString(out, "service", upstream.health_check.service);
+    out << YAML::EndMap;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

@@ -130,7 +130,8 @@ const std::vector<std::string>& UpstreamKeys() {
                                                                "max_concurrent_streams",
                                                                "connections_per_thread",
                                                                "max_response_bytes",
-                                                               "initial_window_size"};
+                                                               "initial_window_size",
+                                                               "health_check"};
   return *keys;
 }
 
@@ -406,6 +407,12 @@ absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
   uint64_t window = out->initial_window_size;
   TIPPERARY_RETURN_IF_ERROR(map.ReadSize("initial_window_size", &window, 65535, kMaxInt31));
   out->initial_window_size = static_cast<uint32_t>(window);
+  if (std::optional<YamlValue> health = map.Find("health_check")) {
+    TIPPERARY_ASSIGN_OR_RETURN(YamlMap hc, health->AsMap({"interval", "timeout", "service"}));
+    TIPPERARY_RETURN_IF_ERROR(hc.ReadDuration("interval", &out->health_check.interval));
+    TIPPERARY_RETURN_IF_ERROR(hc.ReadDuration("timeout", &out->health_check.timeout, kPositive));
+    TIPPERARY_RETURN_IF_ERROR(hc.ReadString("service", &out->health_check.service));
+  }
   return absl::OkStatus();
 }
 

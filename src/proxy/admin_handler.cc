@@ -14,10 +14,13 @@ namespace http = boost::beast::http;
 std::string AdminHandler::NotReadyReason() const {
   if (shared_.draining.load()) return "draining";
   if (!shared_.schema_loaded.load()) return "no schema loaded yet";
-  for (const auto& loop : loops_) {
-    if (loop->AnyUpstreamReady()) return "";
+  bool connected = false;
+  for (const auto& loop : loops_) connected = connected || loop->AnyUpstreamReady();
+  if (!connected) return "no upstream connection is ready";
+  if (health_ != nullptr && !health_->AnyServing()) {
+    return "no upstream is serving: " + health_->Describe();
   }
-  return "no upstream connection is ready";
+  return "";
 }
 
 void AdminHandler::Handle(std::shared_ptr<listener::HttpExchange> ex) {

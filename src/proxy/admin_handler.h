@@ -9,6 +9,7 @@
 
 #include "event_loop.h"
 #include "shared_state.h"
+#include "upstream_health.h"
 #include "tipperary/autoscaling/signal_sampler.h"
 #include "tipperary/listener/http_exchange.h"
 
@@ -18,9 +19,11 @@ class AdminHandler {
  public:
   // `home` is the loop the admin listener runs on (its routing is read there).
   // `signals` may be null (then /autoscaling is 404); it must outlive the handler.
+  // `health` may be null (no active health checking); it must outlive the handler.
   AdminHandler(SharedState& shared, const std::vector<std::unique_ptr<EventLoop>>& loops,
-               EventLoop& home, const autoscaling::SignalSampler* signals)
-      : shared_(shared), loops_(loops), home_(home), signals_(signals) {}
+               EventLoop& home, const autoscaling::SignalSampler* signals,
+               const UpstreamHealth* health)
+      : shared_(shared), loops_(loops), home_(home), signals_(signals), health_(health) {}
 
   void Handle(std::shared_ptr<listener::HttpExchange> exchange);
 
@@ -32,6 +35,7 @@ class AdminHandler {
   const std::vector<std::unique_ptr<EventLoop>>& loops_;
   EventLoop& home_;
   const autoscaling::SignalSampler* signals_;
+  const UpstreamHealth* health_;
 };
 
 }  // namespace tipperary::proxy

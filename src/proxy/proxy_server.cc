@@ -25,6 +25,9 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyCo
 }
 
 ProxyServer::~ProxyServer() {
+  if (health_) {
+    boost::asio::post(loops_[0]->io_context(), [health = health_] { health->Stop(); });
+  }
   for (auto& loop : loops_) loop->Stop();
   for (auto& loop : loops_) loop->Join();
   // After the loops: the admin handler reads the sampler until its loop stops.
@@ -132,7 +135,9 @@ absl::Status ProxyServer::CreateListeners() {
   admin_options.name = "admin";
   admin_options.endpoint = *admin_endpoint;
   admin_options.server_header = "tipperary-proxy-admin";
-  admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler());
+  health_ = UpstreamHealth::Create(*loops_[0], shared_->config);
+  admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler(),
+                                          health_.get());
   AdminHandler* admin = admin_.get();
   auto l = listener::HttpListener::Create(
       loops_[0]->io_context(), admin_options,
@@ -265,6 +270,7 @@ int ProxyServer::Run() {
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
   for (auto& loop : loops_) loop->Start();
+  boost::asio::post(loops_[0]->io_context(), [health = health_] { health->Start(); });
   if (!reflection_upstreams_.empty()) {
     boost::asio::post(loops_[0]->io_context(), [this] { FetchReflection(0, file_sets_); });
   }

@@ -15,6 +15,7 @@
 #include "autoscaling_runtime.h"
 #include "event_loop.h"
 #include "shared_state.h"
+#include "upstream_health.h"
 
 namespace tipperary::proxy {
 
@@ -38,6 +39,7 @@ class ProxyServer {
   std::unique_ptr<SharedState> shared_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::unique_ptr<AutoscalingRuntime> autoscaling_;
+  std::shared_ptr<UpstreamHealth> health_;
   std::unique_ptr<AdminHandler> admin_;
   std::vector<google::protobuf::FileDescriptorSet> file_sets_;
   std::vector<std::string> reflection_upstreams_;

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "test_service_impl.h"
 #include "tipperary/common/endpoint.h"
@@ -26,16 +27,19 @@ constexpr int kMaxMessageBytes = 64 << 20;
 
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
-    "                              [--shutdown-grace-ms MS]\n"
+    "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
     "Serves tipperary.testing.v1.TestService, gRPC health and server reflection.\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
-    "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n";
+    "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
+    "  --not-serving-ms          gRPC health answers NOT_SERVING for this long after start (a\n"
+    "                            worker loading its model), then SERVING (default 0)\n";
 
 struct Options {
   std::string address = "127.0.0.1:0";
   int max_concurrent_streams = 0;
   int shutdown_grace_ms = 5000;
+  int not_serving_ms = 0;
 };
 
 bool ParseInt(const char* text, int& out) {
@@ -69,6 +73,9 @@ int ParseArgs(int argc, char** argv, Options& options) {
     } else if (arg == "--shutdown-grace-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.shutdown_grace_ms);
+    } else if (arg == "--not-serving-ms") {
+      value = next();
+      ok = value != nullptr && ParseInt(value, options.not_serving_ms);
     }
     if (!ok) {
       std::cerr << "tipperary-test-backend: bad argument '" << arg << "'\n" << kUsage;
@@ -136,6 +143,18 @@ int main(int argc, char** argv) {
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
 
+  std::thread serving;
+  if (options.not_serving_ms > 0) {
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus(false);
+    serving = std::thread([health, ms = options.not_serving_ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      health->SetServingStatus(true);
+      std::fputs("{\"msg\":\"serving\"}\n", stderr);
+      std::fflush(stderr);
+    });
+  }
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   TIPPERARY_LOG(kInfo, "shutting down", {{"signal", signal_number == SIGTERM ? "TERM" : "INT"}});
@@ -143,6 +162,7 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(options.shutdown_grace_ms));
   server->Wait();
+  if (serving.joinable()) serving.join();
   TIPPERARY_LOG(kInfo, "stopped");
   return 0;
 }

@@ -422,7 +422,8 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
       "6:5: unknown key \"conect_timeout\" in upstreams[0] (known: name, endpoints, services, "
       "connect_timeout, keepalive_interval, keepalive_timeout, reconnect_backoff_initial, "
       "reconnect_backoff_max, max_concurrent_streams, connections_per_thread, "
-      "max_response_bytes, initial_window_size); did you mean \"connect_timeout\"?");
+      "max_response_bytes, initial_window_size, health_check); did you mean "
+      "\"connect_timeout\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [{reflect: worker}]\n")),
             "6:16: unknown key \"reflect\" in descriptors[0] (known: reflection); did you mean "
             "\"reflection\"?");
@@ -464,6 +465,19 @@ TEST_F(ProxyConfigLoaderTest, FramingLimitsAndTheConnectionBuffer) {
             "be at least 131076 to hold a whole head, chunk line or trailer section");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {retry_after: 2h}\n")),
             "6:25: timeouts.retry_after: 2h is out of range (must be at most 1h)");
+}
+
+TEST_F(ProxyConfigLoaderTest, UpstreamHealthCheck) {
+  ProxyConfig config = LoadOk(kMinimal);
+  EXPECT_EQ(config.upstreams[0].health_check.interval, std::chrono::seconds(1));
+  EXPECT_EQ(config.upstreams[0].health_check.service, "");
+  config = LoadOk(absl::StrCat(
+      kMinimal, "    health_check: {interval: 0, timeout: 250ms, service: pkg.Svc}\n"));
+  EXPECT_EQ(config.upstreams[0].health_check.interval, std::chrono::seconds(0));
+  EXPECT_EQ(config.upstreams[0].health_check.timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(config.upstreams[0].health_check.service, "pkg.Svc");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    health_check: {timeout: 0}\n")),
+            "6:29: upstreams[0].health_check.timeout: 0 is out of range (must be > 0)");
 }
 
 TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {

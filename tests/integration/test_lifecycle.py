@@ -223,3 +223,20 @@ def test_max_concurrent_streams_from_server_settings(tmp_path, procs):
     for call in calls:
         r = call.result()
         assert r.status_code == 200, r.text
+
+
+def test_not_ready_while_the_upstream_is_not_serving(tmp_path, procs):
+    """A worker that answers reflection but still loads its model says NOT_SERVING: the
+    proxy's /readyz follows its gRPC health, so nothing routes traffic to it too early."""
+    backend = start_backend(extra=["--not-serving-ms", "3000"])
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address), tmp_path, wait_ready=False)
+    procs.append(proxy)
+    wait_until(lambda: "NOT_SERVING" in proxy.admin_get("/readyz").text, timeout=10,
+               message="/readyz to name the upstream's NOT_SERVING")
+    r = proxy.admin_get("/readyz")
+    assert r.status_code == 503
+    assert "upstream backend" in r.json()["message"]
+    backend.proc.wait_for_json(lambda l: l.get("msg") == "serving", timeout=10)
+    proxy.wait_ready(timeout=10)
+    assert proxy.post("/v1/echo", {"fString": "ok"}).status_code == 200

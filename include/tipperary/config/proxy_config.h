@@ -40,6 +40,15 @@ struct DescriptorSource {
   std::string reflection_upstream;  // Set for {reflection: NAME}.
 };
 
+// Active health checking of an upstream with grpc.health.v1.Health/Check: the proxy is ready
+// only while at least one upstream answers SERVING (a worker still loading its model answers
+// NOT_SERVING). An upstream without the health service (UNIMPLEMENTED) counts as serving.
+struct HealthCheckConfig {
+  Duration interval = std::chrono::seconds(1);  // 0 = off (the upstream always counts).
+  Duration timeout = std::chrono::seconds(1);   // Per check.
+  std::string service;  // The service name asked about; "" = the server as a whole.
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<std::string> endpoints;  // "host:port" or "unix:/path".
@@ -53,6 +62,7 @@ struct UpstreamConfig {
   uint32_t connections_per_thread = 1;        // More connections once streams are exhausted.
   uint64_t max_response_bytes = 64ull << 20;  // Largest gRPC message accepted from upstream.
   uint32_t initial_window_size = 1u << 20;    // HTTP/2 stream flow-control window.
+  HealthCheckConfig health_check;
 };
 
 // A route for a method that has no google.api.http annotation, or one that overrides it.
