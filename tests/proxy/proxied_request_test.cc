@@ -1,0 +1,616 @@
+// ProxiedRequest driven without sockets: a fake HTTP exchange, a fake upstream the test answers
+// by hand, a fake clock, and the real schema, transcoder and metrics registry. Every way out of
+// the state machine is here: each error status, deadlines, metadata, streams, cancellation and
+// a schema swap under a request in flight.
+#include "proxied_request.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <optional>
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "tipperary/metrics/registry.h"
+#include "tipperary/testing/v1/test_service.pb.h"
+#include "tipperary/transcoder/schema.h"
+
+namespace tipperary::proxy {
+namespace {
+
+namespace http = boost::beast::http;
+namespace v1 = tipperary::testing::v1;
+using ::testing::HasSubstr;
+using State = ProxiedRequest::State;
+
+// ---- Fakes ----
+
+class FakeHttpExchange : public listener::HttpExchange {
+ public:
+  explicit FakeHttpExchange(listener::HttpRequest request) : request_(std::move(request)) {}
+
+  const listener::HttpRequest& request() const override { return request_; }
+  const listener::HttpFields& trailers() const override { return trailers_; }
+  const std::string& peer_address() const override { return peer_; }
+  bool is_tls() const override { return false; }
+  const std::string& peer_certificate_subject() const override { return subject_; }
+
+  void Respond(listener::HttpResponse response) override {
+    if (cancelled_) return;
+    ASSERT_FALSE(response_) << "answered twice";
+    response_ = std::move(response);
+    complete_ = true;
+  }
+  void BeginStream(listener::HttpResponse header) override {
+    if (cancelled_) return;
+    ASSERT_FALSE(response_) << "answered twice";
+    response_ = std::move(header);
+    streamed_ = true;
+  }
+  void SendChunk(std::string data) override {
+    if (cancelled_) return;
+    ASSERT_TRUE(streamed_);
+    ASSERT_FALSE(complete_);
+    body_ += data;
+    ++chunks_;
+  }
+  void EndStream(listener::HttpFields trailers) override {
+    if (cancelled_) return;
+    ASSERT_TRUE(streamed_);
+    ASSERT_FALSE(complete_);
+    response_trailers_ = std::move(trailers);
+    complete_ = true;
+  }
+  void SetCancelHandler(std::function<void()> on_cancel) override { on_cancel_ = on_cancel; }
+  bool cancelled() const override { return cancelled_; }
+
+  // The client goes away.
+  void Cancel() {
+    cancelled_ = true;
+    if (on_cancel_) on_cancel_();
+  }
+
+  unsigned status() const { return response_ ? response_->result_int() : 0; }
+  std::string header(std::string_view name) const {
+    return response_ ? std::string((*response_)[name]) : "";
+  }
+  // The whole body: a whole response's or the stream's chunks.
+  std::string body() const { return streamed_ ? body_ : (response_ ? response_->body() : ""); }
+  bool complete() const { return complete_; }
+  bool streamed() const { return streamed_; }
+  int chunks() const { return chunks_; }
+  std::string trailer(std::string_view name) const {
+    return std::string(response_trailers_[name]);
+  }
+
+  listener::HttpFields trailers_;
+  std::string peer_ = "10.1.2.3";
+
+ private:
+  listener::HttpRequest request_;
+  std::string subject_;
+  std::optional<listener::HttpResponse> response_;
+  std::string body_;
+  listener::HttpFields response_trailers_;
+  bool streamed_ = false;
+  bool complete_ = false;
+  bool cancelled_ = false;
+  int chunks_ = 0;
+  std::function<void()> on_cancel_;
+};
+
+// Records calls; the test answers them through Call(i).
+class FakeUpstream : public upstream::UpstreamClient {
+ public:
+  struct Pending {
+    upstream::GrpcRequest request;
+    upstream::CallHandlers handlers;
+    bool cancelled = false;
+  };
+
+  upstream::CallId Call(upstream::GrpcRequest request, upstream::CallHandlers handlers) override {
+    calls_.push_back({std::move(request), std::move(handlers)});
+    return calls_.size();
+  }
+  void Cancel(upstream::CallId id) override {
+    ASSERT_GE(id, 1u);
+    calls_[id - 1].cancelled = true;
+  }
+
+  size_t size() const { return calls_.size(); }
+  Pending& call(size_t i) { return calls_.at(i); }
+  const std::string& metadata(size_t i, std::string_view key) {
+    static const std::string none = "<none>";
+    for (const auto& [k, v] : calls_.at(i).request.metadata) {
+      if (k == key) return v;
+    }
+    return none;
+  }
+
+  // Answers call i: initial metadata, messages, then the status.
+  void Answer(size_t i, std::vector<std::string> messages, upstream::GrpcResult result,
+              upstream::Metadata headers = {}) {
+    Pending& p = calls_.at(i);
+    if (p.handlers.on_headers) p.handlers.on_headers(headers);
+    for (std::string& m : messages) p.handlers.on_message(std::move(m));
+    p.handlers.on_done(std::move(result));
+  }
+
+ private:
+  std::deque<Pending> calls_;
+};
+
+class FakeEnvironment : public RequestEnvironment {
+ public:
+  FakeEnvironment() : stats_(ProxyStats::Register(registry_)), cache_(stats_) {
+    config_.upstreams.push_back(config::UpstreamConfig{});
+    config_.upstreams[0].name = "backend";
+    config_.transcoding.allow_grpc_method_paths = true;
+    SetSchema();
+  }
+
+  void SetSchema() {
+    auto set = transcoder::ReadDescriptorSetFile(TIPPERARY_TEST_DESCRIPTOR_SET);
+    ASSERT_TRUE(set.ok()) << set.status();
+    auto routing = BuildRouting(config_, {*set});
+    ASSERT_TRUE(routing.ok()) << routing.status();
+    cache_.Clear();
+    routing_ = *routing;
+  }
+  void ClearSchema() { routing_ = nullptr; }
+
+  const config::ProxyConfig& config() const override { return config_; }
+  std::shared_ptr<const Routing> routing() const override { return routing_; }
+  upstream::UpstreamClient& upstream(int index) override {
+    EXPECT_EQ(index, 0);
+    return upstream_;
+  }
+  std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) override {
+    return cache_.For(route);
+  }
+  void RecordUpstream(int, absl::StatusCode code, double) override { upstream_codes_.push_back(code); }
+  Clock::time_point Now() const override { return now_; }
+  AccessLog* access_log() const override { return nullptr; }
+  std::atomic<int64_t>& in_flight() override { return in_flight_; }
+
+  // "name{labels} value" lines of the exposition for a metric name prefix.
+  std::string Metric(std::string_view prefix) const {
+    std::string out;
+    std::string text = registry_.Serialize();
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t eol = text.find('\n', pos);
+      std::string line = text.substr(pos, eol - pos);
+      if (line.rfind(prefix, 0) == 0) out += line + "\n";
+      pos = eol == std::string::npos ? text.size() : eol + 1;
+    }
+    return out;
+  }
+
+  config::ProxyConfig config_;
+  FakeUpstream upstream_;
+  Clock::time_point now_ = Clock::time_point(std::chrono::seconds(1000));
+  std::atomic<int64_t> in_flight_{0};
+  std::vector<absl::StatusCode> upstream_codes_;
+
+ private:
+  metrics::Registry registry_;
+  ProxyStats stats_;
+  RouteStatsCache cache_;
+  std::shared_ptr<const Routing> routing_;
+};
+
+listener::HttpRequest Request(http::verb method, std::string target, std::string body = "",
+                              std::vector<std::pair<std::string, std::string>> headers = {}) {
+  listener::HttpRequest req{method, target, 11};
+  req.set(http::field::host, "proxy.test");
+  for (auto& [name, value] : headers) req.insert(name, value);
+  if (!body.empty() && req.count(http::field::content_type) == 0) {
+    req.set(http::field::content_type, "application/json");
+  }
+  req.body() = std::move(body);
+  return req;
+}
+
+upstream::GrpcResult Ok() { return upstream::GrpcResult{}; }
+
+upstream::GrpcResult Status(absl::StatusCode code, std::string message) {
+  upstream::GrpcResult r;
+  r.code = code;
+  r.grpc_message = std::move(message);
+  return r;
+}
+
+class ProxiedRequestTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<FakeHttpExchange> Start(listener::HttpRequest req) {
+    http_ = std::make_shared<FakeHttpExchange>(std::move(req));
+    request_ = ProxiedRequest::Start(env_, http_);
+    return http_;
+  }
+
+  FakeEnvironment env_;
+  std::shared_ptr<FakeHttpExchange> http_;
+  std::shared_ptr<ProxiedRequest> request_;
+};
+
+// ---- The unary path ----
+
+TEST_F(ProxiedRequestTest, UnaryCallFromJsonToJson) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", R"({"fString":"hi","fInt32":7})",
+                            {{"X-Request-Id", "rid-1"}, {"Grpc-Metadata-Tenant", "acme"}}));
+  EXPECT_EQ(request_->state(), State::kCalling);
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  EXPECT_EQ(call.request.path, "/tipperary.testing.v1.TestService/Echo");
+  v1::AllTypes sent;
+  ASSERT_TRUE(sent.ParseFromString(call.request.message));
+  EXPECT_EQ(sent.f_string(), "hi");
+  EXPECT_EQ(sent.f_int32(), 7);
+  EXPECT_EQ(env_.upstream_.metadata(0, "x-request-id"), "rid-1");
+  EXPECT_EQ(env_.upstream_.metadata(0, "tenant"), "acme");
+  EXPECT_EQ(env_.upstream_.metadata(0, "x-forwarded-for"), "10.1.2.3");
+  EXPECT_EQ(env_.in_flight_.load(), 1);
+  EXPECT_FALSE(http->complete());
+
+  v1::AllTypes reply;
+  reply.set_f_string("back");
+  env_.now_ += std::chrono::milliseconds(250);
+  env_.upstream_.Answer(0, {reply.SerializeAsString()}, Ok(), {{"x-resp", "r"}});
+  EXPECT_EQ(request_->state(), State::kDone);
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->body(), R"({"fString":"back"})");
+  EXPECT_EQ(http->header("Content-Type"), "application/json");
+  EXPECT_EQ(http->header("X-Request-Id"), "rid-1");
+  EXPECT_EQ(http->header("Grpc-Metadata-x-resp"), "r");
+  EXPECT_EQ(env_.in_flight_.load(), 0);
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"),
+              HasSubstr(R"({code="200",method="POST",route="POST /v1/echo"} 1)"));
+  EXPECT_THAT(env_.Metric("tipperary_http_request_duration_seconds_sum"),
+              HasSubstr(R"(route="POST /v1/echo"} 0.25)"));
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_in_flight"),
+              HasSubstr(R"(route="POST /v1/echo"} 0)"));
+  EXPECT_EQ(env_.upstream_codes_, std::vector<absl::StatusCode>{absl::StatusCode::kOk});
+}
+
+TEST_F(ProxiedRequestTest, BinaryProtobufBothWays) {
+  v1::AllTypes sent;
+  sent.set_f_int64(42);
+  auto http = Start(Request(http::verb::post, "/v1/echo", sent.SerializeAsString(),
+                            {{"Content-Type", "application/x-protobuf"},
+                             {"Accept", "application/x-protobuf"}}));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  EXPECT_EQ(env_.upstream_.call(0).request.message, sent.SerializeAsString());
+  env_.upstream_.Answer(0, {sent.SerializeAsString()}, Ok());
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->header("Content-Type"), "application/x-protobuf");
+  EXPECT_EQ(http->body(), sent.SerializeAsString());
+}
+
+TEST_F(ProxiedRequestTest, PathVariablesAndQueryParameters) {
+  Start(Request(http::verb::get, "/v1/echo/abc?fInt32=5&rInt64=1&rInt64=2"));
+  v1::AllTypes sent;
+  ASSERT_TRUE(sent.ParseFromString(env_.upstream_.call(0).request.message));
+  EXPECT_EQ(sent.f_string(), "abc");
+  EXPECT_EQ(sent.f_int32(), 5);
+  EXPECT_EQ(sent.r_int64_size(), 2);
+}
+
+TEST_F(ProxiedRequestTest, HeadIsGetWithoutTheBody) {
+  auto http = Start(Request(http::verb::head, "/v1/echo/abc"));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  EXPECT_EQ(env_.upstream_.call(0).request.path, "/tipperary.testing.v1.TestService/Echo");
+}
+
+TEST_F(ProxiedRequestTest, ForwardedTrailersOnlyWhenNamed) {
+  env_.config_.metadata.forward_request_trailers = {"x-trace"};
+  auto req = Request(http::verb::post, "/v1/echo", "{}");
+  http_ = std::make_shared<FakeHttpExchange>(std::move(req));
+  http_->trailers_.insert("X-Trace", "t1");
+  http_->trailers_.insert("Authorization", "smuggled");
+  request_ = ProxiedRequest::Start(env_, http_);
+  EXPECT_EQ(env_.upstream_.metadata(0, "x-trace"), "t1");
+  EXPECT_EQ(env_.upstream_.metadata(0, "authorization"), "<none>");
+}
+
+// ---- Deadlines ----
+
+TEST_F(ProxiedRequestTest, DeadlineIsTheRoutesTightenedByGrpcTimeoutAndCapped) {
+  env_.config_.timeouts.upstream_default = std::chrono::seconds(30);
+  env_.config_.timeouts.max_upstream = std::chrono::seconds(60);
+  Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(env_.upstream_.call(0).request.timeout, std::chrono::seconds(30));
+  Start(Request(http::verb::post, "/v1/echo", "{}", {{"Grpc-Timeout", "1500m"}}));
+  EXPECT_EQ(env_.upstream_.call(1).request.timeout, std::chrono::milliseconds(1500));
+  Start(Request(http::verb::post, "/v1/echo", "{}", {{"Grpc-Timeout", "2H"}}));
+  EXPECT_EQ(env_.upstream_.call(2).request.timeout, std::chrono::seconds(30));
+  env_.config_.timeouts.upstream_default = std::chrono::hours(1);
+  Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(env_.upstream_.call(3).request.timeout, std::chrono::seconds(60));
+}
+
+TEST_F(ProxiedRequestTest, BadGrpcTimeoutIs400WithoutACall) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Grpc-Timeout", "soon"}}));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_THAT(http->body(), HasSubstr("bad Grpc-Timeout header"));
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+}
+
+TEST_F(ProxiedRequestTest, UpstreamDeadlineIs504) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  upstream::GrpcResult r = Status(absl::StatusCode::kDeadlineExceeded, "deadline of 1s exceeded");
+  r.outcome = upstream::CallOutcome::kDeadline;
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 504u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("code":4,"message":"deadline of 1s exceeded")"));
+}
+
+// ---- Errors the proxy finds itself ----
+
+TEST_F(ProxiedRequestTest, NoSchemaYetIs503WithRetryAfter) {
+  env_.ClearSchema();
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(http->status(), 503u);
+  EXPECT_EQ(http->header("Retry-After"), "1");
+  EXPECT_THAT(http->body(), HasSubstr("no schema yet"));
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"),
+              HasSubstr(R"({code="503",method="-",route="unmatched"} 1)"));
+  EXPECT_EQ(env_.in_flight_.load(), 0);
+}
+
+TEST_F(ProxiedRequestTest, NotFoundAndMethodNotAllowed) {
+  auto http = Start(Request(http::verb::get, "/v1/nothing/here"));
+  EXPECT_EQ(http->status(), 404u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("code":5,"message":"no route for GET /v1/nothing/here")"));
+  http = Start(Request(http::verb::delete_, "/v1/echo/x"));
+  EXPECT_EQ(http->status(), 405u);
+  EXPECT_THAT(http->header("Allow"), HasSubstr("GET"));
+  EXPECT_THAT(http->header("Allow"), HasSubstr("HEAD"));
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+}
+
+TEST_F(ProxiedRequestTest, MalformedPercentEncodingIs400) {
+  auto http = Start(Request(http::verb::get, "/v1/echo/%zz"));
+  EXPECT_EQ(http->status(), 400u);
+}
+
+TEST_F(ProxiedRequestTest, InFlightLimitIs503NamingItsKey) {
+  env_.config_.limits.max_in_flight_requests = 1;
+  Start(Request(http::verb::post, "/v1/echo", "{}"));
+  auto first = http_;
+  auto second = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(second->status(), 503u);
+  EXPECT_THAT(second->body(), HasSubstr("limits.max_in_flight_requests"));
+  EXPECT_EQ(second->header("Retry-After"), "1");
+  // The first one's answer frees its slot before it reaches the client.
+  env_.upstream_.Answer(0, {"\x72\x01x"}, Ok());
+  EXPECT_EQ(env_.in_flight_.load(), 0);
+  auto third = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(env_.upstream_.size(), 2u);
+}
+
+TEST_F(ProxiedRequestTest, TooManyQueryParametersIs414) {
+  env_.config_.limits.max_query_params = 2;
+  auto http = Start(Request(http::verb::get, "/v1/echo/x?fInt32=1&fInt64=2&fBool=true"));
+  EXPECT_EQ(http->status(), 414u);
+  EXPECT_THAT(http->body(), HasSubstr("limits.max_query_params"));
+}
+
+TEST_F(ProxiedRequestTest, UndecodableBodiesAre415) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "<x/>", {{"Content-Type", "text/xml"}}));
+  EXPECT_EQ(http->status(), 415u);
+  EXPECT_THAT(http->body(), Not(HasSubstr("<x/>")));
+  http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Content-Encoding", "br"}}));
+  EXPECT_EQ(http->status(), 415u);
+  EXPECT_EQ(http->header("Accept-Encoding"), "identity");
+}
+
+TEST_F(ProxiedRequestTest, InvalidJsonIs400NamingTheProblem) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", R"({"fInt32":"seven"})"));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("code":3)"));
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+}
+
+// ---- Errors from upstream ----
+
+TEST_F(ProxiedRequestTest, UpstreamStatusesMapOneTable) {
+  const std::pair<absl::StatusCode, unsigned> cases[] = {
+      {absl::StatusCode::kNotFound, 404},          {absl::StatusCode::kPermissionDenied, 403},
+      {absl::StatusCode::kUnauthenticated, 401},   {absl::StatusCode::kResourceExhausted, 429},
+      {absl::StatusCode::kFailedPrecondition, 400}, {absl::StatusCode::kAborted, 409},
+      {absl::StatusCode::kUnimplemented, 501},     {absl::StatusCode::kInternal, 500},
+      {absl::StatusCode::kUnavailable, 503},       {absl::StatusCode::kCancelled, 499},
+  };
+  size_t i = 0;
+  for (const auto& [code, status] : cases) {
+    auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+    env_.upstream_.Answer(i++, {}, Status(code, "why"));
+    EXPECT_EQ(http->status(), status) << absl::StatusCodeToString(code);
+    EXPECT_THAT(http->body(), HasSubstr(absl::StrCat(R"({"code":)", static_cast<int>(code),
+                                                     R"(,"message":"why")")));
+  }
+}
+
+TEST_F(ProxiedRequestTest, ErrorDetailsAreRenderedAndRetryInfoSetsRetryAfter) {
+  google::rpc::Status details;
+  details.set_code(8);
+  details.set_message("slow down");
+  google::rpc::RetryInfo retry;
+  retry.mutable_retry_delay()->set_seconds(3);
+  retry.mutable_retry_delay()->set_nanos(1);
+  details.add_details()->PackFrom(retry);
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  upstream::GrpcResult r = Status(absl::StatusCode::kResourceExhausted, "slow down");
+  r.status_details = details.SerializeAsString();
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 429u);
+  EXPECT_EQ(http->header("Retry-After"), "4");
+  EXPECT_THAT(http->body(), HasSubstr("type.googleapis.com/google.rpc.RetryInfo"));
+}
+
+TEST_F(ProxiedRequestTest, RetryAfterMetadataAndTrailersOnErrors) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  upstream::GrpcResult r = Status(absl::StatusCode::kUnavailable, "restarting");
+  r.trailers = {{"retry-after", "9"}, {"x-why", "deploy"}};
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 503u);
+  EXPECT_EQ(http->header("Retry-After"), "9");
+  // Trailing metadata as HTTP/1.1 trailers.
+  EXPECT_TRUE(http->streamed());
+  EXPECT_EQ(http->trailer("Grpc-Trailer-x-why"), "deploy");
+  EXPECT_THAT(http->body(), HasSubstr("restarting"));
+}
+
+TEST_F(ProxiedRequestTest, UpstreamProtocolErrorsAre502) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  upstream::GrpcResult r = Status(absl::StatusCode::kResourceExhausted,
+                                  "upstream response message of 9 bytes exceeds the limit");
+  r.outcome = upstream::CallOutcome::kProtocolError;
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 502u);
+  EXPECT_EQ(http->header("Retry-After"), "");
+}
+
+TEST_F(ProxiedRequestTest, UnaryWithoutExactlyOneMessageIs502) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  env_.upstream_.Answer(0, {}, Ok());
+  EXPECT_EQ(http->status(), 502u);
+  EXPECT_THAT(http->body(), HasSubstr("upstream sent 0 messages"));
+  http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  env_.upstream_.Answer(1, {"", ""}, Ok());
+  EXPECT_EQ(http->status(), 502u);
+}
+
+TEST_F(ProxiedRequestTest, UnparsableResponseIs502) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  env_.upstream_.Answer(0, {"\xff\xff\xff"}, Ok());
+  EXPECT_EQ(http->status(), 502u);
+  EXPECT_THAT(http->body(), HasSubstr("cannot transcode the response"));
+}
+
+// ---- Server streams ----
+
+std::string ThingBytes(const std::string& name) {
+  v1::Thing thing;
+  thing.set_name(name);
+  return thing.SerializeAsString();
+}
+
+TEST_F(ProxiedRequestTest, StreamSendsEachMessageAsItComes) {
+  auto http = Start(Request(http::verb::get, "/v1/stream?count=2"));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.handlers.on_message(ThingBytes("a"));
+  EXPECT_EQ(request_->state(), State::kStreaming);
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->chunks(), 1);
+  call.handlers.on_message(ThingBytes("b"));
+  EXPECT_EQ(http->chunks(), 2);
+  call.handlers.on_done(Ok());
+  EXPECT_TRUE(http->complete());
+  EXPECT_EQ(http->body(), "{\"result\":{\"name\":\"a\"}}\n{\"result\":{\"name\":\"b\"}}\n");
+  EXPECT_EQ(http->trailer("Grpc-Status"), "0");
+  EXPECT_EQ(env_.in_flight_.load(), 0);
+}
+
+TEST_F(ProxiedRequestTest, StreamErrorAfterMessagesIsTheLastLineAndTrailers) {
+  auto http = Start(Request(http::verb::get, "/v1/stream"));
+  env_.upstream_.Answer(0, {ThingBytes("a")},
+                        Status(absl::StatusCode::kFailedPrecondition, "stop\r\nnow"));
+  EXPECT_THAT(http->body(),
+              HasSubstr("{\"error\":{\"code\":9,\"message\":\"stop\\r\\nnow\",\"details\":[]}}\n"));
+  EXPECT_EQ(http->trailer("Grpc-Status"), "9");
+  EXPECT_EQ(http->trailer("Grpc-Message"), "stop%0D%0Anow");
+}
+
+TEST_F(ProxiedRequestTest, BinaryStreamEndsWithAStatusFrame) {
+  auto http = Start(Request(http::verb::get, "/v1/stream", "",
+                            {{"Accept", "application/x-protobuf"}}));
+  env_.upstream_.Answer(0, {ThingBytes("a")}, Status(absl::StatusCode::kAborted, "x"));
+  EXPECT_EQ(http->header("Content-Type"), transcoder::kProtobufStreamContentType);
+  std::string body = http->body();
+  // Frame 1: StreamFrame{message}; frame 2: StreamFrame{status}.
+  ASSERT_GT(body.size(), 4u);
+  EXPECT_EQ(body[1], '\x0a');
+  size_t second = 1 + static_cast<unsigned char>(body[0]);
+  ASSERT_LT(second + 1, body.size());
+  EXPECT_EQ(body[second + 1], '\x12');
+}
+
+TEST_F(ProxiedRequestTest, EmptyStreamIsA200WithNothingInIt) {
+  auto http = Start(Request(http::verb::get, "/v1/stream"));
+  env_.upstream_.Answer(0, {}, Ok());
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->body(), "");
+  EXPECT_FALSE(http->streamed());
+}
+
+TEST_F(ProxiedRequestTest, StreamErrorBeforeTheFirstMessageIsAnErrorResponse) {
+  auto http = Start(Request(http::verb::get, "/v1/stream"));
+  env_.upstream_.Answer(0, {}, Status(absl::StatusCode::kNotFound, "gone"));
+  EXPECT_EQ(http->status(), 404u);
+  EXPECT_FALSE(http->streamed());
+}
+
+TEST_F(ProxiedRequestTest, AMessageThatCannotBeTranscodedEndsTheStreamInsteadOfVanishing) {
+  auto http = Start(Request(http::verb::get, "/v1/stream"));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.handlers.on_message(ThingBytes("a"));
+  call.handlers.on_message("\xff\xff\xff");
+  EXPECT_TRUE(call.cancelled);
+  call.handlers.on_message(ThingBytes("c"));  // Raced the cancel: not sent.
+  upstream::GrpcResult cancelled = Status(absl::StatusCode::kCancelled, "cancelled");
+  cancelled.outcome = upstream::CallOutcome::kCancelled;
+  call.handlers.on_done(cancelled);
+  EXPECT_THAT(http->body(), HasSubstr("cannot transcode stream message 2"));
+  EXPECT_THAT(http->body(), Not(HasSubstr("\"c\"")));
+  EXPECT_EQ(http->trailer("Grpc-Status"), "13");
+}
+
+// ---- Cancellation ----
+
+TEST_F(ProxiedRequestTest, ClientGoneCancelsTheCallAndNothingIsSent) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  http->Cancel();
+  EXPECT_TRUE(env_.upstream_.call(0).cancelled);
+  upstream::GrpcResult r = Status(absl::StatusCode::kCancelled, "call cancelled by the client");
+  r.outcome = upstream::CallOutcome::kCancelled;
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 0u);
+  EXPECT_EQ(request_->state(), State::kDone);
+  EXPECT_EQ(env_.in_flight_.load(), 0);
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"), HasSubstr(R"({code="499",method="POST",route="POST /v1/echo"} 1)"));
+}
+
+TEST_F(ProxiedRequestTest, ARequestHoldsItselfUntilItsCallEnds) {
+  std::weak_ptr<ProxiedRequest> weak;
+  {
+    auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+    weak = request_;
+    request_.reset();
+    EXPECT_FALSE(weak.expired());  // The call's handlers hold it.
+    env_.upstream_.Answer(0, {"\x72\x01x"}, Ok());
+  }
+  env_.upstream_.call(0).handlers = {};  // A real client drops them after on_done.
+  EXPECT_TRUE(weak.expired());
+}
+
+// ---- A schema swap under a request in flight ----
+
+TEST_F(ProxiedRequestTest, SchemaSwapKeepsTheRequestsSchemaAndStats) {
+  auto http = Start(Request(http::verb::get, "/v1/stream"));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.handlers.on_message(ThingBytes("a"));
+  env_.SetSchema();  // New routes, stats cache cleared: the old ones must live on.
+  call.handlers.on_message(ThingBytes("b"));
+  call.handlers.on_done(Ok());
+  EXPECT_EQ(http->body(), "{\"result\":{\"name\":\"a\"}}\n{\"result\":{\"name\":\"b\"}}\n");
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"),
+              HasSubstr(R"({code="200",method="GET",route="GET /v1/stream"} 1)"));
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_in_flight"),
+              HasSubstr(R"(route="GET /v1/stream"} 0)"));
+}
+
+}  // namespace
+}  // namespace tipperary::proxy
