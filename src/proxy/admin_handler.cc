@@ -23,11 +23,11 @@ std::string AdminHandler::NotReadyReason() const {
   return "";
 }
 
-void AdminHandler::Handle(std::shared_ptr<listener::HttpExchange> ex) {
-  const listener::HttpRequest& req = ex->request();
+void AdminHandler::Handle(std::shared_ptr<http1::HttpExchange> ex) {
+  const http1::HttpRequest& req = ex->request();
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
-  listener::HttpResponse res{http::status::ok, req.version()};
+  http1::HttpResponse res{http::status::ok, req.version()};
   res.set(http::field::cache_control, "no-store");
   if (req.method() != http::verb::get && req.method() != http::verb::head) {
     res.result(http::status::method_not_allowed);

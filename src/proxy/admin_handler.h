@@ -1,7 +1,7 @@
 // The admin port: /healthz, /readyz, /metrics, /config, /routes and /autoscaling.
 //
 //   AdminHandler admin(shared, loops);
-//   listener::RequestHandler fn = [&admin](auto ex) { admin.Handle(std::move(ex)); };
+//   http1::RequestHandler fn = [&admin](auto ex) { admin.Handle(std::move(ex)); };
 #pragma once
 
 #include <memory>
@@ -11,7 +11,7 @@
 #include "shared_state.h"
 #include "upstream_health.h"
 #include "tipperary/autoscaling/signal_sampler.h"
-#include "tipperary/listener/http_exchange.h"
+#include "tipperary/http1/http_exchange.h"
 
 namespace tipperary::proxy {
 
@@ -25,7 +25,7 @@ class AdminHandler {
                const UpstreamHealth* health)
       : shared_(shared), loops_(loops), home_(home), signals_(signals), health_(health) {}
 
-  void Handle(std::shared_ptr<listener::HttpExchange> exchange);
+  void Handle(std::shared_ptr<http1::HttpExchange> exchange);
 
   // The reason the proxy is not ready, or empty when it is.
   std::string NotReadyReason() const;

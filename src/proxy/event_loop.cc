@@ -46,7 +46,7 @@ void EventLoop::CreateUpstreams() {
   snapshots_.push_back(std::make_unique<Snapshot>());  // Listeners.
 }
 
-void EventLoop::AddListener(std::unique_ptr<listener::HttpListener> listener) {
+void EventLoop::AddListener(std::unique_ptr<http1::HttpListener> listener) {
   listeners_.push_back(std::move(listener));
 }
 

@@ -17,7 +17,7 @@
 #include "route_stats.h"
 #include "routing.h"
 #include "shared_state.h"
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/counter.h"
 #include "tipperary/metrics/gauge.h"
 #include "tipperary/metrics/histogram.h"
@@ -37,7 +37,7 @@ class EventLoop final : public RequestEnvironment {
 
   // Setup, before Start(): one cluster per configured upstream, in config order.
   void CreateUpstreams();
-  void AddListener(std::unique_ptr<listener::HttpListener> listener);
+  void AddListener(std::unique_ptr<http1::HttpListener> listener);
 
   // Starts the thread (or, with run_here, runs on the caller's thread until Stop).
   void Start();
@@ -85,7 +85,7 @@ class EventLoop final : public RequestEnvironment {
   boost::asio::io_context ioc_{1};
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<upstream::UpstreamCluster>> clusters_;
-  std::vector<std::unique_ptr<listener::HttpListener>> listeners_;
+  std::vector<std::unique_ptr<http1::HttpListener>> listeners_;
   std::shared_ptr<const Routing> routing_;
   RouteStatsCache route_stats_;
   std::vector<std::vector<metrics::Counter*>> upstream_requests_;  // [upstream][grpc code]

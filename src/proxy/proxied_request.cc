@@ -34,21 +34,21 @@ bool WantsProtobuf(std::string_view accept) {
 }  // namespace
 
 std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(
-    RequestEnvironment& env, std::shared_ptr<listener::HttpExchange> http) {
+    RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http) {
   auto request = std::make_shared<ProxiedRequest>(env, std::move(http));
   request->Run();
   return request;
 }
 
 ProxiedRequest::ProxiedRequest(RequestEnvironment& env,
-                               std::shared_ptr<listener::HttpExchange> http)
+                               std::shared_ptr<http1::HttpExchange> http)
     : env_(env), http_(std::move(http)) {}
 
 void ProxiedRequest::Run() {
   start_ = env_.Now();
   routing_ = env_.routing();
   env_.in_flight().fetch_add(1, std::memory_order_relaxed);
-  const listener::HttpRequest& req = http_->request();
+  const http1::HttpRequest& req = http_->request();
   bytes_in_ = req.body().size();
   std::string_view target = Sv(req.target());
   size_t qpos = target.find('?');
@@ -71,7 +71,7 @@ void ProxiedRequest::Run() {
 }
 
 std::optional<ProxyError> ProxiedRequest::Route() {
-  const listener::HttpRequest& req = http_->request();
+  const http1::HttpRequest& req = http_->request();
   auto unmatched = [this](absl::StatusCode code, std::string message, int http_status = 0) {
     stats_ = env_.StatsFor(nullptr);
     stats_->in_flight().Increment();
@@ -155,7 +155,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
 }
 
 std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request) {
-  const listener::HttpRequest& req = http_->request();
+  const http1::HttpRequest& req = http_->request();
   const config::ProxyConfig& config = env_.config();
   std::string_view content_type = Sv(req[http::field::content_type]);
   format_ = WantsProtobuf(Sv(req[http::field::accept])) ? transcoder::ResponseFormat::kProtobuf
@@ -236,7 +236,7 @@ void ProxiedRequest::OnMessage(std::string message) {
   }
   if (state_ != State::kStreaming) {
     state_ = State::kStreaming;
-    listener::HttpResponse head{http::status::ok, http_->request().version()};
+    http1::HttpResponse head{http::status::ok, http_->request().version()};
     head.set(http::field::content_type,
              routing_->transcoder->StreamContentType(*route_, format_, message));
     AddResponseHeaders(head);
@@ -269,7 +269,7 @@ void ProxiedRequest::OnDone(upstream::GrpcResult result) {
   if (route_->server_streaming) {
     // A stream that ended with no message: a 200 with no messages (and, for binary protobuf,
     // its status frame).
-    listener::HttpResponse res{http::status::ok, http_->request().version()};
+    http1::HttpResponse res{http::status::ok, http_->request().version()};
     res.set(http::field::content_type,
             routing_->transcoder->StreamContentType(*route_, format_, ""));
     res.body() = routing_->transcoder->BuildStreamEnd(*route_, format_, 0, "", "");
@@ -288,7 +288,7 @@ void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
     bytes_out_ += end.size();
     http_->SendChunk(std::move(end));
   }
-  listener::HttpFields trailers;
+  http1::HttpFields trailers;
   trailers.insert("Grpc-Status", absl::StrCat(static_cast<int>(result.code)));
   if (!result.grpc_message.empty()) {
     trailers.insert("Grpc-Message", upstream::PercentEncode(result.grpc_message));
@@ -317,14 +317,14 @@ void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
          &result.trailers);
     return;
   }
-  listener::HttpResponse res{http::status::ok, http_->request().version()};
+  http1::HttpResponse res{http::status::ok, http_->request().version()};
   res.set(http::field::content_type, out->content_type);
   res.body() = std::move(out->body);
   Finish(std::move(res), &result.trailers, "");
 }
 
 void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* trailers) {
-  listener::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
+  http1::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
                              http_->request().version()};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : error.headers) res.set(name, value);
@@ -336,7 +336,7 @@ void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* tra
   Finish(std::move(res), trailers, error.details_bin);
 }
 
-void ProxiedRequest::Finish(listener::HttpResponse response, const upstream::Metadata* trailers,
+void ProxiedRequest::Finish(http1::HttpResponse response, const upstream::Metadata* trailers,
                             std::string_view details_bin) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
@@ -353,7 +353,7 @@ void ProxiedRequest::Finish(listener::HttpResponse response, const upstream::Met
   const bool has_trailers = trailers != nullptr && !trailers->empty();
   if (has_trailers && http_->request().version() >= 11 && !http_->cancelled()) {
     // Trailing metadata travels as HTTP/1.1 trailers of a chunked response.
-    listener::HttpFields fields;
+    http1::HttpFields fields;
     AppendMetadataFields(*trailers, "Grpc-Trailer-", fields);
     std::vector<absl::string_view> names;
     for (const auto& field : fields) names.push_back(Sv(Sv(field.name_string())));
@@ -368,7 +368,7 @@ void ProxiedRequest::Finish(listener::HttpResponse response, const upstream::Met
   http_->Respond(std::move(response));
 }
 
-void ProxiedRequest::AddResponseHeaders(listener::HttpResponse& response) const {
+void ProxiedRequest::AddResponseHeaders(http1::HttpResponse& response) const {
   response.set("X-Request-Id", request_id_);
   AppendMetadataFields(response_headers_, "Grpc-Metadata-", response);
 }
@@ -404,7 +404,7 @@ void ProxiedRequest::Record(int http_status) {
   env_.in_flight().fetch_sub(1, std::memory_order_relaxed);
   AccessLog* log = env_.access_log();
   if (log == nullptr || !log->Sample()) return;
-  const listener::HttpRequest& req = http_->request();
+  const http1::HttpRequest& req = http_->request();
   AccessLogEntry e;
   e.request_id = request_id_;
   e.peer = http_->peer_address();

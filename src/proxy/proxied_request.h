@@ -12,7 +12,7 @@
 // Fail() renders them, once.
 //
 //   RequestEnvironment& env = loop;   // or a fake in tests
-//   listener::RequestHandler handler = [&env](std::shared_ptr<listener::HttpExchange> ex) {
+//   http1::RequestHandler handler = [&env](std::shared_ptr<http1::HttpExchange> ex) {
 //     ProxiedRequest::Start(env, std::move(ex));
 //   };
 //
@@ -27,7 +27,7 @@
 
 #include "proxy_error.h"
 #include "request_environment.h"
-#include "tipperary/listener/http_exchange.h"
+#include "tipperary/http1/http_exchange.h"
 #include "tipperary/transcoder/transcoder.h"
 
 namespace tipperary::proxy {
@@ -39,12 +39,12 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   // Handles the exchange; the request keeps itself alive (through the upstream call's
   // handlers) until it is done. The returned pointer is for tests.
   static std::shared_ptr<ProxiedRequest> Start(RequestEnvironment& env,
-                                               std::shared_ptr<listener::HttpExchange> http);
+                                               std::shared_ptr<http1::HttpExchange> http);
 
   State state() const { return state_; }
 
   // Private but for make_shared.
-  ProxiedRequest(RequestEnvironment& env, std::shared_ptr<listener::HttpExchange> http);
+  ProxiedRequest(RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http);
 
  private:
   using Clock = RequestEnvironment::Clock;
@@ -64,14 +64,14 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void Fail(const ProxyError& error, const upstream::Metadata* trailers = nullptr);
   // The one way out for every response: Retry-After, request id, response metadata, trailers;
   // the accounting first, so that a client reading this response finds its slot free.
-  void Finish(listener::HttpResponse response, const upstream::Metadata* trailers,
+  void Finish(http1::HttpResponse response, const upstream::Metadata* trailers,
               std::string_view details_bin);
   void Record(int http_status);
   int64_t RetryAfterSeconds(const upstream::Metadata* trailers, std::string_view details_bin) const;
-  void AddResponseHeaders(listener::HttpResponse& response) const;
+  void AddResponseHeaders(http1::HttpResponse& response) const;
 
   RequestEnvironment& env_;
-  std::shared_ptr<listener::HttpExchange> http_;
+  std::shared_ptr<http1::HttpExchange> http_;
   std::shared_ptr<const Routing> routing_;  // The schema this request started with.
   std::shared_ptr<RouteStats> stats_;
   State state_ = State::kReceived;

@@ -11,7 +11,7 @@
 #include "reflection_client.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "tipperary/transcoder/schema.h"
 
@@ -87,7 +87,7 @@ absl::Status ProxyServer::CreateListeners() {
   for (const config::ListenerConfig& lc : cfg.listeners) {
     auto endpoint = common::ParseEndpoint(lc.address, /*allow_port_zero=*/true);
     if (!endpoint.ok()) return endpoint.status();
-    listener::ListenerOptions options;
+    http1::ListenerOptions options;
     options.name = "http";
     options.endpoint = *endpoint;
     options.limits.max_header_bytes = cfg.limits.max_header_bytes;
@@ -102,14 +102,14 @@ absl::Status ProxyServer::CreateListeners() {
     options.response_write_timeout = cfg.timeouts.response_write;
     std::shared_ptr<boost::asio::ssl::context> tls;
     if (lc.tls) {
-      listener::TlsOptions t;
+      http1::TlsOptions t;
       t.cert_file = lc.tls->cert;
       t.key_file = lc.tls->key;
       t.client_ca_file = lc.tls->client_ca;
       t.require_client_cert = lc.tls->require_client_cert;
       t.min_version = lc.tls->min_version;
       options.tls = t;
-      auto ctx = listener::MakeServerTlsContext(t);
+      auto ctx = http1::MakeServerTlsContext(t);
       if (!ctx.ok()) return ctx.status();
       tls = *ctx;
     }
@@ -117,9 +117,9 @@ absl::Status ProxyServer::CreateListeners() {
     for (size_t i = 0; i < loops_.size(); ++i) {
       options.log_listening = (i == 0);
       EventLoop* loop = loops_[i].get();
-      auto l = listener::HttpListener::Create(
+      auto l = http1::HttpListener::Create(
           loops_[i]->io_context(), options,
-          [loop](std::shared_ptr<listener::HttpExchange> ex) {
+          [loop](std::shared_ptr<http1::HttpExchange> ex) {
             ProxiedRequest::Start(*loop, std::move(ex));
           },
           tls);
@@ -131,7 +131,7 @@ absl::Status ProxyServer::CreateListeners() {
 
   auto admin_endpoint = common::ParseEndpoint(cfg.admin.address, /*allow_port_zero=*/true);
   if (!admin_endpoint.ok()) return admin_endpoint.status();
-  listener::ListenerOptions admin_options;
+  http1::ListenerOptions admin_options;
   admin_options.name = "admin";
   admin_options.endpoint = *admin_endpoint;
   admin_options.server_header = "tipperary-proxy-admin";
@@ -139,9 +139,9 @@ absl::Status ProxyServer::CreateListeners() {
   admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler(),
                                           health_.get());
   AdminHandler* admin = admin_.get();
-  auto l = listener::HttpListener::Create(
+  auto l = http1::HttpListener::Create(
       loops_[0]->io_context(), admin_options,
-      [admin](std::shared_ptr<listener::HttpExchange> ex) { admin->Handle(std::move(ex)); },
+      [admin](std::shared_ptr<http1::HttpExchange> ex) { admin->Handle(std::move(ex)); },
       nullptr);
   if (!l.ok()) return l.status();
   loops_[0]->AddListener(std::move(*l));

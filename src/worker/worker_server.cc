@@ -21,7 +21,7 @@
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
 #include "tipperary/config/units.h"
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "worker_core.h"
 #ifdef TIPPERARY_HAVE_CUDA
@@ -67,7 +67,7 @@ class WorkerServer::Impl {
   std::string admin_address() const { return admin_address_; }
 
  private:
-  void HandleAdmin(std::shared_ptr<listener::HttpExchange> exchange);
+  void HandleAdmin(std::shared_ptr<http1::HttpExchange> exchange);
   // Queue depth and cumulative batch counters, summed over models, for tipperary-proxy's
   // autoscaling signals (which turn them into windowed batch fill) and for operators.
   std::string AutoscalingJson();
@@ -83,7 +83,7 @@ class WorkerServer::Impl {
   boost::asio::io_context admin_ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
       admin_work_;
-  std::unique_ptr<listener::HttpListener> admin_;
+  std::unique_ptr<http1::HttpListener> admin_;
   std::thread admin_thread_;
 
   std::mutex lifecycle_mu_;  // Serialises Start/LoadModels/Shutdown.
@@ -143,12 +143,12 @@ absl::Status WorkerServer::Impl::Start() {
 #endif
   });
 
-  listener::ListenerOptions options;
+  http1::ListenerOptions options;
   options.name = "admin";
   options.endpoint = *admin_endpoint;
   options.server_header = "tipperary-worker";
   options.limits.max_body_bytes = 64 << 10;
-  absl::StatusOr<std::unique_ptr<listener::HttpListener>> admin = listener::HttpListener::Create(
+  absl::StatusOr<std::unique_ptr<http1::HttpListener>> admin = http1::HttpListener::Create(
       admin_ioc_, options, [this](auto ex) { HandleAdmin(std::move(ex)); }, nullptr);
   if (!admin.ok()) {
     server_->Shutdown();
@@ -248,11 +248,11 @@ void WorkerServer::Impl::Shutdown() {
   TIPPERARY_LOG(kInfo, "stopped", {{"exit_code", clean_drain_ ? "0" : "1"}});
 }
 
-void WorkerServer::Impl::HandleAdmin(std::shared_ptr<listener::HttpExchange> ex) {
-  const listener::HttpRequest& req = ex->request();
+void WorkerServer::Impl::HandleAdmin(std::shared_ptr<http1::HttpExchange> ex) {
+  const http1::HttpRequest& req = ex->request();
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
-  listener::HttpResponse res{http::status::ok, req.version()};
+  http1::HttpResponse res{http::status::ok, req.version()};
   res.set(http::field::cache_control, "no-store");
   res.set(http::field::content_type, "application/json");
   if (req.method() != http::verb::get && req.method() != http::verb::head) {

@@ -8,7 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <thread>
 
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 
 namespace tipperary::autoscaling {
 namespace {
@@ -23,13 +23,13 @@ constexpr char kBody[] =
 class WorkerProbeTest : public testing::Test {
  protected:
   void SetUp() override {
-    listener::ListenerOptions options;
+    http1::ListenerOptions options;
     options.name = "worker-admin";
     options.endpoint = *common::ParseEndpoint("127.0.0.1:0", true);
-    auto l = listener::HttpListener::Create(
+    auto l = http1::HttpListener::Create(
         ioc_, options,
-        [this](std::shared_ptr<listener::HttpExchange> ex) {
-          listener::HttpResponse res{status_, ex->request().version()};
+        [this](std::shared_ptr<http1::HttpExchange> ex) {
+          http1::HttpResponse res{status_, ex->request().version()};
           res.body() = ex->request().target() == "/autoscaling" ? body_ : "";
           ex->Respond(std::move(res));
         },
@@ -50,7 +50,7 @@ class WorkerProbeTest : public testing::Test {
   boost::asio::io_context ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       ioc_.get_executor()};
-  std::unique_ptr<listener::HttpListener> listener_;
+  std::unique_ptr<http1::HttpListener> listener_;
   std::thread thread_;
   std::string body_ = kBody;
   http::status status_ = http::status::ok;

@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "tipperary/listener/request_decoder.h"
+#include "tipperary/http1/request_decoder.h"
 
 namespace {
 
-using tipperary::listener::RequestDecoder;
-using tipperary::listener::RequestLimits;
+using tipperary::http1::RequestDecoder;
+using tipperary::http1::RequestLimits;
 
 struct Result {
   std::vector<std::string> requests;  // method target body, per request

@@ -26,23 +26,23 @@ using State = ProxiedRequest::State;
 
 // ---- Fakes ----
 
-class FakeHttpExchange : public listener::HttpExchange {
+class FakeHttpExchange : public http1::HttpExchange {
  public:
-  explicit FakeHttpExchange(listener::HttpRequest request) : request_(std::move(request)) {}
+  explicit FakeHttpExchange(http1::HttpRequest request) : request_(std::move(request)) {}
 
-  const listener::HttpRequest& request() const override { return request_; }
-  const listener::HttpFields& trailers() const override { return trailers_; }
+  const http1::HttpRequest& request() const override { return request_; }
+  const http1::HttpFields& trailers() const override { return trailers_; }
   const std::string& peer_address() const override { return peer_; }
   bool is_tls() const override { return false; }
   const std::string& peer_certificate_subject() const override { return subject_; }
 
-  void Respond(listener::HttpResponse response) override {
+  void Respond(http1::HttpResponse response) override {
     if (cancelled_) return;
     ASSERT_FALSE(response_) << "answered twice";
     response_ = std::move(response);
     complete_ = true;
   }
-  void BeginStream(listener::HttpResponse header) override {
+  void BeginStream(http1::HttpResponse header) override {
     if (cancelled_) return;
     ASSERT_FALSE(response_) << "answered twice";
     response_ = std::move(header);
@@ -55,7 +55,7 @@ class FakeHttpExchange : public listener::HttpExchange {
     body_ += data;
     ++chunks_;
   }
-  void EndStream(listener::HttpFields trailers) override {
+  void EndStream(http1::HttpFields trailers) override {
     if (cancelled_) return;
     ASSERT_TRUE(streamed_);
     ASSERT_FALSE(complete_);
@@ -84,15 +84,15 @@ class FakeHttpExchange : public listener::HttpExchange {
     return std::string(response_trailers_[name]);
   }
 
-  listener::HttpFields trailers_;
+  http1::HttpFields trailers_;
   std::string peer_ = "10.1.2.3";
 
  private:
-  listener::HttpRequest request_;
+  http1::HttpRequest request_;
   std::string subject_;
-  std::optional<listener::HttpResponse> response_;
+  std::optional<http1::HttpResponse> response_;
   std::string body_;
-  listener::HttpFields response_trailers_;
+  http1::HttpFields response_trailers_;
   bool streamed_ = false;
   bool complete_ = false;
   bool cancelled_ = false;
@@ -201,9 +201,9 @@ class FakeEnvironment : public RequestEnvironment {
   std::shared_ptr<const Routing> routing_;
 };
 
-listener::HttpRequest Request(http::verb method, std::string target, std::string body = "",
+http1::HttpRequest Request(http::verb method, std::string target, std::string body = "",
                               std::vector<std::pair<std::string, std::string>> headers = {}) {
-  listener::HttpRequest req{method, target, 11};
+  http1::HttpRequest req{method, target, 11};
   req.set(http::field::host, "proxy.test");
   for (auto& [name, value] : headers) req.insert(name, value);
   if (!body.empty() && req.count(http::field::content_type) == 0) {
@@ -224,7 +224,7 @@ upstream::GrpcResult Status(absl::StatusCode code, std::string message) {
 
 class ProxiedRequestTest : public ::testing::Test {
  protected:
-  std::shared_ptr<FakeHttpExchange> Start(listener::HttpRequest req) {
+  std::shared_ptr<FakeHttpExchange> Start(http1::HttpRequest req) {
     http_ = std::make_shared<FakeHttpExchange>(std::move(req));
     request_ = ProxiedRequest::Start(env_, http_);
     return http_;

@@ -1,4 +1,4 @@
-#include "tipperary/listener/request_decoder.h"
+#include "tipperary/http1/request_decoder.h"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace {
 
 namespace beast = boost::beast;
@@ -439,4 +439,4 @@ RequestHead RequestDecoder::TakeRequest() { return impl_->TakeRequest(); }
 boost::beast::http::fields RequestDecoder::TakeTrailers() { return impl_->TakeTrailers(); }
 const RequestError& RequestDecoder::error() const { return impl_->error(); }
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

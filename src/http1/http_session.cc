@@ -29,9 +29,9 @@
 #include "listener_core.h"
 #include "tipperary/common/log.h"
 #include "tipperary/common/status_json.h"
-#include "tipperary/listener/request_decoder.h"
+#include "tipperary/http1/request_decoder.h"
 
-namespace tipperary::listener::internal {
+namespace tipperary::http1::internal {
 namespace {
 
 namespace beast = boost::beast;
@@ -821,4 +821,4 @@ void StartSession(const std::shared_ptr<ListenerCore>& core, tcp::socket socket)
   }
 }
 
-}  // namespace tipperary::listener::internal
+}  // namespace tipperary::http1::internal

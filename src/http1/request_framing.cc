@@ -1,4 +1,4 @@
-#include "tipperary/listener/request_framing.h"
+#include "tipperary/http1/request_framing.h"
 
 #include <array>
 #include <vector>
@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace {
 
 namespace http = boost::beast::http;
@@ -323,4 +323,4 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
   return std::nullopt;
 }
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

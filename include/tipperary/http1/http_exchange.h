@@ -5,7 +5,7 @@
 // handler answers later, from that same thread, through the exchange; pipelined responses are
 // written in request order whatever order they complete in.
 //
-//   listener::RequestHandler handler = [](std::shared_ptr<HttpExchange> ex) {
+//   http1::RequestHandler handler = [](std::shared_ptr<HttpExchange> ex) {
 //     HttpResponse res{boost::beast::http::status::ok, ex->request().version()};
 //     res.body() = "hello";
 //     ex->Respond(std::move(res));
@@ -19,7 +19,7 @@
 #include <memory>
 #include <string>
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
@@ -57,4 +57,4 @@ class HttpExchange {
 
 using RequestHandler = std::function<void(std::shared_ptr<HttpExchange> exchange)>;
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

@@ -21,7 +21,7 @@
 
 #include "absl/status/status.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 
 // What one request may make a connection hold. Each has a proxy config key (limits.*).
 struct RequestLimits {
@@ -63,4 +63,4 @@ bool IsToken(std::string_view s);
 bool IsValidHost(std::string_view host);  // uri-host [ ":" port ], or empty (RFC 9110 §7.2).
 bool IsValidOriginTarget(std::string_view target);  // absolute-path [ "?" query ], no '#'.
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

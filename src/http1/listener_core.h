@@ -13,10 +13,10 @@
 #include <memory>
 #include <unordered_map>
 
-#include "tipperary/listener/http_exchange.h"
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_exchange.h"
+#include "tipperary/http1/http_listener.h"
 
-namespace tipperary::listener::internal {
+namespace tipperary::http1::internal {
 
 class ExchangeImpl;
 
@@ -79,4 +79,4 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
 // the core and starts it. Defined in http_session.cc.
 void StartSession(const std::shared_ptr<ListenerCore>& core, boost::asio::ip::tcp::socket socket);
 
-}  // namespace tipperary::listener::internal
+}  // namespace tipperary::http1::internal

@@ -6,9 +6,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace {
 
 namespace ssl = boost::asio::ssl;
@@ -110,4 +110,4 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsOpti
   return ctx;
 }
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

@@ -1,7 +1,7 @@
 // RequestDecoder and CheckFraming without sockets: every RFC 9112 framing rule, each limit, and
 // the same input fed whole, one byte at a time and split at every position (a connection sees
 // any split), which must all decode alike.
-#include "tipperary/listener/request_decoder.h"
+#include "tipperary/http1/request_decoder.h"
 
 #include <string>
 #include <vector>
@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace {
 
 using ::testing::HasSubstr;
@@ -440,4 +440,4 @@ TEST(RequestDecoderTest, IncompleteInputIsNeitherAnErrorNorARequest) {
 }
 
 }  // namespace
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

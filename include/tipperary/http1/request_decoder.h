@@ -24,9 +24,9 @@
 #include <memory>
 #include <string_view>
 
-#include "tipperary/listener/request_framing.h"
+#include "tipperary/http1/request_framing.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 
 class RequestDecoder {
  public:
@@ -65,4 +65,4 @@ class RequestDecoder {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

@@ -1,4 +1,4 @@
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 
 #include <sys/socket.h>
 
@@ -13,7 +13,7 @@
 #include "listener_core.h"
 #include "tipperary/common/log.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace internal {
 namespace {
 
@@ -228,4 +228,4 @@ ListenerCounters HttpListener::counters() const {
   return c;
 }
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

@@ -1,6 +1,6 @@
 // HttpListener against real clients: raw TCP sockets for byte-level checks, curl and openssl
 // s_client for realism, and a TLS CA + server/client certificates made with the openssl CLI.
-#include "tipperary/listener/http_listener.h"
+#include "tipperary/http1/http_listener.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,7 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 namespace {
 
 using namespace std::chrono_literals;
@@ -847,4 +847,4 @@ TEST_F(TlsListenerTest, ContextErrorsNameTheFile) {
 }
 
 }  // namespace
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1

@@ -29,8 +29,8 @@
 
 #include "absl/status/statusor.h"
 #include "tipperary/common/endpoint.h"
-#include "tipperary/listener/http_exchange.h"
-#include "tipperary/listener/request_framing.h"
+#include "tipperary/http1/http_exchange.h"
+#include "tipperary/http1/request_framing.h"
 
 namespace boost::asio {
 class io_context;
@@ -39,7 +39,7 @@ class context;
 }  // namespace ssl
 }  // namespace boost::asio
 
-namespace tipperary::listener {
+namespace tipperary::http1 {
 
 struct TlsOptions {
   std::string cert_file;       // PEM certificate chain.
@@ -124,4 +124,4 @@ class HttpListener {
   std::shared_ptr<internal::ListenerCore> core_;
 };
 
-}  // namespace tipperary::listener
+}  // namespace tipperary::http1
