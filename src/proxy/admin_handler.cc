@@ -3,8 +3,8 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "tipperary/common/status_json.h"
 #include "tipperary/config/proxy_config_loader.h"
-#include "tipperary/transcoder/status_mapping.h"
 
 namespace tipperary::proxy {
 namespace {
@@ -23,49 +23,41 @@ std::string AdminHandler::NotReadyReason() const {
   return "";
 }
 
-void AdminHandler::Handle(std::shared_ptr<http1::HttpExchange> ex) {
-  const http1::HttpRequest& req = ex->request();
-  std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  http1::HttpResponse res{http::status::ok, req.version()};
-  res.set(http::field::cache_control, "no-store");
-  if (req.method() != http::verb::get && req.method() != http::verb::head) {
-    res.result(http::status::method_not_allowed);
-    res.set(http::field::allow, "GET, HEAD");
-    res.set(http::field::content_type, "application/json");
-    res.body() = transcoder::MinimalStatusJson(12, "the admin port only serves GET");
-  } else if (path == "/healthz") {
-    res.set(http::field::content_type, "application/json");
-    res.body() = "{\"status\":\"ok\"}\n";
-  } else if (path == "/readyz") {
-    std::string reason = NotReadyReason();
-    res.set(http::field::content_type, "application/json");
-    if (reason.empty()) {
-      res.body() = "{\"status\":\"ready\"}\n";
-    } else {
-      res.result(http::status::service_unavailable);
-      res.body() = transcoder::MinimalStatusJson(14, reason);
-    }
-  } else if (path == "/metrics") {
-    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = shared_.registry.Serialize();
-  } else if (path == "/config") {
-    res.set(http::field::content_type, "application/yaml");
-    res.body() = config::DumpProxyConfig(shared_.config, /*redact_secrets=*/true);
-  } else if (path == "/routes") {
-    res.set(http::field::content_type, "application/json");
-    const auto& routing = home_.routing();
-    res.body() = routing ? routing->routes->DescribeJson() : "[]";
-  } else if (path == "/autoscaling" && signals_ != nullptr) {
-    res.set(http::field::content_type, "application/json");
-    res.body() = autoscaling::SnapshotToJson(signals_->Snapshot());
-  } else {
-    res.result(http::status::not_found);
-    res.set(http::field::content_type, "application/json");
-    res.body() = transcoder::MinimalStatusJson(
-        5, "unknown admin path; try /healthz /readyz /metrics /config /routes /autoscaling");
+void AdminHandler::Handle(std::shared_ptr<http1::HttpExchange> ex) { router_.Handle(ex); }
+
+void AdminHandler::BuildRoutes() {
+  using http1::AdminReply;
+  router_.Add("/healthz", "liveness", [](const http1::HttpRequest&) {
+    return AdminReply{.body = "{\"status\":\"ok\"}\n"};
+  });
+  router_.Add("/readyz", "readiness: schema, an upstream connection, an upstream serving",
+              [this](const http1::HttpRequest&) {
+                std::string reason = NotReadyReason();
+                if (reason.empty()) return AdminReply{.body = "{\"status\":\"ready\"}\n"};
+                return AdminReply{
+                    .status = http::status::service_unavailable,
+                    .body = common::StatusJson(absl::StatusCode::kUnavailable, reason)};
+              });
+  router_.Add("/metrics", "Prometheus metrics", [this](const http1::HttpRequest&) {
+    return AdminReply{.content_type = "text/plain; version=0.0.4; charset=utf-8",
+                      .body = shared_.registry.Serialize()};
+  });
+  router_.Add("/config", "the effective configuration (secrets redacted)",
+              [this](const http1::HttpRequest&) {
+                return AdminReply{
+                    .content_type = "application/yaml",
+                    .body = config::DumpProxyConfig(shared_.config, /*redact_secrets=*/true)};
+              });
+  router_.Add("/routes", "the route table", [this](const http1::HttpRequest&) {
+    std::shared_ptr<const Routing> routing = home_.routing();
+    return AdminReply{.body = routing ? routing->routes->DescribeJson() : "[]"};
+  });
+  if (signals_ != nullptr) {
+    router_.Add("/autoscaling", "the autoscaling signals (KEDA metrics-api)",
+                [this](const http1::HttpRequest&) {
+                  return AdminReply{.body = autoscaling::SnapshotToJson(signals_->Snapshot())};
+                });
   }
-  ex->Respond(std::move(res));
 }
 
 }  // namespace tipperary::proxy

@@ -1,4 +1,5 @@
-// The admin port: /healthz, /readyz, /metrics, /config, /routes and /autoscaling.
+// The proxy's admin port: /healthz, /readyz, /metrics, /config, /routes and /autoscaling, as a
+// table of handlers (http1::AdminRouter, shared with the worker's admin port).
 //
 //   AdminHandler admin(shared, loops);
 //   http1::RequestHandler fn = [&admin](auto ex) { admin.Handle(std::move(ex)); };
@@ -9,9 +10,10 @@
 
 #include "event_loop.h"
 #include "shared_state.h"
-#include "upstream_health.h"
 #include "tipperary/autoscaling/signal_sampler.h"
+#include "tipperary/http1/admin_router.h"
 #include "tipperary/http1/http_exchange.h"
+#include "upstream_health.h"
 
 namespace tipperary::proxy {
 
@@ -23,7 +25,9 @@ class AdminHandler {
   AdminHandler(SharedState& shared, const std::vector<std::unique_ptr<EventLoop>>& loops,
                EventLoop& home, const autoscaling::SignalSampler* signals,
                const UpstreamHealth* health)
-      : shared_(shared), loops_(loops), home_(home), signals_(signals), health_(health) {}
+      : shared_(shared), loops_(loops), home_(home), signals_(signals), health_(health) {
+    BuildRoutes();
+  }
 
   void Handle(std::shared_ptr<http1::HttpExchange> exchange);
 
@@ -31,11 +35,14 @@ class AdminHandler {
   std::string NotReadyReason() const;
 
  private:
+  void BuildRoutes();
+
   SharedState& shared_;
   const std::vector<std::unique_ptr<EventLoop>>& loops_;
   EventLoop& home_;
   const autoscaling::SignalSampler* signals_;
   const UpstreamHealth* health_;
+  http1::AdminRouter router_;
 };
 
 }  // namespace tipperary::proxy

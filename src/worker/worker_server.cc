@@ -1,5 +1,6 @@
 #include "tipperary/worker/worker_server.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -18,9 +19,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "embedding_service.h"
+#include "tipperary/admin/v1/worker_load.pb.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
+#include "tipperary/common/status_json.h"
 #include "tipperary/config/units.h"
+#include "tipperary/http1/admin_router.h"
 #include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "worker_core.h"
@@ -35,13 +39,6 @@ namespace http = boost::beast::http;
 
 constexpr char kServiceName[] = "tipperary.embedding.v1.EmbeddingService";
 
-std::string StatusJson(int code, std::string_view message) {
-  std::string out = absl::StrCat("{\"code\":", code, ",\"message\":\"");
-  common::AppendJsonEscaped(out, message);
-  out += "\"}\n";
-  return out;
-}
-
 void InitGrpcOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -54,7 +51,9 @@ void InitGrpcOnce() {
 
 class WorkerServer::Impl {
  public:
-  explicit Impl(config::WorkerConfig config) : core_(std::move(config)), service_(core_) {}
+  explicit Impl(config::WorkerConfig config) : core_(std::move(config)), service_(core_) {
+    BuildAdminRoutes();
+  }
   ~Impl() { Shutdown(); }
 
   absl::Status Start();
@@ -67,9 +66,10 @@ class WorkerServer::Impl {
   std::string admin_address() const { return admin_address_; }
 
  private:
-  void HandleAdmin(std::shared_ptr<http1::HttpExchange> exchange);
+  void BuildAdminRoutes();
   // Queue depth and cumulative batch counters, summed over models, for tipperary-proxy's
-  // autoscaling signals (which turn them into windowed batch fill) and for operators.
+  // autoscaling signals (which turn them into windowed batch fill) and for operators: the
+  // tipperary.admin.v1.WorkerLoad contract in its JSON mapping.
   std::string AutoscalingJson();
   void SetHealth(bool serving);
 
@@ -83,6 +83,7 @@ class WorkerServer::Impl {
   boost::asio::io_context admin_ioc_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
       admin_work_;
+  http1::AdminRouter admin_router_;
   std::unique_ptr<http1::HttpListener> admin_;
   std::thread admin_thread_;
 
@@ -149,7 +150,7 @@ absl::Status WorkerServer::Impl::Start() {
   options.server_header = "tipperary-worker";
   options.limits.max_body_bytes = 64 << 10;
   absl::StatusOr<std::unique_ptr<http1::HttpListener>> admin = http1::HttpListener::Create(
-      admin_ioc_, options, [this](auto ex) { HandleAdmin(std::move(ex)); }, nullptr);
+      admin_ioc_, options, [this](auto ex) { admin_router_.Handle(ex); }, nullptr);
   if (!admin.ok()) {
     server_->Shutdown();
     server_->Wait();
@@ -248,64 +249,60 @@ void WorkerServer::Impl::Shutdown() {
   TIPPERARY_LOG(kInfo, "stopped", {{"exit_code", clean_drain_ ? "0" : "1"}});
 }
 
-void WorkerServer::Impl::HandleAdmin(std::shared_ptr<http1::HttpExchange> ex) {
-  const http1::HttpRequest& req = ex->request();
-  std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  http1::HttpResponse res{http::status::ok, req.version()};
-  res.set(http::field::cache_control, "no-store");
-  res.set(http::field::content_type, "application/json");
-  if (req.method() != http::verb::get && req.method() != http::verb::head) {
-    res.result(http::status::method_not_allowed);
-    res.set(http::field::allow, "GET, HEAD");
-    res.body() = StatusJson(12, "the admin port only serves GET");
-  } else if (path == "/healthz") {
-    res.body() = "{\"status\":\"ok\"}\n";
-  } else if (path == "/readyz") {
-    if (core_.ready()) {
-      res.body() = "{\"status\":\"ready\"}\n";
-    } else {
-      res.result(http::status::service_unavailable);
-      res.body() = StatusJson(14, core_.draining() ? "draining" : "models are loading");
-    }
-  } else if (path == "/metrics") {
-    res.set(http::field::content_type, metrics::Registry::kContentType);
-    res.body() = core_.registry().Serialize();
-  } else if (path == "/autoscaling") {
-    res.body() = AutoscalingJson();
-  } else {
-    res.result(http::status::not_found);
-    res.body() = StatusJson(5, "unknown admin path; try /healthz /readyz /metrics /autoscaling");
-  }
-  ex->Respond(std::move(res));
+void WorkerServer::Impl::BuildAdminRoutes() {
+  using http1::AdminReply;
+  admin_router_.Add("/healthz", "liveness", [](const http1::HttpRequest&) {
+    return AdminReply{.body = "{\"status\":\"ok\"}\n"};
+  });
+  admin_router_.Add("/readyz", "readiness: models loaded and warm, not draining",
+                    [this](const http1::HttpRequest&) {
+                      if (core_.ready()) return AdminReply{.body = "{\"status\":\"ready\"}\n"};
+                      return AdminReply{.status = http::status::service_unavailable,
+                                        .body = common::StatusJson(
+                                            absl::StatusCode::kUnavailable,
+                                            core_.draining() ? "draining" : "models are loading")};
+                    });
+  admin_router_.Add("/metrics", "Prometheus metrics", [this](const http1::HttpRequest&) {
+    return AdminReply{.content_type = std::string(metrics::Registry::kContentType),
+                      .body = core_.registry().Serialize()};
+  });
+  admin_router_.Add(
+      "/autoscaling", "queue depth and batch counters (tipperary.admin.v1.WorkerLoad)",
+      [this](const http1::HttpRequest&) { return AdminReply{.body = AutoscalingJson()}; });
 }
 
 std::string WorkerServer::Impl::AutoscalingJson() {
+  admin::v1::WorkerLoad load;
+  load.set_ready(core_.ready());
   double queue_depth = 0, batches = 0, texts = 0, tokens = 0;
-  std::string models;
   if (core_.loaded()) {
     for (const auto& [name, model] : core_.models()) {
       const metrics::Histogram& size = model->batch_sizes();
       const metrics::Histogram& padded = model->batch_tokens();
-      double depth = static_cast<double>(model->queue_depth());
-      queue_depth += depth;
-      batches += static_cast<double>(size.Count());
-      texts += size.Sum();
-      tokens += padded.Sum();
-      if (!models.empty()) models += ',';
-      models += '"';
-      common::AppendJsonEscaped(models, name);
-      absl::StrAppend(&models, "\":{\"queue_depth\":", depth, ",\"batches_total\":", size.Count(),
-                      ",\"batch_texts_total\":", size.Sum(),
-                      ",\"batch_tokens_total\":", padded.Sum(), "}");
+      admin::v1::ModelLoad& m = (*load.mutable_models())[name];
+      m.set_queue_depth(static_cast<double>(model->queue_depth()));
+      m.set_batches_total(static_cast<double>(size.Count()));
+      m.set_batch_texts_total(size.Sum());
+      m.set_batch_tokens_total(padded.Sum());
+      queue_depth += m.queue_depth();
+      batches += m.batches_total();
+      texts += m.batch_texts_total();
+      tokens += m.batch_tokens_total();
     }
   }
   const config::WorkerBatchingConfig& batching = core_.config().batching;
-  return absl::StrCat(
-      "{\"ready\":", core_.ready() ? "true" : "false", ",\"queue_depth\":", queue_depth,
-      ",\"batches_total\":", batches, ",\"batch_texts_total\":", texts,
-      ",\"batch_tokens_total\":", tokens, ",\"max_batch_size\":", batching.max_batch_size,
-      ",\"max_batch_tokens\":", batching.max_batch_tokens, ",\"models\":{", models, "}}\n");
+  load.set_queue_depth(queue_depth);
+  load.set_batches_total(batches);
+  load.set_batch_texts_total(texts);
+  load.set_batch_tokens_total(tokens);
+  load.set_max_batch_size(batching.max_batch_size);
+  load.set_max_batch_tokens(batching.max_batch_tokens);
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  print.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(load, &json, print).ok()) return "{}\n";
+  return json + "\n";
 }
 
 int WorkerServer::Impl::Run() {

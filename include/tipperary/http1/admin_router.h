@@ -1,0 +1,54 @@
+// An admin port as a table of handlers (in the spirit of Envoy's admin handler table): each
+// path has its methods, a line of help and a handler; the router answers 404 with the list of
+// paths, 405 with Allow, and adds Cache-Control: no-store. Both binaries' admin ports use it.
+//
+//   http1::AdminRouter router;
+//   router.Add("/healthz", "liveness", [](const http1::HttpRequest&) {
+//     return http1::AdminReply{.body = "{\"status\":\"ok\"}\n"};
+//   });
+//   http1::RequestHandler handler = [&router](auto ex) { router.Handle(std::move(ex)); };
+#pragma once
+
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tipperary/http1/http_exchange.h"
+
+namespace tipperary::http1 {
+
+struct AdminReply {
+  boost::beast::http::status status = boost::beast::http::status::ok;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+class AdminRouter {
+ public:
+  using Handler = std::function<AdminReply(const HttpRequest& request)>;
+
+  // `methods` defaults to GET (HEAD is always allowed with GET). Paths match exactly (the query
+  // string is the handler's).
+  void Add(std::string path, std::string help, Handler handler,
+           std::vector<boost::beast::http::verb> methods = {boost::beast::http::verb::get});
+
+  // Loop thread of the listener; answers at once.
+  void Handle(const std::shared_ptr<HttpExchange>& exchange) const;
+
+  // "path: help" lines, for the 404 body and for docs.
+  std::string Help() const;
+
+ private:
+  struct Entry {
+    std::string path;
+    std::string help;
+    Handler handler;
+    std::vector<boost::beast::http::verb> methods;
+  };
+  std::vector<Entry> entries_;
+};
+
+}  // namespace tipperary::http1
