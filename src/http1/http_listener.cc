@@ -88,6 +88,7 @@ absl::Status ListenerCore::Bind() {
 
 void ListenerCore::Start() {
   if (accepting_ || !acceptor_.is_open()) return;
+  loop_thread.Bind();
   accepting_ = true;
   if (options.log_listening) {
     // Whatever the log level: scripts and tests read this line to learn a port chosen by port 0.

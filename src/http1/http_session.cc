@@ -87,6 +87,7 @@ class ExchangeImpl final : public HttpExchange {
   const std::string& peer_certificate_subject() const override { return info_->peer_subject; }
 
   void Respond(HttpResponse response) override {
+    DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kPending) return;
     state_ = State::kWhole;
     response_ = std::move(response);
@@ -95,6 +96,7 @@ class ExchangeImpl final : public HttpExchange {
   }
 
   void BeginStream(HttpResponse header) override {
+    DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kPending) return;
     state_ = State::kStreaming;
     header.body().clear();
@@ -103,6 +105,7 @@ class ExchangeImpl final : public HttpExchange {
   }
 
   void SendChunk(std::string data) override {
+    DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
     // An empty chunk would end a chunked body.
     if (data.empty() || head_) return;
@@ -118,6 +121,7 @@ class ExchangeImpl final : public HttpExchange {
   }
 
   void EndStream(HttpFields trailers) override {
+    DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
     finished_ = true;
     if (version_ >= 11 && !head_) {
@@ -177,6 +181,13 @@ class ExchangeImpl final : public HttpExchange {
   bool released_ = false;
 
  private:
+  // The exchange is the listener's: the application answers from the loop thread only.
+  void DcheckLoopThread() const {
+    if (std::shared_ptr<SessionBase> session = session_) {
+      TIPPERARY_DCHECK(session->OnLoopThread());
+    }
+  }
+
   void Notify() {
     // Hold the session: the callee may close it.
     if (std::shared_ptr<SessionBase> session = session_) session->OnExchangeOutput();
@@ -241,6 +252,7 @@ class Session final : public SessionBase {
   }
 
   void OnExchangeOutput() override { Pump(); }
+  bool OnLoopThread() const override { return core_->loop_thread.OnValidThread(); }
 
  private:
   enum class TimerKind { kHandshake, kIdle, kRequest, kLinger };

@@ -13,6 +13,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "tipperary/common/check.h"
 #include "tipperary/http1/http_exchange.h"
 #include "tipperary/http1/http_listener.h"
 
@@ -30,6 +31,8 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual void Abort() = 0;
   // An exchange got response data: write what is at the head of the queue.
   virtual void OnExchangeOutput() = 0;
+  // Whether the caller is on the listener's io_context thread (for DCHECKs).
+  virtual bool OnLoopThread() const = 0;
 };
 
 class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
@@ -54,6 +57,9 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
   std::string bound_address;  // host:port after Bind().
   uint16_t bound_port = 0;
   bool draining = false;
+
+  // The io_context's thread, bound when accepting starts: sessions and exchanges live there.
+  common::ThreadChecker loop_thread;
 
   std::atomic<size_t> active_connections{0};
   std::atomic<size_t> active_requests{0};

@@ -52,6 +52,7 @@ void EventLoop::AddListener(std::unique_ptr<http1::HttpListener> listener) {
 
 void EventLoop::Start() {
   boost::asio::post(ioc_, [this] {
+    loop_thread_.Bind();
     for (auto& c : clusters_) c->Start();
     for (auto& l : listeners_) l->Start();
     snapshot_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
@@ -123,11 +124,13 @@ void EventLoop::Join() {
 }
 
 void EventLoop::SetRouting(std::shared_ptr<const Routing> routing) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
   route_stats_.Clear();
   routing_ = std::move(routing);
 }
 
 void EventLoop::RecordUpstream(int index, absl::StatusCode code, double seconds) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
   auto& codes = upstream_requests_[index];
   if (codes.empty()) codes.resize(17, nullptr);
   const size_t slot = static_cast<size_t>(code) < 17 ? static_cast<size_t>(code) : 2;

@@ -17,6 +17,7 @@
 #include "route_stats.h"
 #include "routing.h"
 #include "shared_state.h"
+#include "tipperary/common/check.h"
 #include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/counter.h"
 #include "tipperary/metrics/gauge.h"
@@ -57,8 +58,13 @@ class EventLoop final : public RequestEnvironment {
   // RequestEnvironment, loop-thread only.
   const config::ProxyConfig& config() const override { return shared_.config; }
   std::shared_ptr<const Routing> routing() const override { return routing_; }
-  upstream::UpstreamClient& upstream(int index) override { return *clusters_[index]; }
+  upstream::UpstreamClient& upstream(int index) override {
+    TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
+    TIPPERARY_DCHECK(index >= 0 && static_cast<size_t>(index) < clusters_.size());
+    return *clusters_[index];
+  }
   std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) override {
+    TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
     return route_stats_.For(route);
   }
   void RecordUpstream(int index, absl::StatusCode code, double seconds) override;
@@ -94,6 +100,7 @@ class EventLoop final : public RequestEnvironment {
   std::atomic<bool> any_ready_{false};
   std::unique_ptr<boost::asio::steady_timer> snapshot_timer_;
   std::unique_ptr<boost::asio::steady_timer> stop_timer_;
+  common::ThreadChecker loop_thread_;  // Bound once the loop runs; setup may come before.
   std::thread thread_;
 };
 

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <utility>
 
+#include "tipperary/common/check.h"
 #include "tipperary/common/log.h"
 #include "tipperary/upstream/grpc_wire.h"
 
@@ -22,8 +23,13 @@ constexpr size_t kMaxWriteBatch = 256 * 1024;
 constexpr std::string_view kUserAgent = "tipperary-proxy/0.1";
 
 // nghttp2 calls these with the connection as user_data; they only run inside
-// nghttp2_session_mem_recv / mem_send, while the connection is alive.
-Http2Connection* Conn(void* user_data) { return static_cast<Http2Connection*>(user_data); }
+// nghttp2_session_mem_recv / mem_send (the connection's re-entrancy guard is set), on its loop
+// thread, while the connection is alive.
+Http2Connection* Conn(void* user_data) {
+  auto* conn = static_cast<Http2Connection*>(user_data);
+  TIPPERARY_DCHECK(conn->in_nghttp2());
+  return conn;
+}
 
 int OnBeginHeadersCallback(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   return Conn(user_data)->OnBeginHeaders(frame);
@@ -229,9 +235,11 @@ void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
     return;
   }
   last_received_ = std::chrono::steady_clock::now();
-  in_nghttp2_ = true;
-  ssize_t rv = nghttp2_session_mem_recv(session_.get(), read_buffer_.data(), bytes);
-  in_nghttp2_ = false;
+  ssize_t rv = 0;
+  {
+    common::ScopedFlag inside(in_nghttp2_);
+    rv = nghttp2_session_mem_recv(session_.get(), read_buffer_.data(), bytes);
+  }
   if (rv < 0) {
     Close("HTTP/2 error on connection to " + label_ + ": " +
           nghttp2_strerror(static_cast<int>(rv)));
@@ -268,21 +276,26 @@ void Http2Connection::AfterIo() {
 void Http2Connection::Flush() {
   if (writing_ || closed_ || in_nghttp2_ || !session_) return;
   write_buffer_.clear();
-  in_nghttp2_ = true;
-  for (;;) {
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
-    if (n < 0) {
-      in_nghttp2_ = false;
-      Close("HTTP/2 error on connection to " + label_ + ": " +
-            nghttp2_strerror(static_cast<int>(n)));
-      return;
+  ssize_t error = 0;
+  {
+    common::ScopedFlag inside(in_nghttp2_);
+    for (;;) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+      if (n < 0) {
+        error = n;
+        break;
+      }
+      if (n == 0) break;
+      write_buffer_.insert(write_buffer_.end(), data, data + n);
+      if (write_buffer_.size() >= kMaxWriteBatch) break;
     }
-    if (n == 0) break;
-    write_buffer_.insert(write_buffer_.end(), data, data + n);
-    if (write_buffer_.size() >= kMaxWriteBatch) break;
   }
-  in_nghttp2_ = false;
+  if (error < 0) {
+    Close("HTTP/2 error on connection to " + label_ + ": " +
+          nghttp2_strerror(static_cast<int>(error)));
+    return;
+  }
   if (close_after_nghttp2_) {
     std::string reason = std::move(*close_after_nghttp2_);
     close_after_nghttp2_.reset();

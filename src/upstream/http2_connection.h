@@ -65,6 +65,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void Connect();
 
   State state() const { return state_; }
+  // Inside nghttp2_session_mem_recv/mem_send: no sending, no closing (they are deferred).
+  bool in_nghttp2() const { return in_nghttp2_; }
   size_t endpoint_index() const { return endpoint_index_; }
   const std::string& label() const { return label_; }
   size_t active_streams() const { return streams_.size(); }
