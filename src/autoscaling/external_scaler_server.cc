@@ -47,10 +47,9 @@ class Service final : public ExternalScaler::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status StreamIsActive(grpc::ServerContext* context,
-                              const externalscaler::ScaledObjectRef* ref,
-                              grpc::ServerWriter<externalscaler::IsActiveResponse>* writer)
-      override {
+  grpc::Status StreamIsActive(
+      grpc::ServerContext* context, const externalscaler::ScaledObjectRef* ref,
+      grpc::ServerWriter<externalscaler::IsActiveResponse>* writer) override {
     absl::StatusOr<ScalerQuery> q = Parse(*ref);
     if (!q.ok()) return Invalid(q.status());
     std::optional<bool> sent;
@@ -141,13 +140,12 @@ class ExternalScalerServer::Impl {
     builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
-      return absl::UnavailableError(absl::StrCat("external scaler: cannot listen on ",
-                                                 options.address));
+      return absl::UnavailableError(
+          absl::StrCat("external scaler: cannot listen on ", options.address));
     }
     common::Endpoint bound = *endpoint;
     bound.port = static_cast<uint16_t>(port_);
-    TIPPERARY_LOG(kInfo, "listening", {{"name", "external_scaler"},
-                                       {"address", bound.ToString()}});
+    TIPPERARY_LOG(kInfo, "listening", {{"name", "external_scaler"}, {"address", bound.ToString()}});
     return absl::OkStatus();
   }
 

@@ -26,10 +26,9 @@ const std::string* Find(const std::map<std::string, std::string>& m, const char*
 absl::StatusOr<double> ParseNumber(const std::string& key, const std::string& text, bool positive) {
   double v = 0;
   if (!absl::SimpleAtod(text, &v) || !std::isfinite(v) || v < 0 || (positive && v == 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("scalerMetadata.", key, ": \"", text,
-                                                   "\" is not a ",
-                                                   positive ? "positive" : "non-negative",
-                                                   " number"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scalerMetadata.", key, ": \"", text, "\" is not a ",
+                     positive ? "positive" : "non-negative", " number"));
   }
   return v;
 }

@@ -87,10 +87,10 @@ void SignalSampler::Sample(Clock::time_point now, const SampleInput& input) {
     double batches = worker_batches_.Rate(window);
     worker.batches_per_second = batches;
     if (batches > 0) {
-      double by_size = w.max_batch_size > 0
-                           ? worker_texts_.Rate(window) / batches / w.max_batch_size : 0;
-      double by_tokens = w.max_batch_tokens > 0
-                             ? worker_tokens_.Rate(window) / batches / w.max_batch_tokens : 0;
+      double by_size =
+          w.max_batch_size > 0 ? worker_texts_.Rate(window) / batches / w.max_batch_size : 0;
+      double by_tokens =
+          w.max_batch_tokens > 0 ? worker_tokens_.Rate(window) / batches / w.max_batch_tokens : 0;
       worker.batch_fill = std::clamp(std::max(by_size, by_tokens), 0.0, 1.0);
     }
   }

@@ -1,8 +1,8 @@
 #include "tipperary/common/endpoint.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 
 namespace tipperary::common {
 
@@ -31,8 +31,7 @@ absl::StatusOr<Endpoint> ParseEndpoint(std::string_view text_in, bool allow_port
   if (absl::StartsWith(text, "[")) {
     size_t close = text.find(']');
     if (close == absl::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("expected [ipv6]:port, got \"", text, "\""));
+      return absl::InvalidArgumentError(absl::StrCat("expected [ipv6]:port, got \"", text, "\""));
     }
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);

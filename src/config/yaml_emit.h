@@ -19,9 +19,7 @@ inline std::string FormatDouble(double value) {
   return std::string(buffer, result.ptr);
 }
 
-inline void EmitKey(YAML::Emitter& out, const char* key) {
-  out << YAML::Key << key << YAML::Value;
-}
+inline void EmitKey(YAML::Emitter& out, const char* key) { out << YAML::Key << key << YAML::Value; }
 
 template <typename T>
 void Emit(YAML::Emitter& out, const char* key, const T& value) {

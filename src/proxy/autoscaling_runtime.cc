@@ -18,8 +18,7 @@ AutoscalingRuntime::AutoscalingRuntime(SharedState& shared)
     : shared_(shared),
       sampler_(Windows(shared.config.autoscaling), shared.config.autoscaling.capacity) {}
 
-absl::StatusOr<std::unique_ptr<AutoscalingRuntime>> AutoscalingRuntime::Start(
-    SharedState& shared) {
+absl::StatusOr<std::unique_ptr<AutoscalingRuntime>> AutoscalingRuntime::Start(SharedState& shared) {
   const config::AutoscalingConfig& config = shared.config.autoscaling;
   std::unique_ptr<AutoscalingRuntime> runtime(new AutoscalingRuntime(shared));
   if (!config.worker_admin.empty()) {
@@ -69,14 +68,16 @@ void AutoscalingRuntime::Run() {
 
 void AutoscalingRuntime::SampleOnce(std::chrono::steady_clock::time_point now) {
   autoscaling::SampleInput input;
-  shared_.stats.http_requests->ForEach([&](const metrics::Labels& labels, const metrics::Counter& c) {
-    auto it = labels.find("route");
-    if (it != labels.end()) input.requests[it->second] += c.Value();
-  });
-  shared_.stats.http_in_flight->ForEach([&](const metrics::Labels& labels, const metrics::Gauge& g) {
-    auto it = labels.find("route");
-    if (it != labels.end()) input.in_flight[it->second] += g.Value();
-  });
+  shared_.stats.http_requests->ForEach(
+      [&](const metrics::Labels& labels, const metrics::Counter& c) {
+        auto it = labels.find("route");
+        if (it != labels.end()) input.requests[it->second] += c.Value();
+      });
+  shared_.stats.http_in_flight->ForEach(
+      [&](const metrics::Labels& labels, const metrics::Gauge& g) {
+        auto it = labels.find("route");
+        if (it != labels.end()) input.in_flight[it->second] += g.Value();
+      });
   if (probe_) {
     absl::StatusOr<autoscaling::WorkerCounters> counters = probe_->Poll();
     if (counters.ok()) {

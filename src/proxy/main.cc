@@ -28,8 +28,8 @@ timeouts.drain), then exit 0, or 1 if the drain ran out; a second signal exits a
 
 int main(int argc, char** argv) {
   tipperary::common::CommandLine cl;
-  if (auto exit_code = tipperary::common::ParseCommandLine(argc, argv, "tipperary-proxy", kUsage,
-                                                           {}, &cl)) {
+  if (auto exit_code =
+          tipperary::common::ParseCommandLine(argc, argv, "tipperary-proxy", kUsage, {}, &cl)) {
     return *exit_code;
   }
   const std::string& config_path = cl.config_path;

@@ -33,15 +33,14 @@ bool WantsProtobuf(std::string_view accept) {
 
 }  // namespace
 
-std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(
-    RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http) {
+std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(RequestEnvironment& env,
+                                                      std::shared_ptr<http1::HttpExchange> http) {
   auto request = std::make_shared<ProxiedRequest>(env, std::move(http));
   request->Run();
   return request;
 }
 
-ProxiedRequest::ProxiedRequest(RequestEnvironment& env,
-                               std::shared_ptr<http1::HttpExchange> http)
+ProxiedRequest::ProxiedRequest(RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http)
     : env_(env), http_(std::move(http)) {}
 
 void ProxiedRequest::Run() {
@@ -325,7 +324,7 @@ void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
 
 void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* trailers) {
   http1::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
-                             http_->request().version()};
+                          http_->request().version()};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : error.headers) res.set(name, value);
   res.body() = routing_

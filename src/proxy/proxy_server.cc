@@ -141,8 +141,7 @@ absl::Status ProxyServer::CreateListeners() {
   AdminHandler* admin = admin_.get();
   auto l = http1::HttpListener::Create(
       loops_[0]->io_context(), admin_options,
-      [admin](std::shared_ptr<http1::HttpExchange> ex) { admin->Handle(std::move(ex)); },
-      nullptr);
+      [admin](std::shared_ptr<http1::HttpExchange> ex) { admin->Handle(std::move(ex)); }, nullptr);
   if (!l.ok()) return l.status();
   loops_[0]->AddListener(std::move(*l));
   return absl::OkStatus();

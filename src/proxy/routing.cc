@@ -26,7 +26,8 @@ int Routing::UpstreamFor(const transcoder::Route& route) const {
 }
 
 absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
-    const config::ProxyConfig& config, const std::vector<google::protobuf::FileDescriptorSet>& sets) {
+    const config::ProxyConfig& config,
+    const std::vector<google::protobuf::FileDescriptorSet>& sets) {
   auto routing = std::make_shared<Routing>();
   routing->upstreams = config.upstreams;
   auto schema = transcoder::Schema::Create(sets);

@@ -30,7 +30,8 @@ struct Routing {
 };
 
 absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
-    const config::ProxyConfig& config, const std::vector<google::protobuf::FileDescriptorSet>& sets);
+    const config::ProxyConfig& config,
+    const std::vector<google::protobuf::FileDescriptorSet>& sets);
 
 // Whether `service` (full name) matches a services entry: "pkg.Service", or "pkg.*" for a
 // package and its sub-packages, or "*".

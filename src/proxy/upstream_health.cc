@@ -80,8 +80,8 @@ void UpstreamHealth::Check(size_t index) {
       self->Set(index, Status::kServing, "");  // No health service: it cannot say otherwise.
     } else if (result.code != absl::StatusCode::kOk) {
       self->Set(index, Status::kNotServing,
-                absl::StrCat("health check failed: ", absl::StatusCodeToString(result.code),
-                             ": ", result.grpc_message));
+                absl::StrCat("health check failed: ", absl::StatusCodeToString(result.code), ": ",
+                             result.grpc_message));
     } else {
       grpc::health::v1::HealthCheckResponse parsed;
       if (!parsed.ParseFromString(*response)) {

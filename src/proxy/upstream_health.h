@@ -23,8 +23,7 @@ namespace tipperary::proxy {
 
 class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
  public:
-  static std::shared_ptr<UpstreamHealth> Create(EventLoop& loop,
-                                                const config::ProxyConfig& config);
+  static std::shared_ptr<UpstreamHealth> Create(EventLoop& loop, const config::ProxyConfig& config);
 
   // Loop thread. The first checks go out at once.
   void Start();
@@ -54,7 +53,7 @@ class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
   const config::ProxyConfig& config_;
   std::vector<std::unique_ptr<Upstream>> upstreams_;
   bool stopped_ = false;
-  mutable std::mutex mu_;         // Guards reasons_ (written on the loop, read by /readyz).
+  mutable std::mutex mu_;  // Guards reasons_ (written on the loop, read by /readyz).
   std::vector<std::string> reasons_;
 };
 

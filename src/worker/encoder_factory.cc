@@ -141,8 +141,8 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
   // faster one this CPU has: bf16 stays within cosine 0.9999 of the reference
   // (tests/model/cpu_encoder_test.cc), and it is what makes batch-1 latency a few ms.
   const bool amx = model::CpuEncoderSupportsBfloat16();
-  const bool cpu_dtype = config.dtype == "auto" || config.dtype == "float32" ||
-                         (config.dtype == "bfloat16" && amx);
+  const bool cpu_dtype =
+      config.dtype == "auto" || config.dtype == "float32" || (config.dtype == "bfloat16" && amx);
   if (cpu_dtype) {
     options.dtype = config.dtype != "auto" ? config.dtype : (amx ? "bfloat16" : "float32");
   } else if (config.backend == "cpu") {

@@ -11,7 +11,9 @@ using std::chrono::seconds;
 
 class SignalSamplerTest : public testing::Test {
  protected:
-  SignalSampler::Clock::time_point At(int s) { return SignalSampler::Clock::time_point{} + seconds(s); }
+  SignalSampler::Clock::time_point At(int s) {
+    return SignalSampler::Clock::time_point{} + seconds(s);
+  }
   SignalSampler sampler_{{seconds(10), seconds(60)}, /*capacity=*/8};
 };
 

@@ -29,13 +29,12 @@ struct Result {
 };
 
 // A violated invariant: say which, then crash (libFuzzer keeps the input).
-#define CHECK(condition)                                                          \
-  do {                                                                            \
-    if (!(condition)) {                                                           \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #condition);                                                   \
-      std::abort();                                                               \
-    }                                                                             \
+#define CHECK(condition)                                                                     \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (false)
 
 Result Decode(const std::string& input, const std::vector<size_t>& reads,
@@ -77,8 +76,8 @@ Result Decode(const std::string& input, const std::vector<size_t>& reads,
           // not in the head (checked by count: a trailer name absent from the head stays so).
           if (request.count(field.name_string()) == 0) continue;
         }
-        result.requests.push_back(std::string(request.method_string()) + " " +
-                                  std::string(target) + " " + request.body());
+        result.requests.push_back(std::string(request.method_string()) + " " + std::string(target) +
+                                  " " + request.body());
         decoder.Reset();
         continue;
       }
@@ -104,7 +103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_trailer_bytes = 64 + provider.ConsumeIntegralInRange<uint64_t>(0, 512);
   std::vector<size_t> reads;
   const size_t splits = provider.ConsumeIntegralInRange<size_t>(0, 4);
-  for (size_t i = 0; i < splits; ++i) reads.push_back(provider.ConsumeIntegralInRange<size_t>(1, 64));
+  for (size_t i = 0; i < splits; ++i)
+    reads.push_back(provider.ConsumeIntegralInRange<size_t>(1, 64));
   std::string input = provider.ConsumeRemainingBytesAsString();
 
   Result split = Decode(input, reads, limits);

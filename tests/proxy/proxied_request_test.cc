@@ -80,9 +80,7 @@ class FakeHttpExchange : public http1::HttpExchange {
   bool complete() const { return complete_; }
   bool streamed() const { return streamed_; }
   int chunks() const { return chunks_; }
-  std::string trailer(std::string_view name) const {
-    return std::string(response_trailers_[name]);
-  }
+  std::string trailer(std::string_view name) const { return std::string(response_trailers_[name]); }
 
   http1::HttpFields trailers_;
   std::string peer_ = "10.1.2.3";
@@ -169,7 +167,9 @@ class FakeEnvironment : public RequestEnvironment {
   std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) override {
     return cache_.For(route);
   }
-  void RecordUpstream(int, absl::StatusCode code, double) override { upstream_codes_.push_back(code); }
+  void RecordUpstream(int, absl::StatusCode code, double) override {
+    upstream_codes_.push_back(code);
+  }
   Clock::time_point Now() const override { return now_; }
   AccessLog* access_log() const override { return nullptr; }
   std::atomic<int64_t>& in_flight() override { return in_flight_; }
@@ -202,7 +202,7 @@ class FakeEnvironment : public RequestEnvironment {
 };
 
 http1::HttpRequest Request(http::verb method, std::string target, std::string body = "",
-                              std::vector<std::pair<std::string, std::string>> headers = {}) {
+                           std::vector<std::pair<std::string, std::string>> headers = {}) {
   http1::HttpRequest req{method, target, 11};
   req.set(http::field::host, "proxy.test");
   for (auto& [name, value] : headers) req.insert(name, value);
@@ -277,9 +277,9 @@ TEST_F(ProxiedRequestTest, UnaryCallFromJsonToJson) {
 TEST_F(ProxiedRequestTest, BinaryProtobufBothWays) {
   v1::AllTypes sent;
   sent.set_f_int64(42);
-  auto http = Start(Request(http::verb::post, "/v1/echo", sent.SerializeAsString(),
-                            {{"Content-Type", "application/x-protobuf"},
-                             {"Accept", "application/x-protobuf"}}));
+  auto http = Start(
+      Request(http::verb::post, "/v1/echo", sent.SerializeAsString(),
+              {{"Content-Type", "application/x-protobuf"}, {"Accept", "application/x-protobuf"}}));
   ASSERT_EQ(env_.upstream_.size(), 1u);
   EXPECT_EQ(env_.upstream_.call(0).request.message, sent.SerializeAsString());
   env_.upstream_.Answer(0, {sent.SerializeAsString()}, Ok());
@@ -417,11 +417,11 @@ TEST_F(ProxiedRequestTest, InvalidJsonIs400NamingTheProblem) {
 
 TEST_F(ProxiedRequestTest, UpstreamStatusesMapOneTable) {
   const std::pair<absl::StatusCode, unsigned> cases[] = {
-      {absl::StatusCode::kNotFound, 404},          {absl::StatusCode::kPermissionDenied, 403},
-      {absl::StatusCode::kUnauthenticated, 401},   {absl::StatusCode::kResourceExhausted, 429},
+      {absl::StatusCode::kNotFound, 404},           {absl::StatusCode::kPermissionDenied, 403},
+      {absl::StatusCode::kUnauthenticated, 401},    {absl::StatusCode::kResourceExhausted, 429},
       {absl::StatusCode::kFailedPrecondition, 400}, {absl::StatusCode::kAborted, 409},
-      {absl::StatusCode::kUnimplemented, 501},     {absl::StatusCode::kInternal, 500},
-      {absl::StatusCode::kUnavailable, 503},       {absl::StatusCode::kCancelled, 499},
+      {absl::StatusCode::kUnimplemented, 501},      {absl::StatusCode::kInternal, 500},
+      {absl::StatusCode::kUnavailable, 503},        {absl::StatusCode::kCancelled, 499},
   };
   size_t i = 0;
   for (const auto& [code, status] : cases) {
@@ -525,8 +525,8 @@ TEST_F(ProxiedRequestTest, StreamErrorAfterMessagesIsTheLastLineAndTrailers) {
 }
 
 TEST_F(ProxiedRequestTest, BinaryStreamEndsWithAStatusFrame) {
-  auto http = Start(Request(http::verb::get, "/v1/stream", "",
-                            {{"Accept", "application/x-protobuf"}}));
+  auto http =
+      Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "application/x-protobuf"}}));
   env_.upstream_.Answer(0, {ThingBytes("a")}, Status(absl::StatusCode::kAborted, "x"));
   EXPECT_EQ(http->header("Content-Type"), transcoder::kProtobufStreamContentType);
   std::string body = http->body();
@@ -580,7 +580,8 @@ TEST_F(ProxiedRequestTest, ClientGoneCancelsTheCallAndNothingIsSent) {
   EXPECT_EQ(http->status(), 0u);
   EXPECT_EQ(request_->state(), State::kDone);
   EXPECT_EQ(env_.in_flight_.load(), 0);
-  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"), HasSubstr(R"({code="499",method="POST",route="POST /v1/echo"} 1)"));
+  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"),
+              HasSubstr(R"({code="499",method="POST",route="POST /v1/echo"} 1)"));
 }
 
 TEST_F(ProxiedRequestTest, ARequestHoldsItselfUntilItsCallEnds) {

@@ -28,8 +28,8 @@ class ExternalScalerServer {
   };
 
   // `sampler` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<ExternalScalerServer>> Start(
-      const Options& options, const SignalSampler* sampler);
+  static absl::StatusOr<std::unique_ptr<ExternalScalerServer>> Start(const Options& options,
+                                                                     const SignalSampler* sampler);
   ~ExternalScalerServer();
 
   int port() const;

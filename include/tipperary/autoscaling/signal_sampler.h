@@ -58,8 +58,8 @@ struct WorkerSignal {
 struct SignalSnapshot {
   std::vector<std::chrono::seconds> windows;
   uint32_t capacity = 0;
-  RouteSignal all;                             // Every route together.
-  std::map<std::string, RouteSignal> routes;   // By route template, e.g. "POST /v1/embeddings".
+  RouteSignal all;                            // Every route together.
+  std::map<std::string, RouteSignal> routes;  // By route template, e.g. "POST /v1/embeddings".
   WorkerSignal worker;
   bool sampled = false;  // False until the first Sample().
 };

@@ -2,7 +2,8 @@
 // any repeatable "--name VALUE" options a binary declares.
 //
 //   CommandLine cl;
-//   if (auto exit = ParseCommandLine(argc, argv, "tipperary-worker", kUsage, {"--model-path"}, &cl))
+//   if (auto exit = ParseCommandLine(argc, argv, "tipperary-worker", kUsage, {"--model-path"},
+//   &cl))
 //     return *exit;   // --help, --version or a usage error was handled
 #pragma once
 

@@ -24,14 +24,14 @@
 namespace tipperary::config {
 
 struct WorkerModelConfig {
-  std::string name;               // The model id clients send; [a-zA-Z0-9._-]+.
-  std::string path;               // Model directory (config.json, model.safetensors, vocab.txt).
-  std::string backend = "auto";   // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
-  std::string dtype = "auto";  // auto, float32, float16, bfloat16 (weights and compute).
-  uint32_t max_seq_length = 0;    // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
-  uint32_t instances = 1;         // Encoders (and batch executor threads) for this model.
-  uint32_t threads = 0;           // CPU backend: threads per encoder; 0 = cores / instances.
-  bool is_default = false;        // Key "default": serves requests that name no model.
+  std::string name;              // The model id clients send; [a-zA-Z0-9._-]+.
+  std::string path;              // Model directory (config.json, model.safetensors, vocab.txt).
+  std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
+  std::string dtype = "auto";    // auto, float32, float16, bfloat16 (weights and compute).
+  uint32_t max_seq_length = 0;   // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
+  uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
+  uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
+  bool is_default = false;       // Key "default": serves requests that name no model.
 };
 
 struct WorkerBatchingConfig {
