@@ -43,7 +43,7 @@ absl::StatusOr<std::string> Get(const std::string& address, const std::string& p
   stream.expires_after(timeout);
   resolver.async_resolve(
       endpoint->host, absl::StrCat(endpoint->port),
-      [&](const beast::error_code& ec, tcp::resolver::results_type results) {
+      [&](const beast::error_code& ec, const tcp::resolver::results_type& results) {
         if (ec) {
           result = Unavailable(address, "resolve", ec);
           return;

@@ -48,7 +48,7 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
 
   // With skip_not_found, a NOT_FOUND answer is passed on as an empty response: grpc++ lists
   // services it cannot describe (its built-in health service), which must not block the rest.
-  void Ask(const refl::ServerReflectionRequest& request, OnResponse on_response,
+  void Ask(const refl::ServerReflectionRequest& request, const OnResponse& on_response,
            bool skip_not_found = false) {
     upstream::GrpcRequest grpc;
     grpc.path = kReflectionPath;
@@ -63,7 +63,7 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
     };
     auto self = shared_from_this();
     handlers.on_done = [self, response, got, on_response,
-                        skip_not_found](upstream::GrpcResult result) {
+                        skip_not_found](const upstream::GrpcResult& result) {
       if (self->failed_) return;
       if (result.code != absl::StatusCode::kOk || !*got) {
         self->Fail(absl::StrCat("reflection call failed: ", absl::StatusCodeToString(result.code),
@@ -139,9 +139,9 @@ class Fetcher : public std::enable_shared_from_this<Fetcher> {
         /*skip_not_found=*/symbol);
   }
 
-  void Fail(std::string message) {
+  void Fail(const std::string& message) {
     failed_ = true;
-    Done(absl::UnavailableError(std::move(message)));
+    Done(absl::UnavailableError(message));
   }
 
   void Done(absl::StatusOr<FileDescriptorSet> result) {

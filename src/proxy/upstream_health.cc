@@ -73,7 +73,7 @@ void UpstreamHealth::Check(size_t index) {
   upstream::CallHandlers handlers;
   handlers.on_message = [response](std::string message) { *response = std::move(message); };
   std::weak_ptr<UpstreamHealth> weak = weak_from_this();
-  handlers.on_done = [weak, index, response](upstream::GrpcResult result) {
+  handlers.on_done = [weak, index, response](const upstream::GrpcResult& result) {
     auto self = weak.lock();
     if (!self || self->stopped_) return;
     if (result.code == absl::StatusCode::kUnimplemented) {
