@@ -151,7 +151,8 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(std::string path, map.Find("path")->AsNonEmptyString());
   out->path = Resolve(path);
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
-  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_seq_length", &out->max_seq_length, 0, 1 << 16));
   if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
     return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");

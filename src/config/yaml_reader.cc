@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <cmath>
 #include <utility>
 
 #include "absl/strings/numbers.h"

@@ -12,8 +12,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "ordered_responses.h"
 #include "google/protobuf/util/time_util.h"
+#include "ordered_responses.h"
 
 namespace tipperary::worker {
 namespace {
@@ -386,9 +386,8 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
         StartWrite(out_.writing());
         break;
       case OrderedResponses::Step::kFinish:
-        core_.RecordRequest(
-            model_name_.empty() ? core_.config().default_model().name : model_name_,
-            out_.error().code(), out_.inputs(), out_.tokens());
+        core_.RecordRequest(model_name_.empty() ? core_.config().default_model().name : model_name_,
+                            out_.error().code(), out_.inputs(), out_.tokens());
         Finish(ToGrpc(out_.error()));
         break;
       case OrderedResponses::Step::kWait:
