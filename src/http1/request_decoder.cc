@@ -1,9 +1,11 @@
 #include "tipperary/http1/request_decoder.h"
 
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cctype>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -22,11 +24,18 @@ constexpr uint64_t kMaxBodyReserve = 64 * 1024;
 // few leading zeros).
 constexpr uint64_t kMaxChunkSizeDigits = 32;
 
-bool IsTchar(char c) {
-  static constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         kSpecials.find(c) != std::string_view::npos;
+// RFC 9110 §5.6.2 tchar, as a table: the head is checked byte by byte on every request.
+constexpr std::array<bool, 256> MakeTcharTable() {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
 }
+constexpr std::array<bool, 256> kTchar = MakeTcharTable();
+
+bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
 RequestError BadRequest(std::string message) {
   return MakeRequestError(http::status::bad_request, absl::StatusCode::kInvalidArgument,
@@ -278,10 +287,12 @@ class RequestDecoder::Impl {
     // A bare LF never ends a head here (RFC 9112 §2.2 allows rejecting it): say so now rather
     // than wait for a CRLF CRLF that is not coming.
     const size_t check_to = complete ? end : std::min(input.size(), limit);
-    for (size_t i = scan_from_; i < check_to; ++i) {
-      if (input[i] == '\n' && (i == 0 || input[i - 1] != '\r')) {
-        return Fail(BadRequest("bare LF in the request head"));
-      }
+    for (size_t i = scan_from_; i < check_to;) {
+      const void* lf = std::memchr(input.data() + i, '\n', check_to - i);
+      if (lf == nullptr) break;
+      i = static_cast<size_t>(static_cast<const char*>(lf) - input.data());
+      if (i == 0 || input[i - 1] != '\r') return Fail(BadRequest("bare LF in the request head"));
+      ++i;
     }
     if (!complete) {
       if (input.size() >= limit) return Fail(HeadTooLarge(input));

@@ -3,6 +3,7 @@
 #include <array>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -35,13 +36,45 @@ bool IsSubDelim(unsigned char c) {
   return kSubDelims.find(static_cast<char>(c)) != std::string_view::npos;
 }
 
+// The framing fields of a head, gathered in one pass over its fields (a lookup per name would
+// search the field tree once per name and line).
+struct FramingFields {
+  using Values = absl::InlinedVector<std::string_view, 2>;
+  Values host, transfer_encoding, content_length, expect, connection;
+};
+
+FramingFields GatherFramingFields(const RequestHead& head) {
+  FramingFields out;
+  for (const auto& field : head) {
+    std::string_view value(field.value().data(), field.value().size());
+    switch (field.name()) {
+      case http::field::host:
+        out.host.push_back(value);
+        break;
+      case http::field::transfer_encoding:
+        out.transfer_encoding.push_back(value);
+        break;
+      case http::field::content_length:
+        out.content_length.push_back(value);
+        break;
+      case http::field::expect:
+        out.expect.push_back(value);
+        break;
+      case http::field::connection:
+        out.connection.push_back(value);
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
 // OWS-trimmed elements of a comma-separated list (RFC 9110 §5.6.1), empty elements dropped.
 // Several field lines of one name are one list, in order.
-std::vector<std::string_view> ListElements(const RequestHead& head, http::field name) {
-  std::vector<std::string_view> out;
-  auto [begin, end] = head.equal_range(name);
-  for (auto it = begin; it != end; ++it) {
-    std::string_view value = it->value();
+absl::InlinedVector<std::string_view, 4> ListElements(const FramingFields::Values& values) {
+  absl::InlinedVector<std::string_view, 4> out;
+  for (std::string_view value : values) {
     size_t start = 0;
     while (start <= value.size()) {
       size_t comma = value.find(',', start);
@@ -65,8 +98,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 // RFC 9112 §6.1 and §7: only "chunked", once and last, frames a request body here.
-std::optional<RequestError> CheckTransferEncoding(const RequestHead& head) {
-  std::vector<std::string_view> codings = ListElements(head, http::field::transfer_encoding);
+std::optional<RequestError> CheckTransferEncoding(const FramingFields& fields) {
+  absl::InlinedVector<std::string_view, 4> codings = ListElements(fields.transfer_encoding);
   if (codings.empty()) return BadRequest("empty Transfer-Encoding");
   for (std::string_view coding : codings) {
     // transfer-coding = token *( OWS ";" OWS transfer-parameter ); "chunked" takes none.
@@ -102,11 +135,9 @@ std::optional<RequestError> CheckTransferEncoding(const RequestHead& head) {
 }
 
 // RFC 9110 §8.6 / RFC 9112 §6.3: one decimal value; a list of identical values is that value.
-std::optional<RequestError> ParseContentLength(const RequestHead& head, uint64_t* length) {
-  auto [begin, end] = head.equal_range(http::field::content_length);
+std::optional<RequestError> ParseContentLength(const FramingFields& fields, uint64_t* length) {
   std::optional<uint64_t> value;
-  for (auto it = begin; it != end; ++it) {
-    std::string_view text = it->value();
+  for (std::string_view text : fields.content_length) {
     size_t start = 0;
     while (start <= text.size()) {
       size_t comma = text.find(',', start);
@@ -262,12 +293,13 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
                             "CONNECT is not supported");
   }
 
+  const FramingFields fields = GatherFramingFields(head);
   // Host (RFC 9112 §3.2): exactly one on HTTP/1.1, at most one on HTTP/1.0, always valid.
-  size_t hosts = head.count(http::field::host);
+  size_t hosts = fields.host.size();
   if (hosts > 1) return BadRequest("more than one Host header field");
   if (hosts == 0 && version >= 11) return BadRequest("missing Host header field");
   if (hosts == 1) {
-    std::string_view host = head[http::field::host];
+    std::string_view host = fields.host.front();
     // An http(s) URI always has a non-empty host (RFC 9110 §4.2.1), so an empty Host is
     // rejected here, as nginx does.
     if (host.empty()) return BadRequest("empty Host header field");
@@ -277,15 +309,15 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
   std::string authority;
   if (std::optional<RequestError> error = NormaliseTarget(head, &authority)) return error;
 
-  const bool has_te = head.count(http::field::transfer_encoding) > 0;
-  const bool has_cl = head.count(http::field::content_length) > 0;
+  const bool has_te = !fields.transfer_encoding.empty();
+  const bool has_cl = !fields.content_length.empty();
   if (has_te) {
     if (version < 11) return BadRequest("Transfer-Encoding in an HTTP/1.0 request");
     if (has_cl) return BadRequest("both Transfer-Encoding and Content-Length");
-    if (std::optional<RequestError> error = CheckTransferEncoding(head)) return error;
+    if (std::optional<RequestError> error = CheckTransferEncoding(fields)) return error;
     out.body = RequestFraming::Body::kChunked;
   } else if (has_cl) {
-    if (std::optional<RequestError> error = ParseContentLength(head, &out.content_length)) {
+    if (std::optional<RequestError> error = ParseContentLength(fields, &out.content_length)) {
       return error;
     }
     if (out.content_length > limits.max_body_bytes) {
@@ -298,9 +330,8 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
   }
 
   // Expect (RFC 9110 §10.1.1): 100-continue is the only expectation; HTTP/1.0 ignores it.
-  auto [expect_begin, expect_end] = head.equal_range(http::field::expect);
-  for (auto it = expect_begin; it != expect_end && version >= 11; ++it) {
-    if (!EqualsIgnoreCase(it->value(), "100-continue")) {
+  for (size_t i = 0; i < fields.expect.size() && version >= 11; ++i) {
+    if (!EqualsIgnoreCase(fields.expect[i], "100-continue")) {
       return MakeRequestError(http::status::expectation_failed,
                               absl::StatusCode::kFailedPrecondition,
                               "only the 100-continue expectation is supported");
@@ -312,7 +343,7 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
   // Persistence (RFC 9112 §9.3), from the header section only: trailers never change it.
   bool close = false;
   bool keep_alive_token = false;
-  for (std::string_view token : ListElements(head, http::field::connection)) {
+  for (std::string_view token : ListElements(fields.connection)) {
     if (EqualsIgnoreCase(token, "close")) close = true;
     if (EqualsIgnoreCase(token, "keep-alive")) keep_alive_token = true;
   }

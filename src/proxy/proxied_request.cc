@@ -54,7 +54,34 @@ void ProxiedRequest::Run() {
   path_ = target.substr(0, qpos);
   query_ = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
   pretty_ = !query_.empty() && transcoder::Transcoder::WantsPretty(query_);
-  request_id_ = RequestIdFor(req);
+  for (const auto& field : req) {
+    std::string_view value = Sv(field.value());
+    switch (field.name()) {
+      case http::field::content_type:
+        content_type_ = value;
+        break;
+      case http::field::content_encoding:
+        content_encoding_ = value;
+        break;
+      case http::field::accept:
+        accept_ = value;
+        break;
+      case http::field::unknown: {
+        std::string_view name = Sv(field.name_string());
+        if (absl::EqualsIgnoreCase(Sv(name), "grpc-timeout")) {
+          grpc_timeout_ = value;
+        } else if (absl::EqualsIgnoreCase(Sv(name), "x-request-id")) {
+          client_request_id_ = value;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  request_id_ = !client_request_id_.empty() && client_request_id_.size() <= 200
+                    ? std::string(client_request_id_)
+                    : GenerateRequestId();
 
   if (std::optional<ProxyError> error = Route()) {
     Fail(*error);
@@ -132,7 +159,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
   }
   if (!req.body().empty()) {
     // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON".
-    std::string_view encoding = Sv(req[http::field::content_encoding]);
+    std::string_view encoding = content_encoding_;
     if (!encoding.empty() && !absl::EqualsIgnoreCase(Sv(encoding), "identity")) {
       ProxyError error = ProxyError::Make(
           absl::StatusCode::kInvalidArgument,
@@ -141,7 +168,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
       error.headers.emplace_back("Accept-Encoding", "identity");
       return error;
     }
-    std::string_view content_type = Sv(req[http::field::content_type]);
+    std::string_view content_type = content_type_;
     if (transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kUnsupported) {
       return ProxyError::Make(
           absl::StatusCode::kInvalidArgument,
@@ -166,7 +193,7 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
 
   // Deadline: the route's (or the default), tightened by the client's Grpc-Timeout, capped.
   std::chrono::nanoseconds timeout = route_->timeout.value_or(config.timeouts.upstream_default);
-  std::string_view grpc_timeout = Sv(req["Grpc-Timeout"]);
+  std::string_view grpc_timeout = grpc_timeout_;
   if (!grpc_timeout.empty()) {
     std::chrono::nanoseconds client_timeout;
     if (!ParseGrpcTimeout(grpc_timeout, &client_timeout)) {

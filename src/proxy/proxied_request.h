@@ -80,6 +80,12 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   std::vector<std::pair<std::string, std::string>> bindings_;
   std::string_view path_;
   std::string_view query_;
+  // The header fields the request path reads, found in one pass over the fields.
+  std::string_view content_type_;
+  std::string_view content_encoding_;
+  std::string_view accept_;
+  std::string_view grpc_timeout_;
+  std::string_view client_request_id_;
   int upstream_ = -1;
   bool pretty_ = false;
   transcoder::ResponseFormat format_ = transcoder::ResponseFormat::kJson;

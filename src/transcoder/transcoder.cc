@@ -489,27 +489,30 @@ bool IsHttpBodyResponse(const Route& route) {
 BodyFormat BodyFormatFor(const Route& route, std::string_view content_type) {
   if (IsHttpBodyRequest(route)) return BodyFormat::kRaw;
   size_t semicolon = content_type.find(';');
-  std::string_view media = content_type.substr(0, semicolon);
-  std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(S(media)));
-  if (lower == "application/x-protobuf" || lower == "application/protobuf" ||
-      lower == "application/vnd.google.protobuf") {
+  // Compared in place, case-insensitively: this runs on every request with a body.
+  const absl::string_view text(content_type.data(), content_type.size());
+  absl::string_view media = absl::StripAsciiWhitespace(text.substr(0, semicolon));
+  auto is = [media](absl::string_view type) { return absl::EqualsIgnoreCase(media, type); };
+  if (is("application/x-protobuf") || is("application/protobuf") ||
+      is("application/vnd.google.protobuf")) {
     return BodyFormat::kProtobuf;
   }
-  const bool json = lower.empty() || lower == "application/json" || lower == "text/json" ||
-                    absl::EndsWith(lower, "+json") || lower == "text/plain" ||
-                    lower == "application/x-www-form-urlencoded";
+  const bool json = media.empty() || is("application/json") || is("text/json") ||
+                    absl::EndsWithIgnoreCase(media, "+json") || is("text/plain") ||
+                    is("application/x-www-form-urlencoded");
   if (!json) return BodyFormat::kUnsupported;
   // Parameters: only a UTF-8 charset (JSON is UTF-8) or none.
   if (semicolon != std::string_view::npos) {
     for (absl::string_view param :
-         absl::StrSplit(S(content_type.substr(semicolon + 1)), ';', absl::SkipWhitespace())) {
+         absl::StrSplit(text.substr(semicolon + 1), ';', absl::SkipWhitespace())) {
       std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(param, '=');
-      std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv.first));
-      std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv.second));
+      absl::string_view name = absl::StripAsciiWhitespace(kv.first);
+      absl::string_view value = absl::StripAsciiWhitespace(kv.second);
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);
       }
-      if (name == "charset" && value != "utf-8" && value != "utf8") {
+      if (absl::EqualsIgnoreCase(name, "charset") && !absl::EqualsIgnoreCase(value, "utf-8") &&
+          !absl::EqualsIgnoreCase(value, "utf8")) {
         return BodyFormat::kUnsupported;
       }
     }

@@ -194,6 +194,8 @@ bool Http2Connection::InitSession(std::string& error) {
     return false;
   }
   std::unique_ptr<nghttp2_option, OptionDeleter> option(raw_option);
+  // Closed streams are kept only for the priority tree, which gRPC does not use.
+  nghttp2_option_set_no_closed_streams(raw_option, 1);
 
   nghttp2_session* session = nullptr;
   int rv = nghttp2_session_client_new2(&session, raw_callbacks, this, raw_option);
@@ -346,26 +348,33 @@ bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
   nva.push_back(MakeNv("content-type", "application/grpc"));
   nva.push_back(MakeNv("te", "trailers"));
   nva.push_back(MakeNv("user-agent", kUserAgent));
-  if (!timeout.empty()) nva.push_back(MakeNv("grpc-timeout", timeout));
+  if (!timeout.empty()) {
+    nva.push_back(MakeNv("grpc-timeout", timeout));
+    // It changes with every call: indexing it would only churn both HPACK tables.
+    nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+  }
   for (const auto& [raw_key, raw_value] : request.metadata) {
-    std::string key = raw_key;
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (!IsAllowedCustomMetadataKey(key)) continue;
-    std::string value;
+    // Keys and values are used in place when they are already what goes on the wire (the
+    // proxy's are): only upper-case keys and -bin values need a copy.
+    std::string_view key = raw_key;
+    if (!IsAllowedCustomMetadataKey(key)) {
+      std::string lower = raw_key;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!IsAllowedCustomMetadataKey(lower)) continue;
+      storage.push_back(std::move(lower));
+      key = storage.back();
+    }
+    std::string_view value = raw_value;
     if (IsBinaryHeader(key)) {
-      value = Base64Encode(raw_value, /*pad=*/false);
-    } else if (IsValidAsciiValue(raw_value)) {
-      value = raw_value;
-    } else {
+      storage.push_back(Base64Encode(raw_value, /*pad=*/false));
+      value = storage.back();
+    } else if (!IsValidAsciiValue(raw_value)) {
       continue;  // The server would reset the stream; drop the header instead.
     }
-    storage.push_back(std::move(key));
-    const std::string& stored_key = storage.back();
-    storage.push_back(std::move(value));
-    nva.push_back(MakeNv(stored_key, storage.back()));
+    nva.push_back(MakeNv(key, value));
     // A request id is unique per call: indexing it would only churn both HPACK tables.
-    if (stored_key == "x-request-id") nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+    if (key == "x-request-id") nva.back().flags |= NGHTTP2_NV_FLAG_NO_INDEX;
   }
 
   nghttp2_data_provider provider;
