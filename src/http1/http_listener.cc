@@ -219,6 +219,8 @@ size_t HttpListener::active_requests() const {
   return core_->active_requests.load(std::memory_order_relaxed);
 }
 
+const std::string& HttpListener::name() const { return core_->options.name; }
+
 ListenerCounters HttpListener::counters() const {
   ListenerCounters c;
   c.connections_accepted = core_->connections_accepted.load(std::memory_order_relaxed);

@@ -55,7 +55,9 @@ void Registry::AddCollectHook(std::function<void()> hook) {
 }
 
 std::string Registry::Serialize() const {
-  // Hooks run unlocked so that they may register families or call Add() themselves.
+  // Hooks run outside mu_ so that they may register families or call Add() themselves, and one
+  // scrape at a time: a hook may keep state between scrapes (the last totals it exported).
+  std::lock_guard hooks_lock(hooks_mu_);
   std::vector<std::shared_ptr<const std::function<void()>>> hooks;
   {
     std::lock_guard lock(mu_);

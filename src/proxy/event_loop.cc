@@ -146,6 +146,20 @@ void EventLoop::BeginDrain() {
   for (auto& l : listeners_) l->SetDraining();
 }
 
+http1::ListenerCounters EventLoop::ListenerTotals(std::string_view name) const {
+  http1::ListenerCounters total;
+  for (const auto& l : listeners_) {
+    if (l->name() != name) continue;
+    http1::ListenerCounters c = l->counters();
+    total.connections_accepted += c.connections_accepted;
+    total.requests += c.requests;
+    total.protocol_errors += c.protocol_errors;
+    total.timeouts += c.timeouts;
+    total.tls_handshake_failures += c.tls_handshake_failures;
+  }
+  return total;
+}
+
 size_t EventLoop::ActiveRequests() const {
   size_t n = 0;
   for (const auto& l : listeners_) n += l->active_requests();

@@ -54,6 +54,8 @@ class EventLoop final : public RequestEnvironment {
 
   // Any thread: requests read whose response is not fully written yet, on every listener.
   size_t ActiveRequests() const;
+  // Any thread: the counters of this loop's listeners named `name` ("http", "admin"), summed.
+  http1::ListenerCounters ListenerTotals(std::string_view name) const;
 
   // RequestEnvironment, loop-thread only.
   const config::ProxyConfig& config() const override { return shared_.config; }

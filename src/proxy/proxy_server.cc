@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <map>
 #include <cstdlib>
 #include <thread>
 
@@ -154,7 +155,8 @@ void ProxyServer::InstallCollectHook() {
     uint64_t connects = 0, failures = 0, goaways = 0;
   };
   auto last = std::make_shared<std::vector<Last>>(shared_->config.upstreams.size());
-  shared_->registry.AddCollectHook([this, last] {
+  auto listener_last = std::make_shared<std::map<std::string, http1::ListenerCounters>>();
+  shared_->registry.AddCollectHook([this, last, listener_last] {
     const auto& upstreams = shared_->config.upstreams;
     for (size_t u = 0; u < upstreams.size(); ++u) {
       uint64_t connecting = 0, ready = 0, draining = 0, backoff = 0;
@@ -197,6 +199,31 @@ void ProxyServer::InstallCollectHook() {
     for (const auto& loop : loops_) connections += loop->snapshots().back()->http_connections;
     shared_->stats.http_connections->Add({{"listener", "http"}})
         .Set(static_cast<double>(connections));
+    // The listeners' own counters, exported as counters: the scrape adds what grew since.
+    for (const char* name : {"http", "admin"}) {
+      http1::ListenerCounters now;
+      for (const auto& loop : loops_) {
+        http1::ListenerCounters c = loop->ListenerTotals(name);
+        now.connections_accepted += c.connections_accepted;
+        now.protocol_errors += c.protocol_errors;
+        now.timeouts += c.timeouts;
+        now.tls_handshake_failures += c.tls_handshake_failures;
+      }
+      http1::ListenerCounters& before = (*listener_last)[name];
+      auto add = [name](metrics::Family<metrics::Counter>* family, uint64_t now_value,
+                        uint64_t& before_value) {
+        if (now_value > before_value) {
+          family->Add({{"listener", name}}).Increment(static_cast<double>(now_value - before_value));
+          before_value = now_value;
+        }
+      };
+      add(shared_->stats.http_connections_accepted, now.connections_accepted,
+          before.connections_accepted);
+      add(shared_->stats.http_protocol_errors, now.protocol_errors, before.protocol_errors);
+      add(shared_->stats.http_timeouts, now.timeouts, before.timeouts);
+      add(shared_->stats.tls_handshake_failures, now.tls_handshake_failures,
+          before.tls_handshake_failures);
+    }
     shared_->stats.draining->Add({}).Set(shared_->draining.load() ? 1 : 0);
     shared_->stats.schema_loaded->Add({}).Set(shared_->schema_loaded.load() ? 1 : 0);
   });

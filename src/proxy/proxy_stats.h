@@ -38,6 +38,14 @@ namespace tipperary::proxy {
           "GOAWAY frames received from upstreams.")                                               \
   GAUGE(http_connections, "tipperary_http_connections",                                           \
         "Open HTTP/1.1 client connections, by listener.")                                        \
+  COUNTER(http_connections_accepted, "tipperary_http_connections_accepted_total",                 \
+          "HTTP/1.1 connections accepted, by listener.")                                          \
+  COUNTER(http_protocol_errors, "tipperary_http_protocol_errors_total",                           \
+          "Requests the listener answered itself (framing, limits, versions, 408), by listener.") \
+  COUNTER(http_timeouts, "tipperary_http_timeouts_total",                                         \
+          "Request-read, response-write and TLS handshake timeouts, by listener.")               \
+  COUNTER(tls_handshake_failures, "tipperary_tls_handshake_failures_total",                       \
+          "TLS handshakes that failed or timed out, by listener.")                               \
   GAUGE(draining, "tipperary_draining", "1 while the proxy drains for shutdown, else 0.")         \
   GAUGE(schema_loaded, "tipperary_schema_loaded",                                                 \
         "1 once descriptors are loaded and routes built, else 0.")                               \

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import base_config, proxy_bin, to_yaml, wait_until
+from conftest import RawConnection, base_config, proxy_bin, to_yaml, wait_until
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
@@ -218,3 +218,16 @@ def test_bad_route_fails_startup(tmp_path, route):
     path.write_text(to_yaml(config))
     res = run_proxy("--config", str(path), timeout=30)
     assert res.returncode != 0, (res.stdout + res.stderr).decode()
+
+
+def test_listener_counters_are_exported(stack):
+    proxy = stack.proxy
+    with RawConnection(proxy.host, proxy.port) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n")
+        assert conn.read_response().status == 400
+    text = proxy.admin_get("/metrics").text
+    lines = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines()
+             if l and not l.startswith("#")}
+    assert lines['tipperary_http_protocol_errors_total{listener="http"}'] >= 1
+    assert lines['tipperary_http_connections_accepted_total{listener="http"}'] >= 1
+    assert 'tipperary_http_connections_accepted_total{listener="admin"}' in lines

@@ -102,6 +102,8 @@ class HttpListener {
 
   // The bound port (useful with port 0).
   uint16_t port() const;
+  // ListenerOptions::name ("http", "admin").
+  const std::string& name() const;
   // "host:port" with the bound port ("[v6]:port" for IPv6 literals).
   std::string address() const;
 

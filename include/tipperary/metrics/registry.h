@@ -48,6 +48,7 @@ class Registry {
 
  private:
   mutable std::mutex mu_;
+  mutable std::mutex hooks_mu_;  // Held while the collect hooks run (one scrape at a time).
   std::map<std::string, std::unique_ptr<FamilyBase>> families_;
   std::vector<std::shared_ptr<const std::function<void()>>> hooks_;
 };
