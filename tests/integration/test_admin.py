@@ -226,7 +226,7 @@ def test_listener_counters_are_exported(stack):
         conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n")
         assert conn.read_response().status == 400
     text = proxy.admin_get("/metrics").text
-    lines = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines()
+    lines = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
              if l and not l.startswith("#")}
     assert lines['tipperary_http_protocol_errors_total{listener="http"}'] >= 1
     assert lines['tipperary_http_connections_accepted_total{listener="http"}'] >= 1
