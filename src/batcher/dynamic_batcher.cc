@@ -16,7 +16,7 @@ DynamicBatcher::DynamicBatcher(BatcherOptions options, std::function<void(Batch)
       time_(time != nullptr ? time : RealTime()),
       instances_(static_cast<size_t>(std::max(1, instances))),
       queue_(options) {
-  common::MutexLock lock(&join_mu_);
+  absl::MutexLock lock(&join_mu_);
   executors_.reserve(instances_);
   for (size_t i = 0; i < instances_; ++i) executors_.emplace_back([this] { ExecutorLoop(); });
   scheduler_ = std::thread([this] { SchedulerLoop(); });
@@ -32,7 +32,7 @@ absl::Status DynamicBatcher::Enqueue(std::vector<Item> items) {
     return absl::UnavailableError("batcher is draining or stopped");
   }
   {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (!accepting_locked_) {
       refused_unavailable_items_.fetch_add(n, std::memory_order_relaxed);
       return absl::UnavailableError("batcher is draining or stopped");
@@ -59,14 +59,14 @@ absl::Status DynamicBatcher::Enqueue(std::vector<Item> items) {
 void DynamicBatcher::Drain(TimePoint deadline) {
   accepting_.store(false, std::memory_order_release);
   {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     accepting_locked_ = false;
     draining_ = true;
     drain_deadline_ = std::min(drain_deadline_, deadline);
     ++events_;
   }
   scheduler_cv_.Signal();
-  common::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(this, &DynamicBatcher::IdleLocked));
 }
 
@@ -74,12 +74,12 @@ void DynamicBatcher::Stop() {
   // Rejects everything still queued at once; batches already executing finish.
   Drain(TimePoint::min());
   {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     shutdown_ = true;
   }
   scheduler_cv_.SignalAll();
   executor_cv_.SignalAll();
-  common::MutexLock lock(&join_mu_);
+  absl::MutexLock lock(&join_mu_);
   if (scheduler_.joinable()) scheduler_.join();
   for (std::thread& t : executors_) {
     if (t.joinable()) t.join();
@@ -87,12 +87,12 @@ void DynamicBatcher::Stop() {
 }
 
 size_t DynamicBatcher::queue_depth() const {
-  common::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   return queue_.size();
 }
 
 BatcherStats DynamicBatcher::stats() const {
-  common::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   BatcherStats s = stats_;
   s.queued_items = queue_.size();
   s.queued_tokens = queue_.tokens();
@@ -102,7 +102,7 @@ BatcherStats DynamicBatcher::stats() const {
 }
 
 void DynamicBatcher::AwaitQuiescent() {
-  common::MutexLock lock(&mu_);
+  absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(this, &DynamicBatcher::QuiescentLocked));
 }
 

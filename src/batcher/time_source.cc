@@ -11,7 +11,7 @@ class SteadyTime final : public TimeSource {
  public:
   TimePoint Now() override { return Clock::now(); }
 
-  void WaitUntil(common::CondVar& cv, common::Mutex& mu, TimePoint until) override {
+  void WaitUntil(absl::CondVar& cv, absl::Mutex& mu, TimePoint until) override {
     if (until == TimePoint::max()) {
       cv.Wait(&mu);
       return;
@@ -36,18 +36,18 @@ FakeTime::FakeTime(TimePoint start) : now_(start.time_since_epoch().count()) {}
 
 TimePoint FakeTime::Now() { return TimePoint(Duration(now_.load(std::memory_order_seq_cst))); }
 
-void FakeTime::WaitUntil(common::CondVar& cv, common::Mutex& mu, TimePoint until) {
+void FakeTime::WaitUntil(absl::CondVar& cv, absl::Mutex& mu, TimePoint until) {
   // Register before looking at the time: an Advance() that misses this registration stored its
   // new time first, so the check below sees it; one that sees the registration must take `mu`
   // to signal, which it gets only once we are blocked in cv.Wait. No wake-up is lost.
   uint64_t id;
   {
-    common::MutexLock lock(&waiters_mu_);
+    absl::MutexLock lock(&waiters_mu_);
     id = next_waiter_id_++;
     waiters_.push_back(Waiter{&cv, &mu, id});
   }
   if (Now() < until) cv.Wait(&mu);
-  common::MutexLock lock(&waiters_mu_);
+  absl::MutexLock lock(&waiters_mu_);
   waiters_.erase(
       std::find_if(waiters_.begin(), waiters_.end(), [id](const Waiter& w) { return w.id == id; }));
 }
@@ -57,7 +57,7 @@ void FakeTime::Advance(Duration d) {
   now_.fetch_add(d.count(), std::memory_order_seq_cst);
   std::vector<Waiter> waiters;
   {
-    common::MutexLock lock(&waiters_mu_);
+    absl::MutexLock lock(&waiters_mu_);
     waiters = waiters_;
   }
   // The waiters' mutexes and condition variables belong to objects that outlive this call
@@ -70,7 +70,7 @@ void FakeTime::Advance(Duration d) {
 }
 
 size_t FakeTime::waiters() {
-  common::MutexLock lock(&waiters_mu_);
+  absl::MutexLock lock(&waiters_mu_);
   return waiters_.size();
 }
 

@@ -22,13 +22,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "google/api/annotations.pb.h"
 #include "google/api/http.pb.h"
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/code.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
-#include "tipperary/common/mutex.h"
 
 namespace tipperary::transcoder {
 namespace {
@@ -87,7 +87,7 @@ class CachingTypeResolver : public pb::util::TypeResolver {
     size_t slash = type_url.rfind('/');
     std::string name = slash == std::string::npos ? type_url : type_url.substr(slash + 1);
     {
-      common::ReaderMutexLock lock(&mu_);
+      absl::ReaderMutexLock lock(&mu_);
       auto it = cache->find(name);
       if (it != cache->end()) {
         *out = *it->second;
@@ -98,13 +98,13 @@ class CachingTypeResolver : public pb::util::TypeResolver {
     pb::util::Status s = fetch(absl::StrCat(std::string(kTypeUrlPrefix), "/", name), fresh.get());
     if (!s.ok()) return s;  // Not cached: hostile type URLs must not grow the cache.
     *out = *fresh;
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     cache->emplace(name, std::move(fresh));
     return pb::util::Status();
   }
 
   std::unique_ptr<pb::util::TypeResolver> inner_;
-  common::Mutex mu_;
+  absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const pb::Type>> types_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<const pb::Enum>> enums_ ABSL_GUARDED_BY(mu_);
 };

@@ -13,7 +13,7 @@ void EmbedTask::CompleteItem(uint32_t index, const float* row, const absl::Statu
   }
   bool last = false;
   {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (!status.ok() && status_.ok()) {
       status_ = status;
       if (cancelled_) cancelled_->store(true, std::memory_order_release);

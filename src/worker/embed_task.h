@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "tipperary/common/mutex.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tipperary::worker {
 
@@ -71,7 +71,7 @@ class EmbedTask {
   // Rows are written by whichever executor thread ran them; distinct rows never overlap.
   std::vector<float> vectors_;
 
-  common::Mutex mu_;
+  absl::Mutex mu_;
   size_t remaining_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::chrono::nanoseconds max_queue_time_ ABSL_GUARDED_BY(mu_){0};

@@ -11,9 +11,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "ordered_responses.h"
 #include "google/protobuf/util/time_util.h"
-#include "tipperary/common/mutex.h"
 
 namespace tipperary::worker {
 namespace {
@@ -209,13 +209,13 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
       return;
     }
     deadline_ = ToBatcherDeadline(context_->deadline());
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     SubmitMoreLocked();
     MaybeFinishLocked();
   }
 
   void OnWriteDone(bool ok) override {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (out_.WriteDone(ok)) cancelled_->store(true);
     SubmitMoreLocked();
     MaybeFinishLocked();
@@ -231,7 +231,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
   };
 
   void OnChunkDone(size_t index, EmbedTask& task) {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
       FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
     }
@@ -277,7 +277,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
   batcher::TimePoint deadline_ = batcher::TimePoint::max();
   std::vector<Chunk> chunks_;  // Fixed once Start() has tokenised.
 
-  common::Mutex mu_;
+  absl::Mutex mu_;
   size_t next_submit_ ABSL_GUARDED_BY(mu_) = 0;
   OrderedResponses out_ ABSL_GUARDED_BY(mu_);  // Indexed by chunk.
 };
@@ -294,7 +294,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
 
   void Start() {
     absl::Status status = core_.Admission();
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (!status.ok()) {
       out_.Fail(status);
       MaybeFinishLocked();
@@ -305,7 +305,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
   }
 
   void OnReadDone(bool ok) override {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!ok) {
       reads_done_ = true;
@@ -351,7 +351,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
   }
 
   void OnWriteDone(bool ok) override {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (out_.WriteDone(ok)) cancelled_->store(true);
     MaybeReadLocked();
     MaybeFinishLocked();
@@ -363,7 +363,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
  private:
   void OnTaskDone(size_t sequence, const ModelRuntime& model, const EmbedOptions& options,
                   EmbedTask& task) {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     if (pb::EmbedResponse* slot = out_.Completed(sequence, task)) {
       FillEmbedResponse(model, task, options, 0, slot);
     } else if (!task.status().ok()) {
@@ -400,7 +400,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
   grpc::CallbackServerContext* const context_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
 
-  common::Mutex mu_;
+  absl::Mutex mu_;
   pb::EmbedRequest request_ ABSL_GUARDED_BY(mu_);
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;

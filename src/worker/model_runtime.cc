@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     rt->encoders_.push_back(std::move(*encoder));
   }
   {
-    common::MutexLock lock(&rt->pool_mu_);
+    absl::MutexLock lock(&rt->pool_mu_);
     for (auto& encoder : rt->encoders_) rt->free_encoders_.push_back(encoder.get());
   }
 
@@ -132,7 +132,7 @@ absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
 }
 
 model::Encoder* ModelRuntime::AcquireEncoder() {
-  common::MutexLock lock(&pool_mu_);
+  absl::MutexLock lock(&pool_mu_);
   // The batcher runs at most `instances` batches at once, so one is always free.
   pool_mu_.Await(absl::Condition(
       +[](std::vector<model::Encoder*>* free) { return !free->empty(); }, &free_encoders_));
@@ -142,7 +142,7 @@ model::Encoder* ModelRuntime::AcquireEncoder() {
 }
 
 void ModelRuntime::ReleaseEncoder(model::Encoder* encoder) {
-  common::MutexLock lock(&pool_mu_);
+  absl::MutexLock lock(&pool_mu_);
   free_encoders_.push_back(encoder);
 }
 

@@ -13,9 +13,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "embed_task.h"
 #include "tipperary/batcher/dynamic_batcher.h"
-#include "tipperary/common/mutex.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/model/encoder.h"
 #include "tipperary/model/model_bundle.h"
@@ -83,7 +83,7 @@ class ModelRuntime {
   metrics::Histogram* compute_duration_;
 
   std::vector<std::unique_ptr<model::Encoder>> encoders_;
-  common::Mutex pool_mu_;
+  absl::Mutex pool_mu_;
   std::vector<model::Encoder*> free_encoders_ ABSL_GUARDED_BY(pool_mu_);
 
   std::unique_ptr<batcher::DynamicBatcher> batcher_;  // Last: its threads use everything above.

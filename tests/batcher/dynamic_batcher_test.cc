@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tipperary/common/mutex.h"
 
 namespace tipperary::batcher {
 namespace {
@@ -43,16 +43,16 @@ class Recorder {
  public:
   void Execute(Batch batch) {
     {
-      common::MutexLock lock(&mu_);
+      absl::MutexLock lock(&mu_);
       ++executing_;
     }
     if (gated_) gate_.WaitForNotification();
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     --executing_;
     batches_.push_back(std::move(batch));
   }
   void Reject(Item item, absl::Status status) {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     rejected_.emplace_back(std::move(item), std::move(status));
   }
 
@@ -70,11 +70,11 @@ class Recorder {
   }
 
   std::vector<Batch> batches() {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     return batches_;
   }
   std::vector<std::pair<Item, absl::Status>> rejected() {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     return rejected_;
   }
 
@@ -88,13 +88,13 @@ class Recorder {
  private:
   template <typename F>
   void AwaitTrue(F f) {
-    common::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_);
     ASSERT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&f), kHangGuard));
   }
 
   std::atomic<bool> gated_{false};
   absl::Notification gate_;
-  common::Mutex mu_;
+  absl::Mutex mu_;
   size_t executing_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<Item, absl::Status>> rejected_ ABSL_GUARDED_BY(mu_);
@@ -513,14 +513,14 @@ TEST(DynamicBatcherTest, ConcurrentProducersRealTime) {
   options.max_queue_delay = std::chrono::microseconds(100);
   options.max_queue = 200;  // small enough that some requests bounce
 
-  common::Mutex mu;
+  absl::Mutex mu;
   std::map<std::pair<uint64_t, uint32_t>, int> outcome;  // executed or rejected, each once
   uint64_t executed = 0, rejected = 0;
   bool budget_ok = true;
   DynamicBatcher batcher(
       options,
       [&](Batch batch) {
-        common::MutexLock lock(&mu);
+        absl::MutexLock lock(&mu);
         if (batch.items.size() > 16 || (batch.items.size() > 1 && batch.padded_tokens > 1024)) {
           budget_ok = false;
         }
@@ -528,7 +528,7 @@ TEST(DynamicBatcherTest, ConcurrentProducersRealTime) {
         executed += batch.items.size();
       },
       [&](Item item, absl::Status) {
-        common::MutexLock lock(&mu);
+        absl::MutexLock lock(&mu);
         ++outcome[{item.request_id, item.index}];
         ++rejected;
       },
@@ -565,7 +565,7 @@ TEST(DynamicBatcherTest, ConcurrentProducersRealTime) {
   for (std::thread& t : producers) t.join();
   batcher.Drain(Clock::now() + std::chrono::seconds(20));
 
-  common::MutexLock lock(&mu);
+  absl::MutexLock lock(&mu);
   EXPECT_TRUE(budget_ok);
   EXPECT_EQ(executed + rejected + refused.load(), produced.load());
   for (const auto& [key, count] : outcome) ASSERT_EQ(count, 1);

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
-#include "tipperary/common/mutex.h"
 
 namespace tipperary::batcher {
 namespace {
@@ -23,9 +23,9 @@ TEST(FakeTimeTest, MovesOnlyWhenAdvanced) {
 
 TEST(FakeTimeTest, WaitUntilPastReturnsAtOnce) {
   FakeTime time;
-  common::Mutex mu;
-  common::CondVar cv;
-  common::MutexLock lock(&mu);
+  absl::Mutex mu;
+  absl::CondVar cv;
+  absl::MutexLock lock(&mu);
   time.WaitUntil(cv, mu, time.Now());
   EXPECT_EQ(time.waiters(), 0u);
 }
@@ -33,11 +33,11 @@ TEST(FakeTimeTest, WaitUntilPastReturnsAtOnce) {
 TEST(FakeTimeTest, AdvanceWakesWaiter) {
   FakeTime time;
   const TimePoint until = time.Now() + milliseconds(10);
-  common::Mutex mu;
-  common::CondVar cv;
+  absl::Mutex mu;
+  absl::CondVar cv;
   bool done = false;
   std::thread waiter([&] {
-    common::MutexLock lock(&mu);
+    absl::MutexLock lock(&mu);
     while (time.Now() < until) time.WaitUntil(cv, mu, until);
     done = true;
   });
@@ -53,9 +53,9 @@ TEST(RealTimeTest, IsSteadyClock) {
   TimeSource* time = RealTime();
   EXPECT_EQ(time, RealTime());
   const TimePoint a = time->Now();
-  common::Mutex mu;
-  common::CondVar cv;
-  common::MutexLock lock(&mu);
+  absl::Mutex mu;
+  absl::CondVar cv;
+  absl::MutexLock lock(&mu);
   time->WaitUntil(cv, mu, a + std::chrono::microseconds(100));  // returns (timeout or spurious)
   EXPECT_GE(time->Now(), a);
 }

@@ -34,10 +34,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "tipperary/batcher/batch.h"
 #include "tipperary/batcher/batch_queue.h"
 #include "tipperary/batcher/time_source.h"
-#include "tipperary/common/mutex.h"
 
 namespace tipperary::batcher {
 
@@ -93,9 +93,9 @@ class DynamicBatcher {
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> refused_unavailable_items_{0};
 
-  mutable common::Mutex mu_;
-  common::CondVar scheduler_cv_;  // signalled (after unlocking) on Enqueue, completion, Drain
-  common::CondVar executor_cv_;   // signalled (after unlocking) when a batch is ready, at shutdown
+  mutable absl::Mutex mu_;
+  absl::CondVar scheduler_cv_;  // signalled (after unlocking) on Enqueue, completion, Drain
+  absl::CondVar executor_cv_;   // signalled (after unlocking) when a batch is ready, at shutdown
   BatchQueue queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Batch> ready_ ABSL_GUARDED_BY(mu_);  // formed, waiting for an executor thread
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;     // ready_ + executing
@@ -112,7 +112,7 @@ class DynamicBatcher {
   TimePoint parked_until_ ABSL_GUARDED_BY(mu_) = TimePoint::max();
   BatcherStats stats_ ABSL_GUARDED_BY(mu_);
 
-  common::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serialises Stop()'s joins
+  absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serialises Stop()'s joins
   std::thread scheduler_ ABSL_GUARDED_BY(join_mu_);
   std::vector<std::thread> executors_ ABSL_GUARDED_BY(join_mu_);
 };

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "tipperary/common/mutex.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tipperary::batcher {
 
@@ -33,7 +33,7 @@ class TimeSource {
   // Now() >= `until` (TimePoint::max() = no time limit). Spurious returns are allowed, and
   // an implementation may release `mu` briefly before blocking, so the caller re-checks its
   // state after every return, exactly as with a plain condition variable.
-  virtual void WaitUntil(common::CondVar& cv, common::Mutex& mu, TimePoint until) = 0;
+  virtual void WaitUntil(absl::CondVar& cv, absl::Mutex& mu, TimePoint until) = 0;
 };
 
 // The process-wide steady clock. Never destroyed; safe to use from any thread.
@@ -50,7 +50,7 @@ class FakeTime : public TimeSource {
   explicit FakeTime(TimePoint start = TimePoint() + std::chrono::hours(24));
 
   TimePoint Now() override;
-  void WaitUntil(common::CondVar& cv, common::Mutex& mu, TimePoint until) override;
+  void WaitUntil(absl::CondVar& cv, absl::Mutex& mu, TimePoint until) override;
 
   // Moves time forward by `d` (negative values are ignored) and wakes every waiter.
   void Advance(Duration d);
@@ -59,13 +59,13 @@ class FakeTime : public TimeSource {
 
  private:
   struct Waiter {
-    common::CondVar* cv;
-    common::Mutex* mu;
+    absl::CondVar* cv;
+    absl::Mutex* mu;
     uint64_t id;
   };
 
   std::atomic<Clock::rep> now_;
-  common::Mutex waiters_mu_;
+  absl::Mutex waiters_mu_;
   // Lock order: a waiter's own mutex, then waiters_mu_. Advance() never holds waiters_mu_
   // while taking a waiter's mutex (it copies the list first), so the two never deadlock.
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
