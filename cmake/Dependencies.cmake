@@ -3,12 +3,6 @@ find_package(Threads REQUIRED)
 find_package(Boost 1.81 REQUIRED)
 find_package(OpenSSL 3 REQUIRED)
 find_package(Protobuf REQUIRED)
-# Under -fsanitize=thread GCC defines __SANITIZE_THREAD__, and protobuf's map_field.h then
-# changes MapFieldBase's layout away from that of Debian's (uninstrumented) libprotobuf. The
-# header in cmake/tsan-include hides the macro from it; see there.
-if(CMAKE_CXX_FLAGS MATCHES "-fsanitize=thread")
-  include_directories(BEFORE SYSTEM ${PROJECT_SOURCE_DIR}/cmake/tsan-include)
-endif()
 find_package(gRPC CONFIG REQUIRED)
 find_package(absl CONFIG REQUIRED)
 find_package(yaml-cpp REQUIRED)

@@ -1,4 +1,4 @@
-// Only on the include path of TSan builds (cmake/Dependencies.cmake).
+// Only on the include path of TSan builds (cmake/Tsan.cmake).
 //
 // Debian's libprotobuf is built without ThreadSanitizer, but the real map_field.h gives
 // MapFieldBase two extra members (seq1_, seq2_) whenever __SANITIZE_THREAD__ is defined, which
