@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "ordered_responses.h"
 #include "google/protobuf/util/time_util.h"
+#include "tipperary/common/tsan.h"
 
 namespace tipperary::worker {
 namespace {
@@ -24,6 +25,15 @@ using google::protobuf::util::TimeUtil;
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// reactor.Finish(status), first telling TSan that what this thread did to the reactor happens
+// before its OnDone (which deletes it): gRPC orders the two inside libgrpc and libgrpc++, where
+// TSan cannot see it. Nothing of the reactor may be touched after this returns.
+template <typename Reactor>
+void FinishCall(Reactor& reactor, grpc::Status status) {
+  common::HappensBefore(&reactor);
+  reactor.Finish(std::move(status));
 }
 
 // The metrics label for a model: its id when it exists, else "unknown" (bounded cardinality).
@@ -113,7 +123,7 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
             if (result.ok()) fill(*model, done);
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
                                 done.total_tokens());
-            Finish(ToGrpc(result));
+            FinishCall(*this, ToGrpc(result));
           });
       status = made.status();
       if (made.ok()) task = *std::move(made);
@@ -124,11 +134,18 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
     }
     core_.RecordRequest(model ? model->name() : ModelLabel(core_, requested_model), status.code(),
                         0, 0);
-    Finish(ToGrpc(status));
+    FinishCall(*this, ToGrpc(status));
   }
 
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
 
  private:
   WorkerCore& core_;
@@ -206,7 +223,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     if (!status.ok()) {
       core_.RecordRequest(model_ ? model_->name() : ModelLabel(core_, request.model()),
                           status.code(), 0, 0);
-      Finish(ToGrpc(status));
+      FinishCall(*this, ToGrpc(status));
       return;
     }
     deadline_ = ToBatcherDeadline(context_->deadline());
@@ -216,7 +233,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
       SubmitMoreLocked();
       finish = MaybeFinishLocked();
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void OnWriteDone(bool ok) override {
@@ -227,11 +244,18 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
       SubmitMoreLocked();
       finish = MaybeFinishLocked();
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
 
  private:
   struct Chunk {
@@ -251,7 +275,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
       chunks_[index].task.reset();  // Its vectors are copied; free them early.
       finish = MaybeFinishLocked();
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void SubmitMoreLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -321,7 +345,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
         StartRead(&request_);
       }
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void OnReadDone(bool ok) override {
@@ -330,7 +354,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       absl::MutexLock lock(&mu_);
       finish = ReadDoneLocked(ok);
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void OnWriteDone(bool ok) override {
@@ -341,11 +365,18 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       MaybeReadLocked();
       finish = MaybeFinishLocked();
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
 
  private:
   std::optional<grpc::Status> ReadDoneLocked(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -404,7 +435,7 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       MaybeReadLocked();
       finish = MaybeFinishLocked();
     }
-    if (finish) Finish(*std::move(finish));
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
