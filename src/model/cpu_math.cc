@@ -1,8 +1,10 @@
 #include "cpu_math.h"
 
 // The clones let one binary use AVX-512 where the CPU has it without requiring it anywhere
-// (the build targets baseline x86-64). FastExp/FastErf inline into each clone.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// (the build targets baseline x86-64). FastExp/FastErf inline into each clone. Not under the
+// sanitizers: the clones' ifunc resolvers run while the dynamic loader relocates the binary,
+// before the sanitizer runtime is initialised (under TSan the instrumented resolver crashes).
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define TIPPERARY_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/time_util.h"
 #include "ordered_responses.h"
+#include "tipperary/common/tsan.h"
 
 namespace tipperary::worker {
 namespace {
@@ -23,6 +25,15 @@ using google::protobuf::util::TimeUtil;
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// reactor.Finish(status), first telling TSan that what this thread did to the reactor happens
+// before its OnDone (which deletes it): gRPC orders the two inside libgrpc and libgrpc++, where
+// TSan cannot see it. Nothing of the reactor may be touched after this returns.
+template <typename Reactor>
+void FinishCall(Reactor& reactor, grpc::Status status) {
+  common::HappensBefore(&reactor);
+  reactor.Finish(std::move(status));
 }
 
 // The metrics label for a model: its id when it exists, else "unknown" (bounded cardinality).
@@ -112,7 +123,7 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
             if (result.ok()) fill(*model, done);
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
                                 done.total_tokens());
-            Finish(ToGrpc(result));
+            FinishCall(*this, ToGrpc(result));
           });
       status = made.status();
       if (made.ok()) task = *std::move(made);
@@ -123,11 +134,18 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
     }
     core_.RecordRequest(model ? model->name() : ModelLabel(core_, requested_model), status.code(),
                         0, 0);
-    Finish(ToGrpc(status));
+    FinishCall(*this, ToGrpc(status));
   }
 
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
 
  private:
   WorkerCore& core_;
@@ -205,24 +223,39 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     if (!status.ok()) {
       core_.RecordRequest(model_ ? model_->name() : ModelLabel(core_, request.model()),
                           status.code(), 0, 0);
-      Finish(ToGrpc(status));
+      FinishCall(*this, ToGrpc(status));
       return;
     }
     deadline_ = ToBatcherDeadline(context_->deadline());
-    absl::MutexLock lock(&mu_);
-    SubmitMoreLocked();
-    MaybeFinishLocked();
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      SubmitMoreLocked();
+      finish = MaybeFinishLocked();
+    }
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (out_.WriteDone(ok)) cancelled_->store(true);
-    SubmitMoreLocked();
-    MaybeFinishLocked();
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (out_.WriteDone(ok)) cancelled_->store(true);
+      SubmitMoreLocked();
+      finish = MaybeFinishLocked();
+    }
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
 
  private:
   struct Chunk {
@@ -230,13 +263,19 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     int first_index;
   };
 
+  // On a batcher thread, which holds no reference to the call: once Finish() is called, gRPC may
+  // run OnDone (delete this) on its own thread at any time, so Finish comes after the unlock.
   void OnChunkDone(size_t index, EmbedTask& task) {
-    absl::MutexLock lock(&mu_);
-    if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
-      FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
+        FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
+      }
+      chunks_[index].task.reset();  // Its vectors are copied; free them early.
+      finish = MaybeFinishLocked();
     }
-    chunks_[index].task.reset();  // Its vectors are copied; free them early.
-    MaybeFinishLocked();
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void SubmitMoreLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -253,20 +292,21 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     }
   }
 
-  // Writes the next response when it is ready; finishes once nothing is in flight and either
-  // every chunk is written or an error happened.
-  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Writes the next response when it is ready. Once nothing is in flight and either every
+  // chunk is written or an error happened, returns the status to finish the call with: the
+  // caller calls Finish() after releasing mu_ (OnDone may delete this as soon as it is called).
+  std::optional<grpc::Status> MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     switch (out_.Advance(chunks_.size(), /*total_is_final=*/true)) {
       case OrderedResponses::Step::kWrite:
         StartWrite(out_.writing());
         break;
       case OrderedResponses::Step::kFinish:
         core_.RecordRequest(model_->name(), out_.error().code(), out_.inputs(), out_.tokens());
-        Finish(ToGrpc(out_.error()));
-        break;
+        return ToGrpc(out_.error());
       case OrderedResponses::Step::kWait:
         break;
     }
+    return std::nullopt;
   }
 
   WorkerCore& core_;
@@ -294,28 +334,58 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
 
   void Start() {
     absl::Status status = core_.Admission();
-    absl::MutexLock lock(&mu_);
-    if (!status.ok()) {
-      out_.Fail(status);
-      MaybeFinishLocked();
-      return;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status.ok()) {
+        out_.Fail(status);
+        finish = MaybeFinishLocked();
+      } else {
+        reading_ = true;
+        StartRead(&request_);
+      }
     }
-    reading_ = true;
-    StartRead(&request_);
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      finish = ReadDoneLocked(ok);
+    }
+    if (finish) FinishCall(*this, *std::move(finish));
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (out_.WriteDone(ok)) cancelled_->store(true);
+      MaybeReadLocked();
+      finish = MaybeFinishLocked();
+    }
+    if (finish) FinishCall(*this, *std::move(finish));
+  }
+
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
+
+ private:
+  std::optional<grpc::Status> ReadDoneLocked(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     reading_ = false;
     if (!ok) {
       reads_done_ = true;
-      MaybeFinishLocked();
-      return;
+      return MaybeFinishLocked();
     }
-    if (out_.finished() || !out_.error().ok()) {
-      MaybeFinishLocked();
-      return;
-    }
+    if (out_.finished() || !out_.error().ok()) return MaybeFinishLocked();
     size_t sequence = next_sequence_++;
     // Checked per message: a stream opened before a drain gets no new work in.
     absl::Status status = core_.Admission();
@@ -344,33 +414,28 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
     if (!status.ok()) {
       out_.Fail(status);
       cancelled_->store(true);
-      MaybeFinishLocked();
-      return;
+      return MaybeFinishLocked();
     }
     MaybeReadLocked();
+    return std::nullopt;
   }
 
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    if (out_.WriteDone(ok)) cancelled_->store(true);
-    MaybeReadLocked();
-    MaybeFinishLocked();
-  }
-
-  void OnCancel() override { cancelled_->store(true, std::memory_order_release); }
-  void OnDone() override { delete this; }
-
- private:
+  // On a batcher thread, which holds no reference to the call: once Finish() is called, gRPC may
+  // run OnDone (delete this) on its own thread at any time, so Finish comes after the unlock.
   void OnTaskDone(size_t sequence, const ModelRuntime& model, const EmbedOptions& options,
                   EmbedTask& task) {
-    absl::MutexLock lock(&mu_);
-    if (pb::EmbedResponse* slot = out_.Completed(sequence, task)) {
-      FillEmbedResponse(model, task, options, 0, slot);
-    } else if (!task.status().ok()) {
-      cancelled_->store(true);
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pb::EmbedResponse* slot = out_.Completed(sequence, task)) {
+        FillEmbedResponse(model, task, options, 0, slot);
+      } else if (!task.status().ok()) {
+        cancelled_->store(true);
+      }
+      MaybeReadLocked();
+      finish = MaybeFinishLocked();
     }
-    MaybeReadLocked();
-    MaybeFinishLocked();
+    if (finish) FinishCall(*this, *std::move(finish));
   }
 
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -380,7 +445,8 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
     StartRead(&request_);
   }
 
-  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // As EmbedStreamReactor's: the caller calls Finish() with the result after releasing mu_.
+  std::optional<grpc::Status> MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     switch (out_.Advance(next_sequence_, /*total_is_final=*/reads_done_)) {
       case OrderedResponses::Step::kWrite:
         StartWrite(out_.writing());
@@ -388,11 +454,11 @@ class EmbedBidiReactor : public grpc::ServerBidiReactor<pb::EmbedRequest, pb::Em
       case OrderedResponses::Step::kFinish:
         core_.RecordRequest(model_name_.empty() ? core_.config().default_model().name : model_name_,
                             out_.error().code(), out_.inputs(), out_.tokens());
-        Finish(ToGrpc(out_.error()));
-        break;
+        return ToGrpc(out_.error());
       case OrderedResponses::Step::kWait:
         break;
     }
+    return std::nullopt;
   }
 
   WorkerCore& core_;

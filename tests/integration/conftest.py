@@ -18,7 +18,9 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
+import sys
 import signal
 import socket
 import subprocess
@@ -183,6 +185,36 @@ class Proc:
             err = self.stderr[-n:]
             out = self.stdout[-n // 2:]
         return ("--- stderr ---\n" + "\n".join(err) + "\n--- stdout ---\n" + "\n".join(out))
+
+    def sanitizer_report(self) -> str | None:
+        """The stderr from the first sanitizer report on, if the process printed one."""
+        with self._cond:
+            err = list(self.stderr)
+        for i, line in enumerate(err):
+            if SANITIZER_REPORT.search(line):
+                return "\n".join(err[i:i + 80])
+        return None
+
+
+# A sanitizer report in a child process (the sanitizer presets' builds) fails the run even when
+# every request still got its answer: one printed during shutdown, after the last assertion,
+# would otherwise go unnoticed. ThreadSanitizer, AddressSanitizer/LeakSanitizer and
+# UndefinedBehaviorSanitizer ("file:line:col: runtime error: ...").
+SANITIZER_REPORT = re.compile(
+    r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)Sanitizer:|:\d+:\d+: runtime error: ")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _ALL_PROCS:
+        if proc.alive():
+            continue  # Still running: its reader threads are still filling stderr.
+        for reader in proc._readers:
+            reader.join(2)
+        report = proc.sanitizer_report()
+        if report is not None:
+            print(f"\n{proc.name} (pid {proc.pid}, rc {proc.popen.returncode}) printed a "
+                  f"sanitizer report:\n{report}", file=sys.stderr)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(hookwrapper=True)
