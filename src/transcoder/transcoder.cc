@@ -530,6 +530,11 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
           absl::StrCat("route ", route.label, " does not take a request body"));
     }
   } else if (http_body) {
+    // HttpBody.content_type is a proto3 string: a header value with obs-text bytes would make
+    // the upstream reject the whole message (invalid UTF-8), so it is the client's error here.
+    if (!internal::IsValidUtf8(content_type)) {
+      return absl::InvalidArgumentError("the Content-Type header is not valid UTF-8");
+    }
     google::api::HttpBody hb;
     hb.set_content_type(S(content_type));
     hb.set_data(S(body));

@@ -324,6 +324,12 @@ TEST_F(TranscoderTest, HttpBodyRequest) {
   EXPECT_EQ(BodyFormatFor(echo, "application/json"), BodyFormat::kJson);
   EXPECT_FALSE(
       transcoder_.BuildRequestMessage(echo, {}, "", "x", BodyFormat::kRaw, "text/plain").ok());
+  // A Content-Type with obs-text bytes cannot go into HttpBody.content_type, a proto3 string
+  // (found by tests/fuzz/transcoder_json).
+  auto obs_text =
+      transcoder_.BuildRequestMessage(route, {}, "", "raw", BodyFormat::kRaw, "t\x9b\x83t/plain");
+  EXPECT_EQ(obs_text.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(obs_text.status().message()), HasSubstr("Content-Type"));
 }
 
 TEST_F(TranscoderTest, ResponseJsonAndOptions) {
