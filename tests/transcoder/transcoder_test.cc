@@ -308,6 +308,16 @@ TEST_F(TranscoderTest, BinaryProtobufBodies) {
   bytes = bad_utf8.SerializeAsString();
   bytes[0] = static_cast<char>((14 << 3) | 2);  // Re-tag f_bytes (15) as f_string (14).
   EXPECT_FALSE(Request("POST", "/v1/echo", "", bytes, BodyFormat::kProtobuf, "").ok());
+  // A tag in more than 5 bytes (found by tests/fuzz/transcoder_binary): CodedInputStream reads
+  // it, protobuf's parser does not, so the upstream would fail on what we let through.
+  const std::string long_tag("\xfd\xff\xff\xff\xff\x18\x6a\x01\x01\x6a", 10);
+  EXPECT_FALSE(v1::AllTypes().ParseFromString(long_tag));
+  auto long_tag_request = Request("POST", "/v1/echo", "", long_tag, BodyFormat::kProtobuf, "");
+  EXPECT_EQ(long_tag_request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(transcoder_
+                   .BuildResponseBody(RouteFor(*TestRoutes(), "POST", "/v1/echo"), long_tag,
+                                      ResponseFormat::kJson, false)
+                   .ok());
 }
 
 TEST_F(TranscoderTest, HttpBodyRequest) {
