@@ -6,6 +6,8 @@
 // Input format: transcoder_world.h; with the extra flag t, the query string is also parsed as a
 // path template (PathTemplate::Parse, as config routes are) and matched against the path.
 // Besides not crashing, checks that
+//  * RouteTable::Match (a trie) agrees with matching every route's template one by one: found
+//    when a route of the method matches, 405 when only routes of other methods do, else 404,
 //  * a matched route's own template matches the path with the same bindings,
 //  * a built request message is a well-formed, parsable message of the route's request type,
 //  * the JSON fast path, whenever it takes a body, agrees byte for byte with protobuf's parser.
@@ -83,6 +85,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const RouteTable::MatchResult m = routes.Match(req.method, req.path);
+  // The trie search against every route's own template, one by one.
+  bool matches_any = false;
+  bool matches_method = false;
+  for (const auto& r : routes.routes()) {
+    if (r->path_template.Match(req.path).has_value()) {
+      matches_any = true;
+      if (r->http_method == req.method) matches_method = true;
+    }
+  }
+  const bool consistent =
+      m.status == RouteTable::MatchStatus::kOk
+          ? matches_method
+          : (m.status == RouteTable::MatchStatus::kMethodNotAllowed ? matches_any && !matches_method
+                                                                    : !matches_any);
+  if (!consistent) {
+    Fail("RouteTable::Match disagrees with the routes' templates (status " +
+             std::to_string(static_cast<int>(m.status)) + ")",
+         input);
+  }
   if (m.status != RouteTable::MatchStatus::kOk) {
     if (m.route != nullptr) Fail("a failed match returned a route", req.path);
     if ((m.status == RouteTable::MatchStatus::kMethodNotAllowed) == m.allowed_methods.empty()) {
