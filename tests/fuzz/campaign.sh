@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A longer fuzzing campaign for one target of the fuzz preset (docs/fuzzing.md): fuzzes for
-# SECONDS with JOBS processes (default 1) over WORKDIR/corpus, which starts as a copy of the seed
-# corpus and is kept (and grows) from one campaign to the next; crashes, leaks, timeouts and
-# OOMs go to WORKDIR/artifacts. Ends with the coverage of one pass over the whole corpus
-# (cov: edges, ft: features). Needs `scripts/build fuzz` first.
+# SECONDS with JOBS processes (libFuzzer's -fork, default 1) over WORKDIR/corpus, which starts as
+# a copy of the seed corpus and is kept (and grows) from one campaign to the next. A finding does
+# not end the campaign: each crash, leak, timeout or OOM input is saved under WORKDIR/artifacts
+# and fuzzing goes on. Ends with the coverage of one pass over the whole corpus (cov: edges,
+# ft: features). Needs `scripts/build fuzz` first.
 #   tests/fuzz/campaign.sh NAME SECONDS [JOBS] [WORKDIR]   # WORKDIR: build/fuzz/campaign/NAME
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,10 @@ work=$(realpath -m "${4:-build/fuzz/campaign/$name}")
 bin=$root/build/fuzz/tests/fuzz/${name}_fuzz
 [[ -x "$bin" ]] || { echo "campaign: $bin is not built (scripts/build fuzz)" >&2; exit 1; }
 mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
+# A copy of the binary: -fork starts it again and again, and a rebuild meanwhile must not change
+# what the campaign fuzzes.
+cp "$bin" "$work/${name}_fuzz"
+bin=$work/${name}_fuzz
 cp -n "$root/tests/fuzz/corpus/$name"/* "$work/corpus/"
 dict=()
 [[ -f "$root/tests/fuzz/$name.dict" ]] && dict=(-dict="$root/tests/fuzz/$name.dict")
@@ -24,18 +29,13 @@ if [[ $name == tokenizer && -z "${TIPPERARY_MODEL_DIR:-}" ]]; then
 fi
 export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-       -artifact_prefix="$work/artifacts/" "${dict[@]}")
 start=$SECONDS
 rc=0
-if ((jobs > 1)); then
-  # libFuzzer writes one fuzz-N.log per job into the current directory.
-  (cd "$work/logs" && "$bin" "${flags[@]}" -jobs="$jobs" -workers="$jobs" "$work/corpus") || rc=$?
-  tail -n 8 "$work"/logs/fuzz-*.log
-else
-  "$bin" "${flags[@]}" "$work/corpus" 2>"$work/logs/fuzz.log" || rc=$?
-  tail -n 8 "$work/logs/fuzz.log"
-fi
+(cd "$work/logs" && "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" -fork="$jobs" \
+  -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 "$work/corpus" 2>"$work/logs/fuzz.log") ||
+  rc=$?
+grep -E "^#[0-9]+: cov" "$work/logs/fuzz.log" | tail -n 1 || true
 echo "campaign: $name ran $((SECONDS - start)) s, exit $rc; artifacts: $(ls "$work/artifacts" | wc -l)"
 "$bin" -runs=0 "$work/corpus" 2>&1 | grep -E "INITED" | tail -n 1
 exit "$rc"
