@@ -5,13 +5,15 @@
 # not end the campaign: each crash, leak, timeout or OOM input is saved under WORKDIR/artifacts
 # and fuzzing goes on. Ends with the coverage of one pass over the whole corpus (cov: edges,
 # ft: features). Needs `scripts/build fuzz` first.
-#   tests/fuzz/campaign.sh NAME SECONDS [JOBS] [WORKDIR]   # WORKDIR: build/fuzz/campaign/NAME
+#   tests/fuzz/campaign.sh NAME SECONDS [JOBS] [WORKDIR] [libFuzzer flags...]
+# WORKDIR defaults to build/fuzz/campaign/NAME; e.g. -use_value_profile=1 as a flag.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 (($# >= 2)) || { echo "usage: $0 NAME SECONDS [JOBS] [WORKDIR]" >&2; exit 2; }
 name=$1 seconds=$2 jobs=${3:-1}
 work=$(realpath -m "${4:-build/fuzz/campaign/$name}")
+shift $(($# < 4 ? $# : 4))
 bin=$root/build/fuzz/tests/fuzz/${name}_fuzz
 [[ -x "$bin" ]] || { echo "campaign: $bin is not built (scripts/build fuzz)" >&2; exit 1; }
 mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
@@ -33,7 +35,7 @@ start=$SECONDS
 rc=0
 (cd "$work/logs" && "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" -fork="$jobs" \
-  -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 "$work/corpus" 2>"$work/logs/fuzz.log") ||
+  -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 "$@" "$work/corpus" 2>"$work/logs/fuzz.log") ||
   rc=$?
 grep -E "^#[0-9]+: cov" "$work/logs/fuzz.log" | tail -n 1 || true
 echo "campaign: $name ran $((SECONDS - start)) s, exit $rc; artifacts: $(ls "$work/artifacts" | wc -l)"
