@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tipperary/config/units.h"
+#include "yaml-cpp/eventhandler.h"
 
 namespace tipperary::config {
 namespace {
@@ -329,21 +330,77 @@ absl::Status YamlMap::ReadStringList(std::string_view key, std::vector<std::stri
   return ReadInto(*this, key, out, [](const YamlValue& v) { return v.AsStringList(); });
 }
 
+namespace {
+
+// Where each document of a stream starts (its first token) and where its root node is, for
+// ParseYamlDocument.
+class DocumentMarks : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  std::vector<YAML::Mark> roots;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (roots.size() < starts.size()) roots.push_back(mark);
+  }
+};
+
+}  // namespace
+
 absl::StatusOr<YamlValue> ParseYamlDocument(const std::string& text, const std::string& source) {
-  std::vector<YAML::Node> documents;
+  // yaml-cpp 0.7 leaves a token that cannot start a node (a ',' outside a flow collection)
+  // unconsumed and starts an empty document at it, again and again: YAML::LoadAll never
+  // returns and allocates a document per turn. So the documents are counted first, three at
+  // most: one that starts where the previous one did is that stuck token, a syntax error. Only
+  // then is the first (and only) document loaded.
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(text);
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentMarks documents;
+    while (documents.starts.size() < 3 && parser.HandleNextDocument(documents)) {
+    }
+    const std::vector<YAML::Mark>& marks = documents.starts;
+    for (size_t i = 1; i < marks.size(); ++i) {
+      if (marks[i].pos == marks[i - 1].pos) {
+        const size_t pos = static_cast<size_t>(std::max(marks[i].pos, 0));
+        std::string what = pos < text.size()
+                               ? absl::StrCat("unexpected \"", text.substr(pos, 1), "\"")
+                               : std::string("unexpected end of input");
+        return YamlError(source, marks[i], "", absl::StrCat("YAML syntax error: ", what));
+      }
+    }
+    if (marks.size() > 1) {
+      const YAML::Mark& at = documents.roots.size() > 1 ? documents.roots[1] : marks[1];
+      return YamlError(source, at, "", "more than one YAML document (remove the extra \"---\")");
+    }
+    if (!marks.empty()) document = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return YamlError(source, e.mark, "", absl::StrCat("YAML syntax error: ", e.msg));
   }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+  if (!document.IsDefined() || document.IsNull()) {
     return YamlError(source, YAML::Mark(), "", "the file is empty");
   }
-  if (documents.size() > 1) {
-    return YamlError(source, documents[1].Mark(), "",
-                     "more than one YAML document (remove the extra \"---\")");
-  }
-  return YamlValue(source, documents[0], "");
+  return YamlValue(source, document, "");
 }
 
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {

@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -262,7 +263,15 @@ absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_dir) {
     TokenText(Field(m, "continuing_subword_prefix"), &tok.options_.continuing_subword_prefix);
     if (const Value* v = Field(m, "max_input_chars_per_word");
         v != nullptr && v->has_number_value()) {
-      tok.options_.max_input_chars_per_word = static_cast<size_t>(v->number_value());
+      // A double from the file: converting a negative, fractional or huge one to size_t is
+      // undefined behaviour, so only whole numbers in [0, 2^32] are taken.
+      const double n = v->number_value();
+      if (!(n >= 0 && n <= 4294967296.0) || n != std::floor(n)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(file, ": model.max_input_chars_per_word must be a whole number in [0, ",
+                         "2^32], got ", n));
+      }
+      tok.options_.max_input_chars_per_word = static_cast<size_t>(n);
     }
     const Value* vocab = Field(m, "vocab");
     if (vocab == nullptr || !vocab->has_struct_value()) {

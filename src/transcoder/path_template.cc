@@ -222,7 +222,11 @@ bool PathTemplate::Split(std::string_view path, SplitPath* out) {
   }
   std::string_view last = out->segments.back();
   size_t colon = last.rfind(':');
-  if (colon != std::string_view::npos) {
+  // A ':' that ends the path introduces no verb (a template's verb is never empty), so the colon
+  // stays in the segment. As an empty verb, it had the route table find a template without a
+  // verb for the segment minus its ':', which MatchSplit then refused: "GET /v1/names/abc:",
+  // which GET /v1/names/{name} matches, was answered 405 Allow: GET.
+  if (colon != std::string_view::npos && colon + 1 < last.size()) {
     out->has_verb = true;
     out->verb = last.substr(colon + 1);
     out->last_without_verb = last.substr(0, colon);

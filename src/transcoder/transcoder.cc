@@ -44,6 +44,36 @@ std::string Msg(const StatusT& s) {
 
 pb::StringPiece Piece(std::string_view v) { return pb::StringPiece(v.data(), v.size()); }
 
+// protobuf 3.21's JSON converter has CHECKs that hostile input can fail: an Any of a well-known
+// type with a key besides "@type" and "value" ({"@type": ".../google.protobuf.Duration",
+// "value": "1s", "x": 1}) ends in CHECK(!done_) in ProtoWriter. Debian builds protobuf with
+// PROTOBUF_USE_EXCEPTIONS, so a failed CHECK throws FatalException instead of aborting: it is
+// caught here and becomes the request's error, rather than ending the proxy with every request
+// in flight. All our calls into the converter go through these two.
+pb::util::Status JsonToBinary(pb::util::TypeResolver* resolver, const std::string& type_url,
+                              std::string_view json, std::string* out,
+                              const pb::util::JsonParseOptions& options) {
+  try {
+    return pb::util::JsonToBinaryString(resolver, type_url, Piece(json), out, options);
+  } catch (const pb::FatalException&) {
+    out->clear();
+    return pb::util::Status(pb::util::StatusCode::kInvalidArgument,
+                            "protobuf's JSON parser cannot take it (an Any of a well-known type "
+                            "takes only \"@type\" and \"value\")");
+  }
+}
+
+pb::util::Status BinaryToJson(pb::util::TypeResolver* resolver, const std::string& type_url,
+                              const std::string& binary, std::string* out,
+                              const pb::util::JsonPrintOptions& options) {
+  try {
+    return pb::util::BinaryToJsonString(resolver, type_url, binary, out, options);
+  } catch (const pb::FatalException&) {
+    out->clear();
+    return pb::util::Status(pb::util::StatusCode::kInternal, "protobuf's JSON printer failed");
+  }
+}
+
 void AppendVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>((v & 0x7F) | 0x80));
@@ -566,6 +596,11 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
           absl::StrCat("route ", route.label, " does not take a request body"));
     }
   } else if (http_body) {
+    // HttpBody.content_type is a proto3 string: a header value with obs-text bytes would make
+    // the upstream reject the whole message (invalid UTF-8), so it is the client's error here.
+    if (!internal::IsValidUtf8(content_type)) {
+      return absl::InvalidArgumentError("the Content-Type header is not valid UTF-8");
+    }
     google::api::HttpBody hb;
     hb.set_content_type(S(content_type));
     hb.set_data(S(body));
@@ -609,8 +644,7 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
         if (!internal::FastJsonToBinary(body_type, body, options_.max_depth, &body_bin)) {
           const std::string url =
               body_field == nullptr ? route.request_type_url : TypeUrl(body_type->full_name());
-          pb::util::Status s =
-              pb::util::JsonToBinaryString(resolver, url, Piece(body), &body_bin, parse_options);
+          pb::util::Status s = JsonToBinary(resolver, url, body, &body_bin, parse_options);
           if (!s.ok()) return JsonError("invalid JSON body", s);
         }
       }
@@ -623,8 +657,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       wrapped.append(body.data(), body.size());
       wrapped.push_back('}');
       std::string bin;
-      pb::util::Status s = pb::util::JsonToBinaryString(resolver, route.request_type_url,
-                                                        Piece(wrapped), &bin, parse_options);
+      pb::util::Status s =
+          JsonToBinary(resolver, route.request_type_url, wrapped, &bin, parse_options);
       if (!s.ok()) return JsonError("invalid JSON body", s);
       pb::Arena arena;
       pb::Message* tmp = schema_->Prototype(route.request_type)->New(&arena);
@@ -703,8 +737,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
     pb::Struct object;
     pb::util::JsonParseOptions lenient;
     lenient.ignore_unknown_fields = true;
-    if (pb::util::JsonToBinaryString(resolver, "type.googleapis.com/google.protobuf.Struct",
-                                     Piece(body), &struct_bin, lenient)
+    if (JsonToBinary(resolver, "type.googleapis.com/google.protobuf.Struct", body, &struct_bin,
+                     lenient)
             .ok() &&
         object.ParseFromString(struct_bin)) {
       std::vector<std::string> paths;
@@ -756,7 +790,7 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
         internal::FastBinaryToJson(type, bytes, fast_print, options_.max_depth, &out.body)) {
       return out;
     }
-    pb::util::Status s = pb::util::BinaryToJsonString(resolver, url, S(bytes), &out.body, print);
+    pb::util::Status s = BinaryToJson(resolver, url, S(bytes), &out.body, print);
     if (!s.ok()) {
       return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
     }
@@ -805,8 +839,7 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
     return absl::InternalError(
         absl::StrCat("response is not a valid ", route.response_type->full_name()));
   }
-  pb::util::Status s =
-      pb::util::BinaryToJsonString(resolver, route.response_type_url, only, &json, compact);
+  pb::util::Status s = BinaryToJson(resolver, route.response_type_url, only, &json, compact);
   if (!s.ok()) {
     return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
   }
@@ -921,9 +954,8 @@ std::string Transcoder::StatusJson(int grpc_code, std::string_view message,
         std::string json;
         std::string any_bin = any.SerializeAsString();
         if (any_type != nullptr && internal::IsWellFormed(any_type, any_bin, options_.max_depth) &&
-            pb::util::BinaryToJsonString(schema_->type_resolver(),
-                                         "type.googleapis.com/google.protobuf.Any", any_bin, &json,
-                                         print)
+            BinaryToJson(schema_->type_resolver(), "type.googleapis.com/google.protobuf.Any",
+                         any_bin, &json, print)
                 .ok()) {
           details.emplace_back(TrimTrailingNewlines(json));
           continue;

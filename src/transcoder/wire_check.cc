@@ -80,8 +80,12 @@ bool Check(const pb::Descriptor* type, std::string_view bytes, size_t depth, siz
   in.SetRecursionLimit(static_cast<int>(max_depth));
   const int size = static_cast<int>(bytes.size());
   while (in.CurrentPosition() < size) {
+    const int tag_start = in.CurrentPosition();
     uint32_t tag = in.ReadTag();
     if (tag == 0 || WFL::GetTagFieldNumber(tag) == 0) return false;
+    // CodedInputStream reads a tag of up to 10 bytes (truncating it to 32 bits); protobuf's
+    // message parser takes at most 5 and rejects the message, so must we.
+    if (in.CurrentPosition() - tag_start > 5) return false;
     const WFL::WireType wt = WFL::GetTagWireType(tag);
     const pb::FieldDescriptor* f = type->FindFieldByNumber(WFL::GetTagFieldNumber(tag));
     if (f == nullptr) {

@@ -174,6 +174,22 @@ TEST(YamlReaderTest, SyntaxErrorsEmptyAndMultipleDocuments) {
             "w.yaml:1:1: the file is empty");
   EXPECT_EQ(Message(ParseYamlDocument("a: 1\n---\nb: 2\n", "w.yaml").status()),
             "w.yaml:3:1: more than one YAML document (remove the extra \"---\")");
+  EXPECT_EQ(Message(ParseYamlDocument("a: 1\n...\nb: 2\n", "w.yaml").status()),
+            "w.yaml:3:1: more than one YAML document (remove the extra \"---\")");
+}
+
+// yaml-cpp 0.7's YAML::LoadAll never returns on a ',' outside a flow collection, allocating an
+// empty document per turn (found by tests/fuzz/config): an error instead.
+TEST(YamlReaderTest, StrayCommaIsASyntaxErrorNotAHang) {
+  EXPECT_EQ(Message(ParseYamlDocument(",", "w.yaml").status()),
+            "w.yaml:1:1: YAML syntax error: unexpected \",\"");
+  EXPECT_EQ(Message(ParseYamlDocument("models: [a]\n,\n", "w.yaml").status()),
+            "w.yaml:2:1: YAML syntax error: end of map not found");
+  EXPECT_EQ(Message(ParseYamlDocument("[a]\n  , b\n", "w.yaml").status()),
+            "w.yaml:2:3: YAML syntax error: unexpected \",\"");
+  EXPECT_EQ(Message(ParseYamlDocument("--- ,i: 1}\nmodels: []\n", "w.yaml").status()),
+            "w.yaml:1:5: YAML syntax error: unexpected \",\"");
+  EXPECT_TRUE(ParseYamlDocument("a: [1, 2]\nb: {c: ','}\n", "w.yaml").ok());
 }
 
 }  // namespace

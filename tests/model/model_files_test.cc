@@ -263,6 +263,14 @@ TEST(ModelBundleTest, RejectsMissingOrMisshapenTensors) {
                          "intermediate_size": 32, "vocab_size": 30, "max_position_embeddings": 24})");
   EXPECT_THAT(LoadModel(dir.path().string()).status().message(),
               HasSubstr("has shape [16, 8] but config.json implies [32, 8]"));
+
+  // 2^24 layers (ReadInt's limit): the first missing layer is the error, without gigabytes of
+  // tensor names first (found by tests/fuzz/model_files, an OOM).
+  testing::WriteFile(dir.path() / "config.json",
+                     R"({"hidden_size": 8, "num_hidden_layers": 16777216, "num_attention_heads": 2,
+                         "intermediate_size": 16, "vocab_size": 30, "max_position_embeddings": 24})");
+  EXPECT_THAT(LoadModel(dir.path().string()).status().message(),
+              HasSubstr("missing tensor 'encoder.layer.2.attention.self.query.weight'"));
 }
 
 }  // namespace

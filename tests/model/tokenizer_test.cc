@@ -316,6 +316,24 @@ TEST(TokenizerLoadTest, BadTokenizerJsonNamesTheFile) {
   ASSERT_FALSE(tok.ok());
   EXPECT_NE(tok.status().message().find("tokenizer.json"), absl::string_view::npos) << tok.status();
 
+  // max_input_chars_per_word is a double in the file; a negative, fractional or huge one was
+  // cast to size_t (undefined behaviour, found by tests/fuzz/model_files).
+  for (const char* bad : {"-5", "1.5", "1e300"}) {
+    std::ofstream(dir / "tokenizer.json")
+        << R"({"model": {"type": "WordPiece", "max_input_chars_per_word": )" << bad
+        << R"(, "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}}})";
+    tok = Tokenizer::Load(dir.string());
+    ASSERT_FALSE(tok.ok()) << bad;
+    EXPECT_NE(tok.status().message().find("max_input_chars_per_word"), absl::string_view::npos)
+        << tok.status();
+  }
+  std::ofstream(dir / "tokenizer.json")
+      << R"({"model": {"type": "WordPiece", "max_input_chars_per_word": 0,)"
+      << R"( "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}}})";
+  tok = Tokenizer::Load(dir.string());
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(tok->options().max_input_chars_per_word, 0u);
+
   fs::remove(dir / "tokenizer.json");
   std::ofstream(dir / "vocab.txt") << "hello\nworld\n";  // lacks [UNK], [CLS], ...
   tok = Tokenizer::Load(dir.string());

@@ -97,6 +97,13 @@ TEST(PathTemplateMatch, Verbs) {
   // Without a verb in the template, ':' is part of the segment.
   PathTemplate plain = MustParse("/v1/names/{name}");
   EXPECT_THAT(*plain.Match("/v1/names/a:b"), ElementsAre(Pair("name", "a:b")));
+  // Nor is an empty verb one: a trailing ':' belongs to the segment.
+  EXPECT_THAT(*plain.Match("/v1/names/a:"), ElementsAre(Pair("name", "a:")));
+  EXPECT_FALSE(run.Match("/v1/things/t1:").has_value());
+  PathTemplate::SplitPath split;
+  ASSERT_TRUE(PathTemplate::Split("/v1/a:", &split));
+  EXPECT_FALSE(split.has_verb);
+  EXPECT_EQ(split.segments.back(), "a:");
   PathTemplate tail = MustParse("/v1/{name=**}:undelete");
   EXPECT_THAT(*tail.Match("/v1/a/b/c:undelete"), ElementsAre(Pair("name", "a/b/c")));
 }

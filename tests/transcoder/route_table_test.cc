@@ -92,6 +92,13 @@ TEST(RouteTable, NotFoundAndMethodNotAllowed) {
   EXPECT_THAT(t.Match("GET", "/v1/shelves/s1/things/t1:fly").bindings,
               ElementsAre(Pair("name", "shelves/s1/things/t1:fly")));
   EXPECT_EQ(t.Match("POST", "/v1/nothing/l:fly").status, Status::kNotFound);
+  // A ':' at the very end is no verb (found by tests/fuzz/transcoder_json: it was a 405 with
+  // Allow: GET for a GET).
+  m = t.Match("GET", "/v1/names/abc:");
+  EXPECT_EQ(m.status, Status::kOk);
+  EXPECT_THAT(m.bindings, ElementsAre(Pair("name", "abc:")));
+  EXPECT_EQ(t.Match("PUT", "/v1/echo/7/repeated:").status, Status::kOk);
+  EXPECT_EQ(t.Match("POST", "/v1/shelves/s/things/t:").status, Status::kMethodNotAllowed);
   EXPECT_EQ(t.Match("GET", "").status, Status::kNotFound);
   EXPECT_EQ(t.Match("GET", "relative").status, Status::kNotFound);
   EXPECT_EQ(t.Match("get", "/v1/stream").status, Status::kMethodNotAllowed);

@@ -59,8 +59,8 @@ class PathTemplate {
   std::string Shape() const;
 
   // Splits a request path into segments (after the leading '/') and a verb: when the last
-  // segment contains ':' the part after the last ':' is the candidate verb. Exposed for the
-  // route table, which matches many templates against one split path.
+  // segment contains ':' the non-empty part after the last ':' is the candidate verb. Exposed for
+  // the route table, which matches many templates against one split path.
   struct SplitPath {
     std::vector<std::string_view> segments;
     std::string_view verb;               // Empty when the last segment has no ':'.
