@@ -298,7 +298,8 @@ void ProxiedRequest::OnDone(upstream::GrpcResult result) {
     http1::HttpResponse res{http::status::ok, http_->request().version()};
     res.set(http::field::content_type,
             routing_->transcoder->StreamContentType(*route_, format_, ""));
-    res.body() = routing_->transcoder->BuildStreamEnd(*route_, format_, 0, "", "");
+    res.body() =
+        routing_->transcoder->BuildStreamEnd(*route_, format_, absl::StatusCode::kOk, "", "");
     Finish(std::move(res), &result.trailers, "");
     return;
   }
@@ -309,7 +310,7 @@ void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
   // The stream's end, in-band (a JSON error line, or the protobuf status frame) and as
   // trailers for the clients that read them.
   std::string end = routing_->transcoder->BuildStreamEnd(
-      *route_, format_, static_cast<int>(result.code), result.grpc_message, result.status_details);
+      *route_, format_, result.code, result.grpc_message, result.status_details);
   if (!end.empty()) {
     bytes_out_ += end.size();
     http_->SendChunk(std::move(end));
@@ -354,10 +355,9 @@ void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* tra
                           http_->request().version()};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : error.headers) res.set(name, value);
-  res.body() = routing_
-                   ? routing_->transcoder->StatusJson(static_cast<int>(error.code), error.message,
-                                                      error.details_bin, pretty_)
-                   : common::StatusJson(error.code, error.message);
+  res.body() = routing_ ? routing_->transcoder->StatusJson(error.code, error.message,
+                                                           error.details_bin, pretty_)
+                        : common::StatusJson(error.code, error.message);
   if (!grpc_code_) grpc_code_ = error.code;
   Finish(std::move(res), trailers, error.details_bin);
 }

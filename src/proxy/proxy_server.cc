@@ -3,8 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
-#include <map>
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -213,7 +213,8 @@ void ProxyServer::InstallCollectHook() {
       auto add = [name](metrics::Family<metrics::Counter>* family, uint64_t now_value,
                         uint64_t& before_value) {
         if (now_value > before_value) {
-          family->Add({{"listener", name}}).Increment(static_cast<double>(now_value - before_value));
+          family->Add({{"listener", name}})
+              .Increment(static_cast<double>(now_value - before_value));
           before_value = now_value;
         }
       };

@@ -126,8 +126,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // The same bytes as grpc-status-details-bin (a google.rpc.Status), the query as its message.
-  CheckJsonOutput("a status", t.StatusJson(3, req.query, bin, pretty), input);
-  const std::string stream_error = t.BuildStreamError(13, req.query, bin);
+  CheckJsonOutput("a status",
+                  t.StatusJson(absl::StatusCode::kInvalidArgument, req.query, bin, pretty), input);
+  const std::string stream_error = t.BuildStreamError(absl::StatusCode::kInternal, req.query, bin);
   if (!absl::EndsWith(stream_error, "\n")) Fail("a stream error without its newline", input);
   CheckJsonOutput("a stream error",
                   std::string_view(stream_error).substr(0, stream_error.size() - 1), input);

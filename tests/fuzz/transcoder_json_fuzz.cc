@@ -109,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if ((m.status == RouteTable::MatchStatus::kMethodNotAllowed) == m.allowed_methods.empty()) {
       Fail("allowed methods disagree with the match status", req.path);
     }
-    (void)t.StatusJson(5, req.path.substr(0, 256), "", pretty);
+    (void)t.StatusJson(absl::StatusCode::kNotFound, req.path.substr(0, 256), "", pretty);
     return 0;
   }
   if (m.route == nullptr) Fail("a match without a route", req.path);
@@ -135,8 +135,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   } else {
     // As the proxy renders the error.
-    (void)t.StatusJson(AbslCodeToGrpcCode(message.status().code()),
-                       std::string(message.status().message()), "", pretty);
+    (void)t.StatusJson(message.status().code(), std::string(message.status().message()), "",
+                       pretty);
   }
   if (fmt == BodyFormat::kJson) {
     if (const pb::Descriptor* type = JsonBodyType(route); type != nullptr) {

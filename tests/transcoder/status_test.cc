@@ -4,6 +4,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "test_schema.h"
+#include "tipperary/common/status_json.h"
 #include "tipperary/testing/v1/test_service.pb.h"
 #include "tipperary/transcoder/status_mapping.h"
 #include "tipperary/transcoder/transcoder.h"
@@ -29,8 +30,8 @@ TEST(StatusMapping, AllCodes) {
   EXPECT_EQ(AbslCodeToGrpcCode(static_cast<absl::StatusCode>(77)), 2);
 }
 
-TEST(StatusJson, Minimal) {
-  EXPECT_EQ(MinimalStatusJson(5, "no \"route\"\xff"),
+TEST(StatusJson, CommonRenderingHasNoSchema) {
+  EXPECT_EQ(common::StatusJson(absl::StatusCode::kNotFound, "no \"route\"\xff"),
             "{\"code\":5,\"message\":\"no \\\"route\\\"\\ufffd\",\"details\":[]}");
 }
 
@@ -67,7 +68,7 @@ std::string DetailsBin() {
 
 TEST(StatusJson, DecodesDetails) {
   Transcoder t(testing::TestSchema(), TranscoderOptions{});
-  std::string json = t.StatusJson(3, "bad", DetailsBin(), false);
+  std::string json = t.StatusJson(absl::StatusCode::kInvalidArgument, "bad", DetailsBin(), false);
   EXPECT_EQ(json.rfind("{\"code\":3,\"message\":\"bad\",\"details\":[", 0), 0u) << json;
   for (
       const char* piece :
@@ -81,15 +82,15 @@ TEST(StatusJson, DecodesDetails) {
   }
   EXPECT_EQ(json.substr(json.size() - 2), "]}");
 
-  std::string pretty = t.StatusJson(3, "bad", DetailsBin(), true);
+  std::string pretty = t.StatusJson(absl::StatusCode::kInvalidArgument, "bad", DetailsBin(), true);
   EXPECT_THAT(pretty,
               HasSubstr("{\n \"code\": 3,\n \"message\": \"bad\",\n \"details\": [\n  {\n"));
   EXPECT_THAT(pretty, HasSubstr("\"@type\": \"type.googleapis.com/x.Unknown\""));
 
   // Garbage details: no details, still valid.
-  EXPECT_EQ(t.StatusJson(13, "x", "\xff\xff", false),
+  EXPECT_EQ(t.StatusJson(absl::StatusCode::kInternal, "x", "\xff\xff", false),
             "{\"code\":13,\"message\":\"x\",\"details\":[]}");
-  EXPECT_EQ(t.StatusJson(13, "x", "", true),
+  EXPECT_EQ(t.StatusJson(absl::StatusCode::kInternal, "x", "", true),
             "{\n \"code\": 13,\n \"message\": \"x\",\n \"details\": []\n}\n");
 }
 
@@ -98,7 +99,7 @@ TEST(StatusJson, CustomDetailNeedsItsDescriptors) {
   auto builtin_only = Schema::Create({});
   ASSERT_TRUE(builtin_only.ok()) << builtin_only.status();
   Transcoder t(*builtin_only, TranscoderOptions{});
-  std::string json = t.StatusJson(3, "bad", DetailsBin(), false);
+  std::string json = t.StatusJson(absl::StatusCode::kInvalidArgument, "bad", DetailsBin(), false);
   EXPECT_THAT(
       json,
       HasSubstr(R"("@type":"type.googleapis.com/tipperary.testing.v1.CustomDetail","value":")"));

@@ -492,25 +492,29 @@ TEST_F(TranscoderTest, StreamChunks) {
   EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kJson, ""), "application/json");
   EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kProtobuf, ""),
             kProtobufStreamContentType);
-  EXPECT_EQ(transcoder_.BuildStreamError(9, "stop", ""),
+  EXPECT_EQ(transcoder_.BuildStreamError(absl::StatusCode::kFailedPrecondition, "stop", ""),
             "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
 }
 
 TEST_F(TranscoderTest, StreamEnds) {
   const Route& stream = RouteFor(*TestRoutes(), "GET", "/v1/stream");
   // JSON: nothing on success, the error line on failure.
-  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, 0, "", ""), "");
-  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, 9, "stop", ""),
+  EXPECT_EQ(
+      transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, absl::StatusCode::kOk, "", ""), "");
+  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson,
+                                       absl::StatusCode::kFailedPrecondition, "stop", ""),
             "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
   // Protobuf: always a status frame, varint(len) + StreamFrame{status (field 2)}.
-  std::string end = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, 9, "stop", "");
+  std::string end = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf,
+                                               absl::StatusCode::kFailedPrecondition, "stop", "");
   google::rpc::Status status;
   status.set_code(9);
   status.set_message("stop");
   const std::string status_bytes = status.SerializeAsString();
   EXPECT_EQ(end, std::string(1, static_cast<char>(status_bytes.size() + 2)) + "\x12" +
                      std::string(1, static_cast<char>(status_bytes.size())) + status_bytes);
-  std::string ok = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, 0, "", "");
+  std::string ok =
+      transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, absl::StatusCode::kOk, "", "");
   EXPECT_EQ(ok, std::string("\x02\x12\x00", 3));
 }
 
@@ -575,7 +579,7 @@ TEST_F(TranscoderTest, HostileInputs) {
                               std::string("\x3a\x02\x08"), std::string(100, '\x22')}) {
     (void)transcoder_.BuildResponseBody(get, garbage, ResponseFormat::kJson, false);
     (void)transcoder_.BuildStreamChunk(get, garbage, ResponseFormat::kJson, true);
-    (void)transcoder_.StatusJson(3, garbage, garbage, true);
+    (void)transcoder_.StatusJson(absl::StatusCode::kInvalidArgument, garbage, garbage, true);
   }
   EXPECT_FALSE(
       transcoder_.BuildResponseBody(get, "\xff\xff\xff\xff\xff", ResponseFormat::kJson, false)

@@ -116,20 +116,20 @@ class Transcoder {
   std::string StreamContentType(const Route& route, ResponseFormat fmt,
                                 std::string_view first_message) const;
   // {"error":{"code":..,"message":..,"details":[..]}}\n
-  std::string BuildStreamError(int grpc_code, std::string_view message,
+  std::string BuildStreamError(absl::StatusCode code, std::string_view message,
                                std::string_view status_details_bin) const;
   // The last chunk of a server stream: for JSON the error line when grpc_code != 0 (else
   // nothing); for binary protobuf the status frame, always (proto/tipperary/proxy/v1/
   // stream_frame.proto); for google.api.HttpBody streams nothing: their status travels in
   // the trailers only.
-  std::string BuildStreamEnd(const Route& route, ResponseFormat fmt, int grpc_code,
+  std::string BuildStreamEnd(const Route& route, ResponseFormat fmt, absl::StatusCode code,
                              std::string_view message, std::string_view status_details_bin) const;
 
   // {"code":3,"message":"...","details":[...]}: details decoded from the serialized
   // google.rpc.Status (grpc-status-details-bin, already base64-decoded); a detail whose type
   // is unknown becomes {"@type":"...","value":"<base64>"}. code and message are always the
   // ones given. Never fails.
-  std::string StatusJson(int grpc_code, std::string_view message,
+  std::string StatusJson(absl::StatusCode code, std::string_view message,
                          std::string_view status_details_bin, bool pretty) const;
 
   // Whether the query string asks for pretty output (?pretty, ?pretty=true, ?pretty=1).
@@ -139,8 +139,5 @@ class Transcoder {
   std::shared_ptr<const Schema> schema_;
   TranscoderOptions options_;
 };
-
-// {"code":N,"message":"...","details":[]} without a schema (errors before one exists).
-std::string MinimalStatusJson(int grpc_code, std::string_view message);
 
 }  // namespace tipperary::transcoder

@@ -1,0 +1,80 @@
+// Errors as JSON: a google.rpc.Status with its details decoded (google.protobuf.Any's JSON
+// mapping), rendered by common::StatusJson like every error tipperary writes.
+#include "tipperary/transcoder/transcoder.h"
+
+#include <google/protobuf/arena.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <optional>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "codec.h"
+#include "fast_json.h"
+#include "google/api/httpbody.pb.h"
+#include "google/rpc/status.pb.h"
+#include "internal.h"
+#include "tipperary/transcoder/path_template.h"
+#include "wire_check.h"
+#include "tipperary/common/status_json.h"
+
+namespace tipperary::transcoder {
+namespace {
+
+namespace pb = google::protobuf;
+using internal::BinaryToJson;
+using internal::TrimTrailingNewlines;
+
+}  // namespace
+
+std::string Transcoder::StatusJson(absl::StatusCode code, std::string_view message,
+                                   std::string_view status_details_bin, bool pretty) const {
+  std::vector<std::string> details;
+  if (!status_details_bin.empty() && status_details_bin.size() < static_cast<size_t>(INT32_MAX)) {
+    google::rpc::Status st;
+    if (st.ParseFromArray(status_details_bin.data(), static_cast<int>(status_details_bin.size()))) {
+      pb::util::JsonPrintOptions print;
+      print.add_whitespace = pretty;
+      print.always_print_primitive_fields = options_.always_print_primitive_fields;
+      print.always_print_enums_as_ints = options_.enums_as_ints;
+      print.preserve_proto_field_names = options_.preserve_proto_field_names;
+      const pb::Descriptor* any_type = schema_->FindMessage("google.protobuf.Any");
+      for (const pb::Any& any : st.details()) {
+        std::string json;
+        std::string any_bin = any.SerializeAsString();
+        if (any_type != nullptr && internal::IsWellFormed(any_type, any_bin, options_.max_depth) &&
+            BinaryToJson(schema_->type_resolver(), "type.googleapis.com/google.protobuf.Any",
+                         any_bin, &json, print)
+                .ok()) {
+          details.emplace_back(TrimTrailingNewlines(json));
+          continue;
+        }
+        std::string fallback = pretty ? "{\n \"@type\": " : "{\"@type\":";
+        internal::AppendJsonString(fallback, any.type_url());
+        fallback.append(pretty ? ",\n \"value\": " : ",\"value\":");
+        internal::AppendJsonString(fallback, absl::Base64Escape(any.value()));
+        fallback.append(pretty ? "\n}" : "}");
+        details.push_back(std::move(fallback));
+      }
+    }
+  }
+  return common::StatusJson(code, message, details, pretty);
+}
+
+std::string Transcoder::BuildStreamError(absl::StatusCode code, std::string_view message,
+                                         std::string_view status_details_bin) const {
+  std::string out = "{\"error\":";
+  out.append(StatusJson(code, message, status_details_bin, false));
+  out.append("}\n");
+  return out;
+}
+
+}  // namespace tipperary::transcoder
