@@ -24,14 +24,14 @@ inline google::protobuf::StringPiece Piece(std::string_view v) {
 
 // protobuf's JSON converter, with its CHECK failures (thrown as FatalException by Debian's
 // build) turned into an error status: hostile input never ends the process.
-google::protobuf::util::Status JsonToBinary(google::protobuf::util::TypeResolver* resolver,
-                                            const std::string& type_url, std::string_view json,
-                                            std::string* out,
-                                            const google::protobuf::util::JsonParseOptions& options);
-google::protobuf::util::Status BinaryToJson(google::protobuf::util::TypeResolver* resolver,
-                                            const std::string& type_url,
-                                            const std::string& binary, std::string* out,
-                                            const google::protobuf::util::JsonPrintOptions& options);
+google::protobuf::util::Status JsonToBinary(
+    google::protobuf::util::TypeResolver* resolver, const std::string& type_url,
+    std::string_view json, std::string* out,
+    const google::protobuf::util::JsonParseOptions& options);
+google::protobuf::util::Status BinaryToJson(
+    google::protobuf::util::TypeResolver* resolver, const std::string& type_url,
+    const std::string& binary, std::string* out,
+    const google::protobuf::util::JsonPrintOptions& options);
 
 void AppendVarint(std::string* out, uint64_t v);
 // Field `field_number` as a length-delimited record: tag, length, bytes.

@@ -35,7 +35,6 @@ std::string TypeName(const pb::FieldDescriptor* f) {
   }
 }
 
-
 absl::Status BadValue(const pb::FieldDescriptor* f, std::string_view text, const Origin& origin,
                       std::string_view why = {}) {
   return absl::InvalidArgumentError(

@@ -1,7 +1,5 @@
 // The request direction: an HTTP request (route, path bindings, query, body) into the gRPC
 // request message, without parsing the body into a message where it can be avoided.
-#include "tipperary/transcoder/transcoder.h"
-
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -19,12 +17,13 @@
 #include "absl/strings/strip.h"
 #include "codec.h"
 #include "fast_json.h"
+#include "field_binding.h"
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/status.pb.h"
 #include "internal.h"
 #include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/transcoder.h"
 #include "wire_check.h"
-#include "field_binding.h"
 
 namespace tipperary::transcoder {
 namespace {
@@ -32,22 +31,22 @@ namespace {
 namespace pb = google::protobuf;
 using internal::AppendLengthDelimited;
 using internal::AppendVarint;
+using internal::Apply;
 using internal::BinaryToJson;
 using internal::IsBlank;
+using internal::JsonNestingExceeds;
 using internal::JsonToBinary;
 using internal::Msg;
-using internal::Piece;
-using internal::Quote;
-using internal::Reindent;
-using internal::S;
-using internal::TrimTrailingNewlines;
-using internal::Apply;
-using internal::JsonNestingExceeds;
 using internal::Origin;
 using internal::ParseQuery;
+using internal::Piece;
 using internal::QueryParam;
+using internal::Quote;
+using internal::Reindent;
 using internal::Resolve;
 using internal::ResolvedPath;
+using internal::S;
+using internal::TrimTrailingNewlines;
 
 // The FieldMask field a PATCH fills: "update_mask", else the only top-level FieldMask.
 const pb::FieldDescriptor* PatchMaskField(const pb::Descriptor* type) {

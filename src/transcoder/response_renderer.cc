@@ -1,7 +1,5 @@
 // The response direction: upstream message bytes into HTTP bodies (JSON, binary protobuf,
 // google.api.HttpBody) and server-stream chunks and ends.
-#include "tipperary/transcoder/transcoder.h"
-
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -23,6 +21,7 @@
 #include "google/rpc/status.pb.h"
 #include "internal.h"
 #include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/transcoder.h"
 #include "wire_check.h"
 
 namespace tipperary::transcoder {
@@ -210,8 +209,8 @@ std::string Transcoder::StreamContentType(const Route& route, ResponseFormat fmt
   return fmt == ResponseFormat::kProtobuf ? S(kProtobufStreamContentType) : S(kJsonContentType);
 }
 
-std::string Transcoder::BuildStreamEnd(const Route& route, ResponseFormat fmt, absl::StatusCode code,
-                                       std::string_view message,
+std::string Transcoder::BuildStreamEnd(const Route& route, ResponseFormat fmt,
+                                       absl::StatusCode code, std::string_view message,
                                        std::string_view status_details_bin) const {
   if (IsHttpBodyResponse(route)) return "";
   if (fmt == ResponseFormat::kJson) {

@@ -1,7 +1,5 @@
 // Errors as JSON: a google.rpc.Status with its details decoded (google.protobuf.Any's JSON
 // mapping), rendered by common::StatusJson like every error tipperary writes.
-#include "tipperary/transcoder/transcoder.h"
-
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -22,9 +20,10 @@
 #include "google/api/httpbody.pb.h"
 #include "google/rpc/status.pb.h"
 #include "internal.h"
-#include "tipperary/transcoder/path_template.h"
-#include "wire_check.h"
 #include "tipperary/common/status_json.h"
+#include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/transcoder.h"
+#include "wire_check.h"
 
 namespace tipperary::transcoder {
 namespace {

@@ -1,0 +1,69 @@
+#include "rpc_support.h"
+
+#include <bit>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace tipperary::worker {
+
+using google::protobuf::util::TimeUtil;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+EmbedOptions OptionsOf(const pb::EmbedRequest& request) {
+  EmbedOptions options;
+  options.truncate = !request.has_truncate() || request.truncate();
+  if (request.has_normalize()) options.normalize = request.normalize();
+  options.dimensions = request.dimensions();
+  return options;
+}
+
+std::vector<std::string> TextsOf(const pb::EmbedRequest& request) {
+  return {request.inputs().begin(), request.inputs().end()};
+}
+
+void FillEmbedResponse(const ModelRuntime& model, const EmbedTask& task,
+                       const EmbedOptions& options, int first_index, pb::EmbedResponse* response) {
+  response->set_model(model.name());
+  for (size_t i = 0; i < task.size(); ++i) {
+    pb::Embedding* embedding = response->add_embeddings();
+    std::vector<float> values = WorkerCore::FinalVector(model, task, i, options);
+    embedding->mutable_values()->Add(values.begin(), values.end());
+    embedding->set_tokens(static_cast<int32_t>(task.ids()[i].size()));
+    embedding->set_truncated(task.truncated()[i]);
+    embedding->set_index(first_index + static_cast<int32_t>(i));
+  }
+  pb::EmbedMetadata* metadata = response->mutable_metadata();
+  metadata->set_total_tokens(static_cast<int32_t>(task.total_tokens()));
+  *metadata->mutable_queue_time() = TimeUtil::NanosecondsToDuration(task.max_queue_time().count());
+  *metadata->mutable_compute_time() = TimeUtil::NanosecondsToDuration(task.compute_time().count());
+  metadata->set_batches(task.batches());
+  metadata->set_backend(model.backend());
+}
+
+void FillModel(const ModelRuntime& model, uint32_t created, pb::Model* out) {
+  out->set_id(model.name());
+  out->set_object("model");
+  out->set_created(created);
+  out->set_owned_by("tipperary");
+  out->set_dimensions(model.dim());
+  out->set_max_seq_length(model.max_seq_length());
+  out->set_backend(model.backend());
+  out->set_dtype(model.dtype());
+  out->set_pooling(model.pooling());
+  out->set_normalize(model.normalize());
+}
+
+std::string Base64Floats(const std::vector<float>& values) {
+  static_assert(std::endian::native == std::endian::little, "little-endian hosts only");
+  std::string bytes(values.size() * sizeof(float), '\0');
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return absl::Base64Escape(bytes);
+}
+
+}  // namespace tipperary::worker

@@ -1,0 +1,85 @@
+#include "unary_embed_reactor.h"
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "admission.h"
+#include "ordered_responses.h"
+#include "rpc_support.h"
+#include "tipperary/common/tsan.h"
+
+namespace tipperary::worker {
+namespace {
+
+// --------------------------------------------------------------------------------------------
+// Unary embedding calls (Embed and CreateEmbeddings): one task, one response.
+
+class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
+ public:
+  using Fill = std::function<void(const ModelRuntime&, const EmbedTask&)>;
+
+  UnaryEmbedReactor(WorkerCore& core, grpc::CallbackServerContext* context)
+      : core_(core), context_(context), cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  // Touches nothing of `this` after a successful submission: the batcher may finish the call
+  // (and OnDone delete the reactor) before Submit even returns.
+  void Start(const std::string& requested_model, std::vector<std::string> texts,
+             EmbedOptions options, Fill fill) {
+    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, requested_model);
+    absl::Status status = admitted.status();
+    ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
+    std::shared_ptr<EmbedTask> task;
+    if (status.ok()) {
+      absl::StatusOr<std::shared_ptr<EmbedTask>> made =
+          core_.MakeTask(*model, texts, options, cancelled_, [this, model, fill](EmbedTask& done) {
+            absl::Status result = done.status();
+            if (result.ok()) fill(*model, done);
+            core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
+                                done.total_tokens());
+            FinishCall(*this, ToGrpc(result));
+          });
+      status = made.status();
+      if (made.ok()) task = *std::move(made);
+    }
+    if (status.ok()) {
+      status = model->Submit(task, ToBatcherDeadline(context_->deadline()));
+      if (status.ok()) return;
+    }
+    core_.RecordRequest(model ? model->name() : ModelLabel(core_, requested_model), status.code(),
+                        0, 0);
+    FinishCall(*this, ToGrpc(status));
+  }
+
+  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
+
+ private:
+  WorkerCore& core_;
+  grpc::CallbackServerContext* const context_;
+  const std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
+                                          const std::string& requested_model,
+                                          std::vector<std::string> texts, EmbedOptions options,
+                                          FillResponse fill) {
+  auto* reactor = new UnaryEmbedReactor(core, context);
+  reactor->Start(requested_model, std::move(texts), options, std::move(fill));
+  return reactor;
+}
+
+}  // namespace tipperary::worker

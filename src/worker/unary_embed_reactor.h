@@ -1,0 +1,21 @@
+// The unary embedding calls (Embed, CreateEmbeddings): one task, one response, finished from
+// the batcher's thread that completes the task.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "tipperary/embedding/v1/embedding.grpc.pb.h"
+#include "worker_core.h"
+
+namespace tipperary::worker {
+
+namespace pb = ::tipperary::embedding::v1;
+
+// `fill` writes the response from the finished task; it runs on a batcher thread.
+using FillResponse = std::function<void(const ModelRuntime&, const EmbedTask&)>;
+grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
+                                          const std::string& requested_model,
+                                          std::vector<std::string> texts, EmbedOptions options,
+                                          FillResponse fill);
+
+}  // namespace tipperary::worker
