@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -158,6 +159,7 @@ class CpuEncoder final : public Encoder {
     for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
     token_ids_ = &token_ids;
     for (int l = 0; l < config_.num_hidden_layers; ++l) next_item_[l].store(0);
+    error_ = absl::OkStatus();
 
     // A small batch runs on the calling thread alone: its work is shorter than what waking the
     // team and meeting at 13 barriers costs (batch 1 x 16 tokens: 1.5 ms alone, 2.5-4 ms on two
@@ -169,7 +171,7 @@ class CpuEncoder final : public Encoder {
       team_.Run(forward);
     }
     token_ids_ = nullptr;
-    return absl::OkStatus();
+    return error_;
   }
 
   int hidden_size() const override { return config_.hidden_size; }
@@ -181,7 +183,11 @@ class CpuEncoder final : public Encoder {
   void Dense(int member, const float* x, int rows, int in, const std::vector<float>& w,
              const std::unique_ptr<internal::Bf16Linear>& packed, int out, float* y) {
     if (bf16_) {
-      packed->Run(x, rows, y, &bf16_scratch_[member]);
+      // A failure must not leave the team's barriers: record it, finish the pass, report it.
+      if (absl::Status s = packed->Run(x, rows, y, &bf16_scratch_[member]); !s.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu_);
+        if (error_.ok()) error_ = std::move(s);
+      }
     } else {
       Linear(*blas_, x, rows, in, w.data(), out, y);
     }
@@ -292,6 +298,8 @@ class CpuEncoder final : public Encoder {
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
   std::vector<std::vector<float>> scores_;           // one len x len block per member
   std::vector<internal::Bf16Scratch> bf16_scratch_;  // one per member
+  std::mutex error_mu_;                              // Guards error_ while the team runs.
+  absl::Status error_;  // The first failure of this Encode, from any member.
   std::unique_ptr<std::atomic<int>[]> next_item_;
 };
 

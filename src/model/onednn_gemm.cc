@@ -195,8 +195,19 @@ absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, i
   return std::unique_ptr<Bf16Linear>(new Bf16Linear(n, k, std::move(impl)));
 }
 
-void Bf16Linear::Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const {
-  if (rows <= 0) return;
+absl::Status Bf16Linear::Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const {
+  if (rows <= 0) return absl::OkStatus();
+  try {
+    RunOrThrow(x, rows, y, scratch);
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN bf16 matmul ", n_, " x ", k_, ": ", e.what()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory for the bf16 matmul scratch");
+  }
+  return absl::OkStatus();
+}
+
+void Bf16Linear::RunOrThrow(const float* x, int rows, float* y, Bf16Scratch* scratch) const {
   // oneDNN (OpenMP build in Debian) would otherwise start an OpenMP team on every calling
   // thread, oversubscribing the cores our own team already uses. Per-thread setting; cheap.
   omp_set_num_threads(1);

@@ -70,11 +70,14 @@ class Bf16Linear {
   // y[rows x n] (row stride n) = x[rows x k] (row stride k) * w^T. Runs on the calling thread
   // only (oneDNN's OpenMP team is held to 1 thread: the encoder's own team splits the work).
   // Thread-safe across threads with distinct scratches.
-  void Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
+  // Never throws: oneDNN's errors (and a failed allocation) come back as a status, so nothing
+  // escapes onto the encoder's or the batcher's threads.
+  absl::Status Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
 
  private:
   struct Impl;
   Bf16Linear(int n, int k, std::unique_ptr<Impl> impl);
+  void RunOrThrow(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
   const int n_, k_;
   std::unique_ptr<Impl> impl_;
 };

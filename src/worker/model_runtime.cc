@@ -1,6 +1,7 @@
 #include "model_runtime.h"
 
 #include <algorithm>
+#include <exception>
 #include <thread>
 #include <utility>
 
@@ -156,7 +157,16 @@ void ModelRuntime::Execute(batcher::Batch batch) {
   std::vector<float> out;
   model::Encoder* encoder = AcquireEncoder();
   batcher::TimePoint start = batcher::Clock::now();
-  absl::Status status = encoder->Encode(ids, &out);
+  absl::Status status;
+  // The batcher's thread is the boundary: an exception from an encoder's library would end the
+  // process; it fails this batch instead.
+  try {
+    status = encoder->Encode(ids, &out);
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("the encoder threw: ", e.what()));
+  } catch (...) {
+    status = absl::InternalError("the encoder threw");
+  }
   batcher::TimePoint end = batcher::Clock::now();
   ReleaseEncoder(encoder);
   if (status.ok() && out.size() != batch.items.size() * static_cast<size_t>(dim_)) {
