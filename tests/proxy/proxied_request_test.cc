@@ -9,7 +9,9 @@
 
 #include <deque>
 #include <optional>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tipperary/metrics/registry.h"
@@ -611,6 +613,35 @@ TEST_F(ProxiedRequestTest, SchemaSwapKeepsTheRequestsSchemaAndStats) {
               HasSubstr(R"({code="200",method="GET",route="GET /v1/stream"} 1)"));
   EXPECT_THAT(env_.Metric("tipperary_http_requests_in_flight"),
               HasSubstr(R"(route="GET /v1/stream"} 0)"));
+}
+
+// Many requests in flight across many swaps, finishing in an order unrelated to their start:
+// each keeps the schema and the stats it started with (the ASan and TSan presets run this).
+TEST_F(ProxiedRequestTest, SchemaSwapsUnderManyRequestsInFlight) {
+  constexpr int kRequests = 64;
+  std::vector<std::shared_ptr<FakeHttpExchange>> https;
+  std::vector<std::shared_ptr<ProxiedRequest>> requests;
+  for (int i = 0; i < kRequests; ++i) {
+    https.push_back(Start(Request(http::verb::get, "/v1/stream")));
+    requests.push_back(request_);
+    if (i % 3 == 0) env_.SetSchema();
+  }
+  ASSERT_EQ(env_.upstream_.size(), static_cast<size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    env_.upstream_.call(i).handlers.on_message(ThingBytes(absl::StrCat("m", i)));
+    env_.SetSchema();
+  }
+  requests.clear();  // Only the calls' handlers keep them alive now.
+  request_.reset();
+  for (int i = kRequests - 1; i >= 0; --i) {
+    env_.upstream_.call(i).handlers.on_done(Ok());
+    env_.upstream_.call(i).handlers = {};
+    if (i % 5 == 0) env_.SetSchema();
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(https[i]->body(), absl::StrCat("{\"result\":{\"name\":\"m", i, "\"}}\n"));
+  }
+  EXPECT_EQ(env_.in_flight_.load(), 0);
 }
 
 }  // namespace
