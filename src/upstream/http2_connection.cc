@@ -242,19 +242,24 @@ void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
     common::ScopedFlag inside(in_nghttp2_);
     rv = nghttp2_session_mem_recv(session_.get(), read_buffer_.data(), bytes);
   }
+  if (!OpenAfterNghttp2(rv)) return;
+  AfterIo();
+  if (!closed_) StartRead();
+}
+
+bool Http2Connection::OpenAfterNghttp2(ssize_t rv) {
   if (rv < 0) {
     Close("HTTP/2 error on connection to " + label_ + ": " +
           nghttp2_strerror(static_cast<int>(rv)));
-    return;
+    return false;
   }
-  if (close_after_nghttp2_) {
+  if (close_after_nghttp2_) {  // A callback asked to close; it could not while inside nghttp2.
     std::string reason = std::move(*close_after_nghttp2_);
     close_after_nghttp2_.reset();
     Close(reason);
-    return;
+    return false;
   }
-  AfterIo();
-  if (!closed_) StartRead();
+  return true;
 }
 
 void Http2Connection::AfterIo() {
@@ -293,17 +298,7 @@ void Http2Connection::Flush() {
       if (write_buffer_.size() >= kMaxWriteBatch) break;
     }
   }
-  if (error < 0) {
-    Close("HTTP/2 error on connection to " + label_ + ": " +
-          nghttp2_strerror(static_cast<int>(error)));
-    return;
-  }
-  if (close_after_nghttp2_) {
-    std::string reason = std::move(*close_after_nghttp2_);
-    close_after_nghttp2_.reset();
-    Close(reason);
-    return;
-  }
+  if (!OpenAfterNghttp2(error)) return;
   if (write_buffer_.empty()) return;
   writing_ = true;
   asio::async_write(

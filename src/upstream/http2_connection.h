@@ -108,6 +108,9 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool InitSession(std::string& error);
   void StartRead();
   void OnRead(const boost::system::error_code& ec, size_t bytes);
+  // After a call into nghttp2 returned rv: closes the connection if it failed or a callback asked
+  // to close it meanwhile. Returns whether the connection is still open.
+  bool OpenAfterNghttp2(ssize_t rv);
   // Flushes and closes when done; a no-op inside nghttp2 callbacks (the caller runs it after).
   void AfterIo();
   void Flush();

@@ -9,7 +9,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "admission.h"
-#include "ordered_responses.h"
+#include "ordered_stream_reactor.h"
 #include "rpc_support.h"
 #include "tipperary/common/tsan.h"
 
@@ -19,12 +19,13 @@ namespace {
 // --------------------------------------------------------------------------------------------
 // EmbedStream: the texts in chunks, a few chunks in the batcher at a time, written in order.
 
-class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
+class EmbedStreamReactor
+    : public OrderedStreamReactor<grpc::ServerWriteReactor<pb::EmbedResponse>> {
  public:
   static constexpr size_t kWindow = 4;  // Chunks submitted ahead of the one being written.
 
   EmbedStreamReactor(WorkerCore& core, grpc::CallbackServerContext* context)
-      : core_(core), context_(context), cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+      : OrderedStreamReactor(core), context_(context) {}
 
   void Start(const pb::EmbedRequest& request) {
     absl::StatusOr<ModelRuntime*> admitted = Admit(core_, request.model());
@@ -63,34 +64,7 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
       return;
     }
     deadline_ = ToBatcherDeadline(context_->deadline());
-    std::optional<grpc::Status> finish;
-    {
-      absl::MutexLock lock(&mu_);
-      SubmitMoreLocked();
-      finish = MaybeFinishLocked();
-    }
-    if (finish) FinishCall(*this, *std::move(finish));
-  }
-
-  void OnWriteDone(bool ok) override {
-    std::optional<grpc::Status> finish;
-    {
-      absl::MutexLock lock(&mu_);
-      if (out_.WriteDone(ok)) cancelled_->store(true);
-      SubmitMoreLocked();
-      finish = MaybeFinishLocked();
-    }
-    if (finish) FinishCall(*this, *std::move(finish));
-  }
-
-  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
-  void OnCancel() override {
-    cancelled_->store(true, std::memory_order_release);
-    common::HappensBefore(this);
-  }
-  void OnDone() override {
-    common::HappensAfter(this);
-    delete this;
+    Step([&] { PumpLocked(); });
   }
 
  private:
@@ -99,22 +73,18 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     int first_index;
   };
 
-  // On a batcher thread, which holds no reference to the call: once Finish() is called, gRPC may
-  // run OnDone (delete this) on its own thread at any time, so Finish comes after the unlock.
+  // On a batcher thread, which holds no reference to the call.
   void OnChunkDone(size_t index, EmbedTask& task) {
-    std::optional<grpc::Status> finish;
-    {
-      absl::MutexLock lock(&mu_);
+    Step([&] {
       if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
         FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
       }
       chunks_[index].task.reset();  // Its vectors are copied; free them early.
-      finish = MaybeFinishLocked();
-    }
-    if (finish) FinishCall(*this, *std::move(finish));
+    });
   }
 
-  void SubmitMoreLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Submits chunks while the window ahead of the one being written has room.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) override {
     while (out_.error().ok() && next_submit_ < chunks_.size() &&
            next_submit_ < out_.next_write() + kWindow) {
       out_.Submitted();
@@ -128,34 +98,19 @@ class EmbedStreamReactor : public grpc::ServerWriteReactor<pb::EmbedResponse> {
     }
   }
 
-  // Writes the next response when it is ready. Once nothing is in flight and either every
-  // chunk is written or an error happened, returns the status to finish the call with: the
-  // caller calls Finish() after releasing mu_ (OnDone may delete this as soon as it is called).
-  std::optional<grpc::Status> MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    switch (out_.Advance(chunks_.size(), /*total_is_final=*/true)) {
-      case OrderedResponses::Step::kWrite:
-        StartWrite(out_.writing());
-        break;
-      case OrderedResponses::Step::kFinish:
-        core_.RecordRequest(model_->name(), out_.error().code(), out_.inputs(), out_.tokens());
-        return ToGrpc(out_.error());
-      case OrderedResponses::Step::kWait:
-        break;
-    }
-    return std::nullopt;
+  Expected ExpectedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) override {
+    return {chunks_.size(), /*final=*/true};
+  }
+  std::string ModelNameLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) override {
+    return model_->name();
   }
 
-  WorkerCore& core_;
   grpc::CallbackServerContext* const context_;
-  const std::shared_ptr<std::atomic<bool>> cancelled_;
   ModelRuntime* model_ = nullptr;
   EmbedOptions options_;
   batcher::TimePoint deadline_ = batcher::TimePoint::max();
-  std::vector<Chunk> chunks_;  // Fixed once Start() has tokenised.
-
-  absl::Mutex mu_;
-  size_t next_submit_ ABSL_GUARDED_BY(mu_) = 0;
-  OrderedResponses out_ ABSL_GUARDED_BY(mu_);  // Indexed by chunk.
+  std::vector<Chunk> chunks_;                    // Fixed once Start() has tokenised.
+  size_t next_submit_ ABSL_GUARDED_BY(mu_) = 0;  // out_ is indexed by chunk.
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,28 @@ void FinishCall(Reactor& reactor, grpc::Status status) {
   common::HappensBefore(&reactor);
   reactor.Finish(std::move(status));
 }
+
+// The ending every embedding reactor shares: OnCancel raises the call's cancel flag (which its
+// batcher tasks read, so queued work is dropped) and OnDone deletes the reactor. gRPC runs OnCancel
+// (if at all) before OnDone but orders the two inside libgrpc++, so TSan is told.
+template <typename Base>
+class SelfDeletingReactor : public Base {
+ public:
+  void OnCancel() override {
+    cancelled_->store(true, std::memory_order_release);
+    common::HappensBefore(this);
+  }
+  void OnDone() override {
+    common::HappensAfter(this);
+    delete this;
+  }
+
+ protected:
+  SelfDeletingReactor() = default;
+  ~SelfDeletingReactor() override = default;
+
+  const std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+};
 
 EmbedOptions OptionsOf(const pb::EmbedRequest& request);
 std::vector<std::string> TextsOf(const pb::EmbedRequest& request);

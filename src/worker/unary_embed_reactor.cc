@@ -19,12 +19,12 @@ namespace {
 // --------------------------------------------------------------------------------------------
 // Unary embedding calls (Embed and CreateEmbeddings): one task, one response.
 
-class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
+class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
  public:
   using Fill = std::function<void(const ModelRuntime&, const EmbedTask&)>;
 
   UnaryEmbedReactor(WorkerCore& core, grpc::CallbackServerContext* context)
-      : core_(core), context_(context), cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+      : core_(core), context_(context) {}
 
   // Touches nothing of `this` after a successful submission: the batcher may finish the call
   // (and OnDone delete the reactor) before Submit even returns.
@@ -55,20 +55,9 @@ class UnaryEmbedReactor : public grpc::ServerUnaryReactor {
     FinishCall(*this, ToGrpc(status));
   }
 
-  // gRPC runs OnCancel (if at all) before OnDone, but orders the two inside libgrpc++.
-  void OnCancel() override {
-    cancelled_->store(true, std::memory_order_release);
-    common::HappensBefore(this);
-  }
-  void OnDone() override {
-    common::HappensAfter(this);
-    delete this;
-  }
-
  private:
   WorkerCore& core_;
   grpc::CallbackServerContext* const context_;
-  const std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
 }  // namespace
