@@ -426,13 +426,7 @@ void Http2Connection::Close(const std::string& reason) {
   }
   auto self = shared_from_this();
   TIPPERARY_LOG(kDebug, "upstream connection closed", {{"endpoint", label_}, {"reason", reason}});
-  closed_ = true;
-  state_ = State::kClosed;
-  error_code ignored;
-  socket_.close(ignored);
-  resolver_.cancel();
-  connect_timer_.cancel();
-  keepalive_timer_.cancel();
+  ShutDownIo();
   std::map<int32_t, Stream> streams = std::move(streams_);
   streams_.clear();
   Listener* listener = listener_;
@@ -453,9 +447,7 @@ void Http2Connection::Close(const std::string& reason) {
   listener->OnConnectionClosed(this, was_ready_, reason);
 }
 
-void Http2Connection::Abort() {
-  listener_ = nullptr;
-  if (closed_) return;
+void Http2Connection::ShutDownIo() {
   closed_ = true;
   state_ = State::kClosed;
   error_code ignored;
@@ -463,6 +455,12 @@ void Http2Connection::Abort() {
   resolver_.cancel();
   connect_timer_.cancel();
   keepalive_timer_.cancel();
+}
+
+void Http2Connection::Abort() {
+  listener_ = nullptr;
+  if (closed_) return;
+  ShutDownIo();
   streams_.clear();
 }
 

@@ -113,6 +113,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool OpenAfterNghttp2(ssize_t rv);
   // Flushes and closes when done; a no-op inside nghttp2 callbacks (the caller runs it after).
   void AfterIo();
+  // Marks the connection closed and stops its socket, resolver and timers.
+  void ShutDownIo();
   void Flush();
   void OnWrite(const boost::system::error_code& ec);
   void BecomeReady();
