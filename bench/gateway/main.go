@@ -26,12 +26,14 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "HTTP listen address (port 0: pick one)")
 	backend := flag.String("backend", "", "gRPC backend host:port")
-	procs := flag.Int("procs", 1, "GOMAXPROCS (the same core budget as the proxy's threads)")
+	procs := flag.Int("procs", 1, "GOMAXPROCS (the same core budget as the proxy's threads); 0: Go's default, every CPU")
 	flag.Parse()
 	if *backend == "" {
 		log.Fatal("--backend is required")
 	}
-	runtime.GOMAXPROCS(*procs)
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 
 	ctx := context.Background()
 	// OrigName=false, EmitDefaults=false: the proto3 JSON defaults, like tipperary-proxy's.
