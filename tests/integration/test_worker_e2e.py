@@ -261,7 +261,10 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
 
 
 def test_sigterm_finishes_queued_work_and_reports_it(tmp_path):
-    s = start_stack(tmp_path)
+    # The drain must outlast the work admitted before SIGTERM (up to all three requests, 192
+    # inputs): well under a second in release, 2-3 s a request in the sanitizer builds, so the
+    # usual 5 s cut work there whenever the third request got in first.
+    s = start_stack(tmp_path, drain="30s")
     try:
         texts = [" ".join(["word"] * 60) + f" {i}" for i in range(64)]
         results: list = []
