@@ -199,9 +199,11 @@ class Proc:
 # A sanitizer report in a child process (the sanitizer presets' builds) fails the run even when
 # every request still got its answer: one printed during shutdown, after the last assertion,
 # would otherwise go unnoticed. ThreadSanitizer, AddressSanitizer/LeakSanitizer and
-# UndefinedBehaviorSanitizer ("file:line:col: runtime error: ...").
+# UndefinedBehaviorSanitizer ("file:line:col: runtime error: ..."), and the debug assertions of
+# tipperary/common/check.h ("file:line: invariant failed: ...", Debug builds: both presets).
 SANITIZER_REPORT = re.compile(
-    r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)Sanitizer:|:\d+:\d+: runtime error: ")
+    r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)Sanitizer:|:\d+:\d+: runtime error: "
+    r"|:\d+: invariant failed: ")
 
 
 def pytest_sessionfinish(session, exitstatus):
