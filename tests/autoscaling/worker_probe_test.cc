@@ -41,9 +41,13 @@ class WorkerProbeTest : public testing::Test {
     thread_ = std::thread([this] { ioc_.run(); });
   }
   void TearDown() override {
-    boost::asio::post(ioc_, [this] { listener_.reset(); });
-    work_.reset();
-    ioc_.stop();
+    // The listener closes its connections on the loop when it is destroyed, so the loop stops
+    // only after that: a stop() racing the reset could win, and a connection whose last
+    // response was still being written then kept itself alive through its exchange (a leak).
+    boost::asio::post(ioc_, [this] {
+      listener_.reset();
+      ioc_.stop();
+    });
     thread_.join();
   }
   std::string Address() { return "127.0.0.1:" + std::to_string(listener_->port()); }
