@@ -10,7 +10,7 @@ import json
 import subprocess
 
 from conftest import (SERVICE, Proc, RawConnection, base_config, curl, error_body, proxy_bin,
-                      raw_request, write_config)
+                      raw_request, start_backend, start_proxy, write_config)
 
 BAD_RULE = "/v1/parity/bad/{no_such_field}"
 MESSAGE_RULE = "/v1/parity/message/{f_nested}"
@@ -150,6 +150,35 @@ def test_strict_refuses_to_start(tmp_path):
     assert code == 1, log
     assert "3 route problem(s) (transcoding.strict)" in log, log
     assert f"{SERVICE}/EchoShadow: GET {BAD_RULE}" in log, log
+
+
+def test_reflected_schema_follows_the_same_rules(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    proxy = start_proxy(base_config(backend.address, descriptors=[{"reflection": "backend"}]),
+                        tmp_path)
+    procs.append(proxy)
+    assert proxy.get("/v1/parity/ids/a,b").json() == {"rString": ["a", "b"]}
+    states = {(r["method"], r["path"]): r["state"] for r in proxy.admin_get("/routes").json()}
+    assert states[("GET", BAD_RULE)] == "skipped"
+    assert states[("GET", "/v1/parity/dup/{f_string}")] == "shadowed"
+    loaded = [l for l in proxy.proc.json_lines() if l.get("msg") == "schema loaded"]
+    assert loaded and loaded[0]["route_problems"] == "3", loaded
+    assert any(l.get("msg") == "route skipped" for l in proxy.proc.json_lines())
+
+
+def test_reflected_schema_refused_when_strict(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    config = base_config(backend.address, descriptors=[{"reflection": "backend"}])
+    config["transcoding"]["strict"] = True
+    proxy = start_proxy(config, tmp_path, wait_ready=False)
+    procs.append(proxy)
+    line = proxy.proc.wait_for_json(lambda l: l.get("msg") == "schema from reflection rejected")
+    assert f"{SERVICE}/EchoShadow: GET {BAD_RULE}" in line[0]["error"], line
+    # Still no schema: not ready, and requests are 503s.
+    assert proxy.admin_get("/readyz").status_code == 503
+    assert proxy.post("/v1/echo", {}).status_code == 503
 
 
 def test_body_on_a_bodyless_rule_is_ignored_by_default(proxy):
