@@ -102,16 +102,6 @@ grpc::Status TestServiceImpl::Echo(grpc::ServerContext*, const AllTypes* request
   return grpc::Status::OK;
 }
 
-grpc::Status TestServiceImpl::EchoParity(grpc::ServerContext* context, const AllTypes* request,
-                                         AllTypes* response) {
-  return Echo(context, request, response);
-}
-
-grpc::Status TestServiceImpl::EchoShadow(grpc::ServerContext* context, const AllTypes* request,
-                                         AllTypes* response) {
-  return Echo(context, request, response);
-}
-
 grpc::Status TestServiceImpl::Unannotated(grpc::ServerContext*, const AllTypes* request,
                                           AllTypes* response) {
   *response = *request;

@@ -26,10 +26,6 @@ class TestServiceImpl final : public tipperary::testing::v1::TestService::Servic
 
   grpc::Status Echo(grpc::ServerContext* context, const AllTypes* request,
                     AllTypes* response) override;
-  grpc::Status EchoParity(grpc::ServerContext* context, const AllTypes* request,
-                          AllTypes* response) override;
-  grpc::Status EchoShadow(grpc::ServerContext* context, const AllTypes* request,
-                          AllTypes* response) override;
   grpc::Status Unannotated(grpc::ServerContext* context, const AllTypes* request,
                            AllTypes* response) override;
   grpc::Status GetThing(grpc::ServerContext* context, const v1::GetThingRequest* request,

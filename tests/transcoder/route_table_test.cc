@@ -238,6 +238,7 @@ TEST(RouteTable, BadConfigRoutesAreSkippedWithTheirReason) {
 
 TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   const std::string svc = "tipperary.testing.v1.TestService/";
+  const std::string parity = "tipperary.testing.v1.ParityService/";
   RouteTableOptions options;
   options.annotations = false;
   auto t = RouteTable::Build(TestSchema(),
@@ -269,13 +270,13 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   t = RouteTable::Build(TestSchema(),
                         {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
                          {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}},
-                         {"GET", "/y/{camel_case_name}", svc + "EchoParity", "", "", {}}},
+                         {"GET", "/y/{camel_case_name}", parity + "EchoParity", "", "", {}}},
                         options);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(MethodOf((*t)->Match("GET", "/y/abc")), "EchoParity");
   ASSERT_EQ((*t)->issues().size(), 2u);
-  EXPECT_EQ((*t)->issues()[0].shadowed_by_method, svc + "EchoParity");
-  EXPECT_EQ((*t)->issues()[1].shadowed_by_method, svc + "EchoParity");
+  EXPECT_EQ((*t)->issues()[0].shadowed_by_method, parity + "EchoParity");
+  EXPECT_EQ((*t)->issues()[1].shadowed_by_method, parity + "EchoParity");
 
   // A repeated identical rule is no conflict.
   t = RouteTable::Build(TestSchema(),
@@ -307,7 +308,7 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("shadowed by"));
 }
 
-TEST(RouteTable, AnnotationsOfTheTestSchema) {
+TEST(RouteTable, AnnotationsOfTheParityService) {
   // EchoParity's rule forms (protoc-gen-grpc-gateway accepts them all).
   const RouteTable& t = *TestRoutes();
   auto m = t.Match("GET", "/v1/parity/ids/a,b,c");
@@ -332,7 +333,7 @@ TEST(RouteTable, AnnotationsOfTheTestSchema) {
   for (const RouteIssue& issue : t.issues()) {
     if (issue.problem) problems.push_back(issue.Describe());
   }
-  const std::string svc = "tipperary.testing.v1.TestService/";
+  const std::string svc = "tipperary.testing.v1.ParityService/";
   EXPECT_THAT(
       problems,
       ElementsAre(svc +
