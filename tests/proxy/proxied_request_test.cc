@@ -504,7 +504,7 @@ TEST_F(ProxiedRequestTest, UnaryTrailingMetadataAsHeadersUnlessTheClientAsksForT
   EXPECT_TRUE(http->streamed());
   EXPECT_TRUE(http->complete());
   EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "");
-  EXPECT_EQ(http->header("Trailer"), "Grpc-Trailer-x-cost, Grpc-Trailer-x-sig-bin");
+  EXPECT_EQ(http->header("Trailer"), "Grpc-Trailer-X-Cost, Grpc-Trailer-X-Sig-Bin");
   EXPECT_EQ(http->trailer("Grpc-Trailer-x-cost"), "7");
   EXPECT_EQ(http->body(), R"({"fString":"c"})");
 
