@@ -60,7 +60,7 @@ bool ServiceSelected(const pb::ServiceDescriptor* service, const RouteTableOptio
 }
 
 // Checks a path variable's field path; the error is the reason, for the rule's issue. A
-// repeated leaf is bound from comma-separated values (grpc-gateway's runtime.StringSlice etc.).
+// repeated leaf is bound from separated values ("a,b,c", as grpc-gateway's runtime splits them).
 absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& path) {
   const pb::Descriptor* cur = type;
   std::vector<std::string> parts = absl::StrSplit(path, '.');
