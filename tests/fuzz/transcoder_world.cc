@@ -70,12 +70,16 @@ std::shared_ptr<const RouteTable> FuzzRoutes() {
          "tipperary.testing.v1.TestService/Echo",
          "r_string",
          "r_nested",
+         {},
+         {},
          {}},
         {"POST",
          "/v1/tokenize/{model}",
          "tipperary.embedding.v1.EmbeddingService/Tokenize",
          "*",
          "tokens",
+         {},
+         {},
          {}},
     };
     RouteTableOptions options;
