@@ -10,6 +10,7 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "test_schema.h"
 #include "tipperary/common/status_json.h"
 #include "tipperary/transcoder/route_table.h"
 #include "tipperary/transcoder/schema.h"
@@ -22,19 +23,8 @@ using ::testing::HasSubstr;
 
 // tipperary-worker's schema, from the descriptor set the build makes of embedding.proto.
 std::shared_ptr<const Schema> EmbeddingSchema() {
-  static const std::shared_ptr<const Schema> schema = [] {
-    auto set = ReadDescriptorSetFile(TIPPERARY_EMBEDDING_DESCRIPTOR_SET);
-    if (!set.ok()) {
-      ADD_FAILURE() << set.status();
-      std::abort();
-    }
-    auto s = Schema::Create({*set});
-    if (!s.ok()) {
-      ADD_FAILURE() << s.status();
-      std::abort();
-    }
-    return *s;
-  }();
+  static const std::shared_ptr<const Schema> schema =
+      testing::SchemaFromDescriptorSet(TIPPERARY_EMBEDDING_DESCRIPTOR_SET);
   return schema;
 }
 

@@ -139,10 +139,14 @@ TEST(RouteTable, ServiceFiltersAndAnnotationsOff) {
 
 TEST(RouteTable, PrecedenceLiteralBeatsWildcard) {
   std::vector<RouteSpec> specs = {
-      {"GET", "/x/{name}", "tipperary.testing.v1.TestService/GetThing", "", "", std::nullopt},
-      {"GET", "/x/special", "tipperary.testing.v1.TestService/Lock", "", "", std::nullopt},
-      {"GET", "/x/{path=**}", "tipperary.testing.v1.TestService/GetFile", "", "", std::nullopt},
-      {"GET", "/x/{name}:go", "tipperary.testing.v1.TestService/RunThing", "", "", std::nullopt},
+      {"GET", "/x/{name}", "tipperary.testing.v1.TestService/GetThing", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/special", "tipperary.testing.v1.TestService/Lock", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/{path=**}", "tipperary.testing.v1.TestService/GetFile", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/{name}:go", "tipperary.testing.v1.TestService/RunThing", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
   };
   RouteTableOptions options;
   options.annotations = false;
@@ -159,9 +163,10 @@ TEST(RouteTable, PrecedenceLiteralBeatsWildcard) {
 TEST(RouteTable, ConfigRoutesOverrideAndAdd) {
   std::vector<RouteSpec> specs = {
       {"get", "/v1/unannotated/{f_string}", "tipperary.testing.v1.TestService/Unannotated", "",
-       "f_nested", std::chrono::milliseconds(1500)},
+       "f_nested", std::chrono::milliseconds(1500), std::nullopt, std::nullopt},
       // Same method and shape as Echo's POST /v1/echo annotation: replaces it.
-      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt},
+      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt,
+       std::nullopt, std::nullopt},
   };
   auto t = RouteTable::Build(TestSchema(), specs, RouteTableOptions{});
   ASSERT_TRUE(t.ok()) << t.status();
@@ -191,16 +196,17 @@ TEST(RouteTable, BadConfigRoutes) {
     RouteSpec spec;
     std::string error;
   } cases[] = {
-      {{"GET", "/x", "tipperary.testing.v1.TestService/Nope", "", "", {}}, "unknown gRPC method"},
-      {{"GET", "/x", "no.Such/Method", "", "", {}}, "unknown gRPC method"},
-      {{"GET", "x", svc + "Echo", "", "", {}}, "invalid path template"},
-      {{"GET", "/x/{nope}", svc + "Echo", "", "", {}}, "has no field \"nope\""},
-      {{"GET", "/x/{r_string}", svc + "Echo", "", "", {}}, "repeated"},
-      {{"GET", "/x/{f_nested}", svc + "Echo", "", "", {}}, "must name a scalar"},
-      {{"GET", "/x/{f_string.x}", svc + "Echo", "", "", {}}, "is not a message"},
-      {{"POST", "/x", svc + "Echo", "nope", "", {}}, "body \"nope\""},
-      {{"POST", "/x", svc + "Echo", "*", "nope", {}}, "response_body \"nope\""},
-      {{"BAD METHOD", "/x", svc + "Echo", "", "", {}}, "invalid HTTP method"},
+      {{"GET", "/x", "tipperary.testing.v1.TestService/Nope", "", "", {}, {}, {}},
+       "unknown gRPC method"},
+      {{"GET", "/x", "no.Such/Method", "", "", {}, {}, {}}, "unknown gRPC method"},
+      {{"GET", "x", svc + "Echo", "", "", {}, {}, {}}, "invalid path template"},
+      {{"GET", "/x/{nope}", svc + "Echo", "", "", {}, {}, {}}, "has no field \"nope\""},
+      {{"GET", "/x/{r_string}", svc + "Echo", "", "", {}, {}, {}}, "repeated"},
+      {{"GET", "/x/{f_nested}", svc + "Echo", "", "", {}, {}, {}}, "must name a scalar"},
+      {{"GET", "/x/{f_string.x}", svc + "Echo", "", "", {}, {}, {}}, "is not a message"},
+      {{"POST", "/x", svc + "Echo", "nope", "", {}, {}, {}}, "body \"nope\""},
+      {{"POST", "/x", svc + "Echo", "*", "nope", {}, {}, {}}, "response_body \"nope\""},
+      {{"BAD METHOD", "/x", svc + "Echo", "", "", {}, {}, {}}, "invalid HTTP method"},
   };
   for (const Case& c : cases) {
     auto t = RouteTable::Build(TestSchema(), {c.spec}, RouteTableOptions{});
@@ -210,8 +216,8 @@ TEST(RouteTable, BadConfigRoutes) {
   }
   // Two config routes with the same shape conflict.
   auto t = RouteTable::Build(TestSchema(),
-                             {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                              {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}}},
+                             {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+                              {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}, {}, {}}},
                              RouteTableOptions{});
   ASSERT_FALSE(t.ok());
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("conflicts with"));
