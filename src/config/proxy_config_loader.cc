@@ -177,6 +177,7 @@ class Loader {
   absl::Status LoadLimits(const YamlMap& root, LimitsConfig* out);
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
   absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
+  absl::Status LoadStreaming(const YamlMap& root, StreamingConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
   absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
@@ -219,9 +220,9 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
                      YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map,
-      root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
-                  "limits", "timeouts", "metadata", "logging", "autoscaling", "threads"}));
+      YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
+                               "transcoding", "limits", "timeouts", "metadata", "streaming",
+                               "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -233,6 +234,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadMetadata(map, &config->metadata));
+  TIPPERARY_RETURN_IF_ERROR(LoadStreaming(map, &config->streaming));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
   TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
@@ -619,6 +621,16 @@ absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
                                   ")"));
   }
   return absl::OkStatus();
+}
+
+absl::Status Loader::LoadStreaming(const YamlMap& root, StreamingConfig* out) {
+  std::optional<YamlValue> value = root.Find("streaming");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"json_format", "sse_heartbeat_interval"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("json_format", &out->json_format, {"array", "grpc_gateway"}));
+  return map.ReadDuration("sse_heartbeat_interval", &out->sse_heartbeat_interval, Duration::zero(),
+                          std::chrono::hours(1));
 }
 
 absl::Status Loader::LoadMetadata(const YamlMap& root, MetadataConfig* out) {

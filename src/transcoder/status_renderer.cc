@@ -101,12 +101,4 @@ std::string Transcoder::ErrorBody(const Route* route, absl::StatusCode code, int
   return common::OpenAiErrorJson(message, type, param, reason, pretty);
 }
 
-std::string Transcoder::BuildStreamError(absl::StatusCode code, std::string_view message,
-                                         std::string_view status_details_bin) const {
-  std::string out = "{\"error\":";
-  out.append(StatusJson(code, message, status_details_bin, false));
-  out.append("}\n");
-  return out;
-}
-
 }  // namespace tipperary::transcoder

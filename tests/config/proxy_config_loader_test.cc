@@ -504,6 +504,22 @@ TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {
       "trailer");
 }
 
+TEST_F(ProxyConfigLoaderTest, Streaming) {
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_EQ(defaults.streaming.json_format, "array");
+  EXPECT_EQ(defaults.streaming.sse_heartbeat_interval, std::chrono::seconds(15));
+  ProxyConfig config = LoadOk(absl::StrCat(
+      kMinimal, "streaming: {json_format: grpc_gateway, sse_heartbeat_interval: 0}\n"));
+  EXPECT_EQ(config.streaming.json_format, "grpc_gateway");
+  EXPECT_EQ(config.streaming.sse_heartbeat_interval, std::chrono::seconds(0));
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {json_format: ndjson}\n")),
+              testing::StartsWith("6:25: streaming.json_format: "));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "streaming: {sse_heartbeat_interval: 2h}\n")),
+            "6:36: streaming.sse_heartbeat_interval: 2h is out of range (must be at most 1h)");
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {heartbeat: 1s}\n")),
+              HasSubstr("unknown key \"heartbeat\" in streaming"));
+}
+
 TEST_F(ProxyConfigLoaderTest, ErrorDuplicateKey) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "threads: 1\nthreads: 2\n")),
             "7:1: threads: duplicate key");
