@@ -1,5 +1,7 @@
 // Errors as JSON: a google.rpc.Status with its details decoded (google.protobuf.Any's JSON
-// mapping), rendered by common::StatusJson like every error tipperary writes.
+// mapping), rendered by common::StatusJson like every error tipperary writes, or, on a route
+// whose error format is OpenAI's, common::OpenAiErrorJson with "param" and "code" read from
+// those details.
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
