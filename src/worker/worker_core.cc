@@ -94,16 +94,18 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
       std::span<const int32_t> row = inputs.token_ids[i];
       // Ids as Hugging Face tokenizers (and /v1/tokenize) return them, with [CLS] ... [SEP]
       // already there, as TEI and vLLM take them: not wrapped twice.
+      size_t first = 0;  // Of row in the request's ids, for the errors.
       if (row.size() >= 2 && row.front() == model.tokenizer().cls_id() &&
           row.back() == model.tokenizer().sep_id()) {
         row = row.subspan(1, row.size() - 2);
+        first = 1;
       }
       for (size_t j = 0; j < row.size(); ++j) {
         if (row[j] < 0 || row[j] >= vocabulary) {
           return WithField(
               absl::InvalidArgumentError(absl::StrCat(
-                  "input[", i, "][", j, "]: token id ", row[j], " is outside the vocabulary of ",
-                  model.name(), " (ids 0 to ", vocabulary - 1,
+                  "input[", i, "][", first + j, "]: token id ", row[j],
+                  " is outside the vocabulary of ", model.name(), " (ids 0 to ", vocabulary - 1,
                   "); token ids must be the served model's own, not another tokenizer's")),
               "input");
         }

@@ -479,6 +479,7 @@ TEST_F(OpenAiTest, EmptyMixedAndOutOfVocabularyInputsAreRefused) {
            {"true", "input must be a string"},
            {"[-1]", "token id -1 is outside the vocabulary"},
            {"[[101], [30522]]", "input[1][0]: token id 30522 is outside the vocabulary"},
+           {"[[101, 7592, 40000, 102]]", "input[0][2]: token id 40000 is outside the vocabulary"},
        }) {
     pb::CreateEmbeddingsResponse response;
     grpc::Status status = Create(FromJsonInput(c.input), &response);
