@@ -289,6 +289,10 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
     message = routing_->transcoder->BuildRequestMessage(*route_, bindings_, "", *unframed,
                                                         transcoder::BodyFormat::kProtobuf,
                                                         transcoder::kProtobufContentType);
+  } else if (route_->client_streaming && !ignore_body_ &&
+             transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kJson) {
+    message = BuildClientStream(content_type);
+    request->framed = true;
   } else {
     message = routing_->transcoder->BuildRequestMessage(
         *route_, bindings_, query_,
@@ -324,6 +328,30 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   request->message = std::move(*message);
   request->timeout = timeout;
   return std::nullopt;
+}
+
+absl::StatusOr<std::string> ProxiedRequest::BuildClientStream(std::string_view content_type) {
+  // A request type that is itself a JSON array (ListValue, Value) cannot use the array form.
+  const std::string& type = route_->request_type->full_name();
+  const bool array_allowed = type != "google.protobuf.ListValue" && type != "google.protobuf.Value";
+  absl::StatusOr<std::vector<std::string_view>> values =
+      transcoder::SplitJsonStream(http_->request().body(), array_allowed);
+  if (!values.ok()) return values.status();
+  std::string framed;
+  for (size_t i = 0; i < values->size(); ++i) {
+    absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
+        *route_, bindings_, query_, (*values)[i], transcoder::BodyFormat::kJson, content_type);
+    if (!message.ok()) {
+      return absl::Status(
+          message.status().code(),
+          absl::StrCat("message ", i + 1, " of the stream: ", message.status().message()));
+    }
+    const auto size = static_cast<uint32_t>(message->size());
+    framed.push_back('\0');
+    for (int shift = 24; shift >= 0; shift -= 8) framed.push_back(static_cast<char>(size >> shift));
+    framed.append(*message);
+  }
+  return framed;
 }
 
 void ProxiedRequest::Call(upstream::GrpcRequest request) {

@@ -56,6 +56,9 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void AnswerOptions();
   std::optional<ProxyError> Route();
   std::optional<ProxyError> Decode(upstream::GrpcRequest* request);
+  // A client stream's JSON body (NDJSON or an array of messages), each message transcoded and
+  // framed, ready to send whole (GrpcRequest::framed).
+  absl::StatusOr<std::string> BuildClientStream(std::string_view content_type);
   void Call(upstream::GrpcRequest request);
 
   void OnHeaders(const upstream::Metadata& headers);
