@@ -82,7 +82,6 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   std::string_view query_;
   // The header fields the request path reads, found in one pass over the fields.
   std::string_view content_type_;
-  std::string_view content_encoding_;
   std::string_view accept_;
   std::string_view grpc_timeout_;
   std::string_view client_request_id_;
