@@ -502,23 +502,23 @@ TEST_F(ProxyConfigLoaderTest, CompressionDefaultsAndKeys) {
 
 TEST_F(ProxyConfigLoaderTest, CompressionErrorsNameTheKey) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {level: 10}\n")),
-            "6:23: compression.level: 10 is out of range (1..9)");
+            "6:22: compression.level: 10 is out of range (1..9)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {level: 0}\n")),
-            "6:23: compression.level: 0 is out of range (1..9)");
+            "6:22: compression.level: 0 is out of range (1..9)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {types: [json]}\n")),
-            "6:24: compression.types[0]: bad media type \"json\" (use \"type/subtype\", "
+            "6:23: compression.types[0]: bad media type \"json\" (use \"type/subtype\", "
             "\"type/*\" or \"type/*+suffix\", without parameters)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {types: [\"*/*\"]}\n")),
-            "6:24: compression.types[0]: bad media type \"*/*\" (use \"type/subtype\", "
+            "6:23: compression.types[0]: bad media type \"*/*\" (use \"type/subtype\", "
             "\"type/*\" or \"type/*+suffix\", without parameters)");
   EXPECT_EQ(
       Error(absl::StrCat(kMinimal, "compression: {types: [\"text/plain; charset=utf-8\"]}\n")),
-      "6:24: compression.types[0]: bad media type \"text/plain; charset=utf-8\" (use "
+      "6:23: compression.types[0]: bad media type \"text/plain; charset=utf-8\" (use "
       "\"type/subtype\", \"type/*\" or \"type/*+suffix\", without parameters)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {max_decoded_request_body_bytes: 0}\n")),
             "6:47: compression.max_decoded_request_body_bytes: 0 is out of range (must be > 0)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {min_length: -1}\n")),
-            "6:28: compression.min_length: bad size \"-1\": must not be negative");
+            "6:27: compression.min_length: bad size \"-1\": must not be negative");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {gzip: true}\n")),
             "6:15: unknown key \"gzip\" in compression (known: enabled, min_length, level, "
             "types, decode_requests, max_decoded_request_body_bytes, "

@@ -752,7 +752,7 @@ TEST_F(ListenerTest, GzipResponseDecodesToTheIdentityOne) {
   EXPECT_EQ(gzip.msg[http::field::content_encoding], "gzip");
   EXPECT_EQ(gzip.msg[http::field::vary], "Accept-Encoding");
   EXPECT_EQ(gzip.msg[http::field::content_length], std::to_string(gzip.msg.body().size()));
-  EXPECT_LT(gzip.msg.body().size(), 2500u);
+  EXPECT_LT(gzip.msg.body().size(), 5000u * 3 / 4);
   EXPECT_EQ(GunzipAll(gzip.msg.body()), plain.msg.body());
   // HEAD: the headers GET gets, the compressed length included, and no body.
   EXPECT_EQ(head.msg[http::field::content_encoding], "gzip");
@@ -867,7 +867,7 @@ TEST_F(ListenerTest, BadRequestCodingsAreAnsweredAndTheConnectionStays) {
   ASSERT_TRUE(unknown.ok && corrupt.ok && too_big.ok && after.ok);
   EXPECT_EQ(unknown.msg.result_int(), 415);
   EXPECT_EQ(unknown.msg[http::field::accept_encoding], "gzip, deflate");
-  EXPECT_THAT(unknown.msg.body(), HasSubstr("\"br\" is not supported"));
+  EXPECT_THAT(unknown.msg.body(), HasSubstr("Content-Encoding \\\"br\\\" is not supported"));
   EXPECT_EQ(corrupt.msg.result_int(), 400);
   EXPECT_THAT(corrupt.msg.body(), HasSubstr("not valid gzip"));
   EXPECT_EQ(too_big.msg.result_int(), 413);
