@@ -172,6 +172,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitStringList(out, "forward_request_trailers", config.metadata.forward_request_trailers);
   out << YAML::EndMap;
 
+  EmitKey(out, "streaming");
+  out << YAML::BeginMap;
+  EmitString(out, "json_format", config.streaming.json_format);
+  EmitDuration(out, "sse_heartbeat_interval", config.streaming.sse_heartbeat_interval);
+  out << YAML::EndMap;
+
   const LoggingConfig& logging = config.logging;
   EmitKey(out, "logging");
   out << YAML::BeginMap;

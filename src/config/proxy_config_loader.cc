@@ -198,6 +198,7 @@ class Loader {
   absl::Status LoadCompression(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
   absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
+  absl::Status LoadStreaming(const YamlMap& root, StreamingConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
   absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
@@ -242,7 +243,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
                                "transcoding", "limits", "compression", "timeouts", "metadata",
-                               "logging", "autoscaling", "threads"}));
+                               "streaming", "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -255,6 +256,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadMetadata(map, &config->metadata));
+  TIPPERARY_RETURN_IF_ERROR(LoadStreaming(map, &config->streaming));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
   TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
@@ -669,6 +671,16 @@ absl::Status Loader::LoadTimeouts(const YamlMap& root, TimeoutsConfig* out) {
                                   ")"));
   }
   return absl::OkStatus();
+}
+
+absl::Status Loader::LoadStreaming(const YamlMap& root, StreamingConfig* out) {
+  std::optional<YamlValue> value = root.Find("streaming");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"json_format", "sse_heartbeat_interval"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("json_format", &out->json_format, {"array", "grpc_gateway"}));
+  return map.ReadDuration("sse_heartbeat_interval", &out->sse_heartbeat_interval, Duration::zero(),
+                          std::chrono::hours(1));
 }
 
 absl::Status Loader::LoadMetadata(const YamlMap& root, MetadataConfig* out) {

@@ -129,6 +129,37 @@ void EventLoop::SetRouting(std::shared_ptr<const Routing> routing) {
   routing_ = std::move(routing);
 }
 
+namespace {
+
+// The callback lives in the handle; the pending wait holds only a weak reference to it, so a
+// handle destroyed after the timer expired but before its completion ran still wins.
+class AsioTimer final : public RequestEnvironment::Timer {
+ public:
+  AsioTimer(boost::asio::io_context& ioc, RequestEnvironment::Clock::duration delay,
+            std::function<void()> fire)
+      : timer_(std::make_shared<boost::asio::steady_timer>(ioc, delay)),
+        fire_(std::make_shared<std::function<void()>>(std::move(fire))) {
+    timer_->async_wait([timer = timer_, weak = std::weak_ptr<std::function<void()>>(fire_)](
+                           const boost::system::error_code& ec) {
+      if (ec == boost::asio::error::operation_aborted) return;
+      if (auto callback = weak.lock()) (*callback)();
+    });
+  }
+  ~AsioTimer() override { timer_->cancel(); }
+
+ private:
+  std::shared_ptr<boost::asio::steady_timer> timer_;
+  std::shared_ptr<std::function<void()>> fire_;
+};
+
+}  // namespace
+
+std::unique_ptr<RequestEnvironment::Timer> EventLoop::StartTimer(Clock::duration delay,
+                                                                 std::function<void()> fire) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
+  return std::make_unique<AsioTimer>(ioc_, delay, std::move(fire));
+}
+
 void EventLoop::RecordUpstream(int index, absl::StatusCode code, double seconds) {
   TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
   auto& codes = upstream_requests_[index];

@@ -71,6 +71,7 @@ class EventLoop final : public RequestEnvironment {
   }
   void RecordUpstream(int index, absl::StatusCode code, double seconds) override;
   Clock::time_point Now() const override { return Clock::now(); }
+  std::unique_ptr<Timer> StartTimer(Clock::duration delay, std::function<void()> fire) override;
   AccessLog* access_log() const override { return shared_.access_log.get(); }
   std::atomic<int64_t>& in_flight() override { return shared_.in_flight; }
 

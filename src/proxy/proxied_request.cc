@@ -23,14 +23,6 @@ namespace http = boost::beast::http;
 absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 std::string_view Sv(boost::beast::string_view s) { return std::string_view(s.data(), s.size()); }
 
-bool WantsProtobuf(std::string_view accept) {
-  if (accept.empty()) return false;
-  std::string lower = absl::AsciiStrToLower(Sv(accept));
-  return absl::StrContains(lower, "application/x-protobuf") ||
-         absl::StrContains(lower, "application/protobuf") ||
-         absl::StrContains(lower, "application/vnd.google.protobuf");
-}
-
 }  // namespace
 
 std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(RequestEnvironment& env,
@@ -174,8 +166,15 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   const http1::HttpRequest& req = http_->request();
   const config::ProxyConfig& config = env_.config();
   std::string_view content_type = Sv(req[http::field::content_type]);
-  format_ = WantsProtobuf(Sv(req[http::field::accept])) ? transcoder::ResponseFormat::kProtobuf
-                                                        : transcoder::ResponseFormat::kJson;
+  format_ = transcoder::ResponseFormatFor(accept_);
+  if (route_->server_streaming) {
+    encoder_.emplace(*routing_->transcoder, *route_,
+                     transcoder::StreamFormatFor(
+                         accept_, config.streaming.json_format == "array"
+                                      ? transcoder::JsonStreamFormat::kArray
+                                      : transcoder::JsonStreamFormat::kGrpcGatewayEnvelope),
+                     pretty_);
+  }
   absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
       *route_, bindings_, query_, req.body(), transcoder::BodyFormatFor(*route_, content_type),
       content_type);
@@ -224,6 +223,34 @@ void ProxiedRequest::Call(upstream::GrpcRequest request) {
   http_->SetCancelHandler([weak, &client] {
     if (auto locked = weak.lock()) client.Cancel(locked->call_id_);
   });
+  if (state_ == State::kCalling && encoder_ && !encoder_->Heartbeat().empty() &&
+      env_.config().streaming.sse_heartbeat_interval > Clock::duration::zero()) {
+    last_sent_ = upstream_start_;
+    ArmHeartbeat(last_sent_ + env_.config().streaming.sse_heartbeat_interval);
+  }
+}
+
+void ProxiedRequest::ArmHeartbeat(Clock::time_point due) {
+  std::weak_ptr<ProxiedRequest> weak = shared_from_this();
+  heartbeat_ = env_.StartTimer(due - env_.Now(), [weak] {
+    if (auto locked = weak.lock()) locked->OnHeartbeat();
+  });
+}
+
+void ProxiedRequest::OnHeartbeat() {
+  if (state_ != State::kCalling && state_ != State::kStreaming) return;
+  const Clock::duration interval = env_.config().streaming.sse_heartbeat_interval;
+  const Clock::time_point now = env_.Now();
+  if (now - last_sent_ >= interval) {
+    // Nothing sent for a whole interval: a comment, beginning the stream if it has not begun
+    // (an upstream slow to its first message must not look like a dead connection either).
+    if (state_ != State::kStreaming) BeginStream("");
+    std::string beat = encoder_->Heartbeat();
+    bytes_out_ += beat.size();
+    http_->SendChunk(std::move(beat));
+    last_sent_ = now;
+  }
+  ArmHeartbeat(last_sent_ + interval);
 }
 
 void ProxiedRequest::OnHeaders(const upstream::Metadata& headers) {
@@ -239,8 +266,7 @@ void ProxiedRequest::OnMessage(std::string message) {
     return;
   }
   if (stream_error_) return;  // Already failed: the rest is not sent.
-  absl::StatusOr<std::string> chunk =
-      routing_->transcoder->BuildStreamChunk(*route_, message, format_, pretty_);
+  absl::StatusOr<std::string> chunk = encoder_->Message(message);
   if (!chunk.ok()) {
     // Never skip a message silently: end the stream with this error instead.
     stream_error_ = ProxyError::Make(
@@ -250,16 +276,24 @@ void ProxiedRequest::OnMessage(std::string message) {
     env_.upstream(upstream_).Cancel(call_id_);
     return;
   }
-  if (state_ != State::kStreaming) {
-    state_ = State::kStreaming;
-    http1::HttpResponse head{http::status::ok, http_->request().version()};
-    head.set(http::field::content_type,
-             routing_->transcoder->StreamContentType(*route_, format_, message));
-    AddResponseHeaders(head);
-    http_->BeginStream(std::move(head));
-  }
+  if (state_ != State::kStreaming) BeginStream(message);
   bytes_out_ += chunk->size();
+  last_sent_ = env_.Now();
   http_->SendChunk(std::move(*chunk));
+}
+
+void ProxiedRequest::BeginStream(std::string_view first_message) {
+  state_ = State::kStreaming;
+  http1::HttpResponse head{http::status::ok, http_->request().version()};
+  head.set(http::field::content_type, encoder_->ContentType(first_message));
+  if (encoder_->format() == transcoder::StreamFormat::kSse) {
+    head.set(http::field::cache_control, "no-cache");
+  }
+  // Tells nginx (the usual ingress) not to buffer this response: each message is worth
+  // sending as it comes, whatever proxy_buffering says for the location.
+  head.set("X-Accel-Buffering", "no");
+  AddResponseHeaders(head);
+  http_->BeginStream(std::move(head));
 }
 
 void ProxiedRequest::OnDone(upstream::GrpcResult result) {
@@ -286,10 +320,8 @@ void ProxiedRequest::OnDone(upstream::GrpcResult result) {
     // A stream that ended with no message: a 200 with no messages (and, for binary protobuf,
     // its status frame).
     http1::HttpResponse res{http::status::ok, http_->request().version()};
-    res.set(http::field::content_type,
-            routing_->transcoder->StreamContentType(*route_, format_, ""));
-    res.body() =
-        routing_->transcoder->BuildStreamEnd(*route_, format_, absl::StatusCode::kOk, "", "");
+    res.set(http::field::content_type, encoder_->ContentType(""));
+    res.body() = encoder_->End(absl::StatusCode::kOk, "", "");
     Finish(std::move(res), &result.trailers, "");
     return;
   }
@@ -299,8 +331,8 @@ void ProxiedRequest::OnDone(upstream::GrpcResult result) {
 void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
   // The stream's end, in-band (a JSON error line, or the protobuf status frame) and as
   // trailers for the clients that read them.
-  std::string end = routing_->transcoder->BuildStreamEnd(
-      *route_, format_, result.code, result.grpc_message, result.status_details);
+  heartbeat_.reset();
+  std::string end = encoder_->End(result.code, result.grpc_message, result.status_details);
   if (!end.empty()) {
     bytes_out_ += end.size();
     http_->SendChunk(std::move(end));
@@ -356,6 +388,7 @@ void ProxiedRequest::Finish(http1::HttpResponse response, const upstream::Metada
                             std::string_view details_bin) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
+  heartbeat_.reset();
   const int status = response.result_int();
   bytes_out_ += response.body().size();
   if (status == 429 || status == 503) {

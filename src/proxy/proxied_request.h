@@ -28,6 +28,7 @@
 #include "proxy_error.h"
 #include "request_environment.h"
 #include "tipperary/http1/http_exchange.h"
+#include "tipperary/transcoder/stream_encoder.h"
 #include "tipperary/transcoder/transcoder.h"
 
 namespace tipperary::proxy {
@@ -57,7 +58,11 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void OnHeaders(const upstream::Metadata& headers);
   void OnMessage(std::string message);
   void OnDone(upstream::GrpcResult result);
+  void BeginStream(std::string_view first_message);
   void EndStream(const upstream::GrpcResult& result);
+  // SSE heartbeats: a comment when nothing was sent for streaming.sse_heartbeat_interval.
+  void ArmHeartbeat(Clock::time_point due);
+  void OnHeartbeat();
   void RespondUnary(const upstream::GrpcResult& result);
 
   // The one way out for errors: renders the google.rpc.Status body and finishes.
@@ -88,6 +93,9 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   int upstream_ = -1;
   bool pretty_ = false;
   transcoder::ResponseFormat format_ = transcoder::ResponseFormat::kJson;
+  std::optional<transcoder::StreamEncoder> encoder_;  // Server-streaming routes.
+  std::unique_ptr<RequestEnvironment::Timer> heartbeat_;
+  Clock::time_point last_sent_;  // The stream's last chunk (or its start).
   std::string request_id_;
 
   Clock::time_point start_;

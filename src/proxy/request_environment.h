@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -24,6 +25,12 @@ class RequestEnvironment {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // A pending one-shot timer; destroying it cancels it (its callback then never runs).
+  class Timer {
+   public:
+    virtual ~Timer() = default;
+  };
+
   virtual ~RequestEnvironment() = default;
 
   virtual const config::ProxyConfig& config() const = 0;
@@ -37,6 +44,8 @@ class RequestEnvironment {
   // One finished upstream call, for the upstream's metrics.
   virtual void RecordUpstream(int index, absl::StatusCode code, double seconds) = 0;
   virtual Clock::time_point Now() const = 0;
+  // Runs `fire` on the loop thread after `delay`, unless the returned handle is gone by then.
+  virtual std::unique_ptr<Timer> StartTimer(Clock::duration delay, std::function<void()> fire) = 0;
   virtual AccessLog* access_log() const = 0;  // Null when off.
   // Requests being handled by the whole proxy (limits.max_in_flight_requests).
   virtual std::atomic<int64_t>& in_flight() = 0;

@@ -68,12 +68,4 @@ std::string Transcoder::StatusJson(absl::StatusCode code, std::string_view messa
   return common::StatusJson(code, message, details, pretty);
 }
 
-std::string Transcoder::BuildStreamError(absl::StatusCode code, std::string_view message,
-                                         std::string_view status_details_bin) const {
-  std::string out = "{\"error\":";
-  out.append(StatusJson(code, message, status_details_bin, false));
-  out.append("}\n");
-  return out;
-}
-
 }  // namespace tipperary::transcoder

@@ -299,9 +299,8 @@ grpc::Status TestServiceImpl::StreamThings(grpc::ServerContext* context,
   const bool fail = request->fail_after() > 0;
   const int to_send = fail ? std::min(request->count(), request->fail_after()) : request->count();
   for (int i = 0; i < to_send; ++i) {
-    if (i > 0 && request->interval_ms() > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(request->interval_ms()));
-    }
+    const int64_t wait_ms = i == 0 ? request->first_delay_ms() : request->interval_ms();
+    if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     Thing thing;
     thing.set_name("things/" + std::to_string(i));
     thing.set_size(i);

@@ -399,8 +399,8 @@ TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
 TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
             "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
-            "upstreams, routes, transcoding, limits, compression, timeouts, metadata, logging, "
-            "autoscaling, threads); did you mean \"threads\"?");
+            "upstreams, routes, transcoding, limits, compression, timeouts, metadata, streaming, "
+            "logging, autoscaling, threads); did you mean \"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
             "upstream_default, max_upstream, drain, retry_after)");
@@ -554,6 +554,22 @@ TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {
       Error(absl::StrCat(kMinimal, "metadata: {forward_request_trailers: [grpc-timeout]}\n")),
       "6:39: metadata.forward_request_trailers[0]: \"grpc-timeout\" cannot be forwarded from a "
       "trailer");
+}
+
+TEST_F(ProxyConfigLoaderTest, Streaming) {
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_EQ(defaults.streaming.json_format, "array");
+  EXPECT_EQ(defaults.streaming.sse_heartbeat_interval, std::chrono::seconds(15));
+  ProxyConfig config = LoadOk(absl::StrCat(
+      kMinimal, "streaming: {json_format: grpc_gateway, sse_heartbeat_interval: 0}\n"));
+  EXPECT_EQ(config.streaming.json_format, "grpc_gateway");
+  EXPECT_EQ(config.streaming.sse_heartbeat_interval, std::chrono::seconds(0));
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {json_format: ndjson}\n")),
+              testing::StartsWith("6:25: streaming.json_format: "));
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "streaming: {sse_heartbeat_interval: 2h}\n")),
+            "6:36: streaming.sse_heartbeat_interval: 2h is out of range (must be at most 1h)");
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {heartbeat: 1s}\n")),
+              HasSubstr("unknown key \"heartbeat\" in streaming"));
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorDuplicateKey) {

@@ -1,9 +1,10 @@
 // Fuzz target: binary protobuf through the transcoder, both ways.
 //  * Requests: the body as an application/x-protobuf request body (BuildRequestMessage with
 //    BodyFormat::kProtobuf: the wire checker, then path bindings and query parameters appended).
-//  * Responses: the body as the upstream's reply message: BuildResponseBody and BuildStreamChunk
+//  * Responses: the body as the upstream's reply message: BuildResponseBody and StreamEncoder
 //    in JSON (the fast printer, else protobuf's converter, behind the wire checker) and binary,
-//    StreamContentType; and as grpc-status-details-bin: StatusJson and BuildStreamError.
+//    every stream format; and as grpc-status-details-bin: StatusJson and the streams' ends.
+//  * Accept: the query as an Accept value (StreamFormatFor, ResponseFormatFor).
 // The route is the one the request line matches, else one picked by a hash of the line, so every
 // route (response_body fields, HttpBody, streams, both schemas) is reachable from any input.
 // Input format: transcoder_world.h (the content-type line is ignored). Besides not crashing,
@@ -24,6 +25,7 @@
 #include "fast_json.h"
 #include "json_check.h"
 #include "tipperary/transcoder/path_template.h"
+#include "tipperary/transcoder/stream_encoder.h"
 #include "transcoder_world.h"
 #include "wire_check.h"
 
@@ -33,6 +35,17 @@ namespace pb = google::protobuf;
 using namespace tipperary::transcoder;  // NOLINT
 using tipperary::fuzz::Fail;
 using tipperary::fuzz::IsValidJson;
+
+bool ConsumePrefix(std::string_view* s, std::string_view prefix) {
+  if (!s->starts_with(prefix)) return false;
+  s->remove_prefix(prefix.size());
+  return true;
+}
+bool ConsumeSuffix(std::string_view* s, std::string_view suffix) {
+  if (!s->ends_with(suffix)) return false;
+  s->remove_suffix(suffix.size());
+  return true;
+}
 
 // Whenever the fast printer takes a well-formed message, protobuf's converter must print the
 // same text (fast_json.h's contract).
@@ -106,19 +119,47 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (out.ok() && rfmt == ResponseFormat::kJson && !http_body) {
       CheckJsonOutput("a JSON response", out->body, input);
     }
-    absl::StatusOr<std::string> chunk = t.BuildStreamChunk(*route, bin, rfmt, pretty);
-    if (chunk.ok() && rfmt == ResponseFormat::kJson && !http_body) {
-      if (!absl::EndsWith(*chunk, "\n")) Fail("a JSON stream chunk without its newline", input);
-      std::string_view line(*chunk);
-      line.remove_suffix(1);
-      if (!pretty && line.find('\n') != std::string_view::npos) {
-        Fail("a compact JSON stream chunk of several lines", input);
-      }
-      CheckJsonOutput("a JSON stream chunk", line, input);
-    }
-    if (out.ok() != chunk.ok()) Fail("BuildResponseBody and BuildStreamChunk disagree", input);
-    (void)t.StreamContentType(*route, rfmt, bin);
   }
+  // Each stream format, one encoder per format fed the same bytes twice (first and later
+  // message), then ended with the same bytes as the status details.
+  for (StreamFormat sfmt : {StreamFormat::kJsonArray, StreamFormat::kJsonEnvelope,
+                            StreamFormat::kNdjson, StreamFormat::kSse, StreamFormat::kProtobuf}) {
+    StreamEncoder encoder(t, *route, sfmt, pretty);
+    (void)encoder.ContentType(bin);
+    const bool json_out = !http_body && sfmt != StreamFormat::kProtobuf;
+    const bool json_ok = t.BuildResponseBody(*route, bin, ResponseFormat::kJson, pretty).ok();
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<std::string> chunk = encoder.Message(bin);
+      if (json_out && chunk.ok() != json_ok) Fail("a stream chunk and the body disagree", input);
+      if (!chunk.ok() || !json_out) continue;
+      std::string_view c(*chunk);
+      if (sfmt == StreamFormat::kNdjson || sfmt == StreamFormat::kJsonEnvelope) {
+        if (!ConsumeSuffix(&c, "\n")) Fail("a JSON stream line without its newline", input);
+        if ((sfmt == StreamFormat::kNdjson || !pretty) && c.find('\n') != c.npos) {
+          Fail("a JSON stream line of several lines", input);
+        }
+        CheckJsonOutput("a JSON stream line", c, input);
+      } else if (sfmt == StreamFormat::kSse) {
+        if (!ConsumeSuffix(&c, "\n\n") || !ConsumePrefix(&c, "data: ") || c.find('\n') != c.npos) {
+          Fail("an SSE event that is not one data line", input);
+        }
+        CheckJsonOutput("an SSE event", c, input);
+      } else if (!ConsumePrefix(&c, i == 0 ? "[" : ",")) {
+        Fail("a JSON array element without its separator", input);
+      } else {
+        CheckJsonOutput("a JSON array element", c, input);
+      }
+    }
+    const std::string end = encoder.End(absl::StatusCode::kInternal, req.query, bin);
+    if (json_out && sfmt == StreamFormat::kNdjson) {
+      std::string_view line(end);
+      if (!ConsumeSuffix(&line, "\n")) Fail("a stream error without its newline", input);
+      CheckJsonOutput("a stream error", line, input);
+    }
+  }
+  // Accept values come from the network too.
+  (void)StreamFormatFor(req.query, JsonStreamFormat::kArray);
+  (void)ResponseFormatFor(req.query);
   CheckFastPrint(route->response_type, bin, options);
   if (route->response_body_field != nullptr &&
       route->response_body_field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -128,9 +169,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The same bytes as grpc-status-details-bin (a google.rpc.Status), the query as its message.
   CheckJsonOutput("a status",
                   t.StatusJson(absl::StatusCode::kInvalidArgument, req.query, bin, pretty), input);
-  const std::string stream_error = t.BuildStreamError(absl::StatusCode::kInternal, req.query, bin);
-  if (!absl::EndsWith(stream_error, "\n")) Fail("a stream error without its newline", input);
-  CheckJsonOutput("a stream error",
-                  std::string_view(stream_error).substr(0, stream_error.size() - 1), input);
   return 0;
 }

@@ -3,6 +3,8 @@
 import base64
 import json
 
+import pytest
+
 from conftest import RawConnection, curl, raw_request, wait_until
 
 
@@ -66,48 +68,138 @@ def _stream_lines(response_body: bytes) -> list[dict]:
     return [json.loads(line) for line in response_body.splitlines() if line.strip()]
 
 
-def test_server_streaming_results(proxy):
+def _sse_events(text: str) -> list[tuple[str, str]]:
+    """(event type, data) per event, comments kept as ("comment", text): a small SSE parser
+    after the WHATWG rules (blank line ends an event, "data:" lines joined by newlines)."""
+    events: list[tuple[str, str]] = []
+    kind, data = "message", []
+    for line in text.split("\n"):
+        if line == "":
+            if data:
+                events.append((kind, "\n".join(data)))
+            kind, data = "message", []
+        elif line.startswith(":"):
+            events.append(("comment", line[1:].strip()))
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                kind = value
+            elif field == "data":
+                data.append(value)
+    return events
+
+
+def test_server_streaming_default_is_a_json_array(proxy):
     r = proxy.get("/v1/stream", params={"count": "3"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["X-Accel-Buffering"] == "no"
+    assert r.json() == [
+        {"name": "things/0"},
+        {"name": "things/1", "size": "1"},
+        {"name": "things/2", "size": "2"},
+    ]
+    assert proxy.get("/v1/stream", params={"count": "0"}).json() == []
+
+
+def test_server_streaming_array_failure_is_not_valid_json(proxy):
+    r = proxy.get("/v1/stream", params={"count": "5", "fail_after": "2"})
+    assert r.status_code == 200, r.text
+    with pytest.raises(ValueError):
+        r.json()  # A failed stream never parses as a complete array...
+    head, error = r.text.rstrip("\n").rsplit("\n", 1)
+    assert json.loads(head + "]") == [{"name": "things/0"}, {"name": "things/1", "size": "1"}]
+    assert json.loads(error)["error"] == {"code": 9, "message": "failed after 2 messages",
+                                          "details": []}  # ...and says why on its last line.
+
+
+def test_server_streaming_grpc_gateway_envelope(make_stack):
+    s = make_stack(streaming={"json_format": "grpc_gateway"})
+    r = s.proxy.get("/v1/stream", params={"count": "5", "fail_after": "2"},
+                    headers={"Accept": "application/json"})
     assert r.status_code == 200, r.text
     assert _stream_lines(r.content) == [
         {"result": {"name": "things/0"}},
         {"result": {"name": "things/1", "size": "1"}},
-        {"result": {"name": "things/2", "size": "2"}},
+        {"error": {"code": 9, "message": "failed after 2 messages", "details": []}},
+    ]
+
+
+def test_server_streaming_ndjson(proxy):
+    r = proxy.get("/v1/stream", params={"count": "5", "fail_after": "2"},
+                  headers={"Accept": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/x-ndjson"
+    assert r.text.count("\n") == 3
+    assert _stream_lines(r.content) == [
+        {"name": "things/0"},
+        {"name": "things/1", "size": "1"},
+        {"error": {"code": 9, "message": "failed after 2 messages", "details": []}},
     ]
 
 
 def test_server_streaming_is_chunked(proxy):
     with RawConnection(proxy.host, proxy.port) as conn:
-        conn.send(raw_request("GET", "/v1/stream?count=4&interval_ms=10"))
+        conn.send(raw_request("GET", "/v1/stream?count=4&interval_ms=10",
+                              headers={"Accept": "application/x-ndjson"}))
         resp = conn.read_response()
     assert resp.status == 200
     assert resp.chunked
     assert len(_stream_lines(resp.body)) == 4
 
 
-def test_server_streaming_error_after_messages(proxy):
-    r = proxy.get("/v1/stream", params={"count": "5", "fail_after": "2"})
+def test_server_streaming_read_incrementally(proxy):
+    with proxy.session.get(f"{proxy.url}/v1/stream", params={"count": "5", "interval_ms": "20"},
+                           headers={"Accept": "application/x-ndjson"}, stream=True,
+                           timeout=15) as r:
+        assert r.status_code == 200
+        names = [json.loads(line)["name"] for line in r.iter_lines() if line]
+    assert names == [f"things/{i}" for i in range(5)]
+
+
+def test_server_sent_events(proxy):
+    r = proxy.get("/v1/stream", params={"count": "2"}, headers={"Accept": "text/event-stream"})
     assert r.status_code == 200, r.text
-    lines = _stream_lines(r.content)
-    assert [l.get("result", {}).get("name") for l in lines[:2]] == ["things/0", "things/1"]
-    assert len(lines) == 3, lines
-    error = lines[2]["error"]
-    assert error["code"] == 9
-    assert error["message"] == "failed after 2 messages"
+    assert r.headers["Content-Type"] == "text/event-stream"
+    assert r.headers["Cache-Control"] == "no-cache"
+    assert _sse_events(r.text) == [
+        ("message", '{"name":"things/0"}'),
+        ("message", '{"name":"things/1","size":"1"}'),
+        ("end", '{"code":0,"message":"","details":[]}'),
+    ]
+    r = proxy.get("/v1/stream", params={"count": "3", "fail_after": "1"},
+                  headers={"Accept": "text/html;q=0.9, text/event-stream"})
+    events = _sse_events(r.text)
+    assert events[0] == ("message", '{"name":"things/0"}')
+    assert events[1][0] == "error" and json.loads(events[1][1])["code"] == 9
+    assert len(events) == 2
+
+
+def test_server_sent_events_heartbeats_begin_a_quiet_stream(make_stack):
+    s = make_stack(streaming={"sse_heartbeat_interval": "200ms"})
+    with s.proxy.session.get(f"{s.proxy.url}/v1/stream",
+                             params={"count": "2", "first_delay_ms": "1500",
+                                     "interval_ms": "700"},
+                             headers={"Accept": "text/event-stream"}, stream=True,
+                             timeout=15) as r:
+        assert r.status_code == 200
+        text = r.content.decode()
+    # The response began with a heartbeat, before the upstream's first message.
+    events = _sse_events(text)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "comment" and events[0][1] == "heartbeat"
+    assert kinds.index("message") > 0
+    # Heartbeats also fill the quiet gap between the two messages.
+    first, second = [i for i, k in enumerate(kinds) if k == "message"]
+    assert "comment" in kinds[first:second], kinds
+    assert kinds[-1] == "end"
 
 
 def test_server_streaming_empty(proxy):
-    r = proxy.get("/v1/stream", params={"count": "0"})
+    r = proxy.get("/v1/stream", params={"count": "0"}, headers={"Accept": "application/x-ndjson"})
     assert r.status_code == 200, r.text
     assert _stream_lines(r.content) == []
-
-
-def test_server_streaming_read_incrementally(proxy):
-    with proxy.session.get(f"{proxy.url}/v1/stream", params={"count": "5", "interval_ms": "20"},
-                           stream=True, timeout=15) as r:
-        assert r.status_code == 200
-        names = [json.loads(line)["result"]["name"] for line in r.iter_lines() if line]
-    assert names == [f"things/{i}" for i in range(5)]
 
 
 def test_client_leaving_a_stream_cancels_it_upstream(stack):

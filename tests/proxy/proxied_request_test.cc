@@ -7,7 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -143,6 +145,14 @@ class FakeUpstream : public upstream::UpstreamClient {
 
 class FakeEnvironment : public RequestEnvironment {
  public:
+  class FakeTimer : public Timer {
+   public:
+    explicit FakeTimer(std::shared_ptr<std::function<void()>> fire) : fire_(std::move(fire)) {}
+
+   private:
+    std::shared_ptr<std::function<void()>> fire_;  // The environment holds it weakly.
+  };
+
   FakeEnvironment() : stats_(ProxyStats::Register(registry_)), cache_(stats_) {
     config_.upstreams.push_back(config::UpstreamConfig{});
     config_.upstreams[0].name = "backend";
@@ -173,6 +183,34 @@ class FakeEnvironment : public RequestEnvironment {
     upstream_codes_.push_back(code);
   }
   Clock::time_point Now() const override { return now_; }
+  std::unique_ptr<Timer> StartTimer(Clock::duration delay, std::function<void()> fire) override {
+    auto shared = std::make_shared<std::function<void()>>(std::move(fire));
+    timers_.emplace_back(now_ + delay, shared);
+    return std::make_unique<FakeTimer>(std::move(shared));
+  }
+  // Moves the fake clock on, firing the live timers that fall due on the way, in due order.
+  void Advance(Clock::duration by) {
+    const Clock::time_point until = now_ + by;
+    while (true) {
+      auto next = timers_.end();
+      for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+        if (!it->second.expired() && it->first <= until &&
+            (next == timers_.end() || it->first < next->first)) {
+          next = it;
+        }
+      }
+      if (next == timers_.end()) break;
+      now_ = next->first;
+      auto fire = next->second.lock();
+      timers_.erase(next);
+      (*fire)();
+    }
+    now_ = until;
+  }
+  size_t LiveTimers() const {
+    return std::count_if(timers_.begin(), timers_.end(),
+                         [](const auto& t) { return !t.second.expired(); });
+  }
   AccessLog* access_log() const override { return nullptr; }
   std::atomic<int64_t>& in_flight() override { return in_flight_; }
 
@@ -195,6 +233,7 @@ class FakeEnvironment : public RequestEnvironment {
   Clock::time_point now_ = Clock::time_point(std::chrono::seconds(1000));
   std::atomic<int64_t> in_flight_{0};
   std::vector<absl::StatusCode> upstream_codes_;
+  std::vector<std::pair<Clock::time_point, std::weak_ptr<std::function<void()>>>> timers_;
 
  private:
   metrics::Registry registry_;
@@ -509,7 +548,10 @@ TEST_F(ProxiedRequestTest, StreamSendsEachMessageAsItComes) {
   EXPECT_EQ(http->chunks(), 2);
   call.handlers.on_done(Ok());
   EXPECT_TRUE(http->complete());
-  EXPECT_EQ(http->body(), "{\"result\":{\"name\":\"a\"}}\n{\"result\":{\"name\":\"b\"}}\n");
+  // No Accept: a JSON array (streaming.json_format's default), sent element by element.
+  EXPECT_EQ(http->header("Content-Type"), "application/json");
+  EXPECT_EQ(http->header("X-Accel-Buffering"), "no");
+  EXPECT_EQ(http->body(), R"([{"name":"a"},{"name":"b"}])");
   EXPECT_EQ(http->trailer("Grpc-Status"), "0");
   EXPECT_EQ(env_.in_flight_.load(), 0);
 }
@@ -538,11 +580,101 @@ TEST_F(ProxiedRequestTest, BinaryStreamEndsWithAStatusFrame) {
   EXPECT_EQ(body[second + 1], '\x12');
 }
 
+TEST_F(ProxiedRequestTest, GrpcGatewayEnvelopeByConfig) {
+  env_.config_.streaming.json_format = "grpc_gateway";
+  auto http = Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "application/json"}}));
+  env_.upstream_.Answer(0, {ThingBytes("a"), ThingBytes("b")},
+                        Status(absl::StatusCode::kAborted, "x"));
+  EXPECT_EQ(http->header("Content-Type"), "application/json");
+  EXPECT_EQ(http->body(),
+            "{\"result\":{\"name\":\"a\"}}\n{\"result\":{\"name\":\"b\"}}\n"
+            "{\"error\":{\"code\":10,\"message\":\"x\",\"details\":[]}}\n");
+}
+
+TEST_F(ProxiedRequestTest, NdjsonByAccept) {
+  auto http = Start(Request(http::verb::get, "/v1/stream", "",
+                            {{"Accept", "application/json;q=0.5, application/x-ndjson"}}));
+  env_.upstream_.Answer(0, {ThingBytes("a"), ThingBytes("b")}, Ok());
+  EXPECT_EQ(http->header("Content-Type"), "application/x-ndjson");
+  EXPECT_EQ(http->body(), "{\"name\":\"a\"}\n{\"name\":\"b\"}\n");
+  EXPECT_EQ(http->header("Cache-Control"), "");
+}
+
+TEST_F(ProxiedRequestTest, ServerSentEventsWithHeartbeats) {
+  env_.config_.streaming.sse_heartbeat_interval = std::chrono::seconds(15);
+  auto http = Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "text/event-stream"}}));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  env_.Advance(std::chrono::seconds(14));
+  EXPECT_EQ(request_->state(), State::kCalling);
+  // 15 s with nothing from upstream: the stream begins with a heartbeat, so an ingress's read
+  // timeout does not cut it.
+  env_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(request_->state(), State::kStreaming);
+  EXPECT_EQ(http->header("Content-Type"), "text/event-stream");
+  EXPECT_EQ(http->header("Cache-Control"), "no-cache");
+  EXPECT_EQ(http->body(), ": heartbeat\n\n");
+  env_.Advance(std::chrono::seconds(5));  // t=20
+  call.handlers.on_message(ThingBytes("a"));
+  env_.Advance(std::chrono::seconds(14));  // t=34: 14 s since the message, no heartbeat yet.
+  EXPECT_EQ(http->body(), ": heartbeat\n\ndata: {\"name\":\"a\"}\n\n");
+  env_.Advance(std::chrono::seconds(1));  // t=35
+  EXPECT_EQ(http->body(), ": heartbeat\n\ndata: {\"name\":\"a\"}\n\n: heartbeat\n\n");
+  call.handlers.on_done(Status(absl::StatusCode::kUnavailable, "gone"));
+  EXPECT_THAT(http->body(),
+              ::testing::EndsWith("event: error\ndata: {\"code\":14,\"message\":\"gone\","
+                                  "\"details\":[]}\n\n"));
+  EXPECT_EQ(http->trailer("Grpc-Status"), "14");
+  EXPECT_EQ(env_.LiveTimers(), 0u);  // The heartbeat stops with the stream.
+  const std::string body = http->body();
+  env_.Advance(std::chrono::minutes(1));
+  EXPECT_EQ(http->body(), body);
+}
+
+TEST_F(ProxiedRequestTest, ServerSentEventsEndAndHeartbeatsOff) {
+  env_.config_.streaming.sse_heartbeat_interval = std::chrono::seconds(0);
+  auto http = Start(
+      Request(http::verb::get, "/v1/stream", "", {{"Accept", "text/html, text/event-stream"}}));
+  EXPECT_EQ(env_.LiveTimers(), 0u);
+  env_.Advance(std::chrono::minutes(5));
+  EXPECT_EQ(request_->state(), State::kCalling);
+  env_.upstream_.Answer(0, {ThingBytes("a")}, Ok());
+  EXPECT_EQ(http->body(),
+            "data: {\"name\":\"a\"}\n\n"
+            "event: end\ndata: {\"code\":0,\"message\":\"\",\"details\":[]}\n\n");
+}
+
+TEST_F(ProxiedRequestTest, AHeartbeatDoesNotKeepARequestAlive) {
+  std::weak_ptr<ProxiedRequest> weak;
+  {
+    auto http =
+        Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "text/event-stream"}}));
+    weak = request_;
+    request_.reset();
+    EXPECT_EQ(env_.LiveTimers(), 1u);
+    env_.upstream_.Answer(0, {}, Ok());
+  }
+  env_.upstream_.call(0).handlers = {};
+  EXPECT_TRUE(weak.expired());
+  EXPECT_EQ(env_.LiveTimers(), 0u);
+}
+
+TEST_F(ProxiedRequestTest, UnaryProtobufOnlyWhenAcceptPrefersIt) {
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}",
+                            {{"Accept", "application/x-protobuf;q=0, application/json"}}));
+  env_.upstream_.Answer(0, {"\x72\x01x"}, Ok());
+  EXPECT_EQ(http->header("Content-Type"), "application/json");
+  http = Start(Request(http::verb::post, "/v1/echo", "{}",
+                       {{"Accept", "application/json;q=0.9, application/x-protobuf"}}));
+  env_.upstream_.Answer(1, {"\x72\x01x"}, Ok());
+  EXPECT_EQ(http->header("Content-Type"), "application/x-protobuf");
+  EXPECT_EQ(http->body(), "\x72\x01x");
+}
+
 TEST_F(ProxiedRequestTest, EmptyStreamIsA200WithNothingInIt) {
   auto http = Start(Request(http::verb::get, "/v1/stream"));
   env_.upstream_.Answer(0, {}, Ok());
   EXPECT_EQ(http->status(), 200u);
-  EXPECT_EQ(http->body(), "");
+  EXPECT_EQ(http->body(), "[]");
   EXPECT_FALSE(http->streamed());
 }
 
@@ -600,6 +732,7 @@ TEST_F(ProxiedRequestTest, ARequestHoldsItselfUntilItsCallEnds) {
 // ---- A schema swap under a request in flight ----
 
 TEST_F(ProxiedRequestTest, SchemaSwapKeepsTheRequestsSchemaAndStats) {
+  env_.config_.streaming.json_format = "grpc_gateway";
   auto http = Start(Request(http::verb::get, "/v1/stream"));
   FakeUpstream::Pending& call = env_.upstream_.call(0);
   call.handlers.on_message(ThingBytes("a"));
@@ -616,6 +749,7 @@ TEST_F(ProxiedRequestTest, SchemaSwapKeepsTheRequestsSchemaAndStats) {
 // Many requests in flight across many swaps, finishing in an order unrelated to their start:
 // each keeps the schema and the stats it started with (the ASan and TSan presets run this).
 TEST_F(ProxiedRequestTest, SchemaSwapsUnderManyRequestsInFlight) {
+  env_.config_.streaming.json_format = "grpc_gateway";
   constexpr int kRequests = 64;
   std::vector<std::shared_ptr<FakeHttpExchange>> https;
   std::vector<std::shared_ptr<ProxiedRequest>> requests;

@@ -468,56 +468,6 @@ TEST_F(TranscoderTest, HttpBodyResponse) {
   EXPECT_FALSE(transcoder_.BuildResponseBody(dl, "\xff\xff", ResponseFormat::kJson, false).ok());
 }
 
-TEST_F(TranscoderTest, StreamChunks) {
-  const Route& stream = RouteFor(*TestRoutes(), "GET", "/v1/stream");
-  v1::Thing thing = FromText<v1::Thing>(R"pb(name: "a" size: 1)pb");
-  auto chunk =
-      transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kJson, false);
-  ASSERT_TRUE(chunk.ok());
-  EXPECT_EQ(*chunk, "{\"result\":{\"name\":\"a\",\"size\":\"1\"}}\n");
-  chunk =
-      transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kJson, true);
-  ASSERT_TRUE(chunk.ok());
-  EXPECT_EQ(*chunk, "{\n \"result\": {\n  \"name\": \"a\",\n  \"size\": \"1\"\n }\n}\n");
-  chunk = transcoder_.BuildStreamChunk(stream, thing.SerializeAsString(), ResponseFormat::kProtobuf,
-                                       false);
-  ASSERT_TRUE(chunk.ok());
-  // varint(len(frame)) + StreamFrame{message (field 1) = the serialized Thing}.
-  const std::string bytes = thing.SerializeAsString();
-  ASSERT_LT(bytes.size(), 126u);
-  EXPECT_EQ(static_cast<size_t>((*chunk)[0]), bytes.size() + 2);
-  EXPECT_EQ((*chunk)[1], '\x0a');
-  EXPECT_EQ(static_cast<size_t>((*chunk)[2]), bytes.size());
-  EXPECT_EQ(chunk->substr(3), bytes);
-  EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kJson, ""), "application/json");
-  EXPECT_EQ(transcoder_.StreamContentType(stream, ResponseFormat::kProtobuf, ""),
-            kProtobufStreamContentType);
-  EXPECT_EQ(transcoder_.BuildStreamError(absl::StatusCode::kFailedPrecondition, "stop", ""),
-            "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
-}
-
-TEST_F(TranscoderTest, StreamEnds) {
-  const Route& stream = RouteFor(*TestRoutes(), "GET", "/v1/stream");
-  // JSON: nothing on success, the error line on failure.
-  EXPECT_EQ(
-      transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson, absl::StatusCode::kOk, "", ""), "");
-  EXPECT_EQ(transcoder_.BuildStreamEnd(stream, ResponseFormat::kJson,
-                                       absl::StatusCode::kFailedPrecondition, "stop", ""),
-            "{\"error\":{\"code\":9,\"message\":\"stop\",\"details\":[]}}\n");
-  // Protobuf: always a status frame, varint(len) + StreamFrame{status (field 2)}.
-  std::string end = transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf,
-                                               absl::StatusCode::kFailedPrecondition, "stop", "");
-  google::rpc::Status status;
-  status.set_code(9);
-  status.set_message("stop");
-  const std::string status_bytes = status.SerializeAsString();
-  EXPECT_EQ(end, std::string(1, static_cast<char>(status_bytes.size() + 2)) + "\x12" +
-                     std::string(1, static_cast<char>(status_bytes.size())) + status_bytes);
-  std::string ok =
-      transcoder_.BuildStreamEnd(stream, ResponseFormat::kProtobuf, absl::StatusCode::kOk, "", "");
-  EXPECT_EQ(ok, std::string("\x02\x12\x00", 3));
-}
-
 TEST_F(TranscoderTest, WantsPretty) {
   EXPECT_TRUE(Transcoder::WantsPretty("pretty"));
   EXPECT_TRUE(Transcoder::WantsPretty("a=1&pretty=true"));
@@ -578,7 +528,6 @@ TEST_F(TranscoderTest, HostileInputs) {
   for (std::string garbage : {std::string("\xff\xff\xff\xff\xff"), std::string("\x0a\x05"),
                               std::string("\x3a\x02\x08"), std::string(100, '\x22')}) {
     (void)transcoder_.BuildResponseBody(get, garbage, ResponseFormat::kJson, false);
-    (void)transcoder_.BuildStreamChunk(get, garbage, ResponseFormat::kJson, true);
     (void)transcoder_.StatusJson(absl::StatusCode::kInvalidArgument, garbage, garbage, true);
   }
   EXPECT_FALSE(

@@ -133,6 +133,16 @@ struct MetadataConfig {
   std::vector<std::string> forward_request_trailers;
 };
 
+// Server streams over HTTP/1.1 (docs/streaming.md); the format is chosen per request by Accept.
+struct StreamingConfig {
+  // What application/json (and no Accept) gets: "array" (Envoy's: one JSON array) or
+  // "grpc_gateway" (grpc-gateway's: one {"result": ...} object per line).
+  std::string json_format = "array";
+  // text/event-stream: a comment line after this long without an event, so that ingresses'
+  // read timeouts (nginx's proxy_read_timeout is 60s) do not cut a quiet stream; 0 = off.
+  Duration sse_heartbeat_interval = std::chrono::seconds(15);
+};
+
 struct LoggingConfig {
   std::string level = "info";  // debug, info, warn, error.
   bool access_log = false;
@@ -169,6 +179,7 @@ struct ProxyConfig {
   CompressionConfig compression;
   TimeoutsConfig timeouts;
   MetadataConfig metadata;
+  StreamingConfig streaming;
   LoggingConfig logging;
   AutoscalingConfig autoscaling;
   uint32_t threads = 0;     // Event-loop threads; 0 = one per core.

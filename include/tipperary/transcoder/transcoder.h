@@ -26,8 +26,7 @@
 // Response rules: response_body selects a field; google.api.HttpBody responses are their raw
 // data with their content_type (default application/octet-stream); JSON is "application/json",
 // binary "application/x-protobuf".
-// Streams: JSON chunks are newline-delimited {"result":...} / {"error":...}; binary chunks are
-// varint length-delimited messages; HttpBody chunks are the raw data.
+// Streams: see stream_encoder.h (the formats a client picks with Accept).
 // All methods are const and thread-safe; none throws or crashes on hostile input, and recursion
 // is bounded by max_depth.
 #pragma once
@@ -107,23 +106,6 @@ class Transcoder {
 
   absl::StatusOr<HttpBodyOut> BuildResponseBody(const Route& route, std::string_view message,
                                                 ResponseFormat fmt, bool pretty) const;
-
-  // One message of a server stream, ready to write as a chunk (see the rules above).
-  absl::StatusOr<std::string> BuildStreamChunk(const Route& route, std::string_view message,
-                                               ResponseFormat fmt, bool pretty) const;
-  // Content type of a streamed response: application/json, kProtobufStreamContentType, or for
-  // HttpBody streams the content_type of the first message (pass it; default octet-stream).
-  std::string StreamContentType(const Route& route, ResponseFormat fmt,
-                                std::string_view first_message) const;
-  // {"error":{"code":..,"message":..,"details":[..]}}\n
-  std::string BuildStreamError(absl::StatusCode code, std::string_view message,
-                               std::string_view status_details_bin) const;
-  // The last chunk of a server stream: for JSON the error line when grpc_code != 0 (else
-  // nothing); for binary protobuf the status frame, always (proto/tipperary/proxy/v1/
-  // stream_frame.proto); for google.api.HttpBody streams nothing: their status travels in
-  // the trailers only.
-  std::string BuildStreamEnd(const Route& route, ResponseFormat fmt, absl::StatusCode code,
-                             std::string_view message, std::string_view status_details_bin) const;
 
   // {"code":3,"message":"...","details":[...]}: details decoded from the serialized
   // google.rpc.Status (grpc-status-details-bin, already base64-decoded); a detail whose type
