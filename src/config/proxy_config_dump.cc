@@ -178,6 +178,22 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitDuration(out, "sse_heartbeat_interval", config.streaming.sse_heartbeat_interval);
   out << YAML::EndMap;
 
+  const CorsConfig& cors = config.cors;
+  EmitKey(out, "cors");
+  out << YAML::BeginMap;
+  EmitStringList(out, "allow_origins", cors.allow_origins);
+  EmitStringList(out, "allow_methods", cors.allow_methods);
+  EmitStringList(out, "allow_headers", cors.allow_headers);
+  EmitStringList(out, "expose_headers", cors.expose_headers);
+  EmitDuration(out, "max_age", cors.max_age);
+  Emit(out, "allow_credentials", cors.allow_credentials);
+  out << YAML::EndMap;
+
+  EmitKey(out, "grpc_web");
+  out << YAML::BeginMap;
+  Emit(out, "enabled", config.grpc_web.enabled);
+  out << YAML::EndMap;
+
   const LoggingConfig& logging = config.logging;
   EmitKey(out, "logging");
   out << YAML::BeginMap;

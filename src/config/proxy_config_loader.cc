@@ -199,6 +199,7 @@ class Loader {
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
   absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
   absl::Status LoadStreaming(const YamlMap& root, StreamingConfig* out);
+  absl::Status LoadCors(const YamlMap& root, CorsConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
   absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
@@ -241,9 +242,10 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
                      YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
-                               "transcoding", "limits", "compression", "timeouts", "metadata",
-                               "streaming", "logging", "autoscaling", "threads"}));
+      YamlMap map,
+      root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
+                  "limits", "compression", "timeouts", "metadata", "streaming", "cors", "grpc_web",
+                  "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -257,6 +259,11 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadMetadata(map, &config->metadata));
   TIPPERARY_RETURN_IF_ERROR(LoadStreaming(map, &config->streaming));
+  TIPPERARY_RETURN_IF_ERROR(LoadCors(map, &config->cors));
+  if (std::optional<YamlValue> grpc_web = map.Find("grpc_web")) {
+    TIPPERARY_ASSIGN_OR_RETURN(YamlMap web, grpc_web->AsMap({"enabled"}));
+    TIPPERARY_RETURN_IF_ERROR(web.ReadBool("enabled", &config->grpc_web.enabled));
+  }
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
   TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
@@ -681,6 +688,86 @@ absl::Status Loader::LoadStreaming(const YamlMap& root, StreamingConfig* out) {
       map.ReadEnum("json_format", &out->json_format, {"array", "grpc_gateway"}));
   return map.ReadDuration("sse_heartbeat_interval", &out->sse_heartbeat_interval, Duration::zero(),
                           std::chrono::hours(1));
+}
+
+namespace {
+
+// An HTTP token (RFC 9110 §5.6.2): a method or a field name.
+bool IsToken(std::string_view s) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+        kExtra.find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return !s.empty();
+}
+
+// "*", or scheme://host[:port] where host may start with "*." (any subdomain).
+bool IsOriginPattern(std::string_view s) {
+  if (s == "*") return true;
+  const size_t scheme_end = s.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0) return false;
+  std::string_view host = s.substr(scheme_end + 3);
+  if (host.starts_with("*.")) host.remove_prefix(2);
+  if (host.empty() || host.find_first_of("/?#*@ ") != std::string_view::npos) return false;
+  for (char c : s.substr(0, scheme_end)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status Loader::LoadCors(const YamlMap& root, CorsConfig* out) {
+  std::optional<YamlValue> value = root.Find("cors");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
+                             value->AsMap({"allow_origins", "allow_methods", "allow_headers",
+                                           "expose_headers", "max_age", "allow_credentials"}));
+  struct ListKey {
+    std::string_view key;
+    std::vector<std::string>* out;
+    bool (*valid)(std::string_view);
+    std::string_view what;
+  };
+  const ListKey lists[] = {
+      {"allow_origins", &out->allow_origins, IsOriginPattern,
+       "is not an origin (\"https://host[:port]\", \"https://*.domain\" or \"*\")"},
+      {"allow_methods", &out->allow_methods, IsToken, "is not an HTTP method"},
+      {"allow_headers", &out->allow_headers, IsToken, "is not a header name"},
+      {"expose_headers", &out->expose_headers, IsToken, "is not a header name"},
+  };
+  for (const ListKey& list : lists) {
+    std::optional<YamlValue> items = map.Find(list.key);
+    if (!items) continue;
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> values, items->AsList());
+    list.out->clear();
+    for (const YamlValue& item : values) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::string text, item.AsNonEmptyString());
+      if (!list.valid(text)) {
+        return item.Error(absl::StrCat(Quoted(text), " ", AbslView(list.what)));
+      }
+      list.out->push_back(std::move(text));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("max_age", &out->max_age, Duration::zero(), std::chrono::hours(24)));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("allow_credentials", &out->allow_credentials));
+  if (out->allow_credentials) {
+    for (const std::string& origin : out->allow_origins) {
+      if (origin == "*") {
+        return map.Find("allow_credentials")
+            ->Error(
+                "cannot be true with allow_origins \"*\": browsers refuse credentials for "
+                "any origin; list the origins");
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Loader::LoadMetadata(const YamlMap& root, MetadataConfig* out) {

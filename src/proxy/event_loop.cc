@@ -9,7 +9,7 @@
 namespace tipperary::proxy {
 
 EventLoop::EventLoop(int index, SharedState& shared)
-    : index_(index), shared_(shared), route_stats_(shared.stats) {
+    : index_(index), shared_(shared), cors_(shared.config.cors), route_stats_(shared.stats) {
   work_ =
       std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
           ioc_.get_executor());

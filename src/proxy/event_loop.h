@@ -73,6 +73,7 @@ class EventLoop final : public RequestEnvironment {
   Clock::time_point Now() const override { return Clock::now(); }
   std::unique_ptr<Timer> StartTimer(Clock::duration delay, std::function<void()> fire) override;
   AccessLog* access_log() const override { return shared_.access_log.get(); }
+  const CorsPolicy& cors() const override { return cors_; }
   std::atomic<int64_t>& in_flight() override { return shared_.in_flight; }
 
   // Snapshot of this loop's upstream and listener state, refreshed on the loop every second
@@ -91,6 +92,7 @@ class EventLoop final : public RequestEnvironment {
 
   int index_;
   SharedState& shared_;
+  CorsPolicy cors_;
   boost::asio::io_context ioc_{1};
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<upstream::UpstreamCluster>> clusters_;

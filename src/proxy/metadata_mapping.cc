@@ -65,8 +65,8 @@ std::string RequestIdFor(const boost::beast::http::fields& headers) {
 }
 
 upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& headers,
-                                         std::string_view peer_address,
-                                         std::string_view request_id) {
+                                         std::string_view peer_address, std::string_view request_id,
+                                         bool headers_are_metadata) {
   namespace http = boost::beast::http;
   upstream::Metadata metadata;
   metadata.reserve(4);
@@ -107,6 +107,20 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
                absl::EqualsIgnoreCase(ToAbsl(name), "grpc-trace-bin") ||
                absl::EqualsIgnoreCase(ToAbsl(name), "baggage")) {
       metadata.emplace_back(absl::AsciiStrToLower(ToAbsl(name)), std::string(value));
+    } else if (headers_are_metadata) {
+      std::string key = absl::AsciiStrToLower(ToAbsl(name));
+      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key) || key == "x-request-id" ||
+          absl::StartsWith(key, "sec-") || absl::StartsWith(key, "access-control-") ||
+          absl::StartsWith(key, "proxy-")) {
+        continue;
+      }
+      if (IsBinaryKey(key)) {
+        std::string decoded;
+        if (!absl::Base64Unescape(ToAbsl(value), &decoded)) continue;
+        metadata.emplace_back(std::move(key), std::move(decoded));
+      } else {
+        metadata.emplace_back(std::move(key), std::string(value));
+      }
     }
   }
   metadata.emplace_back("x-request-id", std::string(request_id));

@@ -26,10 +26,13 @@ std::string RequestIdFor(const boost::beast::http::fields& headers);
 
 // Upstream metadata from the request's header fields as parsed (names in any case), read in
 // place: only what is forwarded is copied. `request_id` goes up as x-request-id; the peer is
-// appended to X-Forwarded-For.
+// appended to X-Forwarded-For. With headers_are_metadata (gRPC-Web, where a page sends its
+// metadata as plain header fields), every other field that is a valid, unreserved metadata key
+// goes up too, except the fields of HTTP itself, the browser's (Sec-*, Origin, Cookie...) and
+// CORS's.
 upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& headers,
-                                         std::string_view peer_address,
-                                         std::string_view request_id);
+                                         std::string_view peer_address, std::string_view request_id,
+                                         bool headers_are_metadata = false);
 
 // A fresh random request id (UUID v4 text).
 std::string GenerateRequestId();

@@ -55,6 +55,15 @@ void ProxiedRequest::Run() {
       case http::field::accept:
         accept_ = value;
         break;
+      case http::field::origin:
+        origin_ = value;
+        break;
+      case http::field::access_control_request_method:
+        cors_request_method_ = value;
+        break;
+      case http::field::access_control_request_headers:
+        cors_request_headers_ = value;
+        break;
       case http::field::unknown: {
         std::string_view name = Sv(field.name_string());
         if (absl::EqualsIgnoreCase(Sv(name), "grpc-timeout")) {
@@ -72,6 +81,13 @@ void ProxiedRequest::Run() {
                     ? std::string(client_request_id_)
                     : GenerateRequestId();
 
+  if (req.method() == http::verb::options) {
+    AnswerOptions();
+    return;
+  }
+  if (env_.config().grpc_web.enabled && !content_type_.empty()) {
+    grpc_web_ = GrpcWebModeFor(content_type_);
+  }
   if (std::optional<ProxyError> error = Route()) {
     Fail(*error);
     return;
@@ -83,6 +99,57 @@ void ProxiedRequest::Run() {
     return;
   }
   Call(std::move(grpc_request));
+}
+
+void ProxiedRequest::AnswerOptions() {
+  const http1::HttpRequest& req = http_->request();
+  const CorsPolicy& cors = env_.cors();
+  if (cors.enabled() && !origin_.empty() && !cors_request_method_.empty()) {
+    // A preflight is answered here, never routed: a gRPC-Web method path has no HTTP route,
+    // and the upstream has no say in the proxy's CORS policy.
+    auto refuse = [&](std::string why) {
+      Fail(ProxyError::Make(absl::StatusCode::kPermissionDenied, std::move(why), 403));
+    };
+    if (!cors.AllowsOrigin(origin_)) {
+      return refuse(absl::StrCat("origin \"", Sv(origin_.substr(0, 200)),
+                                 "\" is not allowed (cors.allow_origins)"));
+    }
+    if (!cors.AllowsMethod(cors_request_method_)) {
+      return refuse(absl::StrCat("method \"", Sv(cors_request_method_.substr(0, 32)),
+                                 "\" is not allowed (cors.allow_methods)"));
+    }
+    if (!cors.AllowsHeaders(cors_request_headers_)) {
+      return refuse(absl::StrCat("a requested header is not allowed (cors.allow_headers): \"",
+                                 Sv(cors_request_headers_.substr(0, 200)), "\""));
+    }
+    preflight_ = true;
+    Finish(http1::HttpResponse{http::status::no_content, req.version()}, nullptr, "");
+    return;
+  }
+  // RFC 9110 §9.3.7: the methods the target supports, in Allow.
+  std::vector<std::string> allowed;
+  if (path_ == "*") {
+    allowed = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  } else if (!routing_) {
+    Fail(ProxyError::Make(absl::StatusCode::kUnavailable,
+                          "the proxy has no schema yet: waiting for descriptors from upstream"));
+    return;
+  } else {
+    transcoder::RouteTable::MatchResult match = routing_->routes->Match("OPTIONS", path_);
+    if (match.status == transcoder::RouteTable::MatchStatus::kNotFound) {
+      Fail(ProxyError::Make(absl::StatusCode::kNotFound,
+                            absl::StrCat("no route for OPTIONS ", Sv(path_.substr(0, 256)))));
+      return;
+    }
+    allowed = std::move(match.allowed_methods);
+    if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end()) {
+      allowed.push_back("HEAD");
+    }
+    allowed.push_back("OPTIONS");
+  }
+  http1::HttpResponse res{http::status::no_content, req.version()};
+  res.set(http::field::allow, absl::StrJoin(allowed, ", "));
+  Finish(std::move(res), nullptr, "");
 }
 
 std::optional<ProxyError> ProxiedRequest::Route() {
@@ -103,7 +170,9 @@ std::optional<ProxyError> ProxiedRequest::Route() {
   // HEAD is GET without the body (RFC 9110 §9.3.2); the listener drops the body.
   const std::string_view method =
       req.method() == http::verb::head ? std::string_view("GET") : Sv(req.method_string());
-  transcoder::RouteTable::MatchResult match = routing_->routes->Match(method, path_);
+  // gRPC-Web calls the gRPC method path, and only with POST.
+  transcoder::RouteTable::MatchResult match =
+      (grpc_web_ ? routing_->grpc_routes : routing_->routes)->Match(method, path_);
   if (match.status != transcoder::RouteTable::MatchStatus::kOk) {
     const std::string shown_path(path_.substr(0, 256));
     if (match.status == transcoder::RouteTable::MatchStatus::kMethodNotAllowed) {
@@ -117,6 +186,11 @@ std::optional<ProxyError> ProxiedRequest::Route() {
       }
       error.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
       return error;
+    }
+    if (grpc_web_) {
+      // What a gRPC server says of a method it does not have.
+      return unmatched(absl::StatusCode::kUnimplemented,
+                       absl::StrCat("unknown gRPC method ", shown_path));
     }
     return unmatched(absl::StatusCode::kNotFound,
                      absl::StrCat("no route for ", Sv(Sv(req.method_string())), " ", shown_path));
@@ -146,7 +220,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
         absl::StatusCode::kInvalidArgument,
         absl::StrCat("more than ", max_params, " query parameters (limits.max_query_params)"), 414);
   }
-  if (!req.body().empty()) {
+  if (!req.body().empty() && !grpc_web_) {
     // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON". A
     // Content-Encoding never gets here: the listener decoded the body or answered 415 itself
     // (http1/compression.h), for every port alike.
@@ -167,7 +241,7 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   const config::ProxyConfig& config = env_.config();
   std::string_view content_type = Sv(req[http::field::content_type]);
   format_ = transcoder::ResponseFormatFor(accept_);
-  if (route_->server_streaming) {
+  if (route_->server_streaming && !grpc_web_) {
     encoder_.emplace(*routing_->transcoder, *route_,
                      transcoder::StreamFormatFor(
                          accept_, config.streaming.json_format == "array"
@@ -175,9 +249,21 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
                                       : transcoder::JsonStreamFormat::kGrpcGatewayEnvelope),
                      pretty_);
   }
-  absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
-      *route_, bindings_, query_, req.body(), transcoder::BodyFormatFor(*route_, content_type),
-      content_type);
+  absl::StatusOr<std::string> message;
+  if (grpc_web_) {
+    // gRPC-Web carries the serialized message itself: unframed, then checked as a binary
+    // protobuf body (the wire checker), so malformed bytes are the client's INVALID_ARGUMENT
+    // here rather than the upstream's problem.
+    absl::StatusOr<std::string> unframed = DecodeGrpcWebRequest(req.body(), *grpc_web_);
+    if (!unframed.ok()) return ProxyError::FromStatus(unframed.status());
+    message = routing_->transcoder->BuildRequestMessage(*route_, bindings_, "", *unframed,
+                                                        transcoder::BodyFormat::kProtobuf,
+                                                        transcoder::kProtobufContentType);
+  } else {
+    message = routing_->transcoder->BuildRequestMessage(
+        *route_, bindings_, query_, req.body(), transcoder::BodyFormatFor(*route_, content_type),
+        content_type);
+  }
   if (!message.ok()) return ProxyError::FromStatus(message.status());
 
   // Deadline: the route's (or the default), tightened by the client's Grpc-Timeout, capped.
@@ -195,7 +281,8 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   timeout = std::min(timeout, std::chrono::nanoseconds(config.timeouts.max_upstream));
 
   request->path = route_->grpc_path;
-  request->metadata = BuildUpstreamMetadata(req, http_->peer_address(), request_id_);
+  request->metadata =
+      BuildUpstreamMetadata(req, http_->peer_address(), request_id_, grpc_web_.has_value());
   // Request trailers never merge into the headers; only the configured ones go upstream.
   for (const std::string& name : config.metadata.forward_request_trailers) {
     auto [begin, end] = http_->trailers().equal_range(name);
@@ -266,7 +353,8 @@ void ProxiedRequest::OnMessage(std::string message) {
     return;
   }
   if (stream_error_) return;  // Already failed: the rest is not sent.
-  absl::StatusOr<std::string> chunk = encoder_->Message(message);
+  absl::StatusOr<std::string> chunk =
+      grpc_web_ ? EncodeGrpcWebMessage(message, *grpc_web_) : encoder_->Message(message);
   if (!chunk.ok()) {
     // Never skip a message silently: end the stream with this error instead.
     stream_error_ = ProxyError::Make(
@@ -285,8 +373,9 @@ void ProxiedRequest::OnMessage(std::string message) {
 void ProxiedRequest::BeginStream(std::string_view first_message) {
   state_ = State::kStreaming;
   http1::HttpResponse head{http::status::ok, http_->request().version()};
-  head.set(http::field::content_type, encoder_->ContentType(first_message));
-  if (encoder_->format() == transcoder::StreamFormat::kSse) {
+  head.set(http::field::content_type, grpc_web_ ? std::string(GrpcWebContentType(*grpc_web_))
+                                                : encoder_->ContentType(first_message));
+  if (encoder_ && encoder_->format() == transcoder::StreamFormat::kSse) {
     head.set(http::field::cache_control, "no-cache");
   }
   // Tells nginx (the usual ingress) not to buffer this response: each message is worth
@@ -316,7 +405,7 @@ void ProxiedRequest::OnDone(upstream::GrpcResult result) {
     Fail(stream_error_ ? *stream_error_ : ProxyError::FromUpstream(result), &result.trailers);
     return;
   }
-  if (route_->server_streaming) {
+  if (route_->server_streaming && !grpc_web_) {
     // A stream that ended with no message: a 200 with no messages (and, for binary protobuf,
     // its status frame).
     http1::HttpResponse res{http::status::ok, http_->request().version()};
@@ -332,12 +421,22 @@ void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
   // The stream's end, in-band (a JSON error line, or the protobuf status frame) and as
   // trailers for the clients that read them.
   heartbeat_.reset();
-  std::string end = encoder_->End(result.code, result.grpc_message, result.status_details);
+  std::string end = grpc_web_
+                        ? EncodeGrpcWebTrailers(result.code, result.grpc_message,
+                                                result.status_details, result.trailers, *grpc_web_)
+                        : encoder_->End(result.code, result.grpc_message, result.status_details);
   if (!end.empty()) {
     bytes_out_ += end.size();
     http_->SendChunk(std::move(end));
   }
   http1::HttpFields trailers;
+  if (grpc_web_) {
+    // The status is in the trailer frame; browsers cannot read HTTP/1.1 trailers anyway.
+    state_ = State::kDone;
+    Record(200);
+    http_->EndStream(std::move(trailers));
+    return;
+  }
   trailers.insert("Grpc-Status", absl::StrCat(static_cast<int>(result.code)));
   if (!result.grpc_message.empty()) {
     trailers.insert("Grpc-Message", upstream::PercentEncode(result.grpc_message));
@@ -349,12 +448,28 @@ void ProxiedRequest::EndStream(const upstream::GrpcResult& result) {
 }
 
 void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
+  if (grpc_web_ && route_->server_streaming && messages_ == 0) {
+    // A gRPC-Web stream that ended with no message: only its trailer frame.
+    http1::HttpResponse res{http::status::ok, http_->request().version()};
+    res.set(http::field::content_type, GrpcWebContentType(*grpc_web_));
+    res.body() = EncodeGrpcWebTrailers(absl::StatusCode::kOk, "", "", result.trailers, *grpc_web_);
+    Finish(std::move(res), nullptr, "");
+    return;
+  }
   if (messages_ != 1) {
     Fail(ProxyError::Make(
              absl::StatusCode::kInternal,
              absl::StrCat("upstream sent ", messages_, " messages for a unary call; expected 1"),
              502),
          &result.trailers);
+    return;
+  }
+  if (grpc_web_) {
+    http1::HttpResponse res{http::status::ok, http_->request().version()};
+    res.set(http::field::content_type, GrpcWebContentType(*grpc_web_));
+    res.body() = EncodeGrpcWebMessage(message_, *grpc_web_);
+    res.body() += EncodeGrpcWebTrailers(absl::StatusCode::kOk, "", "", result.trailers, *grpc_web_);
+    Finish(std::move(res), nullptr, "");
     return;
   }
   absl::StatusOr<transcoder::HttpBodyOut> out =
@@ -373,6 +488,17 @@ void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
 }
 
 void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* trailers) {
+  if (!grpc_code_) grpc_code_ = error.code;
+  if (grpc_web_) {
+    // gRPC-Web's errors are 200s whose trailer frame holds the status (what a gRPC-Web client
+    // reads), whatever the HTTP status would have been.
+    http1::HttpResponse res{http::status::ok, http_->request().version()};
+    res.set(http::field::content_type, GrpcWebContentType(*grpc_web_));
+    res.body() = EncodeGrpcWebTrailers(error.code, error.message, error.details_bin,
+                                       trailers ? *trailers : upstream::Metadata{}, *grpc_web_);
+    Finish(std::move(res), nullptr, "");
+    return;
+  }
   http1::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
                           http_->request().version()};
   res.set(http::field::content_type, "application/json");
@@ -380,7 +506,6 @@ void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* tra
   res.body() = routing_ ? routing_->transcoder->StatusJson(error.code, error.message,
                                                            error.details_bin, pretty_)
                         : common::StatusJson(error.code, error.message);
-  if (!grpc_code_) grpc_code_ = error.code;
   Finish(std::move(res), trailers, error.details_bin);
 }
 
@@ -419,7 +544,16 @@ void ProxiedRequest::Finish(http1::HttpResponse response, const upstream::Metada
 
 void ProxiedRequest::AddResponseHeaders(http1::HttpResponse& response) const {
   response.set("X-Request-Id", request_id_);
-  AppendMetadataFields(response_headers_, "Grpc-Metadata-", response);
+  // gRPC-Web's initial metadata is plain header fields; JSON's are grpc-gateway's prefixed ones.
+  AppendMetadataFields(response_headers_, grpc_web_ ? "" : "Grpc-Metadata-", response);
+  const CorsPolicy& cors = env_.cors();
+  if (cors.enabled() && !origin_.empty() && cors.AllowsOrigin(origin_)) {
+    if (preflight_) {
+      cors.AddPreflightHeaders(origin_, cors_request_headers_, response);
+    } else {
+      cors.AddResponseHeaders(origin_, response);
+    }
+  }
 }
 
 int64_t ProxiedRequest::RetryAfterSeconds(const upstream::Metadata* trailers,

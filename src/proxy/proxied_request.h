@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "grpc_web_codec.h"
 #include "proxy_error.h"
 #include "request_environment.h"
 #include "tipperary/http1/http_exchange.h"
@@ -51,6 +52,8 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   using Clock = RequestEnvironment::Clock;
 
   void Run();
+  // OPTIONS: a CORS preflight, or which methods a target allows (RFC 9110 §9.3.7).
+  void AnswerOptions();
   std::optional<ProxyError> Route();
   std::optional<ProxyError> Decode(upstream::GrpcRequest* request);
   void Call(upstream::GrpcRequest request);
@@ -88,12 +91,17 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   // The header fields the request path reads, found in one pass over the fields.
   std::string_view content_type_;
   std::string_view accept_;
+  std::string_view origin_;
+  std::string_view cors_request_method_;   // Access-Control-Request-Method: a preflight.
+  std::string_view cors_request_headers_;  // Access-Control-Request-Headers.
   std::string_view grpc_timeout_;
   std::string_view client_request_id_;
   int upstream_ = -1;
   bool pretty_ = false;
   transcoder::ResponseFormat format_ = transcoder::ResponseFormat::kJson;
   std::optional<transcoder::StreamEncoder> encoder_;  // Server-streaming routes.
+  std::optional<GrpcWebMode> grpc_web_;  // A gRPC-Web call: frames in and out, no transcoding.
+  bool preflight_ = false;
   std::unique_ptr<RequestEnvironment::Timer> heartbeat_;
   Clock::time_point last_sent_;  // The stream's last chunk (or its start).
   std::string request_id_;

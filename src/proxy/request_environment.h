@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "access_log.h"
+#include "cors_policy.h"
 #include "route_stats.h"
 #include "routing.h"
 #include "tipperary/config/proxy_config.h"
@@ -47,6 +48,8 @@ class RequestEnvironment {
   // Runs `fire` on the loop thread after `delay`, unless the returned handle is gone by then.
   virtual std::unique_ptr<Timer> StartTimer(Clock::duration delay, std::function<void()> fire) = 0;
   virtual AccessLog* access_log() const = 0;  // Null when off.
+  // The config's CORS policy, built once.
+  virtual const CorsPolicy& cors() const = 0;
   // Requests being handled by the whole proxy (limits.max_in_flight_requests).
   virtual std::atomic<int64_t>& in_flight() = 0;
 };

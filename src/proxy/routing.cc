@@ -54,6 +54,13 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
   auto routes = transcoder::RouteTable::Build(routing->schema, specs, options);
   if (!routes.ok()) return routes.status();
   routing->routes = *routes;
+  transcoder::RouteTableOptions grpc_options;
+  grpc_options.annotations = false;
+  grpc_options.allow_grpc_method_paths = true;
+  grpc_options.service_filters = options.service_filters;
+  auto grpc_routes = transcoder::RouteTable::Build(routing->schema, {}, grpc_options);
+  if (!grpc_routes.ok()) return grpc_routes.status();
+  routing->grpc_routes = *grpc_routes;
 
   transcoder::TranscoderOptions topts;
   topts.preserve_proto_field_names = config.transcoding.preserve_proto_field_names;

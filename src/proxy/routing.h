@@ -21,6 +21,9 @@ namespace tipperary::proxy {
 struct Routing {
   std::shared_ptr<const transcoder::Schema> schema;
   std::shared_ptr<const transcoder::RouteTable> routes;
+  // gRPC-Web calls: every method of the served services at POST /pkg.Service/Method, whatever
+  // transcoding.allow_grpc_method_paths says for JSON.
+  std::shared_ptr<const transcoder::RouteTable> grpc_routes;
   std::shared_ptr<const transcoder::Transcoder> transcoder;
 
   // Index into config.upstreams of the upstream serving the route's service; -1 if none.

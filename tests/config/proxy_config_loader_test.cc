@@ -400,7 +400,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
             "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
             "upstreams, routes, transcoding, limits, compression, timeouts, metadata, streaming, "
-            "logging, autoscaling, threads); did you mean \"threads\"?");
+            "cors, grpc_web, logging, autoscaling, threads); did you mean \"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
             "upstream_default, max_upstream, drain, retry_after)");
@@ -565,11 +565,39 @@ TEST_F(ProxyConfigLoaderTest, Streaming) {
   EXPECT_EQ(config.streaming.json_format, "grpc_gateway");
   EXPECT_EQ(config.streaming.sse_heartbeat_interval, std::chrono::seconds(0));
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {json_format: ndjson}\n")),
-              testing::StartsWith("6:25: streaming.json_format: "));
+              testing::StartsWith("6:26: streaming.json_format: bad value"));
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "streaming: {sse_heartbeat_interval: 2h}\n")),
-            "6:36: streaming.sse_heartbeat_interval: 2h is out of range (must be at most 1h)");
+            "6:37: streaming.sse_heartbeat_interval: 2h is out of range (must be at most 1h)");
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {heartbeat: 1s}\n")),
               HasSubstr("unknown key \"heartbeat\" in streaming"));
+}
+
+TEST_F(ProxyConfigLoaderTest, CorsAndGrpcWeb) {
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_TRUE(defaults.cors.allow_origins.empty());
+  EXPECT_TRUE(defaults.grpc_web.enabled);
+  EXPECT_EQ(defaults.cors.max_age, std::chrono::minutes(10));
+  ProxyConfig config = LoadOk(absl::StrCat(
+      kMinimal,
+      "cors:\n  allow_origins: [\"https://app.example.com\", \"https://*.corp.example:8443\"]\n"
+      "  allow_methods: [GET, POST]\n  allow_headers: [\"*\"]\n  expose_headers: [grpc-status]\n"
+      "  max_age: 1h\n  allow_credentials: true\ngrpc_web: {enabled: false}\n"));
+  EXPECT_EQ(config.cors.allow_origins,
+            (std::vector<std::string>{"https://app.example.com", "https://*.corp.example:8443"}));
+  EXPECT_EQ(config.cors.allow_methods, (std::vector<std::string>{"GET", "POST"}));
+  EXPECT_EQ(config.cors.allow_headers, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(config.cors.expose_headers, (std::vector<std::string>{"grpc-status"}));
+  EXPECT_EQ(config.cors.max_age, std::chrono::hours(1));
+  EXPECT_TRUE(config.cors.allow_credentials);
+  EXPECT_FALSE(config.grpc_web.enabled);
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "cors: {allow_origins: [app.example.com]}\n")),
+            "6:24: cors.allow_origins[0]: \"app.example.com\" is not an origin "
+            "(\"https://host[:port]\", \"https://*.domain\" or \"*\")");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "cors: {allow_methods: [\"GE T\"]}\n")),
+            "6:24: cors.allow_methods[0]: \"GE T\" is not an HTTP method");
+  EXPECT_THAT(
+      Error(absl::StrCat(kMinimal, "cors: {allow_origins: [\"*\"], allow_credentials: true}\n")),
+      HasSubstr("cors.allow_credentials: cannot be true with allow_origins \"*\""));
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorDuplicateKey) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -212,6 +213,10 @@ class FakeEnvironment : public RequestEnvironment {
                          [](const auto& t) { return !t.second.expired(); });
   }
   AccessLog* access_log() const override { return nullptr; }
+  const CorsPolicy& cors() const override {
+    cors_.emplace(config_.cors);  // Rebuilt each time: tests change config_ as they go.
+    return *cors_;
+  }
   std::atomic<int64_t>& in_flight() override { return in_flight_; }
 
   // "name{labels} value" lines of the exposition for a metric name prefix.
@@ -236,6 +241,7 @@ class FakeEnvironment : public RequestEnvironment {
   std::vector<std::pair<Clock::time_point, std::weak_ptr<std::function<void()>>>> timers_;
 
  private:
+  mutable std::optional<CorsPolicy> cors_;
   metrics::Registry registry_;
   ProxyStats stats_;
   RouteStatsCache cache_;
@@ -698,6 +704,154 @@ TEST_F(ProxiedRequestTest, AMessageThatCannotBeTranscodedEndsTheStreamInsteadOfV
   EXPECT_THAT(http->body(), HasSubstr("cannot transcode stream message 2"));
   EXPECT_THAT(http->body(), Not(HasSubstr("\"c\"")));
   EXPECT_EQ(http->trailer("Grpc-Status"), "13");
+}
+
+// ---- gRPC-Web ----
+
+std::string WebFrame(char flag, const std::string& payload) {
+  std::string f(1, flag);
+  const auto n = static_cast<uint32_t>(payload.size());
+  for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<char>(n >> shift));
+  return f + payload;
+}
+
+constexpr char kEchoPath[] = "/tipperary.testing.v1.TestService/Echo";
+constexpr char kStreamPath[] = "/tipperary.testing.v1.TestService/StreamThings";
+
+TEST_F(ProxiedRequestTest, GrpcWebUnaryPassesTheMessageThroughWithTrailersInTheBody) {
+  v1::AllTypes sent;
+  sent.set_f_string("hi");
+  auto http = Start(Request(http::verb::post, kEchoPath, WebFrame(0, sent.SerializeAsString()),
+                            {{"Content-Type", "application/grpc-web+proto"},
+                             {"X-User", "u1"},
+                             {"Cookie", "session=1"},
+                             {"Sec-Fetch-Mode", "cors"},
+                             {"X-Grpc-Web", "1"}}));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  EXPECT_EQ(env_.upstream_.call(0).request.path, kEchoPath);
+  EXPECT_EQ(env_.upstream_.call(0).request.message, sent.SerializeAsString());
+  // A page's metadata are plain header fields; the browser's own are not metadata.
+  EXPECT_EQ(env_.upstream_.metadata(0, "x-user"), "u1");
+  EXPECT_EQ(env_.upstream_.metadata(0, "cookie"), "<none>");
+  EXPECT_EQ(env_.upstream_.metadata(0, "sec-fetch-mode"), "<none>");
+  upstream::GrpcResult ok = Ok();
+  ok.trailers = {{"x-cost", "3"}};
+  env_.upstream_.Answer(0, {"\x72\x01x"}, ok, {{"x-init", "i"}});
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_FALSE(http->streamed());
+  EXPECT_EQ(http->header("Content-Type"), "application/grpc-web+proto");
+  EXPECT_EQ(http->header("x-init"), "i");
+  EXPECT_EQ(http->body(),
+            WebFrame(0, "\x72\x01x") + WebFrame('\x80', "grpc-status:0\r\nx-cost:3\r\n"));
+}
+
+TEST_F(ProxiedRequestTest, GrpcWebTextServerStream) {
+  v1::StreamRequest req;
+  req.set_count(2);
+  auto http = Start(Request(http::verb::post, kStreamPath,
+                            absl::Base64Escape(WebFrame(0, req.SerializeAsString())),
+                            {{"Content-Type", "application/grpc-web-text"}}));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  EXPECT_EQ(env_.upstream_.call(0).request.message, req.SerializeAsString());
+  env_.upstream_.Answer(0, {ThingBytes("a"), ThingBytes("b")},
+                        Status(absl::StatusCode::kFailedPrecondition, "stop"));
+  EXPECT_TRUE(http->streamed());
+  EXPECT_EQ(http->header("Content-Type"), "application/grpc-web-text+proto");
+  EXPECT_EQ(http->body(),
+            absl::Base64Escape(WebFrame(0, ThingBytes("a"))) +
+                absl::Base64Escape(WebFrame(0, ThingBytes("b"))) +
+                absl::Base64Escape(WebFrame('\x80', "grpc-status:9\r\ngrpc-message:stop\r\n")));
+  EXPECT_EQ(http->trailer("Grpc-Status"), "");  // In the body, not in HTTP trailers.
+}
+
+TEST_F(ProxiedRequestTest, GrpcWebEmptyStreamIsItsTrailerFrame) {
+  auto http = Start(Request(http::verb::post, kStreamPath, WebFrame(0, ""),
+                            {{"Content-Type", "application/grpc-web"}}));
+  env_.upstream_.Answer(0, {}, Ok());
+  EXPECT_EQ(http->body(), WebFrame('\x80', "grpc-status:0\r\n"));
+}
+
+TEST_F(ProxiedRequestTest, GrpcWebErrorsAre200sWithTheStatusInTheTrailerFrame) {
+  auto http = Start(Request(http::verb::post, "/tipperary.testing.v1.TestService/Nope",
+                            WebFrame(0, ""), {{"Content-Type", "application/grpc-web"}}));
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->header("Content-Type"), "application/grpc-web+proto");
+  EXPECT_EQ(http->body().substr(0, 1), "\x80");
+  EXPECT_THAT(http->body(), HasSubstr("grpc-status:12\r\ngrpc-message:unknown gRPC method"));
+  http = Start(Request(http::verb::post, kEchoPath, std::string("\0\0", 2),
+                       {{"Content-Type", "application/grpc-web"}}));
+  EXPECT_THAT(http->body(), HasSubstr("grpc-status:3\r\ngrpc-message:the gRPC-Web request body"));
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+  http = Start(Request(http::verb::post, kEchoPath, WebFrame(0, ""),
+                       {{"Content-Type", "application/grpc-web"}}));
+  env_.upstream_.Answer(0, {}, Status(absl::StatusCode::kUnavailable, "down 100%"));
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_EQ(http->body(), WebFrame('\x80', "grpc-status:14\r\ngrpc-message:down 100%25\r\n"));
+}
+
+TEST_F(ProxiedRequestTest, GrpcWebOffIsPlainHttp) {
+  env_.config_.grpc_web.enabled = false;
+  auto http = Start(Request(http::verb::post, kEchoPath, WebFrame(0, ""),
+                            {{"Content-Type", "application/grpc-web"}}));
+  EXPECT_EQ(http->status(), 415u);  // The gRPC method path's JSON route refuses the media type.
+}
+
+// ---- OPTIONS and CORS ----
+
+TEST_F(ProxiedRequestTest, OptionsListsTheMethodsOfATarget) {
+  auto http = Start(Request(http::verb::options, "/v1/echo"));
+  EXPECT_EQ(http->status(), 204u);
+  EXPECT_EQ(http->header("Allow"), "POST, OPTIONS");
+  http = Start(Request(http::verb::options, "/v1/names/x"));
+  EXPECT_EQ(http->header("Allow"), "GET, HEAD, OPTIONS");
+  http = Start(Request(http::verb::options, "*"));
+  EXPECT_EQ(http->status(), 204u);
+  EXPECT_EQ(http->header("Allow"), "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+  http = Start(Request(http::verb::options, "/v1/nothing"));
+  EXPECT_EQ(http->status(), 404u);
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+}
+
+TEST_F(ProxiedRequestTest, CorsPreflightAnsweredByTheProxy) {
+  env_.config_.cors.allow_origins = {"https://app.example"};
+  auto preflight = [&](std::string origin, std::string method, std::string headers) {
+    return Start(Request(http::verb::options, kEchoPath, "",
+                         {{"Origin", origin},
+                          {"Access-Control-Request-Method", method},
+                          {"Access-Control-Request-Headers", headers}}));
+  };
+  auto http = preflight("https://app.example", "POST", "content-type,x-grpc-web");
+  EXPECT_EQ(http->status(), 204u);
+  EXPECT_EQ(http->header("Access-Control-Allow-Origin"), "https://app.example");
+  EXPECT_EQ(http->header("Access-Control-Allow-Methods"), "GET, POST, PUT, PATCH, DELETE");
+  EXPECT_EQ(http->header("Access-Control-Max-Age"), "600");
+  EXPECT_EQ(http->header("Access-Control-Expose-Headers"), "");
+  http = preflight("https://evil.example", "POST", "content-type");
+  EXPECT_EQ(http->status(), 403u);
+  EXPECT_EQ(http->header("Access-Control-Allow-Origin"), "");
+  EXPECT_THAT(http->body(), HasSubstr("cors.allow_origins"));
+  EXPECT_EQ(preflight("https://app.example", "PURGE", "")->status(), 403u);
+  EXPECT_EQ(preflight("https://app.example", "POST", "x-secret")->status(), 403u);
+  EXPECT_EQ(env_.upstream_.size(), 0u);
+  // CORS off: a preflight is a plain OPTIONS, with nothing that lets a browser go on.
+  env_.config_.cors.allow_origins.clear();
+  http = preflight("https://app.example", "POST", "content-type");
+  EXPECT_EQ(http->header("Access-Control-Allow-Origin"), "");
+}
+
+TEST_F(ProxiedRequestTest, CorsHeadersOnAnswersAndErrors) {
+  env_.config_.cors.allow_origins = {"https://*.example"};
+  auto http = Start(Request(http::verb::get, "/v1/nothing", "", {{"Origin", "https://a.example"}}));
+  EXPECT_EQ(http->status(), 404u);
+  EXPECT_EQ(http->header("Access-Control-Allow-Origin"), "https://a.example");
+  EXPECT_EQ(http->header("Vary"), "Origin");
+  http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Origin", "https://a.example"}}));
+  env_.upstream_.Answer(0, {"\x72\x01x"}, Ok());
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_THAT(http->header("Access-Control-Expose-Headers"), HasSubstr("grpc-status"));
+  http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Origin", "https://b.other"}}));
+  env_.upstream_.Answer(1, {"\x72\x01x"}, Ok());
+  EXPECT_EQ(http->header("Access-Control-Allow-Origin"), "");
 }
 
 // ---- Cancellation ----

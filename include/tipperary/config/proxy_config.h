@@ -143,6 +143,29 @@ struct StreamingConfig {
   Duration sse_heartbeat_interval = std::chrono::seconds(15);
 };
 
+// Cross-origin requests from browsers (docs/grpc-web.md): preflights answered by the proxy and
+// the Access-Control-* headers on every response, errors included. Off while allow_origins is
+// empty.
+struct CorsConfig {
+  // "https://app.example.com", "https://*.example.com" (any subdomain) or "*" (any origin).
+  std::vector<std::string> allow_origins;
+  std::vector<std::string> allow_methods = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  // Request headers a page may send; "*" allows whatever the preflight asks for.
+  std::vector<std::string> allow_headers = {"content-type", "authorization", "x-grpc-web",
+                                            "x-user-agent", "grpc-timeout",  "x-request-id"};
+  // Response headers a page may read. "*" covers every other one (Grpc-Trailer-*,
+  // Grpc-Metadata-*) for requests without credentials; the names also cover credentialed ones.
+  std::vector<std::string> expose_headers = {"*", "grpc-status", "grpc-message",
+                                             "grpc-status-details-bin", "x-request-id"};
+  Duration max_age = std::chrono::minutes(10);  // How long a browser may cache a preflight.
+  bool allow_credentials = false;  // Cookies and HTTP auth: the origin is echoed, never "*".
+};
+
+// gRPC-Web (application/grpc-web, -text) on the HTTP listeners, at the gRPC method paths.
+struct GrpcWebConfig {
+  bool enabled = true;
+};
+
 struct LoggingConfig {
   std::string level = "info";  // debug, info, warn, error.
   bool access_log = false;
@@ -180,6 +203,8 @@ struct ProxyConfig {
   TimeoutsConfig timeouts;
   MetadataConfig metadata;
   StreamingConfig streaming;
+  CorsConfig cors;
+  GrpcWebConfig grpc_web;
   LoggingConfig logging;
   AutoscalingConfig autoscaling;
   uint32_t threads = 0;     // Event-loop threads; 0 = one per core.
