@@ -127,6 +127,10 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "ignore_unknown_fields", transcoding.ignore_unknown_fields);
   Emit(out, "allow_grpc_method_paths", transcoding.allow_grpc_method_paths);
   Emit(out, "annotations", transcoding.annotations);
+  Emit(out, "strict", transcoding.strict);
+  EmitString(out, "unexpected_body", transcoding.unexpected_body);
+  EmitString(out, "repeated_path_param_separator", transcoding.repeated_path_param_separator);
+  EmitString(out, "duplicate_rule_wins", transcoding.duplicate_rule_wins);
   out << YAML::EndMap;
 
   const LimitsConfig& limits = config.limits;

@@ -566,7 +566,8 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map,
       value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields", "enums_as_ints",
-                    "ignore_unknown_fields", "allow_grpc_method_paths", "annotations"}));
+                    "ignore_unknown_fields", "allow_grpc_method_paths", "annotations", "strict",
+                    "unexpected_body", "repeated_path_param_separator", "duplicate_rule_wins"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadBool("preserve_proto_field_names", &out->preserve_proto_field_names));
   TIPPERARY_RETURN_IF_ERROR(
@@ -575,6 +576,14 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("ignore_unknown_fields", &out->ignore_unknown_fields));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("allow_grpc_method_paths", &out->allow_grpc_method_paths));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("annotations", &out->annotations));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("strict", &out->strict));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("unexpected_body", &out->unexpected_body, {"ignore", "reject"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("repeated_path_param_separator",
+                                         &out->repeated_path_param_separator,
+                                         {"csv", "pipes", "ssv", "tsv"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("duplicate_rule_wins", &out->duplicate_rule_wins, {"last", "first"}));
   return absl::OkStatus();
 }
 

@@ -48,10 +48,11 @@ void AdminHandler::BuildRoutes() {
                     .content_type = "application/yaml",
                     .body = config::DumpProxyConfig(shared_.config, /*redact_secrets=*/true)};
               });
-  router_.Add("/routes", "the route table", [this](const http1::HttpRequest&) {
-    std::shared_ptr<const Routing> routing = home_.routing();
-    return AdminReply{.body = routing ? routing->routes->DescribeJson() : "[]"};
-  });
+  router_.Add("/routes", "the route table: active, shadowed (by which) and skipped (why) rules",
+              [this](const http1::HttpRequest&) {
+                std::shared_ptr<const Routing> routing = home_.routing();
+                return AdminReply{.body = routing ? routing->routes->DescribeJson() : "[]"};
+              });
   if (signals_ != nullptr) {
     router_.Add("/autoscaling", "the autoscaling signals (KEDA metrics-api)",
                 [this](const http1::HttpRequest&) {

@@ -137,7 +137,13 @@ void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view p
   std::string name;
   for (const auto& [key, value] : metadata) {
     name.assign(prefix);
-    name += key;
+    // grpc-gateway's names, which Go's net/http canonicalizes ("Grpc-Trailer-X-Cost"): field
+    // names are case-insensitive, but clients that compare them exactly see the same ones.
+    bool word_start = true;
+    for (char c : key) {
+      name.push_back(word_start ? absl::ascii_toupper(static_cast<unsigned char>(c)) : c);
+      word_start = c == '-';
+    }
     if (IsBinaryKey(key)) {
       out.insert(name, absl::Base64Escape(value));
     } else {

@@ -5,7 +5,8 @@
 //   Authorization, X-Request-Id, traceparent, tracestate -> forwarded as is
 //   X-Forwarded-For                -> the client's address appended
 //   response metadata k: v         -> Grpc-Metadata-K: v      (initial metadata)
-//   trailing metadata k: v         -> Grpc-Trailer-K: v       (HTTP/1.1 trailers)
+//   trailing metadata k: v         -> Grpc-Trailer-K: v       (header fields of a unary
+//                                      response; HTTP/1.1 trailers of streams and TE: trailers)
 //
 // Pure functions over simple types, so they are tested without sockets.
 #pragma once
@@ -37,8 +38,9 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
 // A fresh random request id (UUID v4 text).
 std::string GenerateRequestId();
 
-// Response metadata as fields: prefix ("Grpc-Metadata-" or "Grpc-Trailer-") + key. Values of
-// "-bin" keys are base64-encoded (the upstream client decoded them). Appended to `out`.
+// Response metadata as fields: prefix ("Grpc-Metadata-" or "Grpc-Trailer-") + key, each word
+// of the key capitalized as grpc-gateway's (Go's canonical) names are ("x-cost" -> "X-Cost").
+// Values of "-bin" keys are base64-encoded (the upstream client decoded them). Appended to `out`.
 void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view prefix,
                           boost::beast::http::fields& out);
 

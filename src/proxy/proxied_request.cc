@@ -9,6 +9,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "metadata_mapping.h"
 #include "tipperary/common/status_json.h"
 #include "tipperary/transcoder/path_template.h"
@@ -63,6 +65,13 @@ void ProxiedRequest::Run() {
         break;
       case http::field::access_control_request_headers:
         cors_request_headers_ = value;
+        break;
+      case http::field::te:
+        // RFC 9110 §10.1.4: "trailers" is a token of the list (grpc-gateway looks for the word).
+        for (absl::string_view token : absl::StrSplit(Sv(value), ',')) {
+          token = absl::StripAsciiWhitespace(token.substr(0, token.find(';')));
+          accepts_trailers_ = accepts_trailers_ || absl::EqualsIgnoreCase(token, "trailers");
+        }
         break;
       case http::field::unknown: {
         std::string_view name = Sv(field.name_string());
@@ -220,7 +229,18 @@ std::optional<ProxyError> ProxiedRequest::Route() {
         absl::StatusCode::kInvalidArgument,
         absl::StrCat("more than ", max_params, " query parameters (limits.max_query_params)"), 414);
   }
-  if (!req.body().empty() && !grpc_web_) {
+  if (!req.body().empty() && route_->body.empty() && !grpc_web_) {
+    // grpc-gateway never reads the body of a rule without `body`; a client that sends one
+    // anyway (a GET with a body, a POST to a bodyless rule) gets the same unless configured.
+    if (config.transcoding.unexpected_body == "reject") {
+      return ProxyError::Make(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("route ", route_->label,
+                       " does not take a request body (transcoding.unexpected_body: reject)"));
+    }
+    ignore_body_ = true;
+  }
+  if (!req.body().empty() && !ignore_body_ && !grpc_web_) {
     // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON". A
     // Content-Encoding never gets here: the listener decoded the body or answered 415 itself
     // (http1/compression.h), for every port alike.
@@ -261,8 +281,9 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
                                                         transcoder::kProtobufContentType);
   } else {
     message = routing_->transcoder->BuildRequestMessage(
-        *route_, bindings_, query_, req.body(), transcoder::BodyFormatFor(*route_, content_type),
-        content_type);
+        *route_, bindings_, query_,
+        ignore_body_ ? std::string_view() : std::string_view(req.body()),
+        transcoder::BodyFormatFor(*route_, content_type), content_type);
   }
   if (!message.ok()) return ProxyError::FromStatus(message.status());
 
@@ -525,8 +546,13 @@ void ProxiedRequest::Finish(http1::HttpResponse response, const upstream::Metada
   Record(status);
   AddResponseHeaders(response);
   const bool has_trailers = trailers != nullptr && !trailers->empty();
-  if (has_trailers && http_->request().version() >= 11 && !http_->cancelled()) {
-    // Trailing metadata travels as HTTP/1.1 trailers of a chunked response.
+  if (has_trailers && (!accepts_trailers_ || http_->request().version() < 11)) {
+    // Trailing metadata as header fields of the buffered response: they survive the proxies
+    // and HTTP/1.0 clients that drop chunked trailers (grpc-gateway drops them instead).
+    AppendMetadataFields(*trailers, "Grpc-Trailer-", response);
+  } else if (has_trailers && !http_->cancelled()) {
+    // The client asked for trailers (TE: trailers): HTTP/1.1 trailers of a chunked response,
+    // as grpc-gateway sends them.
     http1::HttpFields fields;
     AppendMetadataFields(*trailers, "Grpc-Trailer-", fields);
     std::vector<absl::string_view> names;

@@ -98,6 +98,10 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   std::string_view client_request_id_;
   int upstream_ = -1;
   bool pretty_ = false;
+  // TE names "trailers": trailing metadata of a unary response may travel as chunked trailers.
+  bool accepts_trailers_ = false;
+  // A body sent to a rule without `body` (transcoding.unexpected_body: ignore): not decoded.
+  bool ignore_body_ = false;
   transcoder::ResponseFormat format_ = transcoder::ResponseFormat::kJson;
   std::optional<transcoder::StreamEncoder> encoder_;  // Server-streaming routes.
   std::optional<GrpcWebMode> grpc_web_;  // A gRPC-Web call: frames in and out, no transcoding.

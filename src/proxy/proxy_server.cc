@@ -89,6 +89,7 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
   if (reflection_upstreams_.empty()) {
     auto routing = BuildRouting(cfg, file_sets_);
     if (!routing.ok()) return routing.status();
+    LogRouteIssues(*(*routing)->routes);
     for (auto& loop : loops_) loop->SetRouting(*routing);  // Loops are not running yet.
     shared_->schema_loaded = true;
     shared_->stats.schema_loaded->Add({}).Set(1);
@@ -266,12 +267,18 @@ void ProxyServer::FetchReflection(size_t source,
       RetryReflection();
       return;
     }
+    LogRouteIssues(*(*routing)->routes);
     size_t services = 0;
     for (const auto& set : sets) {
       for (const auto& file : set.file()) services += file.service_size();
     }
+    size_t problems = 0;
+    for (const auto& issue : (*routing)->routes->issues()) problems += issue.problem ? 1 : 0;
     TIPPERARY_LOG(kInfo, "schema loaded",
-                  {{"source", "reflection"}, {"services", absl::StrCat(services)}});
+                  {{"source", "reflection"},
+                   {"services", absl::StrCat(services)},
+                   {"routes", absl::StrCat((*routing)->routes->routes().size())},
+                   {"route_problems", absl::StrCat(problems)}});
     PublishRouting(*routing);
     return;
   }

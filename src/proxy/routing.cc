@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tipperary/common/log.h"
 
 namespace tipperary::proxy {
 
@@ -48,6 +49,8 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
   transcoder::RouteTableOptions options;
   options.annotations = config.transcoding.annotations;
   options.allow_grpc_method_paths = config.transcoding.allow_grpc_method_paths;
+  options.strict = config.transcoding.strict;
+  options.first_wins = config.transcoding.duplicate_rule_wins == "first";
   for (const config::UpstreamConfig& u : config.upstreams) {
     for (const std::string& s : u.services) options.service_filters.push_back(s);
   }
@@ -67,8 +70,34 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
   topts.always_print_primitive_fields = config.transcoding.always_print_primitive_fields;
   topts.enums_as_ints = config.transcoding.enums_as_ints;
   topts.ignore_unknown_fields = config.transcoding.ignore_unknown_fields;
+  const std::string& separator = config.transcoding.repeated_path_param_separator;
+  topts.repeated_path_param_separator = separator == "pipes" ? '|'
+                                        : separator == "ssv" ? ' '
+                                        : separator == "tsv" ? '\t'
+                                                             : ',';
   routing->transcoder = std::make_shared<transcoder::Transcoder>(routing->schema, topts);
   return std::shared_ptr<const Routing>(std::move(routing));
+}
+
+void LogRouteIssues(const transcoder::RouteTable& routes) {
+  for (const transcoder::RouteIssue& issue : routes.issues()) {
+    if (!issue.problem) continue;
+    const std::string rule = absl::StrCat(issue.http_method, " ", issue.path);
+    if (issue.kind == transcoder::RouteIssue::Kind::kSkipped) {
+      TIPPERARY_LOG(kWarn, "route skipped",
+                    {{"grpc_method", issue.grpc_method},
+                     {"rule", rule},
+                     {"source", transcoder::RouteSourceName(issue.source)},
+                     {"reason", issue.reason}});
+    } else {
+      TIPPERARY_LOG(kWarn, "route shadowed",
+                    {{"grpc_method", issue.grpc_method},
+                     {"rule", rule},
+                     {"source", transcoder::RouteSourceName(issue.source)},
+                     {"shadowed_by", issue.shadowed_by_method},
+                     {"shadowed_by_rule", issue.shadowed_by_rule}});
+    }
+  }
 }
 
 }  // namespace tipperary::proxy

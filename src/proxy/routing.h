@@ -36,6 +36,10 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
     const config::ProxyConfig& config,
     const std::vector<google::protobuf::FileDescriptorSet>& sets);
 
+// One warning line per problem among the route table's issues (skipped rules naming the gRPC
+// method and the reason; shadowed ones naming both methods).
+void LogRouteIssues(const transcoder::RouteTable& routes);
+
 // Whether `service` (full name) matches a services entry: "pkg.Service", or "pkg.*" for a
 // package and its sub-packages, or "*".
 bool ServiceMatches(const std::string& pattern, const std::string& service);

@@ -4,6 +4,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -83,6 +84,17 @@ void CollectMaskPaths(const pb::Struct& object, const pb::Descriptor* type,
       out->push_back(std::move(path));
     }
   }
+}
+
+// Wraps the serialized value of route.body_path's last field in the messages above it:
+// innermost first, so that "a.b" becomes field a { field b { bytes } }.
+std::string WrapInBodyPath(const Route& route, size_t levels, std::string bytes) {
+  for (size_t i = levels; i-- > 0;) {
+    std::string outer;
+    AppendLengthDelimited(&outer, route.body_path[i]->number(), bytes);
+    bytes = std::move(outer);
+  }
+  return bytes;
 }
 
 absl::Status JsonError(std::string_view what, const pb::util::Status& s) {
@@ -173,10 +185,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
   const bool http_body = IsHttpBodyRequest(route);
   const pb::FieldDescriptor* body_field = route.body_field;
   if (route.body.empty()) {
-    if (!body.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("route ", route.label, " does not take a request body"));
-    }
+    // A body on a rule without one is ignored, as grpc-gateway does; the proxy refuses it
+    // before it gets here when transcoding.unexpected_body is "reject".
   } else if (http_body) {
     // HttpBody.content_type is a proto3 string: a header value with obs-text bytes would make
     // the upstream reject the whole message (invalid UTF-8), so it is the client's error here.
@@ -189,7 +199,7 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
     if (body_field == nullptr) {
       out = hb.SerializeAsString();
     } else {
-      AppendLengthDelimited(&out, body_field->number(), hb.SerializeAsString());
+      out = WrapInBodyPath(route, route.body_path.size(), hb.SerializeAsString());
     }
   } else if (fmt == BodyFormat::kRaw) {
     return absl::InvalidArgumentError(
@@ -231,8 +241,12 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
         }
       }
     } else if (!IsBlank(body)) {
-      // A scalar, repeated or map body field: parse {"field": <body>} and keep only that field,
-      // so that a body like `1, "other": 2` cannot reach other fields.
+      // A scalar, repeated or map body field: parse {"field": <body>} as the message holding
+      // the field and keep only that field, so that a body like `1, "other": 2` cannot reach
+      // other fields; then wrap it in the messages above (a nested body path "a.b").
+      const size_t parents = route.body_path.size() - 1;
+      const pb::Descriptor* holder =
+          parents == 0 ? route.request_type : route.body_path[parents - 1]->message_type();
       std::string wrapped = "{";
       internal::AppendJsonString(wrapped, body_field->json_name());
       wrapped.push_back(':');
@@ -240,20 +254,20 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       wrapped.push_back('}');
       std::string bin;
       pb::util::Status s =
-          JsonToBinary(resolver, route.request_type_url, wrapped, &bin, parse_options);
+          JsonToBinary(resolver, TypeUrl(holder->full_name()), wrapped, &bin, parse_options);
       if (!s.ok()) return JsonError("invalid JSON body", s);
       pb::Arena arena;
-      pb::Message* tmp = schema_->Prototype(route.request_type)->New(&arena);
+      pb::Message* tmp = schema_->Prototype(holder)->New(&arena);
       if (!tmp->ParseFromString(bin)) return absl::InvalidArgumentError("invalid JSON body");
       std::vector<const pb::FieldDescriptor*> set;
       tmp->GetReflection()->ListFields(*tmp, &set);
       for (const pb::FieldDescriptor* f : set) {
         if (f != body_field) tmp->GetReflection()->ClearField(tmp, f);
       }
-      out = tmp->SerializeAsString();
+      out = WrapInBodyPath(route, parents, tmp->SerializeAsString());
     }
     if (message_body && body_field != nullptr) {
-      AppendLengthDelimited(&out, body_field->number(), body_bin);
+      out = WrapInBodyPath(route, route.body_path.size(), std::move(body_bin));
     } else if (message_body) {
       out = std::move(body_bin);
     }
@@ -286,8 +300,17 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       return absl::InvalidArgumentError(
           absl::StrCat("path variable \"", field_path, "\": ", Msg(s)));
     }
-    s = Apply(extra, rp, value, Origin{"path variable", field_path});
-    if (!s.ok()) return s;
+    if (rp.chain.back()->is_repeated()) {
+      // A repeated field bound to a path segment: separated values, as grpc-gateway's
+      // runtime splits them ("/v1/things/a,b,c").
+      for (absl::string_view part : absl::StrSplit(value, options_.repeated_path_param_separator)) {
+        s = Apply(extra, rp, std::string(part), Origin{"path variable", field_path});
+        if (!s.ok()) return s;
+      }
+    } else {
+      s = Apply(extra, rp, value, Origin{"path variable", field_path});
+      if (!s.ok()) return s;
+    }
     bound.push_back(std::move(rp.canonical));
   }
   absl::flat_hash_set<std::string> seen;
@@ -300,7 +323,10 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
       return absl::InvalidArgumentError(absl::StrCat("unknown query parameter ", Quote(p.name)));
     }
     if (!s.ok()) return s;
-    if (body_field != nullptr && rp.chain.front() == body_field) continue;  // The body's.
+    if (body_field != nullptr && rp.chain.size() >= route.body_path.size() &&
+        std::equal(route.body_path.begin(), route.body_path.end(), rp.chain.begin())) {
+      continue;  // The body's.
+    }
     bool path_bound = false;
     for (const std::string& b : bound) {
       if (rp.canonical == b || absl::StartsWith(rp.canonical, b + ".")) path_bound = true;

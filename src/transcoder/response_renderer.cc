@@ -109,6 +109,15 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
     return absl::InternalError(
         absl::StrCat("response is not a valid ", route.response_type->full_name()));
   }
+  // A nested response_body ("a.b"): the message holding the field stands in for the response.
+  const pb::Descriptor* holder_type = route.response_type;
+  std::string holder_url = route.response_type_url;
+  for (size_t i = 0; i + 1 < route.response_body_path.size(); ++i) {
+    const pb::FieldDescriptor* step = route.response_body_path[i];
+    msg = msg->GetReflection()->MutableMessage(msg, step);
+    holder_type = step->message_type();
+  }
+  if (holder_type != route.response_type) holder_url = TypeUrl(holder_type->full_name());
   const pb::Reflection* r = msg->GetReflection();
   if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated()) {
     std::string sub = r->GetMessage(*msg, f).SerializeAsString();
@@ -130,11 +139,11 @@ absl::StatusOr<HttpBodyOut> Transcoder::BuildResponseBody(const Route& route,
   HttpBodyOut out;
   out.content_type = S(kJsonContentType);
   std::string json;
-  if (!internal::IsWellFormed(route.response_type, only, options_.max_depth)) {
+  if (!internal::IsWellFormed(holder_type, only, options_.max_depth)) {
     return absl::InternalError(
         absl::StrCat("response is not a valid ", route.response_type->full_name()));
   }
-  pb::util::Status s = BinaryToJson(resolver, route.response_type_url, only, &json, compact);
+  pb::util::Status s = BinaryToJson(resolver, holder_url, only, &json, compact);
   if (!s.ok()) {
     return absl::InternalError(absl::StrCat("cannot convert the response to JSON: ", Msg(s)));
   }

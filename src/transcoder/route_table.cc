@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/api/annotations.pb.h"
 #include "google/api/http.pb.h"
@@ -32,18 +33,6 @@ struct RouteTable::Node {
 namespace {
 
 using Methods = std::vector<std::pair<std::string, const Route*>>;
-
-std::string SourceName(RouteSource s) {
-  switch (s) {
-    case RouteSource::kAnnotation:
-      return "annotation";
-    case RouteSource::kConfig:
-      return "config";
-    case RouteSource::kGrpc:
-      return "grpc";
-  }
-  return "annotation";
-}
 
 bool IsToken(std::string_view method) {
   if (method.empty()) return false;
@@ -70,7 +59,8 @@ bool ServiceSelected(const pb::ServiceDescriptor* service, const RouteTableOptio
   return false;
 }
 
-// Checks a path variable's field path and returns an error naming it.
+// Checks a path variable's field path; the error is the reason, for the rule's issue. A
+// repeated leaf is bound from separated values ("a,b,c", as grpc-gateway's runtime splits them).
 absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& path) {
   const pb::Descriptor* cur = type;
   std::vector<std::string> parts = absl::StrSplit(path, '.');
@@ -80,21 +70,25 @@ absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& pat
       return absl::InvalidArgumentError(absl::StrCat(
           "path variable \"", path, "\": ", cur->full_name(), " has no field \"", parts[i], "\""));
     }
-    if (f->is_repeated()) {
+    if (f->is_map()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("path variable \"", path, "\" names a repeated or map field"));
+          absl::StrCat("path variable \"", path, "\" names a map field"));
     }
     if (i + 1 == parts.size()) {
       if (!internal::IsBindableLeaf(f)) {
         return absl::InvalidArgumentError(
             absl::StrCat("path variable \"", path,
                          "\" must name a scalar, enum, wrapper, Timestamp, "
-                         "Duration or FieldMask field"));
+                         "Duration or FieldMask field (or a repeated one)"));
       }
     } else {
       if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
         return absl::InvalidArgumentError(
             absl::StrCat("path variable \"", path, "\": \"", parts[i], "\" is not a message"));
+      }
+      if (f->is_repeated()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("path variable \"", path, "\": \"", parts[i], "\" is a repeated message"));
       }
       cur = f->message_type();
     }
@@ -102,26 +96,47 @@ absl::Status ValidateVariable(const pb::Descriptor* type, const std::string& pat
   return absl::OkStatus();
 }
 
+// Resolves a body or response_body field path ("a" or "a.b.c"): every step but the last a
+// singular message field. The error is the reason, for the rule's issue.
+absl::Status ResolveBodyPath(const pb::Descriptor* type, const char* what, const std::string& path,
+                             std::vector<const pb::FieldDescriptor*>* out) {
+  const pb::Descriptor* cur = type;
+  std::vector<std::string> parts = absl::StrSplit(path, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const pb::FieldDescriptor* f = cur == nullptr ? nullptr : cur->FindFieldByName(parts[i]);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " \"", path, "\" is not a field of ", type->full_name()));
+    }
+    if (i + 1 < parts.size() &&
+        (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated())) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " \"", path, "\": \"", parts[i],
+                                                     "\" is not a singular message field"));
+    }
+    out->push_back(f);
+    cur = f->message_type();
+  }
+  return absl::OkStatus();
+}
+
 struct Candidate {
   std::string http_method;
   std::string path;
-  const pb::MethodDescriptor* method;
+  const pb::MethodDescriptor* method;  // nullptr: the rule is skipped for `reason`.
   std::string body;
   std::string response_body;
   std::optional<std::chrono::nanoseconds> timeout;
   RouteSource source;
+  std::string grpc_method = {};  // As configured, for an unknown method's issue.
+  std::string reason = {};
 };
 
+// The route for a candidate, or the reason it cannot be served.
 absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
-  auto where = [&]() {
-    return absl::StrCat("route ", c.http_method, " ", c.path, " (", c.method->full_name(), ", ",
-                        SourceName(c.source), "): ");
-  };
-  if (!IsToken(c.http_method)) {
-    return absl::InvalidArgumentError(absl::StrCat(where(), "invalid HTTP method"));
-  }
+  if (c.method == nullptr) return absl::InvalidArgumentError(c.reason);
+  if (!IsToken(c.http_method)) return absl::InvalidArgumentError("invalid HTTP method");
   absl::StatusOr<PathTemplate> tmpl = PathTemplate::Parse(c.path);
-  if (!tmpl.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), tmpl.status().message()));
+  if (!tmpl.ok()) return tmpl.status();
   auto r = std::make_unique<Route>();
   r->label = absl::StrCat(c.http_method, " ", c.path);
   r->method = c.method;
@@ -139,26 +154,37 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
   r->request_type_url = TypeUrl(r->request_type->full_name());
   r->response_type_url = TypeUrl(r->response_type->full_name());
   if (!c.body.empty() && c.body != "*") {
-    r->body_field = r->request_type->FindFieldByName(c.body);
-    if (r->body_field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(where(), "body \"", c.body,
-                                                     "\" is not a top-level field of ",
-                                                     r->request_type->full_name()));
-    }
+    absl::Status s = ResolveBodyPath(r->request_type, "body", c.body, &r->body_path);
+    if (!s.ok()) return s;
+    r->body_field = r->body_path.back();
   }
-  if (!c.response_body.empty()) {
-    r->response_body_field = r->response_type->FindFieldByName(c.response_body);
-    if (r->response_body_field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(where(), "response_body \"", c.response_body,
-                                                     "\" is not a top-level field of ",
-                                                     r->response_type->full_name()));
-    }
+  // grpc-gateway treats response_body "*" as the whole response, like "".
+  if (!c.response_body.empty() && c.response_body != "*") {
+    absl::Status s =
+        ResolveBodyPath(r->response_type, "response_body", c.response_body, &r->response_body_path);
+    if (!s.ok()) return s;
+    r->response_body_field = r->response_body_path.back();
   }
   for (const PathTemplate::Variable& v : r->path_template.variables()) {
     absl::Status s = ValidateVariable(r->request_type, v.field_path);
-    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(where(), s.message()));
+    if (!s.ok()) return s;
   }
   return r;
+}
+
+RouteIssue IssueFor(const Candidate& c, RouteIssue::Kind kind, std::string reason) {
+  RouteIssue issue;
+  issue.kind = kind;
+  issue.grpc_method = c.method != nullptr
+                          ? absl::StrCat(c.method->service()->full_name(), "/", c.method->name())
+                          : c.grpc_method;
+  issue.http_method = c.http_method;
+  issue.path = c.path;
+  issue.body = c.body;
+  issue.response_body = c.response_body;
+  issue.source = c.source;
+  issue.reason = std::move(reason);
+  return issue;
 }
 
 void AddRuleCandidates(const pb::MethodDescriptor* method, const google::api::HttpRule& rule,
@@ -224,6 +250,26 @@ bool Search(const RouteTable::Node* node, const std::vector<std::string_view>& s
 
 }  // namespace
 
+const char* RouteSourceName(RouteSource source) {
+  switch (source) {
+    case RouteSource::kAnnotation:
+      return "annotation";
+    case RouteSource::kConfig:
+      return "config";
+    case RouteSource::kGrpc:
+      return "grpc";
+  }
+  return "annotation";
+}
+
+std::string RouteIssue::Describe() const {
+  std::string rule = absl::StrCat(http_method, " ", path);
+  if (!body.empty()) absl::StrAppend(&rule, " body \"", body, "\"");
+  if (!response_body.empty()) absl::StrAppend(&rule, " response_body \"", response_body, "\"");
+  return absl::StrCat(grpc_method, ": ", rule, " (", RouteSourceName(source),
+                      "): ", kind == Kind::kSkipped ? "skipped: " : "", reason);
+}
+
 RouteTable::RouteTable() = default;
 RouteTable::~RouteTable() = default;
 
@@ -246,7 +292,14 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
         const google::api::HttpRule& rule = opts.GetExtension(google::api::http);
         AddRuleCandidates(m, rule, &candidates);
         for (const google::api::HttpRule& extra : rule.additional_bindings()) {
+          const size_t before = candidates.size();
           AddRuleCandidates(m, extra, &candidates);
+          // As in grpc-gateway: bindings do not nest; the rule is skipped, not its siblings.
+          if (extra.additional_bindings_size() > 0 && candidates.size() > before) {
+            candidates.back().method = nullptr;
+            candidates.back().grpc_method = absl::StrCat(service->full_name(), "/", m->name());
+            candidates.back().reason = "additional_bindings inside additional_bindings";
+          }
         }
       }
     }
@@ -255,13 +308,10 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
   for (size_t i = 0; i < config_routes.size(); ++i) {
     const RouteSpec& spec = config_routes[i];
     const pb::MethodDescriptor* m = schema->FindMethod(spec.grpc_method);
-    if (m == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("route ", spec.http_method, " ",
-                                                     spec.path_template, ": unknown gRPC method \"",
-                                                     spec.grpc_method, "\""));
-    }
-    candidates.push_back({absl::AsciiStrToUpper(spec.http_method), spec.path_template, m, spec.body,
-                          spec.response_body, spec.timeout, RouteSource::kConfig});
+    candidates.push_back(
+        {absl::AsciiStrToUpper(spec.http_method), spec.path_template, m, spec.body,
+         spec.response_body, spec.timeout, RouteSource::kConfig, spec.grpc_method,
+         m == nullptr ? absl::StrCat("unknown gRPC method \"", spec.grpc_method, "\"") : ""});
   }
   size_t first_grpc = candidates.size();
   if (options.allow_grpc_method_paths) {
@@ -278,36 +328,78 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
   std::shared_ptr<RouteTable> table(new RouteTable());
   table->schema_ = schema;
   table->root_ = std::make_unique<Node>();
-  // method + shape -> index into table->routes_.
+  // method + shape -> index into table->routes_; the candidate each route came from.
   absl::flat_hash_map<std::string, size_t> by_key;
+  std::vector<size_t> route_candidate;
+  // Shadowed issues point at the route slot that beat them; named once all are placed, since
+  // a later rule may beat the winner in turn.
+  std::vector<std::pair<size_t, size_t>> shadowed;  // (index into issues_, slot)
   for (size_t ci = 0; ci < candidates.size(); ++ci) {
-    absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(candidates[ci]);
+    const Candidate& c = candidates[ci];
+    absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(c);
     if (!route.ok()) {
       // A gRPC path whose service name is not a valid literal is simply not routed.
       if (ci >= first_grpc) continue;
-      return route.status();
+      table->issues_.push_back(
+          IssueFor(c, RouteIssue::Kind::kSkipped, std::string(route.status().message())));
+      continue;
     }
     std::string key = absl::StrCat((*route)->http_method, " ", (*route)->path_template.Shape());
     auto [it, inserted] = by_key.emplace(key, table->routes_.size());
     if (inserted) {
       table->routes_.push_back(*std::move(route));
+      route_candidate.push_back(ci);
       continue;
     }
-    Route& existing = *table->routes_[it->second];
-    if (ci >= first_grpc) continue;  // Never replaces anything.
-    if (ci >= first_config && existing.source == RouteSource::kAnnotation) {
-      existing = std::move(**route);  // Config overrides the annotation.
-      continue;
+    const size_t slot = it->second;
+    Route& existing = *table->routes_[slot];
+    const Candidate& existing_c = candidates[route_candidate[slot]];
+    if (existing.method == (*route)->method && existing_c.path == c.path &&
+        existing.body == (*route)->body && existing.response_body == (*route)->response_body &&
+        existing.source == (*route)->source) {
+      continue;  // Harmless exact duplicate (the same file loaded twice, a repeated binding).
     }
-    if (existing.method == (*route)->method &&
-        existing.path_template.text() == candidates[ci].path && existing.body == (*route)->body &&
-        existing.response_body == (*route)->response_body && existing.source == (*route)->source) {
-      continue;  // Harmless exact duplicate.
+    // Which one loses: gRPC method paths never win; a config route beats an annotation; else
+    // the later rule wins, as the last handler registered in grpc-gateway v2's mux does (the
+    // earlier with first_wins, v1's default).
+    const bool keep_existing =
+        ci >= first_grpc ||
+        (existing.source == RouteSource::kConfig && c.source == RouteSource::kAnnotation) ||
+        (options.first_wins && existing.source == c.source);
+    const Candidate& loser = keep_existing ? c : existing_c;
+    RouteIssue issue = IssueFor(loser, RouteIssue::Kind::kShadowed, "");
+    const RouteSource winner_source = keep_existing ? existing.source : c.source;
+    issue.problem =
+        !(loser.source == RouteSource::kGrpc ||
+          (loser.source == RouteSource::kAnnotation && winner_source == RouteSource::kConfig));
+    if (!keep_existing) {
+      existing = std::move(**route);
+      route_candidate[slot] = ci;
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat("route ", (*route)->label, " (", (*route)->method->full_name(), ", ",
-                     SourceName((*route)->source), ") conflicts with ", existing.label, " (",
-                     existing.method->full_name(), ", ", SourceName(existing.source), ")"));
+    if (ci >= first_grpc) continue;  // Not worth a line: the path is an extra.
+    shadowed.emplace_back(table->issues_.size(), slot);
+    table->issues_.push_back(std::move(issue));
+  }
+  for (const auto& [index, slot] : shadowed) {
+    RouteIssue& issue = table->issues_[index];
+    const Route& winner = *table->routes_[slot];
+    issue.shadowed_by_method =
+        absl::StrCat(winner.method->service()->full_name(), "/", winner.method->name());
+    issue.shadowed_by_rule = winner.label;
+    issue.shadowed_by_source = winner.source;
+    issue.reason = absl::StrCat("shadowed by ", winner.label, " (", issue.shadowed_by_method, ", ",
+                                RouteSourceName(winner.source), ")");
+  }
+  if (options.strict) {
+    std::vector<std::string> problems;
+    for (const RouteIssue& issue : table->issues_) {
+      if (issue.problem) problems.push_back(issue.Describe());
+    }
+    if (!problems.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(problems.size(),
+                                                     " route problem(s) (transcoding.strict):\n",
+                                                     absl::StrJoin(problems, "\n")));
+    }
   }
 
   for (const std::unique_ptr<Route>& r : table->routes_) {
@@ -389,20 +481,23 @@ RouteTable::MatchResult RouteTable::Match(std::string_view http_method,
 
 std::string RouteTable::DescribeJson() const {
   std::string out = "[";
-  bool first = true;
-  for (const std::unique_ptr<Route>& r : routes_) {
-    if (!first) out.push_back(',');
-    first = false;
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out.append(",\"").append(name).append("\":");
+    internal::AppendJsonString(out, value);
+  };
+  auto rule = [&](std::string_view method, std::string_view path, std::string_view grpc_method,
+                  std::string_view body, std::string_view response_body) {
+    if (out.size() > 1) out.push_back(',');
     out.append("{\"method\":");
-    internal::AppendJsonString(out, r->http_method);
-    out.append(",\"path\":");
-    internal::AppendJsonString(out, r->path_template.text());
-    out.append(",\"grpc_method\":");
-    internal::AppendJsonString(out, r->method->service()->full_name() + "/" + r->method->name());
-    out.append(",\"body\":");
-    internal::AppendJsonString(out, r->body);
-    out.append(",\"response_body\":");
-    internal::AppendJsonString(out, r->response_body);
+    internal::AppendJsonString(out, method);
+    field("path", path);
+    field("grpc_method", grpc_method);
+    field("body", body);
+    field("response_body", response_body);
+  };
+  for (const std::unique_ptr<Route>& r : routes_) {
+    rule(r->http_method, r->path_template.text(),
+         r->method->service()->full_name() + "/" + r->method->name(), r->body, r->response_body);
     out.append(",\"timeout\":");
     if (r->timeout.has_value()) {
       pb::Duration d = pb::util::TimeUtil::NanosecondsToDuration(r->timeout->count());
@@ -410,10 +505,28 @@ std::string RouteTable::DescribeJson() const {
     } else {
       out.append("null");
     }
-    out.append(",\"source\":");
-    internal::AppendJsonString(out, SourceName(r->source));
+    field("source", RouteSourceName(r->source));
     out.append(",\"server_streaming\":");
     out.append(r->server_streaming ? "true" : "false");
+    field("state", "active");
+    out.push_back('}');
+  }
+  for (const RouteIssue& issue : issues_) {
+    rule(issue.http_method, issue.path, issue.grpc_method, issue.body, issue.response_body);
+    field("source", RouteSourceName(issue.source));
+    if (issue.kind == RouteIssue::Kind::kShadowed) {
+      field("state", "shadowed");
+      out.append(",\"shadowed_by\":{\"grpc_method\":");
+      internal::AppendJsonString(out, issue.shadowed_by_method);
+      field("rule", issue.shadowed_by_rule);
+      field("source", RouteSourceName(issue.shadowed_by_source));
+      out.push_back('}');
+    } else {
+      field("state", "skipped");
+    }
+    field("reason", issue.reason);
+    out.append(",\"problem\":");
+    out.append(issue.problem ? "true" : "false");
     out.push_back('}');
   }
   out.push_back(']');

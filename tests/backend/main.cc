@@ -17,6 +17,7 @@
 #include <string_view>
 #include <thread>
 
+#include "parity_service_impl.h"
 #include "test_service_impl.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
@@ -28,7 +29,8 @@ constexpr int kMaxMessageBytes = 64 << 20;
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
     "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
-    "Serves tipperary.testing.v1.TestService, gRPC health and server reflection.\n"
+    "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
+    "reflection.\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
     "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
@@ -115,10 +117,12 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   tipperary::testing::TestServiceImpl service;
+  tipperary::testing::ParityServiceImpl parity;
   grpc::ServerBuilder builder;
   int selected_port = 0;
   builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &selected_port);
   builder.RegisterService(&service);
+  builder.RegisterService(&parity);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   if (options.max_concurrent_streams > 0) {

@@ -126,6 +126,10 @@ TEST_F(ProxyConfigLoaderTest, DefaultsAreFilled) {
   EXPECT_EQ(config.logging.level, "info");
   EXPECT_EQ(config.logging.access_log_path, "-");
   EXPECT_TRUE(config.transcoding.annotations);
+  EXPECT_FALSE(config.transcoding.strict);
+  EXPECT_EQ(config.transcoding.unexpected_body, "ignore");
+  EXPECT_EQ(config.transcoding.repeated_path_param_separator, "csv");
+  EXPECT_EQ(config.transcoding.duplicate_rule_wins, "last");
   EXPECT_EQ(config.threads, 0u);
   // Empty sections are allowed and keep every default.
   ProxyConfig empty_sections =
@@ -204,6 +208,10 @@ transcoding:
   ignore_unknown_fields: true
   allow_grpc_method_paths: true
   annotations: false
+  strict: true
+  unexpected_body: reject
+  repeated_path_param_separator: pipes
+  duplicate_rule_wins: first
 limits:
   max_header_bytes: 1KiB
   max_request_body_bytes: 1.5MiB
@@ -254,6 +262,10 @@ TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
   EXPECT_FALSE(config.routes[1].timeout.has_value());
   EXPECT_TRUE(config.transcoding.enums_as_ints);
   EXPECT_FALSE(config.transcoding.annotations);
+  EXPECT_TRUE(config.transcoding.strict);
+  EXPECT_EQ(config.transcoding.unexpected_body, "reject");
+  EXPECT_EQ(config.transcoding.repeated_path_param_separator, "pipes");
+  EXPECT_EQ(config.transcoding.duplicate_rule_wins, "first");
   EXPECT_EQ(config.limits.max_header_bytes, 1024u);
   EXPECT_EQ(config.limits.max_request_body_bytes, 1536u * 1024);
   EXPECT_EQ(config.limits.max_in_flight_requests, 500u);
@@ -432,7 +444,9 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {enum_as_ints: true}\n")),
             "6:15: unknown key \"enum_as_ints\" in transcoding (known: preserve_proto_field_names, "
             "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "
-            "allow_grpc_method_paths, annotations); did you mean \"enums_as_ints\"?");
+            "allow_grpc_method_paths, annotations, strict, unexpected_body, "
+            "repeated_path_param_separator, duplicate_rule_wins); did you mean "
+            "\"enums_as_ints\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_body: 1MiB}\n")),
             "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "
             "max_request_body_bytes, max_chunk_extension_bytes, max_trailer_bytes, "
@@ -660,6 +674,11 @@ TEST_F(ProxyConfigLoaderTest, ErrorOutOfRange) {
 TEST_F(ProxyConfigLoaderTest, ErrorBadEnum) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {level: verbose}\n")),
             "6:18: logging.level: bad value \"verbose\" (use one of: debug, info, warn, error)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {unexpected_body: drop}\n")),
+            "6:32: transcoding.unexpected_body: bad value \"drop\" (use one of: ignore, reject)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {repeated_path_param_separator: ;}\n")),
+            "6:46: transcoding.repeated_path_param_separator: bad value \";\" (use one of: csv, "
+            "pipes, ssv, tsv)");
   EXPECT_EQ(Error("listeners:\n"
                   "  - address: 127.0.0.1:8080\n"
                   "    tls: {cert: cert.pem, key: key.pem, min_version: 1.1}\n"

@@ -97,10 +97,13 @@ TEST(MetadataMappingTest, ForwardedForIsAppended) {
 
 TEST(MetadataMappingTest, ResponseMetadataHeaders) {
   boost::beast::http::fields fields;
-  AppendMetadataFields({{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}}, "Grpc-Trailer-",
-                       fields);
-  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-k", "v")));
-  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-b-bin", "/wA=")));
+  AppendMetadataFields(
+      {{"k", "v"}, {"b-bin", std::string("\xff\x00", 2)}, {"x-rate-limit_left", "3"}},
+      "Grpc-Trailer-", fields);
+  // Names as grpc-gateway's (Go canonicalizes them), compared exactly here.
+  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-K", "v")));
+  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-B-Bin", "/wA=")));
+  EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-X-Rate-Limit_left", "3")));
 }
 
 TEST(MetadataMappingTest, HeaderNamesInAnyCase) {

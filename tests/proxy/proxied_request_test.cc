@@ -262,6 +262,18 @@ http1::HttpRequest Request(http::verb method, std::string target, std::string bo
 
 upstream::GrpcResult Ok() { return upstream::GrpcResult{}; }
 
+std::string AllTypesBytes(const std::string& s) {
+  v1::AllTypes m;
+  m.set_f_string(s);
+  return m.SerializeAsString();
+}
+
+std::string ThingBytes(const std::string& name) {
+  v1::Thing thing;
+  thing.set_name(name);
+  return thing.SerializeAsString();
+}
+
 upstream::GrpcResult Status(absl::StatusCode code, std::string message) {
   upstream::GrpcResult r;
   r.code = code;
@@ -502,10 +514,90 @@ TEST_F(ProxiedRequestTest, RetryAfterMetadataAndTrailersOnErrors) {
   env_.upstream_.Answer(0, {}, r);
   EXPECT_EQ(http->status(), 503u);
   EXPECT_EQ(http->header("Retry-After"), "9");
-  // Trailing metadata as HTTP/1.1 trailers.
-  EXPECT_TRUE(http->streamed());
-  EXPECT_EQ(http->trailer("Grpc-Trailer-x-why"), "deploy");
+  // Trailing metadata as header fields: the client did not ask for trailers.
+  EXPECT_FALSE(http->streamed());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-why"), "deploy");
   EXPECT_THAT(http->body(), HasSubstr("restarting"));
+}
+
+TEST_F(ProxiedRequestTest, UnaryTrailingMetadataAsHeadersUnlessTheClientAsksForTrailers) {
+  upstream::GrpcResult r = Ok();
+  r.trailers = {{"x-cost", "7"}, {"x-sig-bin", std::string("\x00\xff", 2)}};
+  // No TE: one buffered response, trailing metadata among its header fields.
+  auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  env_.upstream_.Answer(0, {AllTypesBytes("a")}, r);
+  EXPECT_EQ(http->status(), 200u);
+  EXPECT_FALSE(http->streamed());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "7");
+  EXPECT_EQ(http->header("Grpc-Trailer-x-sig-bin"), "AP8=");
+  EXPECT_EQ(http->header("Trailer"), "");
+  EXPECT_EQ(http->body(), R"({"fString":"a"})");
+
+  // HTTP/1.0: headers too (it has no trailers at all), even with TE: trailers.
+  auto req10 = Request(http::verb::post, "/v1/echo", "{}", {{"TE", "trailers"}});
+  req10.version(10);
+  http = Start(std::move(req10));
+  env_.upstream_.Answer(1, {AllTypesBytes("b")}, r);
+  EXPECT_FALSE(http->streamed());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "7");
+
+  // TE: trailers on HTTP/1.1: chunked, trailing metadata as trailers (announced), not headers.
+  http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"TE", "deflate, Trailers;q=1"}}));
+  env_.upstream_.Answer(2, {AllTypesBytes("c")}, r);
+  EXPECT_TRUE(http->streamed());
+  EXPECT_TRUE(http->complete());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "");
+  EXPECT_EQ(http->header("Trailer"), "Grpc-Trailer-X-Cost, Grpc-Trailer-X-Sig-Bin");
+  EXPECT_EQ(http->trailer("Grpc-Trailer-x-cost"), "7");
+  EXPECT_EQ(http->body(), R"({"fString":"c"})");
+
+  // A TE without the token does not count.
+  http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"TE", "gzip"}}));
+  env_.upstream_.Answer(3, {AllTypesBytes("d")}, r);
+  EXPECT_FALSE(http->streamed());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "7");
+}
+
+TEST_F(ProxiedRequestTest, StreamsKeepTrailingMetadataAsTrailers) {
+  auto http = Start(Request(http::verb::get, "/v1/stream?count=1"));
+  upstream::GrpcResult r = Ok();
+  r.trailers = {{"x-cost", "7"}};
+  env_.upstream_.Answer(0, {ThingBytes("a")}, r);
+  EXPECT_TRUE(http->streamed());
+  EXPECT_EQ(http->header("Grpc-Trailer-x-cost"), "");
+  EXPECT_EQ(http->trailer("Grpc-Trailer-x-cost"), "7");
+  EXPECT_EQ(http->trailer("Grpc-Status"), "0");
+}
+
+TEST_F(ProxiedRequestTest, BodyOnABodylessRuleIsIgnoredOrRejected) {
+  // Ignored (the default, as grpc-gateway): not decoded, so neither its JSON nor its media
+  // type matters, and the call goes out with the path's fields only.
+  auto http = Start(Request(http::verb::post, "/v1/parity/nobody/x", "<not json>",
+                            {{"Content-Type", "application/xml"}}));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  v1::AllTypes sent;
+  ASSERT_TRUE(sent.ParseFromString(env_.upstream_.call(0).request.message));
+  EXPECT_EQ(sent.f_string(), "x");
+  EXPECT_EQ(sent.f_int32(), 0);
+  // A GET with a body: the same.
+  http = Start(Request(http::verb::get, "/v1/echo/y", R"({"fInt32": 5})"));
+  ASSERT_EQ(env_.upstream_.size(), 2u);
+  ASSERT_TRUE(sent.ParseFromString(env_.upstream_.call(1).request.message));
+  EXPECT_EQ(sent.f_string(), "y");
+  EXPECT_EQ(sent.f_int32(), 0);
+
+  env_.config_.transcoding.unexpected_body = "reject";
+  http = Start(Request(http::verb::post, "/v1/parity/nobody/x", "{}"));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_THAT(http->body(), HasSubstr("does not take a request body"));
+  http = Start(Request(http::verb::get, "/v1/echo/y", "{}"));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_EQ(env_.upstream_.size(), 2u);
+  // No body is fine either way; a rule with a body still takes one.
+  http = Start(Request(http::verb::get, "/v1/echo/y"));
+  EXPECT_EQ(env_.upstream_.size(), 3u);
+  http = Start(Request(http::verb::post, "/v1/echo", "{}"));
+  EXPECT_EQ(env_.upstream_.size(), 4u);
 }
 
 TEST_F(ProxiedRequestTest, UpstreamProtocolErrorsAre502) {
@@ -536,12 +628,6 @@ TEST_F(ProxiedRequestTest, UnparsableResponseIs502) {
 }
 
 // ---- Server streams ----
-
-std::string ThingBytes(const std::string& name) {
-  v1::Thing thing;
-  thing.set_name(name);
-  return thing.SerializeAsString();
-}
 
 TEST_F(ProxiedRequestTest, StreamSendsEachMessageAsItComes) {
   auto http = Start(Request(http::verb::get, "/v1/stream?count=2"));

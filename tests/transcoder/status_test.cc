@@ -119,7 +119,7 @@ TEST(Schema, BuiltinsDuplicatesAndErrors) {
   EXPECT_EQ((*twice)->FindMethod("garbage"), nullptr);
   EXPECT_NE((*twice)->FindMessage("google.rpc.ErrorInfo"), nullptr);
   EXPECT_NE((*twice)->FindMessage("google.api.HttpBody"), nullptr);
-  EXPECT_EQ((*twice)->services().size(), 1u);
+  EXPECT_EQ((*twice)->services().size(), 2u);  // TestService and ParityService, once each.
 
   // Only the service file, no imports: the built-ins supply them.
   google::protobuf::FileDescriptorSet only;

@@ -224,11 +224,77 @@ TEST_F(TranscoderTest, BodyFieldWithPathOverride) {
   EXPECT_PROTO_EQ(create, expected_create);
 }
 
-TEST_F(TranscoderTest, NoBodyRouteRejectsBody) {
-  auto r = Request("GET", "/v1/shelves/s1/things/t1", "", "{}");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Request("GET", "/v1/shelves/s1/things/t1", "", "").ok());
+TEST_F(TranscoderTest, NoBodyRouteIgnoresBody) {
+  // grpc-gateway never reads it; the proxy refuses it first when configured to.
+  auto with_body = FromBinary<v1::GetThingRequest>(
+      Request("GET", "/v1/shelves/s1/things/t1", "", R"({"name":"from body","verbose":true})"));
+  EXPECT_EQ(with_body.name(), "shelves/s1/things/t1");
+  EXPECT_FALSE(with_body.verbose());
+  auto post = FromBinary<v1::AllTypes>(
+      Request("POST", "/v1/parity/nobody/x", "f_int32=3", "not even JSON"));
+  EXPECT_PROTO_EQ(post, FromText<v1::AllTypes>(R"pb(f_string: "x" f_int32: 3)pb"));
+}
+
+TEST_F(TranscoderTest, RepeatedPathVariableTakesCommaSeparatedValues) {
+  auto ids = FromBinary<v1::AllTypes>(Request("GET", "/v1/parity/ids/a,b%20c,,d", "", ""));
+  EXPECT_THAT(ids.r_string(), ::testing::ElementsAre("a", "b c", "", "d"));
+  auto one = FromBinary<v1::AllTypes>(Request("GET", "/v1/parity/ids/solo", "", ""));
+  EXPECT_THAT(one.r_string(), ::testing::ElementsAre("solo"));
+  // Typed elements, and a nested path variable beside it.
+  auto numbers = FromBinary<v1::AllTypes>(Request("GET", "/v1/parity/numbers/1,-2,3/n", "", ""));
+  EXPECT_THAT(numbers.r_int64(), ::testing::ElementsAre(1, -2, 3));
+  EXPECT_EQ(numbers.f_nested().name(), "n");
+  auto bad = Request("GET", "/v1/parity/numbers/1,x/n", "", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("r_int64"));
+  // protoc-gen-grpc-gateway's repeated_path_param_separator=pipes.
+  TranscoderOptions pipes;
+  pipes.repeated_path_param_separator = '|';
+  Transcoder piped(TestSchema(), pipes);
+  auto split = FromBinary<v1::AllTypes>(Request("GET", "/v1/parity/ids/a,b%7Cc", "", "",
+                                                BodyFormat::kJson, "application/json", &piped));
+  EXPECT_THAT(split.r_string(), ::testing::ElementsAre("a,b", "c"));
+}
+
+TEST_F(TranscoderTest, NestedBodyAndResponseBodyPaths) {
+  // body: "f_nested.child" (a message), path and query beside it.
+  auto child = FromBinary<v1::AllTypes>(Request("POST", "/v1/parity/child/s",
+                                                "f_int32=4&f_nested.child.name=ignored",
+                                                R"({"name":"c","count":"2"})"));
+  EXPECT_PROTO_EQ(child,
+                  FromText<v1::AllTypes>(R"pb(f_string: "s"
+                                              f_int32: 4
+                                              f_nested { child { name: "c" count: 2 } })pb"));
+  // A binary protobuf body for the nested message.
+  v1::Nested nested = FromText<v1::Nested>(R"pb(name: "bin")pb");
+  auto bin =
+      FromBinary<v1::AllTypes>(Request("POST", "/v1/parity/child/s", "", nested.SerializeAsString(),
+                                       BodyFormat::kProtobuf, "application/x-protobuf"));
+  EXPECT_EQ(bin.f_nested().child().name(), "bin");
+  // body: "f_nested.tags" (a repeated scalar): nothing else can be reached from the body.
+  auto tags = FromBinary<v1::AllTypes>(
+      Request("POST", "/v1/parity/tags", "", R"(["x","y"], "name": "injected")"));
+  EXPECT_PROTO_EQ(tags, FromText<v1::AllTypes>(R"pb(f_nested { tags: [ "x", "y" ] })pb"));
+
+  v1::AllTypes reply = FromText<v1::AllTypes>(R"pb(f_string: "top"
+                                                   f_nested {
+                                                     name: "outer"
+                                                     tags: [ "t1", "t2" ]
+                                                     child { name: "inner" }
+                                                   })pb");
+  auto out = transcoder_.BuildResponseBody(RouteFor(*TestRoutes(), "POST", "/v1/parity/child/s"),
+                                           reply.SerializeAsString(), ResponseFormat::kJson, false);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->body, R"({"name":"inner"})");
+  out = transcoder_.BuildResponseBody(RouteFor(*TestRoutes(), "POST", "/v1/parity/tags"),
+                                      reply.SerializeAsString(), ResponseFormat::kJson, false);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->body, R"(["t1","t2"])");
+  out = transcoder_.BuildResponseBody(RouteFor(*TestRoutes(), "POST", "/v1/parity/tags"), "",
+                                      ResponseFormat::kJson, false);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->body, "[]");
 }
 
 TEST_F(TranscoderTest, NonMessageBodyFieldCannotReachOtherFields) {

@@ -82,6 +82,18 @@ struct TranscodingConfig {
   bool ignore_unknown_fields = false;    // Else unknown JSON fields and query params are 400.
   bool allow_grpc_method_paths = false;  // Serve POST /package.Service/Method for every method.
   bool annotations = true;  // Route by google.api.http annotations found in the descriptors.
+  // A rule that cannot be served, or two rules with the same method and template shape: with
+  // false the rule is skipped (or shadowed) with a warning; with true the proxy refuses the
+  // schema (at start, or from reflection) and --check-config exits 1 (for CI pipelines).
+  bool strict = false;
+  // A request body sent to a rule without `body`: "ignore" it (grpc-gateway) or "reject" (400).
+  std::string unexpected_body = "ignore";
+  // Between the values of a path variable bound to a repeated field, as protoc-gen-grpc-gateway's
+  // repeated_path_param_separator: "csv" (','), "pipes" ('|'), "ssv" (' ') or "tsv" ('\t').
+  std::string repeated_path_param_separator = "csv";
+  // Of two rules with the same HTTP method and path shape (from the same source), which one is
+  // served: "last" registered (grpc-gateway v2) or "first" (grpc-gateway v1's default mux).
+  std::string duplicate_rule_wins = "last";
 };
 
 // What one client can make the proxy hold (docs/http-conformance.md).

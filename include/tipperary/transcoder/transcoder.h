@@ -14,7 +14,11 @@
 //    `pretty` is consumed) and path bindings override body fields.
 //  * body "field": the body fills that field; query params naming that field or anything under
 //    it are ignored; path bindings override.
-//  * no body: a non-empty body is InvalidArgument.
+//  * no body: a body is ignored, as in grpc-gateway (the proxy refuses it first when
+//    transcoding.unexpected_body is "reject").
+//  * a path variable bound to a repeated field takes separated values ("a,b,c"; the separator
+//    is an option, as in protoc-gen-grpc-gateway's repeated_path_param_separator).
+//  * body and response_body may be nested field paths ("a.b"), as grpc-gateway allows.
 //  * Query params name fields by dotted path of proto or JSON names ("filter.name=x"); repeated
 //    fields by repetition ("view=a&view=b"); maps as "m[key]=v". Params naming a path-bound
 //    field are ignored. Unknown params are InvalidArgument unless ignore_unknown_fields.
@@ -49,7 +53,10 @@ struct TranscoderOptions {
   bool always_print_primitive_fields = false;
   bool enums_as_ints = false;
   bool ignore_unknown_fields = false;  // JSON fields and query params.
-  size_t max_depth = 64;               // Nesting of messages we walk ourselves.
+  // Between the values of a path variable bound to a repeated field: ',' (grpc-gateway's
+  // default, "csv"), '|' ("pipes"), ' ' ("ssv") or '\t' ("tsv").
+  char repeated_path_param_separator = ',';
+  size_t max_depth = 64;  // Nesting of messages we walk ourselves.
 };
 
 enum class BodyFormat {
