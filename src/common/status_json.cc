@@ -45,4 +45,41 @@ std::string StatusJson(absl::StatusCode code, std::string_view message,
   return out;
 }
 
+namespace {
+
+void AppendStringOrNull(std::string& out, std::string_view value) {
+  if (value.empty()) {
+    out.append("null");
+    return;
+  }
+  out.push_back('"');
+  AppendJsonEscaped(out, value);
+  out.push_back('"');
+}
+
+}  // namespace
+
+std::string OpenAiErrorJson(std::string_view message, std::string_view type, std::string_view param,
+                            std::string_view code, bool pretty) {
+  // Each key after the first: its separator, its name, then its value.
+  auto key = [pretty](std::string& out, std::string_view name) {
+    out.append(pretty ? ",\n  \"" : ",\"");
+    out.append(name);
+    out.append(pretty ? "\": " : "\":");
+  };
+  std::string out(pretty ? "{\n \"error\": {\n  \"message\": \"" : "{\"error\":{\"message\":\"");
+  AppendJsonEscaped(out, message);
+  out.push_back('"');
+  key(out, "type");
+  out.push_back('"');
+  AppendJsonEscaped(out, type);
+  out.push_back('"');
+  key(out, "param");
+  AppendStringOrNull(out, param);
+  key(out, "code");
+  AppendStringOrNull(out, code);
+  out.append(pretty ? "\n }\n}\n" : "}}");
+  return out;
+}
+
 }  // namespace tipperary::common

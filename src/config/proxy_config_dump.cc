@@ -13,6 +13,7 @@ using internal::EmitDuration;
 using internal::EmitKey;
 using internal::EmitSize;
 using internal::EmitString;
+using internal::EmitStringList;
 using internal::FormatDouble;
 
 namespace {
@@ -21,13 +22,6 @@ namespace {
 void BeginSeq(YAML::Emitter& out, bool empty) {
   if (empty) out << YAML::Flow;
   out << YAML::BeginSeq;
-}
-
-void EmitStringList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
-  EmitKey(out, key);
-  out << YAML::Flow << YAML::BeginSeq;
-  for (const std::string& value : values) out << YAML::DoubleQuoted << value;
-  out << YAML::EndSeq;
 }
 
 }  // namespace
@@ -114,6 +108,11 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
     EmitString(out, "response_body", route.response_body);
     // Absent means timeouts.upstream_default.
     if (route.timeout) EmitDuration(out, "timeout", *route.timeout);
+    // Absent means the method's tipperary.api.v1.http_api option decides.
+    if (!route.error_format.empty()) EmitString(out, "error_format", route.error_format);
+    if (route.ignore_unknown_fields) {
+      Emit(out, "ignore_unknown_fields", *route.ignore_unknown_fields);
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

@@ -499,8 +499,9 @@ absl::Status Loader::LoadRoutes(const YamlMap& root, ProxyConfig* config) {
 }
 
 absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out) {
-  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, item.AsMap({"method", "path", "grpc_method", "body",
-                                                      "response_body", "timeout"}));
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, item.AsMap({"method", "path", "grpc_method", "body", "response_body", "timeout",
+                               "error_format", "ignore_unknown_fields"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"method", "path", "grpc_method"}));
 
   YamlValue method = *map.Find("method");
@@ -556,6 +557,15 @@ absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
   }
   if (std::optional<YamlValue> timeout = map.Find("timeout")) {
     TIPPERARY_ASSIGN_OR_RETURN(out->timeout, timeout->AsDuration(kPositive));
+  }
+  if (map.Find("error_format")) {
+    TIPPERARY_RETURN_IF_ERROR(
+        map.ReadEnum("error_format", &out->error_format, {"google_rpc", "openai"}));
+  }
+  if (map.Find("ignore_unknown_fields")) {
+    bool ignore = false;
+    TIPPERARY_RETURN_IF_ERROR(map.ReadBool("ignore_unknown_fields", &ignore));
+    out->ignore_unknown_fields = ignore;
   }
   return absl::OkStatus();
 }

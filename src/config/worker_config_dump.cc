@@ -10,6 +10,7 @@ namespace tipperary::config {
 using internal::Emit;
 using internal::EmitKey;
 using internal::EmitString;
+using internal::EmitStringList;
 
 std::string DumpWorkerConfig(const WorkerConfig& config) {
   YAML::Emitter out;
@@ -28,6 +29,8 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   for (const WorkerModelConfig& model : config.models) {
     out << YAML::BeginMap;
     EmitString(out, "name", model.name);
+    EmitStringList(out, "aliases", model.aliases);
+    Emit(out, "huggingface_aliases", model.huggingface_aliases);
     EmitString(out, "path", model.path);
     Emit(out, "backend", model.backend);
     Emit(out, "dtype", model.dtype);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "status_macros.h"
 #include "tipperary/common/endpoint.h"
@@ -30,6 +31,13 @@ bool IsModelName(std::string_view text) {
     if (!ok) return false;
   }
   return true;
+}
+
+// A name, or ORG/NAME as Hugging Face ids are.
+bool IsAlias(std::string_view text) {
+  size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return IsModelName(text);
+  return IsModelName(text.substr(0, slash)) && IsModelName(text.substr(slash + 1));
 }
 
 class Loader {
@@ -134,13 +142,32 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
     config->models.push_back(std::move(model));
   }
   if (default_path.empty()) config->models.front().is_default = true;
+  // Names match case-insensitively when nothing matches exactly: an alias that folds to another
+  // model's name or alias would make a request's model ambiguous.
+  std::map<std::string, size_t> owner;  // Folded name or alias -> model index.
+  for (size_t i = 0; i < config->models.size(); ++i) {
+    owner.emplace(absl::AsciiStrToLower(config->models[i].name), i);
+  }
+  for (size_t i = 0; i < config->models.size(); ++i) {
+    for (const std::string& alias : config->models[i].aliases) {
+      auto [it, inserted] = owner.emplace(absl::AsciiStrToLower(alias), i);
+      if (!inserted) {
+        return items[i].Error(
+            absl::StrCat("alias ", Quoted(alias), " of model ", Quoted(config->models[i].name),
+                         it->second == i ? " repeats its name or another of its aliases"
+                                         : absl::StrCat(" is also a name or alias of model ",
+                                                        Quoted(config->models[it->second].name)),
+                         " (names and aliases match case-insensitively)"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
 absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, item.AsMap({"name", "path", "backend", "dtype", "max_seq_length", "instances",
-                               "threads", "default"}));
+      YamlMap map, item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
+                               "max_seq_length", "instances", "threads", "default"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
   YamlValue name = *map.Find("name");
   TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
@@ -148,6 +175,18 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
     return name.Error(absl::StrCat("bad model name ", Quoted(out->name),
                                    " (use letters, digits, '.', '_' and '-')"));
   }
+  if (std::optional<YamlValue> aliases = map.Find("aliases")) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> list, aliases->AsList());
+    for (const YamlValue& alias : list) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::string text, alias.AsNonEmptyString());
+      if (!IsAlias(text)) {
+        return alias.Error(absl::StrCat("bad alias ", Quoted(text),
+                                        " (use letters, digits, '.', '_' and '-', or ORG/NAME)"));
+      }
+      out->aliases.push_back(std::move(text));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("huggingface_aliases", &out->huggingface_aliases));
   TIPPERARY_ASSIGN_OR_RETURN(std::string path, map.Find("path")->AsNonEmptyString());
   out->path = Resolve(path);
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));

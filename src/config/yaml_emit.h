@@ -33,6 +33,14 @@ inline void EmitString(YAML::Emitter& out, const char* key, const std::string& v
   out << YAML::DoubleQuoted << value;
 }
 
+inline void EmitStringList(YAML::Emitter& out, const char* key,
+                           const std::vector<std::string>& values) {
+  EmitKey(out, key);
+  out << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& value : values) out << YAML::DoubleQuoted << value;
+  out << YAML::EndSeq;
+}
+
 inline void EmitDuration(YAML::Emitter& out, const char* key, Duration value) {
   Emit(out, key, FormatDuration(value));
 }

@@ -439,11 +439,9 @@ std::vector<std::string> Tokenizer::IdsToTokens(const std::vector<int32_t>& ids)
 
 Tokenizer::Encoding Tokenizer::Encode(std::string_view text, size_t max_length,
                                       bool add_special_tokens) const {
-  Encoding enc;
   const size_t specials = add_special_tokens ? 2 : 0;
   size_t budget = SIZE_MAX;
   if (max_length > 0) budget = max_length > specials ? max_length - specials : 0;
-  if (add_special_tokens) enc.ids.push_back(cls_id_);
   std::vector<int32_t> body;
 
   // Added tokens split the raw text; the pieces between them are normalised and tokenised.
@@ -474,12 +472,21 @@ Tokenizer::Encoding Tokenizer::Encode(std::string_view text, size_t max_length,
   if (body.size() <= budget && seg_start < text.size()) {
     EncodeSegment(text.substr(seg_start), budget, body);
   }
-  if (body.size() > budget) {
-    body.resize(budget);
-    enc.truncated = true;
-  }
-  enc.ids.insert(enc.ids.end(), body.begin(), body.end());
+  return PostProcess(body, max_length, add_special_tokens);
+}
+
+Tokenizer::Encoding Tokenizer::PostProcess(std::span<const int32_t> ids, size_t max_length,
+                                           bool add_special_tokens) const {
+  Encoding enc;
+  const size_t specials = add_special_tokens ? 2 : 0;
+  size_t budget = ids.size();
+  if (max_length > 0) budget = std::min(budget, max_length > specials ? max_length - specials : 0);
+  enc.truncated = budget < ids.size();
+  enc.ids.reserve(budget + specials);
+  if (add_special_tokens) enc.ids.push_back(cls_id_);
+  enc.ids.insert(enc.ids.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(budget));
   if (add_special_tokens) enc.ids.push_back(sep_id_);
+  enc.special_tokens = specials;
   return enc;
 }
 

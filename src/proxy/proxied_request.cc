@@ -524,8 +524,9 @@ void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* tra
                           http_->request().version()};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : error.headers) res.set(name, value);
-  res.body() = routing_ ? routing_->transcoder->StatusJson(error.code, error.message,
-                                                           error.details_bin, pretty_)
+  // The route's error format (google.rpc.Status, or the error object of the API it imitates).
+  res.body() = routing_ ? routing_->transcoder->ErrorBody(route_, error.code, error.HttpStatus(),
+                                                          error.message, error.details_bin, pretty_)
                         : common::StatusJson(error.code, error.message);
   Finish(std::move(res), trailers, error.details_bin);
 }

@@ -44,6 +44,9 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
     spec.body = r.body;
     spec.response_body = r.response_body;
     spec.timeout = r.timeout;
+    if (r.error_format == "openai") spec.error_format = transcoder::ErrorFormat::kOpenAi;
+    if (r.error_format == "google_rpc") spec.error_format = transcoder::ErrorFormat::kGoogleRpc;
+    spec.ignore_unknown_fields = r.ignore_unknown_fields;
     specs.push_back(std::move(spec));
   }
   transcoder::RouteTableOptions options;

@@ -178,7 +178,8 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
   if (route.request_type == nullptr) return absl::InternalError("route without request type");
   pb::util::TypeResolver* resolver = schema_->type_resolver();
   pb::util::JsonParseOptions parse_options;
-  parse_options.ignore_unknown_fields = options_.ignore_unknown_fields;
+  const bool ignore_unknown = route.ignore_unknown_fields.value_or(options_.ignore_unknown_fields);
+  parse_options.ignore_unknown_fields = ignore_unknown;
 
   // 1. The body, as serialized request-message bytes (a request fragment).
   std::string out;
@@ -319,7 +320,7 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
     ResolvedPath rp;
     absl::Status s = Resolve(route.request_type, p.name, options_.max_depth, &rp);
     if (absl::IsNotFound(s)) {
-      if (options_.ignore_unknown_fields) continue;
+      if (ignore_unknown) continue;
       return absl::InvalidArgumentError(absl::StrCat("unknown query parameter ", Quote(p.name)));
     }
     if (!s.ok()) return s;

@@ -16,6 +16,7 @@
 #include "google/api/annotations.pb.h"
 #include "google/api/http.pb.h"
 #include "internal.h"
+#include "tipperary/api/v1/http_api.pb.h"
 
 namespace tipperary::transcoder {
 
@@ -127,9 +128,20 @@ struct Candidate {
   std::string response_body;
   std::optional<std::chrono::nanoseconds> timeout;
   RouteSource source;
+  std::optional<ErrorFormat> error_format;  // A config route's overrides.
+  std::optional<bool> ignore_unknown_fields;
   std::string grpc_method = {};  // As configured, for an unknown method's issue.
   std::string reason = {};
 };
+
+// The method's options re-parsed with the generated MethodOptions, whose registered extensions
+// (google.api.http, tipperary.api.v1.http_api) it reads whether the schema's pool held them as
+// extensions or as unknown fields.
+pb::MethodOptions GeneratedOptions(const pb::MethodDescriptor* method) {
+  pb::MethodOptions opts;
+  if (!opts.ParseFromString(method->options().SerializeAsString())) opts.Clear();
+  return opts;
+}
 
 // The route for a candidate, or the reason it cannot be served.
 absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
@@ -149,6 +161,16 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
   r->client_streaming = c.method->client_streaming();
   r->source = c.source;
   r->path_template = *std::move(tmpl);
+  pb::MethodOptions opts = GeneratedOptions(c.method);
+  if (opts.HasExtension(tipperary::api::v1::http_api)) {
+    const tipperary::api::v1::HttpApiOptions& api = opts.GetExtension(tipperary::api::v1::http_api);
+    if (api.error_format() == tipperary::api::v1::ERROR_FORMAT_OPENAI) {
+      r->error_format = ErrorFormat::kOpenAi;
+    }
+    if (api.has_ignore_unknown_fields()) r->ignore_unknown_fields = api.ignore_unknown_fields();
+  }
+  if (c.error_format) r->error_format = *c.error_format;
+  if (c.ignore_unknown_fields) r->ignore_unknown_fields = c.ignore_unknown_fields;
   r->request_type = c.method->input_type();
   r->response_type = c.method->output_type();
   r->request_type_url = TypeUrl(r->request_type->full_name());
@@ -189,8 +211,15 @@ RouteIssue IssueFor(const Candidate& c, RouteIssue::Kind kind, std::string reaso
 
 void AddRuleCandidates(const pb::MethodDescriptor* method, const google::api::HttpRule& rule,
                        std::vector<Candidate>* out) {
-  Candidate c{
-      "", "", method, rule.body(), rule.response_body(), std::nullopt, RouteSource::kAnnotation};
+  Candidate c{"",
+              "",
+              method,
+              rule.body(),
+              rule.response_body(),
+              std::nullopt,
+              RouteSource::kAnnotation,
+              std::nullopt,
+              std::nullopt};
   switch (rule.pattern_case()) {
     case google::api::HttpRule::kGet:
       c.http_method = "GET";
@@ -282,13 +311,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
       if (!ServiceSelected(service, options)) continue;
       for (int i = 0; i < service->method_count(); ++i) {
         const pb::MethodDescriptor* m = service->method(i);
-        // The pool may hold the extension as an unknown field; re-parsing with the generated
-        // MethodOptions (google.api.http registered) reads it either way.
-        pb::MethodOptions opts;
-        if (!opts.ParseFromString(m->options().SerializeAsString()) ||
-            !opts.HasExtension(google::api::http)) {
-          continue;
-        }
+        pb::MethodOptions opts = GeneratedOptions(m);
+        if (!opts.HasExtension(google::api::http)) continue;
         const google::api::HttpRule& rule = opts.GetExtension(google::api::http);
         AddRuleCandidates(m, rule, &candidates);
         for (const google::api::HttpRule& extra : rule.additional_bindings()) {
@@ -304,13 +328,13 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
       }
     }
   }
-  size_t first_config = candidates.size();
   for (size_t i = 0; i < config_routes.size(); ++i) {
     const RouteSpec& spec = config_routes[i];
     const pb::MethodDescriptor* m = schema->FindMethod(spec.grpc_method);
     candidates.push_back(
         {absl::AsciiStrToUpper(spec.http_method), spec.path_template, m, spec.body,
-         spec.response_body, spec.timeout, RouteSource::kConfig, spec.grpc_method,
+         spec.response_body, spec.timeout, RouteSource::kConfig, spec.error_format,
+         spec.ignore_unknown_fields, spec.grpc_method,
          m == nullptr ? absl::StrCat("unknown gRPC method \"", spec.grpc_method, "\"") : ""});
   }
   size_t first_grpc = candidates.size();
@@ -320,7 +344,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
       for (int i = 0; i < service->method_count(); ++i) {
         const pb::MethodDescriptor* m = service->method(i);
         candidates.push_back({"POST", absl::StrCat("/", service->full_name(), "/", m->name()), m,
-                              "*", "", std::nullopt, RouteSource::kGrpc});
+                              "*", "", std::nullopt, RouteSource::kGrpc, std::nullopt,
+                              std::nullopt});
       }
     }
   }

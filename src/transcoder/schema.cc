@@ -29,6 +29,7 @@
 #include "google/rpc/code.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "tipperary/api/v1/http_api.pb.h"
 
 namespace tipperary::transcoder {
 namespace {
@@ -58,6 +59,7 @@ std::vector<const pb::FileDescriptor*> BuiltinFiles() {
       google::rpc::Status::descriptor()->file(),
       google::rpc::Code_descriptor()->file(),
       google::rpc::ErrorInfo::descriptor()->file(),
+      tipperary::api::v1::HttpApiOptions::descriptor()->file(),
   };
 }
 

@@ -1,5 +1,7 @@
 // Errors as JSON: a google.rpc.Status with its details decoded (google.protobuf.Any's JSON
-// mapping), rendered by common::StatusJson like every error tipperary writes.
+// mapping), rendered by common::StatusJson like every error tipperary writes, or, on a route
+// whose error format is OpenAI's, common::OpenAiErrorJson with "param" and "code" read from
+// those details.
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -18,6 +20,7 @@
 #include "codec.h"
 #include "fast_json.h"
 #include "google/api/httpbody.pb.h"
+#include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "internal.h"
 #include "tipperary/common/status_json.h"
@@ -66,6 +69,38 @@ std::string Transcoder::StatusJson(absl::StatusCode code, std::string_view messa
     }
   }
   return common::StatusJson(code, message, details, pretty);
+}
+
+std::string Transcoder::ErrorBody(const Route* route, absl::StatusCode code, int http_status,
+                                  std::string_view message, std::string_view status_details_bin,
+                                  bool pretty) const {
+  if (route == nullptr || route->error_format != ErrorFormat::kOpenAi) {
+    return StatusJson(code, message, status_details_bin, pretty);
+  }
+  // OpenAI's "param" and "code" travel as google.rpc details (the worker's status_details.h).
+  std::string param;
+  std::string reason;
+  google::rpc::Status st;
+  if (!status_details_bin.empty() && status_details_bin.size() < static_cast<size_t>(INT32_MAX) &&
+      st.ParseFromArray(status_details_bin.data(), static_cast<int>(status_details_bin.size()))) {
+    for (const pb::Any& any : st.details()) {
+      google::rpc::BadRequest bad_request;
+      google::rpc::ErrorInfo info;
+      if (param.empty() && any.UnpackTo(&bad_request) && bad_request.field_violations_size() > 0) {
+        param = bad_request.field_violations(0).field();
+      } else if (reason.empty() && any.UnpackTo(&info)) {
+        reason = absl::AsciiStrToLower(info.reason());
+      }
+    }
+  }
+  std::string_view type = "invalid_request_error";
+  if (http_status == 429) {
+    type = "requests";
+    if (reason.empty()) reason = "rate_limit_exceeded";
+  } else if (http_status >= 500) {
+    type = "server_error";
+  }
+  return common::OpenAiErrorJson(message, type, param, reason, pretty);
 }
 
 }  // namespace tipperary::transcoder

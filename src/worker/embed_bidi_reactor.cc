@@ -61,7 +61,7 @@ class EmbedBidiReactor
     if (status.ok()) {
       EmbedOptions options = OptionsOf(request_);
       absl::StatusOr<std::shared_ptr<EmbedTask>> task =
-          core_.MakeTask(*model, TextsOf(request_), options, cancelled_,
+          core_.MakeTask(*model, EmbedInputs::Texts(TextsOf(request_)), options, cancelled_,
                          [this, sequence, model, options](EmbedTask& done) {
                            OnTaskDone(sequence, *model, options, done);
                          });

@@ -44,7 +44,7 @@ class EmbedStreamReactor
                                       std::make_move_iterator(texts.begin() + end));
         size_t index = chunks_.size();
         absl::StatusOr<std::shared_ptr<EmbedTask>> task =
-            core_.MakeTask(*model_, part, options_, cancelled_,
+            core_.MakeTask(*model_, EmbedInputs::Texts(std::move(part)), options_, cancelled_,
                            [this, index](EmbedTask& done) { OnChunkDone(index, done); });
         if (!task.ok()) {
           status = task.status();

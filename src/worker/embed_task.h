@@ -23,23 +23,29 @@ class EmbedTask {
  public:
   using Done = std::function<void(EmbedTask&)>;
 
+  // `special_tokens`: how many of the ids the tokenizer's template added ([CLS], [SEP]).
   EmbedTask(std::vector<std::vector<int32_t>> ids, std::vector<bool> truncated,
-            std::shared_ptr<std::atomic<bool>> cancelled, Done done)
+            std::shared_ptr<std::atomic<bool>> cancelled, Done done, int64_t special_tokens = 0)
       : ids_(std::move(ids)),
         truncated_(std::move(truncated)),
         cancelled_(std::move(cancelled)),
         done_(std::move(done)),
+        special_tokens_(special_tokens),
         remaining_(ids_.size()) {}
 
   const std::vector<std::vector<int32_t>>& ids() const { return ids_; }
   const std::vector<bool>& truncated() const { return truncated_; }
   const std::shared_ptr<std::atomic<bool>>& cancelled() const { return cancelled_; }
   size_t size() const { return ids_.size(); }
+  // Every token the model sees, special tokens included.
   int64_t total_tokens() const {
     int64_t n = 0;
     for (const auto& row : ids_) n += static_cast<int64_t>(row.size());
     return n;
   }
+  // The input's own tokens: total_tokens() less the special tokens the template added, which is
+  // what OpenAI's usage counts (its tokenizers add none), for a text and its token ids alike.
+  int64_t input_tokens() const { return total_tokens() - special_tokens_; }
 
   // Sized by the runtime before submission: size() x dim pooled, unnormalised vectors.
   void Allocate(int dim) {
@@ -66,6 +72,7 @@ class EmbedTask {
   const std::vector<bool> truncated_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
   Done done_;
+  const int64_t special_tokens_;
 
   int dim_ = 0;
   // Rows are written by whichever executor thread ran them; distinct rows never overlap.

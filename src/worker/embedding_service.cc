@@ -14,37 +14,12 @@
 #include "admission.h"
 #include "embed_bidi_reactor.h"
 #include "embed_stream_reactor.h"
+#include "openai_inputs.h"
 #include "rpc_support.h"
+#include "status_details.h"
 #include "unary_embed_reactor.h"
 
 namespace tipperary::worker {
-namespace {
-
-absl::StatusOr<std::vector<std::string>> OpenAiInputs(const google::protobuf::Value& input) {
-  const char* kShape =
-      "input must be a string or an array of strings (token arrays are not supported)";
-  switch (input.kind_case()) {
-    case google::protobuf::Value::kStringValue:
-      return std::vector<std::string>{input.string_value()};
-    case google::protobuf::Value::kListValue: {
-      std::vector<std::string> texts;
-      for (const google::protobuf::Value& item : input.list_value().values()) {
-        if (item.kind_case() != google::protobuf::Value::kStringValue) {
-          return absl::InvalidArgumentError(kShape);
-        }
-        texts.push_back(item.string_value());
-      }
-      if (texts.empty()) return absl::InvalidArgumentError("input must not be an empty array");
-      return texts;
-    }
-    case google::protobuf::Value::KIND_NOT_SET:
-      return absl::InvalidArgumentError("input is required");
-    default:
-      return absl::InvalidArgumentError(kShape);
-  }
-}
-
-}  // namespace
 
 EmbeddingService::EmbeddingService(WorkerCore& core)
     : core_(core),
@@ -56,7 +31,8 @@ grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* c
                                                   const pb::EmbedRequest* request,
                                                   pb::EmbedResponse* response) {
   EmbedOptions options = OptionsOf(*request);
-  return StartUnaryEmbed(core_, context, request->model(), TextsOf(*request), options,
+  return StartUnaryEmbed(core_, context, request->model(), EmbedInputs::Texts(TextsOf(*request)),
+                         options,
                          [response, options](const ModelRuntime& model, const EmbedTask& task) {
                            FillEmbedResponse(model, task, options, 0, response);
                          });
@@ -65,15 +41,20 @@ grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* EmbeddingService::CreateEmbeddings(
     grpc::CallbackServerContext* context, const pb::CreateEmbeddingsRequest* request,
     pb::CreateEmbeddingsResponse* response) {
-  absl::StatusOr<std::vector<std::string>> texts = OpenAiInputs(request->input());
-  absl::Status status = texts.status();
+  absl::StatusOr<EmbedInputs> inputs = OpenAiInputs(request->input());
+  absl::Status status = inputs.status();
   const std::string& format = request->encoding_format();
   if (status.ok() && !format.empty() && format != "float" && format != "base64") {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("encoding_format must be \"float\" or \"base64\", got \"", format, "\""));
+    status =
+        WithField(absl::InvalidArgumentError(absl::StrCat(
+                      "encoding_format must be \"float\" or \"base64\", got \"", format, "\"")),
+                  "encoding_format");
   }
-  if (status.ok() && request->dimensions() < 0) {
-    status = absl::InvalidArgumentError("dimensions must not be negative");
+  // OpenAI: unset = all dimensions; otherwise at least 1 (at most the model's: MakeTask).
+  if (status.ok() && request->has_dimensions() && request->dimensions() < 1) {
+    status = WithField(absl::InvalidArgumentError(absl::StrCat(
+                           "dimensions must be at least 1, got ", request->dimensions())),
+                       "dimensions");
   }
   if (status.ok()) status = Admit(core_, request->model()).status();
   if (!status.ok()) {
@@ -83,10 +64,14 @@ grpc::ServerUnaryReactor* EmbeddingService::CreateEmbeddings(
     return reactor;
   }
   EmbedOptions options;
-  options.dimensions = request->dimensions();
+  if (request->has_dimensions()) {
+    // OpenAI's semantics: the first N dimensions, re-normalised to unit length.
+    options.dimensions = request->dimensions();
+    options.normalize = true;
+  }
   bool base64 = format == "base64";
   return StartUnaryEmbed(
-      core_, context, request->model(), *std::move(texts), options,
+      core_, context, request->model(), *std::move(inputs), options,
       [response, options, base64](const ModelRuntime& model, const EmbedTask& task) {
         response->set_object("list");
         response->set_model(model.name());
@@ -102,7 +87,8 @@ grpc::ServerUnaryReactor* EmbeddingService::CreateEmbeddings(
             for (float v : values) list->add_values()->set_number_value(v);
           }
         }
-        int32_t tokens = static_cast<int32_t>(task.total_tokens());
+        // OpenAI counts the input's tokens; the [CLS]/[SEP] the model also sees are ours.
+        int32_t tokens = static_cast<int32_t>(task.input_tokens());
         response->mutable_usage()->set_prompt_tokens(tokens);
         response->mutable_usage()->set_total_tokens(tokens);
       });

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "encoder_factory.h"
 #include "tipperary/common/log.h"
+#include "tipperary/model/model_card.h"
 
 namespace tipperary::worker {
 namespace {
@@ -32,6 +33,12 @@ ModelRuntime::~ModelRuntime() {
   if (batcher_) batcher_->Stop();
 }
 
+int64_t ModelRuntime::vocabulary_size() const {
+  int64_t size = static_cast<int64_t>(tokenizer_->vocab_size());
+  int table = bundle_->config().vocab_size;
+  return table > 0 ? std::min<int64_t>(size, table) : size;
+}
+
 std::string ModelRuntime::pooling() const {
   return bundle_->config().pooling == model::PoolingMode::kCls ? "cls" : "mean";
 }
@@ -51,6 +58,18 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(
       config, *bundle, std::make_unique<model::Tokenizer>(std::move(*tokenizer)), stats));
   const model::ModelConfig& mc = (*bundle)->config();
+  std::vector<std::string> aliases = config.aliases;
+  if (config.huggingface_aliases) {
+    if (std::optional<std::string> id = model::HuggingFaceId(config.path)) {
+      aliases.push_back(*id);
+      aliases.emplace_back(model::ShortName(*id));
+    }
+  }
+  for (std::string& alias : aliases) {
+    bool repeated = alias == config.name;
+    for (const std::string& kept : rt->aliases_) repeated = repeated || kept == alias;
+    if (!repeated) rt->aliases_.push_back(std::move(alias));
+  }
   rt->max_seq_length_ = mc.max_seq_length;
   if (config.max_seq_length != 0) {
     if (static_cast<int>(config.max_seq_length) > mc.max_seq_length) {

@@ -34,6 +34,12 @@ class ModelRuntime {
   ~ModelRuntime();
 
   const std::string& name() const { return config_.name; }
+  // The other names it answers to: the configured aliases, then its Hugging Face id and short
+  // name (model_card.h) unless config huggingface_aliases is false; none repeats the name.
+  const std::vector<std::string>& aliases() const { return aliases_; }
+  // Token ids the model takes: [0, vocabulary_size()), the smaller of the tokenizer's
+  // vocabulary and the model's embedding table.
+  int64_t vocabulary_size() const;
   const config::WorkerModelConfig& config() const { return config_; }
   const model::ModelConfig& model_config() const { return bundle_->config(); }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -67,6 +73,7 @@ class ModelRuntime {
   void ReleaseEncoder(model::Encoder* encoder);
 
   const config::WorkerModelConfig config_;
+  std::vector<std::string> aliases_;
   std::shared_ptr<const model::ModelBundle> bundle_;
   std::unique_ptr<model::Tokenizer> tokenizer_;
   int max_seq_length_ = 0;

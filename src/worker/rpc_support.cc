@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "google/protobuf/util/time_util.h"
+#include "status_details.h"
 
 namespace tipperary::worker {
 
@@ -12,7 +13,8 @@ using google::protobuf::util::TimeUtil;
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
+                      SerializedDetails(status));
 }
 
 EmbedOptions OptionsOf(const pb::EmbedRequest& request) {
@@ -57,6 +59,7 @@ void FillModel(const ModelRuntime& model, uint32_t created, pb::Model* out) {
   out->set_dtype(model.dtype());
   out->set_pooling(model.pooling());
   out->set_normalize(model.normalize());
+  for (const std::string& alias : model.aliases()) out->add_aliases(alias);
 }
 
 std::string Base64Floats(const std::vector<float>& values) {

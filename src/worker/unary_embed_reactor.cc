@@ -28,15 +28,15 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
 
   // Touches nothing of `this` after a successful submission: the batcher may finish the call
   // (and OnDone delete the reactor) before Submit even returns.
-  void Start(const std::string& requested_model, std::vector<std::string> texts,
-             EmbedOptions options, Fill fill) {
+  void Start(const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
+             Fill fill) {
     absl::StatusOr<ModelRuntime*> admitted = Admit(core_, requested_model);
     absl::Status status = admitted.status();
     ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
     std::shared_ptr<EmbedTask> task;
     if (status.ok()) {
       absl::StatusOr<std::shared_ptr<EmbedTask>> made =
-          core_.MakeTask(*model, texts, options, cancelled_, [this, model, fill](EmbedTask& done) {
+          core_.MakeTask(*model, inputs, options, cancelled_, [this, model, fill](EmbedTask& done) {
             absl::Status result = done.status();
             if (result.ok()) fill(*model, done);
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
@@ -63,11 +63,10 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
 }  // namespace
 
 grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
-                                          const std::string& requested_model,
-                                          std::vector<std::string> texts, EmbedOptions options,
-                                          FillResponse fill) {
+                                          const std::string& requested_model, EmbedInputs inputs,
+                                          EmbedOptions options, FillResponse fill) {
   auto* reactor = new UnaryEmbedReactor(core, context);
-  reactor->Start(requested_model, std::move(texts), options, std::move(fill));
+  reactor->Start(requested_model, inputs, options, std::move(fill));
   return reactor;
 }
 

@@ -1,9 +1,13 @@
 #include "worker_core.h"
 
 #include <cmath>
+#include <span>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "status_details.h"
+#include "tipperary/common/log.h"
 
 namespace tipperary::worker {
 
@@ -18,6 +22,26 @@ void WorkerCore::PublishModels(std::vector<std::unique_ptr<ModelRuntime>> models
     std::string name = model->name();
     models_[name] = std::move(model);
   }
+  // Names first, so that no alias can take a model's name; then the aliases, the first claim
+  // winning (the loader refuses clashes between configured ones; a Hugging Face id two models
+  // share is nobody's).
+  for (const auto& [name, model] : models_) names_[name] = model.get();
+  std::map<std::string, int> claims;
+  for (const auto& [name, model] : models_) {
+    for (const std::string& alias : model->aliases()) ++claims[alias];
+  }
+  for (const auto& [name, model] : models_) {
+    for (const std::string& alias : model->aliases()) {
+      if (claims[alias] > 1 || !names_.emplace(alias, model.get()).second) {
+        TIPPERARY_LOG(kWarn, "model alias dropped: another model has that name or alias",
+                      {{"model", name}, {"alias", alias}});
+      }
+    }
+  }
+  for (const auto& [name, model] : names_) {
+    auto [it, inserted] = folded_names_.emplace(absl::AsciiStrToLower(name), model);
+    if (!inserted && it->second != model) it->second = nullptr;
+  }
   loaded_.store(true, std::memory_order_release);
 }
 
@@ -29,43 +53,79 @@ absl::Status WorkerCore::Admission() const {
 
 absl::StatusOr<ModelRuntime*> WorkerCore::FindModel(const std::string& name) const {
   if (!loaded()) return absl::UnavailableError("the worker is loading its models");
-  auto it = models_.find(name.empty() ? default_model_ : name);
-  if (it != models_.end()) return it->second.get();
+  auto it = names_.find(name.empty() ? default_model_ : name);
+  if (it != names_.end()) return it->second;
+  auto folded = folded_names_.find(absl::AsciiStrToLower(name));
+  if (folded != folded_names_.end() && folded->second != nullptr) return folded->second;
   std::vector<std::string> names;
   for (const auto& [known, model] : models_) names.push_back(known);
-  return absl::NotFoundError(
-      absl::StrCat("model \"", name, "\" not found (models: ", absl::StrJoin(names, ", "), ")"));
+  return WithReason(absl::NotFoundError(absl::StrCat("model \"", name, "\" not found (models: ",
+                                                     absl::StrJoin(names, ", "), ")")),
+                    "MODEL_NOT_FOUND");
 }
 
 absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
-    const ModelRuntime& model, const std::vector<std::string>& texts, const EmbedOptions& options,
+    const ModelRuntime& model, const EmbedInputs& inputs, const EmbedOptions& options,
     std::shared_ptr<std::atomic<bool>> cancelled, EmbedTask::Done done) const {
-  if (texts.empty()) return absl::InvalidArgumentError("no input texts");
-  if (texts.size() > config_.max_inputs) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(texts.size(), " input texts, more than the ", config_.max_inputs, " allowed"));
+  const size_t count = inputs.size();
+  if (count == 0) return WithField(absl::InvalidArgumentError("no input texts"), "input");
+  if (count > config_.max_inputs) {
+    return WithField(absl::InvalidArgumentError(absl::StrCat(count, " input texts, more than the ",
+                                                             config_.max_inputs, " allowed")),
+                     "input");
   }
   if (options.dimensions < 0 || options.dimensions > model.dim()) {
-    return absl::InvalidArgumentError(absl::StrCat("dimensions must be between 1 and ", model.dim(),
-                                                   " (0 = all), got ", options.dimensions));
+    return WithField(
+        absl::InvalidArgumentError(absl::StrCat("dimensions must be between 1 and ", model.dim(),
+                                                " (0 = all), got ", options.dimensions)),
+        "dimensions");
   }
+  // The model's embedding table bounds the ids it can take, whatever the tokenizer's size.
+  const int64_t vocabulary = model.vocabulary_size();
   std::vector<std::vector<int32_t>> ids;
   std::vector<bool> truncated;
-  ids.reserve(texts.size());
-  truncated.reserve(texts.size());
+  int64_t special_tokens = 0;
+  ids.reserve(count);
+  truncated.reserve(count);
   const size_t max_length = static_cast<size_t>(model.max_seq_length());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    model::Tokenizer::Encoding encoding = model.tokenizer().Encode(texts[i], max_length, true);
-    if (encoding.truncated && !options.truncate) {
-      return absl::InvalidArgumentError(absl::StrCat("input ", i,
-                                                     " is longer than the model's max_seq_length (",
-                                                     max_length, " tokens) and truncate is false"));
+  for (size_t i = 0; i < count; ++i) {
+    model::Tokenizer::Encoding encoding;
+    if (inputs.tokenized) {
+      std::span<const int32_t> row = inputs.token_ids[i];
+      // Ids as Hugging Face tokenizers (and /v1/tokenize) return them, with [CLS] ... [SEP]
+      // already there, as TEI and vLLM take them: not wrapped twice.
+      size_t first = 0;  // Of row in the request's ids, for the errors.
+      if (row.size() >= 2 && row.front() == model.tokenizer().cls_id() &&
+          row.back() == model.tokenizer().sep_id()) {
+        row = row.subspan(1, row.size() - 2);
+        first = 1;
+      }
+      for (size_t j = 0; j < row.size(); ++j) {
+        if (row[j] < 0 || row[j] >= vocabulary) {
+          return WithField(
+              absl::InvalidArgumentError(absl::StrCat(
+                  "input[", i, "][", first + j, "]: token id ", row[j],
+                  " is outside the vocabulary of ", model.name(), " (ids 0 to ", vocabulary - 1,
+                  "); token ids must be the served model's own, not another tokenizer's")),
+              "input");
+        }
+      }
+      encoding = model.tokenizer().PostProcess(row, max_length);
+    } else {
+      encoding = model.tokenizer().Encode(inputs.texts[i], max_length, true);
     }
+    if (encoding.truncated && !options.truncate) {
+      return WithField(absl::InvalidArgumentError(
+                           absl::StrCat("input ", i, " is longer than the model's max_seq_length (",
+                                        max_length, " tokens) and truncate is false")),
+                       "input");
+    }
+    special_tokens += static_cast<int64_t>(encoding.special_tokens);
     truncated.push_back(encoding.truncated);
     ids.push_back(std::move(encoding.ids));
   }
   return std::make_shared<EmbedTask>(std::move(ids), std::move(truncated), std::move(cancelled),
-                                     std::move(done));
+                                     std::move(done), special_tokens);
 }
 
 std::vector<float> WorkerCore::FinalVector(const ModelRuntime& model, const EmbedTask& task,

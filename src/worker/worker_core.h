@@ -30,6 +30,20 @@ struct EmbedOptions {
   int dimensions = 0;             // 0 = all.
 };
 
+// What one request embeds: texts, or (OpenAI's pre-tokenised input) token ids of the model's
+// own vocabulary without special tokens, one list per input.
+struct EmbedInputs {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> token_ids;
+  bool tokenized = false;  // token_ids, not texts.
+
+  static EmbedInputs Texts(std::vector<std::string> texts) { return {std::move(texts), {}, false}; }
+  static EmbedInputs TokenIds(std::vector<std::vector<int32_t>> ids) {
+    return {{}, std::move(ids), true};
+  }
+  size_t size() const { return tokenized ? token_ids.size() : texts.size(); }
+};
+
 class WorkerCore {
  public:
   explicit WorkerCore(config::WorkerConfig config);
@@ -50,15 +64,18 @@ class WorkerCore {
 
   // UNAVAILABLE while models load or once draining, else OK.
   absl::Status Admission() const;
-  // Empty name = the default model; unknown: NOT_FOUND naming the known ones; UNAVAILABLE
-  // before the models are loaded.
+  // Empty name = the default model; else a model's name or alias, exactly, or else
+  // case-insensitively (when that names one model only); unknown: NOT_FOUND (reason
+  // MODEL_NOT_FOUND) naming the known ones; UNAVAILABLE before the models are loaded.
   absl::StatusOr<ModelRuntime*> FindModel(const std::string& name) const;
 
-  // Checks and tokenises `texts` for `model`: INVALID_ARGUMENT for no texts, too many, an
-  // out-of-range `dimensions` or (with truncate false) a text longer than max_seq_length.
-  // The task's `done` is `done`; `cancelled` is shared by every task of one call.
+  // Checks and tokenises `inputs` for `model`: INVALID_ARGUMENT for no inputs, too many, an
+  // out-of-range `dimensions`, a token id outside the model's vocabulary or (with truncate
+  // false) an input longer than max_seq_length. Token ids get the texts' [CLS]/[SEP] (unless
+  // they already start with [CLS] and end with [SEP]) and truncation. The task's `done` is `done`;
+  // `cancelled` is shared by every task of one call.
   absl::StatusOr<std::shared_ptr<EmbedTask>> MakeTask(const ModelRuntime& model,
-                                                      const std::vector<std::string>& texts,
+                                                      const EmbedInputs& inputs,
                                                       const EmbedOptions& options,
                                                       std::shared_ptr<std::atomic<bool>> cancelled,
                                                       EmbedTask::Done done) const;
@@ -76,6 +93,10 @@ class WorkerCore {
   metrics::Registry registry_;
   const WorkerStats stats_;
   std::map<std::string, std::unique_ptr<ModelRuntime>> models_;
+  // Names and aliases -> model, exactly; lower-cased -> model, or null where two models fold to
+  // the same text. Built once by PublishModels.
+  std::map<std::string, ModelRuntime*> names_;
+  std::map<std::string, ModelRuntime*> folded_names_;
   std::string default_model_;
   std::atomic<bool> loaded_{false};
   std::atomic<bool> draining_{false};

@@ -198,6 +198,8 @@ routes:
     body: "*"
     response_body: result.items
     timeout: 750ms
+    error_format: openai
+    ignore_unknown_fields: true
   - method: PURGE
     path: /cache
     grpc_method: other.Cache/Purge
@@ -260,6 +262,10 @@ TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
   EXPECT_EQ(config.routes[0].timeout, milliseconds(750));
   EXPECT_EQ(config.routes[1].method, "PURGE");
   EXPECT_FALSE(config.routes[1].timeout.has_value());
+  EXPECT_EQ(config.routes[0].error_format, "openai");
+  EXPECT_EQ(config.routes[0].ignore_unknown_fields, std::optional<bool>(true));
+  EXPECT_EQ(config.routes[1].error_format, "");  // The method's option decides.
+  EXPECT_FALSE(config.routes[1].ignore_unknown_fields.has_value());
   EXPECT_TRUE(config.transcoding.enums_as_ints);
   EXPECT_FALSE(config.transcoding.annotations);
   EXPECT_TRUE(config.transcoding.strict);
@@ -440,7 +446,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(
                 kMinimal, "routes:\n  - {method: GET, path: /a, grpc_method: a.B/C, verb: x}\n")),
             "7:49: unknown key \"verb\" in routes[0] (known: method, path, grpc_method, body, "
-            "response_body, timeout)");
+            "response_body, timeout, error_format, ignore_unknown_fields)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {enum_as_ints: true}\n")),
             "6:15: unknown key \"enum_as_ints\" in transcoding (known: preserve_proto_field_names, "
             "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "
@@ -845,6 +851,10 @@ TEST_F(ProxyConfigLoaderTest, ErrorRoutes) {
             "7:64: routes[0].response_body: bad response_body \"*\" (use \"\" or a field name)");
   EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, timeout: 0s")),
             "7:58: routes[0].timeout: 0s is out of range (must be > 0)");
+  EXPECT_THAT(Error(route("method: GET, path: /a, grpc_method: a.B/C, error_format: json")),
+              HasSubstr("routes[0].error_format"));
+  EXPECT_THAT(Error(route("method: GET, path: /a, grpc_method: a.B/C, ignore_unknown_fields: 1")),
+              HasSubstr("routes[0].ignore_unknown_fields"));
   EXPECT_EQ(Error(route("path: /a, grpc_method: a.B/C")),
             "7:5: routes[0]: missing required key \"method\"");
   EXPECT_EQ(Error(absl::StrCat(kMinimal,

@@ -38,6 +38,8 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.instances, 1u);
   EXPECT_EQ(m.threads, 0u);
   EXPECT_TRUE(m.is_default);  // The only model is the default.
+  EXPECT_TRUE(m.aliases.empty());
+  EXPECT_TRUE(m.huggingface_aliases);
   EXPECT_EQ(config->batching.max_batch_size, 32u);
   EXPECT_EQ(config->batching.max_batch_tokens, 16384u);
   EXPECT_EQ(config->batching.max_queue_delay, std::chrono::milliseconds(2));
@@ -57,6 +59,8 @@ models:
   - name: a
     path: /models/a
   - name: b.v2
+    aliases: [b, acme/B-v2]
+    huggingface_aliases: false
     path: /models/b
     backend: cpu
     dtype: bfloat16
@@ -82,6 +86,8 @@ logging: {level: debug}
   EXPECT_EQ(config->models[1].max_seq_length, 128u);
   EXPECT_EQ(config->models[1].instances, 2u);
   EXPECT_EQ(config->models[1].threads, 3u);
+  EXPECT_EQ(config->models[1].aliases, (std::vector<std::string>{"b", "acme/B-v2"}));
+  EXPECT_FALSE(config->models[1].huggingface_aliases);
   EXPECT_EQ(config->batching.max_batch_size, 8u);
   EXPECT_EQ(config->batching.max_batch_tokens, 1024u);
   EXPECT_EQ(config->batching.max_queue_delay, std::chrono::milliseconds(5));
@@ -130,6 +136,28 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("did you mean \"drain\""));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, max_seq_length: 1}]\n"),
               HasSubstr("max_seq_length"));
+}
+
+TEST(WorkerConfigTest, AliasesMustBeWellFormedAndUnambiguous) {
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: ['a b']}\n"),
+              HasSubstr("worker.yaml:2:34: models[0].aliases[0]: bad alias \"a b\""));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: ['a/b/c']}\n"),
+              HasSubstr("bad alias \"a/b/c\""));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: ['']}\n"),
+              HasSubstr("models[0].aliases[0]"));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: x}\n"),
+              HasSubstr("models[0].aliases"));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, huggingface_aliases: maybe}\n"),
+              HasSubstr("models[0].huggingface_aliases"));
+  // Names and aliases match case-insensitively, so none may fold onto another model's.
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p}\n  - {name: n, path: q, aliases: [M]}\n"),
+              HasSubstr("worker.yaml:3:5: models[1]: alias \"M\" of model \"n\" is also a name or "
+                        "alias of model \"m\""));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: [x]}\n"
+                      "  - {name: n, path: q, aliases: [X]}\n"),
+              HasSubstr("is also a name or alias of model \"m\""));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, aliases: [x, x]}\n"),
+              HasSubstr("repeats its name or another of its aliases"));
 }
 
 TEST(WorkerConfigTest, ModelPathOverride) {

@@ -59,7 +59,8 @@ void ProxyRoundTrip(const std::string& yaml, const std::string& source) {
   // As proxy::BuildRouting: the config's routes over the schema's annotations.
   std::vector<tipperary::transcoder::RouteSpec> specs;
   for (const RouteConfig& r : config->routes) {
-    specs.push_back({r.method, r.path, r.grpc_method, r.body, r.response_body, r.timeout});
+    specs.push_back({r.method, r.path, r.grpc_method, r.body, r.response_body, r.timeout,
+                     std::nullopt, r.ignore_unknown_fields});
   }
   tipperary::transcoder::RouteTableOptions options;
   options.annotations = config->transcoding.annotations;

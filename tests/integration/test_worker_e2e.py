@@ -162,7 +162,8 @@ def test_openai_sdk_base64_and_float(stack):
     assert default.object == "list" and floats.object == "list"
     assert default.model == MODEL
     assert [d.index for d in default.data] == [0, 1]
-    assert default.usage.prompt_tokens == 6 and default.usage.total_tokens == 6
+    # OpenAI's count: the inputs' own tokens, not the [CLS]/[SEP] the model also sees.
+    assert default.usage.prompt_tokens == 2 and default.usage.total_tokens == 2
     for a, b in zip(default.data, floats.data):
         assert a.object == "embedding"
         assert len(a.embedding) == 384 and len(b.embedding) == 384

@@ -431,6 +431,15 @@ def test_prestop_hook_drains_the_real_proxy(proxy_bin, tmp_path):
     try:
         result = subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh", "-c", script],
                                 capture_output=True, text=True, timeout=60)
+        if "cannot change root filesystem propagation" in result.stderr:
+            # A chroot whose / is not a mount point (fresh-debian's): unshare cannot make every
+            # mount private. Keep the propagation and make only /proc private, then mount the
+            # namespace's own /proc over it, so nothing leaks to the parent.
+            result = subprocess.run(
+                ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation",
+                 "unchanged", "/bin/sh", "-c",
+                 "mount --make-private /proc && mount -t proc proc /proc && " + script],
+                capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         pytest.fail("unshare (util-linux) not found: it gives the hook a PID namespace of its own",
                     pytrace=False)

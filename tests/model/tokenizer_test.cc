@@ -160,6 +160,24 @@ TEST_F(TokenizerTest, HelloWorld) {
   EXPECT_EQ(Ids("HELLO   world!"), Ids("hello world !"));
 }
 
+TEST_F(TokenizerTest, PostProcessWrapsAndTruncatesIdsAsEncodeDoes) {
+  const std::vector<int32_t> body = {7592, 1010, 2088, 999};
+  Tokenizer::Encoding enc = tok().PostProcess(body, 256);
+  EXPECT_EQ(enc.ids, Ids("Hello, world!"));
+  EXPECT_FALSE(enc.truncated);
+  EXPECT_EQ(enc.special_tokens, 2u);
+  // max_length counts [CLS]/[SEP]: 4 leaves room for two ids, as it would for the text.
+  enc = tok().PostProcess(body, 4);
+  Tokenizer::Encoding text = tok().Encode("Hello, world!", 4);
+  EXPECT_EQ(enc.ids, text.ids);
+  EXPECT_EQ(enc.ids, (std::vector<int32_t>{101, 7592, 1010, 102}));
+  EXPECT_TRUE(enc.truncated && text.truncated);
+  EXPECT_EQ(text.special_tokens, 2u);
+  enc = tok().PostProcess(body, 0, /*add_special_tokens=*/false);
+  EXPECT_EQ(enc.ids, body);
+  EXPECT_EQ(enc.special_tokens, 0u);
+}
+
 TEST_F(TokenizerTest, LowercasesAndStripsAccents) {
   EXPECT_EQ(Tokens("Café NAÏVE"), Tokens("cafe naive"));
   // Decomposed (e + combining acute) and precomposed forms agree.

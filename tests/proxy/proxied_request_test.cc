@@ -507,6 +507,68 @@ TEST_F(ProxiedRequestTest, ErrorDetailsAreRenderedAndRetryInfoSetsRetryAfter) {
   EXPECT_THAT(http->body(), HasSubstr("type.googleapis.com/google.rpc.RetryInfo"));
 }
 
+// A route that imitates OpenAI's API (here by config; tipperary-worker's schema says it with
+// the tipperary.api.v1.http_api method option): every error is OpenAI's error object, with the
+// route's own unknown-field handling; other routes keep google.rpc.Status.
+TEST_F(ProxiedRequestTest, OpenAiRoutesAnswerOpenAiErrors) {
+  config::RouteConfig route;
+  route.method = "POST";
+  route.path = "/v1/openai-echo";
+  route.grpc_method = "tipperary.testing.v1.TestService/Echo";
+  route.body = "*";
+  route.error_format = "openai";
+  route.ignore_unknown_fields = true;
+  env_.config_.routes.push_back(route);
+  env_.SetSchema();
+
+  // Unknown fields reach no 400 on this route...
+  auto http = Start(Request(http::verb::post, "/v1/openai-echo", R"({"fString":"a","future":1})"));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  google::rpc::Status details;
+  google::rpc::ErrorInfo info;
+  info.set_reason("MODEL_NOT_FOUND");
+  details.add_details()->PackFrom(info);
+  google::rpc::BadRequest bad_request;
+  bad_request.add_field_violations()->set_field("model");
+  details.add_details()->PackFrom(bad_request);
+  upstream::GrpcResult r = Status(absl::StatusCode::kNotFound, "no model \"x\"");
+  r.status_details = details.SerializeAsString();
+  env_.upstream_.Answer(0, {}, r);
+  EXPECT_EQ(http->status(), 404u);
+  EXPECT_EQ(http->header("Content-Type"), "application/json");
+  EXPECT_EQ(http->body(), R"({"error":{"message":"no model \"x\"","type":"invalid_request_error",)"
+                          R"("param":"model","code":"model_not_found"}})");
+
+  // ...the proxy's own errors on it are OpenAI's too...
+  http = Start(Request(http::verb::post, "/v1/openai-echo", "{not json"));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_THAT(http->body(), HasSubstr(R"({"error":{"message":"invalid JSON body)"));
+  EXPECT_THAT(http->body(),
+              HasSubstr(R"("type":"invalid_request_error","param":null,"code":null}})"));
+  http = Start(Request(http::verb::post, "/v1/openai-echo", "{}", {{"Content-Type", "text/csv"}}));
+  EXPECT_EQ(http->status(), 415u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("type":"invalid_request_error")"));
+
+  // ...with OpenAI's types for 429 and 5xx (and Retry-After as everywhere).
+  http = Start(Request(http::verb::post, "/v1/openai-echo", "{}"));
+  env_.upstream_.Answer(env_.upstream_.size() - 1, {},
+                        Status(absl::StatusCode::kResourceExhausted, "queue full"));
+  EXPECT_EQ(http->status(), 429u);
+  EXPECT_EQ(http->header("Retry-After"), "1");
+  EXPECT_EQ(http->body(), R"({"error":{"message":"queue full","type":"requests","param":null,)"
+                          R"("code":"rate_limit_exceeded"}})");
+  http = Start(Request(http::verb::post, "/v1/openai-echo", "{}"));
+  env_.upstream_.Answer(env_.upstream_.size() - 1, {},
+                        Status(absl::StatusCode::kUnavailable, "draining"));
+  EXPECT_EQ(http->status(), 503u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("type":"server_error")"));
+
+  // The annotated route to the same method keeps google.rpc.Status and strict fields.
+  http = Start(Request(http::verb::post, "/v1/echo", R"({"future":1})"));
+  EXPECT_EQ(http->status(), 400u);
+  EXPECT_THAT(http->body(), HasSubstr(R"({"code":3,"message":)"));
+}
+
 TEST_F(ProxiedRequestTest, RetryAfterMetadataAndTrailersOnErrors) {
   auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
   upstream::GrpcResult r = Status(absl::StatusCode::kUnavailable, "restarting");

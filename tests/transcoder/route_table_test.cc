@@ -139,10 +139,14 @@ TEST(RouteTable, ServiceFiltersAndAnnotationsOff) {
 
 TEST(RouteTable, PrecedenceLiteralBeatsWildcard) {
   std::vector<RouteSpec> specs = {
-      {"GET", "/x/{name}", "tipperary.testing.v1.TestService/GetThing", "", "", std::nullopt},
-      {"GET", "/x/special", "tipperary.testing.v1.TestService/Lock", "", "", std::nullopt},
-      {"GET", "/x/{path=**}", "tipperary.testing.v1.TestService/GetFile", "", "", std::nullopt},
-      {"GET", "/x/{name}:go", "tipperary.testing.v1.TestService/RunThing", "", "", std::nullopt},
+      {"GET", "/x/{name}", "tipperary.testing.v1.TestService/GetThing", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/special", "tipperary.testing.v1.TestService/Lock", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/{path=**}", "tipperary.testing.v1.TestService/GetFile", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
+      {"GET", "/x/{name}:go", "tipperary.testing.v1.TestService/RunThing", "", "", std::nullopt,
+       std::nullopt, std::nullopt},
   };
   RouteTableOptions options;
   options.annotations = false;
@@ -159,9 +163,10 @@ TEST(RouteTable, PrecedenceLiteralBeatsWildcard) {
 TEST(RouteTable, ConfigRoutesOverrideAndAdd) {
   std::vector<RouteSpec> specs = {
       {"get", "/v1/unannotated/{f_string}", "tipperary.testing.v1.TestService/Unannotated", "",
-       "f_nested", std::chrono::milliseconds(1500)},
+       "f_nested", std::chrono::milliseconds(1500), std::nullopt, std::nullopt},
       // Same method and shape as Echo's POST /v1/echo annotation: replaces it.
-      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt},
+      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt,
+       std::nullopt, std::nullopt},
   };
   auto t = RouteTable::Build(TestSchema(), specs, RouteTableOptions{});
   ASSERT_TRUE(t.ok()) << t.status();
@@ -191,26 +196,29 @@ TEST(RouteTable, BadConfigRoutesAreSkippedWithTheirReason) {
     RouteSpec spec;
     std::string error;
   } cases[] = {
-      {{"GET", "/x", "tipperary.testing.v1.TestService/Nope", "", "", {}}, "unknown gRPC method"},
-      {{"GET", "/x", "no.Such/Method", "", "", {}}, "unknown gRPC method"},
-      {{"GET", "x", svc + "Echo", "", "", {}}, "invalid path template"},
-      {{"GET", "/x/{nope}", svc + "Echo", "", "", {}}, "has no field \"nope\""},
-      {{"GET", "/x/{m_string_int64}", svc + "Echo", "", "", {}}, "map field"},
-      {{"GET", "/x/{r_nested}", svc + "Echo", "", "", {}}, "must name a scalar"},
-      {{"GET", "/x/{f_nested}", svc + "Echo", "", "", {}}, "must name a scalar"},
-      {{"GET", "/x/{r_nested.name}", svc + "Echo", "", "", {}}, "is a repeated message"},
-      {{"GET", "/x/{f_string.x}", svc + "Echo", "", "", {}}, "is not a message"},
-      {{"POST", "/x", svc + "Echo", "nope", "", {}}, "body \"nope\""},
-      {{"POST", "/x", svc + "Echo", "r_nested.name", "", {}}, "not a singular message field"},
-      {{"POST", "/x", svc + "Echo", "*", "nope", {}}, "response_body \"nope\""},
-      {{"POST", "/x", svc + "Echo", "*", "f_nested.nope", {}}, "response_body \"f_nested.nope\""},
-      {{"BAD METHOD", "/x", svc + "Echo", "", "", {}}, "invalid HTTP method"},
+      {{"GET", "/x", "tipperary.testing.v1.TestService/Nope", "", "", {}, {}, {}},
+       "unknown gRPC method"},
+      {{"GET", "/x", "no.Such/Method", "", "", {}, {}, {}}, "unknown gRPC method"},
+      {{"GET", "x", svc + "Echo", "", "", {}, {}, {}}, "invalid path template"},
+      {{"GET", "/x/{nope}", svc + "Echo", "", "", {}, {}, {}}, "has no field \"nope\""},
+      {{"GET", "/x/{m_string_int64}", svc + "Echo", "", "", {}, {}, {}}, "map field"},
+      {{"GET", "/x/{r_nested}", svc + "Echo", "", "", {}, {}, {}}, "must name a scalar"},
+      {{"GET", "/x/{f_nested}", svc + "Echo", "", "", {}, {}, {}}, "must name a scalar"},
+      {{"GET", "/x/{r_nested.name}", svc + "Echo", "", "", {}, {}, {}}, "is a repeated message"},
+      {{"GET", "/x/{f_string.x}", svc + "Echo", "", "", {}, {}, {}}, "is not a message"},
+      {{"POST", "/x", svc + "Echo", "nope", "", {}, {}, {}}, "body \"nope\""},
+      {{"POST", "/x", svc + "Echo", "r_nested.name", "", {}, {}, {}},
+       "not a singular message field"},
+      {{"POST", "/x", svc + "Echo", "*", "nope", {}, {}, {}}, "response_body \"nope\""},
+      {{"POST", "/x", svc + "Echo", "*", "f_nested.nope", {}, {}, {}},
+       "response_body \"f_nested.nope\""},
+      {{"BAD METHOD", "/x", svc + "Echo", "", "", {}, {}, {}}, "invalid HTTP method"},
   };
   RouteTableOptions options;
   options.annotations = false;
   for (const Case& c : cases) {
     // The bad route is skipped and the good one beside it is served.
-    std::vector<RouteSpec> specs = {c.spec, {"GET", "/good", svc + "Echo", "", "", {}}};
+    std::vector<RouteSpec> specs = {c.spec, {"GET", "/good", svc + "Echo", "", "", {}, {}, {}}};
     auto t = RouteTable::Build(TestSchema(), specs, options);
     ASSERT_TRUE(t.ok()) << t.status();
     EXPECT_EQ(MethodOf((*t)->Match("GET", "/good")), "Echo");
@@ -242,8 +250,8 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   RouteTableOptions options;
   options.annotations = false;
   auto t = RouteTable::Build(TestSchema(),
-                             {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                              {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}}},
+                             {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+                              {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}, {}, {}}},
                              options);
   ASSERT_TRUE(t.ok()) << t.status();
   auto m = (*t)->Match("GET", "/y/abc");
@@ -267,11 +275,12 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
                 svc + "Unannotated\",\"rule\":\"GET /y/{f_bytes}\",\"source\":\"config\"}"));
 
   // Three in a row: each loser names the final winner.
-  t = RouteTable::Build(TestSchema(),
-                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                         {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}},
-                         {"GET", "/y/{camel_case_name}", parity + "EchoParity", "", "", {}}},
-                        options);
+  t = RouteTable::Build(
+      TestSchema(),
+      {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+       {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}, {}, {}},
+       {"GET", "/y/{camel_case_name}", parity + "EchoParity", "", "", {}, {}, {}}},
+      options);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(MethodOf((*t)->Match("GET", "/y/abc")), "EchoParity");
   ASSERT_EQ((*t)->issues().size(), 2u);
@@ -280,8 +289,8 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
 
   // A repeated identical rule is no conflict.
   t = RouteTable::Build(TestSchema(),
-                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                         {"GET", "/y/{f_string}", svc + "Echo", "", "", {}}},
+                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+                         {"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}}},
                         options);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_TRUE((*t)->issues().empty());
@@ -289,8 +298,8 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   // grpc-gateway v1's default mux: the first registered wins.
   options.first_wins = true;
   t = RouteTable::Build(TestSchema(),
-                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                         {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}}},
+                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+                         {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}, {}, {}}},
                         options);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(MethodOf((*t)->Match("GET", "/y/abc")), "Echo");
@@ -300,10 +309,11 @@ TEST(RouteTable, SameShapeTheLaterRuleWinsAndTheEarlierIsShadowed) {
   options.first_wins = false;
 
   options.strict = true;
-  auto refused = RouteTable::Build(TestSchema(),
-                                   {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}},
-                                    {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}}},
-                                   options);
+  auto refused =
+      RouteTable::Build(TestSchema(),
+                        {{"GET", "/y/{f_string}", svc + "Echo", "", "", {}, {}, {}},
+                         {"GET", "/y/{f_bytes}", svc + "Unannotated", "", "", {}, {}, {}}},
+                        options);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("shadowed by"));
 }
@@ -357,7 +367,14 @@ TEST(RouteTable, AnnotationsOfTheParityService) {
 
 TEST(RouteTable, ConfigOverrideIsShadowingButNoProblem) {
   std::vector<RouteSpec> specs = {
-      {"POST", "/v1/echo", "tipperary.testing.v1.TestService/Unannotated", "*", "", std::nullopt},
+      {"POST",
+       "/v1/echo",
+       "tipperary.testing.v1.TestService/Unannotated",
+       "*",
+       "",
+       std::nullopt,
+       {},
+       {}},
   };
   RouteTableOptions options;
   options.strict = false;

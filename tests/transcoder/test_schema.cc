@@ -6,20 +6,23 @@
 
 namespace tipperary::transcoder::testing {
 
+std::shared_ptr<const Schema> SchemaFromDescriptorSet(const std::string& path) {
+  auto set = ReadDescriptorSetFile(path);
+  if (!set.ok()) {
+    ADD_FAILURE() << set.status();
+    std::abort();
+  }
+  auto s = Schema::Create({*set});
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    std::abort();
+  }
+  return *s;
+}
+
 std::shared_ptr<const Schema> TestSchema() {
-  static const std::shared_ptr<const Schema> schema = [] {
-    auto set = ReadDescriptorSetFile(TIPPERARY_TEST_DESCRIPTOR_SET);
-    if (!set.ok()) {
-      ADD_FAILURE() << set.status();
-      std::abort();
-    }
-    auto s = Schema::Create({*set});
-    if (!s.ok()) {
-      ADD_FAILURE() << s.status();
-      std::abort();
-    }
-    return *s;
-  }();
+  static const std::shared_ptr<const Schema> schema =
+      SchemaFromDescriptorSet(TIPPERARY_TEST_DESCRIPTOR_SET);
   return schema;
 }
 

@@ -10,6 +10,9 @@
 
 namespace tipperary::transcoder::testing {
 
+// The schema of a descriptor-set file, or an aborted test.
+std::shared_ptr<const Schema> SchemaFromDescriptorSet(const std::string& path);
+
 // The schema from ${CMAKE_BINARY_DIR}/proto/test_service.pb (as an operator provides it).
 std::shared_ptr<const Schema> TestSchema();
 

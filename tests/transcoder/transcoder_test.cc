@@ -301,8 +301,8 @@ TEST_F(TranscoderTest, NonMessageBodyFieldCannotReachOtherFields) {
   const std::string svc = "tipperary.testing.v1.TestService/";
   auto table = RouteTable::Build(
       TestSchema(),
-      {{"POST", "/cfg/{f_string}", svc + "Unannotated", "r_string", "", {}},
-       {"POST", "/cfg2", svc + "Unannotated", "f_int64", "", {}}},
+      {{"POST", "/cfg/{f_string}", svc + "Unannotated", "r_string", "", {}, {}, {}},
+       {"POST", "/cfg2", svc + "Unannotated", "f_int64", "", {}, {}, {}}},
       RouteTableOptions{
           .annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
   ASSERT_TRUE(table.ok()) << table.status();
@@ -489,11 +489,11 @@ TEST_F(TranscoderTest, ResponseBodyField) {
   const std::string svc = "tipperary.testing.v1.TestService/";
   auto table = RouteTable::Build(
       TestSchema(),
-      {{"GET", "/a", svc + "Unannotated", "", "f_nested", {}},
-       {"GET", "/b", svc + "Unannotated", "", "r_string", {}},
-       {"GET", "/c", svc + "Unannotated", "", "f_int64", {}},
-       {"GET", "/d", svc + "Unannotated", "", "f_enum", {}},
-       {"GET", "/e", svc + "Unannotated", "", "m_string_int64", {}}},
+      {{"GET", "/a", svc + "Unannotated", "", "f_nested", {}, {}, {}},
+       {"GET", "/b", svc + "Unannotated", "", "r_string", {}, {}, {}},
+       {"GET", "/c", svc + "Unannotated", "", "f_int64", {}, {}, {}},
+       {"GET", "/d", svc + "Unannotated", "", "f_enum", {}, {}, {}},
+       {"GET", "/e", svc + "Unannotated", "", "m_string_int64", {}, {}, {}}},
       RouteTableOptions{
           .annotations = false, .allow_grpc_method_paths = false, .service_filters = {}});
   ASSERT_TRUE(table.ok()) << table.status();

@@ -25,6 +25,9 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.pb.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/embedding/v1/embedding.grpc.pb.h"
@@ -64,6 +67,7 @@ config::WorkerConfig TestConfig() {
   model.dtype = "float32";  // Exact figures below; bfloat16 has its own reference test.
   model.threads = 2;
   model.is_default = true;
+  model.aliases = {"minilm", "acme/MiniLM"};
   config.models.push_back(model);
   config.drain = std::chrono::seconds(5);
   config.log_level = "warn";
@@ -282,7 +286,7 @@ TEST_F(WorkerTest, OpenAiFloatAndBase64Agree) {
   EXPECT_EQ(floats.model(), kModel);
   ASSERT_EQ(floats.data_size(), 2);
   ASSERT_EQ(b64.data_size(), 2);
-  EXPECT_GT(floats.usage().prompt_tokens(), 4);
+  EXPECT_EQ(floats.usage().prompt_tokens(), 4);  // "first text", "second text": no [CLS]/[SEP].
   EXPECT_EQ(floats.usage().total_tokens(), floats.usage().prompt_tokens());
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(floats.data(i).object(), "embedding");
@@ -357,7 +361,7 @@ TEST_F(WorkerTest, BadRequestsAreRefused) {
   number.mutable_input()->set_number_value(3);
   EXPECT_EQ(openai_code(number), grpc::StatusCode::INVALID_ARGUMENT);
   pb::CreateEmbeddingsRequest tokens;
-  tokens.mutable_input()->mutable_list_value()->add_values()->set_number_value(101);
+  tokens.mutable_input()->mutable_list_value()->add_values()->set_number_value(30522);
   EXPECT_EQ(openai_code(tokens), grpc::StatusCode::INVALID_ARGUMENT);
   pb::CreateEmbeddingsRequest none;
   EXPECT_EQ(openai_code(none), grpc::StatusCode::INVALID_ARGUMENT);
@@ -372,6 +376,167 @@ TEST_F(WorkerTest, BadRequestsAreRefused) {
   model.mutable_input()->set_string_value("x");
   model.set_model("gpt-4");
   EXPECT_EQ(openai_code(model), grpc::StatusCode::NOT_FOUND);
+}
+
+// The google.rpc.Status details of a failed call: the BadRequest field and ErrorInfo reason
+// the proxy renders as OpenAI's "param" and "code".
+std::pair<std::string, std::string> FieldAndReason(const grpc::Status& status) {
+  google::rpc::Status details;
+  std::string field, reason;
+  if (!details.ParseFromString(status.error_details())) return {field, reason};
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&bad_request) && bad_request.field_violations_size() > 0) {
+      field = bad_request.field_violations(0).field();
+    } else if (any.UnpackTo(&info)) {
+      reason = info.reason();
+    }
+  }
+  return {field, reason};
+}
+
+class OpenAiTest : public WorkerTest {
+ protected:
+  grpc::Status Create(const pb::CreateEmbeddingsRequest& request,
+                      pb::CreateEmbeddingsResponse* response) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    return stub_->CreateEmbeddings(&context, request, response);
+  }
+  static pb::CreateEmbeddingsRequest FromJsonInput(const std::string& input_json) {
+    pb::CreateEmbeddingsRequest request;
+    std::string json = "{\"input\":" + input_json + ",\"encoding_format\":\"float\"}";
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &request).ok()) << json;
+    return request;
+  }
+  static std::vector<float> Vector(const pb::EmbeddingData& data) {
+    std::vector<float> out;
+    for (const auto& v : data.embedding().list_value().values()) {
+      out.push_back(static_cast<float>(v.number_value()));
+    }
+    return out;
+  }
+};
+
+TEST_F(OpenAiTest, TokenIdsEmbedAsTheirText) {
+  // "Hello, world!" is [CLS] 7592 1010 2088 999 [SEP]; OpenAI-style ids come without the
+  // special tokens, which the worker adds.
+  pb::CreateEmbeddingsResponse text, ids, nested;
+  ASSERT_TRUE(Create(FromJsonInput(R"("Hello, world!")"), &text).ok());
+  grpc::Status status = Create(FromJsonInput("[7592, 1010, 2088, 999]"), &ids);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(Create(FromJsonInput("[[7592, 1010, 2088, 999], [2088]]"), &nested).ok());
+  ASSERT_EQ(ids.data_size(), 1);
+  ASSERT_EQ(nested.data_size(), 2);
+  EXPECT_GT(Cosine(Vector(text.data(0)), Vector(ids.data(0))), 0.99999);
+  EXPECT_GT(Cosine(Vector(text.data(0)), Vector(nested.data(0))), 0.99999);
+  // usage counts the input's tokens, not [CLS]/[SEP], the same for text and ids.
+  EXPECT_EQ(text.usage().prompt_tokens(), 4);
+  EXPECT_EQ(ids.usage().prompt_tokens(), 4);
+  EXPECT_EQ(ids.usage().total_tokens(), 4);
+  EXPECT_EQ(nested.usage().prompt_tokens(), 5);
+  // Ids that carry their own [CLS]/[SEP] (Hugging Face's, TEI's and vLLM's convention) are
+  // not wrapped again.
+  pb::CreateEmbeddingsResponse wrapped;
+  ASSERT_TRUE(Create(FromJsonInput("[101, 7592, 1010, 2088, 999, 102]"), &wrapped).ok());
+  EXPECT_GT(Cosine(Vector(text.data(0)), Vector(wrapped.data(0))), 0.99999);
+  EXPECT_EQ(wrapped.usage().prompt_tokens(), 4);
+}
+
+TEST_F(OpenAiTest, LongTokenIdsAreTruncatedAsTextIs) {
+  std::string ids = "[";
+  std::string text;
+  for (int i = 0; i < 300; ++i) {
+    ids += i ? ", 2088" : "2088";
+    text += "world ";
+  }
+  ids += "]";
+  pb::CreateEmbeddingsResponse from_ids, from_text;
+  ASSERT_TRUE(Create(FromJsonInput(ids), &from_ids).ok());
+  ASSERT_TRUE(Create(FromJsonInput("\"" + text + "\""), &from_text).ok());
+  EXPECT_GT(Cosine(Vector(from_ids.data(0)), Vector(from_text.data(0))), 0.99999);
+  EXPECT_EQ(from_ids.usage().prompt_tokens(), 254);  // max_seq_length 256 less [CLS]/[SEP].
+  EXPECT_EQ(from_text.usage().prompt_tokens(), 254);
+}
+
+TEST_F(OpenAiTest, EmptyMixedAndOutOfVocabularyInputsAreRefused) {
+  struct Case {
+    const char* input;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"("")", "input is an empty string"},
+           {"[]", "input is an empty array"},
+           {R"([""])", "input[0] is an empty string"},
+           {R"(["a", ""])", "input[1] is an empty string"},
+           {"[[]]", "input[0] is an empty array"},
+           {R"(["a", 1])", "mixes strings"},
+           {R"([1, "a"])", "mixes token ids"},
+           {"[[1], 2]", "mixes arrays of token ids"},
+           {"[1.5]", "input[0] is not an integer token id"},
+           {"null", "input is required"},
+           {"true", "input must be a string"},
+           {"[-1]", "token id -1 is outside the vocabulary"},
+           {"[[101], [30522]]", "input[1][0]: token id 30522 is outside the vocabulary"},
+           {"[[101, 7592, 40000, 102]]", "input[0][2]: token id 40000 is outside the vocabulary"},
+       }) {
+    pb::CreateEmbeddingsResponse response;
+    grpc::Status status = Create(FromJsonInput(c.input), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.input;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message)) << c.input;
+    EXPECT_EQ(FieldAndReason(status).first, "input") << c.input;
+    if (std::string(c.message).find("vocabulary") == std::string::npos) {
+      EXPECT_THAT(status.error_message(), HasSubstr("'$.input' is invalid")) << c.input;
+    }
+  }
+}
+
+TEST_F(OpenAiTest, DimensionsFollowOpenAi) {
+  pb::CreateEmbeddingsRequest request = FromJsonInput(R"("some text")");
+  pb::CreateEmbeddingsResponse response;
+  request.set_dimensions(0);
+  grpc::Status status = Create(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(FieldAndReason(status).first, "dimensions");
+  request.set_dimensions(385);
+  status = Create(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(FieldAndReason(status).first, "dimensions");
+  request.set_dimensions(16);
+  ASSERT_TRUE(Create(request, &response).ok());
+  std::vector<float> cut = Vector(response.data(0));
+  ASSERT_EQ(cut.size(), 16u);
+  EXPECT_NEAR(Norm(cut.data(), 16), 1.0, 1e-4);
+}
+
+TEST_F(OpenAiTest, ModelsAnswerToAliasesAndTheirHuggingFaceId) {
+  for (const char* name :
+       {"minilm", "acme/MiniLM", "ACME/minilm", "MiniLM", "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2", "ALL-MINILM-L6-V2", kModel, ""}) {
+    pb::CreateEmbeddingsRequest request = FromJsonInput(R"("x")");
+    request.set_model(name);
+    pb::CreateEmbeddingsResponse response;
+    grpc::Status status = Create(request, &response);
+    ASSERT_TRUE(status.ok()) << name << ": " << status.error_message();
+    EXPECT_EQ(response.model(), kModel) << name;
+  }
+  pb::CreateEmbeddingsRequest request = FromJsonInput(R"("x")");
+  request.set_model("text-embedding-3-small");
+  pb::CreateEmbeddingsResponse response;
+  grpc::Status status = Create(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(FieldAndReason(status).second, "MODEL_NOT_FOUND");
+
+  pb::ListModelsResponse list;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  ASSERT_TRUE(stub_->ListModels(&context, pb::ListModelsRequest(), &list).ok());
+  ASSERT_EQ(list.data_size(), 1);
+  EXPECT_EQ(list.data(0).id(), kModel);
+  EXPECT_THAT(list.data(0).aliases(),
+              ::testing::ElementsAre("minilm", "acme/MiniLM",
+                                     "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"));
 }
 
 TEST_F(WorkerTest, Tokenize) {

@@ -24,7 +24,13 @@
 namespace tipperary::config {
 
 struct WorkerModelConfig {
-  std::string name;              // The model id clients send; [a-zA-Z0-9._-]+.
+  std::string name;  // The model id clients send; [a-zA-Z0-9._-]+.
+  // Other names clients may send ([a-zA-Z0-9._-]+, or ORG/NAME as on Hugging Face); like every
+  // name, matched case-insensitively when no name matches exactly.
+  std::vector<std::string> aliases;
+  // Also answer to the model's Hugging Face id, found in its files (model_card.h), and that id's
+  // short name: "sentence-transformers/all-MiniLM-L6-v2" and "all-MiniLM-L6-v2".
+  bool huggingface_aliases = true;
   std::string path;              // Model directory (config.json, model.safetensors, vocab.txt).
   std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
   std::string dtype = "auto";    // auto, float32, float16, bfloat16 (weights and compute).

@@ -24,6 +24,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +38,8 @@ class Tokenizer {
  public:
   struct Encoding {
     std::vector<int32_t> ids;
-    bool truncated = false;  // the text had more tokens than max_length allowed
+    bool truncated = false;     // the text had more tokens than max_length allowed
+    size_t special_tokens = 0;  // of ids, those the template added ([CLS], [SEP])
   };
 
   // Reads `model_dir`/tokenizer.json when present (vocab, normaliser flags, WordPiece settings,
@@ -48,6 +50,12 @@ class Tokenizer {
   // max_length counts the special tokens: with add_special_tokens the result is
   // [CLS] + the first max_length-2 tokens + [SEP]. max_length 0 means no limit.
   Encoding Encode(std::string_view text, size_t max_length, bool add_special_tokens = true) const;
+
+  // The post-processing step alone, for ids already tokenised (OpenAI-style token-id input):
+  // the first max_length-2 of `ids` between [CLS] and [SEP] (with add_special_tokens), truncated
+  // as Encode truncates a text. The ids are not checked against the vocabulary.
+  Encoding PostProcess(std::span<const int32_t> ids, size_t max_length,
+                       bool add_special_tokens = true) const;
 
   // Unknown ids map to "[UNK]"'s text.
   std::vector<std::string> IdsToTokens(const std::vector<int32_t>& ids) const;

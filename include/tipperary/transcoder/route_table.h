@@ -35,6 +35,10 @@
 
 namespace tipperary::transcoder {
 
+// How a route's error bodies look: google.rpc.Status's JSON mapping, or the error object of the
+// HTTP API the route imitates (OpenAI's {"error": {"message", "type", "param", "code"}}).
+enum class ErrorFormat { kGoogleRpc, kOpenAi };
+
 // A route from configuration (the lead maps config::RouteConfig onto it).
 struct RouteSpec {
   std::string http_method;    // GET, POST, ... or a custom verb such as LOCK.
@@ -43,6 +47,9 @@ struct RouteSpec {
   std::string body;           // "", "*" or a top-level request field.
   std::string response_body;  // "" or a top-level response field.
   std::optional<std::chrono::nanoseconds> timeout;
+  // Unset: what the method's tipperary.api.v1.http_api option says (else the defaults).
+  std::optional<ErrorFormat> error_format;
+  std::optional<bool> ignore_unknown_fields;
 };
 
 struct RouteTableOptions {
@@ -104,6 +111,10 @@ struct Route {
   bool client_streaming = false;  // The request is sent as a stream of one message.
   RouteSource source = RouteSource::kAnnotation;
   PathTemplate path_template;
+  // From the method's tipperary.api.v1.http_api option (proto/tipperary/api/v1/http_api.proto),
+  // overridden by a config route's keys. ignore_unknown_fields unset: the transcoder's option.
+  ErrorFormat error_format = ErrorFormat::kGoogleRpc;
+  std::optional<bool> ignore_unknown_fields;
 
   // Resolved once at build time for the transcoder.
   const google::protobuf::Descriptor* request_type = nullptr;

@@ -121,6 +121,15 @@ class Transcoder {
   std::string StatusJson(absl::StatusCode code, std::string_view message,
                          std::string_view status_details_bin, bool pretty) const;
 
+  // The body of an error response on `route` (null: no route matched), in the route's
+  // ErrorFormat: StatusJson above, or OpenAI's error object, whose "type" follows the HTTP
+  // status (invalid_request_error for 4xx, requests for 429, server_error for 5xx), "param" is
+  // the field of a google.rpc.BadRequest detail and "code" the lower-cased reason of a
+  // google.rpc.ErrorInfo detail (429 without one: rate_limit_exceeded). Never fails.
+  std::string ErrorBody(const Route* route, absl::StatusCode code, int http_status,
+                        std::string_view message, std::string_view status_details_bin,
+                        bool pretty) const;
+
   // Whether the query string asks for pretty output (?pretty, ?pretty=true, ?pretty=1).
   static bool WantsPretty(std::string_view query_string);
 
