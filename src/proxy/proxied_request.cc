@@ -54,9 +54,6 @@ void ProxiedRequest::Run() {
       case http::field::content_type:
         content_type_ = value;
         break;
-      case http::field::content_encoding:
-        content_encoding_ = value;
-        break;
       case http::field::accept:
         accept_ = value;
         break;
@@ -244,16 +241,9 @@ std::optional<ProxyError> ProxiedRequest::Route() {
     ignore_body_ = true;
   }
   if (!req.body().empty() && !ignore_body_ && !grpc_web_) {
-    // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON".
-    std::string_view encoding = content_encoding_;
-    if (!encoding.empty() && !absl::EqualsIgnoreCase(Sv(encoding), "identity")) {
-      ProxyError error = ProxyError::Make(
-          absl::StatusCode::kInvalidArgument,
-          absl::StrCat("Content-Encoding \"", Sv(encoding.substr(0, 64)), "\" is not supported"),
-          415);
-      error.headers.emplace_back("Accept-Encoding", "identity");
-      return error;
-    }
+    // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON". A
+    // Content-Encoding never gets here: the listener decoded the body or answered 415 itself
+    // (http1/compression.h), for every port alike.
     std::string_view content_type = content_type_;
     if (transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kUnsupported) {
       return ProxyError::Make(

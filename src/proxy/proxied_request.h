@@ -93,7 +93,6 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   std::string_view query_;
   // The header fields the request path reads, found in one pass over the fields.
   std::string_view content_type_;
-  std::string_view content_encoding_;
   std::string_view accept_;
   std::string_view origin_;
   std::string_view cors_request_method_;   // Access-Control-Request-Method: a preflight.
