@@ -144,6 +144,7 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "max_pipelined_requests", limits.max_pipelined_requests);
   Emit(out, "max_connections", limits.max_connections);
   Emit(out, "max_in_flight_requests", limits.max_in_flight_requests);
+  EmitSize(out, "max_stream_buffer_bytes", limits.max_stream_buffer_bytes);
   out << YAML::EndMap;
 
   const CompressionConfig& compression = config.compression;

@@ -604,7 +604,10 @@ absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
       YamlMap map,
       value->AsMap({"max_header_bytes", "max_request_body_bytes", "max_chunk_extension_bytes",
                     "max_trailer_bytes", "max_connection_buffer_bytes", "max_query_params",
-                    "max_pipelined_requests", "max_connections", "max_in_flight_requests"}));
+                    "max_pipelined_requests", "max_connections", "max_in_flight_requests",
+                    "max_stream_buffer_bytes"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_stream_buffer_bytes", &out->max_stream_buffer_bytes,
+                                         64 << 10, uint64_t{1} << 30));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadSize("max_header_bytes", &out->max_header_bytes, 1 << 10, 1 << 20));
   TIPPERARY_RETURN_IF_ERROR(

@@ -168,6 +168,7 @@ class ExchangeImpl final : public HttpExchange {
     if (on_cancel) on_cancel();
   }
   bool Done() const { return header_emitted_ && finished_ && pending_.empty(); }
+  size_t buffered_bytes() const override { return pending_.size(); }
 
   // Appends stream body bytes: a chunk on HTTP/1.1, as they are on 1.0 (close-delimited).
   void AppendBody(std::string_view data) {

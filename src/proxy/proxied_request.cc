@@ -417,6 +417,16 @@ void ProxiedRequest::OnMessage(std::string message) {
   bytes_out_ += chunk->size();
   last_sent_ = env_.Now();
   http_->SendChunk(std::move(*chunk));
+  const uint64_t max_buffered = env_.config().limits.max_stream_buffer_bytes;
+  if (http_->buffered_bytes() > max_buffered) {
+    // The client reads slower than the upstream sends: end the stream before it costs more.
+    stream_error_ = ProxyError::Make(
+        absl::StatusCode::kResourceExhausted,
+        absl::StrCat("the client reads slower than the stream is produced: more than ",
+                     max_buffered, " bytes waiting (limits.max_stream_buffer_bytes)"),
+        502);
+    env_.upstream(upstream_).Cancel(call_id_);
+  }
 }
 
 void ProxiedRequest::BeginStream(std::string_view first_message) {

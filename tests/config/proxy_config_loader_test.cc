@@ -457,7 +457,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
             "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "
             "max_request_body_bytes, max_chunk_extension_bytes, max_trailer_bytes, "
             "max_connection_buffer_bytes, max_query_params, max_pipelined_requests, "
-            "max_connections, max_in_flight_requests)");
+            "max_connections, max_in_flight_requests, max_stream_buffer_bytes)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {levle: info}\n")),
             "6:11: unknown key \"levle\" in logging (known: level, access_log, "
             "access_log_sample_rate, access_log_path); did you mean \"level\"?");
@@ -590,6 +590,15 @@ TEST_F(ProxyConfigLoaderTest, Streaming) {
             "6:37: streaming.sse_heartbeat_interval: 2h is out of range (must be at most 1h)");
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "streaming: {heartbeat: 1s}\n")),
               HasSubstr("unknown key \"heartbeat\" in streaming"));
+}
+
+TEST_F(ProxyConfigLoaderTest, StreamBufferLimit) {
+  EXPECT_EQ(LoadOk(kMinimal).limits.max_stream_buffer_bytes, uint64_t{4} << 20);
+  EXPECT_EQ(LoadOk(absl::StrCat(kMinimal, "limits: {max_stream_buffer_bytes: 256KiB}\n"))
+                .limits.max_stream_buffer_bytes,
+            uint64_t{256} << 10);
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "limits: {max_stream_buffer_bytes: 1KiB}\n")),
+              HasSubstr("limits.max_stream_buffer_bytes: 1KiB is out of range"));
 }
 
 TEST_F(ProxyConfigLoaderTest, CorsAndGrpcWeb) {

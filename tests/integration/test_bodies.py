@@ -328,3 +328,22 @@ def test_bidi_stream(proxy):
     assert r.status_code == 200, r.text
     assert _stream_lines(r.content) == [{"name": "t0"}] + [
         {"name": f"t{i}", "size": str(2 * i)} for i in range(1, 4)]
+
+
+def test_a_client_that_stops_reading_gets_its_stream_cut_not_buffered(make_stack):
+    """The client reads nothing while the upstream streams megabytes: past
+    limits.max_stream_buffer_bytes the proxy cancels the call (the backend sees it) and ends
+    the stream in-band with RESOURCE_EXHAUSTED, instead of holding it all in memory."""
+    s = make_stack(limits={"max_stream_buffer_bytes": "64KiB"})
+    before = len([l for l in s.backend.cancellations() if l.get("method") == "StreamThings"])
+    with RawConnection(s.proxy.host, s.proxy.port) as conn:
+        conn.send(raw_request("GET", "/v1/stream?count=1000000",
+                              headers={"Accept": "application/x-ndjson"}))
+        wait_until(lambda: len([l for l in s.backend.cancellations()
+                                if l.get("method") == "StreamThings"]) > before, timeout=60,
+                   message="the backend to see the stream cancelled")
+        resp = conn.read_response()
+    lines = _stream_lines(resp.body)
+    assert lines[-1]["error"]["code"] == 8, lines[-1]
+    assert "limits.max_stream_buffer_bytes" in lines[-1]["error"]["message"]
+    assert len(lines) < 1000000

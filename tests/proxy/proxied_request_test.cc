@@ -84,6 +84,8 @@ class FakeHttpExchange : public http1::HttpExchange {
   std::string body() const { return streamed_ ? body_ : (response_ ? response_->body() : ""); }
   bool complete() const { return complete_; }
   bool streamed() const { return streamed_; }
+  size_t buffered_bytes() const override { return buffered_; }
+  size_t buffered_ = 0;  // What a test says a slow reader has left unread.
   int chunks() const { return chunks_; }
   std::string trailer(std::string_view name) const { return std::string(response_trailers_[name]); }
 
@@ -1050,6 +1052,26 @@ TEST_F(ProxiedRequestTest, BidiStreamsRepliesAsTheyCome) {
   env_.upstream_.Answer(0, {ThingBytes("a")}, Ok());
   EXPECT_TRUE(http->streamed());
   EXPECT_EQ(http->body(), "{\"name\":\"a\"}\n");
+}
+
+TEST_F(ProxiedRequestTest, ASlowReaderEndsTheStreamInsteadOfGrowingMemory) {
+  env_.config_.limits.max_stream_buffer_bytes = 64 << 10;
+  auto http =
+      Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "application/x-ndjson"}}));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.handlers.on_message(ThingBytes("a"));
+  EXPECT_FALSE(call.cancelled);
+  http->buffered_ = (64 << 10) + 1;  // The client stopped reading.
+  call.handlers.on_message(ThingBytes("b"));
+  EXPECT_TRUE(call.cancelled);
+  call.handlers.on_message(ThingBytes("c"));  // Raced the cancel: not sent.
+  upstream::GrpcResult cancelled = Status(absl::StatusCode::kCancelled, "cancelled");
+  cancelled.outcome = upstream::CallOutcome::kCancelled;
+  call.handlers.on_done(cancelled);
+  EXPECT_THAT(http->body(), ::testing::StartsWith("{\"name\":\"a\"}\n{\"name\":\"b\"}\n"));
+  EXPECT_THAT(http->body(), HasSubstr("{\"error\":{\"code\":8,"));
+  EXPECT_THAT(http->body(), HasSubstr("limits.max_stream_buffer_bytes"));
+  EXPECT_EQ(http->trailer("Grpc-Status"), "8");
 }
 
 // ---- Cancellation ----

@@ -114,6 +114,9 @@ struct LimitsConfig {
   uint32_t max_pipelined_requests = 16;  // Requests read ahead of their responses per connection.
   uint32_t max_connections = 10000;      // Per listener; further accepts wait.
   uint32_t max_in_flight_requests = 0;   // Whole proxy; 0 = unlimited; over it: 503.
+  // A streamed response's bytes waiting for a client that reads slower than the upstream sends;
+  // past it the stream ends with RESOURCE_EXHAUSTED and the call is cancelled.
+  uint64_t max_stream_buffer_bytes = 4ull << 20;
 };
 
 // HTTP content codings on the listeners (http1::CompressionOptions; docs/http-conformance.md).

@@ -15,6 +15,7 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,8 @@ class HttpExchange {
   virtual void BeginStream(HttpResponse header) = 0;
   virtual void SendChunk(std::string data) = 0;
   virtual void EndStream(HttpFields trailers) = 0;
+  // Response bytes accepted but not yet handed to the socket: how far a slow reader is behind.
+  virtual size_t buffered_bytes() const = 0;
 
   // Called once, on the loop thread, if the client goes away or the connection times out
   // before the response is complete. The application then cancels its upstream work; calls to
