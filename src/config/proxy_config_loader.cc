@@ -694,6 +694,13 @@ absl::Status Loader::LoadOpenApi(const YamlMap& root, OpenApiConfig* out) {
         "must be \"\" (off) or an absolute path without query, fragment or spaces "
         "(\"/openapi.json\")");
   }
+  for (const char* taken :
+       {"/", "/healthz", "/readyz", "/metrics", "/config", "/routes", "/autoscaling"}) {
+    if (out->path == taken) {
+      return map.Find("path")->Error(
+          absl::StrCat("\"", taken, "\" is already an admin endpoint of the proxy"));
+    }
+  }
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("on_listener", &out->on_listener));
   if (out->on_listener && out->path.empty()) {
     return map.Find("on_listener")->Error("needs a path (openapi.path is \"\")");
