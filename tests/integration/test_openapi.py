@@ -232,3 +232,13 @@ def test_the_document_follows_the_schema_from_reflection(tmp_path, procs):
     validate_spec(doc)
     assert doc["paths"]["/v1/echo"]["post"]["x-grpc-method"] == f"{SERVICE}/Echo"
     assert proxy.admin_get("/openapi.json").status_code == 404  # The configured path only.
+
+
+def test_oneofs_are_described_and_the_proxy_enforces_them(doc, stack):
+    props = doc["components"]["schemas"]["tipperary.testing.v1.AllTypes"]["properties"]
+    assert props["oString"]["x-oneof"] == props["oNested"]["x-oneof"] == "choice"
+    # The document does not enforce "at most one" (docs/openapi.md); the proxy does.
+    body = {"oString": "a", "oNested": {"name": "b"}}
+    assert_valid(body, {"$ref": "#/components/schemas/tipperary.testing.v1.AllTypes"}, doc)
+    r = stack.proxy.post("/v1/echo", body)
+    assert r.status_code == 400, r.text
