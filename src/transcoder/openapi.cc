@@ -636,9 +636,9 @@ Json Generator::Responses(const Route& route) {
       content["application/x-ndjson"]["schema"] = std::move(ndjson);
       Json sse = Type("string");
       SetDescription(sse,
-                     "Server-Sent Events (Accept: text/event-stream): each message is the data "
-                     "of a \"message\" event, as JSON; a failure is an \"error\" event with a "
-                     "google.rpc.Status.");
+                     "Server-Sent Events (Accept: text/event-stream): one unnamed event per "
+                     "message, its data the message as JSON; then \"end\" (code 0) or "
+                     "\"error\", whose data is a google.rpc.Status.");
       content["text/event-stream"]["schema"] = std::move(sse);
       Json binary = Json::Object();
       SetDescription(

@@ -172,8 +172,9 @@ TEST(OpenApi, EnumsAsStringsOrNumbers) {
 
 TEST(OpenApi, RepeatedMapsAndRecursion) {
   EXPECT_EQ(At(AllTypesField("rInt64"), {"type"}).string_value(), "array");
-  EXPECT_EQ(Json(At(AllTypesField("rInt64"), {"items"})),
-            "{\"format\":\"int64\",\"type\":\"string\"}");
+  // (Keys of a parsed object come in no fixed order: compare members, not text.)
+  EXPECT_EQ(At(AllTypesField("rInt64"), {"items", "type"}).string_value(), "string");
+  EXPECT_EQ(At(AllTypesField("rInt64"), {"items", "format"}).string_value(), "int64");
   EXPECT_EQ(At(AllTypesField("rNested"), {"items", "$ref"}).string_value(),
             "#/components/schemas/tipperary.testing.v1.Nested");
   Value m = AllTypesField("mStringInt64");
