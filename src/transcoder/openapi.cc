@@ -447,7 +447,7 @@ Generator::PathShape Generator::ShapeOf(const Route& route) const {
   const PathTemplate& t = route.path_template;
   PathShape shape;
   std::set<std::string> used;
-  auto unique = [&used](std::string name) {
+  auto unique = [&used](const std::string& name) {
     std::string candidate = name;
     for (int n = 2; !used.insert(candidate).second; ++n) candidate = absl::StrCat(name, "_", n);
     return candidate;
@@ -506,7 +506,8 @@ Generator::PathShape Generator::ShapeOf(const Route& route) const {
     }
     i = end;
   }
-  if (shape.openapi_path.empty()) shape.openapi_path = "/";
+  if (shape.openapi_path.empty())
+    shape.openapi_path.push_back('/');  // Not = "/": GCC 12 -Wrestrict false positive.
   if (!t.verb().empty()) absl::StrAppend(&shape.openapi_path, ":", t.verb());
   return shape;
 }
