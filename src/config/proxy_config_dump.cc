@@ -146,6 +146,18 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "max_in_flight_requests", limits.max_in_flight_requests);
   out << YAML::EndMap;
 
+  const CompressionConfig& compression = config.compression;
+  EmitKey(out, "compression");
+  out << YAML::BeginMap;
+  Emit(out, "enabled", compression.enabled);
+  EmitSize(out, "min_length", compression.min_length);
+  Emit(out, "level", compression.level);
+  EmitStringList(out, "types", compression.types);
+  Emit(out, "decode_requests", compression.decode_requests);
+  EmitSize(out, "max_decoded_request_body_bytes", compression.max_decoded_request_body_bytes);
+  Emit(out, "max_request_decoding_ratio", compression.max_request_decoding_ratio);
+  out << YAML::EndMap;
+
   const TimeoutsConfig& timeouts = config.timeouts;
   EmitKey(out, "timeouts");
   out << YAML::BeginMap;

@@ -116,6 +116,26 @@ bool ServiceMatches(const std::string& pattern, std::string_view service) {
   return service == pattern;
 }
 
+// A compression.types entry: "type/subtype", "type/*" or "type/*+suffix", tokens of RFC 6838's
+// restricted-name characters.
+bool IsMediaTypePattern(std::string_view pattern) {
+  auto is_name = [](std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s) {
+      if (!IsLowerAlnum(c) && std::string_view("!#$&-^_.+").find(c) == std::string_view::npos) {
+        return false;
+      }
+    }
+    return true;
+  };
+  size_t slash = pattern.find('/');
+  if (slash == std::string_view::npos || !is_name(pattern.substr(0, slash))) return false;
+  std::string_view sub = pattern.substr(slash + 1);
+  if (sub == "*") return true;
+  if (sub.substr(0, 2) == "*+") return is_name(sub.substr(2));
+  return is_name(sub);
+}
+
 std::string Join(const std::vector<std::string>& parts) { return absl::StrJoin(parts, ", "); }
 
 const std::vector<std::string>& UpstreamKeys() {
@@ -175,6 +195,7 @@ class Loader {
   absl::Status LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out);
   absl::Status LoadTranscoding(const YamlMap& root, TranscodingConfig* out);
   absl::Status LoadLimits(const YamlMap& root, LimitsConfig* out);
+  absl::Status LoadCompression(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadTimeouts(const YamlMap& root, TimeoutsConfig* out);
   absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
   absl::Status LoadStreaming(const YamlMap& root, StreamingConfig* out);
@@ -222,9 +243,10 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
                      YamlKindName(root.node())));
   }
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes",
-                               "transcoding", "limits", "timeouts", "metadata", "streaming", "cors",
-                               "grpc_web", "openapi", "logging", "autoscaling", "threads"}));
+      YamlMap map,
+      root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
+                  "limits", "compression", "timeouts", "metadata", "streaming", "cors", "grpc_web",
+                  "openapi", "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -233,6 +255,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   TIPPERARY_RETURN_IF_ERROR(LoadDescriptors(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadTranscoding(map, &config->transcoding));
   TIPPERARY_RETURN_IF_ERROR(LoadLimits(map, &config->limits));
+  TIPPERARY_RETURN_IF_ERROR(LoadCompression(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadTimeouts(map, &config->timeouts));
   TIPPERARY_RETURN_IF_ERROR(LoadRoutes(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadMetadata(map, &config->metadata));
@@ -612,6 +635,44 @@ absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
       map.ReadUint32("max_connections", &out->max_connections, 1, kMaxUint32));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_in_flight_requests", &out->max_in_flight_requests, 0, kMaxUint32));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadCompression(const YamlMap& root, ProxyConfig* config) {
+  CompressionConfig* out = &config->compression;
+  std::optional<YamlValue> value = root.Find("compression");
+  std::optional<YamlMap> map;
+  if (value) {
+    TIPPERARY_ASSIGN_OR_RETURN(
+        map, value->AsMap({"enabled", "min_length", "level", "types", "decode_requests",
+                           "max_decoded_request_body_bytes", "max_request_decoding_ratio"}));
+    TIPPERARY_RETURN_IF_ERROR(map->ReadBool("enabled", &out->enabled));
+    TIPPERARY_RETURN_IF_ERROR(map->ReadSize("min_length", &out->min_length, 0, 1ull << 30));
+    TIPPERARY_RETURN_IF_ERROR(map->ReadUint32("level", &out->level, 1, 9));
+    if (std::optional<YamlValue> types = map->Find("types")) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, types->AsList());
+      out->types.clear();
+      for (const YamlValue& item : items) {
+        TIPPERARY_ASSIGN_OR_RETURN(std::string type, item.AsNonEmptyString());
+        std::string lower = absl::AsciiStrToLower(type);
+        if (!IsMediaTypePattern(lower)) {
+          return item.Error(absl::StrCat("bad media type ", Quoted(type),
+                                         " (use \"type/subtype\", \"type/*\" or "
+                                         "\"type/*+suffix\", without parameters)"));
+        }
+        out->types.push_back(std::move(lower));
+      }
+    }
+    TIPPERARY_RETURN_IF_ERROR(map->ReadBool("decode_requests", &out->decode_requests));
+    TIPPERARY_RETURN_IF_ERROR(
+        map->ReadSize("max_decoded_request_body_bytes", &out->max_decoded_request_body_bytes, 1));
+    TIPPERARY_RETURN_IF_ERROR(map->ReadUint32("max_request_decoding_ratio",
+                                              &out->max_request_decoding_ratio, 0, 1u << 20));
+  }
+  // Unset: a decoded body may be as large as a plain one.
+  if (!map || !map->Has("max_decoded_request_body_bytes")) {
+    out->max_decoded_request_body_bytes = config->limits.max_request_body_bytes;
+  }
   return absl::OkStatus();
 }
 

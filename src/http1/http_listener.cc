@@ -36,6 +36,7 @@ ListenerCore::ListenerCore(net::io_context& io, ListenerOptions opts, RequestHan
     : ioc(io),
       options(std::move(opts)),
       handler(std::move(h)),
+      compression(std::make_shared<const CompressionOptions>(options.compression)),
       tls_context(std::move(tls)),
       acceptor_(io),
       retry_timer_(io) {}

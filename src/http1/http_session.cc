@@ -29,6 +29,7 @@
 #include "listener_core.h"
 #include "tipperary/common/log.h"
 #include "tipperary/common/status_json.h"
+#include "tipperary/http1/compression.h"
 #include "tipperary/http1/request_decoder.h"
 
 namespace tipperary::http1::internal {
@@ -90,6 +91,7 @@ class ExchangeImpl final : public HttpExchange {
     DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kPending) return;
     state_ = State::kWhole;
+    if (compression_) CompressResponse(*compression_, request_, response);
     response_ = std::move(response);
     finished_ = true;
     Notify();
@@ -100,6 +102,10 @@ class ExchangeImpl final : public HttpExchange {
     if (cancelled_ || released_ || state_ != State::kPending) return;
     state_ = State::kStreaming;
     header.body().clear();
+    if (compression_) {
+      compressor_ = BeginCompressedStream(*compression_, request_, header);
+      if (head_) compressor_.reset();  // The headers a GET would get, and no body.
+    }
     response_ = std::move(header);
     Notify();
   }
@@ -109,14 +115,13 @@ class ExchangeImpl final : public HttpExchange {
     if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
     // An empty chunk would end a chunked body.
     if (data.empty() || head_) return;
-    if (version_ >= 11) {
-      AppendHex(pending_, data.size());
-      pending_ += "\r\n";
-      pending_ += data;
-      pending_ += "\r\n";
-    } else {
-      pending_ += data;
+    if (compressor_) {
+      // Flushed per chunk: each message reaches the client (and its decoder) when it is sent.
+      std::string compressed;
+      compressor_->Write(data, Compressor::Flush::kSync, &compressed);
+      data = std::move(compressed);
     }
+    AppendBody(data);
     Notify();
   }
 
@@ -124,6 +129,12 @@ class ExchangeImpl final : public HttpExchange {
     DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
     finished_ = true;
+    if (compressor_) {
+      std::string tail;
+      compressor_->Write({}, Compressor::Flush::kFinish, &tail);
+      compressor_.reset();
+      AppendBody(tail);
+    }
     if (version_ >= 11 && !head_) {
       pending_ += "0\r\n";
       for (const auto& field : trailers) {
@@ -158,6 +169,19 @@ class ExchangeImpl final : public HttpExchange {
   }
   bool Done() const { return header_emitted_ && finished_ && pending_.empty(); }
 
+  // Appends stream body bytes: a chunk on HTTP/1.1, as they are on 1.0 (close-delimited).
+  void AppendBody(std::string_view data) {
+    if (data.empty()) return;  // An empty chunk would end a chunked body.
+    if (version_ >= 11) {
+      AppendHex(pending_, data.size());
+      pending_ += "\r\n";
+      pending_ += data;
+      pending_ += "\r\n";
+    } else {
+      pending_ += data;
+    }
+  }
+
   HttpRequest request_;
   HttpFields trailers_;
   std::shared_ptr<const ConnectionInfo> info_;
@@ -165,6 +189,9 @@ class ExchangeImpl final : public HttpExchange {
   // in flight (pipeline full, or waiting for the application after the last request).
   std::shared_ptr<SessionBase> session_;
   std::function<void()> on_cancel_;
+  // Null for the listener's own error responses: those are never compressed.
+  std::shared_ptr<const CompressionOptions> compression_;
+  std::unique_ptr<Compressor> compressor_;  // A compressed stream's, until EndStream.
   State state_ = State::kPending;
   std::optional<HttpResponse> response_;  // Whole response, or a stream's header.
   std::string pending_;                   // Encoded stream bytes not yet taken for writing.
@@ -513,11 +540,22 @@ class Session final : public SessionBase {
     exchange->keep_alive_ = framing.keep_alive;
     exchange->head_ = req.method() == http::verb::head;
     exchange->counted_ = true;
+    exchange->compression_ = core_->compression;
+    // A compressed body is decoded here, so every application sees plain content. An error
+    // is answered like the application's own, and the connection stays open: the request
+    // was framed correctly and read whole.
+    std::optional<RequestError> coding_error =
+        DecodeRequestContent(Options().compression, Options().limits, &exchange->request_);
     exchange->request_bytes_ = req.body().size() + req.target().size();
     queued_request_bytes_ += exchange->request_bytes_;
     if (!exchange->keep_alive_) read_stopped_ = true;
     queue_.push_back(exchange);
     core_->active_requests.fetch_add(1, std::memory_order_relaxed);
+    if (coding_error) {
+      RespondCodingError(*exchange, *coding_error);
+      DoRead();
+      return;
+    }
     core_->requests.fetch_add(1, std::memory_order_relaxed);
 
     auto self = Self();  // The handler may close the connection.
@@ -532,6 +570,23 @@ class Session final : public SessionBase {
       RespondInternalError(*exchange);
     }
     DoRead();
+  }
+
+  void RespondCodingError(ExchangeImpl& exchange, const RequestError& error) {
+    core_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    TIPPERARY_LOG(kDebug, "rejected request body",
+                  {{"name", Options().name},
+                   {"peer", info_->peer_address},
+                   {"status", std::to_string(static_cast<unsigned>(error.status))},
+                   {"reason", error.message}});
+    HttpResponse res{error.status, exchange.version_};
+    res.set(http::field::content_type, "application/json");
+    if (error.status == http::status::unsupported_media_type) {
+      // RFC 9110 §12.5.3: say which codings a request body may use.
+      res.set(http::field::accept_encoding, AcceptedRequestCodings(Options().compression));
+    }
+    res.body() = common::StatusJson(error.code, error.message);
+    exchange.Respond(std::move(res));
   }
 
   static void RespondInternalError(ExchangeImpl& exchange) {

@@ -53,6 +53,8 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
   boost::asio::io_context& ioc;
   const ListenerOptions options;
   const RequestHandler handler;
+  // options.compression, shared with the exchanges (which may outlive their session).
+  const std::shared_ptr<const CompressionOptions> compression;
   const std::shared_ptr<boost::asio::ssl::context> tls_context;
   std::string bound_address;  // host:port after Bind().
   uint16_t bound_port = 0;

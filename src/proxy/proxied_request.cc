@@ -54,9 +54,6 @@ void ProxiedRequest::Run() {
       case http::field::content_type:
         content_type_ = value;
         break;
-      case http::field::content_encoding:
-        content_encoding_ = value;
-        break;
       case http::field::accept:
         accept_ = value;
         break;
@@ -262,16 +259,9 @@ std::optional<ProxyError> ProxiedRequest::Route() {
     ignore_body_ = true;
   }
   if (!req.body().empty() && !ignore_body_ && !grpc_web_) {
-    // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON".
-    std::string_view encoding = content_encoding_;
-    if (!encoding.empty() && !absl::EqualsIgnoreCase(Sv(encoding), "identity")) {
-      ProxyError error = ProxyError::Make(
-          absl::StatusCode::kInvalidArgument,
-          absl::StrCat("Content-Encoding \"", Sv(encoding.substr(0, 64)), "\" is not supported"),
-          415);
-      error.headers.emplace_back("Accept-Encoding", "identity");
-      return error;
-    }
+    // RFC 9110 §15.5.16: a body this route cannot decode is a 415, never "invalid JSON". A
+    // Content-Encoding never gets here: the listener decoded the body or answered 415 itself
+    // (http1/compression.h), for every port alike.
     std::string_view content_type = content_type_;
     if (transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kUnsupported) {
       return ProxyError::Make(
@@ -307,6 +297,10 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
     message = routing_->transcoder->BuildRequestMessage(*route_, bindings_, "", *unframed,
                                                         transcoder::BodyFormat::kProtobuf,
                                                         transcoder::kProtobufContentType);
+  } else if (route_->client_streaming && !ignore_body_ &&
+             transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kJson) {
+    message = BuildClientStream(content_type);
+    request->framed = true;
   } else {
     message = routing_->transcoder->BuildRequestMessage(
         *route_, bindings_, query_,
@@ -342,6 +336,30 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   request->message = std::move(*message);
   request->timeout = timeout;
   return std::nullopt;
+}
+
+absl::StatusOr<std::string> ProxiedRequest::BuildClientStream(std::string_view content_type) {
+  // A request type that is itself a JSON array (ListValue, Value) cannot use the array form.
+  const std::string& type = route_->request_type->full_name();
+  const bool array_allowed = type != "google.protobuf.ListValue" && type != "google.protobuf.Value";
+  absl::StatusOr<std::vector<std::string_view>> values =
+      transcoder::SplitJsonStream(http_->request().body(), array_allowed);
+  if (!values.ok()) return values.status();
+  std::string framed;
+  for (size_t i = 0; i < values->size(); ++i) {
+    absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
+        *route_, bindings_, query_, (*values)[i], transcoder::BodyFormat::kJson, content_type);
+    if (!message.ok()) {
+      return absl::Status(
+          message.status().code(),
+          absl::StrCat("message ", i + 1, " of the stream: ", message.status().message()));
+    }
+    const auto size = static_cast<uint32_t>(message->size());
+    framed.push_back('\0');
+    for (int shift = 24; shift >= 0; shift -= 8) framed.push_back(static_cast<char>(size >> shift));
+    framed.append(*message);
+  }
+  return framed;
 }
 
 void ProxiedRequest::Call(upstream::GrpcRequest request) {

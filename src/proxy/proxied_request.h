@@ -58,6 +58,9 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void AnswerOpenApi();
   std::optional<ProxyError> Route();
   std::optional<ProxyError> Decode(upstream::GrpcRequest* request);
+  // A client stream's JSON body (NDJSON or an array of messages), each message transcoded and
+  // framed, ready to send whole (GrpcRequest::framed).
+  absl::StatusOr<std::string> BuildClientStream(std::string_view content_type);
   void Call(upstream::GrpcRequest request);
 
   void OnHeaders(const upstream::Metadata& headers);
@@ -92,7 +95,6 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   std::string_view query_;
   // The header fields the request path reads, found in one pass over the fields.
   std::string_view content_type_;
-  std::string_view content_encoding_;
   std::string_view accept_;
   std::string_view origin_;
   std::string_view cors_request_method_;   // Access-Control-Request-Method: a preflight.

@@ -17,6 +17,22 @@
 #include "tipperary/transcoder/schema.h"
 
 namespace tipperary::proxy {
+namespace {
+
+// The compression section, for every listener of the proxy (the admin port's /metrics too).
+http1::CompressionOptions CompressionOptionsFor(const config::CompressionConfig& config) {
+  http1::CompressionOptions options;
+  options.enabled = config.enabled;
+  options.min_length_bytes = config.min_length;
+  options.level = static_cast<int>(config.level);
+  options.types = config.types;
+  options.decode_requests = config.decode_requests;
+  options.max_decoded_body_bytes = config.max_decoded_request_body_bytes;
+  options.max_decoding_ratio = config.max_request_decoding_ratio;
+  return options;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyConfig config) {
   std::unique_ptr<ProxyServer> server(new ProxyServer());
@@ -102,6 +118,7 @@ absl::Status ProxyServer::CreateListeners() {
     options.idle_timeout = cfg.timeouts.idle;
     options.request_read_timeout = cfg.timeouts.request_read;
     options.response_write_timeout = cfg.timeouts.response_write;
+    options.compression = CompressionOptionsFor(cfg.compression);
     std::shared_ptr<boost::asio::ssl::context> tls;
     if (lc.tls) {
       http1::TlsOptions t;
@@ -137,6 +154,7 @@ absl::Status ProxyServer::CreateListeners() {
   admin_options.name = "admin";
   admin_options.endpoint = *admin_endpoint;
   admin_options.server_header = "tipperary-proxy-admin";
+  admin_options.compression = CompressionOptionsFor(cfg.compression);
   health_ = UpstreamHealth::Create(*loops_[0], shared_->config);
   admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler(),
                                           health_.get());

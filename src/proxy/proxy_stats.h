@@ -41,7 +41,8 @@ namespace tipperary::proxy {
   COUNTER(http_connections_accepted, "tipperary_http_connections_accepted_total",                 \
           "HTTP/1.1 connections accepted, by listener.")                                          \
   COUNTER(http_protocol_errors, "tipperary_http_protocol_errors_total",                           \
-          "Requests the listener answered itself (framing, limits, versions, 408), by listener.") \
+          "Requests the listener answered itself (framing, limits, versions, 408, request "   \
+          "content codings), by listener.")                                                   \
   COUNTER(http_timeouts, "tipperary_http_timeouts_total",                                         \
           "Request-read, response-write and TLS handshake timeouts, by listener.")               \
   COUNTER(tls_handshake_failures, "tipperary_tls_handshake_failures_total",                       \

@@ -580,6 +580,24 @@ Json Generator::RequestBody(const Route& route,
     if (route.body_field->message_type() != nullptr)
       message = route.body_field->message_type()->full_name();
   }
+  if (route.client_streaming) {
+    // The request stream comes in the body (docs/streaming.md): a JSON array of messages, or
+    // NDJSON, each message transcoded and framed; path and query bindings apply to each.
+    Json array = Type("array");
+    array["items"] = schema;
+    SetDescription(array, "The request stream: one JSON array of messages.");
+    content["application/json"]["schema"] = std::move(array);
+    Json ndjson = Json::Object();
+    ndjson["allOf"].Push(std::move(schema));
+    SetDescription(ndjson, "The request stream: one message per line (NDJSON).");
+    content["application/x-ndjson"]["schema"] = std::move(ndjson);
+    if (!message.empty()) {
+      Json binary = Json::Object();
+      SetDescription(binary, absl::StrCat("One binary ", message, " message: a stream of one."));
+      content["application/x-protobuf"]["schema"] = std::move(binary);
+    }
+    return body;
+  }
   content["application/json"]["schema"] = std::move(schema);
   if (!message.empty()) {
     Json binary = Json::Object();

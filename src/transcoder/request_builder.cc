@@ -123,7 +123,9 @@ BodyFormat BodyFormatFor(const Route& route, std::string_view content_type) {
   }
   const bool json = media.empty() || is("application/json") || is("text/json") ||
                     absl::EndsWithIgnoreCase(media, "+json") || is("text/plain") ||
-                    is("application/x-www-form-urlencoded");
+                    is("application/x-www-form-urlencoded") ||
+                    // Client streams' NDJSON (a unary route parses it as one JSON value).
+                    is("application/x-ndjson") || is("application/jsonl");
   if (!json) return BodyFormat::kUnsupported;
   // Parameters: only a UTF-8 charset (JSON is UTF-8) or none.
   if (semicolon != std::string_view::npos) {

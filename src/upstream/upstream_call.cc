@@ -78,16 +78,17 @@ void UpstreamCall::PrepareRetry() {
 }
 
 ssize_t UpstreamCall::ReadBody(uint8_t* buf, size_t length, uint32_t* data_flags) {
-  const size_t total = prefix_.size() + request_.message.size();
+  const size_t prefix_size = request_.framed ? 0 : prefix_.size();
+  const size_t total = prefix_size + request_.message.size();
   size_t n = 0;
   while (n < length && body_offset_ < total) {
     size_t k;
-    if (body_offset_ < prefix_.size()) {
-      k = std::min(prefix_.size() - body_offset_, length - n);
+    if (body_offset_ < prefix_size) {
+      k = std::min(prefix_size - body_offset_, length - n);
       std::memcpy(buf + n, prefix_.data() + body_offset_, k);
     } else {
       k = std::min(total - body_offset_, length - n);
-      std::memcpy(buf + n, request_.message.data() + (body_offset_ - prefix_.size()), k);
+      std::memcpy(buf + n, request_.message.data() + (body_offset_ - prefix_size), k);
     }
     n += k;
     body_offset_ += k;

@@ -292,6 +292,23 @@ grpc::Status TestServiceImpl::Download(grpc::ServerContext*, const v1::DownloadR
   return grpc::Status::OK;
 }
 
+grpc::Status TestServiceImpl::CollectThings(grpc::ServerContext*, grpc::ServerReader<Thing>* reader,
+                                            v1::ListThingsResponse* response) {
+  Thing thing;
+  while (reader->Read(&thing)) *response->add_things() = thing;
+  return grpc::Status::OK;
+}
+
+grpc::Status TestServiceImpl::EchoThings(grpc::ServerContext*,
+                                         grpc::ServerReaderWriter<Thing, Thing>* stream) {
+  Thing thing;
+  while (stream->Read(&thing)) {
+    thing.set_size(thing.size() * 2);
+    if (!stream->Write(thing)) return {grpc::StatusCode::CANCELLED, "client gone"};
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status TestServiceImpl::StreamThings(grpc::ServerContext* context,
                                            const v1::StreamRequest* request,
                                            grpc::ServerWriter<Thing>* writer) {

@@ -58,6 +58,10 @@ class TestServiceImpl final : public tipperary::testing::v1::TestService::Servic
                         google::api::HttpBody* response) override;
   grpc::Status StreamThings(grpc::ServerContext* context, const v1::StreamRequest* request,
                             grpc::ServerWriter<Thing>* writer) override;
+  grpc::Status CollectThings(grpc::ServerContext* context, grpc::ServerReader<Thing>* reader,
+                             v1::ListThingsResponse* response) override;
+  grpc::Status EchoThings(grpc::ServerContext* context,
+                          grpc::ServerReaderWriter<Thing, Thing>* stream) override;
   grpc::Status Big(grpc::ServerContext* context, const v1::BigRequest* request,
                    v1::BigResponse* response) override;
 

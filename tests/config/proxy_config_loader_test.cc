@@ -421,13 +421,10 @@ TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
-  EXPECT_EQ(
-      Error(absl::StrCat(kMinimal, "treads: 4\n")),
-      "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
-      "upstreams, routes, transcoding, limits, timeouts, metadata, streaming, cors, grpc_web, "
-      "openapi, logging, autoscaling, threads); "
-      "did you mean "
-      "\"threads\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
+            "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
+            "upstreams, routes, transcoding, limits, compression, timeouts, metadata, streaming, "
+            "cors, grpc_web, openapi, logging, autoscaling, threads); did you mean \"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
             "upstream_default, max_upstream, drain, retry_after)");
@@ -492,6 +489,66 @@ TEST_F(ProxyConfigLoaderTest, FramingLimitsAndTheConnectionBuffer) {
             "be at least 131076 to hold a whole head, chunk line or trailer section");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts: {retry_after: 2h}\n")),
             "6:25: timeouts.retry_after: 2h is out of range (must be at most 1h)");
+}
+
+TEST_F(ProxyConfigLoaderTest, CompressionDefaultsAndKeys) {
+  ProxyConfig config = LoadOk(absl::StrCat(kMinimal, "limits: {max_request_body_bytes: 1MiB}\n"));
+  EXPECT_TRUE(config.compression.enabled);
+  EXPECT_EQ(config.compression.min_length, 1024u);
+  EXPECT_EQ(config.compression.level, 1u);
+  EXPECT_THAT(config.compression.types,
+              testing::ElementsAre("application/json", "application/*+json", "application/x-ndjson",
+                                   "application/openmetrics-text", "text/*"));
+  EXPECT_TRUE(config.compression.decode_requests);
+  // Unset, a decoded body may be as large as the body limit.
+  EXPECT_EQ(config.compression.max_decoded_request_body_bytes, 1u << 20);
+  EXPECT_EQ(config.compression.max_request_decoding_ratio, 100u);
+
+  config = LoadOk(absl::StrCat(kMinimal,
+                               "compression:\n"
+                               "  enabled: false\n"
+                               "  min_length: 2KiB\n"
+                               "  level: 6\n"
+                               "  types: [Application/JSON, text/event-stream, application/*+xml]\n"
+                               "  decode_requests: false\n"
+                               "  max_decoded_request_body_bytes: 16MiB\n"
+                               "  max_request_decoding_ratio: 0\n"));
+  EXPECT_FALSE(config.compression.enabled);
+  EXPECT_EQ(config.compression.min_length, 2048u);
+  EXPECT_EQ(config.compression.level, 6u);
+  EXPECT_THAT(config.compression.types,
+              testing::ElementsAre("application/json", "text/event-stream", "application/*+xml"));
+  EXPECT_FALSE(config.compression.decode_requests);
+  EXPECT_EQ(config.compression.max_decoded_request_body_bytes, 16u << 20);
+  EXPECT_EQ(config.compression.max_request_decoding_ratio, 0u);
+  // An empty list: nothing is compressed.
+  EXPECT_TRUE(
+      LoadOk(absl::StrCat(kMinimal, "compression: {types: []}\n")).compression.types.empty());
+}
+
+TEST_F(ProxyConfigLoaderTest, CompressionErrorsNameTheKey) {
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {level: 10}\n")),
+            "6:22: compression.level: 10 is out of range (1..9)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {level: 0}\n")),
+            "6:22: compression.level: 0 is out of range (1..9)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {types: [json]}\n")),
+            "6:23: compression.types[0]: bad media type \"json\" (use \"type/subtype\", "
+            "\"type/*\" or \"type/*+suffix\", without parameters)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {types: [\"*/*\"]}\n")),
+            "6:23: compression.types[0]: bad media type \"*/*\" (use \"type/subtype\", "
+            "\"type/*\" or \"type/*+suffix\", without parameters)");
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "compression: {types: [\"text/plain; charset=utf-8\"]}\n")),
+      "6:23: compression.types[0]: bad media type \"text/plain; charset=utf-8\" (use "
+      "\"type/subtype\", \"type/*\" or \"type/*+suffix\", without parameters)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {max_decoded_request_body_bytes: 0}\n")),
+            "6:47: compression.max_decoded_request_body_bytes: 0 is out of range (must be > 0)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {min_length: -1}\n")),
+            "6:27: compression.min_length: bad size \"-1\": must not be negative");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "compression: {gzip: true}\n")),
+            "6:15: unknown key \"gzip\" in compression (known: enabled, min_length, level, "
+            "types, decode_requests, max_decoded_request_body_bytes, "
+            "max_request_decoding_ratio)");
 }
 
 TEST_F(ProxyConfigLoaderTest, UpstreamHealthCheck) {

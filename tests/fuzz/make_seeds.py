@@ -567,6 +567,37 @@ def model_files() -> None:
     write(t, "vocab-crlf-duplicates", "vocab.txt\n[PAD]\r\n[UNK]\r\n[CLS]\n[SEP]\n[UNK]\n\n##\n")
 
 
+def content_coding() -> None:
+    """CONTENT-ENCODING line, "MAX_BODY MAX_DECODED RATIO" line, then the body."""
+    import gzip as gz
+    import zlib
+    t = "content_coding"
+    clear(t)
+    json = b'{"texts":["' + b'hello world ' * 40 + b'"],"values":[0.125,-0.5,1e-3]}'
+    raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+    bare = raw.compress(json) + raw.flush()
+
+    def seed(name: str, coding: str, body: bytes, limits: str = "4194304 0 100") -> None:
+        write(t, name, coding.encode() + b"\n" + limits.encode() + b"\n" + body)
+
+    seed("gzip", "gzip", gz.compress(json, mtime=0))
+    seed("x-gzip", "X-GZip", gz.compress(json, mtime=0))
+    seed("deflate-zlib", "deflate", zlib.compress(json))
+    seed("deflate-raw", "deflate", bare)
+    seed("chain", "gzip, deflate", zlib.compress(gz.compress(json, mtime=0)))
+    seed("members", "gzip", gz.compress(b'{"a":', mtime=0) + gz.compress(b"1}", mtime=0))
+    seed("identity", "identity", json)
+    seed("unknown", "br", json)
+    seed("truncated", "gzip", gz.compress(json, mtime=0)[:40])
+    seed("trailing", "gzip", gz.compress(json, mtime=0) + b"junk")
+    seed("bomb-size", "gzip", gz.compress(b"0" * (1 << 20), 9, mtime=0), "65536 65536 0")
+    seed("bomb-ratio", "gzip", gz.compress(b"0" * (1 << 19), 9, mtime=0), "1048576 0 100")
+    seed("bomb-chain", "gzip, gzip",
+         gz.compress(gz.compress(b"0" * (1 << 20), 9, mtime=0), 9, mtime=0), "1048576 0 100")
+    seed("accept-weights", "gzip;q=0.5, deflate;q=0.8, *;q=0, identity;q=0", b"")
+    seed("sync-flush", "deflate", zlib.compressobj().compress(json) + b"\x00\x00\xff\xff")
+
+
 def main() -> int:
     if len(sys.argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -577,6 +608,7 @@ def main() -> int:
     config()
     tokenizer()
     model_files()
+    content_coding()
     return 0
 
 

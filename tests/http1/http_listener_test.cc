@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -27,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -49,6 +51,16 @@ class TestApp {
  public:
   std::atomic<int> cancels{0};
   std::atomic<int> hangs{0};
+  std::shared_ptr<HttpExchange> live;  // /live: the test sends its chunks (loop thread only).
+
+  // /json/<n>: a compressible JSON body of n bytes.
+  static std::string JsonBody(size_t n) {
+    std::string body = "[";
+    for (int i = 0; body.size() + 12 < n; ++i) body += std::to_string(i * 7919 % 10007) + ",";
+    body += "0";
+    body.append(n - body.size() - 1, ' ');
+    return body + "]";
+  }
 
   RequestHandler Handler(net::io_context& ioc) {
     return [this, &ioc](std::shared_ptr<HttpExchange> ex) { Handle(ioc, std::move(ex)); };
@@ -87,6 +99,17 @@ class TestApp {
           ex->EndStream(std::move(trailers));
         });
       });
+    } else if (target.rfind("/json/", 0) == 0) {
+      HttpResponse res{http::status::ok, ex->request().version()};
+      res.set(http::field::content_type, "application/json");
+      res.body() = JsonBody(std::stoul(target.substr(6)));
+      ex->Respond(std::move(res));
+    } else if (target == "/live") {
+      HttpResponse header{http::status::ok, ex->request().version()};
+      header.set(http::field::content_type, "application/x-ndjson");
+      ex->BeginStream(std::move(header));
+      ex->SendChunk("{\"n\":0}\n");
+      live = ex;
     } else if (target == "/hang") {
       ex->SetCancelHandler([this] { cancels.fetch_add(1); });
       hangs.fetch_add(1);
@@ -191,6 +214,12 @@ class RawClient {
     std::string out = std::move(buf_);
     buf_.clear();
     return out;
+  }
+
+  // One read's bytes ("" at EOF or when the hang guard fires).
+  std::string ReadSome() {
+    if (buf_.empty() && !Fill()) return "";
+    return std::exchange(buf_, std::string());
   }
 
   // True when the server closed the connection without sending anything more.
@@ -664,6 +693,210 @@ TEST_F(ListenerTest, MaxConnectionsPausesAccepting) {
   RawResponse r = second.ReadResponse();
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_THAT(r.msg.body(), HasSubstr("GET /echo/second"));
+}
+
+// ---- Content codings (the rules: compression_test.cc; here, over the wire) ----
+
+std::string GunzipAll(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    char buf[4096];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  EXPECT_EQ(rc, Z_STREAM_END);
+  inflateEnd(&z);
+  return out;
+}
+
+std::string GzipAll(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, data.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::string Post(std::string_view target, std::string_view body, std::string_view headers) {
+  return std::string("POST ") + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" +
+         std::string(headers) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         std::string(body);
+}
+
+TEST_F(ListenerTest, GzipResponseDecodesToTheIdentityOne) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(
+      client.Send(Get("/json/5000") + Get("/json/5000", "Accept-Encoding: gzip\r\n") +
+                  "HEAD /json/5000 HTTP/1.1\r\nHost: test\r\nAccept-Encoding: gzip\r\n\r\n"));
+  RawResponse plain = client.ReadResponse();
+  RawResponse gzip = client.ReadResponse();
+  RawResponse head = client.ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(plain.ok && gzip.ok && head.ok) << plain.error << gzip.error << head.error;
+  EXPECT_EQ(plain.msg.body().size(), 5000u);
+  EXPECT_EQ(plain.msg.count(http::field::content_encoding), 0u);
+  EXPECT_EQ(plain.msg[http::field::vary], "Accept-Encoding");
+  EXPECT_EQ(gzip.msg[http::field::content_encoding], "gzip");
+  EXPECT_EQ(gzip.msg[http::field::vary], "Accept-Encoding");
+  EXPECT_EQ(gzip.msg[http::field::content_length], std::to_string(gzip.msg.body().size()));
+  EXPECT_LT(gzip.msg.body().size(), 5000u * 3 / 4);
+  EXPECT_EQ(GunzipAll(gzip.msg.body()), plain.msg.body());
+  // HEAD: the headers GET gets, the compressed length included, and no body.
+  EXPECT_EQ(head.msg[http::field::content_encoding], "gzip");
+  EXPECT_EQ(head.msg[http::field::content_length], gzip.msg[http::field::content_length]);
+  EXPECT_TRUE(head.raw.size() >= 4 && head.raw.substr(head.raw.size() - 4) == "\r\n\r\n");
+}
+
+TEST_F(ListenerTest, CurlCompressedGetsTheSameBytes) {
+  if (!HaveTool("curl")) GTEST_SKIP() << "curl not installed";
+  StartServer();
+  CommandResult plain = RunCommand("curl -sS " + Url("/json/20000"));
+  CommandResult compressed =
+      RunCommand("curl -sS --compressed -D /dev/stderr " + Url("/json/20000"));
+  ASSERT_EQ(compressed.exit_code, 0) << compressed.output;
+  EXPECT_THAT(compressed.output, HasSubstr("Content-Encoding: gzip"));
+  EXPECT_THAT(compressed.output, HasSubstr(TestApp::JsonBody(20000)));
+  EXPECT_EQ(plain.output, TestApp::JsonBody(20000));
+}
+
+TEST_F(ListenerTest, CompressedStreamDeliversEachMessageBeforeTheNext) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/live", "Accept-Encoding: gzip\r\n")));
+  z_stream z{};
+  ASSERT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  std::string raw;      // Bytes received, not yet parsed as chunks.
+  std::string decoded;  // What the client's decoder has produced so far.
+  bool in_body = false;
+  // Reads until the decoder has produced `want` (never more: the next message is not sent).
+  auto read_until = [&](const std::string& want) {
+    while (decoded.size() < want.size()) {
+      std::string more = client.ReadSome();
+      if (more.empty()) return false;
+      raw += more;
+      if (!in_body) {
+        size_t end = raw.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        EXPECT_THAT(raw.substr(0, end), HasSubstr("Content-Encoding: gzip"));
+        EXPECT_THAT(raw.substr(0, end), HasSubstr("Transfer-Encoding: chunked"));
+        raw.erase(0, end + 4);
+        in_body = true;
+      }
+      for (;;) {
+        size_t eol = raw.find("\r\n");
+        if (eol == std::string::npos) break;
+        size_t size = std::stoul(raw.substr(0, eol), nullptr, 16);
+        if (raw.size() < eol + 2 + size + 2) break;
+        std::string data = raw.substr(eol + 2, size);
+        raw.erase(0, eol + 2 + size + 2);
+        z.next_in = reinterpret_cast<Bytef*>(data.data());
+        z.avail_in = static_cast<uInt>(data.size());
+        while (z.avail_in > 0) {
+          char buf[4096];
+          z.next_out = reinterpret_cast<Bytef*>(buf);
+          z.avail_out = sizeof(buf);
+          int rc = inflate(&z, Z_SYNC_FLUSH);
+          if (rc != Z_OK && rc != Z_STREAM_END) return false;
+          decoded.append(buf, sizeof(buf) - z.avail_out);
+          if (rc == Z_STREAM_END) break;
+        }
+      }
+    }
+    return decoded == want;
+  };
+  std::string expected = "{\"n\":0}\n";
+  ASSERT_TRUE(read_until(expected)) << decoded;
+  for (int i = 1; i <= 3; ++i) {
+    const std::string message = "{\"n\":" + std::to_string(i) + "}\n";
+    OnLoop([&] { app_.live->SendChunk(message); });
+    expected += message;
+    ASSERT_TRUE(read_until(expected)) << decoded;
+  }
+  OnLoop([&] {
+    app_.live->EndStream({});
+    app_.live.reset();
+  });
+  // The end of the gzip stream, then the last chunk.
+  std::string rest;
+  while (rest.find("0\r\n\r\n") == std::string::npos) {
+    std::string more = client.ReadSome();
+    ASSERT_FALSE(more.empty());
+    rest += more;
+  }
+  raw += rest;
+  inflateEnd(&z);
+}
+
+TEST_F(ListenerTest, GzipRequestBodyIsDecodedForTheApplication) {
+  StartServer();
+  RawClient client(port());
+  const std::string body = R"({"text":"hello hello hello"})";
+  ASSERT_TRUE(client.Send(Post("/echo", GzipAll(body), "Content-Encoding: gzip\r\n")));
+  RawResponse r = client.ReadResponse();
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.msg.result_int(), 200);
+  EXPECT_THAT(r.msg.body(), HasSubstr("body=" + body + "\n"));
+}
+
+TEST_F(ListenerTest, BadRequestCodingsAreAnsweredAndTheConnectionStays) {
+  ListenerOptions options = DefaultOptions();
+  options.limits.max_body_bytes = 64 << 10;
+  StartServer(options);
+  RawClient client(port());
+  const std::string bomb = GzipAll(std::string(1 << 20, '0'));
+  ASSERT_TRUE(client.Send(Post("/echo", "{}", "Content-Encoding: br\r\n") +
+                          Post("/echo", "\x1f\x8b\x08\x00garbage", "Content-Encoding: gzip\r\n") +
+                          Post("/echo", bomb, "Content-Encoding: gzip\r\n") + Get("/echo/after")));
+  RawResponse unknown = client.ReadResponse();
+  RawResponse corrupt = client.ReadResponse();
+  RawResponse too_big = client.ReadResponse();
+  RawResponse after = client.ReadResponse();
+  ASSERT_TRUE(unknown.ok && corrupt.ok && too_big.ok && after.ok);
+  EXPECT_EQ(unknown.msg.result_int(), 415);
+  EXPECT_EQ(unknown.msg[http::field::accept_encoding], "gzip, deflate");
+  EXPECT_THAT(unknown.msg.body(), HasSubstr("Content-Encoding \\\"br\\\" is not supported"));
+  EXPECT_EQ(corrupt.msg.result_int(), 400);
+  EXPECT_THAT(corrupt.msg.body(), HasSubstr("not valid gzip"));
+  EXPECT_EQ(too_big.msg.result_int(), 413);
+  EXPECT_THAT(too_big.msg.body(), HasSubstr("\"code\":8"));
+  EXPECT_THAT(too_big.msg.body(), HasSubstr("65536 bytes"));
+  for (const RawResponse* r : {&unknown, &corrupt, &too_big}) {
+    EXPECT_THAT(r->raw, Not(HasSubstr("Connection: close")));
+  }
+  EXPECT_THAT(after.msg.body(), HasSubstr("GET /echo/after"));
+  EXPECT_EQ(listener_->counters().requests, 1u);  // Only the last reached the application.
+  EXPECT_EQ(listener_->counters().protocol_errors, 3u);
+}
+
+TEST_F(ListenerTest, CompressionOffSendsIdentityAndRefusesCodings) {
+  ListenerOptions options = DefaultOptions();
+  options.compression.enabled = false;
+  options.compression.decode_requests = false;
+  StartServer(options);
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/json/5000", "Accept-Encoding: gzip\r\n") +
+                          Post("/echo", GzipAll("{}"), "Content-Encoding: gzip\r\n")));
+  RawResponse json = client.ReadResponse();
+  RawResponse refused = client.ReadResponse();
+  ASSERT_TRUE(json.ok && refused.ok);
+  EXPECT_EQ(json.msg.body().size(), 5000u);
+  EXPECT_EQ(json.msg.count(http::field::content_encoding), 0u);
+  EXPECT_EQ(json.msg.count(http::field::vary), 0u);
+  EXPECT_EQ(refused.msg.result_int(), 415);
+  EXPECT_EQ(refused.msg[http::field::accept_encoding], "identity");
 }
 
 TEST_F(ListenerTest, SharedPortWithReusePortAndBindErrors) {

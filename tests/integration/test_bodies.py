@@ -290,3 +290,41 @@ def test_stream_status_travels_in_trailers_too(proxy):
         resp = conn.read_response()
     assert resp.trailer("Grpc-Status") == "9"
     assert resp.trailer("Grpc-Message") == "failed after 1 messages"
+
+
+# ---- Client streams and bidi: the request body holds the stream's messages ----
+
+
+def test_client_stream_from_ndjson(proxy):
+    body = b'{"name": "a"}\n{"name": "b", "size": "2"}\n{"name": "c"}\n'
+    r = proxy.request("POST", "/v1/things:collect", data=body,
+                      headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    assert [t["name"] for t in r.json()["things"]] == ["a", "b", "c"]
+
+
+def test_client_stream_from_a_json_array(proxy):
+    r = proxy.post("/v1/things:collect", [{"name": "a"}, {"name": "b"}])
+    assert r.status_code == 200, r.text
+    assert [t["name"] for t in r.json()["things"]] == ["a", "b"]
+    r = proxy.request("POST", "/v1/things:collect", data=b"")
+    assert r.status_code == 200, r.text
+    assert r.json().get("things", []) == []
+
+
+def test_client_stream_with_a_bad_message(proxy):
+    r = proxy.request("POST", "/v1/things:collect", data=b'{"name": "a"}\n{"size": "x"}\n',
+                      headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 400
+    assert "message 2 of the stream" in r.json()["message"]
+
+
+def test_bidi_stream(proxy):
+    body = b"".join(json.dumps({"name": f"t{i}", "size": str(i)}).encode() + b"\n"
+                    for i in range(4))
+    r = proxy.request("POST", "/v1/things:echo", data=body,
+                      headers={"Content-Type": "application/x-ndjson",
+                               "Accept": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    assert _stream_lines(r.content) == [{"name": "t0"}] + [
+        {"name": f"t{i}", "size": str(2 * i)} for i in range(1, 4)]

@@ -242,3 +242,15 @@ def test_oneofs_are_described_and_the_proxy_enforces_them(doc, stack):
     assert_valid(body, {"$ref": "#/components/schemas/tipperary.testing.v1.AllTypes"}, doc)
     r = stack.proxy.post("/v1/echo", body)
     assert r.status_code == 400, r.text
+
+
+def test_a_client_stream_built_from_the_document_works(doc, stack):
+    op = doc["paths"]["/v1/things:collect"]["post"]
+    assert op["x-stream"] == "client"
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    body = [sample(schema["items"], doc), {"name": "second"}]
+    assert_valid(body, schema, doc)
+    r = stack.proxy.post("/v1/things:collect", body)
+    assert r.status_code == 200, (body, r.text)
+    assert_valid(r.json(), op["responses"]["200"]["content"]["application/json"]["schema"], doc)
+    assert len(r.json()["things"]) == 2

@@ -5,6 +5,7 @@ proxy learns the worker's schema by server reflection (`descriptors: [{reflectio
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import math
 import os
@@ -240,6 +241,24 @@ def test_worker_metrics_show_batches(stack):
         assert name in r.text, name
     assert stack.worker.admin_get("/readyz").status_code == 200
     assert stack.worker.admin_get("/healthz").status_code == 200
+
+
+def test_embeddings_and_worker_metrics_through_gzip(stack):
+    # The case compression is for: 384 floats per text as JSON (docs/benchmarks.md).
+    r = requests.post(f"{stack.proxy.url}/v1/embed", json={"inputs": ["one", "two"]},
+                      headers={"Accept-Encoding": "gzip"}, stream=True, timeout=HTTP_TIMEOUT)
+    raw = r.raw.read(decode_content=False)
+    assert r.status_code == 200
+    assert r.headers["Content-Encoding"] == "gzip"
+    response = json.loads(gzip.decompress(raw))
+    assert [len(e["values"]) for e in response["embeddings"]] == [384, 384]
+    assert len(raw) < len(gzip.decompress(raw)) * 0.6
+    # The worker's admin port is the same listener, with the default compression settings.
+    m = requests.get(f"http://{stack.worker.admin}/metrics", headers={"Accept-Encoding": "gzip"},
+                     stream=True, timeout=HTTP_TIMEOUT)
+    raw = m.raw.read(decode_content=False)
+    assert m.headers["Content-Encoding"] == "gzip"
+    assert "tipperary_worker_requests_total" in gzip.decompress(raw).decode()
 
 
 def test_queue_full_is_429(tmp_path):

@@ -307,6 +307,17 @@ TEST(OpenApi, RequestBodies) {
       Has(At(paths, {"/v1/echo", "post", "requestBody", "content"}), "application/x-protobuf"));
   // google.api.HttpBody: any content type.
   EXPECT_TRUE(Has(At(paths, {"/v1/upload", "post", "requestBody", "content"}), "*/*"));
+  // A client stream: an array of messages, or NDJSON.
+  Value collect = At(paths, {"/v1/things:collect", "post"});
+  EXPECT_EQ(At(collect, {"x-stream"}).string_value(), "client");
+  Value stream_body = At(collect, {"requestBody", "content"});
+  EXPECT_EQ(At(stream_body, {"application/json", "schema", "type"}).string_value(), "array");
+  EXPECT_EQ(At(stream_body, {"application/json", "schema", "items", "$ref"}).string_value(),
+            "#/components/schemas/tipperary.testing.v1.Thing");
+  EXPECT_EQ(
+      At(stream_body, {"application/x-ndjson", "schema", "allOf", "0", "$ref"}).string_value(),
+      "#/components/schemas/tipperary.testing.v1.Thing");
+  EXPECT_EQ(At(paths, {"/v1/things:echo", "post", "x-stream"}).string_value(), "bidi");
   // No body rule: no requestBody.
   EXPECT_FALSE(
       Has(At(paths, {"/v1/shelves/{name.shelves}/things/{name.things}", "get"}), "requestBody"));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "accept.h"
 #include "google/rpc/status.pb.h"
@@ -184,6 +185,43 @@ TEST(AcceptTest, ResponseFormat) {
   EXPECT_EQ(ResponseFormatFor("application/x-protobuf;q=0, */*"), ResponseFormat::kJson);
   EXPECT_EQ(ResponseFormatFor("*/*"), ResponseFormat::kJson);
   EXPECT_EQ(ResponseFormatFor("text/event-stream"), ResponseFormat::kJson);
+}
+
+}  // namespace
+}  // namespace tipperary::transcoder
+
+namespace tipperary::transcoder {
+namespace {
+
+std::vector<std::string> Split(std::string_view body, bool array_allowed = true) {
+  absl::StatusOr<std::vector<std::string_view>> values = SplitJsonStream(body, array_allowed);
+  if (!values.ok()) return {"error: " + std::string(values.status().message())};
+  return std::vector<std::string>(values->begin(), values->end());
+}
+
+TEST(SplitJsonStreamTest, NdjsonAndConcatenatedValues) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Split(""), V{});
+  EXPECT_EQ(Split(" \n"), V{});
+  EXPECT_EQ(Split("{\"a\":1}\n{\"b\":[1,{\"c\":\"}\"}]}\n"),
+            (V{"{\"a\":1}", "{\"b\":[1,{\"c\":\"}\"}]}"}));
+  EXPECT_EQ(Split("{}{} {}\r\n"), (V{"{}", "{}", "{}"}));
+  EXPECT_EQ(Split("{\"s\":\"a\\\"}{\"}"), (V{"{\"s\":\"a\\\"}{\"}"}));
+  EXPECT_EQ(Split("\"x\" 1 true"), (V{"\"x\"", "1", "true"}));
+  EXPECT_EQ(Split("{\"a\":1"), V{"error: message 1 of the stream is not a JSON value"});
+  EXPECT_EQ(Split("{} }"), V{"error: message 2 of the stream is not a JSON value"});
+}
+
+TEST(SplitJsonStreamTest, ArrayOfMessages) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Split("[]"), V{});
+  EXPECT_EQ(Split(" [ {\"a\":1} , {\"b\":2}]\n"), (V{"{\"a\":1}", "{\"b\":2}"}));
+  EXPECT_EQ(Split("[[1,2],[3]]"), (V{"[1,2]", "[3]"}));
+  EXPECT_EQ(Split("[{} {}]"), V{"error: expected ',' or ']' after message 1 of the stream"});
+  EXPECT_EQ(Split("[{},"), V{"error: the JSON array never ends"});
+  EXPECT_EQ(Split("[{}] {}"), V{"error: unexpected bytes after the JSON array of messages"});
+  // A request type that is a JSON array itself: the array is one message.
+  EXPECT_EQ(Split("[1,2]\n[3]", /*array_allowed=*/false), (V{"[1,2]", "[3]"}));
 }
 
 }  // namespace

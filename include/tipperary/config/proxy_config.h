@@ -116,6 +116,22 @@ struct LimitsConfig {
   uint32_t max_in_flight_requests = 0;   // Whole proxy; 0 = unlimited; over it: 503.
 };
 
+// HTTP content codings on the listeners (http1::CompressionOptions; docs/http-conformance.md).
+struct CompressionConfig {
+  bool enabled = true;         // gzip/deflate responses for clients that accept them.
+  uint64_t min_length = 1024;  // Whole responses smaller than this are sent as they are.
+  uint32_t level = 1;          // zlib level 1-9 (docs/configuration.md has the measurement).
+  // Media types compressed: "type/subtype", "type/*", "type/*+suffix" (lower case).
+  std::vector<std::string> types = {"application/json", "application/*+json",
+                                    "application/x-ndjson", "application/openmetrics-text",
+                                    "text/*"};
+  bool decode_requests = true;  // Decode gzip/deflate request bodies; else 415.
+  // Decoded size of a request body; over it: 413. 0 (unset) = limits.max_request_body_bytes.
+  uint64_t max_decoded_request_body_bytes = 0;
+  // Decoded / encoded size of a request body past 64 KiB decoded; over it: 413. 0 = off.
+  uint32_t max_request_decoding_ratio = 100;
+};
+
 struct TimeoutsConfig {
   Duration idle = std::chrono::seconds(60);              // Keep-alive connection with no request.
   Duration request_read = std::chrono::seconds(30);      // Headers + body of one request; 408.
@@ -210,6 +226,7 @@ struct ProxyConfig {
   std::vector<RouteConfig> routes;
   TranscodingConfig transcoding;
   LimitsConfig limits;
+  CompressionConfig compression;
   TimeoutsConfig timeouts;
   MetadataConfig metadata;
   StreamingConfig streaming;

@@ -29,6 +29,8 @@ class HttpExchange {
  public:
   virtual ~HttpExchange() = default;
 
+  // A body sent with Content-Encoding (gzip, deflate) is already decoded here, the field
+  // removed and Content-Length fixed (ListenerOptions::compression, compression.h).
   virtual const HttpRequest& request() const = 0;
   // Trailer fields of a chunked request body, kept apart from request().  They never count as
   // header fields (RFC 9110 §6.5.1); the application decides which, if any, it uses.
@@ -39,11 +41,13 @@ class HttpExchange {
   // The verified client certificate's subject, when mTLS verified one; else empty.
   virtual const std::string& peer_certificate_subject() const = 0;
 
-  // A whole response. The listener sets Content-Length, Connection and keep-alive itself.
+  // A whole response. The listener sets Content-Length, Connection and keep-alive itself, and
+  // compresses the body when the client accepts it (Content-Encoding, Vary: compression.h).
   virtual void Respond(HttpResponse response) = 0;
 
   // A streamed response: headers now (chunked for HTTP/1.1; close-delimited for 1.0), then
-  // chunks, then EndStream with optional trailers (HTTP/1.1 only; dropped for 1.0).
+  // chunks, then EndStream with optional trailers (HTTP/1.1 only; dropped for 1.0). A stream
+  // of a compressible type is compressed chunk by chunk, each flushed as it is sent.
   virtual void BeginStream(HttpResponse header) = 0;
   virtual void SendChunk(std::string data) = 0;
   virtual void EndStream(HttpFields trailers) = 0;

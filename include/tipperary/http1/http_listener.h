@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "tipperary/common/endpoint.h"
+#include "tipperary/http1/compression.h"
 #include "tipperary/http1/http_exchange.h"
 #include "tipperary/http1/request_framing.h"
 
@@ -56,6 +57,8 @@ struct ListenerOptions {
   // Head, body, chunk extensions and trailers of one request (RFC 9112 framing rules and
   // their limits: request_framing.h).
   RequestLimits limits;
+  // Response compression (Accept-Encoding) and request body decoding (Content-Encoding).
+  CompressionOptions compression;
   // Unparsed input a connection holds, and the bodies of requests read ahead of their
   // responses (past it, reading ahead pauses). At least every limit above.
   uint64_t max_connection_buffer_bytes = 64 * 1024;
@@ -73,9 +76,9 @@ struct ListenerOptions {
 // Totals since creation, for metrics.
 struct ListenerCounters {
   uint64_t connections_accepted = 0;
-  uint64_t requests = 0;                // Requests handed to the handler.
-  uint64_t protocol_errors = 0;         // Requests answered by the listener (400/408/413/431/505).
-  uint64_t timeouts = 0;                // Request-read (408), write and handshake timeouts.
+  uint64_t requests = 0;         // Requests handed to the handler.
+  uint64_t protocol_errors = 0;  // Requests answered by the listener (400/408/413/415/431/505).
+  uint64_t timeouts = 0;         // Request-read (408), write and handshake timeouts.
   uint64_t tls_handshake_failures = 0;  // Includes handshake timeouts.
 };
 

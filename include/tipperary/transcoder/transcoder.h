@@ -81,7 +81,8 @@ inline constexpr std::string_view kProtobufStreamContentType =
 // Picks the request body format from a Content-Type value (media type case-insensitive):
 // - a route whose body is google.api.HttpBody takes every content type: kRaw;
 // - application/x-protobuf, application/protobuf, application/vnd.google.protobuf: kProtobuf;
-// - JSON: no Content-Type, application/json, text/json, any "+json" type, and, for the clients
+// - JSON: no Content-Type, application/json, text/json, any "+json" type, application/x-ndjson
+//   and application/jsonl (client streams), and, for the clients
 //   that send JSON under them, text/plain (a browser's CORS-simple request) and
 //   application/x-www-form-urlencoded (curl -d); a charset other than UTF-8 is kUnsupported
 //   (RFC 8259 §8.1);
@@ -93,6 +94,14 @@ std::string AcceptedMediaTypes(const Route& route);
 
 // Query parameters in a query string ("a=1&b=2&&c" has 3), without decoding them.
 size_t CountQueryParams(std::string_view query_string);
+
+// The messages of a client stream's JSON body, as views into it: JSON values one after another
+// (NDJSON, or any whitespace between them: what grpc-gateway's decoder reads), or, with
+// array_allowed, one JSON array of messages (what Envoy's transcoder expects). Each value is
+// only delimited here; BuildRequestMessage parses it. InvalidArgument for a value that never
+// ends or junk between values. An empty body is zero messages.
+absl::StatusOr<std::vector<std::string_view>> SplitJsonStream(std::string_view body,
+                                                              bool array_allowed);
 
 // True when the route's request body (whole request or body field) is google.api.HttpBody.
 bool IsHttpBodyRequest(const Route& route);

@@ -26,7 +26,10 @@ struct GrpcRequest {
   std::string path;       // ":path", "/package.Service/Method".
   std::string authority;  // ":authority"; empty = the endpoint.
   Metadata metadata;      // Custom metadata; reserved headers (te, content-type, ...) are ours.
-  std::string message;    // One serialized protobuf message, unframed.
+  std::string message;    // One serialized protobuf message, unframed (but see `framed`).
+  // A client stream sent whole: `message` already holds zero or more length-prefixed gRPC
+  // messages, one after the other, and goes out as it is.
+  bool framed = false;
   std::optional<std::chrono::nanoseconds> timeout;  // Sent as grpc-timeout and enforced.
 };
 
