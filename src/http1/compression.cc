@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tipperary/common/qvalue.h"
 
 namespace tipperary::http1 {
 namespace {
@@ -45,22 +46,6 @@ void ForEachListElement(const Fields& fields, http::field name, F f) {
       start = comma + 1;
     }
   }
-}
-
-// RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in
-// thousandths; -1 when malformed.
-int ParseQvalue(std::string_view q) {
-  if (q.empty() || (q[0] != '0' && q[0] != '1')) return -1;
-  int value = (q[0] - '0') * 1000;
-  if (q.size() == 1) return value;
-  if (q[1] != '.' || q.size() > 5) return -1;
-  int scale = 100;
-  for (char c : q.substr(2)) {
-    if (c < '0' || c > '9') return -1;
-    value += (c - '0') * scale;
-    scale /= 10;
-  }
-  return value > 1000 ? -1 : value;
 }
 
 std::string_view MediaType(std::string_view content_type) {
@@ -137,7 +122,7 @@ ContentCoding NegotiateContentCoding(const HttpFields& request_fields) {
       std::string_view param = TrimOws(element.substr(semi + 1, next - semi - 1));
       semi = next;
       if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
-        q = ParseQvalue(param.substr(2));
+        q = common::ParseQValue(param.substr(2));
       }
     }
     if (q < 0) return;  // A malformed weight: the element is ignored.

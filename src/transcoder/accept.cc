@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "tipperary/common/qvalue.h"
 
 namespace tipperary::transcoder::internal {
 namespace {
@@ -38,21 +39,6 @@ std::string_view NextElement(std::string_view& rest, char sep) {
   return element;
 }
 
-// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths; -1 if bad.
-int ParseQValue(std::string_view v) {
-  if (v.empty() || (v[0] != '0' && v[0] != '1')) return -1;
-  int q = (v[0] - '0') * 1000;
-  if (v.size() == 1) return q;
-  if (v[1] != '.' || v.size() > 5) return -1;
-  int scale = 100;
-  for (char c : v.substr(2)) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return -1;
-    q += (c - '0') * scale;
-    scale /= 10;
-  }
-  return q <= 1000 ? q : -1;
-}
-
 }  // namespace
 
 int AcceptQuality(std::string_view accept, std::string_view media_type) {
@@ -84,7 +70,7 @@ int AcceptQuality(std::string_view accept, std::string_view media_type) {
     while (!element.empty()) {
       std::string_view param = TrimOws(NextElement(element, ';'));
       if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
-        q = ParseQValue(param.substr(2));
+        q = common::ParseQValue(param.substr(2));
         break;  // Anything after the weight was an accept-ext (RFC 7231), not a parameter.
       }
     }
