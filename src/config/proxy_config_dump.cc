@@ -198,6 +198,16 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "enabled", config.grpc_web.enabled);
   out << YAML::EndMap;
 
+  const OpenApiConfig& openapi = config.openapi;
+  EmitKey(out, "openapi");
+  out << YAML::BeginMap;
+  EmitString(out, "path", openapi.path);
+  Emit(out, "on_listener", openapi.on_listener);
+  EmitString(out, "title", openapi.title);
+  EmitString(out, "version", openapi.version);
+  EmitStringList(out, "servers", openapi.servers);
+  out << YAML::EndMap;
+
   const LoggingConfig& logging = config.logging;
   EmitKey(out, "logging");
   out << YAML::BeginMap;

@@ -200,6 +200,7 @@ class Loader {
   absl::Status LoadMetadata(const YamlMap& root, MetadataConfig* out);
   absl::Status LoadStreaming(const YamlMap& root, StreamingConfig* out);
   absl::Status LoadCors(const YamlMap& root, CorsConfig* out);
+  absl::Status LoadOpenApi(const YamlMap& root, OpenApiConfig* out);
   absl::Status LoadLogging(const YamlMap& root, LoggingConfig* out);
   absl::Status LoadAutoscaling(const YamlMap& root, ProxyConfig* config);
 
@@ -245,7 +246,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
       YamlMap map,
       root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
                   "limits", "compression", "timeouts", "metadata", "streaming", "cors", "grpc_web",
-                  "logging", "autoscaling", "threads"}));
+                  "openapi", "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
@@ -264,6 +265,7 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
     TIPPERARY_ASSIGN_OR_RETURN(YamlMap web, grpc_web->AsMap({"enabled"}));
     TIPPERARY_RETURN_IF_ERROR(web.ReadBool("enabled", &config->grpc_web.enabled));
   }
+  TIPPERARY_RETURN_IF_ERROR(LoadOpenApi(map, &config->openapi));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, &config->logging));
   TIPPERARY_RETURN_IF_ERROR(LoadAutoscaling(map, config));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &config->threads, 0, 1024));
@@ -743,6 +745,34 @@ bool IsOriginPattern(std::string_view s) {
 }
 
 }  // namespace
+
+absl::Status Loader::LoadOpenApi(const YamlMap& root, OpenApiConfig* out) {
+  std::optional<YamlValue> value = root.Find("openapi");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
+                             value->AsMap({"path", "on_listener", "title", "version", "servers"}));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadString("path", &out->path));
+  if (!out->path.empty() &&
+      (out->path[0] != '/' || out->path.find_first_of("?# ") != std::string::npos)) {
+    return map.Find("path")->Error(
+        "must be \"\" (off) or an absolute path without query, fragment or spaces "
+        "(\"/openapi.json\")");
+  }
+  for (const char* taken :
+       {"/", "/healthz", "/readyz", "/metrics", "/config", "/routes", "/autoscaling"}) {
+    if (out->path == taken) {
+      return map.Find("path")->Error(
+          absl::StrCat("\"", taken, "\" is already an admin endpoint of the proxy"));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("on_listener", &out->on_listener));
+  if (out->on_listener && out->path.empty()) {
+    return map.Find("on_listener")->Error("needs a path (openapi.path is \"\")");
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadNonEmptyString("title", &out->title));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadNonEmptyString("version", &out->version));
+  return map.ReadStringList("servers", &out->servers);
+}
 
 absl::Status Loader::LoadCors(const YamlMap& root, CorsConfig* out) {
   std::optional<YamlValue> value = root.Find("cors");

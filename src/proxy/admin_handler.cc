@@ -53,6 +53,19 @@ void AdminHandler::BuildRoutes() {
                 std::shared_ptr<const Routing> routing = home_.routing();
                 return AdminReply{.body = routing ? routing->routes->DescribeJson() : "[]"};
               });
+  if (!shared_.config.openapi.path.empty()) {
+    router_.Add(shared_.config.openapi.path,
+                "the OpenAPI 3.1 document of the served routes (docs/openapi.md)",
+                [this](const http1::HttpRequest&) {
+                  std::shared_ptr<const Routing> routing = home_.routing();
+                  if (!routing) {
+                    return AdminReply{.status = http::status::service_unavailable,
+                                      .body = common::StatusJson(absl::StatusCode::kUnavailable,
+                                                                 "no schema loaded yet")};
+                  }
+                  return AdminReply{.body = routing->OpenApiDocument()};
+                });
+  }
   if (signals_ != nullptr) {
     router_.Add("/autoscaling", "the autoscaling signals (KEDA metrics-api)",
                 [this](const http1::HttpRequest&) {

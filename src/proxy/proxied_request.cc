@@ -94,6 +94,12 @@ void ProxiedRequest::Run() {
     AnswerOptions();
     return;
   }
+  const config::OpenApiConfig& openapi = env_.config().openapi;
+  if (openapi.on_listener && path_ == openapi.path &&
+      (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    AnswerOpenApi();
+    return;
+  }
   if (env_.config().grpc_web.enabled && !content_type_.empty()) {
     grpc_web_ = GrpcWebModeFor(content_type_);
   }
@@ -158,6 +164,18 @@ void ProxiedRequest::AnswerOptions() {
   }
   http1::HttpResponse res{http::status::no_content, req.version()};
   res.set(http::field::allow, absl::StrJoin(allowed, ", "));
+  Finish(std::move(res), nullptr, "");
+}
+
+void ProxiedRequest::AnswerOpenApi() {
+  if (!routing_) {
+    Fail(ProxyError::Make(absl::StatusCode::kUnavailable,
+                          "the proxy has no schema yet: waiting for descriptors from upstream"));
+    return;
+  }
+  http1::HttpResponse res{http::status::ok, http_->request().version()};
+  res.set(http::field::content_type, "application/json");
+  res.body() = routing_->OpenApiDocument();
   Finish(std::move(res), nullptr, "");
 }
 

@@ -54,6 +54,8 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void Run();
   // OPTIONS: a CORS preflight, or which methods a target allows (RFC 9110 §9.3.7).
   void AnswerOptions();
+  // GET openapi.path on the listener (openapi.on_listener): the document of this generation.
+  void AnswerOpenApi();
   std::optional<ProxyError> Route();
   std::optional<ProxyError> Decode(upstream::GrpcRequest* request);
   // A client stream's JSON body (NDJSON or an array of messages), each message transcoded and

@@ -26,6 +26,13 @@ int Routing::UpstreamFor(const transcoder::Route& route) const {
   return -1;
 }
 
+const std::string& Routing::OpenApiDocument() const {
+  std::call_once(openapi_once_, [this] {
+    openapi_document_ = transcoder::RenderOpenApi(*routes, openapi_options);
+  });
+  return openapi_document_;
+}
+
 absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
     const config::ProxyConfig& config,
     const std::vector<google::protobuf::FileDescriptorSet>& sets) {
@@ -79,6 +86,15 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
                                         : separator == "tsv" ? '\t'
                                                              : ',';
   routing->transcoder = std::make_shared<transcoder::Transcoder>(routing->schema, topts);
+
+  transcoder::OpenApiOptions& openapi = routing->openapi_options;
+  openapi.title = config.openapi.title;
+  openapi.version = config.openapi.version;
+  openapi.servers = config.openapi.servers;
+  openapi.preserve_proto_field_names = topts.preserve_proto_field_names;
+  openapi.enums_as_ints = topts.enums_as_ints;
+  openapi.stream_json_format = config.streaming.json_format;
+  openapi.repeated_path_param_separator = topts.repeated_path_param_separator;
   return std::shared_ptr<const Routing>(std::move(routing));
 }
 

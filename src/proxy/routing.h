@@ -6,12 +6,14 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "tipperary/config/proxy_config.h"
+#include "tipperary/transcoder/openapi.h"
 #include "tipperary/transcoder/route_table.h"
 #include "tipperary/transcoder/schema.h"
 #include "tipperary/transcoder/transcoder.h"
@@ -30,6 +32,15 @@ struct Routing {
   int UpstreamFor(const transcoder::Route& route) const;
 
   std::vector<config::UpstreamConfig> upstreams;
+
+  // The OpenAPI document of `routes` (openapi.path), rendered on first use and then kept for
+  // this generation: a new schema is a new Routing, so the document follows it.
+  const std::string& OpenApiDocument() const;
+  transcoder::OpenApiOptions openapi_options;
+
+ private:
+  mutable std::once_flag openapi_once_;
+  mutable std::string openapi_document_;
 };
 
 absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(

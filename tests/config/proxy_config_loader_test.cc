@@ -227,6 +227,12 @@ timeouts:
   upstream_default: 3s
   max_upstream: 4s
   drain: 0
+openapi:
+  path: /api/openapi.json
+  on_listener: true
+  title: Things API
+  version: 2.0.1
+  servers: ["https://api.example.com", "http://127.0.0.1:8080"]
 logging:
   level: debug
   access_log: true
@@ -418,7 +424,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
             "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
             "upstreams, routes, transcoding, limits, compression, timeouts, metadata, streaming, "
-            "cors, grpc_web, logging, autoscaling, threads); did you mean \"threads\"?");
+            "cors, grpc_web, openapi, logging, autoscaling, threads); did you mean \"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
             "upstream_default, max_upstream, drain, retry_after)");
@@ -599,6 +605,36 @@ TEST_F(ProxyConfigLoaderTest, StreamBufferLimit) {
             uint64_t{256} << 10);
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "limits: {max_stream_buffer_bytes: 1KiB}\n")),
               HasSubstr("limits.max_stream_buffer_bytes: 1KiB is out of range"));
+}
+
+TEST_F(ProxyConfigLoaderTest, OpenApi) {
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_EQ(defaults.openapi.path, "/openapi.json");
+  EXPECT_FALSE(defaults.openapi.on_listener);
+  EXPECT_EQ(defaults.openapi.title, "tipperary-proxy");
+  EXPECT_EQ(defaults.openapi.version, "1.0.0");
+  EXPECT_TRUE(defaults.openapi.servers.empty());
+  ProxyConfig full = LoadOk(FullConfig(dir_));
+  EXPECT_EQ(full.openapi.path, "/api/openapi.json");
+  EXPECT_TRUE(full.openapi.on_listener);
+  EXPECT_EQ(full.openapi.title, "Things API");
+  EXPECT_EQ(full.openapi.version, "2.0.1");
+  EXPECT_EQ(full.openapi.servers,
+            (std::vector<std::string>{"https://api.example.com", "http://127.0.0.1:8080"}));
+  EXPECT_EQ(LoadOk(absl::StrCat(kMinimal, "openapi: {path: \"\"}\n")).openapi.path, "");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "openapi: {path: openapi.json}\n")),
+            "6:17: openapi.path: must be \"\" (off) or an absolute path without query, fragment "
+            "or spaces (\"/openapi.json\")");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "openapi: {path: /metrics}\n")),
+            "6:17: openapi.path: \"/metrics\" is already an admin endpoint of the proxy");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "openapi: {path: \"\", on_listener: true}\n")),
+            "6:34: openapi.on_listener: needs a path (openapi.path is \"\")");
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "openapi: {title: \"\"}\n")),
+              HasSubstr("openapi.title"));
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "openapi: {servers: https://x}\n")),
+              HasSubstr("openapi.servers"));
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "openapi: {pth: /x}\n")),
+              HasSubstr("unknown key \"pth\" in openapi"));
 }
 
 TEST_F(ProxyConfigLoaderTest, CorsAndGrpcWeb) {

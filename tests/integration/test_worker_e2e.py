@@ -336,3 +336,28 @@ def test_command_line(tmp_path):
     out = subprocess.run([binary, "--config", str(REPO_ROOT / "config" / "worker.yaml"),
                           "--check-config"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_openapi_document_from_reflection(stack):
+    """The worker's schema comes by reflection: its OpenAPI document is valid, and a request
+    shaped by it works, answered in the shape it describes (docs/openapi.md)."""
+    from openapi_spec_validator import validate as validate_spec
+    from test_openapi import assert_valid
+
+    r = stack.proxy.admin_get("/openapi.json")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    validate_spec(doc)
+    op = doc["paths"]["/v1/embed"]["post"]
+    request_schema = op["requestBody"]["content"]["application/json"]["schema"]
+    body = {"inputs": ["hello"]}
+    assert_valid(body, request_schema, doc)
+    r = stack.proxy.post("/v1/embed", body)
+    assert r.status_code == 200, r.text
+    assert_valid(r.json(), op["responses"]["200"]["content"]["application/json"]["schema"], doc)
+    assert doc["paths"]["/v1/embeddings"]["post"]["responses"]["default"] == {
+        "$ref": "#/components/responses/OpenAIError"}
+    r = stack.proxy.post("/v1/embeddings", {"model": "no-such-model", "input": "hi"})
+    assert r.status_code >= 400
+    assert_valid(r.json(), doc["components"]["responses"]["OpenAIError"]["content"][
+        "application/json"]["schema"], doc)

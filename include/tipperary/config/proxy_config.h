@@ -186,6 +186,16 @@ struct GrpcWebConfig {
   bool enabled = true;
 };
 
+// The OpenAPI 3.1 document of the served routes, rendered from the live descriptors
+// (docs/openapi.md).
+struct OpenApiConfig {
+  std::string path = "/openapi.json";     // On the admin port; "" = not served anywhere.
+  bool on_listener = false;               // Also at `path` on the HTTP listeners (before routes).
+  std::string title = "tipperary-proxy";  // info.title
+  std::string version = "1.0.0";          // info.version: the API's version.
+  std::vector<std::string> servers;       // servers[].url; empty = none (the document's origin).
+};
+
 struct LoggingConfig {
   std::string level = "info";  // debug, info, warn, error.
   bool access_log = false;
@@ -225,6 +235,7 @@ struct ProxyConfig {
   StreamingConfig streaming;
   CorsConfig cors;
   GrpcWebConfig grpc_web;
+  OpenApiConfig openapi;
   LoggingConfig logging;
   AutoscalingConfig autoscaling;
   uint32_t threads = 0;     // Event-loop threads; 0 = one per core.
