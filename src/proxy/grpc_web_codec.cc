@@ -20,10 +20,7 @@ constexpr size_t kFrameHeader = 5;
 std::string Frame(uint8_t flag, std::string_view payload, GrpcWebMode mode) {
   std::string frame;
   frame.reserve(kFrameHeader + payload.size());
-  frame.push_back(static_cast<char>(flag));
-  const auto size = static_cast<uint32_t>(payload.size());
-  for (int shift = 24; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(size >> shift));
-  frame.append(payload);
+  upstream::AppendGrpcFrame(flag, payload, &frame);
   // Each frame its own padded base64 segment, so every chunk can be decoded as it arrives.
   return mode.text ? absl::Base64Escape(frame) : frame;
 }

@@ -354,10 +354,7 @@ absl::StatusOr<std::string> ProxiedRequest::BuildClientStream(std::string_view c
           message.status().code(),
           absl::StrCat("message ", i + 1, " of the stream: ", message.status().message()));
     }
-    const auto size = static_cast<uint32_t>(message->size());
-    framed.push_back('\0');
-    for (int shift = 24; shift >= 0; shift -= 8) framed.push_back(static_cast<char>(size >> shift));
-    framed.append(*message);
+    upstream::AppendGrpcFrame(0, *message, &framed);
   }
   return framed;
 }

@@ -50,6 +50,19 @@ size_t ValueEnd(std::string_view body, size_t pos) {
   return i;
 }
 
+// Appends the value at `*pos` to `values` and moves past it and the whitespace after it.
+absl::Status TakeValue(std::string_view body, size_t* pos, std::vector<std::string_view>* values) {
+  const size_t end = ValueEnd(body, *pos);
+  if (end == std::string_view::npos || end == *pos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message ", values->size() + 1, " of the stream is not a JSON value"));
+  }
+  values->push_back(body.substr(*pos, end - *pos));
+  *pos = end;
+  SkipSpace(body, pos);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string_view>> SplitJsonStream(std::string_view body,
@@ -66,14 +79,7 @@ absl::StatusOr<std::vector<std::string_view>> SplitJsonStream(std::string_view b
     } else {
       while (true) {
         if (pos >= body.size()) return absl::InvalidArgumentError("the JSON array never ends");
-        const size_t end = ValueEnd(body, pos);
-        if (end == std::string_view::npos || end == pos) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("message ", values.size() + 1, " of the stream is not a JSON value"));
-        }
-        values.push_back(body.substr(pos, end - pos));
-        pos = end;
-        SkipSpace(body, &pos);
+        if (absl::Status s = TakeValue(body, &pos, &values); !s.ok()) return s;
         if (pos < body.size() && body[pos] == ',') {
           ++pos;
           SkipSpace(body, &pos);
@@ -95,14 +101,7 @@ absl::StatusOr<std::vector<std::string_view>> SplitJsonStream(std::string_view b
   }
   // grpc-gateway's form: JSON values one after another, usually one per line (NDJSON).
   while (pos < body.size()) {
-    const size_t end = ValueEnd(body, pos);
-    if (end == std::string_view::npos || end == pos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("message ", values.size() + 1, " of the stream is not a JSON value"));
-    }
-    values.push_back(body.substr(pos, end - pos));
-    pos = end;
-    SkipSpace(body, &pos);
+    if (absl::Status s = TakeValue(body, &pos, &values); !s.ok()) return s;
   }
   return values;
 }

@@ -114,6 +114,13 @@ std::string PercentEncode(std::string_view text) {
   return out;
 }
 
+void AppendGrpcFrame(uint8_t flags, std::string_view payload, std::string* out) {
+  const auto size = static_cast<uint32_t>(payload.size());
+  out->push_back(static_cast<char>(flags));
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(size >> shift));
+  out->append(payload);
+}
+
 std::string EncodeGrpcTimeout(std::chrono::nanoseconds timeout) {
   constexpr int64_t kMaxValue = 99'999'999;
   struct Unit {

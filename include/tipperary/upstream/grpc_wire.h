@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,11 @@ std::string PercentEncode(std::string_view text);
 
 // At most 8 digits and a unit (H M S m u n); the coarsest exact unit, else rounded up.
 // A zero or negative timeout encodes as "1n".
+// Appends one gRPC length-prefixed message (gRPC over HTTP/2 and gRPC-Web alike): the flags
+// byte (0 = an uncompressed message; gRPC-Web's trailer frame sets 0x80), the 4-byte
+// big-endian length, the bytes.
+void AppendGrpcFrame(uint8_t flags, std::string_view payload, std::string* out);
+
 std::string EncodeGrpcTimeout(std::chrono::nanoseconds timeout);
 
 // https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
