@@ -124,6 +124,8 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "always_print_primitive_fields", transcoding.always_print_primitive_fields);
   Emit(out, "enums_as_ints", transcoding.enums_as_ints);
   Emit(out, "ignore_unknown_fields", transcoding.ignore_unknown_fields);
+  EmitStringList(out, "ignored_query_parameters", transcoding.ignored_query_parameters);
+  Emit(out, "ignore_unknown_query_parameters", transcoding.ignore_unknown_query_parameters);
   Emit(out, "allow_grpc_method_paths", transcoding.allow_grpc_method_paths);
   Emit(out, "annotations", transcoding.annotations);
   Emit(out, "strict", transcoding.strict);
@@ -145,6 +147,8 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "max_connections", limits.max_connections);
   Emit(out, "max_in_flight_requests", limits.max_in_flight_requests);
   EmitSize(out, "max_stream_buffer_bytes", limits.max_stream_buffer_bytes);
+  EmitSize(out, "stream_window_bytes", limits.stream_window_bytes);
+  EmitSize(out, "max_streamed_request_body_bytes", limits.max_streamed_request_body_bytes);
   out << YAML::EndMap;
 
   const CompressionConfig& compression = config.compression;

@@ -579,7 +579,12 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
       YamlMap map,
       value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields", "enums_as_ints",
                     "ignore_unknown_fields", "allow_grpc_method_paths", "annotations", "strict",
-                    "unexpected_body", "repeated_path_param_separator", "duplicate_rule_wins"}));
+                    "unexpected_body", "repeated_path_param_separator", "duplicate_rule_wins",
+                    "ignored_query_parameters", "ignore_unknown_query_parameters"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadStringList("ignored_query_parameters", &out->ignored_query_parameters));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadBool("ignore_unknown_query_parameters", &out->ignore_unknown_query_parameters));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadBool("preserve_proto_field_names", &out->preserve_proto_field_names));
   TIPPERARY_RETURN_IF_ERROR(
@@ -607,9 +612,14 @@ absl::Status Loader::LoadLimits(const YamlMap& root, LimitsConfig* out) {
       value->AsMap({"max_header_bytes", "max_request_body_bytes", "max_chunk_extension_bytes",
                     "max_trailer_bytes", "max_connection_buffer_bytes", "max_query_params",
                     "max_pipelined_requests", "max_connections", "max_in_flight_requests",
-                    "max_stream_buffer_bytes"}));
+                    "max_stream_buffer_bytes", "stream_window_bytes",
+                    "max_streamed_request_body_bytes"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_stream_buffer_bytes", &out->max_stream_buffer_bytes,
                                          64 << 10, uint64_t{1} << 30));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("stream_window_bytes", &out->stream_window_bytes, 16 << 10, 64 << 20));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadSize("max_streamed_request_body_bytes", &out->max_streamed_request_body_bytes, 0));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadSize("max_header_bytes", &out->max_header_bytes, 1 << 10, 1 << 20));
   TIPPERARY_RETURN_IF_ERROR(

@@ -229,6 +229,10 @@ ListenerCounters HttpListener::counters() const {
   c.protocol_errors = core_->protocol_errors.load(std::memory_order_relaxed);
   c.timeouts = core_->timeouts.load(std::memory_order_relaxed);
   c.tls_handshake_failures = core_->tls_handshake_failures.load(std::memory_order_relaxed);
+  c.compressed_responses = core_->compressed_responses.load(std::memory_order_relaxed);
+  c.compression_input_bytes = core_->compression_input_bytes.load(std::memory_order_relaxed);
+  c.compression_output_bytes = core_->compression_output_bytes.load(std::memory_order_relaxed);
+  c.decoded_request_bodies = core_->decoded_request_bodies.load(std::memory_order_relaxed);
   return c;
 }
 

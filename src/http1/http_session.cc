@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -70,7 +71,7 @@ void AppendHex(std::string& out, size_t n) {
 }  // namespace
 
 // The application's view of one request; the session owns the response state in it.
-class ExchangeImpl final : public HttpExchange {
+class ExchangeImpl final : public HttpExchange, public std::enable_shared_from_this<ExchangeImpl> {
  public:
   enum class State { kPending, kWhole, kStreaming };
 
@@ -86,12 +87,32 @@ class ExchangeImpl final : public HttpExchange {
   const std::string& peer_address() const override { return info_->peer_address; }
   bool is_tls() const override { return info_->is_tls; }
   const std::string& peer_certificate_subject() const override { return info_->peer_subject; }
+  bool body_streamed() const override { return streams_body_; }
+
+  void ReadBody(std::function<void(BodyPiece piece)> on_piece) override {
+    DcheckLoopThread();
+    if (cancelled_ || body_reader_ || body_taken_) return;
+    body_reader_ = std::move(on_piece);
+    if (!streams_body_) {
+      body_pending_ = request_.body();
+      body_ended_ = true;
+    }
+    MaybeDeliverBody();
+  }
 
   void Respond(HttpResponse response) override {
     DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kPending) return;
     state_ = State::kWhole;
-    if (compression_) CompressResponse(*compression_, request_, response);
+    CloseIfBodyUnread();
+    if (compression_) {
+      const bool coded = response.find(http::field::content_encoding) != response.end();
+      const size_t plain_size = response.body().size();
+      CompressResponse(*compression_, request_, response);
+      if (!coded && response.find(http::field::content_encoding) != response.end()) {
+        CountCompressed(plain_size, response.body().size(), /*response=*/true);
+      }
+    }
     response_ = std::move(response);
     finished_ = true;
     Notify();
@@ -105,6 +126,7 @@ class ExchangeImpl final : public HttpExchange {
     if (compression_) {
       compressor_ = BeginCompressedStream(*compression_, request_, header);
       if (head_) compressor_.reset();  // The headers a GET would get, and no body.
+      if (compressor_) CountCompressed(0, 0, /*response=*/true);
     }
     response_ = std::move(header);
     Notify();
@@ -119,6 +141,7 @@ class ExchangeImpl final : public HttpExchange {
       // Flushed per chunk: each message reaches the client (and its decoder) when it is sent.
       std::string compressed;
       compressor_->Write(data, Compressor::Flush::kSync, &compressed);
+      CountCompressed(data.size(), compressed.size(), /*response=*/false);
       data = std::move(compressed);
     }
     AppendBody(data);
@@ -129,10 +152,12 @@ class ExchangeImpl final : public HttpExchange {
     DcheckLoopThread();
     if (cancelled_ || released_ || state_ != State::kStreaming || finished_) return;
     finished_ = true;
+    CloseIfBodyUnread();
     if (compressor_) {
       std::string tail;
       compressor_->Write({}, Compressor::Flush::kFinish, &tail);
       compressor_.reset();
+      CountCompressed(0, tail.size(), /*response=*/false);
       AppendBody(tail);
     }
     if (version_ >= 11 && !head_) {
@@ -170,6 +195,39 @@ class ExchangeImpl final : public HttpExchange {
   bool Done() const { return header_emitted_ && finished_ && pending_.empty(); }
   size_t buffered_bytes() const override { return pending_.size(); }
 
+  void NotifyWhenDrained(std::function<void()> on_drained) override {
+    DcheckLoopThread();
+    if (cancelled_ || released_) return;
+    on_drained_ = std::move(on_drained);
+    if (pending_.empty()) FireDrained();
+  }
+
+  // The session took the pending bytes for writing.
+  void OnOutputTaken() {
+    if (on_drained_ && pending_.empty()) FireDrained();
+  }
+
+  // Session side of a streamed body.
+  void PushBody(std::string data) {
+    if (data.empty()) return;
+    if (body_pending_.empty()) {
+      body_pending_ = std::move(data);
+    } else {
+      body_pending_ += data;
+    }
+    MaybeDeliverBody();
+  }
+  void EndBody(HttpFields trailers) {
+    trailers_ = std::move(trailers);
+    body_ended_ = true;
+    MaybeDeliverBody();
+  }
+  void FailBody(RequestError error) {
+    body_error_ = std::move(error);
+    MaybeDeliverBody();
+  }
+  size_t body_pending_bytes() const { return body_pending_.size(); }
+
   // Appends stream body bytes: a chunk on HTTP/1.1, as they are on 1.0 (close-delimited).
   void AppendBody(std::string_view data) {
     if (data.empty()) return;  // An empty chunk would end a chunked body.
@@ -192,6 +250,7 @@ class ExchangeImpl final : public HttpExchange {
   std::function<void()> on_cancel_;
   // Null for the listener's own error responses: those are never compressed.
   std::shared_ptr<const CompressionOptions> compression_;
+  std::shared_ptr<ListenerCore> core_;      // For the compression counters (null: not counted).
   std::unique_ptr<Compressor> compressor_;  // A compressed stream's, until EndStream.
   State state_ = State::kPending;
   std::optional<HttpResponse> response_;  // Whole response, or a stream's header.
@@ -207,8 +266,66 @@ class ExchangeImpl final : public HttpExchange {
   bool finished_ = false;
   bool cancelled_ = false;
   bool released_ = false;
+  bool streams_body_ = false;
 
  private:
+  void CountCompressed(size_t in, size_t out, bool response) {
+    if (!core_) return;
+    if (response) core_->compressed_responses.fetch_add(1, std::memory_order_relaxed);
+    core_->compression_input_bytes.fetch_add(in, std::memory_order_relaxed);
+    core_->compression_output_bytes.fetch_add(out, std::memory_order_relaxed);
+  }
+
+  // A response complete before its streamed body: the rest of the body is never read, so the
+  // connection cannot carry another request (and closes after this response).
+  void CloseIfBodyUnread() {
+    if (!streams_body_ || body_ended_ || body_error_) return;
+    keep_alive_ = false;
+    close_after_ = true;
+  }
+
+  void MaybeDeliverBody() {
+    if (!body_reader_ || delivery_posted_ || cancelled_) return;
+    if (body_pending_.empty() && !body_ended_ && !body_error_) return;
+    std::shared_ptr<SessionBase> session = session_;
+    if (!session) return;
+    delivery_posted_ = true;
+    session->Post([self = shared_from_this()] { self->DeliverBody(); });
+  }
+
+  void DeliverBody() {
+    delivery_posted_ = false;
+    if (cancelled_ || !body_reader_) return;
+    BodyPiece piece;
+    piece.data.swap(body_pending_);
+    piece.error = body_error_;
+    piece.last = body_ended_ && !body_error_;
+    body_taken_ = piece.last || piece.error.has_value();
+    std::function<void(BodyPiece)> reader = std::move(body_reader_);
+    body_reader_ = nullptr;
+    std::shared_ptr<SessionBase> session = session_;  // The reader may finish the exchange.
+    reader(std::move(piece));
+    if (session) session->OnBodyRead();
+  }
+
+  void FireDrained() {
+    std::function<void()> on_drained = std::move(on_drained_);
+    on_drained_ = nullptr;
+    std::shared_ptr<SessionBase> session = session_;
+    if (!on_drained || !session) return;
+    session->Post([self = shared_from_this(), on_drained = std::move(on_drained)] {
+      if (!self->cancelled_) on_drained();
+    });
+  }
+
+  std::function<void(BodyPiece)> body_reader_;
+  std::string body_pending_;  // Streamed body bytes the application has not taken.
+  bool body_ended_ = false;
+  bool body_taken_ = false;  // The last piece (or the error) was delivered.
+  bool delivery_posted_ = false;
+  std::optional<RequestError> body_error_;
+  std::function<void()> on_drained_;
+
   // The exchange is the listener's: the application answers from the loop thread only.
   void DcheckLoopThread() const {
     if (std::shared_ptr<SessionBase> session = session_) {
@@ -235,7 +352,15 @@ class Session final : public SessionBase {
         stream_(std::forward<StreamArgs>(stream_args)...),
         decoder_(core_->options.limits),
         read_timer_(core_->ioc),
-        write_timer_(core_->ioc) {}
+        write_timer_(core_->ioc) {
+    if (core_->options.stream_request_body) {
+      // A coded body is decoded whole (within its limits) before anyone sees it.
+      decoder_.set_stream_selector([core = core_.get()](const HttpRequest& head) {
+        return head.find(http::field::content_encoding) == head.end() &&
+               core->options.stream_request_body(head);
+      });
+    }
+  }
 
   ~Session() override {
     // Every path ends in Abort(); this only guards the registry against a missed one.
@@ -275,12 +400,24 @@ class Session final : public SessionBase {
     read_timer_.cancel();
     write_timer_.cancel();
     beast::get_lowest_layer(stream_).close();
+    body_exchange_.reset();
     CancelQueued();
     core_->Unregister(this);
   }
 
   void OnExchangeOutput() override { Pump(); }
   bool OnLoopThread() const override { return core_->loop_thread.OnValidThread(); }
+
+  void Post(std::function<void()> fn) override {
+    net::post(core_->ioc, [self = Self(), fn = std::move(fn)] { fn(); });
+  }
+
+  void OnBodyRead() override {
+    if (closed_ || closing_ || !body_paused_ || !body_exchange_) return;
+    if (body_exchange_->body_pending_bytes() >= Options().stream_body_window_bytes) return;
+    body_paused_ = false;
+    Parse();
+  }
 
  private:
   enum class TimerKind { kHandshake, kIdle, kRequest, kLinger };
@@ -405,6 +542,8 @@ class Session final : public SessionBase {
       return;
     }
     if (read_stopped_) return;
+    // A streamed body waits for the application to take what was read (OnBodyRead resumes).
+    if (in_request_ && body_paused_) return;
     if (read_pending_) {
       // Waiting for the next request with nothing left to answer: the idle clock runs.
       if (!in_request_ && queue_.empty()) ArmReadTimer(Options().idle_timeout, TimerKind::kIdle);
@@ -506,6 +645,10 @@ class Session final : public SessionBase {
       switch (event) {
         case RequestDecoder::Event::kHeader:
           MaybeSendContinue();
+          if (decoder_.streaming()) {
+            StartStreamedRequest();
+            if (closed_ || closing_) return;
+          }
           continue;
         case RequestDecoder::Event::kComplete:
           OnRequestComplete();
@@ -514,6 +657,18 @@ class Session final : public SessionBase {
           FailRequest(decoder_.error());
           return;
         case RequestDecoder::Event::kNeedMore:
+          if (body_exchange_) {
+            body_exchange_->PushBody(decoder_.TakeBody());
+            if (body_exchange_->body_pending_bytes() >= Options().stream_body_window_bytes) {
+              // The application is behind: stop reading until it takes some (the client's
+              // TCP window closes meanwhile). Its own deadline covers a stalled upstream.
+              body_paused_ = true;
+              DisarmReadTimer();
+              return;
+            }
+            // A streamed body may take any time, but no read may stall for request_read.
+            ArmReadTimer(Options().request_read_timeout, TimerKind::kRequest);
+          }
           ReadSome();
           return;
       }
@@ -530,9 +685,75 @@ class Session final : public SessionBase {
     StartWrite();
   }
 
+  // A request whose body streams goes to the application as soon as its head is read.
+  void StartStreamedRequest() {
+    const RequestFraming framing = decoder_.framing();
+    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest(decoder_.head()),
+                                                   HttpFields{}, info_);
+    const HttpRequest& req = exchange->request_;
+    exchange->version_ = req.version();
+    exchange->keep_alive_ = framing.keep_alive;
+    exchange->head_ = req.method() == http::verb::head;
+    exchange->counted_ = true;
+    exchange->compression_ = core_->compression;
+    exchange->core_ = core_;
+    exchange->streams_body_ = true;
+    exchange->request_bytes_ = req.target().size();
+    queued_request_bytes_ += exchange->request_bytes_;
+    queue_.push_back(exchange);
+    body_exchange_ = exchange;
+    core_->active_requests.fetch_add(1, std::memory_order_relaxed);
+    core_->requests.fetch_add(1, std::memory_order_relaxed);
+    auto self = Self();  // The handler may close the connection.
+    InvokeHandler(exchange);
+  }
+
+  // The streamed body broke off: the application answers (it has the exchange already), and the
+  // connection closes after that.
+  void FailStreamedBody(const RequestError& error) {
+    DisarmReadTimer();
+    read_stopped_ = true;
+    in_request_ = false;
+    body_paused_ = false;
+    core_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    TIPPERARY_LOG(kDebug, "streamed request body failed",
+                  {{"name", Options().name},
+                   {"peer", info_->peer_address},
+                   {"status", std::to_string(static_cast<unsigned>(error.status))},
+                   {"reason", error.message}});
+    std::shared_ptr<ExchangeImpl> exchange = std::move(body_exchange_);
+    body_exchange_.reset();
+    exchange->keep_alive_ = false;
+    exchange->close_after_ = true;
+    exchange->FailBody(error);
+  }
+
+  void InvokeHandler(const std::shared_ptr<ExchangeImpl>& exchange) {
+    try {
+      core_->handler(exchange);
+    } catch (const std::exception& e) {
+      TIPPERARY_LOG(kError, "request handler threw",
+                    {{"name", Options().name}, {"error", e.what()}});
+      RespondInternalError(*exchange);
+    } catch (...) {
+      TIPPERARY_LOG(kError, "request handler threw", {{"name", Options().name}});
+      RespondInternalError(*exchange);
+    }
+  }
+
   void OnRequestComplete() {
     DisarmReadTimer();
     in_request_ = false;
+    if (body_exchange_) {
+      std::shared_ptr<ExchangeImpl> exchange = std::move(body_exchange_);
+      body_exchange_.reset();
+      body_paused_ = false;
+      exchange->PushBody(decoder_.TakeBody());
+      exchange->EndBody(decoder_.TakeTrailers());
+      if (!exchange->keep_alive_) read_stopped_ = true;
+      DoRead();
+      return;
+    }
     const RequestFraming framing = decoder_.framing();
     auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), decoder_.TakeRequest(),
                                                    decoder_.TakeTrailers(), info_);
@@ -542,11 +763,18 @@ class Session final : public SessionBase {
     exchange->head_ = req.method() == http::verb::head;
     exchange->counted_ = true;
     exchange->compression_ = core_->compression;
+    exchange->core_ = core_;
     // A compressed body is decoded here, so every application sees plain content. An error
     // is answered like the application's own, and the connection stays open: the request
     // was framed correctly and read whole.
+    const bool coded =
+        exchange->request_.find(http::field::content_encoding) != exchange->request_.end();
     std::optional<RequestError> coding_error =
         DecodeRequestContent(Options().compression, Options().limits, &exchange->request_);
+    if (coded && !coding_error &&
+        exchange->request_.find(http::field::content_encoding) == exchange->request_.end()) {
+      core_->decoded_request_bodies.fetch_add(1, std::memory_order_relaxed);
+    }
     exchange->request_bytes_ = req.body().size() + req.target().size();
     queued_request_bytes_ += exchange->request_bytes_;
     if (!exchange->keep_alive_) read_stopped_ = true;
@@ -560,16 +788,7 @@ class Session final : public SessionBase {
     core_->requests.fetch_add(1, std::memory_order_relaxed);
 
     auto self = Self();  // The handler may close the connection.
-    try {
-      core_->handler(exchange);
-    } catch (const std::exception& e) {
-      TIPPERARY_LOG(kError, "request handler threw",
-                    {{"name", Options().name}, {"error", e.what()}});
-      RespondInternalError(*exchange);
-    } catch (...) {
-      TIPPERARY_LOG(kError, "request handler threw", {{"name", Options().name}});
-      RespondInternalError(*exchange);
-    }
+    InvokeHandler(exchange);
     DoRead();
   }
 
@@ -582,12 +801,21 @@ class Session final : public SessionBase {
                    {"reason", error.message}});
     HttpResponse res{error.status, exchange.version_};
     res.set(http::field::content_type, "application/json");
+    res.body() = ErrorBody(&exchange.request_, error);
     if (error.status == http::status::unsupported_media_type) {
       // RFC 9110 §12.5.3: say which codings a request body may use.
       res.set(http::field::accept_encoding, AcceptedRequestCodings(Options().compression));
     }
-    res.body() = common::StatusJson(error.code, error.message);
     exchange.Respond(std::move(res));
+  }
+
+  // The listener's own error bodies: the application's shape for the route, when it has one.
+  std::string ErrorBody(const HttpRequest* head, const RequestError& error) const {
+    if (head != nullptr && Options().render_error) {
+      std::string body = Options().render_error(*head, error);
+      if (!body.empty()) return body;
+    }
+    return common::StatusJson(error.code, error.message);
   }
 
   static void RespondInternalError(ExchangeImpl& exchange) {
@@ -601,8 +829,13 @@ class Session final : public SessionBase {
   // Answers a request the listener rejects itself, after the responses already due, then
   // closes the connection.
   void FailRequest(const RequestError& error) {
+    if (body_exchange_) {
+      FailStreamedBody(error);
+      return;
+    }
     const http::status status = error.status;
-    const std::string_view message = error.message;
+    // The head of the request being read, if it got that far (for the route's error shape).
+    const HttpRequest* head = in_request_ && decoder_.head_complete() ? &decoder_.head() : nullptr;
     DisarmReadTimer();
     read_stopped_ = true;
     in_request_ = false;
@@ -611,12 +844,12 @@ class Session final : public SessionBase {
                   {{"name", Options().name},
                    {"peer", info_->peer_address},
                    {"status", std::to_string(static_cast<unsigned>(status))},
-                   {"reason", message}});
+                   {"reason", error.message}});
     auto exchange =
         std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest{}, HttpFields{}, info_);
     HttpResponse res{status, 11};
     res.set(http::field::content_type, "application/json");
-    res.body() = common::StatusJson(error.code, message);
+    res.body() = ErrorBody(head, error);
     exchange->force_close_ = true;
     exchange->state_ = ExchangeImpl::State::kWhole;
     exchange->response_ = std::move(res);
@@ -707,6 +940,7 @@ class Session final : public SessionBase {
     if (!exchange.pending_.empty()) {
       out += exchange.pending_;
       exchange.pending_.clear();
+      exchange.OnOutputTaken();
     }
     return exchange.finished_;
   }
@@ -793,6 +1027,7 @@ class Session final : public SessionBase {
   void GracefulClose() {
     if (closed_ || closing_) return;
     closing_ = true;
+    body_exchange_.reset();
     CancelQueued();
     DisarmWriteTimer();
     auto linger = std::chrono::duration_cast<std::chrono::nanoseconds>(kLingerTimeout);
@@ -848,6 +1083,10 @@ class Session final : public SessionBase {
   Stream stream_;
   beast::flat_buffer buffer_;
   RequestDecoder decoder_;
+  // The request whose body is being streamed to the application, and whether reading waits
+  // for it to take what was read.
+  std::shared_ptr<ExchangeImpl> body_exchange_;
+  bool body_paused_ = false;
   uint64_t queued_request_bytes_ = 0;  // Of the exchanges in queue_.
   std::deque<std::shared_ptr<ExchangeImpl>> queue_;
   std::string write_buf_;

@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 
@@ -33,6 +34,10 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   virtual void OnExchangeOutput() = 0;
   // Whether the caller is on the listener's io_context thread (for DCHECKs).
   virtual bool OnLoopThread() const = 0;
+  // Runs `fn` later on the io_context thread, keeping the session alive until then.
+  virtual void Post(std::function<void()> fn) = 0;
+  // The application took a piece of the streamed body: reading may resume.
+  virtual void OnBodyRead() = 0;
 };
 
 class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
@@ -70,6 +75,10 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> tls_handshake_failures{0};
+  std::atomic<uint64_t> compressed_responses{0};
+  std::atomic<uint64_t> compression_input_bytes{0};
+  std::atomic<uint64_t> compression_output_bytes{0};
+  std::atomic<uint64_t> decoded_request_bodies{0};
 
  private:
   void DoAccept();

@@ -109,7 +109,8 @@ std::optional<RequestError> CheckHeadBytes(std::string_view head, int* minor) {
 // two containers, limits on chunk extensions and the body, framing checked before the body.
 class Parser final : public http::basic_parser<true> {
  public:
-  explicit Parser(const RequestLimits& limits) : limits_(limits) {
+  Parser(const RequestLimits& limits, const RequestDecoder::StreamSelector* selector)
+      : limits_(limits), selector_(selector) {
     header_limit(
         static_cast<std::uint32_t>(std::min<uint64_t>(limits.max_header_bytes + 8, UINT32_MAX)));
     body_limit(boost::none);  // Enforced here, after the framing checks.
@@ -122,6 +123,9 @@ class Parser final : public http::basic_parser<true> {
   bool in_trailers = false;
   uint64_t chunks = 0;           // Chunks with data seen so far.
   uint64_t chunk_remaining = 0;  // Bytes of the current chunk's data still to come.
+  uint64_t body_bytes = 0;       // The body so far, whether held in head.body() or taken.
+  bool streaming = false;        // The selector took this body: it is taken as it arrives.
+  bool framed = false;           // The head passed CheckFraming (a body limit may still fail).
 
  private:
   void on_request_impl(http::verb method, beast::string_view method_str, beast::string_view target,
@@ -150,9 +154,20 @@ class Parser final : public http::basic_parser<true> {
   }
 
   void on_header_impl(error_code& ec) override {
-    if (std::optional<RequestError> e = CheckFraming(limits_, head, &framing)) {
+    // A body that may be streamed is checked against its own limit once the selector spoke.
+    RequestLimits framing_limits = limits_;
+    if (*selector_) framing_limits.max_body_bytes = UINT64_MAX;
+    if (std::optional<RequestError> e = CheckFraming(framing_limits, head, &framing)) {
       error = std::move(*e);
       ec = http::error::bad_value;
+      return;
+    }
+    framed = true;
+    streaming = framing.body != RequestFraming::Body::kNone && *selector_ && (*selector_)(head);
+    if (framing.body == RequestFraming::Body::kContentLength &&
+        framing.content_length > BodyLimit()) {
+      error = TooLarge(framing.content_length);
+      ec = http::error::body_limit;
       return;
     }
     // Beast reads the body by its own reading of the fields: it must agree with ours, or the
@@ -173,13 +188,14 @@ class Parser final : public http::basic_parser<true> {
 
   void on_body_init_impl(boost::optional<std::uint64_t> const& content_length,
                          error_code&) override {
-    if (content_length) {
+    if (content_length && !streaming) {
       head.body().reserve(static_cast<size_t>(std::min(*content_length, kMaxBodyReserve)));
     }
   }
 
   std::size_t on_body_impl(beast::string_view body, error_code&) override {
     head.body().append(body.data(), body.size());
+    body_bytes += body.size();
     return body.size();
   }
 
@@ -196,8 +212,8 @@ class Parser final : public http::basic_parser<true> {
       in_trailers = true;  // The trailer fields follow in this same call.
       return;
     }
-    if (size > limits_.max_body_bytes - head.body().size()) {
-      error = TooLarge();
+    if (size > BodyLimit() - body_bytes) {
+      error = TooLarge(body_bytes + size);
       ec = http::error::body_limit;
       return;
     }
@@ -208,20 +224,26 @@ class Parser final : public http::basic_parser<true> {
   std::size_t on_chunk_body_impl(std::uint64_t remain, beast::string_view body,
                                  error_code&) override {
     head.body().append(body.data(), body.size());
+    body_bytes += body.size();
     chunk_remaining = remain - body.size();
     return body.size();
   }
 
   void on_finish_impl(error_code&) override {}
 
-  RequestError TooLarge() const {
-    return MakeRequestError(
-        http::status::payload_too_large, absl::StatusCode::kResourceExhausted,
-        absl::StrCat("request body exceeds the limit of ", limits_.max_body_bytes,
-                     " bytes (limits.max_request_body_bytes)"));
+  uint64_t BodyLimit() const {
+    if (!streaming) return limits_.max_body_bytes;
+    return limits_.max_streamed_body_bytes > 0 ? limits_.max_streamed_body_bytes : UINT64_MAX;
+  }
+
+  RequestError TooLarge(uint64_t length) const {
+    return BodyTooLarge(
+        length, BodyLimit(),
+        streaming ? "limits.max_streamed_request_body_bytes" : "limits.max_request_body_bytes");
   }
 
   const RequestLimits& limits_;
+  const RequestDecoder::StreamSelector* selector_;
 };
 
 }  // namespace
@@ -231,10 +253,11 @@ class RequestDecoder::Impl {
   explicit Impl(const RequestLimits& limits) : limits_(limits) { Reset(); }
 
   void Reset() {
-    parser_.emplace(limits_);
+    parser_.emplace(limits_, &selector_);
     state_ = State::kStart;
     scan_from_ = 0;
     started_ = false;
+    head_complete_ = false;
   }
 
   Event Decode(std::string_view input, size_t* consumed) {
@@ -253,9 +276,17 @@ class RequestDecoder::Impl {
   }
 
   bool started() const { return started_; }
+  bool head_complete() const { return head_complete_ || parser_->framed; }
   const RequestHead& head() const { return parser_->head; }
   const RequestFraming& framing() const { return parser_->framing; }
   RequestHead TakeRequest() { return std::move(parser_->head); }
+  void set_stream_selector(StreamSelector selector) { selector_ = std::move(selector); }
+  bool streaming() const { return parser_->streaming; }
+  std::string TakeBody() {
+    std::string body;
+    body.swap(parser_->head.body());
+    return body;
+  }
   http::fields TakeTrailers() { return std::move(parser_->trailers); }
   const RequestError& error() const { return error_; }
 
@@ -318,6 +349,7 @@ class RequestDecoder::Impl {
       return Fail(BadRequest("malformed request head"));
     }
     *consumed += head.size();
+    head_complete_ = true;
     state_ = parser_->is_done() ? State::kComplete : State::kBody;
     return state_ == State::kComplete ? Event::kComplete : Event::kHeader;
   }
@@ -428,10 +460,12 @@ class RequestDecoder::Impl {
   }
 
   const RequestLimits limits_;
+  StreamSelector selector_;
   std::optional<Parser> parser_;
   State state_ = State::kStart;
   size_t scan_from_ = 0;  // Where to look for the end of the head next time.
   bool started_ = false;
+  bool head_complete_ = false;
   RequestError error_;
 };
 
@@ -444,9 +478,15 @@ RequestDecoder::Event RequestDecoder::Decode(std::string_view input, size_t* con
 }
 void RequestDecoder::Reset() { impl_->Reset(); }
 bool RequestDecoder::started() const { return impl_->started(); }
+bool RequestDecoder::head_complete() const { return impl_->head_complete(); }
 const RequestHead& RequestDecoder::head() const { return impl_->head(); }
 const RequestFraming& RequestDecoder::framing() const { return impl_->framing(); }
 RequestHead RequestDecoder::TakeRequest() { return impl_->TakeRequest(); }
+void RequestDecoder::set_stream_selector(StreamSelector selector) {
+  impl_->set_stream_selector(std::move(selector));
+}
+bool RequestDecoder::streaming() const { return impl_->streaming(); }
+std::string RequestDecoder::TakeBody() { return impl_->TakeBody(); }
 boost::beast::http::fields RequestDecoder::TakeTrailers() { return impl_->TakeTrailers(); }
 const RequestError& RequestDecoder::error() const { return impl_->error(); }
 

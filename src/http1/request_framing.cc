@@ -220,6 +220,13 @@ RequestError MakeRequestError(http::status status, absl::StatusCode code, std::s
   return error;
 }
 
+RequestError BodyTooLarge(uint64_t length, uint64_t limit, std::string_view key) {
+  return MakeRequestError(
+      http::status::payload_too_large, absl::StatusCode::kResourceExhausted,
+      absl::StrCat("request body of ", length, " bytes exceeds the limit of ", limit, " (",
+                   absl::string_view(key.data(), key.size()), ")"));
+}
+
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -321,10 +328,8 @@ std::optional<RequestError> CheckFraming(const RequestLimits& limits, RequestHea
       return error;
     }
     if (out.content_length > limits.max_body_bytes) {
-      return MakeRequestError(
-          http::status::payload_too_large, absl::StatusCode::kResourceExhausted,
-          absl::StrCat("request body of ", out.content_length, " bytes exceeds the limit of ",
-                       limits.max_body_bytes, " (limits.max_request_body_bytes)"));
+      return BodyTooLarge(out.content_length, limits.max_body_bytes,
+                          "limits.max_request_body_bytes");
     }
     if (out.content_length > 0) out.body = RequestFraming::Body::kContentLength;
   }

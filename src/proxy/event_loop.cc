@@ -187,6 +187,10 @@ http1::ListenerCounters EventLoop::ListenerTotals(std::string_view name) const {
     total.protocol_errors += c.protocol_errors;
     total.timeouts += c.timeouts;
     total.tls_handshake_failures += c.tls_handshake_failures;
+    total.compressed_responses += c.compressed_responses;
+    total.compression_input_bytes += c.compression_input_bytes;
+    total.compression_output_bytes += c.compression_output_bytes;
+    total.decoded_request_bodies += c.decoded_request_bodies;
   }
   return total;
 }

@@ -37,6 +37,37 @@ std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(RequestEnvironment& env,
 ProxiedRequest::ProxiedRequest(RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http)
     : env_(env), http_(std::move(http)) {}
 
+std::string ProxiedRequest::ListenerErrorBody(const RequestEnvironment& env,
+                                              const http1::HttpRequest& head,
+                                              const http1::RequestError& error) {
+  std::shared_ptr<const Routing> routing = env.routing();
+  if (!routing) return "";
+  const std::string_view target = Sv(head.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (!transcoder::IsValidPercentEncoding(path)) return "";
+  transcoder::RouteTable::MatchResult match =
+      routing->routes->Match(Sv(head.method_string()), path);
+  if (match.status != transcoder::RouteTable::MatchStatus::kOk) return "";
+  return routing->transcoder->ErrorBody(match.route, error.code, static_cast<int>(error.status),
+                                        error.message, "", /*pretty=*/false);
+}
+
+bool ProxiedRequest::StreamsBody(const RequestEnvironment& env, const http1::HttpRequest& head) {
+  std::shared_ptr<const Routing> routing = env.routing();
+  if (!routing || !routing->has_client_streams) return false;
+  const std::string_view content_type = Sv(head[http::field::content_type]);
+  if (env.config().grpc_web.enabled && GrpcWebModeFor(content_type)) return false;
+  const std::string_view target = Sv(head.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (!transcoder::IsValidPercentEncoding(path)) return false;
+  transcoder::RouteTable::MatchResult match =
+      routing->routes->Match(Sv(head.method_string()), path);
+  if (match.status != transcoder::RouteTable::MatchStatus::kOk) return false;
+  const transcoder::Route& route = *match.route;
+  return route.client_streaming && !route.body.empty() &&
+         transcoder::BodyFormatFor(route, content_type) == transcoder::BodyFormat::kJson;
+}
+
 void ProxiedRequest::Run() {
   start_ = env_.Now();
   routing_ = env_.routing();
@@ -299,8 +330,18 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
                                                         transcoder::kProtobufContentType);
   } else if (route_->client_streaming && !ignore_body_ &&
              transcoder::BodyFormatFor(*route_, content_type) == transcoder::BodyFormat::kJson) {
-    message = BuildClientStream(content_type);
-    request->framed = true;
+    // The messages go upstream as the body arrives (OnRequestBody). A request type that is
+    // itself a JSON array (ListValue, Value) cannot use the array form.
+    const std::string& type = route_->request_type->full_name();
+    const bool array_allowed =
+        type != "google.protobuf.ListValue" && type != "google.protobuf.Value";
+    splitter_.emplace(array_allowed, config.limits.max_request_body_bytes);
+    request->streaming = true;
+    message = std::string();
+  } else if (http_->body_streamed()) {
+    // The listener streamed the body for the schema of its head; a new one came in between.
+    return ProxyError::Make(absl::StatusCode::kUnavailable,
+                            "the route changed while the request was read; send it again");
   } else {
     message = routing_->transcoder->BuildRequestMessage(
         *route_, bindings_, query_,
@@ -338,27 +379,6 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   return std::nullopt;
 }
 
-absl::StatusOr<std::string> ProxiedRequest::BuildClientStream(std::string_view content_type) {
-  // A request type that is itself a JSON array (ListValue, Value) cannot use the array form.
-  const std::string& type = route_->request_type->full_name();
-  const bool array_allowed = type != "google.protobuf.ListValue" && type != "google.protobuf.Value";
-  absl::StatusOr<std::vector<std::string_view>> values =
-      transcoder::SplitJsonStream(http_->request().body(), array_allowed);
-  if (!values.ok()) return values.status();
-  std::string framed;
-  for (size_t i = 0; i < values->size(); ++i) {
-    absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
-        *route_, bindings_, query_, (*values)[i], transcoder::BodyFormat::kJson, content_type);
-    if (!message.ok()) {
-      return absl::Status(
-          message.status().code(),
-          absl::StrCat("message ", i + 1, " of the stream: ", message.status().message()));
-    }
-    upstream::AppendGrpcFrame(0, *message, &framed);
-  }
-  return framed;
-}
-
 void ProxiedRequest::Call(upstream::GrpcRequest request) {
   state_ = State::kCalling;
   upstream_start_ = env_.Now();
@@ -368,6 +388,7 @@ void ProxiedRequest::Call(upstream::GrpcRequest request) {
   handlers.on_headers = [self](const upstream::Metadata& headers) { self->OnHeaders(headers); };
   handlers.on_message = [self](std::string message) { self->OnMessage(std::move(message)); };
   handlers.on_done = [self](upstream::GrpcResult result) { self->OnDone(std::move(result)); };
+  if (request.streaming) handlers.on_send_drained = [self] { self->OnSendDrained(); };
   upstream::UpstreamClient& client = env_.upstream(upstream_);
   call_id_ = client.Call(std::move(request), std::move(handlers));
   std::weak_ptr<ProxiedRequest> weak = self;
@@ -379,6 +400,73 @@ void ProxiedRequest::Call(upstream::GrpcRequest request) {
     last_sent_ = upstream_start_;
     ArmHeartbeat(last_sent_ + env_.config().streaming.sse_heartbeat_interval);
   }
+  if (splitter_ && state_ == State::kCalling) ReadRequestBody();
+}
+
+void ProxiedRequest::ReadRequestBody() {
+  std::weak_ptr<ProxiedRequest> weak = shared_from_this();
+  http_->ReadBody([weak](http1::BodyPiece piece) {
+    if (auto self = weak.lock()) self->OnRequestBody(std::move(piece));
+  });
+}
+
+void ProxiedRequest::OnRequestBody(http1::BodyPiece piece) {
+  if (state_ == State::kDone || stream_error_) return;
+  if (piece.error) {
+    // The body broke off (framing, its limit, a stalled client): the listener closes the
+    // connection after this answer.
+    FailCall(ProxyError::Make(piece.error->code, piece.error->message,
+                              static_cast<int>(piece.error->status)));
+    return;
+  }
+  if (http_->body_streamed()) bytes_in_ += piece.data.size();
+  std::string framed;
+  auto send = [this, &framed](std::string_view value) -> absl::Status {
+    absl::StatusOr<std::string> message = routing_->transcoder->BuildRequestMessage(
+        *route_, bindings_, query_, value, transcoder::BodyFormat::kJson, content_type_);
+    if (!message.ok()) {
+      return absl::Status(message.status().code(),
+                          absl::StrCat("message ", splitter_->count(),
+                                       " of the stream: ", message.status().message()));
+    }
+    upstream::AppendGrpcFrame(0, *message, &framed);
+    return absl::OkStatus();
+  };
+  absl::Status status = splitter_->Feed(piece.data, send);
+  if (status.ok() && piece.last) status = splitter_->Finish(send);
+  upstream::UpstreamClient& client = env_.upstream(upstream_);
+  if (!framed.empty()) client.Send(call_id_, std::move(framed));
+  if (!status.ok()) {
+    FailCall(ProxyError::FromStatus(status));
+    return;
+  }
+  if (piece.last) {
+    client.CloseSend(call_id_);
+    return;
+  }
+  if (client.send_buffered(call_id_) >= env_.config().limits.stream_window_bytes) {
+    awaiting_send_drain_ = true;  // The upstream is slower than the client: let it catch up.
+    return;
+  }
+  ReadRequestBody();
+}
+
+void ProxiedRequest::OnSendDrained() {
+  if (!awaiting_send_drain_ || state_ == State::kDone || stream_error_) return;
+  awaiting_send_drain_ = false;
+  ReadRequestBody();
+}
+
+void ProxiedRequest::FailCall(ProxyError error) {
+  if (state_ == State::kDone || stream_error_) return;
+  stream_error_ = std::move(error);
+  env_.upstream(upstream_).Cancel(call_id_);
+}
+
+void ProxiedRequest::OnClientDrained() {
+  if (state_ == State::kDone || !receive_paused_) return;
+  receive_paused_ = false;
+  env_.upstream(upstream_).PauseReceive(call_id_, false);
 }
 
 void ProxiedRequest::ArmHeartbeat(Clock::time_point due) {
@@ -421,26 +509,37 @@ void ProxiedRequest::OnMessage(std::string message) {
       grpc_web_ ? EncodeGrpcWebMessage(message, *grpc_web_) : encoder_->Message(message);
   if (!chunk.ok()) {
     // Never skip a message silently: end the stream with this error instead.
-    stream_error_ = ProxyError::Make(
+    FailCall(ProxyError::Make(
         absl::StatusCode::kInternal,
         absl::StrCat("cannot transcode stream message ", messages_, ": ", chunk.status().message()),
-        502);
-    env_.upstream(upstream_).Cancel(call_id_);
+        502));
     return;
   }
   if (state_ != State::kStreaming) BeginStream(message);
   bytes_out_ += chunk->size();
   last_sent_ = env_.Now();
   http_->SendChunk(std::move(*chunk));
-  const uint64_t max_buffered = env_.config().limits.max_stream_buffer_bytes;
-  if (http_->buffered_bytes() > max_buffered) {
-    // The client reads slower than the upstream sends: end the stream before it costs more.
-    stream_error_ = ProxyError::Make(
+  const config::LimitsConfig& limits = env_.config().limits;
+  const size_t buffered = http_->buffered_bytes();
+  if (buffered > limits.max_stream_buffer_bytes) {
+    // Past the window the upstream's own window is held closed, so only a window larger than
+    // this cap (or an upstream window larger than it) gets here: end the stream.
+    FailCall(ProxyError::Make(
         absl::StatusCode::kResourceExhausted,
         absl::StrCat("the client reads slower than the stream is produced: more than ",
-                     max_buffered, " bytes waiting (limits.max_stream_buffer_bytes)"),
-        502);
-    env_.upstream(upstream_).Cancel(call_id_);
+                     limits.max_stream_buffer_bytes,
+                     " bytes waiting (limits.max_stream_buffer_bytes)"),
+        502));
+    return;
+  }
+  if (!receive_paused_ && buffered >= limits.stream_window_bytes) {
+    // Hold the upstream back (its HTTP/2 window stays spent) until the client has read.
+    receive_paused_ = true;
+    env_.upstream(upstream_).PauseReceive(call_id_, true);
+    std::weak_ptr<ProxiedRequest> weak = shared_from_this();
+    http_->NotifyWhenDrained([weak] {
+      if (auto self = weak.lock()) self->OnClientDrained();
+    });
   }
 }
 

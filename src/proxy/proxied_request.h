@@ -1,6 +1,11 @@
 // One proxied exchange, HTTP/1.1 in and out, gRPC in the middle, as an object with explicit
 // states (in the spirit of an Envoy filter's per-request state):
 //
+// A client stream's body goes upstream as it arrives (RequestBody pieces, each message sent as
+// soon as it is complete), paced by the upstream's HTTP/2 window; a server stream's messages
+// go to the client as they come, and the upstream's window stays closed while the client is
+// more than limits.stream_window_bytes behind.
+//
 //   kReceived ─Route()─▶ kRouted ─Decode()─▶ kCalling ─first stream message─▶ kStreaming
 //        │                  │                    │                                 │
 //        └──────────────────┴─── Fail() ─────────┴──────────── OnDone() ───────────┴─▶ kDone
@@ -29,6 +34,7 @@
 #include "proxy_error.h"
 #include "request_environment.h"
 #include "tipperary/http1/http_exchange.h"
+#include "tipperary/transcoder/json_stream_splitter.h"
 #include "tipperary/transcoder/stream_encoder.h"
 #include "tipperary/transcoder/transcoder.h"
 
@@ -45,6 +51,16 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
 
   State state() const { return state_; }
 
+  // For ListenerOptions::stream_request_body: whether the request with this head is a client
+  // stream whose body goes upstream as it arrives (JSON, to a client- or bidi-streaming route).
+  static bool StreamsBody(const RequestEnvironment& env, const http1::HttpRequest& head);
+  // For ListenerOptions::render_error: an error the listener answers itself (a body over its
+  // limit, ...) in the error shape of the request's route (OpenAI's on the OpenAI routes); ""
+  // when no route matches (the listener's google.rpc.Status then).
+  static std::string ListenerErrorBody(const RequestEnvironment& env,
+                                       const http1::HttpRequest& head,
+                                       const http1::RequestError& error);
+
   // Private but for make_shared.
   ProxiedRequest(RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http);
 
@@ -58,10 +74,18 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void AnswerOpenApi();
   std::optional<ProxyError> Route();
   std::optional<ProxyError> Decode(upstream::GrpcRequest* request);
-  // A client stream's JSON body (NDJSON or an array of messages), each message transcoded and
-  // framed, ready to send whole (GrpcRequest::framed).
-  absl::StatusOr<std::string> BuildClientStream(std::string_view content_type);
   void Call(upstream::GrpcRequest request);
+  // A client stream: asks the listener for the next piece of the body.
+  void ReadRequestBody();
+  // Each complete message of the piece transcoded and sent; the next piece is asked for unless
+  // the upstream has a window's worth waiting (then OnSendDrained asks).
+  void OnRequestBody(http1::BodyPiece piece);
+  void OnSendDrained();
+  // The call fails on our side (a bad message in either direction, a slow reader): cancelled,
+  // and OnDone answers with `error` (in-band once the response stream has begun).
+  void FailCall(ProxyError error);
+  // The client caught up with a server stream: the upstream may send again.
+  void OnClientDrained();
 
   void OnHeaders(const upstream::Metadata& headers);
   void OnMessage(std::string message);
@@ -109,6 +133,10 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   bool ignore_body_ = false;
   transcoder::ResponseFormat format_ = transcoder::ResponseFormat::kJson;
   std::optional<transcoder::StreamEncoder> encoder_;  // Server-streaming routes.
+  // Client-streaming routes with a JSON body: the body's messages, as they arrive.
+  std::optional<transcoder::JsonStreamSplitter> splitter_;
+  bool awaiting_send_drain_ = false;     // The upstream has a window of the body to take first.
+  bool receive_paused_ = false;          // The client is a window behind the upstream.
   std::optional<GrpcWebMode> grpc_web_;  // A gRPC-Web call: frames in and out, no transcoding.
   bool preflight_ = false;
   std::unique_ptr<RequestEnvironment::Timer> heartbeat_;
@@ -121,7 +149,7 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   upstream::Metadata response_headers_;
   std::string message_;  // Unary: the one response message.
   int messages_ = 0;
-  std::optional<ProxyError> stream_error_;     // A stream message that could not be transcoded.
+  std::optional<ProxyError> stream_error_;     // FailCall's error, answered by OnDone.
   std::optional<absl::StatusCode> grpc_code_;  // For the access log: the call's or ours.
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

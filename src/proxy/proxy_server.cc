@@ -112,6 +112,8 @@ absl::Status ProxyServer::CreateListeners() {
     options.limits.max_body_bytes = cfg.limits.max_request_body_bytes;
     options.limits.max_chunk_extension_bytes = cfg.limits.max_chunk_extension_bytes;
     options.limits.max_trailer_bytes = cfg.limits.max_trailer_bytes;
+    options.limits.max_streamed_body_bytes = cfg.limits.max_streamed_request_body_bytes;
+    options.stream_body_window_bytes = cfg.limits.stream_window_bytes;
     options.max_connection_buffer_bytes = cfg.limits.max_connection_buffer_bytes;
     options.max_pipelined_requests = cfg.limits.max_pipelined_requests;
     options.max_connections = cfg.limits.max_connections;
@@ -136,6 +138,15 @@ absl::Status ProxyServer::CreateListeners() {
     for (size_t i = 0; i < loops_.size(); ++i) {
       options.log_listening = (i == 0);
       EventLoop* loop = loops_[i].get();
+      // Client streams go upstream as they arrive (ProxiedRequest reads them piece by piece).
+      options.stream_request_body = [loop](const http1::HttpRequest& head) {
+        return ProxiedRequest::StreamsBody(*loop, head);
+      };
+      // The listener's own errors in the route's error shape (OpenAI's on /v1/embeddings).
+      options.render_error = [loop](const http1::HttpRequest& head,
+                                    const http1::RequestError& error) {
+        return ProxiedRequest::ListenerErrorBody(*loop, head, error);
+      };
       auto l = http1::HttpListener::Create(
           loops_[i]->io_context(), options,
           [loop](std::shared_ptr<http1::HttpExchange> ex) {
@@ -227,6 +238,10 @@ void ProxyServer::InstallCollectHook() {
         now.protocol_errors += c.protocol_errors;
         now.timeouts += c.timeouts;
         now.tls_handshake_failures += c.tls_handshake_failures;
+        now.compressed_responses += c.compressed_responses;
+        now.compression_input_bytes += c.compression_input_bytes;
+        now.compression_output_bytes += c.compression_output_bytes;
+        now.decoded_request_bodies += c.decoded_request_bodies;
       }
       http1::ListenerCounters& before = (*listener_last)[name];
       auto add = [name](metrics::Family<metrics::Counter>* family, uint64_t now_value,
@@ -243,6 +258,14 @@ void ProxyServer::InstallCollectHook() {
       add(shared_->stats.http_timeouts, now.timeouts, before.timeouts);
       add(shared_->stats.tls_handshake_failures, now.tls_handshake_failures,
           before.tls_handshake_failures);
+      add(shared_->stats.http_compressed_responses, now.compressed_responses,
+          before.compressed_responses);
+      add(shared_->stats.http_compression_input_bytes, now.compression_input_bytes,
+          before.compression_input_bytes);
+      add(shared_->stats.http_compression_output_bytes, now.compression_output_bytes,
+          before.compression_output_bytes);
+      add(shared_->stats.http_decoded_request_bodies, now.decoded_request_bodies,
+          before.decoded_request_bodies);
     }
     shared_->stats.draining->Add({}).Set(shared_->draining.load() ? 1 : 0);
     shared_->stats.schema_loaded->Add({}).Set(shared_->schema_loaded.load() ? 1 : 0);

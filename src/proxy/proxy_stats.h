@@ -47,6 +47,16 @@ namespace tipperary::proxy {
           "Request-read, response-write and TLS handshake timeouts, by listener.")               \
   COUNTER(tls_handshake_failures, "tipperary_tls_handshake_failures_total",                       \
           "TLS handshakes that failed or timed out, by listener.")                               \
+  COUNTER(http_compressed_responses, "tipperary_http_compressed_responses_total",                 \
+          "Responses sent with a Content-Encoding the proxy applied (gzip, deflate), whole or "   \
+          "streamed, by listener.")                                                           \
+  COUNTER(http_compression_input_bytes, "tipperary_http_compression_input_bytes_total",           \
+          "Response body bytes given to the compressor, by listener.")                          \
+  COUNTER(http_compression_output_bytes, "tipperary_http_compression_output_bytes_total",         \
+          "Compressed response body bytes sent (their ratio to the input is the saving), by "     \
+          "listener.")                                                                         \
+  COUNTER(http_decoded_request_bodies, "tipperary_http_decoded_request_bodies_total",             \
+          "Request bodies sent with a Content-Encoding and decoded, by listener.")              \
   GAUGE(draining, "tipperary_draining", "1 while the proxy drains for shutdown, else 0.")         \
   GAUGE(schema_loaded, "tipperary_schema_loaded",                                                 \
         "1 once descriptors are loaded and routes built, else 0.")                               \

@@ -67,6 +67,9 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
   auto routes = transcoder::RouteTable::Build(routing->schema, specs, options);
   if (!routes.ok()) return routes.status();
   routing->routes = *routes;
+  for (const auto& route : routing->routes->routes()) {
+    routing->has_client_streams = routing->has_client_streams || route->client_streaming;
+  }
   transcoder::RouteTableOptions grpc_options;
   grpc_options.annotations = false;
   grpc_options.allow_grpc_method_paths = true;
@@ -80,6 +83,8 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
   topts.always_print_primitive_fields = config.transcoding.always_print_primitive_fields;
   topts.enums_as_ints = config.transcoding.enums_as_ints;
   topts.ignore_unknown_fields = config.transcoding.ignore_unknown_fields;
+  topts.ignore_unknown_query_parameters = config.transcoding.ignore_unknown_query_parameters;
+  topts.ignored_query_parameters = config.transcoding.ignored_query_parameters;
   const std::string& separator = config.transcoding.repeated_path_param_separator;
   topts.repeated_path_param_separator = separator == "pipes" ? '|'
                                         : separator == "ssv" ? ' '

@@ -27,6 +27,8 @@ struct Routing {
   // transcoding.allow_grpc_method_paths says for JSON.
   std::shared_ptr<const transcoder::RouteTable> grpc_routes;
   std::shared_ptr<const transcoder::Transcoder> transcoder;
+  // Some route takes a client stream: only then is a request head matched before its body.
+  bool has_client_streams = false;
 
   // Index into config.upstreams of the upstream serving the route's service; -1 if none.
   int UpstreamFor(const transcoder::Route& route) const;

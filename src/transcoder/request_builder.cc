@@ -319,10 +319,15 @@ absl::StatusOr<std::string> Transcoder::BuildRequestMessage(
   absl::flat_hash_set<std::string> seen;
   for (const QueryParam& p : params) {
     if (p.name == "pretty") continue;
+    if (std::find(options_.ignored_query_parameters.begin(),
+                  options_.ignored_query_parameters.end(),
+                  p.name) != options_.ignored_query_parameters.end()) {
+      continue;
+    }
     ResolvedPath rp;
     absl::Status s = Resolve(route.request_type, p.name, options_.max_depth, &rp);
     if (absl::IsNotFound(s)) {
-      if (ignore_unknown) continue;
+      if (ignore_unknown || options_.ignore_unknown_query_parameters) continue;
       return absl::InvalidArgumentError(absl::StrCat("unknown query parameter ", Quote(p.name)));
     }
     if (!s.ok()) return s;

@@ -4,6 +4,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
 #include <utility>
@@ -62,8 +63,11 @@ int OnFrameSendCallback(nghttp2_session*, const nghttp2_frame* frame, void* user
 }
 
 ssize_t ReadBodyCallback(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                         uint32_t* data_flags, nghttp2_data_source* source, void*) {
-  return static_cast<UpstreamCall*>(source->ptr)->ReadBody(buf, length, data_flags);
+                         uint32_t* data_flags, nghttp2_data_source* source, void* user_data) {
+  auto* call = static_cast<UpstreamCall*>(source->ptr);
+  const ssize_t n = call->ReadBody(buf, length, data_flags);
+  if (call->TakeDrained()) Conn(user_data)->AfterBodyRead(call);
+  return n;
 }
 
 struct CallbacksDeleter {
@@ -196,6 +200,9 @@ bool Http2Connection::InitSession(std::string& error) {
   std::unique_ptr<nghttp2_option, OptionDeleter> option(raw_option);
   // Closed streams are kept only for the priority tree, which gRPC does not use.
   nghttp2_option_set_no_closed_streams(raw_option, 1);
+  // Windows are reopened as the application takes the data (OnDataChunkRecv), so a call whose
+  // client reads slowly can hold its server back (UpstreamClient::PauseReceive).
+  nghttp2_option_set_no_auto_window_update(raw_option, 1);
 
   nghttp2_session* session = nullptr;
   int rv = nghttp2_session_client_new2(&session, raw_callbacks, this, raw_option);
@@ -399,6 +406,35 @@ void Http2Connection::ResetStream(int32_t stream_id, uint32_t error_code) {
   AfterIo();
 }
 
+void Http2Connection::ResumeSend(int32_t stream_id) {
+  if (closed_ || !session_ || FindAttached(stream_id) == nullptr) return;
+  // Not deferred (nghttp2 is still sending what it has): it asks again by itself.
+  nghttp2_session_resume_data(session_.get(), stream_id);
+  AfterIo();
+}
+
+void Http2Connection::UpdateReceiveWindow(int32_t stream_id) {
+  if (closed_ || !session_) return;
+  Stream* stream = FindAttached(stream_id);
+  if (stream == nullptr) return;
+  UpstreamCall& call = *stream->call;
+  if (call.receive_paused || call.unconsumed_bytes == 0) return;
+  nghttp2_session_consume_stream(session_.get(), stream_id, call.unconsumed_bytes);
+  call.unconsumed_bytes = 0;
+  AfterIo();
+}
+
+void Http2Connection::AfterBodyRead(UpstreamCall* call) {
+  Stream* stream = FindAttached(call->stream_id());
+  if (stream == nullptr || !stream->call->handlers().on_send_drained) return;
+  // Posted: nghttp2 is sending right now, and the handler may queue more at once.
+  asio::post(socket_.get_executor(), [weak = std::weak_ptr<UpstreamCall>(stream->call)] {
+    std::shared_ptr<UpstreamCall> locked = weak.lock();
+    if (!locked || locked->phase() == UpstreamCall::Phase::kDone) return;
+    if (locked->handlers().on_send_drained) locked->handlers().on_send_drained();
+  });
+}
+
 void Http2Connection::Drain() {
   if (closed_) return;
   if (state_ == State::kConnecting) {
@@ -575,10 +611,21 @@ void Http2Connection::FinishStream(int32_t stream_id) {
 }
 
 int Http2Connection::OnDataChunkRecv(int32_t stream_id, const uint8_t* data, size_t size) {
+  // The connection's window never waits for one call: only the stream's may.
+  nghttp2_session_consume_connection(session_.get(), size);
   Stream* stream = FindAttached(stream_id);
-  if (stream == nullptr) return 0;
+  if (stream == nullptr) {
+    nghttp2_session_consume_stream(session_.get(), stream_id, size);
+    return 0;
+  }
   std::shared_ptr<UpstreamCall> call = stream->call;  // on_message may cancel it.
   std::optional<GrpcResult> error = call->OnData(data, size);
+  // After on_message, which may have paused the call for a slow client.
+  if (call->receive_paused && FindAttached(stream_id) != nullptr) {
+    call->unconsumed_bytes += size;
+  } else {
+    nghttp2_session_consume_stream(session_.get(), stream_id, size);
+  }
   if (error && FindAttached(stream_id) != nullptr) {
     FindAttached(stream_id)->attached = false;
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);

@@ -78,6 +78,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool Submit(const std::shared_ptr<UpstreamCall>& call);
   // Detaches the call from its stream (no more events for it) and sends RST_STREAM.
   void ResetStream(int32_t stream_id, uint32_t error_code);
+  // A streaming call queued more body (or half-closed): nghttp2 asks for it again.
+  void ResumeSend(int32_t stream_id);
+  // Applies the call's receive_paused: reopens the stream's window with what it withheld.
+  void UpdateReceiveWindow(int32_t stream_id);
+  // Called by the body read callback: on_send_drained, posted when the call's queue emptied.
+  void AfterBodyRead(UpstreamCall* call);
   // No new streams; GOAWAY and close once the last stream ends.
   void Drain();
   // Closes now; streams fail (or are retried when the server never saw them).

@@ -75,9 +75,45 @@ void UpstreamCall::PrepareRetry() {
   have_trailers_ = false;
   inbox_.clear();
   inbox_pos_ = 0;
+  unconsumed_bytes = 0;
+}
+
+void UpstreamCall::Append(std::string framed) {
+  if (framed.empty()) return;
+  if (send_pos_ == send_queue_.size()) {
+    send_queue_ = std::move(framed);
+    send_pos_ = 0;
+    return;
+  }
+  if (send_pos_ > (64u << 10) && send_pos_ * 2 > send_queue_.size()) {
+    send_queue_.erase(0, send_pos_);
+    send_pos_ = 0;
+  }
+  send_queue_ += framed;
 }
 
 ssize_t UpstreamCall::ReadBody(uint8_t* buf, size_t length, uint32_t* data_flags) {
+  if (request_.streaming) {
+    const size_t available = send_queue_.size() - send_pos_;
+    if (available == 0) {
+      if (send_closed_) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+      }
+      return NGHTTP2_ERR_DEFERRED;  // Resumed by the connection when Send() queues more.
+    }
+    const size_t n = std::min(available, length);
+    std::memcpy(buf, send_queue_.data() + send_pos_, n);
+    send_pos_ += n;
+    body_taken_ = true;
+    if (send_pos_ == send_queue_.size()) {
+      send_queue_.clear();
+      send_pos_ = 0;
+      drained_ = true;
+      if (send_closed_) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
   const size_t prefix_size = request_.framed ? 0 : prefix_.size();
   const size_t total = prefix_size + request_.message.size();
   size_t n = 0;

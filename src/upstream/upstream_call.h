@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tipperary/upstream/grpc_call.h"
 
@@ -48,13 +49,27 @@ class UpstreamCall {
   std::shared_ptr<Http2Connection> connection() const { return connection_.lock(); }
   int32_t stream_id() const { return stream_id_; }
 
-  // A call may move to another connection when the server provably never saw it; bounded.
-  bool CanRetry() const { return !received_anything_ && attempts_ < kMaxAttempts; }
+  // A call may move to another connection when the server provably never saw it; bounded. A
+  // streamed body's bytes are gone once taken, so such a call moves only before its first.
+  bool CanRetry() const { return !received_anything_ && !body_taken_ && attempts_ < kMaxAttempts; }
   // Forgets the previous attempt (response state, body position) before it is sent again.
   void PrepareRetry();
 
-  // The request body: one length-prefixed message. nghttp2 data provider semantics.
+  // The request body: one length-prefixed message, or what Send() queued (NGHTTP2_ERR_DEFERRED
+  // while the queue is empty and open). nghttp2 data provider semantics.
   ssize_t ReadBody(uint8_t* buf, size_t length, uint32_t* data_flags);
+
+  // Streaming requests.
+  void Append(std::string framed);
+  void CloseSend() { send_closed_ = true; }
+  size_t send_buffered() const { return send_queue_.size() - send_pos_; }
+  // ReadBody emptied the queue since the last call: on_send_drained is due.
+  bool TakeDrained() { return std::exchange(drained_, false); }
+
+  // Receive back-pressure (UpstreamClient::PauseReceive): DATA bytes not yet given back to the
+  // server's window.
+  bool receive_paused = false;
+  size_t unconsumed_bytes = 0;
 
   // Response events, in HTTP/2 order.
   void BeginHeaders();
@@ -81,6 +96,11 @@ class UpstreamCall {
 
   std::array<uint8_t, 5> prefix_{};
   size_t body_offset_ = 0;
+  std::string send_queue_;  // Streaming: queued bytes; those before send_pos_ are sent.
+  size_t send_pos_ = 0;
+  bool send_closed_ = false;
+  bool body_taken_ = false;  // Streaming: nghttp2 took some body bytes.
+  bool drained_ = false;
 
   bool received_anything_ = false;
   bool have_response_headers_ = false;

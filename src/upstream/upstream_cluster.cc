@@ -95,6 +95,34 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
                               "call cancelled by the client"));
   }
 
+  bool Send(CallId id, std::string framed) {
+    UpstreamCall* call = Find(id);
+    if (call == nullptr || !call->request().streaming) return false;
+    call->Append(std::move(framed));
+    ResumeIfActive(*call);
+    return true;
+  }
+
+  void CloseSend(CallId id) {
+    UpstreamCall* call = Find(id);
+    if (call == nullptr || !call->request().streaming) return;
+    call->CloseSend();
+    ResumeIfActive(*call);
+  }
+
+  size_t send_buffered(CallId id) const {
+    auto it = calls_.find(id);
+    return it == calls_.end() ? 0 : it->second->send_buffered();
+  }
+
+  void PauseReceive(CallId id, bool paused) {
+    UpstreamCall* call = Find(id);
+    if (call == nullptr || call->receive_paused == paused) return;
+    call->receive_paused = paused;
+    if (paused || call->phase() != UpstreamCall::Phase::kActive) return;
+    if (auto connection = call->connection()) connection->UpdateReceiveWindow(call->stream_id());
+  }
+
   void Shutdown() {
     if (shutting_down_) return;
     shutting_down_ = true;
@@ -420,6 +448,16 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     }
   }
 
+  UpstreamCall* Find(CallId id) {
+    auto it = calls_.find(id);
+    return it == calls_.end() ? nullptr : it->second.get();
+  }
+
+  void ResumeIfActive(UpstreamCall& call) {
+    if (call.phase() != UpstreamCall::Phase::kActive) return;
+    if (auto connection = call.connection()) connection->ResumeSend(call.stream_id());
+  }
+
   void ResetIfActive(UpstreamCall& call) {
     if (call.phase() != UpstreamCall::Phase::kActive) return;
     if (auto connection = call.connection())
@@ -491,6 +529,16 @@ CallId UpstreamCluster::Call(GrpcRequest request, CallHandlers handlers) {
 }
 
 void UpstreamCluster::Cancel(CallId id) { impl_->Cancel(id); }
+
+bool UpstreamCluster::Send(CallId id, std::string framed_messages) {
+  return impl_->Send(id, std::move(framed_messages));
+}
+
+void UpstreamCluster::CloseSend(CallId id) { impl_->CloseSend(id); }
+
+size_t UpstreamCluster::send_buffered(CallId id) const { return impl_->send_buffered(id); }
+
+void UpstreamCluster::PauseReceive(CallId id, bool paused) { impl_->PauseReceive(id, paused); }
 
 void UpstreamCluster::Shutdown() { impl_->Shutdown(); }
 

@@ -457,13 +457,15 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
             "6:15: unknown key \"enum_as_ints\" in transcoding (known: preserve_proto_field_names, "
             "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "
             "allow_grpc_method_paths, annotations, strict, unexpected_body, "
-            "repeated_path_param_separator, duplicate_rule_wins); did you mean "
+            "repeated_path_param_separator, duplicate_rule_wins, ignored_query_parameters, "
+            "ignore_unknown_query_parameters); did you mean "
             "\"enums_as_ints\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_body: 1MiB}\n")),
             "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "
             "max_request_body_bytes, max_chunk_extension_bytes, max_trailer_bytes, "
             "max_connection_buffer_bytes, max_query_params, max_pipelined_requests, "
-            "max_connections, max_in_flight_requests, max_stream_buffer_bytes)");
+            "max_connections, max_in_flight_requests, max_stream_buffer_bytes, "
+            "stream_window_bytes, max_streamed_request_body_bytes)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "logging: {levle: info}\n")),
             "6:11: unknown key \"levle\" in logging (known: level, access_log, "
             "access_log_sample_rate, access_log_path); did you mean \"level\"?");
@@ -605,6 +607,29 @@ TEST_F(ProxyConfigLoaderTest, StreamBufferLimit) {
             uint64_t{256} << 10);
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "limits: {max_stream_buffer_bytes: 1KiB}\n")),
               HasSubstr("limits.max_stream_buffer_bytes: 1KiB is out of range"));
+}
+
+TEST_F(ProxyConfigLoaderTest, StreamFlowControl) {
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_EQ(defaults.limits.stream_window_bytes, uint64_t{256} << 10);
+  EXPECT_EQ(defaults.limits.max_streamed_request_body_bytes, uint64_t{1} << 30);
+  ProxyConfig set = LoadOk(absl::StrCat(
+      kMinimal, "limits: {stream_window_bytes: 1MiB, max_streamed_request_body_bytes: 0}\n"));
+  EXPECT_EQ(set.limits.stream_window_bytes, uint64_t{1} << 20);
+  EXPECT_EQ(set.limits.max_streamed_request_body_bytes, 0u);
+  EXPECT_THAT(Error(absl::StrCat(kMinimal, "limits: {stream_window_bytes: 1KiB}\n")),
+              HasSubstr("limits.stream_window_bytes: 1KiB is out of range"));
+}
+
+TEST_F(ProxyConfigLoaderTest, IgnoredQueryParameters) {
+  ProxyConfig config = LoadOk(absl::StrCat(
+      kMinimal,
+      "transcoding: {ignored_query_parameters: [api_key, v], ignore_unknown_query_parameters: "
+      "true}\n"));
+  EXPECT_EQ(config.transcoding.ignored_query_parameters,
+            (std::vector<std::string>{"api_key", "v"}));
+  EXPECT_TRUE(config.transcoding.ignore_unknown_query_parameters);
+  EXPECT_FALSE(LoadOk(kMinimal).transcoding.ignore_unknown_query_parameters);
 }
 
 TEST_F(ProxyConfigLoaderTest, OpenApi) {

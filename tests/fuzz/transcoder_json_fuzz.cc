@@ -10,7 +10,10 @@
 //    when a route of the method matches, 405 when only routes of other methods do, else 404,
 //  * a matched route's own template matches the path with the same bindings,
 //  * a built request message is a well-formed, parsable message of the route's request type,
-//  * the JSON fast path, whenever it takes a body, agrees byte for byte with protobuf's parser.
+//  * the JSON fast path, whenever it takes a body, agrees byte for byte with protobuf's parser,
+//  * the body read as a client stream (JsonStreamSplitter) splits the same whether it arrives
+//    whole, a byte at a time or in pieces of a size the input picks, and each value is a
+//    contiguous piece of the body.
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -20,8 +23,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fast_json.h"
+#include "tipperary/transcoder/json_stream_splitter.h"
 #include "tipperary/transcoder/path_template.h"
 #include "tipperary/transcoder/status_mapping.h"
 #include "transcoder_world.h"
@@ -58,6 +63,39 @@ void CheckFastJson(const pb::Descriptor* type, std::string_view json, size_t max
   if (fast != slow) Fail("FastJsonToBinary differs from JsonToBinaryString", json);
 }
 
+// The values (or the error) of `body` split as a client stream fed in pieces of `piece` bytes.
+std::vector<std::string> SplitStream(std::string_view body, bool array_allowed, size_t piece) {
+  JsonStreamSplitter splitter(array_allowed, SIZE_MAX);
+  std::vector<std::string> values;
+  auto collect = [&values](std::string_view value) {
+    values.emplace_back(value);
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  for (size_t i = 0; status.ok() && i < body.size(); i += piece) {
+    status = splitter.Feed(body.substr(i, piece), collect);
+  }
+  if (status.ok()) status = splitter.Finish(collect);
+  if (splitter.count() != values.size()) Fail("JsonStreamSplitter miscounted its values", body);
+  if (!status.ok()) values.push_back("error: " + std::string(status.message()));
+  return values;
+}
+
+void CheckStreamSplit(std::string_view body) {
+  const bool array_allowed = body.size() % 2 == 0;
+  const std::vector<std::string> whole = SplitStream(body, array_allowed, body.size() + 1);
+  const size_t piece = body.empty() ? 1 : 1 + static_cast<unsigned char>(body[0]) % 17;
+  if (SplitStream(body, array_allowed, 1) != whole ||
+      SplitStream(body, array_allowed, piece) != whole) {
+    Fail("JsonStreamSplitter splits differently when the body arrives in pieces", body);
+  }
+  for (const std::string& value : whole) {
+    if (value.rfind("error: ", 0) != 0 && body.find(value) == std::string_view::npos) {
+      Fail("a client-stream value that is not a piece of the body", value);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -66,6 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const RouteTable& routes = *tipperary::fuzz::FuzzRoutes();
   const Transcoder t(tipperary::fuzz::FuzzSchema(), tipperary::fuzz::OptionsFromFlags(req.flags));
   const bool pretty = Transcoder::WantsPretty(req.query);
+  CheckStreamSplit(req.body);
 
   if (tipperary::fuzz::HasFlag(req.flags, 't')) {
     absl::StatusOr<PathTemplate> tmpl = PathTemplate::Parse(req.query);

@@ -208,7 +208,7 @@ INSTANTIATE_TEST_SUITE_P(
         FramingCase{"Http10Chunked",
                     Post("Host: x\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", "HTTP/1.0"),
                     400}),
-    [](const ::testing::TestParamInfo<FramingCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<FramingCase>& case_info) { return case_info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
     ContentLength, FramingRuleTest,
@@ -230,7 +230,7 @@ INSTANTIATE_TEST_SUITE_P(
         FramingCase{"Overflow",
                     Post("Host: x\r\nContent-Length: 99999999999999999999999\r\n", "abc"), 400},
         FramingCase{"OverLimit", Post("Host: x\r\nContent-Length: 4194305\r\n"), 413}),
-    [](const ::testing::TestParamInfo<FramingCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<FramingCase>& case_info) { return case_info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
     HostAndTarget, FramingRuleTest,
@@ -260,7 +260,7 @@ INSTANTIATE_TEST_SUITE_P(
         FramingCase{"Fragment", "GET /x#f HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         FramingCase{"NonAsciiTarget", "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         FramingCase{"UnwiseCharacters", "GET /a|b{c}?q=[1] HTTP/1.1\r\nHost: a\r\n\r\n", 0}),
-    [](const ::testing::TestParamInfo<FramingCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<FramingCase>& case_info) { return case_info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
     RequestLineAndFields, FramingRuleTest,
@@ -290,7 +290,7 @@ INSTANTIATE_TEST_SUITE_P(
         FramingCase{"ExpectOtherHttp10Ignored",
                     Post("Host: x\r\nExpect: 200-ok\r\nContent-Length: 1\r\n", "a", "HTTP/1.0"),
                     0}),
-    [](const ::testing::TestParamInfo<FramingCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<FramingCase>& case_info) { return case_info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
     ChunkSyntax, FramingRuleTest,
@@ -325,7 +325,7 @@ INSTANTIATE_TEST_SUITE_P(
         FramingCase{"TrailerWithBadSyntax",
                     Post("Host: x\r\nTransfer-Encoding: chunked\r\n", "0\r\nNoColon\r\n\r\n"),
                     400}),
-    [](const ::testing::TestParamInfo<FramingCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<FramingCase>& case_info) { return case_info.param.name; });
 
 TEST(RequestDecoderTest, AbsoluteFormIsRoutedByItsPathAndHostIsItsAuthority) {
   Outcome o = Decode("GET http://a.example:8080/v1/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n");

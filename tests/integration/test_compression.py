@@ -41,6 +41,44 @@ def test_gzip_json_response_decodes_to_the_identity_one(proxy):
     assert proxy.get(BIG).json() == plain.json()
 
 
+def _counter(text: str, name: str, listener: str = "http") -> float:
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{listener="{listener}"}} '):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_compression_is_counted_in_the_metrics(proxy):
+    names = ["tipperary_http_compressed_responses_total",
+             "tipperary_http_compression_input_bytes_total",
+             "tipperary_http_compression_output_bytes_total",
+             "tipperary_http_decoded_request_bodies_total"]
+
+    def scrape():
+        text = proxy.admin_get("/metrics", headers={"Accept-Encoding": "identity"}).text
+        return [_counter(text, n) for n in names]
+
+    before = scrape()
+    plain = identity(proxy, BIG)
+    r = proxy.get(BIG, headers={"Accept-Encoding": "gzip"}, stream=True)
+    wire = len(r.raw.read(decode_content=False))
+    body = gzip.compress(json.dumps({"fString": "counted"}).encode())
+    assert proxy.request("POST", "/v1/echo", data=body, headers={
+        "Content-Type": "application/json", "Content-Encoding": "gzip"}).status_code == 200
+    # The scrape adds what the loops published (every 250 ms).
+    deadline = time.monotonic() + 5
+    while True:
+        after = scrape()
+        if after[0] > before[0] and after[3] > before[3] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    grown = [a - b for a, b in zip(after, before)]
+    assert grown[0] >= 1, grown
+    assert grown[1] >= len(plain.content), grown
+    assert wire <= grown[2] < grown[1] / 2, (wire, grown)
+    assert grown[3] == 1, grown
+
+
 def test_deflate_is_the_zlib_format(proxy):
     plain = identity(proxy, BIG)
     r = proxy.get(BIG, headers={"Accept-Encoding": "deflate"}, stream=True)

@@ -177,6 +177,20 @@ def test_openai_error_shape_on_the_wire(stack):
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
 
 
+def test_errors_the_listener_answers_keep_the_openai_shape(stack):
+    """A body over limits.max_request_body_bytes is refused by the listener before any route
+    code runs; on an OpenAI route it still gets OpenAI's error object (clients parse it)."""
+    r = requests.post(f"{stack.proxy.url}/v1/embeddings", data=b"x" * (5 << 20),
+                      headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
+    assert r.status_code == 413
+    body = r.json()
+    assert set(body) == {"error"}, body
+    assert "limits.max_request_body_bytes" in body["error"]["message"]
+    r = requests.post(f"{stack.proxy.url}/v1/embed", data=b"x" * (5 << 20),
+                      headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
+    assert r.status_code == 413 and r.json()["code"] == 8
+
+
 def test_native_routes_keep_google_rpc_errors_and_strict_fields(stack):
     r = stack.proxy.post("/v1/embed", {"inputs": ["a"], "a_field_from_the_future": 1})
     assert r.status_code == 400

@@ -40,6 +40,39 @@ class FakeHttpExchange : public http1::HttpExchange {
   const std::string& peer_address() const override { return peer_; }
   bool is_tls() const override { return false; }
   const std::string& peer_certificate_subject() const override { return subject_; }
+  bool body_streamed() const override { return body_streamed_; }
+  void ReadBody(std::function<void(http1::BodyPiece piece)> on_piece) override {
+    ASSERT_FALSE(reader_) << "two body reads at once";
+    reader_ = std::move(on_piece);
+  }
+  void NotifyWhenDrained(std::function<void()> on_drained) override {
+    on_drained_ = std::move(on_drained);
+  }
+
+  // What the listener would do later on its loop: a body that is not streamed arrives whole.
+  void FlushWholeBody() {
+    if (!body_streamed_ && reader_) Deliver(Piece(request_.body(), /*last=*/true));
+  }
+  static http1::BodyPiece Piece(std::string data, bool last = false) {
+    http1::BodyPiece piece;
+    piece.data = std::move(data);
+    piece.last = last;
+    return piece;
+  }
+  // A piece of a streamed body reaches the application, which asked for one.
+  void Deliver(http1::BodyPiece piece) {
+    ASSERT_TRUE(reader_) << "the application did not ask for the body";
+    auto reader = std::move(reader_);
+    reader_ = nullptr;
+    reader(std::move(piece));
+  }
+  bool reading_body() const { return static_cast<bool>(reader_); }
+  // The slow client read everything: the drain notification, if one was asked for.
+  void Drain() {
+    buffered_ = 0;
+    if (auto on_drained = std::move(on_drained_)) on_drained();
+  }
+  bool drain_awaited() const { return static_cast<bool>(on_drained_); }
 
   void Respond(http1::HttpResponse response) override {
     if (cancelled_) return;
@@ -91,6 +124,7 @@ class FakeHttpExchange : public http1::HttpExchange {
 
   http1::HttpFields trailers_;
   std::string peer_ = "10.1.2.3";
+  bool body_streamed_ = false;
 
  private:
   http1::HttpRequest request_;
@@ -103,6 +137,8 @@ class FakeHttpExchange : public http1::HttpExchange {
   bool cancelled_ = false;
   int chunks_ = 0;
   std::function<void()> on_cancel_;
+  std::function<void(http1::BodyPiece)> reader_;
+  std::function<void()> on_drained_;
 };
 
 // Records calls; the test answers them through Call(i).
@@ -112,15 +148,35 @@ class FakeUpstream : public upstream::UpstreamClient {
     upstream::GrpcRequest request;
     upstream::CallHandlers handlers;
     bool cancelled = false;
+    std::string sent;          // What Send() queued (streaming requests).
+    bool half_closed = false;  // CloseSend().
+    size_t unsent = 0;         // What send_buffered() says: the server's window is full.
+    bool receive_paused = false;
   };
 
   upstream::CallId Call(upstream::GrpcRequest request, upstream::CallHandlers handlers) override {
-    calls_.push_back({std::move(request), std::move(handlers)});
+    Pending pending;
+    pending.request = std::move(request);
+    pending.handlers = std::move(handlers);
+    calls_.push_back(std::move(pending));
     return calls_.size();
   }
   void Cancel(upstream::CallId id) override {
     ASSERT_GE(id, 1u);
     calls_[id - 1].cancelled = true;
+  }
+  bool Send(upstream::CallId id, std::string framed) override {
+    Pending& p = calls_.at(id - 1);
+    EXPECT_TRUE(p.request.streaming);
+    EXPECT_FALSE(p.half_closed);
+    if (p.cancelled) return false;
+    p.sent += framed;
+    return true;
+  }
+  void CloseSend(upstream::CallId id) override { calls_.at(id - 1).half_closed = true; }
+  size_t send_buffered(upstream::CallId id) const override { return calls_.at(id - 1).unsent; }
+  void PauseReceive(upstream::CallId id, bool paused) override {
+    calls_.at(id - 1).receive_paused = paused;
   }
 
   size_t size() const { return calls_.size(); }
@@ -287,6 +343,16 @@ class ProxiedRequestTest : public ::testing::Test {
  protected:
   std::shared_ptr<FakeHttpExchange> Start(http1::HttpRequest req) {
     http_ = std::make_shared<FakeHttpExchange>(std::move(req));
+    request_ = ProxiedRequest::Start(env_, http_);
+    http_->FlushWholeBody();
+    return http_;
+  }
+
+  // A client stream whose body the listener streams: the handler runs on the head alone.
+  std::shared_ptr<FakeHttpExchange> StartStreamed(http1::HttpRequest req) {
+    EXPECT_TRUE(ProxiedRequest::StreamsBody(env_, req));
+    http_ = std::make_shared<FakeHttpExchange>(std::move(req));
+    http_->body_streamed_ = true;
     request_ = ProxiedRequest::Start(env_, http_);
     return http_;
   }
@@ -507,6 +573,29 @@ TEST_F(ProxiedRequestTest, ErrorDetailsAreRenderedAndRetryInfoSetsRetryAfter) {
   EXPECT_EQ(http->status(), 429u);
   EXPECT_EQ(http->header("Retry-After"), "4");
   EXPECT_THAT(http->body(), HasSubstr("type.googleapis.com/google.rpc.RetryInfo"));
+}
+
+TEST_F(ProxiedRequestTest, ListenerErrorsTakeTheRoutesErrorShape) {
+  config::RouteConfig route;
+  route.method = "POST";
+  route.path = "/v1/openai-echo";
+  route.grpc_method = "tipperary.testing.v1.TestService/Echo";
+  route.body = "*";
+  route.error_format = "openai";
+  env_.config_.routes.push_back(route);
+  env_.SetSchema();
+  const http1::RequestError too_large = http1::MakeRequestError(
+      http::status::payload_too_large, absl::StatusCode::kResourceExhausted, "too big");
+  EXPECT_EQ(ProxiedRequest::ListenerErrorBody(
+                env_, Request(http::verb::post, "/v1/openai-echo?x=1", "{}"), too_large),
+            R"({"error":{"message":"too big","type":"invalid_request_error","param":null,)"
+            R"("code":null}})");
+  EXPECT_THAT(ProxiedRequest::ListenerErrorBody(env_, Request(http::verb::post, "/v1/echo", "{}"),
+                                                too_large),
+              HasSubstr("\"code\":8"));
+  EXPECT_EQ(ProxiedRequest::ListenerErrorBody(env_, Request(http::verb::post, "/v1/nope", "{}"),
+                                              too_large),
+            "");
 }
 
 // A route that imitates OpenAI's API (here by config; tipperary-worker's schema says it with
@@ -1025,25 +1114,105 @@ TEST_F(ProxiedRequestTest, ClientStreamFromNdjsonOrAnArray) {
   v1::Thing b;
   b.set_name("b");
   b.set_size(2);
-  EXPECT_TRUE(env_.upstream_.call(0).request.framed);
-  EXPECT_EQ(env_.upstream_.call(0).request.message,
-            Framed({ThingBytes("a"), b.SerializeAsString()}));
+  EXPECT_TRUE(env_.upstream_.call(0).request.streaming);
+  EXPECT_EQ(env_.upstream_.call(0).sent, Framed({ThingBytes("a"), b.SerializeAsString()}));
+  EXPECT_TRUE(env_.upstream_.call(0).half_closed);
   http = Start(Request(http::verb::post, "/v1/things:collect", R"([{"name":"a"}, {"name":"c"}])"));
-  EXPECT_EQ(env_.upstream_.call(1).request.message, Framed({ThingBytes("a"), ThingBytes("c")}));
+  EXPECT_EQ(env_.upstream_.call(1).sent, Framed({ThingBytes("a"), ThingBytes("c")}));
   // No body: a stream of no messages.
   http = Start(Request(http::verb::post, "/v1/things:collect"));
-  EXPECT_TRUE(env_.upstream_.call(2).request.framed);
-  EXPECT_EQ(env_.upstream_.call(2).request.message, "");
+  EXPECT_TRUE(env_.upstream_.call(2).request.streaming);
+  EXPECT_EQ(env_.upstream_.call(2).sent, "");
+  EXPECT_TRUE(env_.upstream_.call(2).half_closed);
+}
+
+upstream::GrpcResult CancelledResult() {
+  upstream::GrpcResult cancelled = Status(absl::StatusCode::kCancelled, "cancelled");
+  cancelled.outcome = upstream::CallOutcome::kCancelled;
+  return cancelled;
 }
 
 TEST_F(ProxiedRequestTest, ABadMessageInAClientStreamIsA400NamingIt) {
+  // The messages before it have gone upstream already; the call is cancelled and the client
+  // gets the error once the cancel completes.
   auto http =
       Start(Request(http::verb::post, "/v1/things:collect", "{\"name\":\"a\"}\n{\"nope\":1}\n"));
+  FakeUpstream::Pending& first = env_.upstream_.call(0);
+  EXPECT_EQ(first.sent, Framed({ThingBytes("a")}));
+  EXPECT_TRUE(first.cancelled);
+  EXPECT_FALSE(first.half_closed);
+  first.handlers.on_done(CancelledResult());
   EXPECT_EQ(http->status(), 400u);
   EXPECT_THAT(http->body(), HasSubstr("message 2 of the stream"));
   http = Start(Request(http::verb::post, "/v1/things:collect", "{\"name\":\"a\"}\n{\"na"));
+  env_.upstream_.call(1).handlers.on_done(CancelledResult());
   EXPECT_EQ(http->status(), 400u);
-  EXPECT_EQ(env_.upstream_.size(), 0u);
+  EXPECT_THAT(http->body(), HasSubstr("message 2 of the stream is not a JSON value"));
+}
+
+TEST_F(ProxiedRequestTest, AStreamedBodyGoesUpstreamMessageByMessage) {
+  auto http = StartStreamed(Request(http::verb::post, "/v1/things:collect", "",
+                                    {{"Content-Type", "application/x-ndjson"}}));
+  ASSERT_EQ(env_.upstream_.size(), 1u);
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  EXPECT_TRUE(call.request.streaming);
+  ASSERT_TRUE(http->reading_body());
+  // A message cut by the reads goes when its end arrives, not before.
+  http->Deliver(FakeHttpExchange::Piece("{\"name\":\"a\"}\n{\"na"));
+  EXPECT_EQ(call.sent, Framed({ThingBytes("a")}));
+  ASSERT_TRUE(http->reading_body());
+  http->Deliver(FakeHttpExchange::Piece("me\":\"b\"}\n"));
+  EXPECT_EQ(call.sent, Framed({ThingBytes("a"), ThingBytes("b")}));
+  EXPECT_FALSE(call.half_closed);
+  http->Deliver(FakeHttpExchange::Piece("", /*last=*/true));
+  EXPECT_TRUE(call.half_closed);
+  EXPECT_FALSE(http->reading_body());
+  env_.upstream_.Answer(0, {""}, Ok());  // An empty ListThingsResponse.
+  EXPECT_EQ(http->status(), 200u);
+  // The streamed body's bytes count as they arrive: 17 + 9.
+  EXPECT_THAT(env_.Metric("tipperary_http_request_bytes_total"), HasSubstr("} 26\n"));
+}
+
+TEST_F(ProxiedRequestTest, AStreamedBodyWaitsWhileTheUpstreamHasAWindowToTake) {
+  auto http = StartStreamed(Request(http::verb::post, "/v1/things:collect", "",
+                                    {{"Content-Type", "application/x-ndjson"}}));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.unsent = env_.config_.limits.stream_window_bytes;  // The server's window is spent.
+  http->Deliver(FakeHttpExchange::Piece("{\"name\":\"a\"}\n"));
+  EXPECT_FALSE(http->reading_body()) << "read on while the upstream could not take it";
+  call.unsent = 0;
+  call.handlers.on_send_drained();
+  EXPECT_TRUE(http->reading_body());
+}
+
+TEST_F(ProxiedRequestTest, AStreamedBodyThatBreaksOffIsAnsweredWithItsError) {
+  auto http = StartStreamed(Request(http::verb::post, "/v1/things:collect", "",
+                                    {{"Content-Type", "application/x-ndjson"}}));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  http->Deliver(FakeHttpExchange::Piece("{\"name\":\"a\"}\n"));
+  http1::BodyPiece broken;
+  broken.error =
+      http1::MakeRequestError(http::status::payload_too_large, absl::StatusCode::kResourceExhausted,
+                              "too much (limits.max_streamed_request_body_bytes)");
+  http->Deliver(std::move(broken));
+  EXPECT_TRUE(call.cancelled);
+  call.handlers.on_done(CancelledResult());
+  EXPECT_EQ(http->status(), 413u);
+  EXPECT_THAT(http->body(), HasSubstr("limits.max_streamed_request_body_bytes"));
+}
+
+TEST_F(ProxiedRequestTest, OnlyJsonClientStreamsAreStreamedByTheListener) {
+  EXPECT_TRUE(ProxiedRequest::StreamsBody(env_, Request(http::verb::post, "/v1/things:echo", "",
+                                                        {{"Content-Type", "application/json"}})));
+  // Unary and server-streaming routes, unknown paths, binary bodies: read whole.
+  EXPECT_FALSE(ProxiedRequest::StreamsBody(env_, Request(http::verb::post, "/v1/echo", "{}")));
+  EXPECT_FALSE(ProxiedRequest::StreamsBody(env_, Request(http::verb::post, "/v1/nope", "{}")));
+  EXPECT_FALSE(
+      ProxiedRequest::StreamsBody(env_, Request(http::verb::post, "/v1/things:collect", "x",
+                                                {{"Content-Type", "application/x-protobuf"}})));
+  env_.ClearSchema();
+  EXPECT_FALSE(
+      ProxiedRequest::StreamsBody(env_, Request(http::verb::post, "/v1/things:collect", "{}")));
 }
 
 TEST_F(ProxiedRequestTest, BidiStreamsRepliesAsTheyCome) {
@@ -1052,6 +1221,24 @@ TEST_F(ProxiedRequestTest, BidiStreamsRepliesAsTheyCome) {
   env_.upstream_.Answer(0, {ThingBytes("a")}, Ok());
   EXPECT_TRUE(http->streamed());
   EXPECT_EQ(http->body(), "{\"name\":\"a\"}\n");
+}
+
+TEST_F(ProxiedRequestTest, ASlowReaderHoldsTheUpstreamBackUntilItCatchesUp) {
+  auto http =
+      Start(Request(http::verb::get, "/v1/stream", "", {{"Accept", "application/x-ndjson"}}));
+  FakeUpstream::Pending& call = env_.upstream_.call(0);
+  call.handlers.on_message(ThingBytes("a"));
+  EXPECT_FALSE(call.receive_paused);
+  http->buffered_ = env_.config_.limits.stream_window_bytes;  // A window behind.
+  call.handlers.on_message(ThingBytes("b"));
+  EXPECT_TRUE(call.receive_paused);
+  EXPECT_TRUE(http->drain_awaited());
+  EXPECT_FALSE(call.cancelled);
+  http->Drain();
+  EXPECT_FALSE(call.receive_paused);
+  call.handlers.on_message(ThingBytes("c"));
+  env_.upstream_.Answer(0, {}, Ok());
+  EXPECT_EQ(http->body(), "{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":\"c\"}\n");
 }
 
 TEST_F(ProxiedRequestTest, ASlowReaderEndsTheStreamInsteadOfGrowingMemory) {

@@ -128,6 +128,28 @@ TEST_F(TranscoderTest, UnknownParameters) {
   EXPECT_EQ(ok.page_size(), 2);
 }
 
+TEST_F(TranscoderTest, IgnoredAndUnknownQueryParametersAsEnvoyConfiguresThem) {
+  TranscoderOptions ignoring;
+  ignoring.ignored_query_parameters = {"api_key", "page_size"};
+  Transcoder t(TestSchema(), ignoring);
+  // Named ones never bind, even a real field; others are still checked.
+  auto ok = FromBinary<v1::GetThingRequest>(Request(
+      "GET", "/v1/shelves/s1/things/t1", "api_key=k&page_size=2", "", BodyFormat::kJson, "", &t));
+  EXPECT_EQ(ok.page_size(), 0);
+  EXPECT_FALSE(
+      Request("GET", "/v1/shelves/s1/things/t1", "nope=1", "", BodyFormat::kJson, "", &t).ok());
+
+  TranscoderOptions query_only;
+  query_only.ignore_unknown_query_parameters = true;
+  Transcoder q(TestSchema(), query_only);
+  EXPECT_TRUE(
+      Request("GET", "/v1/shelves/s1/things/t1", "nope=1", "", BodyFormat::kJson, "", &q).ok());
+  // Unknown JSON fields stay a 400.
+  auto json =
+      Request("POST", "/v1/echo", "", "{\"nope\":1}", BodyFormat::kJson, "application/json", &q);
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(TranscoderTest, BadQueryValues) {
   struct Case {
     std::string query;

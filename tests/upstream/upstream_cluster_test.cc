@@ -24,6 +24,7 @@
 #include "google/rpc/status.pb.h"
 #include "tipperary/common/log.h"
 #include "tipperary/testing/v1/test_service.grpc.pb.h"
+#include "tipperary/upstream/grpc_wire.h"
 
 namespace tipperary::upstream {
 namespace {
@@ -128,8 +129,33 @@ class TestServiceImpl final : public v1::TestService::Service {
     return last_had_deadline_;
   }
 
+  // Client streams. CollectThings reads nothing until collect_gate opens, so a test can see
+  // the client held back by the server's window.
+  grpc::Status CollectThings(grpc::ServerContext*, grpc::ServerReader<v1::Thing>* reader,
+                             v1::ListThingsResponse* response) override {
+    while (!collect_gate.load()) std::this_thread::sleep_for(1ms);
+    v1::Thing thing;
+    int64_t bytes = 0;
+    while (reader->Read(&thing)) {
+      bytes += static_cast<int64_t>(thing.name().size());
+      response->add_things()->set_name(thing.name().substr(0, 16));
+    }
+    response->set_next_page_token(std::to_string(bytes));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status EchoThings(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<v1::Thing, v1::Thing>* stream) override {
+    v1::Thing thing;
+    while (stream->Read(&thing)) {
+      if (!stream->Write(thing)) return {grpc::StatusCode::CANCELLED, "client gone"};
+    }
+    return grpc::Status::OK;
+  }
+
   std::atomic<int> slow_started{0};
   std::atomic<int> slow_cancelled{0};
+  std::atomic<bool> collect_gate{true};
 
  private:
   void Record(grpc::ServerContext* context) {
@@ -739,6 +765,120 @@ TEST_F(UpstreamClusterTest, DestroyingTheClusterWithCallsInFlightIsSafe) {
   }
   ioc_.run_for(50ms);
   EXPECT_FALSE(record->done);
+}
+
+}  // namespace
+}  // namespace tipperary::upstream
+
+namespace tipperary::upstream {
+namespace {
+
+std::string FramedThing(const std::string& name) {
+  v1::Thing thing;
+  thing.set_name(name);
+  std::string framed;
+  AppendGrpcFrame(0, thing.SerializeAsString(), &framed);
+  return framed;
+}
+
+GrpcRequest StreamingRequest(const std::string& method) {
+  GrpcRequest request;
+  request.path = kServicePrefix + method;
+  request.streaming = true;
+  return request;
+}
+
+TEST_F(UpstreamClusterTest, AStreamingRequestSendsEachMessageAsItIsQueued) {
+  TestServer server("127.0.0.1:0");
+  ASSERT_TRUE(server.ok());
+  UpstreamCluster cluster(ioc_, Options(server.address()));
+  CallId id = 0;
+  auto record = Start(cluster, StreamingRequest("EchoThings"), &id);
+  // Each reply comes back before the next message is even queued: nothing waits for the end.
+  for (int i = 0; i < 3; ++i) {
+    std::string name = "m";
+    name += std::to_string(i);
+    ASSERT_TRUE(cluster.Send(id, FramedThing(name)));
+    ASSERT_TRUE(RunUntil([&] { return record->messages.size() == static_cast<size_t>(i + 1); }));
+  }
+  EXPECT_FALSE(record->done);
+  cluster.CloseSend(id);
+  ASSERT_TRUE(RunUntil([&] { return record->done; }));
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
+  v1::Thing last;
+  ASSERT_TRUE(last.ParseFromString(record->messages[2]));
+  EXPECT_EQ(last.name(), "m2");
+  EXPECT_FALSE(cluster.Send(id, FramedThing("late"))) << "a finished call took more";
+}
+
+TEST_F(UpstreamClusterTest, ASlowServerHoldsTheSenderBackThroughItsWindow) {
+  TestServer server("127.0.0.1:0");
+  ASSERT_TRUE(server.ok());
+  server.service().collect_gate = false;
+  UpstreamCluster cluster(ioc_, Options(server.address()));
+  CallId id = 0;
+  int drained = 0;
+  auto record = std::make_shared<CallRecord>();
+  CallHandlers handlers;
+  handlers.on_message = [record](std::string m) { record->messages.push_back(std::move(m)); };
+  handlers.on_done = [record](GrpcResult r) {
+    record->result = std::move(r);
+    record->done = true;
+  };
+  handlers.on_send_drained = [&drained] { ++drained; };
+  id = cluster.Call(StreamingRequest("CollectThings"), std::move(handlers));
+  const std::string name(256 * 1024 - 16, 'n');
+  constexpr int kMessages = 128;  // 32 MiB: more than any window the server opens unread.
+  for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(cluster.Send(id, FramedThing(name)));
+  cluster.CloseSend(id);
+  RunUntil([] { return false; }, 1s);
+  const size_t held = cluster.send_buffered(id);
+  EXPECT_GT(held, size_t{8} << 20) << "the server took what it never read";
+  EXPECT_EQ(drained, 0);
+  server.service().collect_gate = true;
+  ASSERT_TRUE(RunUntil([&] { return record->done; }));
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
+  EXPECT_EQ(drained, 1);
+  v1::ListThingsResponse response;
+  ASSERT_EQ(record->messages.size(), 1u);
+  ASSERT_TRUE(response.ParseFromString(record->messages[0]));
+  EXPECT_EQ(response.things_size(), kMessages);
+  EXPECT_EQ(response.next_page_token(), std::to_string(int64_t{kMessages} * name.size()));
+}
+
+TEST_F(UpstreamClusterTest, APausedCallHoldsTheServerBackUntilResumed) {
+  TestServer server("127.0.0.1:0");
+  ASSERT_TRUE(server.ok());
+  UpstreamOptions options = Options(server.address());
+  options.initial_window_size = 65535;
+  UpstreamCluster cluster(ioc_, options);
+  v1::StreamRequest message;
+  constexpr int kCount = 20000;  // About 400 KB: several windows.
+  message.set_count(kCount);
+  CallId id = 0;
+  auto record = std::make_shared<CallRecord>();
+  CallHandlers handlers;
+  handlers.on_message = [&, record](std::string m) {
+    if (record->messages.empty()) cluster.PauseReceive(id, true);  // From inside, as the proxy.
+    record->messages.push_back(std::move(m));
+  };
+  handlers.on_done = [record](GrpcResult r) {
+    record->result = std::move(r);
+    record->done = true;
+  };
+  id = cluster.Call(Request("StreamThings", message), std::move(handlers));
+  ASSERT_TRUE(RunUntil([&] { return !record->messages.empty(); }));
+  RunUntil([] { return false; }, 1s);
+  const size_t while_paused = record->messages.size();
+  EXPECT_LT(while_paused, size_t{kCount} / 2) << "the server sent on past a window";
+  EXPECT_FALSE(record->done);
+  // Other calls on the same connection are not held back by the paused one.
+  auto echo = Run(cluster, Request("Echo", SampleAllTypes(), 5s));
+  EXPECT_EQ(echo->result.code, absl::StatusCode::kOk) << echo->result.grpc_message;
+  cluster.PauseReceive(id, false);
+  ASSERT_TRUE(RunUntil([&] { return record->done; }));
+  EXPECT_EQ(record->result.code, absl::StatusCode::kOk) << record->result.grpc_message;
+  EXPECT_EQ(record->messages.size(), size_t{kCount});
 }
 
 }  // namespace

@@ -84,7 +84,13 @@ struct TranscodingConfig {
   bool preserve_proto_field_names = false;
   bool always_print_primitive_fields = false;
   bool enums_as_ints = false;
-  bool ignore_unknown_fields = false;    // Else unknown JSON fields and query params are 400.
+  bool ignore_unknown_fields = false;  // Else unknown JSON fields and query params are 400.
+  // Query parameters that never bind a field (an API key, a cache buster): Envoy's
+  // ignored_query_parameters. "pretty" is always one.
+  std::vector<std::string> ignored_query_parameters;
+  // Unknown query parameters are ignored while unknown JSON fields are still a 400 (Envoy's
+  // ignore_unknown_query_parameters); ignore_unknown_fields covers both.
+  bool ignore_unknown_query_parameters = false;
   bool allow_grpc_method_paths = false;  // Serve POST /package.Service/Method for every method.
   bool annotations = true;  // Route by google.api.http annotations found in the descriptors.
   // A rule that cannot be served, or two rules with the same method and template shape: with
@@ -117,6 +123,13 @@ struct LimitsConfig {
   // A streamed response's bytes waiting for a client that reads slower than the upstream sends;
   // past it the stream ends with RESOURCE_EXHAUSTED and the call is cancelled.
   uint64_t max_stream_buffer_bytes = 4ull << 20;
+  // Flow control of streams, both ways: how much of a client stream's body is read ahead of
+  // what the upstream has taken, and how far a server stream's client may fall behind before
+  // the upstream's HTTP/2 window is held closed (it then waits for the client).
+  uint64_t stream_window_bytes = 256 * 1024;
+  // A client stream's whole body (each message is still bounded by max_request_body_bytes);
+  // 0 = unbounded; over it: 413, or the stream ends with RESOURCE_EXHAUSTED.
+  uint64_t max_streamed_request_body_bytes = 1ull << 30;
 };
 
 // HTTP content codings on the listeners (http1::CompressionOptions; docs/http-conformance.md).

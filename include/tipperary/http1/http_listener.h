@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +72,15 @@ struct ListenerOptions {
   std::chrono::nanoseconds response_write_timeout{std::chrono::seconds(30)};
   std::string server_header = "tipperary-proxy";  // Empty: no Server header.
   bool log_listening = true;  // Log "listening" on Start(); the proxy sets it on one listener.
+  // Which requests' bodies stream (HttpExchange::body_streamed): asked once per request with a
+  // body and no Content-Encoding, when its head has been read. Null: every body is read whole.
+  std::function<bool(const HttpRequest& head)> stream_request_body;
+  // How much of a streamed body is read ahead of the application (see HttpExchange::ReadBody).
+  uint64_t stream_body_window_bytes = 256 * 1024;
+  // The body of an error the listener answers itself after reading a request's head (a body
+  // over its limit, a stalled body, an undecodable Content-Encoding), so that a route imitating
+  // another API keeps that API's error shape. Null, or an empty answer: google.rpc.Status JSON.
+  std::function<std::string(const HttpRequest& head, const RequestError& error)> render_error;
 };
 
 // Totals since creation, for metrics.
@@ -80,6 +90,12 @@ struct ListenerCounters {
   uint64_t protocol_errors = 0;  // Requests answered by the listener (400/408/413/415/431/505).
   uint64_t timeouts = 0;         // Request-read (408), write and handshake timeouts.
   uint64_t tls_handshake_failures = 0;  // Includes handshake timeouts.
+  // Content codings: responses sent compressed (whole or streamed), their body bytes before and
+  // after compression, and request bodies decoded from a Content-Encoding.
+  uint64_t compressed_responses = 0;
+  uint64_t compression_input_bytes = 0;
+  uint64_t compression_output_bytes = 0;
+  uint64_t decoded_request_bodies = 0;
 };
 
 // A TLS server context (TLS 1.2+ or 1.3+, modern ciphers, ALPN http/1.1, optional mTLS), built

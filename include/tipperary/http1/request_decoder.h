@@ -21,7 +21,9 @@
 
 #include <boost/beast/http/fields.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "tipperary/http1/request_framing.h"
@@ -37,6 +39,11 @@ class RequestDecoder {
     kError,     // error() says what to answer; the connection must close.
   };
 
+  // Whether a request's body is streamed: handed out as it arrives (TakeBody) instead of held
+  // whole for TakeRequest(), and bounded by max_streamed_body_bytes instead of max_body_bytes.
+  // Asked once per request with a body, when its head is framed (the head is normalised).
+  using StreamSelector = std::function<bool(const RequestHead& head)>;
+
   explicit RequestDecoder(const RequestLimits& limits);
   ~RequestDecoder();
   RequestDecoder(const RequestDecoder&) = delete;
@@ -48,13 +55,22 @@ class RequestDecoder {
 
   // Starts the next request on the same connection.
   void Reset();
+  // Before the first Decode(); none by default (every body is held whole).
+  void set_stream_selector(StreamSelector selector);
 
   // Whether any byte of the current request has been consumed (beyond empty lines).
   bool started() const;
+  // Whether the current request's head was read and framed (head() is meaningful), even if its
+  // body then failed.
+  bool head_complete() const;
   // After kHeader.
   const RequestHead& head() const;
   const RequestFraming& framing() const;
-  // After kComplete.
+  // After kHeader: the selector chose to stream this request's body.
+  bool streaming() const;
+  // A streamed body's bytes decoded since the last call (de-chunked), possibly none.
+  std::string TakeBody();
+  // After kComplete (a streamed request's head has an empty body).
   RequestHead TakeRequest();
   boost::beast::http::fields TakeTrailers();
   // After kError.

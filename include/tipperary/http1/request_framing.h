@@ -29,6 +29,9 @@ struct RequestLimits {
   uint64_t max_body_bytes = 4 << 20;          // Content-Length or the chunked total; 413.
   uint64_t max_chunk_extension_bytes = 1024;  // One chunk-size line's extensions; 400.
   uint64_t max_trailer_bytes = 8 * 1024;      // The trailer section of a chunked body; 431.
+  // A streamed body's total (RequestDecoder::set_stream_selector), which is never held whole;
+  // 0: unbounded. 413.
+  uint64_t max_streamed_body_bytes = 0;
 };
 
 // A request the listener answers itself, then closes the connection.
@@ -40,6 +43,10 @@ struct RequestError {
 
 RequestError MakeRequestError(boost::beast::http::status status, absl::StatusCode code,
                               std::string message);
+
+// 413 for a body of `length` bytes (Content-Length, or the chunked total so far) over `limit`,
+// naming the config key that sets it.
+RequestError BodyTooLarge(uint64_t length, uint64_t limit, std::string_view key);
 
 // The framing decided from the head; the decoder reads the body accordingly.
 struct RequestFraming {

@@ -52,7 +52,10 @@ struct TranscoderOptions {
   bool preserve_proto_field_names = false;
   bool always_print_primitive_fields = false;
   bool enums_as_ints = false;
-  bool ignore_unknown_fields = false;  // JSON fields and query params.
+  bool ignore_unknown_fields = false;            // JSON fields and query params.
+  bool ignore_unknown_query_parameters = false;  // Query params only (Envoy's option).
+  // Never bound to a field, whatever the request type has ("pretty" always is).
+  std::vector<std::string> ignored_query_parameters;
   // Between the values of a path variable bound to a repeated field: ',' (grpc-gateway's
   // default, "csv"), '|' ("pipes"), ' ' ("ssv") or '\t' ("tsv").
   char repeated_path_param_separator = ',';
@@ -94,14 +97,6 @@ std::string AcceptedMediaTypes(const Route& route);
 
 // Query parameters in a query string ("a=1&b=2&&c" has 3), without decoding them.
 size_t CountQueryParams(std::string_view query_string);
-
-// The messages of a client stream's JSON body, as views into it: JSON values one after another
-// (NDJSON, or any whitespace between them: what grpc-gateway's decoder reads), or, with
-// array_allowed, one JSON array of messages (what Envoy's transcoder expects). Each value is
-// only delimited here; BuildRequestMessage parses it. InvalidArgument for a value that never
-// ends or junk between values. An empty body is zero messages.
-absl::StatusOr<std::vector<std::string_view>> SplitJsonStream(std::string_view body,
-                                                              bool array_allowed);
 
 // True when the route's request body (whole request or body field) is google.api.HttpBody.
 bool IsHttpBodyRequest(const Route& route);

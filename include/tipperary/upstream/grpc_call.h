@@ -1,7 +1,8 @@
 // The value types of one gRPC call made by the upstream client.
 //
-// A call sends one request message (unary or server-streaming; a client-streaming method sees
-// one message and a half-close) and receives zero or more response messages, then a status.
+// A call sends one request message (unary or server-streaming), or a client stream given whole
+// (`framed`) or as it comes (`streaming`: UpstreamClient::Send), and receives zero or more
+// response messages, then a status.
 //
 //   GrpcRequest req{.path = "/pkg.Svc/Method", .message = bytes, .timeout = 2s};
 //   cluster.Call(std::move(req), {.on_message = ..., .on_done = [](GrpcResult r) {...}});
@@ -30,6 +31,10 @@ struct GrpcRequest {
   // A client stream sent whole: `message` already holds zero or more length-prefixed gRPC
   // messages, one after the other, and goes out as it is.
   bool framed = false;
+  // A client stream sent as it comes: `message` is ignored; UpstreamClient::Send() queues
+  // length-prefixed messages and CloseSend() half-closes. What the server has not taken yet
+  // (HTTP/2 flow control) waits in UpstreamClient::send_buffered().
+  bool streaming = false;
   std::optional<std::chrono::nanoseconds> timeout;  // Sent as grpc-timeout and enforced.
 };
 
@@ -60,6 +65,9 @@ struct CallHandlers {
   std::function<void(std::string message)> on_message;
   // Exactly once, last; also after Cancel().
   std::function<void(GrpcResult result)> on_done;
+  // Streaming requests: everything given to Send() has been handed to the connection (the
+  // server's flow-control window had room). Posted, never from inside Send(). Optional.
+  std::function<void()> on_send_drained;
 };
 
 }  // namespace tipperary::upstream

@@ -7,7 +7,9 @@
 //   client.Cancel(id);  // the client went away
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tipperary/upstream/grpc_call.h"
 
@@ -26,6 +28,17 @@ class UpstreamClient {
   // on_done(kCancelled) follows, unless the call already finished. Unknown ids are ignored.
   // Safe from inside the call's own on_headers/on_message.
   virtual void Cancel(CallId id) = 0;
+
+  // GrpcRequest::streaming calls: queues length-prefixed messages; false when the call is over
+  // (or does not stream). CloseSend() half-closes once the queue is sent.
+  virtual bool Send(CallId id, std::string framed_messages) = 0;
+  virtual void CloseSend(CallId id) = 0;
+  // Bytes given to Send() not yet handed to the connection: a caller keeps this bounded by
+  // waiting for on_send_drained, so a slow server slows the sender instead of growing a queue.
+  virtual size_t send_buffered(CallId id) const = 0;
+  // Receive back-pressure: while paused, the call's HTTP/2 stream window is not reopened, so
+  // the server stops sending once the window is spent (its own flow control holds it back).
+  virtual void PauseReceive(CallId id, bool paused) = 0;
 };
 
 }  // namespace tipperary::upstream

@@ -64,6 +64,11 @@ class UpstreamCluster final : public UpstreamClient {
   // Unknown or finished ids are ignored.
   void Cancel(CallId id) override;
 
+  bool Send(CallId id, std::string framed_messages) override;
+  void CloseSend(CallId id) override;
+  size_t send_buffered(CallId id) const override;
+  void PauseReceive(CallId id, bool paused) override;
+
   // Graceful: fails queued calls, lets in-flight calls finish, then sends GOAWAY and closes.
   // Later calls fail with UNAVAILABLE.
   void Shutdown();
