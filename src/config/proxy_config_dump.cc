@@ -197,6 +197,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   Emit(out, "allow_credentials", cors.allow_credentials);
   out << YAML::EndMap;
 
+  EmitKey(out, "schema");
+  out << YAML::BeginMap;
+  EmitDuration(out, "refresh_interval", config.schema.refresh_interval);
+  Emit(out, "refresh_on_reconnect", config.schema.refresh_on_reconnect);
+  out << YAML::EndMap;
+
   EmitKey(out, "grpc_web");
   out << YAML::BeginMap;
   Emit(out, "enabled", config.grpc_web.enabled);

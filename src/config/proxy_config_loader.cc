@@ -244,15 +244,22 @@ absl::Status Loader::Load(const YamlValue& root, ProxyConfig* config) {
   }
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map,
-      root.AsMap({"listeners", "admin", "descriptors", "upstreams", "routes", "transcoding",
-                  "limits", "compression", "timeouts", "metadata", "streaming", "cors", "grpc_web",
-                  "openapi", "logging", "autoscaling", "threads"}));
+      root.AsMap({"listeners", "admin", "descriptors", "schema", "upstreams", "routes",
+                  "transcoding", "limits", "compression", "timeouts", "metadata", "streaming",
+                  "cors", "grpc_web", "openapi", "logging", "autoscaling", "threads"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"listeners", "upstreams"}));
   // Upstreams first: descriptors and routes refer to them.
   TIPPERARY_RETURN_IF_ERROR(LoadListeners(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadAdmin(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadUpstreams(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadDescriptors(map, config));
+  if (std::optional<YamlValue> schema = map.Find("schema")) {
+    TIPPERARY_ASSIGN_OR_RETURN(YamlMap s,
+                               schema->AsMap({"refresh_interval", "refresh_on_reconnect"}));
+    TIPPERARY_RETURN_IF_ERROR(s.ReadDuration("refresh_interval", &config->schema.refresh_interval));
+    TIPPERARY_RETURN_IF_ERROR(
+        s.ReadBool("refresh_on_reconnect", &config->schema.refresh_on_reconnect));
+  }
   TIPPERARY_RETURN_IF_ERROR(LoadTranscoding(map, &config->transcoding));
   TIPPERARY_RETURN_IF_ERROR(LoadLimits(map, &config->limits));
   TIPPERARY_RETURN_IF_ERROR(LoadCompression(map, config));

@@ -3,6 +3,8 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "tipperary/common/log.h"
 #include "tipperary/common/status_json.h"
 #include "tipperary/config/proxy_config_loader.h"
 
@@ -23,6 +25,29 @@ std::string AdminHandler::NotReadyReason() const {
   return "";
 }
 
+std::string AdminHandler::ReadyBody() const {
+  // Which schema is served, and how fresh it is: a schema that follows its worker shows here.
+  const int64_t checked = shared_.schema_checked_ns.load();
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  std::string digest;
+  std::string last_error;
+  {
+    absl::MutexLock lock(&shared_.schema_mu);
+    digest = shared_.schema_digest;
+    last_error = shared_.schema_last_error;
+  }
+  std::string body = absl::StrCat(
+      "{\"status\":\"ready\",\"schema\":{\"generation\":", shared_.schema_generation.load(),
+      ",\"age_seconds\":", absl::SixDigits(checked == 0 ? 0.0 : (now - checked) / 1e9),
+      ",\"digest\":\"", digest, "\"");
+  if (!last_error.empty()) {
+    body += ",\"last_refresh_error\":\"";
+    common::AppendJsonEscaped(body, last_error);
+    body += "\"";
+  }
+  return body + "}}\n";
+}
+
 void AdminHandler::Handle(std::shared_ptr<http1::HttpExchange> ex) { router_.Handle(ex); }
 
 void AdminHandler::BuildRoutes() {
@@ -33,7 +58,7 @@ void AdminHandler::BuildRoutes() {
   router_.Add("/readyz", "readiness: schema, an upstream connection, an upstream serving",
               [this](const http1::HttpRequest&) {
                 std::string reason = NotReadyReason();
-                if (reason.empty()) return AdminReply{.body = "{\"status\":\"ready\"}\n"};
+                if (reason.empty()) return AdminReply{.body = ReadyBody()};
                 return AdminReply{
                     .status = http::status::service_unavailable,
                     .body = common::StatusJson(absl::StatusCode::kUnavailable, reason)};

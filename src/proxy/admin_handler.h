@@ -33,6 +33,8 @@ class AdminHandler {
 
   // The reason the proxy is not ready, or empty when it is.
   std::string NotReadyReason() const;
+  // /readyz's body when ready: the schema served (generation, age, digest).
+  std::string ReadyBody() const;
 
  private:
   void BuildRoutes();

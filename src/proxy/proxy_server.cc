@@ -1,5 +1,6 @@
 #include "proxy_server.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "proxied_request.h"
 #include "reflection_client.h"
 #include "tipperary/common/endpoint.h"
@@ -93,6 +95,7 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
     for (auto& loop : loops_) loop->SetRouting(*routing);  // Loops are not running yet.
     shared_->schema_loaded = true;
     shared_->stats.schema_loaded->Add({}).Set(1);
+    AcceptSchema(FingerprintOf(file_sets_));
   } else {
     shared_->stats.schema_loaded->Add({}).Set(0);
   }
@@ -269,6 +272,12 @@ void ProxyServer::InstallCollectHook() {
     }
     shared_->stats.draining->Add({}).Set(shared_->draining.load() ? 1 : 0);
     shared_->stats.schema_loaded->Add({}).Set(shared_->schema_loaded.load() ? 1 : 0);
+    shared_->stats.schema_generation->Add({}).Set(
+        static_cast<double>(shared_->schema_generation.load()));
+    if (const int64_t checked = shared_->schema_checked_ns.load(); checked != 0) {
+      const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+      shared_->stats.schema_age->Add({}).Set(static_cast<double>(now - checked) / 1e9);
+    }
   });
 }
 
@@ -280,29 +289,133 @@ void ProxyServer::PublishRouting(std::shared_ptr<const Routing> routing) {
   shared_->schema_loaded = true;
 }
 
-void ProxyServer::FetchReflection(size_t source,
-                                  std::vector<google::protobuf::FileDescriptorSet> sets) {
-  if (source == reflection_upstreams_.size()) {
-    auto routing = BuildRouting(shared_->config, sets);
-    if (!routing.ok()) {
-      TIPPERARY_LOG(kError, "schema from reflection rejected",
-                    {{"error", std::string(routing.status().message())}});
+void ProxyServer::AcceptSchema(SchemaFingerprint fingerprint) {
+  {
+    absl::MutexLock lock(&shared_->schema_mu);
+    shared_->schema_digest = fingerprint.digest;
+  }
+  fingerprint_ = std::move(fingerprint);
+  shared_->schema_generation.fetch_add(1);
+  shared_->schema_checked_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+}
+
+void ProxyServer::RefreshSchema(const std::string& why) {
+  if (reflection_upstreams_.empty() || refreshing_ || !shared_->schema_loaded.load()) return;
+  refreshing_ = true;
+  TIPPERARY_LOG(kDebug, "refreshing the schema", {{"why", why}});
+  FetchReflection(0, file_sets_, /*refresh=*/true);
+}
+
+void ProxyServer::RefreshFailed(const std::string& error) {
+  refreshing_ = false;
+  shared_->stats.schema_refreshes->Add({{"result", "failed"}}).Increment();
+  {
+    absl::MutexLock lock(&shared_->schema_mu);
+    shared_->schema_last_error = error;
+  }
+  TIPPERARY_LOG(kWarn, "schema refresh failed; keeping the last good schema", {{"error", error}});
+}
+
+void ProxyServer::ArmRefreshTimer() {
+  const auto interval = shared_->config.schema.refresh_interval;
+  if (reflection_upstreams_.empty() || interval.count() <= 0) return;
+  if (!refresh_timer_) {
+    refresh_timer_ = std::make_unique<boost::asio::steady_timer>(loops_[0]->io_context());
+  }
+  refresh_timer_->expires_after(interval);
+  refresh_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    RefreshSchema("interval");
+    ArmRefreshTimer();
+  });
+}
+
+void ProxyServer::WatchReflectionUpstreams() {
+  if (reflection_upstreams_.empty() || !shared_->config.schema.refresh_on_reconnect) return;
+  if (!watch_timer_) {
+    watch_timer_ = std::make_unique<boost::asio::steady_timer>(loops_[0]->io_context());
+  }
+  uint64_t events = 0;
+  const auto& upstreams = shared_->config.upstreams;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    if (std::find(reflection_upstreams_.begin(), reflection_upstreams_.end(), upstreams[i].name) ==
+        reflection_upstreams_.end()) {
+      continue;
+    }
+    const upstream::UpstreamCluster::Stats stats =
+        loops_[0]->cluster(static_cast<int>(i))->GetStats();
+    events += stats.connects_total + stats.goaways_total;
+  }
+  // A new connection after the first, or a GOAWAY: the worker restarted or is being replaced.
+  if (events != seen_reconnects_) {
+    if (seen_reconnects_ != 0) RefreshSchema("upstream reconnected or sent GOAWAY");
+    seen_reconnects_ = events;
+  }
+  watch_timer_->expires_after(std::chrono::seconds(1));
+  watch_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    WatchReflectionUpstreams();
+  });
+}
+
+void ProxyServer::OnSchemaFetched(const std::vector<google::protobuf::FileDescriptorSet>& sets,
+                                  bool refresh) {
+  SchemaFingerprint fingerprint = FingerprintOf(sets);
+  if (refresh && fingerprint.digest == fingerprint_.digest) {
+    refreshing_ = false;
+    shared_->schema_checked_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    shared_->stats.schema_refreshes->Add({{"result", "unchanged"}}).Increment();
+    return;
+  }
+  auto routing = BuildRouting(shared_->config, sets);
+  if (!routing.ok()) {
+    TIPPERARY_LOG(kError, "schema from reflection rejected",
+                  {{"error", std::string(routing.status().message())}});
+    if (refresh) {
+      RefreshFailed(std::string(routing.status().message()));
+    } else {
       RetryReflection();
-      return;
     }
-    LogRouteIssues(*(*routing)->routes);
-    size_t services = 0;
-    for (const auto& set : sets) {
-      for (const auto& file : set.file()) services += file.service_size();
-    }
-    size_t problems = 0;
-    for (const auto& issue : (*routing)->routes->issues()) problems += issue.problem ? 1 : 0;
+    return;
+  }
+  LogRouteIssues(*(*routing)->routes);
+  size_t services = 0;
+  for (const auto& set : sets) {
+    for (const auto& file : set.file()) services += file.service_size();
+  }
+  size_t problems = 0;
+  for (const auto& issue : (*routing)->routes->issues()) problems += issue.problem ? 1 : 0;
+  if (refresh) {
+    MethodChanges changes = DiffMethods(fingerprint_, fingerprint);
+    TIPPERARY_LOG(kInfo, "schema changed",
+                  {{"source", "reflection"},
+                   {"generation", absl::StrCat(shared_->schema_generation.load() + 1)},
+                   {"added", absl::StrJoin(changes.added, ",")},
+                   {"removed", absl::StrJoin(changes.removed, ",")},
+                   {"routes", absl::StrCat((*routing)->routes->routes().size())},
+                   {"route_problems", absl::StrCat(problems)}});
+    shared_->stats.schema_refreshes->Add({{"result", "changed"}}).Increment();
+  } else {
     TIPPERARY_LOG(kInfo, "schema loaded",
                   {{"source", "reflection"},
                    {"services", absl::StrCat(services)},
                    {"routes", absl::StrCat((*routing)->routes->routes().size())},
                    {"route_problems", absl::StrCat(problems)}});
-    PublishRouting(*routing);
+  }
+  PublishRouting(*routing);
+  AcceptSchema(std::move(fingerprint));
+  if (!refresh) {
+    ArmRefreshTimer();
+    WatchReflectionUpstreams();
+  }
+  refreshing_ = false;
+}
+
+void ProxyServer::FetchReflection(size_t source,
+                                  std::vector<google::protobuf::FileDescriptorSet> sets,
+                                  bool refresh) {
+  if (source == reflection_upstreams_.size()) {
+    OnSchemaFetched(sets, refresh);
     return;
   }
   const auto& upstreams = shared_->config.upstreams;
@@ -313,9 +426,14 @@ void ProxyServer::FetchReflection(size_t source,
   if (index < 0) return;  // The config loader rejects this; nothing to fetch.
   ReflectionClient::Fetch(
       *loops_[0]->cluster(index), shared_->config.upstreams[index].connect_timeout * 5,
-      [this, source,
+      [this, source, refresh,
        sets = std::move(sets)](absl::StatusOr<google::protobuf::FileDescriptorSet> set) mutable {
         if (!set.ok()) {
+          if (refresh) {
+            RefreshFailed(absl::StrCat("reflection on ", reflection_upstreams_[source], ": ",
+                                       set.status().message()));
+            return;
+          }
           TIPPERARY_LOG(kWarn, "reflection failed; retrying",
                         {{"upstream", reflection_upstreams_[source]},
                          {"error", std::string(set.status().message())}});
@@ -324,7 +442,7 @@ void ProxyServer::FetchReflection(size_t source,
         }
         reflection_backoff_ = std::chrono::milliseconds(250);
         sets.push_back(std::move(*set));
-        FetchReflection(source + 1, std::move(sets));
+        FetchReflection(source + 1, std::move(sets), refresh);
       });
 }
 
@@ -336,7 +454,7 @@ void ProxyServer::RetryReflection() {
   reflection_backoff_ = std::min(reflection_backoff_ * 2, std::chrono::milliseconds(5000));
   reflection_timer_->async_wait([this](const boost::system::error_code& ec) {
     if (ec == boost::asio::error::operation_aborted) return;
-    FetchReflection(0, file_sets_);
+    FetchReflection(0, file_sets_, /*refresh=*/false);
   });
 }
 
@@ -347,7 +465,8 @@ int ProxyServer::Run() {
   for (auto& loop : loops_) loop->Start();
   boost::asio::post(loops_[0]->io_context(), [health = health_] { health->Start(); });
   if (!reflection_upstreams_.empty()) {
-    boost::asio::post(loops_[0]->io_context(), [this] { FetchReflection(0, file_sets_); });
+    boost::asio::post(loops_[0]->io_context(),
+                      [this] { FetchReflection(0, file_sets_, /*refresh=*/false); });
   }
 
   bool stop = false;

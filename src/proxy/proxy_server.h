@@ -14,6 +14,7 @@
 #include "admin_handler.h"
 #include "autoscaling_runtime.h"
 #include "event_loop.h"
+#include "schema_fingerprint.h"
 #include "shared_state.h"
 #include "upstream_health.h"
 
@@ -32,9 +33,20 @@ class ProxyServer {
   absl::Status CreateListeners();
   void InstallCollectHook();
   void PublishRouting(std::shared_ptr<const Routing> routing);
-  // Loop 0: fetch descriptors over reflection, retrying with backoff until it works.
-  void FetchReflection(size_t source, std::vector<google::protobuf::FileDescriptorSet> sets);
+  // Loop 0: fetch descriptors over reflection, retrying with backoff until it works (the
+  // first load) or once (`refresh`: the last good schema stays if it fails).
+  void FetchReflection(size_t source, std::vector<google::protobuf::FileDescriptorSet> sets,
+                       bool refresh);
   void RetryReflection();
+  void OnSchemaFetched(const std::vector<google::protobuf::FileDescriptorSet>& sets, bool refresh);
+  // Records the schema now served (fingerprint, generation, time).
+  void AcceptSchema(SchemaFingerprint fingerprint);
+  // Loop 0: a refresh from reflection, unless one is running; `why` is logged.
+  void RefreshSchema(const std::string& why);
+  void RefreshFailed(const std::string& error);
+  void ArmRefreshTimer();
+  // Loop 0, every second: a reconnect or GOAWAY of a reflection upstream triggers a refresh.
+  void WatchReflectionUpstreams();
 
   std::unique_ptr<SharedState> shared_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
@@ -45,6 +57,11 @@ class ProxyServer {
   std::vector<std::string> reflection_upstreams_;
   std::unique_ptr<boost::asio::steady_timer> reflection_timer_;
   std::chrono::milliseconds reflection_backoff_{250};
+  SchemaFingerprint fingerprint_;  // Of the schema served now (loop 0).
+  bool refreshing_ = false;
+  std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
+  std::unique_ptr<boost::asio::steady_timer> watch_timer_;
+  uint64_t seen_reconnects_ = 0;  // connects + GOAWAYs of the reflection upstreams on loop 0.
 };
 
 }  // namespace tipperary::proxy

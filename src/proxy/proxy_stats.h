@@ -60,6 +60,13 @@ namespace tipperary::proxy {
   GAUGE(draining, "tipperary_draining", "1 while the proxy drains for shutdown, else 0.")         \
   GAUGE(schema_loaded, "tipperary_schema_loaded",                                                 \
         "1 once descriptors are loaded and routes built, else 0.")                               \
+  GAUGE(schema_generation, "tipperary_schema_generation",                                         \
+        "How many schemas have been served: 1 for the first, +1 for each that changed.")         \
+  GAUGE(schema_age, "tipperary_schema_age_seconds",                                               \
+        "Seconds since the schema served now was loaded (or last confirmed unchanged).")         \
+  COUNTER(schema_refreshes, "tipperary_schema_refreshes_total",                                   \
+          "Schema refreshes from reflection, by result: changed, unchanged or failed (the last " \
+          "good schema stays).")                                                              \
   GAUGE(build_info, "tipperary_build_info", "Always 1; the version is a label.")                  \
   /* Autoscaling signals (AutoscalingRuntime), refreshed every sample_interval. */                \
   GAUGE(autoscaling_rate, "tipperary_autoscaling_request_rate",                                   \

@@ -5,7 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "access_log.h"
 #include "proxy_stats.h"
 #include "tipperary/config/proxy_config.h"
@@ -20,6 +23,13 @@ struct SharedState {
   std::unique_ptr<AccessLog> access_log;  // Null when off.
   std::atomic<bool> draining{false};
   std::atomic<bool> schema_loaded{false};
+  // The schema served now (/readyz, metrics): its generation (1 = the first), when it was last
+  // loaded or confirmed unchanged (steady clock, ns), and its digest (guarded: a string).
+  std::atomic<uint64_t> schema_generation{0};
+  std::atomic<int64_t> schema_checked_ns{0};
+  mutable absl::Mutex schema_mu;
+  std::string schema_digest ABSL_GUARDED_BY(schema_mu);
+  std::string schema_last_error ABSL_GUARDED_BY(schema_mu);  // Of the last failed refresh.
   std::atomic<int64_t> in_flight{0};  // Requests being handled, all loops together.
   std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
 };

@@ -29,19 +29,23 @@ constexpr int kMaxMessageBytes = 64 << 20;
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
     "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
+    "                              [--without-parity]\n"
     "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
     "reflection.\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
     "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
     "  --not-serving-ms          gRPC health answers NOT_SERVING for this long after start (a\n"
-    "                            worker loading its model), then SERVING (default 0)\n";
+    "                            worker loading its model), then SERVING (default 0)\n"
+    "  --without-parity          serve TestService alone (a worker restarted with another\n"
+    "                            service set)\n";
 
 struct Options {
   std::string address = "127.0.0.1:0";
   int max_concurrent_streams = 0;
   int shutdown_grace_ms = 5000;
   int not_serving_ms = 0;
+  bool parity = true;
 };
 
 bool ParseInt(const char* text, int& out) {
@@ -63,7 +67,10 @@ int ParseArgs(int argc, char** argv, Options& options) {
     }
     const char* value = nullptr;
     bool ok = false;
-    if (arg == "--address") {
+    if (arg == "--without-parity") {
+      options.parity = false;
+      ok = true;
+    } else if (arg == "--address") {
       value = next();
       if (value != nullptr) {
         options.address = value;
@@ -122,7 +129,7 @@ int main(int argc, char** argv) {
   int selected_port = 0;
   builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &selected_port);
   builder.RegisterService(&service);
-  builder.RegisterService(&parity);
+  if (options.parity) builder.RegisterService(&parity);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   if (options.max_concurrent_streams > 0) {

@@ -190,6 +190,83 @@ def test_descriptors_from_server_reflection(tmp_path, procs):
     assert r.json() == {"fString": "u"}
 
 
+def _metric(proxy, name: str, labels: str = "") -> float:
+    for line in proxy.admin_get("/metrics").text.splitlines():
+        if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " ")):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_schema_from_reflection_follows_a_restarted_worker(tmp_path, procs):
+    """The worker comes back with another service set: the proxy notices the reconnect,
+    fetches the schema again, and serves the new one (new methods routed, removed ones 404);
+    an unchanged schema is not swapped; /readyz shows the generation."""
+    backend = start_backend()
+    procs.append(backend)
+    config = base_config(backend.address, upstreams=upstream(backend.address),
+                         descriptors=[{"reflection": "backend"}],
+                         schema={"refresh_interval": "0s"})  # Only reconnects refresh here.
+    proxy = start_proxy(config, tmp_path)
+    procs.append(proxy)
+    parity = "/v1/parity/ids/a,b"
+    assert proxy.get(parity).status_code == 200
+    ready = proxy.admin_get("/readyz").json()
+    assert ready["schema"]["generation"] == 1
+    first_digest = ready["schema"]["digest"]
+
+    backend.stop(signal.SIGKILL)
+    smaller = start_backend(backend.address, extra=["--without-parity"], attempts=10)
+    procs.append(smaller)
+    wait_until(lambda: proxy.admin_get("/readyz").json().get("schema", {}).get("generation") == 2,
+               timeout=30, message="the proxy to load the restarted worker's schema")
+    assert proxy.get(parity).status_code == 404  # The route went with its method.
+    assert proxy.post("/v1/echo", {"fString": "still"}).status_code == 200
+    assert proxy.admin_get("/readyz").json()["schema"]["digest"] != first_digest
+    log = proxy.proc.json_lines("stderr") + proxy.proc.json_lines("stdout")
+    changed = [l for l in log if l.get("msg") == "schema changed"]
+    assert changed and "tipperary.testing.v1.ParityService/EchoParity" in changed[-1]["removed"]
+    assert _metric(proxy, "tipperary_schema_refreshes_total", '{result="changed"}') == 1
+
+    # The same schema again: fetched, compared, not swapped.
+    smaller.stop(signal.SIGKILL)
+    same = start_backend(backend.address, extra=["--without-parity"], attempts=10)
+    procs.append(same)
+    wait_until(lambda: _metric(proxy, "tipperary_schema_refreshes_total",
+                               '{result="unchanged"}') >= 1,
+               timeout=30, message="an unchanged refresh")
+    assert proxy.admin_get("/readyz").json()["schema"]["generation"] == 2
+
+    # And back: the method is served again.
+    same.stop(signal.SIGKILL)
+    full = start_backend(backend.address, attempts=10)
+    procs.append(full)
+    wait_until(lambda: proxy.get(parity).status_code == 200, timeout=30,
+               message="the parity route to come back")
+    assert proxy.admin_get("/readyz").json()["schema"]["generation"] == 3
+
+
+def test_a_failed_refresh_keeps_the_last_good_schema(tmp_path, procs):
+    backend = start_backend()
+    procs.append(backend)
+    config = base_config(backend.address, upstreams=upstream(backend.address),
+                         descriptors=[{"reflection": "backend"}],
+                         schema={"refresh_interval": "1s", "refresh_on_reconnect": False})
+    proxy = start_proxy(config, tmp_path)
+    procs.append(proxy)
+    backend.stop(signal.SIGKILL)  # Interval refreshes now fail: nobody answers reflection.
+    wait_until(lambda: _metric(proxy, "tipperary_schema_refreshes_total",
+                               '{result="failed"}') >= 1,
+               timeout=30, message="a failed refresh")
+    ready = proxy.admin_get("/readyz")
+    restarted = start_backend(backend.address, attempts=10)
+    procs.append(restarted)
+    wait_until(lambda: echo_status(proxy) == 200, timeout=30, message="requests to work again")
+    assert proxy.get("/v1/parity/ids/a").status_code == 200  # Routes were never dropped.
+    proxy.wait_ready()
+    assert proxy.admin_get("/readyz").json()["schema"]["generation"] == 1
+    assert ready.status_code != 200 or "last_refresh_error" in ready.json()["schema"]
+
+
 @pytest.fixture
 def short_dir():
     # Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer.

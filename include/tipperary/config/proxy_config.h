@@ -40,6 +40,14 @@ struct DescriptorSource {
   std::string reflection_upstream;  // Set for {reflection: NAME}.
 };
 
+// A schema from reflection follows its upstream: fetched again on an interval and whenever the
+// reflection upstream's connection is re-established or sends GOAWAY (a restarted or upgraded
+// worker), and swapped only when its digest changed. A failed refresh keeps the last good one.
+struct SchemaConfig {
+  Duration refresh_interval = std::chrono::seconds(30);  // 0 = only on reconnects.
+  bool refresh_on_reconnect = true;
+};
+
 // Active health checking of an upstream with grpc.health.v1.Health/Check: the proxy is ready
 // only while at least one upstream answers SERVING (a worker still loading its model answers
 // NOT_SERVING). An upstream without the health service (UNIMPLEMENTED) counts as serving.
@@ -238,6 +246,7 @@ struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   AdminConfig admin;
   std::vector<DescriptorSource> descriptors;
+  SchemaConfig schema;
   std::vector<UpstreamConfig> upstreams;
   std::vector<RouteConfig> routes;
   TranscodingConfig transcoding;
