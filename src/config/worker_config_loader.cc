@@ -187,8 +187,14 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
     }
   }
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("huggingface_aliases", &out->huggingface_aliases));
-  TIPPERARY_ASSIGN_OR_RETURN(std::string path, map.Find("path")->AsNonEmptyString());
+  YamlValue path_value = *map.Find("path");
+  TIPPERARY_ASSIGN_OR_RETURN(std::string path, path_value.AsNonEmptyString());
   out->path = Resolve(path);
+  out->path_location = std::string(path_value.Error("").message());
+  while (!out->path_location.empty() &&
+         (out->path_location.back() == ' ' || out->path_location.back() == ':')) {
+    out->path_location.pop_back();
+  }
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16"}));
@@ -266,6 +272,7 @@ absl::Status OverrideModelPath(WorkerConfig& config, const std::string& spec) {
   for (WorkerModelConfig& model : config.models) {
     if (name.empty() ? model.is_default : model.name == name) {
       model.path = dir;
+      model.path_location = "--model-path " + spec;
       return absl::OkStatus();
     }
   }

@@ -685,18 +685,23 @@ class Session final : public SessionBase {
     StartWrite();
   }
 
-  // A request whose body streams goes to the application as soon as its head is read.
-  void StartStreamedRequest() {
-    const RequestFraming framing = decoder_.framing();
-    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), HttpRequest(decoder_.head()),
-                                                   HttpFields{}, info_);
-    const HttpRequest& req = exchange->request_;
-    exchange->version_ = req.version();
-    exchange->keep_alive_ = framing.keep_alive;
-    exchange->head_ = req.method() == http::verb::head;
+  // An exchange for the request the decoder has just framed.
+  std::shared_ptr<ExchangeImpl> NewExchange(HttpRequest request, HttpFields trailers) {
+    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), std::move(request),
+                                                   std::move(trailers), info_);
+    exchange->version_ = exchange->request_.version();
+    exchange->keep_alive_ = decoder_.framing().keep_alive;
+    exchange->head_ = exchange->request_.method() == http::verb::head;
     exchange->counted_ = true;
     exchange->compression_ = core_->compression;
     exchange->core_ = core_;
+    return exchange;
+  }
+
+  // A request whose body streams goes to the application as soon as its head is read.
+  void StartStreamedRequest() {
+    std::shared_ptr<ExchangeImpl> exchange = NewExchange(HttpRequest(decoder_.head()), {});
+    const HttpRequest& req = exchange->request_;
     exchange->streams_body_ = true;
     exchange->request_bytes_ = req.target().size();
     queued_request_bytes_ += exchange->request_bytes_;
@@ -754,16 +759,9 @@ class Session final : public SessionBase {
       DoRead();
       return;
     }
-    const RequestFraming framing = decoder_.framing();
-    auto exchange = std::make_shared<ExchangeImpl>(shared_from_this(), decoder_.TakeRequest(),
-                                                   decoder_.TakeTrailers(), info_);
+    std::shared_ptr<ExchangeImpl> exchange =
+        NewExchange(decoder_.TakeRequest(), decoder_.TakeTrailers());
     const HttpRequest& req = exchange->request_;
-    exchange->version_ = req.version();
-    exchange->keep_alive_ = framing.keep_alive;
-    exchange->head_ = req.method() == http::verb::head;
-    exchange->counted_ = true;
-    exchange->compression_ = core_->compression;
-    exchange->core_ = core_;
     // A compressed body is decoded here, so every application sees plain content. An error
     // is answered like the application's own, and the connection stays open: the request
     // was framed correctly and read whole.

@@ -41,7 +41,7 @@ int CheckRoutes(const tipperary::config::ProxyConfig& config) {
     }
     auto set = tipperary::transcoder::ReadDescriptorSetFile(source.path);
     if (!set.ok()) {
-      std::cerr << "tipperary-proxy: " << set.status().message() << "\n";
+      std::cerr << "tipperary-proxy: " << source.location << ": " << set.status().message() << "\n";
       return 1;
     }
     sets.push_back(std::move(*set));

@@ -69,7 +69,10 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
   for (const config::DescriptorSource& source : cfg.descriptors) {
     if (!source.path.empty()) {
       auto set = transcoder::ReadDescriptorSetFile(source.path);
-      if (!set.ok()) return set.status();
+      if (!set.ok()) {
+        return absl::Status(set.status().code(),
+                            absl::StrCat(source.location, ": ", set.status().message()));
+      }
       file_sets_.push_back(std::move(*set));
     } else {
       reflection_upstreams_.push_back(source.reflection_upstream);

@@ -54,6 +54,7 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
     if (r.error_format == "openai") spec.error_format = transcoder::ErrorFormat::kOpenAi;
     if (r.error_format == "google_rpc") spec.error_format = transcoder::ErrorFormat::kGoogleRpc;
     spec.ignore_unknown_fields = r.ignore_unknown_fields;
+    spec.location = r.location;
     specs.push_back(std::move(spec));
   }
   transcoder::RouteTableOptions options;

@@ -132,6 +132,7 @@ struct Candidate {
   std::optional<bool> ignore_unknown_fields;
   std::string grpc_method = {};  // As configured, for an unknown method's issue.
   std::string reason = {};
+  std::string location = {};  // A config route's place in its file.
 };
 
 // The method's options re-parsed with the generated MethodOptions, whose registered extensions
@@ -205,6 +206,7 @@ RouteIssue IssueFor(const Candidate& c, RouteIssue::Kind kind, std::string reaso
   issue.body = c.body;
   issue.response_body = c.response_body;
   issue.source = c.source;
+  issue.location = c.location;
   issue.reason = std::move(reason);
   return issue;
 }
@@ -295,7 +297,8 @@ std::string RouteIssue::Describe() const {
   std::string rule = absl::StrCat(http_method, " ", path);
   if (!body.empty()) absl::StrAppend(&rule, " body \"", body, "\"");
   if (!response_body.empty()) absl::StrAppend(&rule, " response_body \"", response_body, "\"");
-  return absl::StrCat(grpc_method, ": ", rule, " (", RouteSourceName(source),
+  return absl::StrCat(location.empty() ? "" : absl::StrCat(location, ": "), grpc_method, ": ", rule,
+                      " (", RouteSourceName(source),
                       "): ", kind == Kind::kSkipped ? "skipped: " : "", reason);
 }
 
@@ -335,7 +338,8 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
         {absl::AsciiStrToUpper(spec.http_method), spec.path_template, m, spec.body,
          spec.response_body, spec.timeout, RouteSource::kConfig, spec.error_format,
          spec.ignore_unknown_fields, spec.grpc_method,
-         m == nullptr ? absl::StrCat("unknown gRPC method \"", spec.grpc_method, "\"") : ""});
+         m == nullptr ? absl::StrCat("unknown gRPC method \"", spec.grpc_method, "\"") : "",
+         spec.location});
   }
   size_t first_grpc = candidates.size();
   if (options.allow_grpc_method_paths) {

@@ -5,6 +5,8 @@
 
 #include "tipperary/common/command_line.h"
 #include "tipperary/config/worker_config.h"
+#include "tipperary/model/model_bundle.h"
+#include "tipperary/model/tokenizer.h"
 #include "tipperary/worker/worker_server.h"
 
 namespace {
@@ -18,7 +20,9 @@ over gRPC, batching texts from concurrent requests into model batches.
 
   --config FILE            the YAML configuration (see config/worker.yaml, docs/configuration.md)
   --model-path [NAME=]DIR  use DIR for model NAME (no NAME: the default model); repeatable
-  --check-config           validate FILE, print the effective configuration, exit 0 if valid
+  --check-config           validate FILE and load every model's files (config, weights, tokenizer),
+                           print the effective configuration; exit 1 on any problem, each on
+                           stderr as FILE:LINE:COL: PATH: MESSAGE
   --help                   this text
   --version                the version
 
@@ -50,7 +54,18 @@ int main(int argc, char** argv) {
   }
   if (check_only) {
     std::cout << tipperary::config::DumpWorkerConfig(*config);
-    return 0;
+    // What startup loads, short of serving: every model's files, named where the path was given.
+    int status = 0;
+    for (const tipperary::config::WorkerModelConfig& model : config->models) {
+      absl::Status s = tipperary::model::LoadModel(model.path).status();
+      if (s.ok()) s = tipperary::model::Tokenizer::Load(model.path).status();
+      if (!s.ok()) {
+        std::cerr << "tipperary-worker: " << model.path_location << ": model \"" << model.name
+                  << "\": " << s.message() << "\n";
+        status = 1;
+      }
+    }
+    return status;
   }
   auto server = tipperary::worker::WorkerServer::Create(std::move(*config));
   if (!server.ok()) {

@@ -423,7 +423,8 @@ TEST_F(ProxyConfigLoaderTest, ErrorMissingTopLevelKeys) {
 TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "treads: 4\n")),
             "6:1: unknown key \"treads\" at the top level (known: listeners, admin, descriptors, "
-            "upstreams, routes, transcoding, limits, compression, timeouts, metadata, streaming, "
+            "schema, upstreams, routes, transcoding, limits, compression, timeouts, metadata, "
+            "streaming, "
             "cors, grpc_web, openapi, logging, autoscaling, threads); did you mean \"threads\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "timeouts:\n  idle: 1s\n  tiemout: 2s\n")),
             "8:3: unknown key \"tiemout\" in timeouts (known: idle, request_read, response_write, "
@@ -619,6 +620,22 @@ TEST_F(ProxyConfigLoaderTest, StreamFlowControl) {
   EXPECT_EQ(set.limits.max_streamed_request_body_bytes, 0u);
   EXPECT_THAT(Error(absl::StrCat(kMinimal, "limits: {stream_window_bytes: 1KiB}\n")),
               HasSubstr("limits.stream_window_bytes: 1KiB is out of range"));
+}
+
+TEST_F(ProxyConfigLoaderTest, SchemaRefresh) {
+  EXPECT_EQ(LoadOk(kMinimal).schema.refresh_interval, std::chrono::seconds(30));
+  EXPECT_TRUE(LoadOk(kMinimal).schema.refresh_on_reconnect);
+  ProxyConfig set = LoadOk(
+      absl::StrCat(kMinimal, "schema: {refresh_interval: 0s, refresh_on_reconnect: false}\n"));
+  EXPECT_EQ(set.schema.refresh_interval, Duration::zero());
+  EXPECT_FALSE(set.schema.refresh_on_reconnect);
+}
+
+TEST_F(ProxyConfigLoaderTest, RoutesAndDescriptorsKnowWhereTheyWereWritten) {
+  ProxyConfig config = LoadOk(absl::StrCat(
+      kMinimal, "routes:\n  - {method: GET, path: /v1/a, grpc_method: pkg.Svc/M}\n"));
+  ASSERT_EQ(config.routes.size(), 1u);
+  EXPECT_THAT(config.routes[0].location, testing::EndsWith(":7:5: routes[0]"));
 }
 
 TEST_F(ProxyConfigLoaderTest, IgnoredQueryParameters) {

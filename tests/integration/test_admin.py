@@ -196,6 +196,30 @@ def test_missing_config_file():
     assert b"/nonexistent/proxy.yaml" in res.stdout + res.stderr
 
 
+def test_check_config_names_where_each_problem_was_written(tmp_path):
+    """Problems found after the file is parsed (a route's method, a descriptor file's bytes)
+    still name FILE:LINE:COL: PATH, as startup does."""
+    bad_route = {"method": "POST", "path": "/v1/x",
+                 "grpc_method": "tipperary.testing.v1.TestService/Nope"}
+    path = tmp_path / "routes.yaml"
+    path.write_text(to_yaml(base_config("127.0.0.1:1", routes=[bad_route])))
+    res = run_proxy("--config", str(path), "--check-config")
+    out = res.stderr.decode()
+    assert re.search(re.escape(str(path)) + r":\d+:\d+: routes\[0\]: "
+                     r"tipperary.testing.v1.TestService/Nope: POST /v1/x \(config\): skipped: "
+                     r"unknown gRPC method", out), out
+    bogus = tmp_path / "bogus.pb"
+    bogus.write_bytes(b"this is not a descriptor set")
+    path = tmp_path / "descriptors.yaml"
+    path.write_text(to_yaml(base_config("127.0.0.1:1", descriptors=[str(bogus)])))
+    for args in (["--check-config"], []):
+        res = run_proxy("--config", str(path), *args, timeout=30)
+        out = (res.stdout + res.stderr).decode()
+        assert res.returncode == 1, out
+        assert re.search(re.escape(str(path)) + r":\d+:\d+: descriptors\[0\]: " +
+                         re.escape(str(bogus)), out), out
+
+
 def test_bad_descriptor_set_fails_startup(tmp_path):
     bogus = tmp_path / "bogus.pb"
     bogus.write_bytes(b"this is not a descriptor set")

@@ -325,8 +325,18 @@ def test_command_line(tmp_path):
     config.write_text("models: [{name: m, path: models/m}]\n")
     out = subprocess.run([binary, "--config", str(config), "--check-config",
                           "--model-path", "m=/elsewhere"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
     assert '"/elsewhere"' in out.stdout
+    # --check-config loads the model's files as startup would: a missing directory is an error
+    # naming where its path came from.
+    assert out.returncode == 1, out.stderr
+    assert 'tipperary-worker: --model-path m=/elsewhere: model "m": ' in out.stderr
+    out = subprocess.run([binary, "--config", str(config), "--check-config"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert 'worker.yaml:1:26: models[0].path: model "m": ' in out.stderr, out.stderr
+    out = subprocess.run([binary, "--config", str(config), "--check-config",
+                          "--model-path", f"m={model_dir()}"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     config.write_text("models: [{name: m, path: p, backend: tpu}]\n")
     out = subprocess.run([binary, "--config", str(config), "--check-config"],
                          capture_output=True, text=True)
@@ -334,7 +344,8 @@ def test_command_line(tmp_path):
     assert "worker.yaml:1:38: models[0].backend" in out.stderr
     # The documented example loads (its model path is relative to config/).
     out = subprocess.run([binary, "--config", str(REPO_ROOT / "config" / "worker.yaml"),
-                          "--check-config"], capture_output=True, text=True)
+                          "--check-config", "--model-path", f"all-minilm-l6-v2={model_dir()}"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 

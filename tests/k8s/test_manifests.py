@@ -120,14 +120,27 @@ def config_texts(variant: str) -> dict[str, str]:
 
 def check_config(binary: pathlib.Path, text: str, name: str) -> dict:
     """Runs BINARY --check-config on TEXT; returns the effective configuration it prints."""
+    args = []
+    if binary.name == "tipperary-worker":
+        # --check-config loads every model's files; the pod's path exists only in the pod, so
+        # each model is checked with the model files this machine has.
+        model_dir = os.environ["TIPPERARY_MODEL_DIR"]
+        for model in (yaml.safe_load(text) or {}).get("models", []):
+            args += ["--model-path", f"{model['name']}={model_dir}"]
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / name
         path.write_text(text)
-        result = subprocess.run([str(binary), "--config", str(path), "--check-config"],
+        result = subprocess.run([str(binary), "--config", str(path), "--check-config", *args],
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, (
         f"{binary.name} --check-config rejects the {name} a pod would get:\n{result.stderr}")
-    return yaml.safe_load(result.stdout)
+    effective = yaml.safe_load(result.stdout)
+    if args:
+        # The paths the pod's worker would load, as written (the check used this machine's).
+        written = {m["name"]: m["path"] for m in yaml.safe_load(text)["models"]}
+        for model in effective["models"]:
+            model["path"] = written[model["name"]]
+    return effective
 
 
 def check_file(binary: pathlib.Path, path: pathlib.Path) -> dict:

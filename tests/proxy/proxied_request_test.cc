@@ -575,15 +575,22 @@ TEST_F(ProxiedRequestTest, ErrorDetailsAreRenderedAndRetryInfoSetsRetryAfter) {
   EXPECT_THAT(http->body(), HasSubstr("type.googleapis.com/google.rpc.RetryInfo"));
 }
 
-TEST_F(ProxiedRequestTest, ListenerErrorsTakeTheRoutesErrorShape) {
+// POST /v1/openai-echo: Echo behind a route that imitates OpenAI's API (by config here;
+// tipperary-worker's schema says it with the tipperary.api.v1.http_api method option).
+void AddOpenAiEchoRoute(FakeEnvironment& env, std::optional<bool> ignore_unknown_fields) {
   config::RouteConfig route;
   route.method = "POST";
   route.path = "/v1/openai-echo";
   route.grpc_method = "tipperary.testing.v1.TestService/Echo";
   route.body = "*";
   route.error_format = "openai";
-  env_.config_.routes.push_back(route);
-  env_.SetSchema();
+  route.ignore_unknown_fields = ignore_unknown_fields;
+  env.config_.routes.push_back(route);
+  env.SetSchema();
+}
+
+TEST_F(ProxiedRequestTest, ListenerErrorsTakeTheRoutesErrorShape) {
+  AddOpenAiEchoRoute(env_, std::nullopt);
   const http1::RequestError too_large = http1::MakeRequestError(
       http::status::payload_too_large, absl::StatusCode::kResourceExhausted, "too big");
   EXPECT_EQ(ProxiedRequest::ListenerErrorBody(
@@ -602,15 +609,7 @@ TEST_F(ProxiedRequestTest, ListenerErrorsTakeTheRoutesErrorShape) {
 // the tipperary.api.v1.http_api method option): every error is OpenAI's error object, with the
 // route's own unknown-field handling; other routes keep google.rpc.Status.
 TEST_F(ProxiedRequestTest, OpenAiRoutesAnswerOpenAiErrors) {
-  config::RouteConfig route;
-  route.method = "POST";
-  route.path = "/v1/openai-echo";
-  route.grpc_method = "tipperary.testing.v1.TestService/Echo";
-  route.body = "*";
-  route.error_format = "openai";
-  route.ignore_unknown_fields = true;
-  env_.config_.routes.push_back(route);
-  env_.SetSchema();
+  AddOpenAiEchoRoute(env_, true);
 
   // Unknown fields reach no 400 on this route...
   auto http = Start(Request(http::verb::post, "/v1/openai-echo", R"({"fString":"a","future":1})"));

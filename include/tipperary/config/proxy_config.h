@@ -38,6 +38,7 @@ struct AdminConfig {
 struct DescriptorSource {
   std::string path;                 // Set for a file.
   std::string reflection_upstream;  // Set for {reflection: NAME}.
+  std::string location;  // "proxy.yaml:3:5: descriptors[0]" (not a key), for load errors.
 };
 
 // A schema from reflection follows its upstream: fetched again on an interval and whenever the
@@ -86,6 +87,8 @@ struct RouteConfig {
   std::string error_format;
   // Unset = the method's http_api option, else transcoding.ignore_unknown_fields.
   std::optional<bool> ignore_unknown_fields;
+  // Where it was written, "proxy.yaml:12:5: routes[2]" (not a key): its problems name it.
+  std::string location;
 };
 
 struct TranscodingConfig {

@@ -50,6 +50,8 @@ struct RouteSpec {
   // Unset: what the method's tipperary.api.v1.http_api option says (else the defaults).
   std::optional<ErrorFormat> error_format;
   std::optional<bool> ignore_unknown_fields;
+  // Where the rule was written ("proxy.yaml:12:5: routes[2]"), for its problems; may be empty.
+  std::string location = {};
 };
 
 struct RouteTableOptions {
@@ -94,8 +96,10 @@ struct RouteIssue {
   // False for the overrides that are the point of the feature (a config route replacing an
   // annotation, an annotation hiding a gRPC method path): not warned about, not strict errors.
   bool problem = true;
+  std::string location;  // A config route's place in its file (RouteSpec::location).
 
-  // One line: "pkg.Svc/Method: GET /v1/x (annotation): skipped: <reason>".
+  // One line: "pkg.Svc/Method: GET /v1/x (annotation): skipped: <reason>", or for a config route
+  // with a location "proxy.yaml:12:5: routes[2]: pkg.Svc/Method: GET /v1/x (config): ...".
   std::string Describe() const;
 };
 
