@@ -632,8 +632,8 @@ TEST_F(ProxyConfigLoaderTest, SchemaRefresh) {
 }
 
 TEST_F(ProxyConfigLoaderTest, RoutesAndDescriptorsKnowWhereTheyWereWritten) {
-  ProxyConfig config = LoadOk(absl::StrCat(
-      kMinimal, "routes:\n  - {method: GET, path: /v1/a, grpc_method: pkg.Svc/M}\n"));
+  ProxyConfig config = LoadOk(
+      absl::StrCat(kMinimal, "routes:\n  - {method: GET, path: /v1/a, grpc_method: pkg.Svc/M}\n"));
   ASSERT_EQ(config.routes.size(), 1u);
   EXPECT_THAT(config.routes[0].location, testing::EndsWith(":7:5: routes[0]"));
 }
