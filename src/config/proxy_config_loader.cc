@@ -25,13 +25,6 @@
 namespace tipperary::config {
 namespace {
 
-// "source:line:col: path" of a value: what a problem found after loading is prefixed with.
-std::string Location(const YamlValue& value) {
-  std::string text(value.Error("").message());
-  while (!text.empty() && (text.back() == ' ' || text.back() == ':')) text.pop_back();
-  return text;
-}
-
 namespace fs = std::filesystem;
 
 // Durations that must be strictly positive.
@@ -469,7 +462,7 @@ absl::Status Loader::LoadDescriptors(const YamlMap& root, ProxyConfig* config) {
   TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, value->AsList());
   for (const YamlValue& item : items) {
     DescriptorSource source;
-    source.location = Location(item);
+    source.location = item.Location();
     if (item.node().IsScalar()) {
       TIPPERARY_ASSIGN_OR_RETURN(source.path, ReadableFile(item));
     } else if (item.node().IsMap()) {
@@ -504,7 +497,7 @@ absl::Status Loader::LoadRoutes(const YamlMap& root, ProxyConfig* config) {
   std::map<std::string, std::string> seen;  // "METHOD path" -> path of its first use.
   for (const YamlValue& item : items) {
     RouteConfig route;
-    route.location = Location(item);
+    route.location = item.Location();
     TIPPERARY_RETURN_IF_ERROR(LoadRoute(item, *config, &route));
     auto [it, inserted] = seen.emplace(absl::StrCat(route.method, " ", route.path), item.path());
     if (!inserted) {

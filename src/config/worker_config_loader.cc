@@ -190,11 +190,7 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   YamlValue path_value = *map.Find("path");
   TIPPERARY_ASSIGN_OR_RETURN(std::string path, path_value.AsNonEmptyString());
   out->path = Resolve(path);
-  out->path_location = std::string(path_value.Error("").message());
-  while (!out->path_location.empty() &&
-         (out->path_location.back() == ' ' || out->path_location.back() == ':')) {
-    out->path_location.pop_back();
-  }
+  out->path_location = path_value.Location();
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16"}));

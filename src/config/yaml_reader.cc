@@ -59,14 +59,17 @@ std::string Quoted(std::string_view text) { return absl::StrCat("\"", AbslView(t
 
 }  // namespace
 
-absl::Status YamlError(std::string_view source, const YAML::Mark& mark, std::string_view path,
-                       std::string_view message) {
+std::string YamlLocation(std::string_view source, const YAML::Mark& mark, std::string_view path) {
   std::string text(source);
   if (!mark.is_null()) absl::StrAppend(&text, ":", mark.line + 1, ":", mark.column + 1);
-  absl::StrAppend(&text, ": ");
-  if (!path.empty()) absl::StrAppend(&text, AbslView(path), ": ");
-  absl::StrAppend(&text, AbslView(message));
-  return absl::InvalidArgumentError(text);
+  if (!path.empty()) absl::StrAppend(&text, ": ", AbslView(path));
+  return text;
+}
+
+absl::Status YamlError(std::string_view source, const YAML::Mark& mark, std::string_view path,
+                       std::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(YamlLocation(source, mark, path), ": ", AbslView(message)));
 }
 
 std::string YamlKindName(const YAML::Node& node) {

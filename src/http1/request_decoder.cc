@@ -257,7 +257,6 @@ class RequestDecoder::Impl {
     state_ = State::kStart;
     scan_from_ = 0;
     started_ = false;
-    head_complete_ = false;
   }
 
   Event Decode(std::string_view input, size_t* consumed) {
@@ -276,7 +275,7 @@ class RequestDecoder::Impl {
   }
 
   bool started() const { return started_; }
-  bool head_complete() const { return head_complete_ || parser_->framed; }
+  bool head_complete() const { return parser_->framed; }
   const RequestHead& head() const { return parser_->head; }
   const RequestFraming& framing() const { return parser_->framing; }
   RequestHead TakeRequest() { return std::move(parser_->head); }
@@ -349,7 +348,6 @@ class RequestDecoder::Impl {
       return Fail(BadRequest("malformed request head"));
     }
     *consumed += head.size();
-    head_complete_ = true;
     state_ = parser_->is_done() ? State::kComplete : State::kBody;
     return state_ == State::kComplete ? Event::kComplete : Event::kHeader;
   }
@@ -465,7 +463,6 @@ class RequestDecoder::Impl {
   State state_ = State::kStart;
   size_t scan_from_ = 0;  // Where to look for the end of the head next time.
   bool started_ = false;
-  bool head_complete_ = false;
   RequestError error_;
 };
 

@@ -37,18 +37,27 @@ std::shared_ptr<ProxiedRequest> ProxiedRequest::Start(RequestEnvironment& env,
 ProxiedRequest::ProxiedRequest(RequestEnvironment& env, std::shared_ptr<http1::HttpExchange> http)
     : env_(env), http_(std::move(http)) {}
 
+namespace {
+
+// The JSON route a request head asks for, as the listener sees it before the request runs;
+// nullptr when none does.
+const transcoder::Route* RouteForHead(const Routing& routing, const http1::HttpRequest& head) {
+  const std::string_view target = Sv(head.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (!transcoder::IsValidPercentEncoding(path)) return nullptr;
+  transcoder::RouteTable::MatchResult match = routing.routes->Match(Sv(head.method_string()), path);
+  return match.status == transcoder::RouteTable::MatchStatus::kOk ? match.route : nullptr;
+}
+
+}  // namespace
+
 std::string ProxiedRequest::ListenerErrorBody(const RequestEnvironment& env,
                                               const http1::HttpRequest& head,
                                               const http1::RequestError& error) {
   std::shared_ptr<const Routing> routing = env.routing();
-  if (!routing) return "";
-  const std::string_view target = Sv(head.target());
-  const std::string_view path = target.substr(0, target.find('?'));
-  if (!transcoder::IsValidPercentEncoding(path)) return "";
-  transcoder::RouteTable::MatchResult match =
-      routing->routes->Match(Sv(head.method_string()), path);
-  if (match.status != transcoder::RouteTable::MatchStatus::kOk) return "";
-  return routing->transcoder->ErrorBody(match.route, error.code, static_cast<int>(error.status),
+  const transcoder::Route* route = routing ? RouteForHead(*routing, head) : nullptr;
+  if (route == nullptr) return "";
+  return routing->transcoder->ErrorBody(route, error.code, static_cast<int>(error.status),
                                         error.message, "", /*pretty=*/false);
 }
 
@@ -57,15 +66,9 @@ bool ProxiedRequest::StreamsBody(const RequestEnvironment& env, const http1::Htt
   if (!routing || !routing->has_client_streams) return false;
   const std::string_view content_type = Sv(head[http::field::content_type]);
   if (env.config().grpc_web.enabled && GrpcWebModeFor(content_type)) return false;
-  const std::string_view target = Sv(head.target());
-  const std::string_view path = target.substr(0, target.find('?'));
-  if (!transcoder::IsValidPercentEncoding(path)) return false;
-  transcoder::RouteTable::MatchResult match =
-      routing->routes->Match(Sv(head.method_string()), path);
-  if (match.status != transcoder::RouteTable::MatchStatus::kOk) return false;
-  const transcoder::Route& route = *match.route;
-  return route.client_streaming && !route.body.empty() &&
-         transcoder::BodyFormatFor(route, content_type) == transcoder::BodyFormat::kJson;
+  const transcoder::Route* route = RouteForHead(*routing, head);
+  return route != nullptr && route->client_streaming && !route->body.empty() &&
+         transcoder::BodyFormatFor(*route, content_type) == transcoder::BodyFormat::kJson;
 }
 
 void ProxiedRequest::Run() {

@@ -38,6 +38,8 @@ class YamlMap;
 // `path` is empty. Lines and columns are printed 1-based (yaml-cpp counts from 0).
 absl::Status YamlError(std::string_view source, const YAML::Mark& mark, std::string_view path,
                        std::string_view message);
+// The "source:line:col: path" part alone (what YamlError puts before the message).
+std::string YamlLocation(std::string_view source, const YAML::Mark& mark, std::string_view path);
 
 // "a map", "a list", "a scalar", "null": for "expected X, got Y" messages.
 std::string YamlKindName(const YAML::Node& node);
@@ -57,6 +59,8 @@ class YamlValue {
 
   // An InvalidArgument error located at this value.
   absl::Status Error(std::string_view message) const;
+  // "source:line:col: path": for problems found after loading (a route's method, a model's files).
+  std::string Location() const { return YamlLocation(source_, mark_, path_); }
 
   // Scalars. A null (empty) value is an error for all of them.
   absl::StatusOr<std::string> AsString() const;
