@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tipperary/common/log.h"
+#include "upstream_options.h"
 
 namespace tipperary::proxy {
 
@@ -24,21 +25,7 @@ void EventLoop::CreateUpstreams() {
   const auto& upstreams = shared_.config.upstreams;
   upstream_requests_.resize(upstreams.size());
   for (const config::UpstreamConfig& u : upstreams) {
-    upstream::UpstreamOptions options;
-    options.name = u.name;
-    for (const std::string& e : u.endpoints) {
-      auto ep = common::ParseEndpoint(e);
-      if (ep.ok()) options.endpoints.push_back(*ep);  // Validated by the config loader.
-    }
-    options.connect_timeout = u.connect_timeout;
-    options.keepalive_interval = u.keepalive_interval;
-    options.keepalive_timeout = u.keepalive_timeout;
-    options.reconnect_backoff_initial = u.reconnect_backoff_initial;
-    options.reconnect_backoff_max = u.reconnect_backoff_max;
-    options.max_concurrent_streams = u.max_concurrent_streams;
-    options.connections_per_endpoint = u.connections_per_thread;
-    options.max_response_bytes = u.max_response_bytes;
-    options.initial_window_size = u.initial_window_size;
+    upstream::UpstreamOptions options = UpstreamOptionsFor(u);
     clusters_.push_back(std::make_unique<upstream::UpstreamCluster>(ioc_, std::move(options)));
     upstream_duration_.push_back(&shared_.stats.upstream_duration->Add({{"upstream", u.name}}));
     snapshots_.push_back(std::make_unique<Snapshot>());
