@@ -49,7 +49,36 @@ SignalSampler::SignalSampler(std::vector<std::chrono::seconds> windows, uint32_t
   snapshot_.all.rps.assign(windows_.size(), 0);
 }
 
+std::vector<std::chrono::seconds> SignalSampler::windows() const {
+  std::lock_guard lock(mu_);
+  return snapshot_.windows;
+}
+
+void SignalSampler::Reconfigure(std::vector<std::chrono::seconds> windows, uint32_t capacity) {
+  std::lock_guard lock(mu_);
+  pending_ = Settings{std::move(windows), std::max<uint32_t>(capacity, 1)};
+}
+
+void SignalSampler::Apply(Settings settings) {
+  capacity_ = settings.capacity;
+  if (settings.windows == windows_) return;
+  windows_ = std::move(settings.windows);
+  max_window_ = MaxWindow(windows_);
+  routes_.clear();
+  all_requests_ = RateWindow(max_window_);
+  worker_batches_ = RateWindow(max_window_);
+  worker_texts_ = RateWindow(max_window_);
+  worker_tokens_ = RateWindow(max_window_);
+  sample_times_.clear();
+}
+
 void SignalSampler::Sample(Clock::time_point now, const SampleInput& input) {
+  std::optional<Settings> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending.swap(pending_);
+  }
+  if (pending) Apply(std::move(*pending));
   double total = 0;
   double total_in_flight = 0;
   for (const auto& [route, count] : input.requests) {

@@ -59,6 +59,7 @@ void AdminRouter::Handle(const std::shared_ptr<HttpExchange>& exchange) const {
   res.set(http::field::cache_control, "no-store");
   res.set(http::field::content_type, reply.content_type);
   if (!allow.empty()) res.set(http::field::allow, allow);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
   res.body() = std::move(reply.body);
   exchange->Respond(std::move(res));
 }

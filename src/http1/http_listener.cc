@@ -34,19 +34,18 @@ std::string FormatAddress(const std::string& host, uint16_t port) {
 ListenerCore::ListenerCore(net::io_context& io, ListenerOptions opts, RequestHandler h,
                            std::shared_ptr<net::ssl::context> tls)
     : ioc(io),
-      options(std::move(opts)),
       handler(std::move(h)),
-      compression(std::make_shared<const CompressionOptions>(options.compression)),
       tls_context(std::move(tls)),
+      options_(std::make_shared<const ListenerOptions>(std::move(opts))),
       acceptor_(io),
       retry_timer_(io) {}
 
 absl::Status ListenerCore::Bind() {
-  const common::Endpoint& ep = options.endpoint;
+  const common::Endpoint& ep = options().endpoint;
   const std::string wanted = FormatAddress(ep.host, ep.port);
   if (ep.kind != common::Endpoint::Kind::kTcp) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "listener ", options.name, ": only TCP addresses are supported, got ", ep.ToString()));
+        "listener ", options().name, ": only TCP addresses are supported, got ", ep.ToString()));
   }
   boost::system::error_code ec;
   tcp::endpoint endpoint;
@@ -58,8 +57,8 @@ absl::Status ListenerCore::Bind() {
     auto results = resolver.resolve(ep.host, std::to_string(ep.port),
                                     tcp::resolver::passive | tcp::resolver::numeric_service, ec);
     if (ec || results.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("listener ", options.name, ": cannot resolve ",
-                                                     wanted, ": ",
+      return absl::InvalidArgumentError(absl::StrCat("listener ", options().name,
+                                                     ": cannot resolve ", wanted, ": ",
                                                      ec ? ec.message() : "no addresses"));
     }
     endpoint = results.begin()->endpoint();
@@ -68,7 +67,7 @@ absl::Status ListenerCore::Bind() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     return absl::UnavailableError(
-        absl::StrCat("listener ", options.name, ": ", what, " ", wanted, ": ", ec.message()));
+        absl::StrCat("listener ", options().name, ": ", what, " ", wanted, ": ", ec.message()));
   };
   acceptor_.open(endpoint.protocol(), ec);
   if (ec) return fail("socket for");
@@ -91,17 +90,17 @@ void ListenerCore::Start() {
   if (accepting_ || !acceptor_.is_open()) return;
   loop_thread.Bind();
   accepting_ = true;
-  if (options.log_listening) {
+  if (options().log_listening) {
     // Whatever the log level: scripts and tests read this line to learn a port chosen by port 0.
     common::Log(common::LogLevel::kInfo, "listening",
-                {{"name", options.name}, {"address", bound_address}});
+                {{"name", options().name}, {"address", bound_address}});
   }
   DoAccept();
 }
 
 void ListenerCore::DoAccept() {
   if (!accepting_ || accept_pending_) return;
-  if (active_connections.load(std::memory_order_relaxed) >= options.max_connections) return;
+  if (active_connections.load(std::memory_order_relaxed) >= options().max_connections) return;
   accept_pending_ = true;
   acceptor_.async_accept(
       [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
@@ -113,7 +112,7 @@ void ListenerCore::OnAccept(boost::system::error_code ec, tcp::socket socket) {
   accept_pending_ = false;
   if (ec == net::error::operation_aborted || !accepting_) return;
   if (ec) {
-    TIPPERARY_LOG(kWarn, "accept failed", {{"name", options.name}, {"error", ec.message()}});
+    TIPPERARY_LOG(kWarn, "accept failed", {{"name", options().name}, {"error", ec.message()}});
     retry_timer_.expires_after(kAcceptRetryDelay);
     retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code wait_ec) {
       if (wait_ec == net::error::operation_aborted) return;
@@ -145,6 +144,14 @@ void ListenerCore::SetDraining() {
   for (auto& weak : sessions) {
     if (auto session = weak.lock()) session->OnDraining();
   }
+}
+
+void ListenerCore::UpdateOptions(ListenerOptions options) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread);
+  options.name = options_->name;
+  options.endpoint = options_->endpoint;
+  options.tls = options_->tls;
+  options_ = std::make_shared<const ListenerOptions>(std::move(options));
 }
 
 void ListenerCore::CloseAll() {
@@ -220,7 +227,11 @@ size_t HttpListener::active_requests() const {
   return core_->active_requests.load(std::memory_order_relaxed);
 }
 
-const std::string& HttpListener::name() const { return core_->options.name; }
+void HttpListener::UpdateOptions(ListenerOptions options) {
+  core_->UpdateOptions(std::move(options));
+}
+
+const std::string& HttpListener::name() const { return core_->options().name; }
 
 ListenerCounters HttpListener::counters() const {
   ListenerCounters c;

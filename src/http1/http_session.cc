@@ -350,14 +350,15 @@ class Session final : public SessionBase {
   explicit Session(std::shared_ptr<ListenerCore> core, StreamArgs&&... stream_args)
       : core_(std::move(core)),
         stream_(std::forward<StreamArgs>(stream_args)...),
-        decoder_(core_->options.limits),
+        options_(core_->options_snapshot()),
+        decoder_(options_->limits),
         read_timer_(core_->ioc),
         write_timer_(core_->ioc) {
-    if (core_->options.stream_request_body) {
+    if (options_->stream_request_body) {
       // A coded body is decoded whole (within its limits) before anyone sees it.
       decoder_.set_stream_selector([core = core_.get()](const HttpRequest& head) {
         return head.find(http::field::content_encoding) == head.end() &&
-               core->options.stream_request_body(head);
+               core->options().stream_request_body(head);
       });
     }
   }
@@ -375,7 +376,7 @@ class Session final : public SessionBase {
     info->is_tls = kTls;
     info_ = info;
     if constexpr (kTls) {
-      ArmReadTimer(core_->options.request_read_timeout, TimerKind::kHandshake);
+      ArmReadTimer(Options().request_read_timeout, TimerKind::kHandshake);
       stream_.async_handshake(net::ssl::stream_base::server,
                               [self = Self()](error_code hec) { self->OnHandshake(hec); });
     } else {
@@ -424,7 +425,7 @@ class Session final : public SessionBase {
 
   std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
   tcp::socket& Socket() { return beast::get_lowest_layer(stream_).socket(); }
-  const ListenerOptions& Options() const { return core_->options; }
+  const ListenerOptions& Options() const { return *options_; }
 
   // ---- Timers ----
 
@@ -632,8 +633,15 @@ class Session final : public SessionBase {
   void StartRequest() {
     in_request_ = true;
     first_request_ = false;
+    // A reload may have changed the listener's options: the next request gets them, the one
+    // being answered keeps its own.
+    if (std::shared_ptr<const ListenerOptions> now = core_->options_snapshot(); now != options_) {
+      options_ = std::move(now);
+      decoder_.Reset(options_->limits);
+    } else {
+      decoder_.Reset();
+    }
     ArmReadTimer(Options().request_read_timeout, TimerKind::kRequest);
-    decoder_.Reset();
   }
 
   // Feeds what is buffered to the decoder until it needs more bytes or a request is done.
@@ -693,7 +701,8 @@ class Session final : public SessionBase {
     exchange->keep_alive_ = decoder_.framing().keep_alive;
     exchange->head_ = exchange->request_.method() == http::verb::head;
     exchange->counted_ = true;
-    exchange->compression_ = core_->compression;
+    exchange->compression_ =
+        std::shared_ptr<const CompressionOptions>(options_, &options_->compression);
     exchange->core_ = core_;
     return exchange;
   }
@@ -1080,6 +1089,7 @@ class Session final : public SessionBase {
   std::shared_ptr<ListenerCore> core_;
   Stream stream_;
   beast::flat_buffer buffer_;
+  std::shared_ptr<const ListenerOptions> options_;  // This connection's, until its next request.
   RequestDecoder decoder_;
   // The request whose body is being streamed to the application, and whether reading waits
   // for it to take what was read.

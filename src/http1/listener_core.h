@@ -55,11 +55,15 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
   void Register(const std::shared_ptr<SessionBase>& session);
   void Unregister(SessionBase* session);
 
+  // The options in effect; a session takes a snapshot when it is created and keeps it, so a
+  // connection never sees its limits change under it (UpdateOptions closes older ones gracefully).
+  const ListenerOptions& options() const { return *options_; }
+  std::shared_ptr<const ListenerOptions> options_snapshot() const { return options_; }
+  // Loop thread: new connections get `options`; open ones finish their exchanges and close.
+  void UpdateOptions(ListenerOptions options);
+
   boost::asio::io_context& ioc;
-  const ListenerOptions options;
   const RequestHandler handler;
-  // options.compression, shared with the exchanges (which may outlive their session).
-  const std::shared_ptr<const CompressionOptions> compression;
   const std::shared_ptr<boost::asio::ssl::context> tls_context;
   std::string bound_address;  // host:port after Bind().
   uint16_t bound_port = 0;
@@ -85,6 +89,7 @@ class ListenerCore : public std::enable_shared_from_this<ListenerCore> {
   void OnAccept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
   void MaybeResumeAccept();
 
+  std::shared_ptr<const ListenerOptions> options_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_timer_;
   bool accepting_ = false;

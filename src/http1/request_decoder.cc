@@ -252,6 +252,11 @@ class RequestDecoder::Impl {
  public:
   explicit Impl(const RequestLimits& limits) : limits_(limits) { Reset(); }
 
+  void Reset(const RequestLimits& limits) {
+    limits_ = limits;
+    Reset();
+  }
+
   void Reset() {
     parser_.emplace(limits_, &selector_);
     state_ = State::kStart;
@@ -457,7 +462,7 @@ class RequestDecoder::Impl {
                                          " bytes (limits.max_header_bytes)"));
   }
 
-  const RequestLimits limits_;
+  RequestLimits limits_;
   StreamSelector selector_;
   std::optional<Parser> parser_;
   State state_ = State::kStart;
@@ -474,6 +479,7 @@ RequestDecoder::Event RequestDecoder::Decode(std::string_view input, size_t* con
   return impl_->Decode(input, consumed);
 }
 void RequestDecoder::Reset() { impl_->Reset(); }
+void RequestDecoder::Reset(const RequestLimits& limits) { impl_->Reset(limits); }
 bool RequestDecoder::started() const { return impl_->started(); }
 bool RequestDecoder::head_complete() const { return impl_->head_complete(); }
 const RequestHead& RequestDecoder::head() const { return impl_->head(); }

@@ -144,6 +144,12 @@ T& Family<T>::AddLocked(const Labels& labels, const Histogram::BucketBoundaries*
 }
 
 template <typename T>
+void Family<T>::Remove(const Labels& labels) {
+  std::lock_guard lock(mu_);
+  children_.erase(labels);
+}
+
+template <typename T>
 std::size_t Family<T>::size() const {
   std::lock_guard lock(mu_);
   return children_.size();

@@ -19,8 +19,9 @@ std::string AdminHandler::NotReadyReason() const {
   bool connected = false;
   for (const auto& loop : loops_) connected = connected || loop->AnyUpstreamReady();
   if (!connected) return "no upstream connection is ready";
-  if (health_ != nullptr && !health_->AnyServing()) {
-    return "no upstream is serving: " + health_->Describe();
+  const UpstreamHealth* health = hooks_.health ? hooks_.health() : nullptr;
+  if (health != nullptr && !health->AnyServing()) {
+    return "no upstream is serving: " + health->Describe();
   }
   return "";
 }
@@ -67,20 +68,42 @@ void AdminHandler::BuildRoutes() {
     return AdminReply{.content_type = "text/plain; version=0.0.4; charset=utf-8",
                       .body = shared_.registry.Serialize()};
   });
-  router_.Add("/config", "the effective configuration (secrets redacted)",
+  router_.Add("/config",
+              "the configuration in effect (secrets redacted); its hash in X-Config-Hash and on "
+              "the first line",
               [this](const http1::HttpRequest&) {
+                std::shared_ptr<const config::ProxyConfig> config;
+                std::string hash;
+                {
+                  absl::MutexLock lock(&shared_.config_mu);
+                  config = shared_.config;
+                  hash = shared_.config_hash;
+                }
                 return AdminReply{
                     .content_type = "application/yaml",
-                    .body = config::DumpProxyConfig(shared_.config, /*redact_secrets=*/true)};
+                    .body = absl::StrCat("# config_hash: ", hash, "\n",
+                                         config::DumpProxyConfig(*config, /*redact_secrets=*/true)),
+                    .headers = {{"X-Config-Hash", hash}}};
               });
+  if (hooks_.reload) {
+    router_.Add("/reload",
+                "POST: re-read the config file and apply it whole, or change nothing (JSON report)",
+                [this](const http1::HttpRequest&) {
+                  const config::ReloadReport report = hooks_.reload();
+                  return AdminReply{.status = static_cast<http::status>(report.HttpStatus()),
+                                    .body = report.ToJson()};
+                },
+                {http::verb::post});
+  }
   router_.Add("/routes", "the route table: active, shadowed (by which) and skipped (why) rules",
               [this](const http1::HttpRequest&) {
                 std::shared_ptr<const Routing> routing = home_.routing();
                 return AdminReply{.body = routing ? routing->routes->DescribeJson() : "[]"};
               });
-  if (!shared_.config.openapi.path.empty()) {
-    router_.Add(shared_.config.openapi.path,
-                "the OpenAPI 3.1 document of the served routes (docs/openapi.md)",
+  // The path is fixed for the process (a reload reports a change as needing a restart).
+  const std::string openapi_path = shared_.Config()->openapi.path;
+  if (!openapi_path.empty()) {
+    router_.Add(openapi_path, "the OpenAPI 3.1 document of the served routes (docs/openapi.md)",
                 [this](const http1::HttpRequest&) {
                   std::shared_ptr<const Routing> routing = home_.routing();
                   if (!routing) {

@@ -14,13 +14,15 @@ std::vector<std::chrono::seconds> Windows(const config::AutoscalingConfig& confi
 
 }  // namespace
 
-AutoscalingRuntime::AutoscalingRuntime(SharedState& shared)
+AutoscalingRuntime::AutoscalingRuntime(SharedState& shared, const config::AutoscalingConfig& config)
     : shared_(shared),
-      sampler_(Windows(shared.config.autoscaling), shared.config.autoscaling.capacity) {}
+      sampler_(Windows(config), config.capacity),
+      interval_(config.sample_interval) {}
 
 absl::StatusOr<std::unique_ptr<AutoscalingRuntime>> AutoscalingRuntime::Start(SharedState& shared) {
-  const config::AutoscalingConfig& config = shared.config.autoscaling;
-  std::unique_ptr<AutoscalingRuntime> runtime(new AutoscalingRuntime(shared));
+  const std::shared_ptr<const config::ProxyConfig> snapshot = shared.Config();
+  const config::AutoscalingConfig& config = snapshot->autoscaling;
+  std::unique_ptr<AutoscalingRuntime> runtime(new AutoscalingRuntime(shared, config));
   if (!config.worker_admin.empty()) {
     runtime->probe_.emplace(config.worker_admin, config.worker_timeout);
   }
@@ -51,8 +53,15 @@ void AutoscalingRuntime::Stop() {
   if (scaler_) scaler_->Shutdown();
 }
 
+void AutoscalingRuntime::Reconfigure(const config::AutoscalingConfig& config) {
+  sampler_.Reconfigure(Windows(config), config.capacity);
+  shared_.stats.autoscaling_capacity->Add({}).Set(config.capacity);
+  std::lock_guard lock(mu_);
+  pending_ = config;
+}
+
 void AutoscalingRuntime::Run() {
-  const auto interval = shared_.config.autoscaling.sample_interval;
+  const auto interval = interval_;
   auto next = std::chrono::steady_clock::now() + interval;
   std::unique_lock lock(mu_);
   while (!cv_.wait_until(lock, next, [this] { return stopping_; })) {
@@ -67,6 +76,17 @@ void AutoscalingRuntime::Run() {
 }
 
 void AutoscalingRuntime::SampleOnce(std::chrono::steady_clock::time_point now) {
+  std::optional<config::AutoscalingConfig> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending.swap(pending_);
+  }
+  if (pending) {
+    probe_.reset();
+    if (!pending->worker_admin.empty()) {
+      probe_.emplace(pending->worker_admin, pending->worker_timeout);
+    }
+  }
   autoscaling::SampleInput input;
   shared_.stats.http_requests->ForEach(
       [&](const metrics::Labels& labels, const metrics::Counter& c) {

@@ -29,9 +29,12 @@ class AutoscalingRuntime {
 
   const autoscaling::SignalSampler& sampler() const { return sampler_; }
   void Stop();
+  // Any thread (a config reload): windows, capacity and the worker poll from the next sample on.
+  // The scaler's address and cadence and the sample interval need a restart.
+  void Reconfigure(const config::AutoscalingConfig& config);
 
  private:
-  explicit AutoscalingRuntime(SharedState& shared);
+  AutoscalingRuntime(SharedState& shared, const config::AutoscalingConfig& config);
   void Run();
   void SampleOnce(std::chrono::steady_clock::time_point now);
 
@@ -43,6 +46,9 @@ class AutoscalingRuntime {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // Guarded by mu_.
+  std::chrono::nanoseconds interval_;
+  // A reload's worker poll settings, taken by the sampling thread (guarded by mu_).
+  std::optional<config::AutoscalingConfig> pending_;
   std::thread thread_;
 };
 

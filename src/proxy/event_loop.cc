@@ -1,5 +1,6 @@
 #include "event_loop.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -9,8 +10,13 @@
 
 namespace tipperary::proxy {
 
-EventLoop::EventLoop(int index, SharedState& shared)
-    : index_(index), shared_(shared), cors_(shared.config.cors), route_stats_(shared.stats) {
+EventLoop::EventLoop(int index, SharedState& shared,
+                     std::shared_ptr<const config::ProxyConfig> config)
+    : index_(index),
+      shared_(shared),
+      config_(std::move(config)),
+      cors_(std::make_shared<const CorsPolicy>(config_->cors)),
+      route_stats_(shared.stats) {
   work_ =
       std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
           ioc_.get_executor());
@@ -21,16 +27,87 @@ EventLoop::~EventLoop() {
   Join();
 }
 
-void EventLoop::CreateUpstreams() {
-  const auto& upstreams = shared_.config.upstreams;
-  upstream_requests_.resize(upstreams.size());
-  for (const config::UpstreamConfig& u : upstreams) {
-    upstream::UpstreamOptions options = UpstreamOptionsFor(u);
-    clusters_.push_back(std::make_unique<upstream::UpstreamCluster>(ioc_, std::move(options)));
-    upstream_duration_.push_back(&shared_.stats.upstream_duration->Add({{"upstream", u.name}}));
-    snapshots_.push_back(std::make_unique<Snapshot>());
+EventLoop::ClusterEntry EventLoop::MakeCluster(const config::UpstreamConfig& u, std::string key) {
+  if (!upstream_duration_.contains(u.name)) {
+    upstream_duration_[u.name] = &shared_.stats.upstream_duration->Add({{"upstream", u.name}});
   }
-  snapshots_.push_back(std::make_unique<Snapshot>());  // Listeners.
+  return ClusterEntry{u.name, std::move(key),
+                      std::make_shared<upstream::UpstreamCluster>(ioc_, UpstreamOptionsFor(u))};
+}
+
+void EventLoop::CreateUpstreams(const std::vector<std::string>& upstream_keys) {
+  const auto& upstreams = config_->upstreams;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    clusters_.push_back(MakeCluster(upstreams[i], upstream_keys[i]));
+  }
+}
+
+void EventLoop::ApplyConfig(std::shared_ptr<const config::ProxyConfig> config,
+                            const std::vector<std::string>& upstream_keys,
+                            std::shared_ptr<const Routing> routing,
+                            std::shared_ptr<AccessLog> access_log) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
+  std::vector<ClusterEntry> old = std::move(clusters_);
+  clusters_.clear();
+  for (size_t i = 0; i < config->upstreams.size(); ++i) {
+    auto same = std::find_if(old.begin(), old.end(), [&](const ClusterEntry& e) {
+      return e.cluster != nullptr && e.key == upstream_keys[i];
+    });
+    if (same != old.end()) {
+      clusters_.push_back(std::move(*same));
+      same->cluster = nullptr;
+      continue;
+    }
+    clusters_.push_back(MakeCluster(config->upstreams[i], upstream_keys[i]));
+    clusters_.back().cluster->Start();
+  }
+  for (ClusterEntry& e : old) {
+    if (e.cluster == nullptr) continue;
+    TIPPERARY_LOG(kDebug, "upstream cluster retired by a reload",
+                  {{"upstream", e.name}, {"loop", absl::StrCat(index_)}});
+    e.cluster->Shutdown();
+    retired_.push_back(std::move(e));
+  }
+  cors_ = std::make_shared<const CorsPolicy>(config->cors);
+  config_ = std::move(config);
+  access_log_ = std::move(access_log);
+  SetRouting(std::move(routing));
+}
+
+void EventLoop::UpdateListeners(std::string_view name, const http1::ListenerOptions& options) {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
+  for (auto& l : listeners_) {
+    if (l->name() == name) l->UpdateOptions(options);
+  }
+}
+
+upstream::UpstreamCluster* EventLoop::ClusterNamed(std::string_view name) {
+  for (ClusterEntry& e : clusters_) {
+    if (e.name == name) return e.cluster.get();
+  }
+  return nullptr;
+}
+
+void EventLoop::ReapRetired() {
+  // A retired cluster whose connections are all closed has nothing more to do; its totals stay
+  // in the upstream's counters. Requests still holding it keep the object alive, idle.
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    upstream::UpstreamCluster::Stats s = it->cluster->GetStats();
+    if (s.connecting + s.ready + s.draining > 0 || s.streams_active + s.calls_pending > 0) {
+      ++it;
+      continue;
+    }
+    UpstreamSnapshot& closed = closed_totals_[it->name];
+    closed.connects += s.connects_total;
+    closed.connect_failures += s.connect_failures_total;
+    closed.goaways += s.goaways_total;
+    it = retired_.erase(it);
+  }
+}
+
+std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::UpstreamSnapshots() const {
+  absl::MutexLock lock(&snapshot_mu_);
+  return snapshots_;
 }
 
 void EventLoop::AddListener(std::unique_ptr<http1::HttpListener> listener) {
@@ -40,7 +117,7 @@ void EventLoop::AddListener(std::unique_ptr<http1::HttpListener> listener) {
 void EventLoop::Start() {
   boost::asio::post(ioc_, [this] {
     loop_thread_.Bind();
-    for (auto& c : clusters_) c->Start();
+    for (auto& c : clusters_) c.cluster->Start();
     for (auto& l : listeners_) l->Start();
     snapshot_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
     RefreshSnapshot();
@@ -48,23 +125,42 @@ void EventLoop::Start() {
   thread_ = std::thread([this] { ioc_.run(); });
 }
 
+std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::ComputeSnapshots() const {
+  std::map<std::string, UpstreamSnapshot> snapshots = closed_totals_;
+  auto add = [&snapshots](const ClusterEntry& e) {
+    upstream::UpstreamCluster::Stats s = e.cluster->GetStats();
+    UpstreamSnapshot& snap = snapshots[e.name];
+    snap.connecting += s.connecting;
+    snap.ready += s.ready;
+    snap.draining += s.draining;
+    snap.backoff += s.backoff;
+    snap.connects += s.connects_total;
+    snap.connect_failures += s.connect_failures_total;
+    snap.goaways += s.goaways_total;
+  };
+  for (const ClusterEntry& e : clusters_) add(e);
+  for (const ClusterEntry& e : retired_) add(e);
+  return snapshots;
+}
+
+std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::LiveUpstreamSnapshots() {
+  TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
+  ReapRetired();
+  return ComputeSnapshots();
+}
+
 void EventLoop::RefreshSnapshot() {
+  ReapRetired();
   bool ready = false;
-  for (size_t i = 0; i < clusters_.size(); ++i) {
-    upstream::UpstreamCluster::Stats s = clusters_[i]->GetStats();
-    Snapshot& snap = *snapshots_[i];
-    snap.connecting = s.connecting;
-    snap.ready = s.ready;
-    snap.draining = s.draining;
-    snap.backoff = s.backoff;
-    snap.connects = s.connects_total;
-    snap.connect_failures = s.connect_failures_total;
-    snap.goaways = s.goaways_total;
-    ready = ready || clusters_[i]->HasReadyConnection();
+  for (const ClusterEntry& e : clusters_) ready = ready || e.cluster->HasReadyConnection();
+  std::map<std::string, UpstreamSnapshot> snapshots = ComputeSnapshots();
+  {
+    absl::MutexLock lock(&snapshot_mu_);
+    snapshots_ = std::move(snapshots);
   }
   uint64_t connections = 0;
   for (auto& l : listeners_) connections += l->active_connections();
-  snapshots_.back()->http_connections = connections;
+  http_connections_.store(connections, std::memory_order_relaxed);
   any_ready_.store(ready, std::memory_order_relaxed);
   snapshot_timer_->expires_after(std::chrono::milliseconds(250));
   snapshot_timer_->async_wait([this](const boost::system::error_code& ec) {
@@ -83,16 +179,19 @@ void EventLoop::Stop() {
       l->CloseAll();
     }
     // Graceful: in-flight upstream calls finish, then GOAWAY and close.
-    for (auto& c : clusters_) c->Shutdown();
+    for (auto& c : clusters_) c.cluster->Shutdown();
+    for (auto& c : retired_) c.cluster->Shutdown();
     WaitForUpstreamsClosed(std::chrono::steady_clock::now() + std::chrono::seconds(1));
   });
 }
 
 void EventLoop::WaitForUpstreamsClosed(std::chrono::steady_clock::time_point deadline) {
   bool open = false;
-  for (auto& c : clusters_) {
-    upstream::UpstreamCluster::Stats s = c->GetStats();
-    open = open || s.ready + s.draining + s.connecting > 0;
+  for (const std::vector<ClusterEntry>* list : {&clusters_, &retired_}) {
+    for (const ClusterEntry& c : *list) {
+      upstream::UpstreamCluster::Stats s = c.cluster->GetStats();
+      open = open || s.ready + s.draining + s.connecting > 0;
+    }
   }
   if (!open || std::chrono::steady_clock::now() >= deadline) {
     ioc_.stop();
@@ -147,17 +246,24 @@ std::unique_ptr<RequestEnvironment::Timer> EventLoop::StartTimer(Clock::duration
   return std::make_unique<AsioTimer>(ioc_, delay, std::move(fire));
 }
 
-void EventLoop::RecordUpstream(int index, absl::StatusCode code, double seconds) {
+void EventLoop::RecordUpstream(const std::string& upstream, absl::StatusCode code, double seconds) {
   TIPPERARY_DCHECK_ON_THREAD(loop_thread_);
-  auto& codes = upstream_requests_[index];
+  std::vector<metrics::Counter*>& codes = upstream_requests_[upstream];
   if (codes.empty()) codes.resize(17, nullptr);
   const size_t slot = static_cast<size_t>(code) < 17 ? static_cast<size_t>(code) : 2;
   if (codes[slot] == nullptr) {
     codes[slot] = &shared_.stats.upstream_requests->Add(
-        {{"upstream", shared_.config.upstreams[index].name}, {"grpc_code", absl::StrCat(slot)}});
+        {{"upstream", upstream}, {"grpc_code", absl::StrCat(slot)}});
   }
   codes[slot]->Increment();
-  upstream_duration_[index]->Observe(seconds);
+  auto duration = upstream_duration_.find(upstream);
+  if (duration == upstream_duration_.end()) {
+    duration =
+        upstream_duration_
+            .emplace(upstream, &shared_.stats.upstream_duration->Add({{"upstream", upstream}}))
+            .first;
+  }
+  duration->second->Observe(seconds);
 }
 
 void EventLoop::BeginDrain() {

@@ -2,6 +2,7 @@
 #include <iostream>
 #include <string>
 
+#include "config_check.h"
 #include "proxy_server.h"
 #include "routing.h"
 #include "tipperary/common/command_line.h"
@@ -27,46 +28,43 @@ routing by the google.api.http annotations of the descriptors named in the confi
 
 Signals: SIGTERM/SIGINT drain (readiness fails, in-flight responses are written within
 timeouts.drain), then exit 0, or 1 if the drain ran out; a second signal exits at once.
+SIGHUP (or POST /reload on the admin port) re-reads FILE, checks it as --check-config does
+and applies it whole, or changes nothing and logs why (docs/operations.md).
 )";
 
-// --check-config's route check: the routes of the descriptor files, every problem on stderr
-// with its gRPC method and rule. Schemas learnt by reflection are checked when they arrive.
-int CheckRoutes(const tipperary::config::ProxyConfig& config) {
-  std::vector<google::protobuf::FileDescriptorSet> sets;
-  bool reflection = false;
-  for (const tipperary::config::DescriptorSource& source : config.descriptors) {
-    if (source.path.empty()) {
-      reflection = true;
-      continue;
-    }
-    auto set = tipperary::transcoder::ReadDescriptorSetFile(source.path);
-    if (!set.ok()) {
-      std::cerr << "tipperary-proxy: " << source.location << ": " << set.status().message() << "\n";
-      return 1;
-    }
-    sets.push_back(std::move(*set));
-  }
-  if (sets.empty()) return 0;
-  // Every problem, strict or not: the exit status says whether they are fatal.
-  tipperary::config::ProxyConfig lenient = config;
-  lenient.transcoding.strict = false;
-  auto routing = tipperary::proxy::BuildRouting(lenient, sets);
-  if (!routing.ok()) {
-    std::cerr << "tipperary-proxy: " << routing.status().message() << "\n";
+// --check-config: everything startup does short of binding sockets (CheckProxyConfig, which a
+// reload runs too), every route problem on stderr with its gRPC method and rule.
+int CheckConfig(const tipperary::config::ProxyConfig& config) {
+  auto checked = tipperary::proxy::CheckProxyConfig(config);
+  if (!checked.ok() && !config.transcoding.strict) {
+    std::cerr << "tipperary-proxy: " << checked.status().message() << "\n";
     return 1;
   }
-  size_t problems = 0;
-  const char* kind = config.transcoding.strict ? "error" : "warning";
-  for (const tipperary::transcoder::RouteIssue& issue : (*routing)->routes->issues()) {
-    if (!issue.problem) continue;
-    ++problems;
-    std::cerr << "tipperary-proxy: " << kind << ": route " << issue.Describe() << "\n";
+  if (!checked.ok()) {
+    // Strict: list the problems one per line, as a lenient check would, then fail.
+    tipperary::config::ProxyConfig lenient = config;
+    lenient.transcoding.strict = false;
+    checked = tipperary::proxy::CheckProxyConfig(lenient);
+    if (!checked.ok()) {
+      std::cerr << "tipperary-proxy: " << checked.status().message() << "\n";
+      return 1;
+    }
   }
-  std::cerr << "tipperary-proxy: " << (*routing)->routes->routes().size() << " routes, " << problems
-            << " route problem(s)"
-            << (reflection ? "; schemas from reflection are checked when they are loaded" : "")
+  const char* kind = config.transcoding.strict ? "error" : "warning";
+  for (const std::string& problem : checked->route_problems) {
+    std::cerr << "tipperary-proxy: " << kind << ": route " << problem << "\n";
+  }
+  if (checked->routing == nullptr) {
+    std::cerr << "tipperary-proxy: schemas from reflection are checked when they are loaded\n";
+    return 0;
+  }
+  std::cerr << "tipperary-proxy: " << checked->routing->routes->routes().size() << " routes, "
+            << checked->route_problems.size() << " route problem(s)"
+            << (checked->reflection_upstreams.empty()
+                    ? ""
+                    : "; schemas from reflection are checked when they are loaded")
             << "\n";
-  return config.transcoding.strict && problems > 0 ? 1 : 0;
+  return config.transcoding.strict && !checked->route_problems.empty() ? 1 : 0;
 }
 
 }  // namespace
@@ -86,10 +84,10 @@ int main(int argc, char** argv) {
   }
   if (check_only) {
     std::cout << tipperary::config::DumpProxyConfig(*config, /*redact_secrets=*/true);
-    return CheckRoutes(*config);
+    return CheckConfig(*config);
   }
   tipperary::common::SetLogLevel(config->logging.level);
-  auto server = tipperary::proxy::ProxyServer::Create(std::move(*config));
+  auto server = tipperary::proxy::ProxyServer::Create(std::move(*config), config_path);
   if (!server.ok()) {
     std::cerr << "tipperary-proxy: " << server.status().message() << "\n";
     return 1;

@@ -65,7 +65,7 @@ bool ProxiedRequest::StreamsBody(const RequestEnvironment& env, const http1::Htt
   std::shared_ptr<const Routing> routing = env.routing();
   if (!routing || !routing->has_client_streams) return false;
   const std::string_view content_type = Sv(head[http::field::content_type]);
-  if (env.config().grpc_web.enabled && GrpcWebModeFor(content_type)) return false;
+  if (env.config()->grpc_web.enabled && GrpcWebModeFor(content_type)) return false;
   const transcoder::Route* route = RouteForHead(*routing, head);
   return route != nullptr && route->client_streaming && !route->body.empty() &&
          transcoder::BodyFormatFor(*route, content_type) == transcoder::BodyFormat::kJson;
@@ -73,6 +73,10 @@ bool ProxiedRequest::StreamsBody(const RequestEnvironment& env, const http1::Htt
 
 void ProxiedRequest::Run() {
   start_ = env_.Now();
+  // The configuration, schema and CORS policy in effect now stay this request's to its end,
+  // whatever a reload publishes meanwhile.
+  config_ = env_.config();
+  cors_ = env_.cors();
   routing_ = env_.routing();
   env_.in_flight().fetch_add(1, std::memory_order_relaxed);
   const http1::HttpRequest& req = http_->request();
@@ -128,13 +132,13 @@ void ProxiedRequest::Run() {
     AnswerOptions();
     return;
   }
-  const config::OpenApiConfig& openapi = env_.config().openapi;
+  const config::OpenApiConfig& openapi = config_->openapi;
   if (openapi.on_listener && path_ == openapi.path &&
       (req.method() == http::verb::get || req.method() == http::verb::head)) {
     AnswerOpenApi();
     return;
   }
-  if (env_.config().grpc_web.enabled && !content_type_.empty()) {
+  if (config_->grpc_web.enabled && !content_type_.empty()) {
     grpc_web_ = GrpcWebModeFor(content_type_);
   }
   if (std::optional<ProxyError> error = Route()) {
@@ -152,7 +156,7 @@ void ProxiedRequest::Run() {
 
 void ProxiedRequest::AnswerOptions() {
   const http1::HttpRequest& req = http_->request();
-  const CorsPolicy& cors = env_.cors();
+  const CorsPolicy& cors = *cors_;
   if (cors.enabled() && !origin_.empty() && !cors_request_method_.empty()) {
     // A preflight is answered here, never routed: a gRPC-Web method path has no HTTP route,
     // and the upstream has no say in the proxy's CORS policy.
@@ -261,7 +265,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
   stats_ = env_.StatsFor(route_);
   stats_->in_flight().Increment();
 
-  const config::ProxyConfig& config = env_.config();
+  const config::ProxyConfig& config = *config_;
   const uint32_t max_in_flight = config.limits.max_in_flight_requests;
   if (max_in_flight > 0 &&
       env_.in_flight().load(std::memory_order_relaxed) > static_cast<int64_t>(max_in_flight)) {
@@ -275,6 +279,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
         absl::StatusCode::kUnimplemented,
         absl::StrCat("no upstream serves ", route_->method->service()->full_name()));
   }
+  client_ = env_.upstream(upstream_);
   const uint32_t max_params = config.limits.max_query_params;
   if (transcoder::CountQueryParams(query_) > max_params) {
     return ProxyError::Make(
@@ -310,7 +315,7 @@ std::optional<ProxyError> ProxiedRequest::Route() {
 
 std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request) {
   const http1::HttpRequest& req = http_->request();
-  const config::ProxyConfig& config = env_.config();
+  const config::ProxyConfig& config = *config_;
   std::string_view content_type = Sv(req[http::field::content_type]);
   format_ = transcoder::ResponseFormatFor(accept_);
   if (route_->server_streaming && !grpc_web_) {
@@ -392,16 +397,16 @@ void ProxiedRequest::Call(upstream::GrpcRequest request) {
   handlers.on_message = [self](std::string message) { self->OnMessage(std::move(message)); };
   handlers.on_done = [self](upstream::GrpcResult result) { self->OnDone(std::move(result)); };
   if (request.streaming) handlers.on_send_drained = [self] { self->OnSendDrained(); };
-  upstream::UpstreamClient& client = env_.upstream(upstream_);
+  upstream::UpstreamClient& client = *client_;
   call_id_ = client.Call(std::move(request), std::move(handlers));
   std::weak_ptr<ProxiedRequest> weak = self;
   http_->SetCancelHandler([weak, &client] {
     if (auto locked = weak.lock()) client.Cancel(locked->call_id_);
   });
   if (state_ == State::kCalling && encoder_ && !encoder_->Heartbeat().empty() &&
-      env_.config().streaming.sse_heartbeat_interval > Clock::duration::zero()) {
+      config_->streaming.sse_heartbeat_interval > Clock::duration::zero()) {
     last_sent_ = upstream_start_;
-    ArmHeartbeat(last_sent_ + env_.config().streaming.sse_heartbeat_interval);
+    ArmHeartbeat(last_sent_ + config_->streaming.sse_heartbeat_interval);
   }
   if (splitter_ && state_ == State::kCalling) ReadRequestBody();
 }
@@ -437,7 +442,7 @@ void ProxiedRequest::OnRequestBody(http1::BodyPiece piece) {
   };
   absl::Status status = splitter_->Feed(piece.data, send);
   if (status.ok() && piece.last) status = splitter_->Finish(send);
-  upstream::UpstreamClient& client = env_.upstream(upstream_);
+  upstream::UpstreamClient& client = *client_;
   if (!framed.empty()) client.Send(call_id_, std::move(framed));
   if (!status.ok()) {
     FailCall(ProxyError::FromStatus(status));
@@ -447,7 +452,7 @@ void ProxiedRequest::OnRequestBody(http1::BodyPiece piece) {
     client.CloseSend(call_id_);
     return;
   }
-  if (client.send_buffered(call_id_) >= env_.config().limits.stream_window_bytes) {
+  if (client.send_buffered(call_id_) >= config_->limits.stream_window_bytes) {
     awaiting_send_drain_ = true;  // The upstream is slower than the client: let it catch up.
     return;
   }
@@ -463,13 +468,13 @@ void ProxiedRequest::OnSendDrained() {
 void ProxiedRequest::FailCall(ProxyError error) {
   if (state_ == State::kDone || stream_error_) return;
   stream_error_ = std::move(error);
-  env_.upstream(upstream_).Cancel(call_id_);
+  client_->Cancel(call_id_);
 }
 
 void ProxiedRequest::OnClientDrained() {
   if (state_ == State::kDone || !receive_paused_) return;
   receive_paused_ = false;
-  env_.upstream(upstream_).PauseReceive(call_id_, false);
+  client_->PauseReceive(call_id_, false);
 }
 
 void ProxiedRequest::ArmHeartbeat(Clock::time_point due) {
@@ -481,7 +486,7 @@ void ProxiedRequest::ArmHeartbeat(Clock::time_point due) {
 
 void ProxiedRequest::OnHeartbeat() {
   if (state_ != State::kCalling && state_ != State::kStreaming) return;
-  const Clock::duration interval = env_.config().streaming.sse_heartbeat_interval;
+  const Clock::duration interval = config_->streaming.sse_heartbeat_interval;
   const Clock::time_point now = env_.Now();
   if (now - last_sent_ >= interval) {
     // Nothing sent for a whole interval: a comment, beginning the stream if it has not begun
@@ -522,7 +527,7 @@ void ProxiedRequest::OnMessage(std::string message) {
   bytes_out_ += chunk->size();
   last_sent_ = env_.Now();
   http_->SendChunk(std::move(*chunk));
-  const config::LimitsConfig& limits = env_.config().limits;
+  const config::LimitsConfig& limits = config_->limits;
   const size_t buffered = http_->buffered_bytes();
   if (buffered > limits.max_stream_buffer_bytes) {
     // Past the window the upstream's own window is held closed, so only a window larger than
@@ -538,7 +543,7 @@ void ProxiedRequest::OnMessage(std::string message) {
   if (!receive_paused_ && buffered >= limits.stream_window_bytes) {
     // Hold the upstream back (its HTTP/2 window stays spent) until the client has read.
     receive_paused_ = true;
-    env_.upstream(upstream_).PauseReceive(call_id_, true);
+    client_->PauseReceive(call_id_, true);
     std::weak_ptr<ProxiedRequest> weak = shared_from_this();
     http_->NotifyWhenDrained([weak] {
       if (auto self = weak.lock()) self->OnClientDrained();
@@ -562,7 +567,7 @@ void ProxiedRequest::BeginStream(std::string_view first_message) {
 }
 
 void ProxiedRequest::OnDone(upstream::GrpcResult result) {
-  env_.RecordUpstream(upstream_, result.code,
+  env_.RecordUpstream(config_->upstreams[upstream_].name, result.code,
                       std::chrono::duration<double>(env_.Now() - upstream_start_).count());
   if (state_ == State::kDone) return;
   if (stream_error_) {
@@ -728,7 +733,7 @@ void ProxiedRequest::AddResponseHeaders(http1::HttpResponse& response) const {
   response.set("X-Request-Id", request_id_);
   // gRPC-Web's initial metadata is plain header fields; JSON's are grpc-gateway's prefixed ones.
   AppendMetadataFields(response_headers_, grpc_web_ ? "" : "Grpc-Metadata-", response);
-  const CorsPolicy& cors = env_.cors();
+  const CorsPolicy& cors = *cors_;
   if (cors.enabled() && !origin_.empty() && cors.AllowsOrigin(origin_)) {
     if (preflight_) {
       cors.AddPreflightHeaders(origin_, cors_request_headers_, response);
@@ -750,7 +755,7 @@ int64_t ProxiedRequest::RetryAfterSeconds(const upstream::Metadata* trailers,
       }
     }
   }
-  auto configured = std::chrono::ceil<std::chrono::seconds>(env_.config().timeouts.retry_after);
+  auto configured = std::chrono::ceil<std::chrono::seconds>(config_->timeouts.retry_after);
   return std::max<int64_t>(0, configured.count());
 }
 

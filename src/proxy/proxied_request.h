@@ -109,7 +109,10 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
 
   RequestEnvironment& env_;
   std::shared_ptr<http1::HttpExchange> http_;
-  std::shared_ptr<const Routing> routing_;  // The schema this request started with.
+  std::shared_ptr<const config::ProxyConfig> config_;  // The configuration it started with.
+  std::shared_ptr<const CorsPolicy> cors_;
+  std::shared_ptr<const Routing> routing_;            // The schema this request started with.
+  std::shared_ptr<upstream::UpstreamClient> client_;  // Its upstream, as routed.
   std::shared_ptr<RouteStats> stats_;
   State state_ = State::kReceived;
 

@@ -8,12 +8,15 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "config_check.h"
 #include "proxied_request.h"
 #include "reflection_client.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
+#include "tipperary/config/proxy_config_loader.h"
 #include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "tipperary/transcoder/schema.h"
@@ -36,8 +39,10 @@ http1::CompressionOptions CompressionOptionsFor(const config::CompressionConfig&
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyConfig config) {
+absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(config::ProxyConfig config,
+                                                                 std::string config_path) {
   std::unique_ptr<ProxyServer> server(new ProxyServer());
+  server->config_path_ = std::move(config_path);
   absl::Status status = server->Init(std::move(config));
   if (!status.ok()) return status;
   return server;
@@ -53,37 +58,41 @@ ProxyServer::~ProxyServer() {
   if (autoscaling_) autoscaling_->Stop();
 }
 
+absl::StatusOr<std::shared_ptr<AccessLog>> ProxyServer::OpenAccessLog(
+    const config::LoggingConfig& logging) {
+  if (!logging.access_log) return std::shared_ptr<AccessLog>();
+  auto log = AccessLog::Open(logging.access_log_path, logging.access_log_sample_rate);
+  if (!log.ok()) return log.status();
+  return std::shared_ptr<AccessLog>(std::move(*log));
+}
+
 absl::Status ProxyServer::Init(config::ProxyConfig config) {
   shared_ = std::make_unique<SharedState>();
-  shared_->config = std::move(config);
-  const config::ProxyConfig& cfg = shared_->config;
+  config_ = std::make_shared<const config::ProxyConfig>(std::move(config));
+  const std::string hash = config::ConfigHash(config::DumpProxyConfig(*config_, false));
+  shared_->SetConfig(config_, hash);
+  const config::ProxyConfig& cfg = *config_;
   shared_->stats = ProxyStats::Register(shared_->registry);
   metrics::RegisterProcessMetrics(shared_->registry);
   shared_->stats.build_info->Add({{"version", TIPPERARY_VERSION}}).Set(1);
-  if (cfg.logging.access_log) {
-    auto log = AccessLog::Open(cfg.logging.access_log_path, cfg.logging.access_log_sample_rate);
-    if (!log.ok()) return log.status();
-    shared_->access_log = std::move(*log);
-  }
+  RecordConfig("", hash);
+  auto access_log = OpenAccessLog(cfg.logging);
+  if (!access_log.ok()) return access_log.status();
+  access_log_ = std::move(*access_log);
 
-  for (const config::DescriptorSource& source : cfg.descriptors) {
-    if (!source.path.empty()) {
-      auto set = transcoder::ReadDescriptorSetFile(source.path);
-      if (!set.ok()) {
-        return absl::Status(set.status().code(),
-                            absl::StrCat(source.location, ": ", set.status().message()));
-      }
-      file_sets_.push_back(std::move(*set));
-    } else {
-      reflection_upstreams_.push_back(source.reflection_upstream);
-    }
-  }
+  // What --check-config checks, with the same code (a reload runs it too).
+  auto checked = CheckProxyConfig(cfg);
+  if (!checked.ok()) return checked.status();
+  file_sets_ = checked->file_sets;
+  reflection_upstreams_ = checked->reflection_upstreams;
 
   unsigned threads = cfg.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  const std::vector<std::string> upstream_keys = UpstreamKeys(cfg);
   for (unsigned i = 0; i < threads; ++i) {
-    loops_.push_back(std::make_unique<EventLoop>(static_cast<int>(i), *shared_));
-    loops_.back()->CreateUpstreams();
+    loops_.push_back(std::make_unique<EventLoop>(static_cast<int>(i), *shared_, config_));
+    loops_.back()->CreateUpstreams(upstream_keys);
+    loops_.back()->SetAccessLog(access_log_);
   }
   auto autoscaling = AutoscalingRuntime::Start(*shared_);
   if (!autoscaling.ok()) return autoscaling.status();
@@ -92,10 +101,8 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
   if (!status.ok()) return status;
 
   if (reflection_upstreams_.empty()) {
-    auto routing = BuildRouting(cfg, file_sets_);
-    if (!routing.ok()) return routing.status();
-    LogRouteIssues(*(*routing)->routes);
-    for (auto& loop : loops_) loop->SetRouting(*routing);  // Loops are not running yet.
+    LogRouteIssues(*checked->routing->routes);
+    for (auto& loop : loops_) loop->SetRouting(checked->routing);  // Loops are not running yet.
     shared_->schema_loaded = true;
     shared_->stats.schema_loaded->Add({}).Set(1);
     AcceptSchema(FingerprintOf(file_sets_));
@@ -106,28 +113,57 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
   return absl::OkStatus();
 }
 
+void ProxyServer::RecordConfig(const std::string& old_hash, const std::string& hash) {
+  if (old_hash == hash) return;
+  if (!old_hash.empty()) shared_->stats.config_info->Remove({{"hash", old_hash}});
+  shared_->stats.config_info->Add({{"hash", hash}}).Set(1);
+  shared_->stats.config_last_reload_success->Add({}).Set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+http1::ListenerOptions ProxyServer::HttpListenerOptions(const config::ProxyConfig& cfg,
+                                                        EventLoop* loop) {
+  http1::ListenerOptions options;
+  options.name = "http";
+  options.limits.max_header_bytes = cfg.limits.max_header_bytes;
+  options.limits.max_body_bytes = cfg.limits.max_request_body_bytes;
+  options.limits.max_chunk_extension_bytes = cfg.limits.max_chunk_extension_bytes;
+  options.limits.max_trailer_bytes = cfg.limits.max_trailer_bytes;
+  options.limits.max_streamed_body_bytes = cfg.limits.max_streamed_request_body_bytes;
+  options.stream_body_window_bytes = cfg.limits.stream_window_bytes;
+  options.max_connection_buffer_bytes = cfg.limits.max_connection_buffer_bytes;
+  options.max_pipelined_requests = cfg.limits.max_pipelined_requests;
+  options.max_connections = cfg.limits.max_connections;
+  options.idle_timeout = cfg.timeouts.idle;
+  options.request_read_timeout = cfg.timeouts.request_read;
+  options.response_write_timeout = cfg.timeouts.response_write;
+  options.compression = CompressionOptionsFor(cfg.compression);
+  // Client streams go upstream as they arrive (ProxiedRequest reads them piece by piece).
+  options.stream_request_body = [loop](const http1::HttpRequest& head) {
+    return ProxiedRequest::StreamsBody(*loop, head);
+  };
+  // The listener's own errors in the route's error shape (OpenAI's on /v1/embeddings).
+  options.render_error = [loop](const http1::HttpRequest& head, const http1::RequestError& error) {
+    return ProxiedRequest::ListenerErrorBody(*loop, head, error);
+  };
+  return options;
+}
+
+http1::ListenerOptions ProxyServer::AdminListenerOptions(const config::ProxyConfig& cfg) {
+  http1::ListenerOptions options;
+  options.name = "admin";
+  options.server_header = "tipperary-proxy-admin";
+  options.compression = CompressionOptionsFor(cfg.compression);
+  return options;
+}
+
 absl::Status ProxyServer::CreateListeners() {
-  const config::ProxyConfig& cfg = shared_->config;
+  const config::ProxyConfig& cfg = *config_;
   for (const config::ListenerConfig& lc : cfg.listeners) {
     auto endpoint = common::ParseEndpoint(lc.address, /*allow_port_zero=*/true);
     if (!endpoint.ok()) return endpoint.status();
-    http1::ListenerOptions options;
-    options.name = "http";
-    options.endpoint = *endpoint;
-    options.limits.max_header_bytes = cfg.limits.max_header_bytes;
-    options.limits.max_body_bytes = cfg.limits.max_request_body_bytes;
-    options.limits.max_chunk_extension_bytes = cfg.limits.max_chunk_extension_bytes;
-    options.limits.max_trailer_bytes = cfg.limits.max_trailer_bytes;
-    options.limits.max_streamed_body_bytes = cfg.limits.max_streamed_request_body_bytes;
-    options.stream_body_window_bytes = cfg.limits.stream_window_bytes;
-    options.max_connection_buffer_bytes = cfg.limits.max_connection_buffer_bytes;
-    options.max_pipelined_requests = cfg.limits.max_pipelined_requests;
-    options.max_connections = cfg.limits.max_connections;
-    options.idle_timeout = cfg.timeouts.idle;
-    options.request_read_timeout = cfg.timeouts.request_read;
-    options.response_write_timeout = cfg.timeouts.response_write;
-    options.compression = CompressionOptionsFor(cfg.compression);
     std::shared_ptr<boost::asio::ssl::context> tls;
+    std::optional<http1::TlsOptions> tls_options;
     if (lc.tls) {
       http1::TlsOptions t;
       t.cert_file = lc.tls->cert;
@@ -135,24 +171,18 @@ absl::Status ProxyServer::CreateListeners() {
       t.client_ca_file = lc.tls->client_ca;
       t.require_client_cert = lc.tls->require_client_cert;
       t.min_version = lc.tls->min_version;
-      options.tls = t;
+      tls_options = t;
       auto ctx = http1::MakeServerTlsContext(t);
       if (!ctx.ok()) return ctx.status();
       tls = *ctx;
     }
     // The first loop binds (port 0 resolves here); the others share the port via SO_REUSEPORT.
     for (size_t i = 0; i < loops_.size(); ++i) {
-      options.log_listening = (i == 0);
       EventLoop* loop = loops_[i].get();
-      // Client streams go upstream as they arrive (ProxiedRequest reads them piece by piece).
-      options.stream_request_body = [loop](const http1::HttpRequest& head) {
-        return ProxiedRequest::StreamsBody(*loop, head);
-      };
-      // The listener's own errors in the route's error shape (OpenAI's on /v1/embeddings).
-      options.render_error = [loop](const http1::HttpRequest& head,
-                                    const http1::RequestError& error) {
-        return ProxiedRequest::ListenerErrorBody(*loop, head, error);
-      };
+      http1::ListenerOptions options = HttpListenerOptions(cfg, loop);
+      options.endpoint = *endpoint;
+      options.tls = tls_options;
+      options.log_listening = (i == 0);
       auto l = http1::HttpListener::Create(
           loops_[i]->io_context(), options,
           [loop](std::shared_ptr<http1::HttpExchange> ex) {
@@ -160,21 +190,22 @@ absl::Status ProxyServer::CreateListeners() {
           },
           tls);
       if (!l.ok()) return l.status();
-      options.endpoint.port = (*l)->port();
+      endpoint->port = (*l)->port();
       loops_[i]->AddListener(std::move(*l));
     }
   }
 
   auto admin_endpoint = common::ParseEndpoint(cfg.admin.address, /*allow_port_zero=*/true);
   if (!admin_endpoint.ok()) return admin_endpoint.status();
-  http1::ListenerOptions admin_options;
-  admin_options.name = "admin";
+  http1::ListenerOptions admin_options = AdminListenerOptions(cfg);
   admin_options.endpoint = *admin_endpoint;
-  admin_options.server_header = "tipperary-proxy-admin";
-  admin_options.compression = CompressionOptionsFor(cfg.compression);
-  health_ = UpstreamHealth::Create(*loops_[0], shared_->config);
+  health_config_ = config_;
+  health_ = UpstreamHealth::Create(*loops_[0], *health_config_);
+  AdminHandler::Hooks hooks;
+  hooks.health = [this] { return health_.get(); };
+  hooks.reload = [this] { return Reload("POST /reload"); };
   admin_ = std::make_unique<AdminHandler>(*shared_, loops_, *loops_[0], &autoscaling_->sampler(),
-                                          health_.get());
+                                          std::move(hooks));
   AdminHandler* admin = admin_.get();
   auto l = http1::HttpListener::Create(
       loops_[0]->io_context(), admin_options,
@@ -190,35 +221,38 @@ void ProxyServer::InstallCollectHook() {
   struct Last {
     uint64_t connects = 0, failures = 0, goaways = 0;
   };
-  auto last = std::make_shared<std::vector<Last>>(shared_->config.upstreams.size());
+  auto last = std::make_shared<std::map<std::string, Last>>();
   auto listener_last = std::make_shared<std::map<std::string, http1::ListenerCounters>>();
   shared_->registry.AddCollectHook([this, last, listener_last] {
-    const auto& upstreams = shared_->config.upstreams;
-    for (size_t u = 0; u < upstreams.size(); ++u) {
-      uint64_t connecting = 0, ready = 0, draining = 0, backoff = 0;
-      uint64_t connects = 0, failures = 0, goaways = 0;
-      for (const auto& loop : loops_) {
-        const auto& snap = *loop->snapshots()[u];
-        connecting += snap.connecting;
-        ready += snap.ready;
-        draining += snap.draining;
-        backoff += snap.backoff;
-        connects += snap.connects;
-        failures += snap.connect_failures;
-        goaways += snap.goaways;
+    // Every upstream a loop knows (a reload may have removed some: their series stay, at 0).
+    std::map<std::string, EventLoop::UpstreamSnapshot> upstreams;
+    for (const auto& loop : loops_) {
+      for (const auto& [name, snap] : loop->UpstreamSnapshots()) {
+        EventLoop::UpstreamSnapshot& sum = upstreams[name];
+        sum.connecting += snap.connecting;
+        sum.ready += snap.ready;
+        sum.draining += snap.draining;
+        sum.backoff += snap.backoff;
+        sum.connects += snap.connects;
+        sum.connect_failures += snap.connect_failures;
+        sum.goaways += snap.goaways;
       }
-      const std::string& name = upstreams[u].name;
+    }
+    for (const auto& [name, snap] : upstreams) {
+      const uint64_t connects = snap.connects, failures = snap.connect_failures,
+                     goaways = snap.goaways;
       auto& gauge = *shared_->stats.upstream_connections;
-      gauge.Add({{"upstream", name}, {"state", "connecting"}}).Set(static_cast<double>(connecting));
-      gauge.Add({{"upstream", name}, {"state", "ready"}}).Set(static_cast<double>(ready));
-      gauge.Add({{"upstream", name}, {"state", "draining"}}).Set(static_cast<double>(draining));
-      gauge.Add({{"upstream", name}, {"state", "backoff"}}).Set(static_cast<double>(backoff));
-      Last& l = (*last)[u];
-      uint64_t successes = connects >= failures ? connects - failures : 0;
-      uint64_t last_successes = l.connects >= l.failures ? l.connects - l.failures : 0;
-      if (successes > last_successes) {
+      gauge.Add({{"upstream", name}, {"state", "connecting"}})
+          .Set(static_cast<double>(snap.connecting));
+      gauge.Add({{"upstream", name}, {"state", "ready"}}).Set(static_cast<double>(snap.ready));
+      gauge.Add({{"upstream", name}, {"state", "draining"}})
+          .Set(static_cast<double>(snap.draining));
+      gauge.Add({{"upstream", name}, {"state", "backoff"}}).Set(static_cast<double>(snap.backoff));
+      Last& l = (*last)[name];
+      // connects counts the attempts that became ready; failures the others.
+      if (connects > l.connects) {
         shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "success"}})
-            .Increment(static_cast<double>(successes - last_successes));
+            .Increment(static_cast<double>(connects - l.connects));
       }
       if (failures > l.failures) {
         shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "failure"}})
@@ -232,7 +266,7 @@ void ProxyServer::InstallCollectHook() {
                std::max(goaways, l.goaways)};
     }
     uint64_t connections = 0;
-    for (const auto& loop : loops_) connections += loop->snapshots().back()->http_connections;
+    for (const auto& loop : loops_) connections += loop->http_connections();
     shared_->stats.http_connections->Add({{"listener", "http"}})
         .Set(static_cast<double>(connections));
     // The listeners' own counters, exported as counters: the scrape adds what grew since.
@@ -320,7 +354,7 @@ void ProxyServer::RefreshFailed(const std::string& error) {
 }
 
 void ProxyServer::ArmRefreshTimer() {
-  const auto interval = shared_->config.schema.refresh_interval;
+  const auto interval = config_->schema.refresh_interval;
   if (reflection_upstreams_.empty() || interval.count() <= 0) return;
   if (!refresh_timer_) {
     refresh_timer_ = std::make_unique<boost::asio::steady_timer>(loops_[0]->io_context());
@@ -334,25 +368,25 @@ void ProxyServer::ArmRefreshTimer() {
 }
 
 void ProxyServer::WatchReflectionUpstreams() {
-  if (reflection_upstreams_.empty() || !shared_->config.schema.refresh_on_reconnect) return;
+  if (reflection_upstreams_.empty()) return;
   if (!watch_timer_) {
     watch_timer_ = std::make_unique<boost::asio::steady_timer>(loops_[0]->io_context());
   }
-  uint64_t events = 0;
-  const auto& upstreams = shared_->config.upstreams;
-  for (size_t i = 0; i < upstreams.size(); ++i) {
-    if (std::find(reflection_upstreams_.begin(), reflection_upstreams_.end(), upstreams[i].name) ==
-        reflection_upstreams_.end()) {
-      continue;
+  if (config_->schema.refresh_on_reconnect) {
+    // Loop 0's connections to the reflection upstreams (its totals survive a reload's new
+    // cluster): a new connection after the first, or a GOAWAY, means the worker restarted or
+    // is being replaced.
+    uint64_t events = 0;
+    const std::map<std::string, EventLoop::UpstreamSnapshot> snaps =
+        loops_[0]->LiveUpstreamSnapshots();
+    for (const std::string& name : reflection_upstreams_) {
+      auto it = snaps.find(name);
+      if (it != snaps.end()) events += it->second.connects + it->second.goaways;
     }
-    const upstream::UpstreamCluster::Stats stats =
-        loops_[0]->cluster(static_cast<int>(i))->GetStats();
-    events += stats.connects_total + stats.goaways_total;
-  }
-  // A new connection after the first, or a GOAWAY: the worker restarted or is being replaced.
-  if (events != seen_reconnects_) {
-    if (seen_reconnects_ != 0) RefreshSchema("upstream reconnected or sent GOAWAY");
-    seen_reconnects_ = events;
+    if (events != seen_reconnects_) {
+      if (seen_reconnects_ != 0) RefreshSchema("upstream reconnected or sent GOAWAY");
+      seen_reconnects_ = events;
+    }
   }
   watch_timer_->expires_after(std::chrono::seconds(1));
   watch_timer_->async_wait([this](const boost::system::error_code& ec) {
@@ -370,7 +404,7 @@ void ProxyServer::OnSchemaFetched(const std::vector<google::protobuf::FileDescri
     shared_->stats.schema_refreshes->Add({{"result", "unchanged"}}).Increment();
     return;
   }
-  auto routing = BuildRouting(shared_->config, sets);
+  auto routing = BuildRouting(*config_, sets);
   if (!routing.ok()) {
     TIPPERARY_LOG(kError, "schema from reflection rejected",
                   {{"error", std::string(routing.status().message())}});
@@ -405,6 +439,8 @@ void ProxyServer::OnSchemaFetched(const std::vector<google::protobuf::FileDescri
                    {"routes", absl::StrCat((*routing)->routes->routes().size())},
                    {"route_problems", absl::StrCat(problems)}});
   }
+  const size_t from_files = std::min(file_sets_.size(), sets.size());
+  reflection_sets_.assign(sets.begin() + static_cast<std::ptrdiff_t>(from_files), sets.end());
   PublishRouting(*routing);
   AcceptSchema(std::move(fingerprint));
   if (!refresh) {
@@ -421,14 +457,14 @@ void ProxyServer::FetchReflection(size_t source,
     OnSchemaFetched(sets, refresh);
     return;
   }
-  const auto& upstreams = shared_->config.upstreams;
+  const auto& upstreams = config_->upstreams;
   int index = -1;
   for (size_t i = 0; i < upstreams.size(); ++i) {
     if (upstreams[i].name == reflection_upstreams_[source]) index = static_cast<int>(i);
   }
   if (index < 0) return;  // The config loader rejects this; nothing to fetch.
   ReflectionClient::Fetch(
-      *loops_[0]->cluster(index), shared_->config.upstreams[index].connect_timeout * 5,
+      *loops_[0]->cluster(index), upstreams[index].connect_timeout * 5,
       [this, source, refresh,
        sets = std::move(sets)](absl::StatusOr<google::protobuf::FileDescriptorSet> set) mutable {
         if (!set.ok()) {
@@ -461,10 +497,119 @@ void ProxyServer::RetryReflection() {
   });
 }
 
+config::ReloadReport ProxyServer::Rejected(const std::string& trigger, std::string error) {
+  config::ReloadReport report;
+  report.result = config::ReloadReport::Result::kRejected;
+  report.config_hash = shared_->ConfigHash();
+  report.error = std::move(error);
+  shared_->stats.config_reloads->Add({{"result", "rejected"}}).Increment();
+  TIPPERARY_LOG(kError, "config reload rejected; nothing changed",
+                {{"trigger", trigger}, {"error", report.error}});
+  return report;
+}
+
+config::ReloadReport ProxyServer::Reload(const std::string& trigger) {
+  if (shared_->draining.load()) return Rejected(trigger, "the proxy is draining for shutdown");
+  auto loaded = config::LoadProxyConfigFile(config_path_);
+  if (!loaded.ok()) return Rejected(trigger, std::string(loaded.status().message()));
+  ReloadPlan plan = PlanReload(*config_, std::move(*loaded));
+  // Everything --check-config checks, against the schema served now when it came by reflection.
+  auto checked = CheckProxyConfig(*plan.config, reflection_sets_);
+  if (!checked.ok()) return Rejected(trigger, std::string(checked.status().message()));
+  std::shared_ptr<AccessLog> access_log = access_log_;
+  const bool logging_changed = std::any_of(
+      plan.changed.begin(), plan.changed.end(),
+      [](const std::string& key) { return absl::StartsWith(key, "logging.access_log"); });
+  if (logging_changed) {
+    auto opened = OpenAccessLog(plan.config->logging);
+    if (!opened.ok()) {
+      return Rejected(trigger, absl::StrCat(plan.config->source_path, ": logging.access_log_path: ",
+                                            opened.status().message()));
+    }
+    access_log = std::move(*opened);
+  }
+  // A descriptor file may have changed on disk while the config did not.
+  std::vector<google::protobuf::FileDescriptorSet> all_sets = checked->file_sets;
+  all_sets.insert(all_sets.end(), reflection_sets_.begin(), reflection_sets_.end());
+  SchemaFingerprint fingerprint = FingerprintOf(all_sets);
+  const bool schema_changed =
+      checked->routing != nullptr && fingerprint.digest != fingerprint_.digest;
+
+  config::ReloadReport report;
+  report.restart_required = plan.restart_required;
+  report.changed = plan.changed;
+  report.config_hash = plan.hash;
+  if (plan.changed.empty() && !schema_changed) {
+    report.result = config::ReloadReport::Result::kUnchanged;
+  } else {
+    report.result = config::ReloadReport::Result::kApplied;
+    const std::string old_hash = shared_->ConfigHash();
+    config_ = plan.config;
+    shared_->SetConfig(config_, plan.hash);
+    access_log_ = access_log;
+    file_sets_ = checked->file_sets;
+    common::SetLogLevel(config_->logging.level);
+    const std::vector<std::string> keys = UpstreamKeys(*config_);
+    std::shared_ptr<const Routing> routing = checked->routing;
+    for (auto& loop : loops_) {
+      EventLoop* l = loop.get();
+      boost::asio::post(l->io_context(), [this, l, config = config_, keys, routing, access_log] {
+        l->ApplyConfig(config, keys, routing, access_log);
+        l->UpdateListeners("http", HttpListenerOptions(*config, l));
+        if (l->index() == 0) l->UpdateListeners("admin", AdminListenerOptions(*config));
+      });
+    }
+    // Health checks follow the new upstreams (after loop 0 has its new clusters).
+    boost::asio::post(loops_[0]->io_context(), [this, config = config_] {
+      std::shared_ptr<UpstreamHealth> next = UpstreamHealth::Create(*loops_[0], *config);
+      if (health_) {
+        next->InheritFrom(*health_);
+        health_->Stop();
+      }
+      health_ = std::move(next);
+      health_config_ = config;  // Outlives the checker that refers to it.
+      health_->Start();
+    });
+    if (autoscaling_) autoscaling_->Reconfigure(config_->autoscaling);
+    if (schema_changed) {
+      MethodChanges changes = DiffMethods(fingerprint_, fingerprint);
+      TIPPERARY_LOG(kInfo, "schema changed",
+                    {{"source", "reload"},
+                     {"generation", absl::StrCat(shared_->schema_generation.load() + 1)},
+                     {"added", absl::StrJoin(changes.added, ",")},
+                     {"removed", absl::StrJoin(changes.removed, ",")}});
+      LogRouteIssues(*routing->routes);
+      AcceptSchema(std::move(fingerprint));
+    }
+    if (routing != nullptr) shared_->schema_loaded = true;
+    RecordConfig(old_hash, plan.hash);
+  }
+  shared_->stats.config_reloads->Add({{"result", std::string(report.ResultName())}}).Increment();
+  TIPPERARY_LOG(kInfo, "config reloaded",
+                {{"trigger", trigger},
+                 {"result", std::string(report.ResultName())},
+                 {"config_hash", report.config_hash},
+                 {"changed", absl::StrJoin(report.changed, ",")},
+                 {"restart_required", absl::StrJoin(report.restart_required, ",")},
+                 {"schema_changed", schema_changed ? "true" : "false"}});
+  // A reload also asks the workers for their schema now.
+  RefreshSchema("reload");
+  return report;
+}
+
 int ProxyServer::Run() {
   std::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  // SIGHUP reloads the config file (on loop 0, like POST /reload); the report is logged.
+  boost::asio::signal_set hangups(signals_ioc, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        boost::asio::post(loops_[0]->io_context(), [this] { Reload("SIGHUP"); });
+        hangups.async_wait(on_hangup);
+      };
+  hangups.async_wait(on_hangup);
   for (auto& loop : loops_) loop->Start();
   boost::asio::post(loops_[0]->io_context(), [health = health_] { health->Start(); });
   if (!reflection_upstreams_.empty()) {
@@ -494,6 +639,7 @@ int ProxyServer::Run() {
                    {"result", left == 0 ? "complete" : "drain timeout: responses cut"}});
       stop = true;
       signals.cancel();
+      hangups.cancel();
       return;
     }
     poll.expires_after(std::chrono::milliseconds(20));
@@ -517,7 +663,7 @@ int ProxyServer::Run() {
           EventLoop* l = loop.get();
           boost::asio::post(l->io_context(), [l] { l->BeginDrain(); });
         }
-        drain_deadline = std::chrono::steady_clock::now() + shared_->config.timeouts.drain;
+        drain_deadline = std::chrono::steady_clock::now() + shared_->Config()->timeouts.drain;
         signals.async_wait(on_signal);
         wait_drained();
       };

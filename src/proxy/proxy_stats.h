@@ -68,6 +68,13 @@ namespace tipperary::proxy {
           "Schema refreshes from reflection, by result: changed, unchanged or failed (the last " \
           "good schema stays).")                                                              \
   GAUGE(build_info, "tipperary_build_info", "Always 1; the version is a label.")                  \
+  COUNTER(config_reloads, "tipperary_config_reload_total",                                        \
+          "Configuration reloads (SIGHUP, POST /reload), by result: applied, unchanged or "     \
+          "rejected (nothing changed).")                                                      \
+  GAUGE(config_info, "tipperary_config_info",                                                     \
+        "Always 1; hash is the SHA-256 of the configuration in effect (as /config shows it).")   \
+  GAUGE(config_last_reload_success, "tipperary_config_last_reload_success_timestamp_seconds",     \
+        "Unix time the configuration in effect was loaded (at start or by a reload).")          \
   /* Autoscaling signals (AutoscalingRuntime), refreshed every sample_interval. */                \
   GAUGE(autoscaling_rate, "tipperary_autoscaling_request_rate",                                   \
         "Completed requests per second over a sliding window, by route template and window.")    \

@@ -1,5 +1,6 @@
 // What every event loop of one proxy process shares: the config, the metrics, the drain flag.
-// Everything here is either immutable after start or atomic.
+// Everything here is immutable after start, atomic, or guarded; the configuration is replaced
+// whole by a reload (ProxyServer::Reload) and read as a reference-counted snapshot.
 #pragma once
 
 #include <atomic>
@@ -17,10 +18,26 @@
 namespace tipperary::proxy {
 
 struct SharedState {
-  config::ProxyConfig config;
+  // Any thread: the configuration in effect now, and the hash of its dump (config::ConfigHash).
+  std::shared_ptr<const config::ProxyConfig> Config() const {
+    absl::MutexLock lock(&config_mu);
+    return config;
+  }
+  std::string ConfigHash() const {
+    absl::MutexLock lock(&config_mu);
+    return config_hash;
+  }
+  void SetConfig(std::shared_ptr<const config::ProxyConfig> c, std::string hash) {
+    absl::MutexLock lock(&config_mu);
+    config = std::move(c);
+    config_hash = std::move(hash);
+  }
+
+  mutable absl::Mutex config_mu;
+  std::shared_ptr<const config::ProxyConfig> config ABSL_GUARDED_BY(config_mu);
+  std::string config_hash ABSL_GUARDED_BY(config_mu);
   metrics::Registry registry;
   ProxyStats stats;
-  std::unique_ptr<AccessLog> access_log;  // Null when off.
   std::atomic<bool> draining{false};
   std::atomic<bool> schema_loaded{false};
   // The schema served now (/readyz, metrics): its generation (1 = the first), when it was last

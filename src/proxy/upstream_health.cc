@@ -60,6 +60,17 @@ std::string UpstreamHealth::Describe() const {
   return out;
 }
 
+void UpstreamHealth::InheritFrom(const UpstreamHealth& before) {
+  for (size_t i = 0; i < upstreams_.size(); ++i) {
+    for (size_t j = 0; j < before.upstreams_.size(); ++j) {
+      if (before.config_.upstreams[j].name != config_.upstreams[i].name) continue;
+      upstreams_[i]->status.store(before.upstreams_[j]->status.load());
+      std::lock_guard<std::mutex> lock(before.mu_);
+      reasons_[i] = before.reasons_[j];
+    }
+  }
+}
+
 void UpstreamHealth::Check(size_t index) {
   if (stopped_) return;
   const config::HealthCheckConfig& hc = config_.upstreams[index].health_check;
@@ -96,7 +107,7 @@ void UpstreamHealth::Check(size_t index) {
     }
     self->Schedule(index);
   };
-  loop_.upstream(static_cast<int>(index)).Call(std::move(call), std::move(handlers));
+  loop_.upstream(static_cast<int>(index))->Call(std::move(call), std::move(handlers));
 }
 
 void UpstreamHealth::Schedule(size_t index) {

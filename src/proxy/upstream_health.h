@@ -29,6 +29,9 @@ class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
   void Start();
   // Loop thread (or after the loop stopped).
   void Stop();
+  // Loop thread, before Start(): a reload's new checker starts from what the one it replaces
+  // knew of the upstreams both have (by name), so readiness does not blink.
+  void InheritFrom(const UpstreamHealth& before);
 
   // Any thread.
   bool AnyServing() const;

@@ -229,16 +229,19 @@ class FakeEnvironment : public RequestEnvironment {
   }
   void ClearSchema() { routing_ = nullptr; }
 
-  const config::ProxyConfig& config() const override { return config_; }
+  // A copy per request, as a reload would publish it: tests change config_ as they go.
+  std::shared_ptr<const config::ProxyConfig> config() const override {
+    return std::make_shared<const config::ProxyConfig>(config_);
+  }
   std::shared_ptr<const Routing> routing() const override { return routing_; }
-  upstream::UpstreamClient& upstream(int index) override {
+  std::shared_ptr<upstream::UpstreamClient> upstream(int index) override {
     EXPECT_EQ(index, 0);
-    return upstream_;
+    return std::shared_ptr<upstream::UpstreamClient>(std::shared_ptr<void>(), &upstream_);
   }
   std::shared_ptr<RouteStats> StatsFor(const transcoder::Route* route) override {
     return cache_.For(route);
   }
-  void RecordUpstream(int, absl::StatusCode code, double) override {
+  void RecordUpstream(const std::string&, absl::StatusCode code, double) override {
     upstream_codes_.push_back(code);
   }
   Clock::time_point Now() const override { return now_; }
@@ -271,9 +274,8 @@ class FakeEnvironment : public RequestEnvironment {
                          [](const auto& t) { return !t.second.expired(); });
   }
   AccessLog* access_log() const override { return nullptr; }
-  const CorsPolicy& cors() const override {
-    cors_.emplace(config_.cors);  // Rebuilt each time: tests change config_ as they go.
-    return *cors_;
+  std::shared_ptr<const CorsPolicy> cors() const override {
+    return std::make_shared<const CorsPolicy>(config_.cors);  // Tests change config_ as they go.
   }
   std::atomic<int64_t>& in_flight() override { return in_flight_; }
 
@@ -299,7 +301,6 @@ class FakeEnvironment : public RequestEnvironment {
   std::vector<std::pair<Clock::time_point, std::weak_ptr<std::function<void()>>>> timers_;
 
  private:
-  mutable std::optional<CorsPolicy> cors_;
   metrics::Registry registry_;
   ProxyStats stats_;
   RouteStatsCache cache_;

@@ -76,8 +76,12 @@ class SignalSampler {
   void Sample(Clock::time_point now, const SampleInput& input);
 
   SignalSnapshot Snapshot() const;
-  // Fixed at construction; any thread.
-  const std::vector<std::chrono::seconds>& windows() const { return windows_; }
+  // Any thread: the windows of the snapshot served now.
+  std::vector<std::chrono::seconds> windows() const;
+
+  // Any thread (a config reload): the next Sample() switches to these windows and capacity.
+  // Changed windows restart the rate history (rates build up again over the new windows).
+  void Reconfigure(std::vector<std::chrono::seconds> windows, uint32_t capacity);
 
  private:
   struct RouteState {
@@ -85,9 +89,15 @@ class SignalSampler {
     double in_flight = 0;
   };
 
-  const std::vector<std::chrono::seconds> windows_;
-  const uint32_t capacity_;
-  const std::chrono::seconds max_window_;
+  struct Settings {
+    std::vector<std::chrono::seconds> windows;
+    uint32_t capacity = 1;
+  };
+  void Apply(Settings settings);  // Sampling thread.
+
+  std::vector<std::chrono::seconds> windows_;
+  uint32_t capacity_;
+  std::chrono::seconds max_window_;
   // Sampling state, owned by the sampling thread.
   std::map<std::string, RouteState> routes_;
   RateWindow all_requests_;
@@ -96,6 +106,7 @@ class SignalSampler {
 
   mutable std::mutex mu_;
   SignalSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
+  std::optional<Settings> pending_ ABSL_GUARDED_BY(mu_);
 };
 
 // The snapshot as the JSON served at GET /autoscaling (docs/autoscaling.md):

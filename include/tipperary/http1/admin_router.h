@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tipperary/http1/http_exchange.h"
@@ -24,6 +25,7 @@ struct AdminReply {
   boost::beast::http::status status = boost::beast::http::status::ok;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // Extra response fields.
 };
 
 class AdminRouter {

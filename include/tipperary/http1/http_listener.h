@@ -134,6 +134,10 @@ class HttpListener {
   void SetDraining();
   // Hard close of every connection; pending exchanges get their cancel handler called.
   void CloseAll();
+  // Loop thread. A reload: limits, timeouts, compression and handlers of `options` apply to
+  // every request read from now on, on new and open connections alike (a request being read or
+  // answered keeps the options it started with). The address, name and TLS stay as bound.
+  void UpdateOptions(ListenerOptions options);
 
   size_t active_connections() const;
   // Requests read whose response is not yet fully written.

@@ -55,6 +55,8 @@ class RequestDecoder {
 
   // Starts the next request on the same connection.
   void Reset();
+  // Reset() with new limits (a reload changed them): they apply from the next request on.
+  void Reset(const RequestLimits& limits);
   // Before the first Decode(); none by default (every body is held whole).
   void set_stream_selector(StreamSelector selector);
 

@@ -72,6 +72,10 @@ class Family final : public FamilyBase {
   T& Add(const Labels& labels,
          const Histogram::BucketBoundaries& buckets) requires std::same_as<T, Histogram>;
 
+  // Drops the child with these labels, if any. Only for children nobody holds a reference to:
+  // an info metric whose label value changes (tipperary_config_info{hash}).
+  void Remove(const Labels& labels);
+
   std::size_t size() const;
   // Calls fn(labels, child) for every child, under the family's lock: for samplers and tests
   // that read values once a second, never for the request path.
