@@ -93,6 +93,22 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
     EmitDuration(out, "timeout", upstream.health_check.timeout);
     EmitString(out, "service", upstream.health_check.service);
     out << YAML::EndMap;
+    if (upstream.tls) {
+      const UpstreamTlsConfig& tls = *upstream.tls;
+      EmitKey(out, "tls");
+      out << YAML::BeginMap;
+      // Absent ca means the system's CA store; absent cert and key, no client certificate.
+      if (!tls.ca.empty()) EmitString(out, "ca", tls.ca);
+      if (!tls.cert.empty()) {
+        EmitString(out, "cert", tls.cert);
+        EmitString(out, "key", redact_secrets ? "<redacted>" : tls.key);
+      }
+      // Absent means each endpoint's host.
+      if (!tls.server_name.empty()) EmitString(out, "server_name", tls.server_name);
+      Emit(out, "verify", tls.verify);
+      EmitString(out, "min_version", tls.min_version);
+      out << YAML::EndMap;
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

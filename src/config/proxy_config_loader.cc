@@ -1,5 +1,6 @@
 #include "tipperary/config/proxy_config_loader.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <utility>
@@ -17,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "pem_files.h"
 #include "status_macros.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/config/units.h"
@@ -151,8 +154,34 @@ const std::vector<std::string>& UpstreamKeys() {
                                                                "connections_per_thread",
                                                                "max_response_bytes",
                                                                "initial_window_size",
-                                                               "health_check"};
+                                                               "health_check",
+                                                               "tls"};
   return *keys;
+}
+
+bool IsIpAddress(const std::string& text) {
+  unsigned char buffer[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+}
+
+// A DNS name as a TLS server name: dot-separated labels of letters, digits and '-'.
+bool IsDnsName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) dot = name.size();
+    std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+    }
+    start = dot + 1;
+  }
+  return true;
 }
 
 // A TCP address the proxy serves besides its HTTP listeners (admin, external scaler): host:port,
@@ -190,6 +219,7 @@ class Loader {
   absl::Status LoadAdmin(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadUpstreams(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadUpstream(const YamlValue& item, UpstreamConfig* out);
+  absl::Status LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* out);
   absl::Status LoadDescriptors(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoutes(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out);
@@ -453,6 +483,56 @@ absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
     TIPPERARY_RETURN_IF_ERROR(hc.ReadDuration("timeout", &out->health_check.timeout, kPositive));
     TIPPERARY_RETURN_IF_ERROR(hc.ReadString("service", &out->health_check.service));
   }
+  if (std::optional<YamlValue> tls = map.Find("tls")) {
+    out->tls.emplace();
+    TIPPERARY_RETURN_IF_ERROR(LoadUpstreamTls(*tls, &*out->tls));
+    for (const YamlValue& endpoint_item : endpoint_items) {
+      const std::string text = *endpoint_item.AsNonEmptyString();
+      if (common::ParseEndpoint(text, false)->kind == common::Endpoint::Kind::kUnix) {
+        return endpoint_item.Error(absl::StrCat(Quoted(text), " is a unix socket: ", tls->path(),
+                                                " needs host:port endpoints"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, value.AsMap({"ca", "cert", "key", "server_name", "verify", "min_version"}));
+  if (map.Has("cert") && !map.Has("key")) {
+    return map.Error("\"cert\" is set but \"key\" is missing (mTLS needs both)");
+  }
+  if (map.Has("key") && !map.Has("cert")) {
+    return map.Error("\"key\" is set but \"cert\" is missing (mTLS needs both)");
+  }
+  // The files are loaded as the connections will load them, so that a wrong file is reported
+  // here, at its key, rather than as failing connections.
+  auto read_pem =
+      [&](std::string_view key, std::string* path,
+          const std::function<absl::Status(const std::string&)>& check) -> absl::Status {
+    std::optional<YamlValue> file = map.Find(key);
+    if (!file) return absl::OkStatus();
+    TIPPERARY_ASSIGN_OR_RETURN(*path, ReadableFile(*file));
+    absl::Status status = check(*path);
+    if (status.ok()) return status;
+    return file->Error(absl::StrCat("cannot use ", Quoted(*path), ": ", status.message()));
+  };
+  TIPPERARY_RETURN_IF_ERROR(read_pem("ca", &out->ca, internal::CheckPemCertificates));
+  TIPPERARY_RETURN_IF_ERROR(read_pem("cert", &out->cert, internal::CheckPemCertificates));
+  TIPPERARY_RETURN_IF_ERROR(read_pem("key", &out->key, [&](const std::string& key) {
+    return internal::CheckPemPrivateKey(key, out->cert);
+  }));
+  if (std::optional<YamlValue> name = map.Find("server_name")) {
+    TIPPERARY_ASSIGN_OR_RETURN(out->server_name, name->AsNonEmptyString());
+    if (!IsDnsName(out->server_name) && !IsIpAddress(out->server_name)) {
+      return name->Error(absl::StrCat("bad server name ", Quoted(out->server_name),
+                                      " (use a DNS name such as worker.example.com, or an IP "
+                                      "address)"));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("verify", &out->verify));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("min_version", &out->min_version, {"1.2", "1.3"}));
   return absl::OkStatus();
 }
 

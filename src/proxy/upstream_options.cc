@@ -20,6 +20,15 @@ upstream::UpstreamOptions UpstreamOptionsFor(const config::UpstreamConfig& u) {
   options.connections_per_endpoint = u.connections_per_thread;
   options.max_response_bytes = u.max_response_bytes;
   options.initial_window_size = u.initial_window_size;
+  if (u.tls) {
+    options.tls.emplace();
+    options.tls->ca_file = u.tls->ca;
+    options.tls->cert_file = u.tls->cert;
+    options.tls->key_file = u.tls->key;
+    options.tls->server_name = u.tls->server_name;
+    options.tls->verify = u.tls->verify;
+    options.tls->min_version = u.tls->min_version;
+  }
   return options;
 }
 

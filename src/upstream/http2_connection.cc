@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <cctype>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "tipperary/common/check.h"
 #include "tipperary/common/log.h"
 #include "tipperary/upstream/grpc_wire.h"
+#include "tls_client_stream.h"
 
 namespace tipperary::upstream {
 namespace {
@@ -104,6 +106,7 @@ Http2Connection::Http2Connection(asio::io_context& ioc,
       endpoint_index_(endpoint_index),
       keepalive_interval_(keepalive_interval),
       listener_(listener),
+      scheme_(options_->tls ? "https" : "http"),
       socket_(ioc),
       resolver_(ioc),
       connect_timer_(ioc),
@@ -123,9 +126,11 @@ void Http2Connection::Connect() {
     if (ec == asio::error::operation_aborted || self->closed_) return;
     if (self->state_ == State::kConnecting) {
       self->Close("connect to " + self->label_ + " failed: timed out after " +
-                  Millis(self->options_->connect_timeout));
+                  Millis(self->options_->connect_timeout) +
+                  (self->tls_handshaking_ ? " (in the TLS handshake)" : ""));
     }
   });
+  if (options_->tls) WarnIfUnverified(options_->name, *options_->tls);
   if (endpoint.kind == common::Endpoint::Kind::kUnix) {
     StartConnect({GenericEndpoint(asio::local::stream_protocol::endpoint(endpoint.path))});
     return;
@@ -168,6 +173,42 @@ void Http2Connection::OnConnected(const error_code& ec) {
     error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   }
+  if (options_->tls) {
+    StartTlsHandshake();
+  } else {
+    StartHttp2();
+  }
+}
+
+void Http2Connection::StartTlsHandshake() {
+  absl::StatusOr<std::unique_ptr<TlsClientStream>> tls =
+      TlsClientStream::Create(socket_, *options_->tls, options_->endpoints[endpoint_index_]);
+  if (!tls.ok()) {
+    Close("connect to " + label_ + " failed: " + std::string(tls.status().message()));
+    return;
+  }
+  tls_ = *std::move(tls);
+  tls_handshaking_ = true;
+  tls_->stream().async_handshake(
+      asio::ssl::stream_base::client,
+      [self = shared_from_this()](const error_code& ec) { self->OnTlsHandshake(ec); });
+}
+
+void Http2Connection::OnTlsHandshake(const error_code& ec) {
+  tls_handshaking_ = false;
+  if (ec == asio::error::operation_aborted || closed_) return;
+  if (ec) {
+    Close("connect to " + label_ + " failed: TLS handshake: " + tls_->DescribeHandshakeFailure(ec));
+    return;
+  }
+  if (std::string problem = tls_->AlpnProblem(); !problem.empty()) {
+    Close("connect to " + label_ + " failed: TLS: " + problem);
+    return;
+  }
+  StartHttp2();
+}
+
+void Http2Connection::StartHttp2() {
   std::string error;
   if (!InitSession(error)) {
     Close("connect to " + label_ + " failed: " + error);
@@ -228,16 +269,31 @@ bool Http2Connection::InitSession(std::string& error) {
 }
 
 void Http2Connection::StartRead() {
-  socket_.async_read_some(
-      asio::buffer(read_buffer_),
-      [self = shared_from_this()](const error_code& ec, size_t bytes) { self->OnRead(ec, bytes); });
+  auto on_read = [self = shared_from_this()](const error_code& ec, size_t bytes) {
+    self->OnRead(ec, bytes);
+  };
+  if (tls_) {
+    tls_->stream().async_read_some(asio::buffer(read_buffer_), std::move(on_read));
+  } else {
+    socket_.async_read_some(asio::buffer(read_buffer_), std::move(on_read));
+  }
 }
 
 void Http2Connection::OnRead(const error_code& ec, size_t bytes) {
   if (ec == asio::error::operation_aborted || closed_) return;
   if (ec) {
-    if (ec == asio::error::eof && state_ == State::kDraining && streams_.empty()) {
+    // TLS: a peer that closes without close_notify (as gRPC servers do) reads as truncated.
+    const bool eof = ec == asio::error::eof || (tls_ && ec == asio::ssl::error::stream_truncated);
+    if (eof && state_ == State::kDraining && streams_.empty()) {
       Close("connection to " + label_ + " closed after GOAWAY");
+    } else if (tls_ && !was_ready_) {
+      // A TLS 1.3 server checks the client's certificate after the client's side of the
+      // handshake is done: its refusal (an alert, or only a close) lands here.
+      std::string why =
+          eof ? "the server closed the connection before HTTP/2 started" : ec.message();
+      if (eof && options_->tls->cert_file.empty())
+        why += " (does it require a client certificate?)";
+      Close("connect to " + label_ + " failed: TLS: " + why);
     } else {
       Close("connection to " + label_ + " lost: " + ec.message());
     }
@@ -308,9 +364,12 @@ void Http2Connection::Flush() {
   if (!OpenAfterNghttp2(error)) return;
   if (write_buffer_.empty()) return;
   writing_ = true;
-  asio::async_write(
-      socket_, asio::buffer(write_buffer_),
-      [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); });
+  auto on_write = [self = shared_from_this()](const error_code& ec, size_t) { self->OnWrite(ec); };
+  if (tls_) {
+    asio::async_write(tls_->stream(), asio::buffer(write_buffer_), std::move(on_write));
+  } else {
+    asio::async_write(socket_, asio::buffer(write_buffer_), std::move(on_write));
+  }
 }
 
 void Http2Connection::OnWrite(const error_code& ec) {
@@ -344,7 +403,7 @@ bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
   std::vector<nghttp2_nv> nva;
   nva.reserve(8 + request.metadata.size());
   nva.push_back(MakeNv(":method", "POST"));
-  nva.push_back(MakeNv(":scheme", "http"));
+  nva.push_back(MakeNv(":scheme", scheme_));
   nva.push_back(MakeNv(":path", request.path));
   nva.push_back(MakeNv(":authority", request.authority.empty() ? authority_ : request.authority));
   nva.push_back(MakeNv("content-type", "application/grpc"));

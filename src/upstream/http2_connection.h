@@ -1,6 +1,7 @@
-// One HTTP/2 client connection (h2c, prior knowledge) over TCP or a unix socket, driving an
-// nghttp2 session with asio: connect, SETTINGS handshake, multiplexed gRPC streams, keepalive
-// PINGs, GOAWAY draining. Internal to tipperary::upstream; the cluster owns and pools these.
+// One HTTP/2 client connection, driving an nghttp2 session with asio: h2c (prior knowledge) over
+// TCP or a unix socket, or HTTP/2 over TLS (ALPN "h2") when the options carry TLS; connect, TLS
+// handshake, SETTINGS handshake, multiplexed gRPC streams, keepalive PINGs, GOAWAY draining.
+// Internal to tipperary::upstream; the cluster owns and pools these.
 //
 //   auto conn = std::make_shared<Http2Connection>(ioc, options, endpoint_index, &listener);
 //   conn->Connect();                    // listener.OnConnectionReady(conn) once usable
@@ -26,6 +27,8 @@
 #include "upstream_call.h"
 
 namespace tipperary::upstream {
+
+class TlsClientStream;
 
 class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
  public:
@@ -111,6 +114,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   void StartConnect(std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints);
   void OnConnected(const boost::system::error_code& ec);
+  void StartTlsHandshake();
+  void OnTlsHandshake(const boost::system::error_code& ec);
+  // The transport is up (TCP/unix connected, TLS done): start HTTP/2 with our preface.
+  void StartHttp2();
   bool InitSession(std::string& error);
   void StartRead();
   void OnRead(const boost::system::error_code& ec, size_t bytes);
@@ -137,8 +144,13 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   Listener* listener_;
   std::string label_;      // The endpoint as the operator wrote it, for messages.
   std::string authority_;  // Default :authority.
+  const char* scheme_;     // :scheme, "http" or "https".
 
   boost::asio::generic::stream_protocol::socket socket_;
+  // Set for TLS: all reads and writes go through it (over socket_); null for h2c, whose I/O is
+  // on socket_ directly. Decided once per connection: one pointer test per read or write.
+  std::unique_ptr<TlsClientStream> tls_;
+  bool tls_handshaking_ = false;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer keepalive_timer_;

@@ -11,8 +11,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -30,6 +33,7 @@ constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
     "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
     "                              [--without-parity]\n"
+    "                              [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
     "reflection.\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
@@ -38,7 +42,9 @@ constexpr std::string_view kUsage =
     "  --not-serving-ms          gRPC health answers NOT_SERVING for this long after start (a\n"
     "                            worker loading its model), then SERVING (default 0)\n"
     "  --without-parity          serve TestService alone (a worker restarted with another\n"
-    "                            service set)\n";
+    "                            service set)\n"
+    "  --tls-cert, --tls-key     serve gRPC over TLS with this certificate chain and key\n"
+    "  --tls-client-ca           with TLS: require client certificates issued by this CA (mTLS)\n";
 
 struct Options {
   std::string address = "127.0.0.1:0";
@@ -46,7 +52,38 @@ struct Options {
   int shutdown_grace_ms = 5000;
   int not_serving_ms = 0;
   bool parity = true;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
+
+// The whole file, or nullopt when it cannot be read.
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Insecure (h2c), or TLS from the --tls-* files; nullptr (after a message) when one is unusable.
+std::shared_ptr<grpc::ServerCredentials> Credentials(const Options& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  std::optional<std::string> cert = ReadFile(options.tls_cert);
+  std::optional<std::string> key = ReadFile(options.tls_key);
+  std::optional<std::string> ca;
+  if (!options.tls_client_ca.empty()) ca = ReadFile(options.tls_client_ca);
+  if (!cert || !key || (!options.tls_client_ca.empty() && !ca)) {
+    std::cerr << "tipperary-test-backend: cannot read the --tls-* files\n";
+    return nullptr;
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+         : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (ca) ssl.pem_root_certs = *ca;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
 
 bool ParseInt(const char* text, int& out) {
   char* end = nullptr;
@@ -85,11 +122,25 @@ int ParseArgs(int argc, char** argv, Options& options) {
     } else if (arg == "--not-serving-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.not_serving_ms);
+    } else if (arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-client-ca") {
+      value = next();
+      std::string& target = arg == "--tls-cert"  ? options.tls_cert
+                            : arg == "--tls-key" ? options.tls_key
+                                                 : options.tls_client_ca;
+      ok = value != nullptr && *value != '\0';
+      if (ok) target = value;
     }
     if (!ok) {
       std::cerr << "tipperary-test-backend: bad argument '" << arg << "'\n" << kUsage;
       return 2;
     }
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty() ||
+      (!options.tls_client_ca.empty() && options.tls_cert.empty())) {
+    std::cerr << "tipperary-test-backend: --tls-cert and --tls-key go together (and "
+                 "--tls-client-ca needs them)\n"
+              << kUsage;
+    return 2;
   }
   return -1;
 }
@@ -127,7 +178,9 @@ int main(int argc, char** argv) {
   tipperary::testing::ParityServiceImpl parity;
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &selected_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = Credentials(options);
+  if (credentials == nullptr) return 2;
+  builder.AddListeningPort(endpoint->ToString(), credentials, &selected_port);
   builder.RegisterService(&service);
   if (options.parity) builder.RegisterService(&parity);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test_certificates.h"
 
 namespace tipperary::config {
 namespace {
@@ -39,6 +40,12 @@ class ProxyConfigLoaderTest : public testing::Test {
       std::ofstream(dir_ + "/" + name) << "test\n";
     }
     fs::create_directory(dir_ + "/sub");
+    // Real PEM files for upstreams[].tls, whose files are loaded, not only opened.
+    fs::create_directory(dir_ + "/pki");
+    absl::StatusOr<test_pki::TestCertificates> certs =
+        test_pki::TestCertificates::Create(dir_ + "/pki");
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = *certs;
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -65,6 +72,7 @@ class ProxyConfigLoaderTest : public testing::Test {
 
   std::string dir_;
   std::string source_;
+  test_pki::TestCertificates certs_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -191,6 +199,13 @@ upstreams:
   - name: billing-2
     endpoints: ["[::1]:7000"]
     services: [billing.v1.*]
+    tls:
+      ca: pki/ca.pem
+      cert: pki/client.pem
+      key: pki/client.key
+      server_name: billing.internal
+      verify: false
+      min_version: "1.3"
 routes:
   - method: POST
     path: /v1/things/{name=things/*}:run
@@ -261,7 +276,16 @@ TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
   EXPECT_EQ(worker.connections_per_thread, 64u);
   EXPECT_EQ(worker.max_response_bytes, 100000u);
   EXPECT_EQ(worker.initial_window_size, 65535u);
+  EXPECT_FALSE(worker.tls.has_value());
   EXPECT_EQ(config.upstreams[1].name, "billing-2");
+  ASSERT_TRUE(config.upstreams[1].tls.has_value());
+  const UpstreamTlsConfig& tls = *config.upstreams[1].tls;
+  EXPECT_EQ(tls.ca, dir_ + "/pki/ca.pem");
+  EXPECT_EQ(tls.cert, dir_ + "/pki/client.pem");
+  EXPECT_EQ(tls.key, dir_ + "/pki/client.key");
+  EXPECT_EQ(tls.server_name, "billing.internal");
+  EXPECT_FALSE(tls.verify);
+  EXPECT_EQ(tls.min_version, "1.3");
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].body, "*");
   EXPECT_EQ(config.routes[0].response_body, "result.items");
@@ -311,6 +335,10 @@ TEST_F(ProxyConfigLoaderTest, DumpShowsEveryKeyAndRedactsTheKey) {
   EXPECT_THAT(dump, testing::Not(HasSubstr(dir_ + "/key.pem")));
   EXPECT_THAT(dump, HasSubstr(dir_ + "/cert.pem"));
   EXPECT_THAT(DumpProxyConfig(config, false), HasSubstr(dir_ + "/key.pem"));
+  // The upstream's client key as the listener's key.
+  EXPECT_THAT(dump, testing::Not(HasSubstr(dir_ + "/pki/client.key")));
+  EXPECT_THAT(dump, HasSubstr(dir_ + "/pki/client.pem"));
+  EXPECT_THAT(DumpProxyConfig(config, false), HasSubstr(dir_ + "/pki/client.key"));
   std::string defaults = DumpProxyConfig(LoadOk(kMinimal));
   for (const char* key : {"admin:",
                           "descriptors:",
@@ -445,8 +473,11 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
       "6:5: unknown key \"conect_timeout\" in upstreams[0] (known: name, endpoints, services, "
       "connect_timeout, keepalive_interval, keepalive_timeout, reconnect_backoff_initial, "
       "reconnect_backoff_max, max_concurrent_streams, connections_per_thread, "
-      "max_response_bytes, initial_window_size, health_check); did you mean "
+      "max_response_bytes, initial_window_size, health_check, tls); did you mean "
       "\"connect_timeout\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    tls: {verfy: false}\n")),
+            "6:11: unknown key \"verfy\" in upstreams[0].tls (known: ca, cert, key, server_name, "
+            "verify, min_version); did you mean \"verify\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [{reflect: worker}]\n")),
             "6:16: unknown key \"reflect\" in descriptors[0] (known: reflection); did you mean "
             "\"reflection\"?");
@@ -915,6 +946,94 @@ TEST_F(ProxyConfigLoaderTest, ErrorTls) {
                   "    tls: {cert: cert.pem, key: key.pem, client_ca: \"\"}\n"
                   "upstreams: []\n"),
             "3:52: listeners[0].tls.client_ca: must not be empty");
+}
+
+TEST_F(ProxyConfigLoaderTest, UpstreamTls) {
+  // An empty section: TLS with every default (the system's CA store, no client certificate).
+  ProxyConfig config = LoadOk(absl::StrCat(kMinimal, "    tls: {}\n"));
+  ASSERT_TRUE(config.upstreams[0].tls.has_value());
+  const UpstreamTlsConfig& defaults = *config.upstreams[0].tls;
+  EXPECT_EQ(defaults.ca, "");
+  EXPECT_EQ(defaults.cert, "");
+  EXPECT_EQ(defaults.key, "");
+  EXPECT_EQ(defaults.server_name, "");
+  EXPECT_TRUE(defaults.verify);
+  EXPECT_EQ(defaults.min_version, "1.2");
+  EXPECT_FALSE(LoadOk(kMinimal).upstreams[0].tls.has_value());
+  EXPECT_TRUE(LoadOk(absl::StrCat(kMinimal, "    tls:\n")).upstreams[0].tls.has_value());
+
+  // Relative paths resolve against the config's directory; an IP address is a server name.
+  config =
+      LoadOk(absl::StrCat(kMinimal, "    tls: {ca: pki/../pki/ca.pem, server_name: 10.1.2.3}\n"));
+  EXPECT_EQ(config.upstreams[0].tls->ca, dir_ + "/pki/ca.pem");
+  EXPECT_EQ(config.upstreams[0].tls->server_name, "10.1.2.3");
+  config = LoadOk(absl::StrCat(kMinimal, "    tls: {cert: ", certs_.client_cert,
+                               ", key: ", certs_.client_key, ", server_name: w-1.example}\n"));
+  EXPECT_EQ(config.upstreams[0].tls->cert, certs_.client_cert);
+  EXPECT_EQ(config.upstreams[0].tls->key, certs_.client_key);
+
+  // The dump shows the set keys and leaves out the unset ones (which it cannot express).
+  std::string dump = DumpProxyConfig(LoadOk(absl::StrCat(kMinimal, "    tls: {}\n")));
+  EXPECT_THAT(dump, HasSubstr("  tls:\n      verify: true\n      min_version: \"1.2\"\n"));
+  EXPECT_THAT(dump, testing::Not(HasSubstr("ca:")));
+}
+
+TEST_F(ProxyConfigLoaderTest, ErrorUpstreamTls) {
+  auto tls = [&](const std::string& fields) {
+    return Error(absl::StrCat(kMinimal, "    tls: {", fields, "}\n"));
+  };
+  // The section starts at 6:10, its first key at 6:11.
+  EXPECT_EQ(tls("cert: pki/client.pem"),
+            "6:10: upstreams[0].tls: \"cert\" is set but \"key\" is missing (mTLS needs both)");
+  EXPECT_EQ(tls("key: pki/client.key"),
+            "6:10: upstreams[0].tls: \"key\" is set but \"cert\" is missing (mTLS needs both)");
+  EXPECT_EQ(tls("ca: pki/nope.pem"),
+            absl::StrCat("6:15: upstreams[0].tls.ca: cannot read \"pki/nope.pem\" (resolved to \"",
+                         dir_, "/pki/nope.pem\"): No such file or directory"));
+  // Files that exist but are not what the key needs: the file, and what is wrong with it.
+  EXPECT_EQ(tls("ca: ca.pem"), absl::StrCat("6:15: upstreams[0].tls.ca: cannot use \"", dir_,
+                                            "/ca.pem\": no PEM certificate in it"));
+  EXPECT_EQ(tls("ca: pki/client.key"),
+            absl::StrCat("6:15: upstreams[0].tls.ca: cannot use \"", dir_,
+                         "/pki/client.key\": no PEM certificate in it"));
+  EXPECT_EQ(tls("cert: pki/client.key, key: pki/client.key"),
+            absl::StrCat("6:17: upstreams[0].tls.cert: cannot use \"", dir_,
+                         "/pki/client.key\": no PEM certificate in it"));
+  EXPECT_EQ(tls("cert: pki/client.pem, key: pki/client.pem"),
+            absl::StrCat("6:38: upstreams[0].tls.key: cannot use \"", dir_,
+                         "/pki/client.pem\": no PEM private key in it"));
+  EXPECT_EQ(tls("cert: pki/client.pem, key: pki/server.key"),
+            absl::StrCat("6:38: upstreams[0].tls.key: cannot use \"", dir_,
+                         "/pki/server.key\": the private key does not belong to the "
+                         "certificate in \"",
+                         dir_, "/pki/client.pem\""));
+  EXPECT_EQ(tls("cert: pki/client.pem, key: pki/client-encrypted.key"),
+            absl::StrCat("6:38: upstreams[0].tls.key: cannot use \"", dir_,
+                         "/pki/client-encrypted.key\": the private key is encrypted "
+                         "(passphrase-protected keys are not supported)"));
+  EXPECT_EQ(tls("ca: /dev/null"),
+            "6:15: upstreams[0].tls.ca: cannot use \"/dev/null\": it is not a regular file");
+  EXPECT_EQ(tls("server_name: \"bad name\""),
+            "6:24: upstreams[0].tls.server_name: bad server name \"bad name\" (use a DNS name "
+            "such as worker.example.com, or an IP address)");
+  EXPECT_EQ(tls("server_name: -w.example"),
+            "6:24: upstreams[0].tls.server_name: bad server name \"-w.example\" (use a DNS name "
+            "such as worker.example.com, or an IP address)");
+  EXPECT_EQ(tls("server_name: \"\""), "6:24: upstreams[0].tls.server_name: must not be empty");
+  EXPECT_EQ(tls("verify: no"),
+            "6:19: upstreams[0].tls.verify: bad boolean \"no\" (use true or false)");
+  EXPECT_EQ(tls("min_version: \"1.1\""),
+            "6:24: upstreams[0].tls.min_version: bad value \"1.1\" (use one of: 1.2, 1.3)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    tls: [ca.pem]\n")),
+            "6:10: upstreams[0].tls: expected a map, got a list");
+  // TLS needs host:port endpoints: the unix one is named.
+  EXPECT_EQ(Error("listeners: [{address: 127.0.0.1:8080}]\n"
+                  "upstreams:\n"
+                  "  - name: worker\n"
+                  "    endpoints: [\"127.0.0.1:50051\", \"unix:/run/w.sock\"]\n"
+                  "    tls: {}\n"),
+            "4:36: upstreams[0].endpoints[1]: \"unix:/run/w.sock\" is a unix socket: "
+            "upstreams[0].tls needs host:port endpoints");
 }
 
 TEST_F(ProxyConfigLoaderTest, ErrorRoutes) {

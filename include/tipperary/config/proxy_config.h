@@ -58,6 +58,20 @@ struct HealthCheckConfig {
   std::string service;  // The service name asked about; "" = the server as a whole.
 };
 
+// TLS from the proxy to an upstream (its endpoints must be host:port): HTTP/2 negotiated by ALPN
+// "h2", the server's certificate verified against `ca` (or the system's CA store) and the
+// server name, and a client certificate for mTLS when cert and key are set.
+struct UpstreamTlsConfig {
+  std::string ca;    // PEM CA bundle; "" = the system's CA store.
+  std::string cert;  // PEM client certificate chain (mTLS); with key, or neither.
+  std::string key;   // PEM private key of cert, unencrypted (redacted by /config).
+  // SNI and the name the certificate must carry; "" = each endpoint's host (for an IP address:
+  // no SNI, and the certificate must carry that IP).
+  std::string server_name;
+  bool verify = true;               // false: any certificate is accepted (warned at start).
+  std::string min_version = "1.2";  // "1.2" or "1.3".
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<std::string> endpoints;  // "host:port" or "unix:/path".
@@ -72,6 +86,7 @@ struct UpstreamConfig {
   uint64_t max_response_bytes = 64ull << 20;  // Largest gRPC message accepted from upstream.
   uint32_t initial_window_size = 1u << 20;    // HTTP/2 stream flow-control window.
   HealthCheckConfig health_check;
+  std::optional<UpstreamTlsConfig> tls;  // Unset: h2c (HTTP/2 over plain TCP or unix sockets).
 };
 
 // A route for a method that has no google.api.http annotation, or one that overrides it.

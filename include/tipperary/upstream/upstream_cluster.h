@@ -1,4 +1,5 @@
-// A pool of HTTP/2 (h2c, prior knowledge) connections to one gRPC upstream, for one event loop.
+// A pool of HTTP/2 connections to one gRPC upstream, for one event loop: h2c (prior knowledge)
+// over TCP or unix sockets, or HTTP/2 over TLS (ALPN "h2") when UpstreamOptions::tls is set.
 //
 // The proxy runs N threads, each with its own io_context, and creates one UpstreamCluster per
 // upstream per thread: everything in a cluster runs on that io_context's thread, with no locks.
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,10 +28,25 @@
 
 namespace tipperary::upstream {
 
+// TLS to an upstream's endpoints (host:port ones only). A connection checks (stat) the files when
+// it connects and reloads them when they changed, so renewed certificates are used from the next
+// connection on.
+struct UpstreamTlsOptions {
+  std::string ca_file;    // PEM bundle the server's certificate must chain to; "" = the system's.
+  std::string cert_file;  // PEM client certificate chain for mTLS, with key_file; "" = none.
+  std::string key_file;
+  // SNI and the name the server's certificate must carry; "" = the endpoint's host (for an IP
+  // address: no SNI, and the certificate must carry that IP).
+  std::string server_name;
+  bool verify = true;               // false: any server certificate is accepted.
+  std::string min_version = "1.2";  // "1.2" or "1.3".
+};
+
 struct UpstreamOptions {
   std::string name;
   std::vector<common::Endpoint> endpoints;
-  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);      // TCP + first SETTINGS.
+  // TCP connect, TLS handshake and the server's first SETTINGS, together.
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
   std::chrono::nanoseconds keepalive_interval = std::chrono::seconds(30);  // 0 = no PINGs.
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds reconnect_backoff_initial = std::chrono::milliseconds(100);
@@ -39,6 +56,7 @@ struct UpstreamOptions {
   uint64_t max_response_bytes = 64ull << 20;  // Per message; larger -> RESOURCE_EXHAUSTED.
   uint32_t initial_window_size = 1u << 20;    // Stream and connection receive windows.
   uint64_t max_pending_calls = 10000;         // Calls waiting for a stream; beyond -> UNAVAILABLE.
+  std::optional<UpstreamTlsOptions> tls;      // Unset: h2c.
 };
 
 class UpstreamCluster final : public UpstreamClient {
@@ -77,12 +95,12 @@ class UpstreamCluster final : public UpstreamClient {
   bool HasReadyConnection() const;
 
   struct Stats {
-    uint32_t connecting = 0;  // Connections: TCP/unix connect or waiting for server SETTINGS.
+    uint32_t connecting = 0;  // Connections: connect, TLS handshake or waiting for SETTINGS.
     uint32_t ready = 0;
     uint32_t draining = 0;                // GOAWAY received or sent: no new streams.
     uint32_t backoff = 0;                 // Endpoints waiting to reconnect after a failure.
     uint64_t connects_total = 0;          // Connections that became ready.
-    uint64_t connect_failures_total = 0;  // Attempts that failed before becoming ready.
+    uint64_t connect_failures_total = 0;  // Attempts that failed before becoming ready (TLS too).
     uint64_t goaways_total = 0;           // Connections that received a GOAWAY.
     uint64_t streams_active = 0;
     uint64_t calls_pending = 0;
