@@ -697,3 +697,61 @@ class Schema:
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     return Schema(descriptor_set())
+
+
+class SteadyLoad:
+    """Steady load on the proxy from several keep-alive clients, each posting without pause;
+    every failure (a status other than 200, or a transport error) is kept with its time, so a
+    test can count the failures of each event it causes."""
+
+    def __init__(self, proxy: "Proxy", clients: int = 4, path: str = "/v1/echo",
+                 body: Any = None):
+        self.proxy = proxy
+        self.path = path
+        self.body = body if body is not None else {"fString": "load"}
+        self.stop_flag = threading.Event()
+        self.ok = 0
+        self.failures: list[tuple[float, str]] = []
+        self.durations: list[tuple[float, float]] = []  # (finished at, seconds) of every request.
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self.stop_flag.is_set():
+            started = time.monotonic()
+            try:
+                r = session.post(self.proxy.url + self.path, json=self.body, timeout=HTTP_TIMEOUT)
+                with self.lock:
+                    now = time.monotonic()
+                    self.durations.append((now, now - started))
+                    if r.status_code == 200:
+                        self.ok += 1
+                    else:
+                        self.failures.append((time.monotonic(), f"{r.status_code} {r.text[:200]}"))
+            except requests.RequestException as e:
+                with self.lock:
+                    self.failures.append((time.monotonic(), repr(e)))
+
+    def counts(self) -> tuple[int, int]:
+        """(succeeded, failed) so far."""
+        with self.lock:
+            return self.ok, len(self.failures)
+
+    def longest(self, since: float) -> float:
+        """The longest request (seconds) among those finished since `since` (monotonic)."""
+        with self.lock:
+            return max((d for t, d in self.durations if t >= since), default=0.0)
+
+    def wait_for(self, more: int, timeout: float = 20) -> None:
+        """Until `more` further requests succeeded (the load runs on)."""
+        start = self.counts()[0]
+        wait_until(lambda: self.counts()[0] >= start + more, timeout=timeout,
+                   message=f"{more} more requests to succeed")
+
+    def finish(self) -> None:
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)

@@ -9,7 +9,8 @@ import time
 
 import requests
 
-from conftest import base_config, start_backend, start_proxy, wait_until, write_config
+from conftest import (SteadyLoad, base_config, start_backend, start_proxy, wait_until,
+                      write_config)
 from test_lifecycle import Call
 
 FAST_RECONNECT = {"reconnect_backoff_initial": "50ms", "reconnect_backoff_max": "300ms",
@@ -174,39 +175,6 @@ def test_a_reload_can_add_a_route(tmp_path, procs):
         "/v2/unannotated" in proxy.admin_get("/routes").text
 
 
-class Load:
-    """Steady load on the proxy from several keep-alive clients; counts every failure."""
-
-    def __init__(self, proxy, clients: int = 4):
-        self.proxy = proxy
-        self.stop_flag = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for t in self.threads:
-            t.start()
-
-    def run(self):
-        session = requests.Session()
-        while not self.stop_flag.is_set():
-            try:
-                r = session.post(self.proxy.url + "/v1/echo", json={"fString": "load"}, timeout=15)
-                with self.lock:
-                    if r.status_code == 200:
-                        self.ok += 1
-                    else:
-                        self.failures.append(f"{r.status_code} {r.text[:200]}")
-            except requests.RequestException as e:
-                with self.lock:
-                    self.failures.append(repr(e))
-
-    def finish(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(30)
-
-
 def test_reload_under_load_loses_nothing(tmp_path, procs):
     """Under steady load: the upstream moves to another backend and back, limits change, a
     slow call in flight keeps its (retired) connection; not one request fails."""
@@ -216,7 +184,7 @@ def test_reload_under_load_loses_nothing(tmp_path, procs):
     config = base_config(first.address, upstreams=upstream(first.address))
     proxy = start_proxy(config, tmp_path)
     procs.append(proxy)
-    load = Load(proxy)
+    load = SteadyLoad(proxy)
     try:
         wait_until(lambda: load.ok > 50, timeout=20, message="the load to run")
         slow = Call(proxy, "/v1/slow", {"delayMs": 1500})
@@ -228,20 +196,17 @@ def test_reload_under_load_loses_nothing(tmp_path, procs):
         assert reload(proxy).json()["result"] == "applied"
         r = slow.result()
         assert r.status_code == 200, r.text
-        count = load.ok
-        wait_until(lambda: load.ok > count + 50, timeout=20, message="load after the reload")
+        load.wait_for(50)
         # Nothing goes to the first backend any more: killing it costs nothing.
         first.stop(signal.SIGKILL)
-        count = load.ok
-        wait_until(lambda: load.ok > count + 50, timeout=20, message="load without the first")
+        load.wait_for(50)
 
         # Limits and timeouts by SIGHUP, twice, while the load runs.
         for size in ("2MiB", "3MiB"):
             config["limits"] = {"max_request_body_bytes": size}
             write_config(tmp_path, config)
             proxy.proc.send_signal(signal.SIGHUP)
-            count = load.ok
-            wait_until(lambda: load.ok > count + 50, timeout=20, message="load after SIGHUP")
+            load.wait_for(50)
         wait_until(lambda: len(log_lines(proxy, "config reloaded")) >= 3, timeout=15,
                    message="both SIGHUP reloads")
     finally:
