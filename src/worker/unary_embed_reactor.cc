@@ -30,9 +30,11 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
   // (and OnDone delete the reactor) before Submit even returns.
   void Start(const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
              Fill fill) {
-    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, requested_model);
+    absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, requested_model);
     absl::Status status = admitted.status();
-    ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
+    // Held by the task's `done` until the call is answered: a reload unloads a model only
+    // after every call that found it has finished.
+    std::shared_ptr<ModelRuntime> model = admitted.ok() ? *admitted : nullptr;
     std::shared_ptr<EmbedTask> task;
     if (status.ok()) {
       absl::StatusOr<std::shared_ptr<EmbedTask>> made =
