@@ -62,9 +62,12 @@ void ReloadRunner::Loop() {
       running_ = true;
     }
     config::ReloadReport report = reload_(source);
+    {
+      // Idle before answering: whoever hears the answer may ask for the next reload at once.
+      absl::MutexLock lock(&mu_);
+      running_ = false;
+    }
     if (reply) reply(std::move(report));
-    absl::MutexLock lock(&mu_);
-    running_ = false;
   }
 }
 

@@ -384,7 +384,7 @@ void WorkerServer::Impl::HandleReload(http1::AdminRouter::Respond respond) {
       return;
     }
     respond(AdminReply{.status = static_cast<http::status>(report->HttpStatus()),
-                       .body = report->ToJson() + "\n"});
+                       .body = report->ToJson()});
   };
   switch (reload_runner_->Request("POST /reload", std::move(reply))) {
     case ReloadRunner::Accepted::kStarted:
