@@ -210,7 +210,10 @@ TEST_F(WorkerReloadTest, ARemovedModelFinishesItsOpenCallsBeforeItIsUnloaded) {
   ASSERT_TRUE(WaitFor([&] { return ModelIds() == std::vector<std::string>{"first"}; }));
   pb::EmbedResponse response;
   EXPECT_EQ(Embed("second", {"new call"}, &response).error_code(), grpc::StatusCode::NOT_FOUND);
-  // ...but still held by the open stream, so the reload is not done: another one is refused.
+  // ...but still held by the open stream, so the reload is not done: the admin port answers
+  // meanwhile (probes, metrics), and another reload is refused.
+  EXPECT_EQ(HttpGet(server_->admin_address(), "/readyz").first, 200);
+  EXPECT_EQ(HttpGet(server_->admin_address(), "/metrics").first, 200);
   test_util::HttpResult busy = HttpCall(server_->admin_address(), http::verb::post, "/reload");
   EXPECT_EQ(busy.status, 409) << busy.body;
   absl::StatusOr<config::ReloadReport> second_reload = server_->Reload();
