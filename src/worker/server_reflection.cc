@@ -7,6 +7,7 @@
 #include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/impl/server_initializer.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -195,10 +196,23 @@ class ReflectionV1Option final : public grpc::ServerBuilderOption {
   }
 };
 
+// Takes grpc++'s v1alpha plugin (ProtoServerReflectionPlugin, named "proto_server_reflection")
+// out of one builder: the plugins a builder got from the process-wide factories are its own.
+class WithoutV1alphaOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+      return plugin->name() == "proto_server_reflection";
+    });
+  }
+};
+
 }  // namespace
 
-void AddServerReflectionV1(grpc::ServerBuilder& builder) {
-  builder.SetOption(std::make_unique<ReflectionV1Option>());
+void AddServerReflection(grpc::ServerBuilder& builder, ReflectionVersions versions) {
+  if (versions.v1) builder.SetOption(std::make_unique<ReflectionV1Option>());
+  if (!versions.v1alpha) builder.SetOption(std::make_unique<WithoutV1alphaOption>());
 }
 
 }  // namespace tipperary::worker

@@ -122,7 +122,8 @@ absl::Status WorkerServer::Impl::Start() {
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service_);
-  AddServerReflectionV1(builder);  // v1alpha comes from grpc++'s plugin (InitGrpcOnce).
+  // v1alpha is grpc++'s plugin (InitGrpcOnce), v1 ours: clients speak either.
+  AddServerReflection(builder, {.v1 = true, .v1alpha = true});
   builder.SetMaxReceiveMessageSize(64 << 20);
   server_ = builder.BuildAndStart();
   if (!server_) {

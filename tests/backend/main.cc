@@ -21,6 +21,7 @@
 #include "test_service_impl.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
+#include "tipperary/worker/server_reflection.h"
 
 namespace {
 
@@ -29,16 +30,18 @@ constexpr int kMaxMessageBytes = 64 << 20;
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
     "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
-    "                              [--without-parity]\n"
+    "                              [--without-parity] [--reflection VERSIONS]\n"
     "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
-    "reflection.\n"
+    "reflection (v1 and v1alpha).\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
     "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
     "  --not-serving-ms          gRPC health answers NOT_SERVING for this long after start (a\n"
     "                            worker loading its model), then SERVING (default 0)\n"
     "  --without-parity          serve TestService alone (a worker restarted with another\n"
-    "                            service set)\n";
+    "                            service set)\n"
+    "  --reflection VERSIONS     server reflection versions to serve, comma-separated: v1,\n"
+    "                            v1alpha (grpc++ 1.51's own), or none (default v1,v1alpha)\n";
 
 struct Options {
   std::string address = "127.0.0.1:0";
@@ -46,7 +49,28 @@ struct Options {
   int shutdown_grace_ms = 5000;
   int not_serving_ms = 0;
   bool parity = true;
+  bool reflection_v1 = true;
+  bool reflection_v1alpha = true;
 };
+
+// "v1,v1alpha", "v1alpha", "none"...
+bool ParseReflection(std::string_view text, Options& options) {
+  options.reflection_v1 = options.reflection_v1alpha = false;
+  if (text == "none") return true;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view version = text.substr(0, comma);
+    if (version == "v1") {
+      options.reflection_v1 = true;
+    } else if (version == "v1alpha") {
+      options.reflection_v1alpha = true;
+    } else {
+      return false;
+    }
+    text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
+  }
+  return options.reflection_v1 || options.reflection_v1alpha;
+}
 
 bool ParseInt(const char* text, int& out) {
   char* end = nullptr;
@@ -82,6 +106,9 @@ int ParseArgs(int argc, char** argv, Options& options) {
     } else if (arg == "--shutdown-grace-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.shutdown_grace_ms);
+    } else if (arg == "--reflection") {
+      value = next();
+      ok = value != nullptr && ParseReflection(value, options);
     } else if (arg == "--not-serving-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.not_serving_ms);
@@ -121,7 +148,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // v1alpha; taken out if not asked
 
   tipperary::testing::TestServiceImpl service;
   tipperary::testing::ParityServiceImpl parity;
@@ -130,6 +157,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &selected_port);
   builder.RegisterService(&service);
   if (options.parity) builder.RegisterService(&parity);
+  tipperary::worker::AddServerReflection(
+      builder, {.v1 = options.reflection_v1, .v1alpha = options.reflection_v1alpha});
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   if (options.max_concurrent_streams > 0) {
