@@ -157,6 +157,11 @@ config::ReloadReport ConfigReloader::Run() {
   const auto deadline = RetireDeadline(drain);
   old_set.reset();
   Retire(std::move(retiring), deadline);
+  // The collect hook only refreshes the models served; a removed one's gauge would keep its
+  // last value.
+  for (const std::string& name : plan.removed) {
+    core_.stats().queue_depth->Add({{"model", name}}).Set(0);
+  }
   return report;
 }
 

@@ -126,7 +126,9 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   ModelRuntime* self = rt.get();
   rt->batcher_ = std::make_unique<batcher::DynamicBatcher>(
       options, [self](batcher::Batch batch) { self->Execute(std::move(batch)); },
-      [self](batcher::Item item, absl::Status status) { self->Reject(std::move(item), status); },
+      [self](batcher::Item item, const absl::Status& status) {
+        self->Reject(std::move(item), status);
+      },
       batcher::RealTime(), static_cast<int>(config.instances));
   TIPPERARY_LOG(kInfo, "model loaded",
                 {{"model", config.name},
