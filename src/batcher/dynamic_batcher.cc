@@ -10,12 +10,15 @@ namespace tipperary::batcher {
 DynamicBatcher::DynamicBatcher(BatcherOptions options, std::function<void(Batch)> execute,
                                std::function<void(Item, absl::Status)> reject, TimeSource* time,
                                int instances)
-    : options_(options),
-      execute_(std::move(execute)),
+    : execute_(std::move(execute)),
       reject_(std::move(reject)),
       time_(time != nullptr ? time : RealTime()),
       instances_(static_cast<size_t>(std::max(1, instances))),
       queue_(options) {
+  {
+    absl::MutexLock lock(&mu_);
+    options_ = options;
+  }
   absl::MutexLock lock(&join_mu_);
   executors_.reserve(instances_);
   for (size_t i = 0; i < instances_; ++i) executors_.emplace_back([this] { ExecutorLoop(); });
@@ -84,6 +87,22 @@ void DynamicBatcher::Stop() {
   for (std::thread& t : executors_) {
     if (t.joinable()) t.join();
   }
+}
+
+void DynamicBatcher::SetOptions(const BatcherOptions& options) {
+  {
+    absl::MutexLock lock(&mu_);
+    options_ = options;
+    queue_.SetOptions(options);
+    ++events_;
+  }
+  // A shorter max_queue_delay or a smaller batch may release a batch now.
+  scheduler_cv_.Signal();
+}
+
+BatcherOptions DynamicBatcher::options() const {
+  absl::MutexLock lock(&mu_);
+  return options_;
 }
 
 size_t DynamicBatcher::queue_depth() const {

@@ -1,6 +1,8 @@
 #include "tipperary/http1/admin_router.h"
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
 #include <boost/beast/http/field.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -17,7 +19,49 @@ bool Allows(const std::vector<http::verb>& methods, http::verb method) {
   return std::find(methods.begin(), methods.end(), method) != methods.end();
 }
 
+void Send(HttpExchange& exchange, AdminReply reply, const std::string& allow) {
+  const HttpRequest& req = exchange.request();
+  HttpResponse res{reply.status, req.version()};
+  res.set(http::field::cache_control, "no-store");
+  res.set(http::field::content_type, reply.content_type);
+  if (!allow.empty()) res.set(http::field::allow, allow);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  res.body() = std::move(reply.body);
+  exchange.Respond(std::move(res));
+}
+
+// The Respond of an async handler: once, posted to the listener's loop. If every copy is dropped
+// unanswered (a handler bug), the client still gets an answer.
+class AsyncResponder {
+ public:
+  AsyncResponder(std::shared_ptr<HttpExchange> exchange, boost::asio::any_io_executor loop)
+      : exchange_(std::move(exchange)), loop_(std::move(loop)) {}
+  ~AsyncResponder() {
+    Respond(AdminReply{.status = http::status::internal_server_error,
+                       .body = common::StatusJson(absl::StatusCode::kInternal,
+                                                  "the admin handler gave no answer")});
+  }
+
+  void Respond(AdminReply reply) {
+    if (answered_.exchange(true)) return;
+    boost::asio::post(loop_, [exchange = exchange_, reply = std::move(reply)]() mutable {
+      Send(*exchange, std::move(reply), "");
+    });
+  }
+
+ private:
+  std::shared_ptr<HttpExchange> exchange_;
+  boost::asio::any_io_executor loop_;
+  std::atomic<bool> answered_{false};
+};
+
 }  // namespace
+
+void AdminRouter::AddAsync(std::string path, std::string help, boost::asio::any_io_executor loop,
+                           AsyncHandler handler, std::vector<http::verb> methods) {
+  entries_.push_back({std::move(path), std::move(help), nullptr, std::move(methods),
+                      std::move(handler), std::move(loop)});
+}
 
 void AdminRouter::Add(std::string path, std::string help, Handler handler,
                       std::vector<http::verb> methods) {
@@ -52,16 +96,15 @@ void AdminRouter::Handle(const std::shared_ptr<HttpExchange>& exchange) const {
     allow = absl::StrJoin(names, ", ");
     reply.body = common::StatusJson(absl::StatusCode::kUnimplemented,
                                     absl::StrCat(it->path, " takes ", allow));
+  } else if (it->async_handler) {
+    auto responder = std::make_shared<AsyncResponder>(exchange, it->loop);
+    it->async_handler(
+        req, [responder](AdminReply async_reply) { responder->Respond(std::move(async_reply)); });
+    return;
   } else {
     reply = it->handler(req);
   }
-  HttpResponse res{reply.status, req.version()};
-  res.set(http::field::cache_control, "no-store");
-  res.set(http::field::content_type, reply.content_type);
-  if (!allow.empty()) res.set(http::field::allow, allow);
-  for (const auto& [name, value] : reply.headers) res.set(name, value);
-  res.body() = std::move(reply.body);
-  exchange->Respond(std::move(res));
+  Send(*exchange, std::move(reply), allow);
 }
 
 }  // namespace tipperary::http1

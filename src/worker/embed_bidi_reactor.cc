@@ -53,9 +53,11 @@ class EmbedBidiReactor
     if (out_.finished() || !out_.error().ok()) return;
     size_t sequence = next_sequence_++;
     // Checked per message: a stream opened before a drain gets no new work in.
-    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, request_.model());
+    absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request_.model());
     absl::Status status = admitted.status();
-    ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
+    // Each message resolves its model anew (a reload may have changed the set); its task holds
+    // the runtime until it is answered.
+    std::shared_ptr<ModelRuntime> model = admitted.ok() ? *admitted : nullptr;
     if (model_name_.empty())
       model_name_ = model ? model->name() : ModelLabel(core_, request_.model());
     if (status.ok()) {
@@ -105,7 +107,7 @@ class EmbedBidiReactor
     return {next_sequence_, /*final=*/reads_done_};
   }
   std::string ModelNameLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) override {
-    return model_name_.empty() ? core_.config().default_model().name : model_name_;
+    return model_name_.empty() ? core_.config()->default_model().name : model_name_;
   }
 
   grpc::CallbackServerContext* const context_;

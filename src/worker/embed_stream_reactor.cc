@@ -28,13 +28,13 @@ class EmbedStreamReactor
       : OrderedStreamReactor(core), context_(context) {}
 
   void Start(const pb::EmbedRequest& request) {
-    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, request.model());
+    absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request.model());
     absl::Status status = admitted.status();
     if (admitted.ok()) model_ = *admitted;
     if (status.ok()) {
       options_ = OptionsOf(request);
       size_t chunk = request.chunk_size() > 0 ? static_cast<size_t>(request.chunk_size())
-                                              : core_.config().stream_chunk_size;
+                                              : core_.config()->stream_chunk_size;
       std::vector<std::string> texts = TextsOf(request);
       if (texts.empty()) status = absl::InvalidArgumentError("no input texts");
       // Tokenise everything up front so that a bad text fails the call before any output.
@@ -106,7 +106,8 @@ class EmbedStreamReactor
   }
 
   grpc::CallbackServerContext* const context_;
-  ModelRuntime* model_ = nullptr;
+  // The call's model for all its chunks (a reload does not move a call to another one).
+  std::shared_ptr<ModelRuntime> model_;
   EmbedOptions options_;
   batcher::TimePoint deadline_ = batcher::TimePoint::max();
   std::vector<Chunk> chunks_;                    // Fixed once Start() has tokenised.

@@ -108,13 +108,13 @@ grpc::ServerUnaryReactor* EmbeddingService::Tokenize(grpc::CallbackServerContext
                                                      const pb::TokenizeRequest* request,
                                                      pb::TokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ModelRuntime*> admitted = Admit(core_, request->model());
+  absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request->model());
   absl::Status status = admitted.status();
-  ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
+  std::shared_ptr<ModelRuntime> model = admitted.ok() ? *admitted : nullptr;
   if (status.ok() && request->inputs().empty()) {
     status = absl::InvalidArgumentError("no input texts");
   }
-  if (status.ok() && static_cast<uint32_t>(request->inputs_size()) > core_.config().max_inputs) {
+  if (status.ok() && static_cast<uint32_t>(request->inputs_size()) > core_.config()->max_inputs) {
     status = absl::InvalidArgumentError("too many input texts");
   }
   int64_t tokens = 0;
@@ -146,7 +146,7 @@ grpc::ServerUnaryReactor* EmbeddingService::ListModels(grpc::CallbackServerConte
   absl::Status status = core_.Admission();
   if (status.ok()) {
     response->set_object("list");
-    for (const auto& [name, model] : core_.models()) {
+    for (const auto& [name, model] : core_.models()->models()) {
       FillModel(*model, created_, response->add_data());
     }
   }
@@ -161,7 +161,7 @@ grpc::ServerUnaryReactor* EmbeddingService::GetModel(grpc::CallbackServerContext
   absl::Status status = core_.Admission();
   if (status.ok() && request->id().empty()) status = absl::InvalidArgumentError("id is required");
   if (status.ok()) {
-    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, request->id());
+    absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request->id());
     status = admitted.status();
     if (admitted.ok()) FillModel(**admitted, created_, response);
   }

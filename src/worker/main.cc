@@ -5,8 +5,7 @@
 
 #include "tipperary/common/command_line.h"
 #include "tipperary/config/worker_config.h"
-#include "tipperary/model/model_bundle.h"
-#include "tipperary/model/tokenizer.h"
+#include "tipperary/worker/config_check.h"
 #include "tipperary/worker/worker_server.h"
 
 namespace {
@@ -28,6 +27,9 @@ over gRPC, batching texts from concurrent requests into model batches.
 
 Signals: SIGTERM/SIGINT drain (health NOT_SERVING, new requests UNAVAILABLE, queued work
 finishes within `drain`), then exit 0, or 1 if work was cut; a second signal exits at once.
+SIGHUP (or POST /reload on the admin port) re-reads FILE with the same --model-path overrides,
+checks it as --check-config does and applies what can change live (models, batching, limits,
+logging); a config that fails the check changes nothing (docs/operations.md).
 )";
 
 }  // namespace
@@ -38,36 +40,27 @@ int main(int argc, char** argv) {
                                                            {"--model-path"}, &cl)) {
     return *exit_code;
   }
-  const std::string& config_path = cl.config_path;
-  const bool check_only = cl.check_only;
-  const std::vector<std::string>& model_paths = cl.repeated["--model-path"];
-  auto config = tipperary::config::LoadWorkerConfigFile(config_path);
+  const tipperary::worker::WorkerConfigSource source{cl.config_path, cl.repeated["--model-path"]};
+  auto config = tipperary::config::LoadWorkerConfigFile(source.path);
   if (!config.ok()) {
     std::cerr << "tipperary-worker: " << config.status().message() << "\n";
     return 1;
   }
-  for (const std::string& spec : model_paths) {
-    if (absl::Status s = tipperary::config::OverrideModelPath(*config, spec); !s.ok()) {
-      std::cerr << "tipperary-worker: " << s.message() << "\n";
-      return 2;
-    }
+  if (absl::Status s = tipperary::worker::ApplyModelPathOverrides(*config, source.model_paths);
+      !s.ok()) {
+    std::cerr << "tipperary-worker: " << s.message() << "\n";
+    return 2;
   }
-  if (check_only) {
+  if (cl.check_only) {
     std::cout << tipperary::config::DumpWorkerConfig(*config);
     // What startup loads, short of serving: every model's files, named where the path was given.
-    int status = 0;
-    for (const tipperary::config::WorkerModelConfig& model : config->models) {
-      absl::Status s = tipperary::model::LoadModel(model.path).status();
-      if (s.ok()) s = tipperary::model::Tokenizer::Load(model.path).status();
-      if (!s.ok()) {
-        std::cerr << "tipperary-worker: " << model.path_location << ": model \"" << model.name
-                  << "\": " << s.message() << "\n";
-        status = 1;
-      }
-    }
-    return status;
+    // A reload (SIGHUP, POST /reload) runs the same check.
+    std::vector<std::string> problems = tipperary::worker::CheckModelFiles(*config);
+    for (const std::string& problem : problems)
+      std::cerr << "tipperary-worker: " << problem << "\n";
+    return problems.empty() ? 0 : 1;
   }
-  auto server = tipperary::worker::WorkerServer::Create(std::move(*config));
+  auto server = tipperary::worker::WorkerServer::Create(std::move(*config), source);
   if (!server.ok()) {
     std::cerr << "tipperary-worker: " << server.status().message() << "\n";
     return 1;

@@ -15,6 +15,17 @@ namespace {
 
 double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
+batcher::BatcherOptions BatcherOptionsOf(const config::WorkerBatchingConfig& batching) {
+  batcher::BatcherOptions options;
+  options.max_batch_size = batching.max_batch_size;
+  options.max_batch_tokens = batching.max_batch_tokens;
+  options.max_queue_delay = batching.max_queue_delay;
+  options.max_queue = batching.max_queue;
+  options.group_by_length = batching.group_by_length;
+  options.dispatch_when_idle = batching.dispatch_when_idle;
+  return options;
+}
+
 }  // namespace
 
 ModelRuntime::ModelRuntime(config::WorkerModelConfig config,
@@ -111,17 +122,13 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     for (auto& encoder : rt->encoders_) rt->free_encoders_.push_back(encoder.get());
   }
 
-  batcher::BatcherOptions options;
-  options.max_batch_size = batching.max_batch_size;
-  options.max_batch_tokens = batching.max_batch_tokens;
-  options.max_queue_delay = batching.max_queue_delay;
-  options.max_queue = batching.max_queue;
-  options.group_by_length = batching.group_by_length;
-  options.dispatch_when_idle = batching.dispatch_when_idle;
+  batcher::BatcherOptions options = BatcherOptionsOf(batching);
   ModelRuntime* self = rt.get();
   rt->batcher_ = std::make_unique<batcher::DynamicBatcher>(
       options, [self](batcher::Batch batch) { self->Execute(std::move(batch)); },
-      [self](batcher::Item item, absl::Status status) { self->Reject(std::move(item), status); },
+      [self](batcher::Item item, const absl::Status& status) {
+        self->Reject(std::move(item), status);
+      },
       batcher::RealTime(), static_cast<int>(config.instances));
   TIPPERARY_LOG(kInfo, "model loaded",
                 {{"model", config.name},
@@ -132,6 +139,10 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
                  {"max_seq_length", absl::StrCat(rt->max_seq_length_)},
                  {"instances", absl::StrCat(config.instances)}});
   return rt;
+}
+
+void ModelRuntime::SetBatching(const config::WorkerBatchingConfig& batching) {
+  batcher_->SetOptions(BatcherOptionsOf(batching));
 }
 
 absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,

@@ -31,6 +31,8 @@ class ModelRuntime {
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(
       const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
       const WorkerStats& stats);
+  // Stops the batcher (joining its threads), so the last reference must not be dropped on one
+  // of them unless Stop() already ran (a reload stops a model before letting it go).
   ~ModelRuntime();
 
   const std::string& name() const { return config_.name; }
@@ -62,6 +64,10 @@ class ModelRuntime {
   // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE.
   void Drain(batcher::TimePoint deadline) { batcher_->Drain(deadline); }
   void Stop() { batcher_->Stop(); }
+  // A config reload's batching knobs, for the batches formed from now on (instances and the
+  // encoders' sizes stay: a CUDA encoder splits a bigger batch into passes of the size it was
+  // built for).
+  void SetBatching(const config::WorkerBatchingConfig& batching);
 
  private:
   ModelRuntime(config::WorkerModelConfig config, std::shared_ptr<const model::ModelBundle> bundle,

@@ -29,15 +29,17 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
   // Touches nothing of `this` after a successful submission: the batcher may finish the call
   // (and OnDone delete the reactor) before Submit even returns.
   void Start(const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
-             Fill fill) {
-    absl::StatusOr<ModelRuntime*> admitted = Admit(core_, requested_model);
+             const Fill& fill) {
+    absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, requested_model);
     absl::Status status = admitted.status();
-    ModelRuntime* model = admitted.ok() ? *admitted : nullptr;
+    // Held by the task's `done` until the call is answered: a reload unloads a model only
+    // after every call that found it has finished.
+    std::shared_ptr<ModelRuntime> model = admitted.ok() ? *admitted : nullptr;
     std::shared_ptr<EmbedTask> task;
     if (status.ok()) {
       absl::StatusOr<std::shared_ptr<EmbedTask>> made =
           core_.MakeTask(*model, inputs, options, cancelled_, [this, model, fill](EmbedTask& done) {
-            absl::Status result = done.status();
+            const absl::Status& result = done.status();
             if (result.ok()) fill(*model, done);
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
                                 done.total_tokens());
@@ -63,10 +65,11 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
 }  // namespace
 
 grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
-                                          const std::string& requested_model, EmbedInputs inputs,
-                                          EmbedOptions options, FillResponse fill) {
+                                          const std::string& requested_model,
+                                          const EmbedInputs& inputs, EmbedOptions options,
+                                          const FillResponse& fill) {
   auto* reactor = new UnaryEmbedReactor(core, context);
-  reactor->Start(requested_model, inputs, options, std::move(fill));
+  reactor->Start(requested_model, inputs, options, fill);
   return reactor;
 }
 

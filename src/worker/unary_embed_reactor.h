@@ -14,7 +14,8 @@ namespace pb = ::tipperary::embedding::v1;
 // `fill` writes the response from the finished task; it runs on a batcher thread.
 using FillResponse = std::function<void(const ModelRuntime&, const EmbedTask&)>;
 grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
-                                          const std::string& requested_model, EmbedInputs inputs,
-                                          EmbedOptions options, FillResponse fill);
+                                          const std::string& requested_model,
+                                          const EmbedInputs& inputs, EmbedOptions options,
+                                          const FillResponse& fill);
 
 }  // namespace tipperary::worker

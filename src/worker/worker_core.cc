@@ -3,46 +3,52 @@
 #include <cmath>
 #include <span>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "status_details.h"
 #include "tipperary/common/log.h"
+#include "tipperary/config/reload_report.h"
 
 namespace tipperary::worker {
 
-WorkerCore::WorkerCore(config::WorkerConfig config)
-    : config_(std::move(config)),
-      stats_(WorkerStats::Register(registry_)),
-      default_model_(config_.default_model().name) {}
+WorkerCore::WorkerCore(config::WorkerConfig config) : stats_(WorkerStats::Register(registry_)) {
+  config_hash_ = config::ConfigHash(config::DumpWorkerConfig(config));
+  config_ = std::make_shared<const config::WorkerConfig>(std::move(config));
+}
 
-void WorkerCore::PublishModels(std::vector<std::unique_ptr<ModelRuntime>> models) {
-  if (loaded()) return;
-  for (auto& model : models) {
-    std::string name = model->name();
-    models_[name] = std::move(model);
-  }
-  // Names first, so that no alias can take a model's name; then the aliases, the first claim
-  // winning (the loader refuses clashes between configured ones; a Hugging Face id two models
-  // share is nobody's).
-  for (const auto& [name, model] : models_) names_[name] = model.get();
-  std::map<std::string, int> claims;
-  for (const auto& [name, model] : models_) {
-    for (const std::string& alias : model->aliases()) ++claims[alias];
-  }
-  for (const auto& [name, model] : models_) {
-    for (const std::string& alias : model->aliases()) {
-      if (claims[alias] > 1 || !names_.emplace(alias, model.get()).second) {
-        TIPPERARY_LOG(kWarn, "model alias dropped: another model has that name or alias",
-                      {{"model", name}, {"alias", alias}});
-      }
-    }
-  }
-  for (const auto& [name, model] : names_) {
-    auto [it, inserted] = folded_names_.emplace(absl::AsciiStrToLower(name), model);
-    if (!inserted && it->second != model) it->second = nullptr;
+std::shared_ptr<const config::WorkerConfig> WorkerCore::config() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return config_;
+}
+
+std::string WorkerCore::config_hash() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return config_hash_;
+}
+
+void WorkerCore::Apply(config::WorkerConfig config, std::shared_ptr<const ModelSet> models) {
+  std::string hash = config::ConfigHash(config::DumpWorkerConfig(config));
+  auto snapshot = std::make_shared<const config::WorkerConfig>(std::move(config));
+  {
+    absl::MutexLock lock(&mu_);
+    config_ = std::move(snapshot);
+    config_hash_ = std::move(hash);
+    models_ = std::move(models);
   }
   loaded_.store(true, std::memory_order_release);
+}
+
+void WorkerCore::PublishModels(std::shared_ptr<const ModelSet> models) {
+  {
+    absl::MutexLock lock(&mu_);
+    models_ = std::move(models);
+  }
+  loaded_.store(true, std::memory_order_release);
+}
+
+std::shared_ptr<const ModelSet> WorkerCore::models() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return models_;
 }
 
 absl::Status WorkerCore::Admission() const {
@@ -51,17 +57,10 @@ absl::Status WorkerCore::Admission() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelRuntime*> WorkerCore::FindModel(const std::string& name) const {
-  if (!loaded()) return absl::UnavailableError("the worker is loading its models");
-  auto it = names_.find(name.empty() ? default_model_ : name);
-  if (it != names_.end()) return it->second;
-  auto folded = folded_names_.find(absl::AsciiStrToLower(name));
-  if (folded != folded_names_.end() && folded->second != nullptr) return folded->second;
-  std::vector<std::string> names;
-  for (const auto& [known, model] : models_) names.push_back(known);
-  return WithReason(absl::NotFoundError(absl::StrCat("model \"", name, "\" not found (models: ",
-                                                     absl::StrJoin(names, ", "), ")")),
-                    "MODEL_NOT_FOUND");
+absl::StatusOr<std::shared_ptr<ModelRuntime>> WorkerCore::FindModel(const std::string& name) const {
+  std::shared_ptr<const ModelSet> set = models();
+  if (set == nullptr) return absl::UnavailableError("the worker is loading its models");
+  return set->Find(name);
 }
 
 absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
@@ -69,9 +68,10 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
     std::shared_ptr<std::atomic<bool>> cancelled, EmbedTask::Done done) const {
   const size_t count = inputs.size();
   if (count == 0) return WithField(absl::InvalidArgumentError("no input texts"), "input");
-  if (count > config_.max_inputs) {
+  const uint32_t max_inputs = config()->max_inputs;
+  if (count > max_inputs) {
     return WithField(absl::InvalidArgumentError(absl::StrCat(count, " input texts, more than the ",
-                                                             config_.max_inputs, " allowed")),
+                                                             max_inputs, " allowed")),
                      "input");
   }
   if (options.dimensions < 0 || options.dimensions > model.dim()) {

@@ -1,5 +1,6 @@
-// State the gRPC service shares: the loaded models, readiness and draining flags, metrics, and
-// the request-shaping helpers (model lookup, tokenisation into an EmbedTask, vector
+// State the gRPC service shares: the configuration and the set of models in effect (both
+// replaced whole by a live reload), readiness and draining flags, metrics, and the
+// request-shaping helpers (model lookup, tokenisation into an EmbedTask, vector
 // post-processing) that every RPC uses.
 #pragma once
 
@@ -12,10 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "embed_task.h"
 #include "model_runtime.h"
+#include "model_set.h"
 #include "tipperary/batcher/time_source.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/metrics/registry.h"
@@ -48,15 +52,25 @@ class WorkerCore {
  public:
   explicit WorkerCore(config::WorkerConfig config);
 
-  const config::WorkerConfig& config() const { return config_; }
+  // The configuration in effect: a snapshot, so a request reads one consistent config even if a
+  // reload replaces it meanwhile.
+  std::shared_ptr<const config::WorkerConfig> config() const ABSL_LOCKS_EXCLUDED(mu_);
+  // ConfigHash of config()'s dump (reload_report.h).
+  std::string config_hash() const ABSL_LOCKS_EXCLUDED(mu_);
+  // A reload's configuration and model set, replaced together (one lock), so no request sees
+  // the one without the other. Batchers are ConfigReloader's business.
+  void Apply(config::WorkerConfig config, std::shared_ptr<const ModelSet> models)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   metrics::Registry& registry() { return registry_; }
   const WorkerStats& stats() const { return stats_; }
 
-  // Installs the loaded models, once; from then on loaded() is true and models() is fixed.
-  void PublishModels(std::vector<std::unique_ptr<ModelRuntime>> models);
+  // Installs a set of models: at start, then on every reload that changes them. From the first
+  // call on loaded() is true. Requests that found a model in an earlier set keep it.
+  void PublishModels(std::shared_ptr<const ModelSet> models) ABSL_LOCKS_EXCLUDED(mu_);
   bool loaded() const { return loaded_.load(std::memory_order_acquire); }
-  // Only once loaded() is true.
-  const std::map<std::string, std::unique_ptr<ModelRuntime>>& models() const { return models_; }
+  // The set in effect; null before loaded().
+  std::shared_ptr<const ModelSet> models() const ABSL_LOCKS_EXCLUDED(mu_);
 
   bool ready() const { return loaded() && !draining_.load(); }
   void SetDraining() { draining_.store(true); }
@@ -66,8 +80,9 @@ class WorkerCore {
   absl::Status Admission() const;
   // Empty name = the default model; else a model's name or alias, exactly, or else
   // case-insensitively (when that names one model only); unknown: NOT_FOUND (reason
-  // MODEL_NOT_FOUND) naming the known ones; UNAVAILABLE before the models are loaded.
-  absl::StatusOr<ModelRuntime*> FindModel(const std::string& name) const;
+  // MODEL_NOT_FOUND) naming the known ones; UNAVAILABLE before the models are loaded. The
+  // caller keeps the runtime alive (and a reload waits for it before unloading the model).
+  absl::StatusOr<std::shared_ptr<ModelRuntime>> FindModel(const std::string& name) const;
 
   // Checks and tokenises `inputs` for `model`: INVALID_ARGUMENT for no inputs, too many, an
   // out-of-range `dimensions`, a token id outside the model's vocabulary or (with truncate
@@ -89,15 +104,12 @@ class WorkerCore {
                      int64_t tokens);
 
  private:
-  const config::WorkerConfig config_;
   metrics::Registry registry_;
   const WorkerStats stats_;
-  std::map<std::string, std::unique_ptr<ModelRuntime>> models_;
-  // Names and aliases -> model, exactly; lower-cased -> model, or null where two models fold to
-  // the same text. Built once by PublishModels.
-  std::map<std::string, ModelRuntime*> names_;
-  std::map<std::string, ModelRuntime*> folded_names_;
-  std::string default_model_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const config::WorkerConfig> config_ ABSL_GUARDED_BY(mu_);
+  std::string config_hash_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ModelSet> models_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> loaded_{false};
   std::atomic<bool> draining_{false};
 };

@@ -13,20 +13,25 @@
 #include <boost/beast/http/status.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "config_reloader.h"
 #include "embedding_service.h"
+#include "reload_runner.h"
 #include "tipperary/admin/v1/worker_load.pb.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
 #include "tipperary/common/status_json.h"
+#include "tipperary/config/reload_report.h"
 #include "tipperary/config/units.h"
 #include "tipperary/http1/admin_router.h"
 #include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
+#include "tipperary/worker/server_reflection.h"
 #include "worker_core.h"
 #ifdef TIPPERARY_HAVE_CUDA
 #include "tipperary/kernels/cuda_encoder.h"
@@ -51,7 +56,8 @@ void InitGrpcOnce() {
 
 class WorkerServer::Impl {
  public:
-  explicit Impl(config::WorkerConfig config) : core_(std::move(config)), service_(core_) {
+  Impl(config::WorkerConfig config, WorkerConfigSource source)
+      : core_(std::move(config)), service_(core_), reloader_(core_, std::move(source)) {
     BuildAdminRoutes();
   }
   ~Impl() { Shutdown(); }
@@ -62,6 +68,7 @@ class WorkerServer::Impl {
   int Run();
 
   WorkerCore& core() { return core_; }
+  absl::StatusOr<config::ReloadReport> Reload();
   std::string grpc_address() const { return grpc_address_; }
   std::string admin_address() const { return admin_address_; }
 
@@ -72,9 +79,15 @@ class WorkerServer::Impl {
   // tipperary.admin.v1.WorkerLoad contract in its JSON mapping.
   std::string AutoscalingJson();
   void SetHealth(bool serving);
+  // POST /reload: queued on the reload thread, answered when it is done (409 while another
+  // reload runs).
+  void HandleReload(http1::AdminRouter::Respond respond);
 
   WorkerCore core_;
   EmbeddingService service_;
+  ConfigReloader reloader_;
+  // Created by Start(), stopped by Shutdown() before the models drain.
+  std::unique_ptr<ReloadRunner> reload_runner_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;
   std::string admin_address_;
@@ -96,7 +109,8 @@ class WorkerServer::Impl {
 absl::Status WorkerServer::Impl::Start() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (started_ || shut_down_) return absl::FailedPreconditionError("already started");
-  const config::WorkerConfig& config = core_.config();
+  const std::shared_ptr<const config::WorkerConfig> config_snapshot = core_.config();
+  const config::WorkerConfig& config = *config_snapshot;
   absl::StatusOr<common::Endpoint> listen = common::ParseEndpoint(config.listen, true);
   if (!listen.ok()) return listen.status();
   absl::StatusOr<common::Endpoint> admin_endpoint =
@@ -108,6 +122,8 @@ absl::Status WorkerServer::Impl::Start() {
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service_);
+  // v1alpha is grpc++'s plugin (InitGrpcOnce), v1 ours: clients speak either.
+  AddServerReflection(builder, {.v1 = true, .v1alpha = true});
   builder.SetMaxReceiveMessageSize(64 << 20);
   server_ = builder.BuildAndStart();
   if (!server_) {
@@ -129,8 +145,9 @@ absl::Status WorkerServer::Impl::Start() {
   const WorkerStats& stats = core_.stats();
   registry.AddCollectHook([this, &stats] {
     stats.ready->Add({}).Set(core_.ready() ? 1 : 0);
-    if (!core_.loaded()) return;
-    for (const auto& [name, model] : core_.models()) {
+    std::shared_ptr<const ModelSet> set = core_.models();
+    if (set == nullptr) return;
+    for (const auto& [name, model] : set->models()) {
       stats.queue_depth->Add({{"model", name}}).Set(static_cast<double>(model->queue_depth()));
     }
 #ifdef TIPPERARY_HAVE_CUDA
@@ -159,6 +176,8 @@ absl::Status WorkerServer::Impl::Start() {
   }
   admin_ = std::move(*admin);
   admin_address_ = admin_->address();
+  reload_runner_ = std::make_unique<ReloadRunner>(
+      [this](std::string_view source) { return reloader_.Reload(source); });
   admin_work_.emplace(admin_ioc_.get_executor());
   admin_->Start();
   admin_thread_ = std::thread([this] { admin_ioc_.run(); });
@@ -170,19 +189,21 @@ absl::Status WorkerServer::Impl::LoadModels() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (!started_ || shut_down_) return absl::FailedPreconditionError("not running");
   if (core_.loaded()) return absl::FailedPreconditionError("models already loaded");
-  std::vector<std::unique_ptr<ModelRuntime>> models;
-  for (const config::WorkerModelConfig& model_config : core_.config().models) {
+  const std::shared_ptr<const config::WorkerConfig> config = core_.config();
+  ModelSet::Models models;
+  for (const config::WorkerModelConfig& model_config : config->models) {
     absl::StatusOr<std::unique_ptr<ModelRuntime>> model =
-        ModelRuntime::Load(model_config, core_.config().batching, core_.stats());
+        ModelRuntime::Load(model_config, config->batching, core_.stats());
     if (!model.ok()) return model.status();
     uses_gpu_ = uses_gpu_ || (*model)->backend() == "cuda";
-    models.push_back(std::move(*model));
+    models[model_config.name] = std::move(*model);
   }
-  core_.PublishModels(std::move(models));
+  core_.PublishModels(ModelSet::Build(std::move(models), config->default_model().name));
+  ConfigReloader::InitMetrics(core_.stats());
   if (core_.draining()) return absl::OkStatus();
   SetHealth(true);
   std::string names;
-  for (const auto& [name, model] : core_.models())
+  for (const auto& [name, model] : core_.models()->models())
     absl::StrAppend(&names, names.empty() ? "" : ",", name);
   TIPPERARY_LOG(kInfo, "ready", {{"models", names}});
   return absl::OkStatus();
@@ -205,18 +226,23 @@ void WorkerServer::Impl::Shutdown() {
     SetHealth(false);
     health->Shutdown();  // NOT_SERVING for good, whatever happens next.
   }
-  const config::WorkerConfig& config = core_.config();
-  TIPPERARY_LOG(kInfo, "draining", {{"drain", config::FormatDuration(config.drain)}});
-  auto deadline = std::chrono::steady_clock::now() + config.drain;
+  const std::shared_ptr<const config::WorkerConfig> config = core_.config();
+  TIPPERARY_LOG(kInfo, "draining", {{"drain", config::FormatDuration(config->drain)}});
+  auto deadline = std::chrono::steady_clock::now() + config->drain;
+  // A reload in progress publishes nothing more (models it loaded are unloaded again; models it
+  // retires get until the deadline); from here on the model set is final.
+  reloader_.Abort(deadline);
+  reload_runner_->Stop();
   // The admin port answers Connection: close from now on; its responses are written before
   // it closes.
   boost::asio::post(admin_ioc_, [this] { admin_->SetDraining(); });
-  if (core_.loaded()) {
-    for (const auto& [name, model] : core_.models()) model->Drain(deadline);
+  const std::shared_ptr<const ModelSet> set = core_.models();
+  if (set != nullptr) {
+    for (const auto& [name, model] : set->models()) model->Drain(deadline);
   }
   size_t queued_left = 0;
-  if (core_.loaded()) {
-    for (const auto& [name, model] : core_.models()) queued_left += model->queue_depth();
+  if (set != nullptr) {
+    for (const auto& [name, model] : set->models()) queued_left += model->queue_depth();
   }
   // Queued work is done (or rejected): what remains are calls between messages (bidi streams)
   // and the few that raced the drain flag. They get until the deadline, then are cancelled.
@@ -225,8 +251,8 @@ void WorkerServer::Impl::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
   const bool grpc_cut = std::chrono::steady_clock::now() >= deadline;
-  if (core_.loaded()) {
-    for (const auto& [name, model] : core_.models()) model->Stop();
+  if (set != nullptr) {
+    for (const auto& [name, model] : set->models()) model->Stop();
   }
   server_->Wait();
   while (admin_->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -263,9 +289,27 @@ void WorkerServer::Impl::BuildAdminRoutes() {
                                             core_.draining() ? "draining" : "models are loading")};
                     });
   admin_router_.Add("/metrics", "Prometheus metrics", [this](const http1::HttpRequest&) {
+    std::string body = core_.registry().Serialize();
+    ConfigReloader::AppendConfigInfo(body, core_.config_hash());
     return AdminReply{.content_type = std::string(metrics::Registry::kContentType),
-                      .body = core_.registry().Serialize()};
+                      .body = std::move(body)};
   });
+  admin_router_.Add("/config", "the effective configuration (YAML; its hash in X-Config-Hash)",
+                    [this](const http1::HttpRequest&) {
+                      // Hashed from the very text served, so body and header always agree.
+                      std::string dump = config::DumpWorkerConfig(*core_.config());
+                      std::string hash = config::ConfigHash(dump);
+                      return AdminReply{.content_type = "application/yaml",
+                                        .body = absl::StrCat("# config_hash: ", hash, "\n", dump),
+                                        .headers = {{"X-Config-Hash", hash}}};
+                    });
+  admin_router_.AddAsync("/reload",
+                         "POST: re-read the config file, check it and apply what can change live",
+                         admin_ioc_.get_executor(),
+                         [this](const http1::HttpRequest&, http1::AdminRouter::Respond respond) {
+                           HandleReload(std::move(respond));
+                         },
+                         {http::verb::post});
   admin_router_.Add(
       "/autoscaling", "queue depth and batch counters (tipperary.admin.v1.WorkerLoad)",
       [this](const http1::HttpRequest&) { return AdminReply{.body = AutoscalingJson()}; });
@@ -275,8 +319,8 @@ std::string WorkerServer::Impl::AutoscalingJson() {
   admin::v1::WorkerLoad load;
   load.set_ready(core_.ready());
   double queue_depth = 0, batches = 0, texts = 0, tokens = 0;
-  if (core_.loaded()) {
-    for (const auto& [name, model] : core_.models()) {
+  if (std::shared_ptr<const ModelSet> set = core_.models()) {
+    for (const auto& [name, model] : set->models()) {
       const metrics::Histogram& size = model->batch_sizes();
       const metrics::Histogram& padded = model->batch_tokens();
       admin::v1::ModelLoad& m = (*load.mutable_models())[name];
@@ -290,7 +334,7 @@ std::string WorkerServer::Impl::AutoscalingJson() {
       tokens += m.batch_tokens_total();
     }
   }
-  const config::WorkerBatchingConfig& batching = core_.config().batching;
+  const config::WorkerBatchingConfig batching = core_.config()->batching;
   load.set_queue_depth(queue_depth);
   load.set_batches_total(batches);
   load.set_batch_texts_total(texts);
@@ -305,10 +349,65 @@ std::string WorkerServer::Impl::AutoscalingJson() {
   return json + "\n";
 }
 
+absl::StatusOr<config::ReloadReport> WorkerServer::Impl::Reload() {
+  if (reload_runner_ == nullptr) return absl::FailedPreconditionError("not started");
+  if (!core_.loaded()) return absl::FailedPreconditionError("the models are still loading");
+  std::promise<absl::StatusOr<config::ReloadReport>> done;
+  std::future<absl::StatusOr<config::ReloadReport>> report = done.get_future();
+  switch (reload_runner_->Request(
+      "WorkerServer::Reload",
+      [&done](absl::StatusOr<config::ReloadReport> r) { done.set_value(std::move(r)); })) {
+    case ReloadRunner::Accepted::kStarted:
+      return report.get();
+    case ReloadRunner::Accepted::kBusy:
+      return absl::AbortedError("another config reload is in progress");
+    case ReloadRunner::Accepted::kStopped:
+      break;
+  }
+  return absl::UnavailableError("the worker is shutting down");
+}
+
+void WorkerServer::Impl::HandleReload(http1::AdminRouter::Respond respond) {
+  using http1::AdminReply;
+  auto refuse = [&](http::status status, absl::StatusCode code, std::string_view message) {
+    respond(AdminReply{.status = status, .body = common::StatusJson(code, message)});
+  };
+  if (!core_.loaded() || core_.draining()) {
+    refuse(http::status::service_unavailable, absl::StatusCode::kUnavailable,
+           core_.draining() ? "the worker is shutting down" : "the models are still loading");
+    return;
+  }
+  auto reply = [respond](absl::StatusOr<config::ReloadReport> report) {
+    if (!report.ok()) {
+      respond(AdminReply{.status = http::status::service_unavailable,
+                         .body = common::StatusJson(report.status().code(),
+                                                    std::string(report.status().message()))});
+      return;
+    }
+    respond(AdminReply{.status = static_cast<http::status>(report->HttpStatus()),
+                       .body = report->ToJson()});
+  };
+  switch (reload_runner_->Request("POST /reload", std::move(reply))) {
+    case ReloadRunner::Accepted::kStarted:
+      return;
+    case ReloadRunner::Accepted::kBusy:
+      refuse(http::status::conflict, absl::StatusCode::kAborted,
+             "another config reload is in progress; try again when it is done");
+      return;
+    case ReloadRunner::Accepted::kStopped:
+      refuse(http::status::service_unavailable, absl::StatusCode::kUnavailable,
+             "the worker is shutting down");
+      return;
+  }
+}
+
 int WorkerServer::Impl::Run() {
   std::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  // Installed now, so that a SIGHUP while the models load is held (and then reloads) rather
+  // than ending the process.
+  boost::asio::signal_set hangup(signals_ioc, SIGHUP);
   if (absl::Status s = Start(); !s.ok()) {
     TIPPERARY_LOG(kError, "cannot start", {{"error", s.ToString()}});
     return 1;
@@ -318,10 +417,20 @@ int WorkerServer::Impl::Run() {
     Shutdown();
     return 1;
   }
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      TIPPERARY_LOG(kInfo, "signal", {{"signal", absl::StrCat(SIGHUP)}, {"action", "reload"}});
+      reload_runner_->RequestFromSignal("SIGHUP");
+      await_hangup();
+    });
+  };
+  await_hangup();
   int received = 0;
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     received = signo;
+    hangup.cancel();  // While draining, a SIGHUP is held by the signal set and ignored.
   });
   signals_ioc.run();
   TIPPERARY_LOG(kInfo, "signal", {{"signal", absl::StrCat(received)}});
@@ -341,7 +450,8 @@ int WorkerServer::Impl::Run() {
 
 // --------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(config::WorkerConfig config) {
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(config::WorkerConfig config,
+                                                                   WorkerConfigSource source) {
   if (config.models.empty()) return absl::InvalidArgumentError("no models configured");
   if (absl::StatusOr<common::Endpoint> e = common::ParseEndpoint(config.listen, true); !e.ok()) {
     return e.status();
@@ -351,7 +461,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(config::Worke
     return e.status();
   }
   common::SetLogLevel(config.log_level);
-  return std::unique_ptr<WorkerServer>(new WorkerServer(std::make_unique<Impl>(std::move(config))));
+  return std::unique_ptr<WorkerServer>(
+      new WorkerServer(std::make_unique<Impl>(std::move(config), std::move(source))));
 }
 
 WorkerServer::WorkerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -359,10 +470,12 @@ WorkerServer::~WorkerServer() = default;
 
 absl::Status WorkerServer::Start() { return impl_->Start(); }
 absl::Status WorkerServer::LoadModels() { return impl_->LoadModels(); }
+absl::StatusOr<config::ReloadReport> WorkerServer::Reload() { return impl_->Reload(); }
 void WorkerServer::Shutdown() { impl_->Shutdown(); }
 int WorkerServer::Run() { return impl_->Run(); }
 std::string WorkerServer::grpc_address() const { return impl_->grpc_address(); }
 std::string WorkerServer::admin_address() const { return impl_->admin_address(); }
+std::string WorkerServer::config_hash() const { return impl_->core().config_hash(); }
 bool WorkerServer::ready() const { return impl_->core().ready(); }
 metrics::Registry& WorkerServer::registry() { return impl_->core().registry(); }
 

@@ -1,5 +1,7 @@
 // The worker's metrics: every family it exports, declared once in a stats table and registered
-// together. Every family but the GPU gauges carries a `model` label (the config's model name).
+// together. Every family but the GPU gauges and the config reload ones carries a `model` label
+// (the config's model name). tipperary_config_info{hash} is not here: it has exactly one series,
+// the current hash's, so it is written at scrape time (ConfigReloader::AppendConfigInfo).
 #pragma once
 
 #include "tipperary/metrics/histogram.h"
@@ -45,7 +47,12 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
   GAUGE(gpu_utilization, "tipperary_gpu_utilization_ratio",                                       \
         "GPU busy ratio over NVML's last sample period (CUDA backend only).")                     \
   GAUGE(gpu_memory_used, "tipperary_gpu_memory_used_bytes",                                       \
-        "GPU memory in use (CUDA backend only).")
+        "GPU memory in use (CUDA backend only).")                                                 \
+  COUNTER(config_reloads, "tipperary_config_reload_total",                                        \
+          "Config reloads (SIGHUP, POST /reload) by result: applied, unchanged, rejected.")       \
+  GAUGE(config_last_reload_success, "tipperary_config_last_reload_success_timestamp_seconds",     \
+        "Unix time the config in effect was loaded: at start, then at each applied or "           \
+        "unchanged reload.")
 // clang-format on
 
 TIPPERARY_DECLARE_METRICS_STRUCT(WorkerStats, TIPPERARY_WORKER_METRICS);

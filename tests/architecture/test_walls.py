@@ -105,9 +105,10 @@ def test_links_stay_inside_the_walls(component):
     problems = []
     # Library aliases that are not components: protos and build helpers.
     neutral = {"warnings", "asio", "googleapis_protos", "grpc_std_protos",
-               "externalscaler_protos", "api_protos"}
+               "grpc_reflection_v1_protos", "externalscaler_protos", "api_protos"}
     to_component = {"admin_protos": "admin", "embedding_protos": "embedding",
                     "test_protos": "testing", "tokenizer": "model", "worker_lib": "worker",
+                    "server_reflection": "worker",
                     "proxy_lib": "proxy", "kernels_math": "kernels"}
     for match in LINK.finditer(cmake.read_text()):
         for target in TARGET.findall(match.group(1)):

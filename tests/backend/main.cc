@@ -24,6 +24,7 @@
 #include "test_service_impl.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
+#include "tipperary/worker/server_reflection.h"
 
 namespace {
 
@@ -32,10 +33,10 @@ constexpr int kMaxMessageBytes = 64 << 20;
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
     "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
-    "                              [--without-parity]\n"
+    "                              [--without-parity] [--reflection VERSIONS]\n"
     "                              [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
-    "reflection.\n"
+    "reflection (v1 and v1alpha).\n"
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
     "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
@@ -44,7 +45,9 @@ constexpr std::string_view kUsage =
     "  --without-parity          serve TestService alone (a worker restarted with another\n"
     "                            service set)\n"
     "  --tls-cert, --tls-key     serve gRPC over TLS with this certificate chain and key\n"
-    "  --tls-client-ca           with TLS: require client certificates issued by this CA (mTLS)\n";
+    "  --tls-client-ca           with TLS: require client certificates issued by this CA (mTLS)\n"
+    "  --reflection VERSIONS     server reflection versions to serve, comma-separated: v1,\n"
+    "                            v1alpha (grpc++ 1.51's own), or none (default v1,v1alpha)\n";
 
 struct Options {
   std::string address = "127.0.0.1:0";
@@ -55,6 +58,8 @@ struct Options {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  bool reflection_v1 = true;
+  bool reflection_v1alpha = true;
 };
 
 // The whole file, or nullopt when it cannot be read.
@@ -83,6 +88,25 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const Options& options) {
   if (ca) ssl.pem_root_certs = *ca;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   return grpc::SslServerCredentials(ssl);
+}
+
+// "v1,v1alpha", "v1alpha", "none"...
+bool ParseReflection(std::string_view text, Options& options) {
+  options.reflection_v1 = options.reflection_v1alpha = false;
+  if (text == "none") return true;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view version = text.substr(0, comma);
+    if (version == "v1") {
+      options.reflection_v1 = true;
+    } else if (version == "v1alpha") {
+      options.reflection_v1alpha = true;
+    } else {
+      return false;
+    }
+    text = comma == std::string_view::npos ? "" : text.substr(comma + 1);
+  }
+  return options.reflection_v1 || options.reflection_v1alpha;
 }
 
 bool ParseInt(const char* text, int& out) {
@@ -119,6 +143,9 @@ int ParseArgs(int argc, char** argv, Options& options) {
     } else if (arg == "--shutdown-grace-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.shutdown_grace_ms);
+    } else if (arg == "--reflection") {
+      value = next();
+      ok = value != nullptr && ParseReflection(value, options);
     } else if (arg == "--not-serving-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.not_serving_ms);
@@ -172,7 +199,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // v1alpha; taken out if not asked
 
   tipperary::testing::TestServiceImpl service;
   tipperary::testing::ParityServiceImpl parity;
@@ -183,6 +210,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(endpoint->ToString(), credentials, &selected_port);
   builder.RegisterService(&service);
   if (options.parity) builder.RegisterService(&parity);
+  tipperary::worker::AddServerReflection(
+      builder, {.v1 = options.reflection_v1, .v1alpha = options.reflection_v1alpha});
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   if (options.max_concurrent_streams > 0) {

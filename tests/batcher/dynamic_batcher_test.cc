@@ -422,6 +422,43 @@ TEST(DynamicBatcherTest, RequestSplitAcrossBatchesRunsEachItemOnce) {
   EXPECT_EQ(stats.enqueued_items, 30u);
 }
 
+// A config reload: the next batches follow the new policy; what is queued stays queued.
+TEST(DynamicBatcherTest, SetOptionsAppliesToTheNextBatches) {
+  FakeTime time;
+  Recorder rec;
+  DynamicBatcher batcher(Options(8), rec.execute(), rec.reject(), &time);
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(1, {5, 5, 5})).ok());
+  batcher.AwaitQuiescent();
+  EXPECT_TRUE(rec.batches().empty());  // a partial batch waits max_queue_delay
+  BatcherOptions smaller = Options(2);
+  smaller.max_queue_delay = std::chrono::seconds(10);
+  smaller.max_queue = 4;
+  batcher.SetOptions(smaller);
+  batcher.AwaitQuiescent();
+  auto batches = rec.batches();  // full at 2 items: released at once, without time passing
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].items.size(), 2u);
+  EXPECT_EQ(batcher.queue_depth(), 1u);
+  EXPECT_EQ(batcher.options().max_batch_size, 2u);
+  // The new max_queue counts for new items.
+  EXPECT_EQ(batcher.Enqueue(MakeItems(2, {5, 5, 5, 5})).code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(3, {5})).ok());  // full again: released
+  batcher.AwaitQuiescent();
+  EXPECT_EQ(rec.batches().size(), 2u);
+  EXPECT_EQ(batcher.queue_depth(), 0u);
+  // A shorter delay wakes the scheduler for what is queued now.
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(4, {5})).ok());
+  batcher.AwaitQuiescent();
+  EXPECT_EQ(rec.batches().size(), 2u);
+  BatcherOptions at_once = smaller;
+  at_once.max_queue_delay = std::chrono::nanoseconds(0);
+  batcher.SetOptions(at_once);
+  batcher.AwaitQuiescent();
+  EXPECT_EQ(rec.batches().size(), 3u);
+  EXPECT_TRUE(rec.rejected().empty());
+}
+
 TEST(DynamicBatcherTest, DrainRunsQueuedWorkThenRefuses) {
   FakeTime time;
   Recorder rec;

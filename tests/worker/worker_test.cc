@@ -33,6 +33,7 @@
 #include "tipperary/embedding/v1/embedding.grpc.pb.h"
 #include "tipperary/metrics/registry.h"
 #include "tipperary/worker/worker_server.h"
+#include "worker_test_util.h"
 
 namespace tipperary::worker {
 namespace {
@@ -40,21 +41,15 @@ namespace {
 namespace pb = ::tipperary::embedding::v1;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
+using test_util::Connect;
+using test_util::HttpGet;
+using test_util::kHangGuard;
+using test_util::ModelDir;
+using test_util::SetDeadline;
+using test_util::WaitFor;
 using ::testing::HasSubstr;
 
 constexpr char kModel[] = "all-minilm-l6-v2";
-constexpr auto kHangGuard = std::chrono::seconds(30);
-
-std::string ModelDir() {
-  if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-#ifdef TIPPERARY_MODEL_DIR
-  return TIPPERARY_MODEL_DIR;
-#else
-  return "";
-#endif
-}
 
 config::WorkerConfig TestConfig() {
   config::WorkerConfig config;
@@ -85,14 +80,6 @@ std::unique_ptr<WorkerServer> StartServer(config::WorkerConfig config, bool load
     EXPECT_TRUE(loaded.ok()) << loaded;
   }
   return *std::move(server);
-}
-
-std::shared_ptr<grpc::Channel> Connect(const WorkerServer& server) {
-  return grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
-}
-
-void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout = kHangGuard) {
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
 }
 
 double Norm(const float* v, int n) {
@@ -136,34 +123,6 @@ class HealthClient {
  private:
   std::shared_ptr<grpc::Channel> channel_;
 };
-
-// GET http://address/path over a plain socket; returns {status, body}.
-std::pair<int, std::string> HttpGet(const std::string& address, const std::string& path) {
-  namespace http = boost::beast::http;
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::resolver resolver(ioc);
-  size_t colon = address.rfind(':');
-  auto endpoints = resolver.resolve(address.substr(0, colon), address.substr(colon + 1));
-  boost::asio::ip::tcp::socket socket(ioc);
-  boost::asio::connect(socket, endpoints);
-  http::request<http::string_body> req{http::verb::get, path, 11};
-  req.set(http::field::host, address);
-  http::write(socket, req);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return {static_cast<int>(res.result_int()), res.body()};
-}
-
-// Polls until `predicate` holds; a hang guard, not a timing assertion.
-bool WaitFor(const std::function<bool()>& predicate) {
-  auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return predicate();
-}
 
 class WorkerTest : public ::testing::Test {
  protected:

@@ -54,6 +54,11 @@ class BatchQueue {
 
   explicit BatchQueue(BatcherOptions options);
 
+  // A new policy (a config reload) for every batch planned from now on; queued items stay, a
+  // smaller max_queue is the caller's business (it checks capacity on Push).
+  void SetOptions(const BatcherOptions& options) { options_ = options; }
+  const BatcherOptions& options() const { return options_; }
+
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
@@ -89,7 +94,7 @@ class BatchQueue {
   void PlanFifo(size_t max_items, Plan* plan, bool* blocked) const;
   bool Fits(size_t count, uint32_t length) const;
 
-  const BatcherOptions options_;
+  BatcherOptions options_;
   uint64_t next_key_ = 0;
   uint64_t tokens_ = 0;
   std::map<uint64_t, Item> items_;  // key (arrival order) -> item

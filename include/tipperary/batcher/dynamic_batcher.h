@@ -67,6 +67,14 @@ class DynamicBatcher {
   // the threads. Idempotent; thread-safe.
   void Stop();
 
+  // Replaces the batching policy (batch size and token budget, max_queue_delay, max_queue,
+  // grouping, idle dispatch) under the scheduler's lock, as a config reload does: batches formed
+  // from now on follow it, queued items stay queued (even beyond a smaller max_queue; only new
+  // Enqueues are refused), batches already formed or executing are not touched. The number of
+  // instances is fixed at construction.
+  void SetOptions(const BatcherOptions& options);
+  BatcherOptions options() const;
+
   size_t queue_depth() const;
   BatcherStats stats() const;
 
@@ -83,7 +91,6 @@ class DynamicBatcher {
   // Earliest time the scheduler has something to do without being signalled.
   TimePoint NextWakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const BatcherOptions options_;
   const std::function<void(Batch)> execute_;
   const std::function<void(Item, absl::Status)> reject_;
   TimeSource* const time_;
@@ -94,6 +101,7 @@ class DynamicBatcher {
   std::atomic<uint64_t> refused_unavailable_items_{0};
 
   mutable absl::Mutex mu_;
+  BatcherOptions options_ ABSL_GUARDED_BY(mu_);
   absl::CondVar scheduler_cv_;  // signalled (after unlocking) on Enqueue, completion, Drain
   absl::CondVar executor_cv_;   // signalled (after unlocking) when a batch is ready, at shutdown
   BatchQueue queue_ ABSL_GUARDED_BY(mu_);

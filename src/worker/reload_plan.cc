@@ -1,0 +1,60 @@
+#include "reload_plan.h"
+
+#include <algorithm>
+#include <map>
+
+#include "tipperary/config/reload_report.h"
+
+namespace tipperary::worker {
+
+const std::vector<std::string>& RestartRequiredKeys() {
+  // The gRPC server and the admin listener are bound once; the model threads are per model and
+  // change with it (replaced), so no other key needs a restart.
+  static const std::vector<std::string> keys = {"listen", "admin.address"};
+  return keys;
+}
+
+bool SameModel(const config::WorkerModelConfig& running, const config::WorkerModelConfig& next) {
+  return running.name == next.name && running.aliases == next.aliases &&
+         running.huggingface_aliases == next.huggingface_aliases && running.path == next.path &&
+         running.backend == next.backend && running.dtype == next.dtype &&
+         running.max_seq_length == next.max_seq_length && running.instances == next.instances &&
+         running.threads == next.threads;
+}
+
+ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig next) {
+  ReloadPlan plan;
+  const std::string running_dump = config::DumpWorkerConfig(running);
+  const std::vector<std::string> file_changes =
+      config::ChangedKeys(running_dump, config::DumpWorkerConfig(next));
+  for (const std::string& key : RestartRequiredKeys()) {
+    if (std::find(file_changes.begin(), file_changes.end(), key) != file_changes.end()) {
+      plan.restart_required.push_back(key);
+    }
+  }
+  next.listen = running.listen;
+  next.admin_address = running.admin_address;
+  plan.effective = std::move(next);
+  plan.changed = config::ChangedKeys(running_dump, config::DumpWorkerConfig(plan.effective));
+
+  std::map<std::string, const config::WorkerModelConfig*> before;
+  for (const config::WorkerModelConfig& model : running.models) before[model.name] = &model;
+  for (const config::WorkerModelConfig& model : plan.effective.models) {
+    auto it = before.find(model.name);
+    if (it == before.end()) {
+      plan.added.push_back(model.name);
+    } else {
+      if (!SameModel(*it->second, model)) plan.replaced.push_back(model.name);
+      before.erase(it);
+    }
+  }
+  for (const auto& [name, model] : before) plan.removed.push_back(name);
+  std::sort(plan.added.begin(), plan.added.end());
+  std::sort(plan.replaced.begin(), plan.replaced.end());
+  plan.batching_changed =
+      std::any_of(plan.changed.begin(), plan.changed.end(),
+                  [](const std::string& key) { return key.rfind("batching.", 0) == 0; });
+  return plan;
+}
+
+}  // namespace tipperary::worker

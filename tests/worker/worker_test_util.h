@@ -1,0 +1,95 @@
+// What the worker's in-process tests share: the model directory, a channel and deadline, a plain
+// HTTP/1.1 client for the admin port, and a hang-guarded wait.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "tipperary/worker/worker_server.h"
+
+namespace tipperary::worker::test_util {
+
+inline constexpr auto kHangGuard = std::chrono::seconds(30);
+
+inline std::string ModelDir() {
+  if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+#ifdef TIPPERARY_MODEL_DIR
+  return TIPPERARY_MODEL_DIR;
+#else
+  return "";
+#endif
+}
+
+inline std::shared_ptr<grpc::Channel> Connect(const WorkerServer& server) {
+  return grpc::CreateChannel(server.grpc_address(), grpc::InsecureChannelCredentials());
+}
+
+inline void SetDeadline(grpc::ClientContext& context,
+                        std::chrono::milliseconds timeout = kHangGuard) {
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // Field names as sent.
+};
+
+// METHOD http://address/path over a plain socket.
+inline HttpResult HttpCall(const std::string& address, boost::beast::http::verb method,
+                           const std::string& path) {
+  namespace http = boost::beast::http;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::resolver resolver(ioc);
+  size_t colon = address.rfind(':');
+  auto endpoints = resolver.resolve(address.substr(0, colon), address.substr(colon + 1));
+  boost::asio::ip::tcp::socket socket(ioc);
+  boost::asio::connect(socket, endpoints);
+  http::request<http::string_body> req{method, path, 11};
+  req.set(http::field::host, address);
+  req.prepare_payload();
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  HttpResult result{static_cast<int>(res.result_int()), res.body(), {}};
+  for (const auto& field : res) {
+    result.headers[std::string(field.name_string())] = std::string(field.value());
+  }
+  return result;
+}
+
+// GET http://address/path; returns {status, body}.
+inline std::pair<int, std::string> HttpGet(const std::string& address, const std::string& path) {
+  HttpResult r = HttpCall(address, boost::beast::http::verb::get, path);
+  return {r.status, r.body};
+}
+
+// Polls until `predicate` holds; a hang guard, not a timing assertion.
+inline bool WaitFor(const std::function<bool()>& predicate) {
+  auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return predicate();
+}
+
+}  // namespace tipperary::worker::test_util
