@@ -323,18 +323,25 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     if (call->phase() == UpstreamCall::Phase::kDone) return;
     // The server enforces the deadline we sent as grpc-timeout and may report it a moment
     // before our own timer fires: that is still this call's deadline.
+    // The same for the per-try deadline, which went out as grpc-timeout too.
     constexpr auto kSlack = std::chrono::milliseconds(20);
-    if (result.outcome == CallOutcome::kGrpc &&
-        result.code == absl::StatusCode::kDeadlineExceeded && call->deadline &&
-        Clock::now() + kSlack >= *call->deadline) {
-      result.outcome = CallOutcome::kDeadline;
-    }
     const int endpoint = call->attempt_endpoint;
+    bool per_try_timeout = false;
+    if (result.outcome == CallOutcome::kGrpc &&
+        result.code == absl::StatusCode::kDeadlineExceeded) {
+      const Clock::time_point now = Clock::now();
+      if (call->deadline && now + kSlack >= *call->deadline) {
+        result.outcome = CallOutcome::kDeadline;
+      } else if (call->try_deadline && now + kSlack >= *call->try_deadline) {
+        per_try_timeout = true;
+        result = PerTryTimeoutResult(*call, endpoint);
+      }
+    }
     EndAttempt(*call);
     if (!call->internal) {
-      RecordOutcome(endpoint, IsEndpointFailure(result),
-                    result.outcome == CallOutcome::kGrpc && !IsEndpointFailure(result));
-      if (MaybeRetry(call, result, /*per_try_timeout=*/false)) return;
+      const bool failure = per_try_timeout || IsEndpointFailure(result);
+      RecordOutcome(endpoint, failure, result.outcome == CallOutcome::kGrpc && !failure);
+      if (MaybeRetry(call, result, per_try_timeout)) return;
     }
     Complete(call, std::move(result));
   }
@@ -677,13 +684,18 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
     const int endpoint = call->attempt_endpoint;
     ResetIfActive(*call);
     EndAttempt(*call);
-    GrpcResult result = MakeResult(
-        CallOutcome::kDeadline, absl::StatusCode::kDeadlineExceeded,
-        "per-try timeout of " + Millis(PolicyFor(*call).per_try_timeout) + " exceeded on " +
-            (endpoint >= 0 ? options_->endpoints[static_cast<size_t>(endpoint)].ToString() : ""));
+    GrpcResult result = PerTryTimeoutResult(*call, endpoint);
     RecordOutcome(endpoint, /*failure=*/true, /*success=*/false);
     if (MaybeRetry(call, result, /*per_try_timeout=*/true)) return;
     Complete(call, std::move(result));
+  }
+
+  GrpcResult PerTryTimeoutResult(const UpstreamCall& call, int endpoint) const {
+    return MakeResult(
+        CallOutcome::kDeadline, absl::StatusCode::kDeadlineExceeded,
+        "per-try timeout of " + Millis(PolicyFor(call).per_try_timeout) + " exceeded on " +
+            (endpoint >= 0 ? options_->endpoints[static_cast<size_t>(endpoint)].ToString()
+                           : "upstream " + options_->name));
   }
 
   bool TrySubmit(const std::shared_ptr<UpstreamCall>& call) {
