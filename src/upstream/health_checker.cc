@@ -57,6 +57,14 @@ void HealthChecker::OnConnectFailed(size_t index, const std::string& reason) {
   Set(index, EndpointHealth::kNotServing, reason);
 }
 
+void HealthChecker::OnWatchConnectionDraining(size_t index) {
+  Endpoint& endpoint = endpoints_[index];
+  if (stopped_ || endpoint.call == 0) return;
+  ++endpoint.generation;
+  host_->CancelHealthCall(std::exchange(endpoint.call, 0));
+  Probe(index);
+}
+
 void HealthChecker::Stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -90,17 +98,18 @@ void HealthChecker::StartWatch(size_t index) {
   request.message = Request();
   auto got_message = std::make_shared<bool>(false);
   const Clock::time_point started = Clock::now();
+  const uint64_t generation = endpoints_[index].generation;
   std::weak_ptr<HealthChecker> weak = weak_from_this();
   CallHandlers handlers;
-  handlers.on_message = [weak, index, got_message](std::string message) {
+  handlers.on_message = [weak, index, generation, got_message](std::string message) {
     auto self = weak.lock();
-    if (!self || self->stopped_) return;
+    if (!self || self->stopped_ || self->endpoints_[index].generation != generation) return;
     *got_message = true;
     self->Apply(index, message);
   };
-  handlers.on_done = [weak, index, got_message, started](GrpcResult result) {
+  handlers.on_done = [weak, index, generation, got_message, started](GrpcResult result) {
     auto self = weak.lock();
-    if (!self || self->stopped_) return;
+    if (!self || self->stopped_ || self->endpoints_[index].generation != generation) return;
     self->endpoints_[index].call = 0;
     self->OnWatchDone(index, result, *got_message, started);
   };

@@ -52,6 +52,12 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
   // Events from the cluster.
   void OnConnectionReady(size_t endpoint);
   void OnConnectFailed(size_t endpoint, const std::string& reason);
+  // The endpoint's Watch runs on a connection the server is draining (GOAWAY): a server waits
+  // for open calls before it exits, so the Watch is cancelled now and opened again on another
+  // connection (at once, or when one is ready). The health stays as it was meanwhile.
+  void OnWatchConnectionDraining(size_t endpoint);
+  // The Watch or Check in flight for the endpoint; 0 when none.
+  CallId call(size_t endpoint) const { return endpoints_[endpoint].call; }
   // Cancels the calls and timers; health stays as it was. For Shutdown and destruction.
   void Stop();
 
@@ -65,7 +71,8 @@ class HealthChecker : public std::enable_shared_from_this<HealthChecker> {
   struct Endpoint {
     EndpointHealth health = EndpointHealth::kUnknown;
     std::string detail = "no health answer yet";
-    CallId call = 0;  // The Watch or Check in flight.
+    CallId call = 0;          // The Watch or Check in flight.
+    uint64_t generation = 0;  // Bumped when a call is abandoned: its late events are ignored.
     bool watch_unimplemented = false;
     std::unique_ptr<boost::asio::steady_timer> timer;
     bool timer_armed = false;

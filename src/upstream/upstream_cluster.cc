@@ -280,8 +280,17 @@ class UpstreamCluster::Impl : public std::enable_shared_from_this<UpstreamCluste
       }
     }
     if (shutting_down_) return;
-    // New calls go to a fresh connection while this one finishes its streams.
     const size_t index = connection->endpoint_index();
+    if (by_server) {
+      // A server shutting down waits for its open calls: the health Watch must not be one.
+      if (const CallId watch = health_->call(index); watch != 0) {
+        auto it = calls_.find(watch);
+        if (it != calls_.end() && it->second->connection().get() == connection) {
+          health_->OnWatchConnectionDraining(index);
+        }
+      }
+    }
+    // New calls go to a fresh connection while this one finishes its streams.
     if (LiveConnections(endpoints_[index]) == 0 && !endpoints_[index].in_backoff) {
       ConnectEndpoint(index);
     }

@@ -109,8 +109,10 @@ class Backend {
     server_ = builder.BuildAndStart();
     grpc::EnableDefaultHealthCheckService(false);
   }
-  ~Backend() {
-    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  ~Backend() { Shutdown(std::chrono::system_clock::now()); }
+
+  void Shutdown(std::chrono::system_clock::time_point deadline) {
+    if (server_) server_->Shutdown(deadline);
   }
 
   bool ok() const { return server_ != nullptr && port_ != 0; }
@@ -652,6 +654,7 @@ TEST_F(UpstreamResilienceTest, RetryBudgetStopsRetriesWhenEverythingFails) {
   const UpstreamCluster::Stats stats = cluster.GetStats();
   const int attempts = a.service().calls.load() + b.service().calls.load();
   // Without the budget: 50 calls x 5 attempts. With it, at most 20% of 50 retry at once.
+  RecordProperty("attempts", attempts);
   EXPECT_LT(attempts, 150) << "retries multiplied the load";
   EXPECT_GE(stats.retry_budget_exhausted_total, 25u);
   EXPECT_EQ(static_cast<uint64_t>(attempts), 50 + stats.retries_total);
@@ -784,6 +787,28 @@ TEST_F(UpstreamResilienceTest, ShutdownEndsHealthWatchesSoConnectionsDrain) {
     auto stats = cluster.GetStats();
     return stats.ready + stats.draining + stats.connecting == 0;
   }));
+}
+
+TEST_F(UpstreamResilienceTest, HealthWatchDoesNotHoldAServersGracefulShutdown) {
+  auto server = std::make_unique<Backend>();
+  ASSERT_TRUE(server->ok());
+  UpstreamOptions options = Options({server->address()});
+  EnableHealth(options);
+  UpstreamCluster cluster(ioc_, options);
+  cluster.Start();
+  ASSERT_TRUE(RunUntil([&] { return cluster.GetStats().endpoints_healthy == 1; }));
+  // A graceful shutdown waits for open calls until its deadline; the Watch is one until the
+  // GOAWAY makes the cluster cancel it.
+  std::atomic<bool> finished{false};
+  const auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] {
+    server->Shutdown(std::chrono::system_clock::now() + 10s);
+    finished = true;
+  });
+  const bool in_time = RunUntil([&] { return finished.load(); }, 20s);
+  stopper.join();
+  ASSERT_TRUE(in_time);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "held until its deadline";
 }
 
 }  // namespace
