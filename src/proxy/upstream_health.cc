@@ -36,6 +36,19 @@ void UpstreamHealth::Stop() {
   if (timer_) timer_->cancel();
 }
 
+void UpstreamHealth::InheritFrom(const UpstreamHealth& before) {
+  std::scoped_lock lock(mu_, before.mu_);
+  bool any = any_serving_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < reasons_.size(); ++i) {
+    for (size_t j = 0; j < before.reasons_.size(); ++j) {
+      if (before.config_.upstreams[j].name != config_.upstreams[i].name) continue;
+      reasons_[i] = before.reasons_[j];
+      any = any || reasons_[i].empty();
+    }
+  }
+  any_serving_ = any;
+}
+
 bool UpstreamHealth::AnyServing() const { return any_serving_.load(std::memory_order_relaxed); }
 
 std::string UpstreamHealth::Describe() const {

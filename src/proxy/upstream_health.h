@@ -31,6 +31,10 @@ class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
   void Start();
   // Loop thread (or after the loop stopped).
   void Stop();
+  // Loop thread, before Start(): a reload's new instance starts from what the one it replaces
+  // knew of the upstreams both have (by name), so readiness does not blink before its first
+  // reading.
+  void InheritFrom(const UpstreamHealth& before);
 
   // Any thread.
   bool AnyServing() const;
