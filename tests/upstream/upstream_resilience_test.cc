@@ -523,7 +523,7 @@ TEST_F(UpstreamResilienceTest, HungEndpointIsDetectedAndIdempotentCallsSucceedEl
   UpstreamOptions options = Options({a.address(), b.address(), hung.address()});
   EnableHealth(options);
   options.hung_detection.ping_after = 200ms;
-  options.hung_detection.ping_timeout = 300ms;
+  options.hung_detection.ping_timeout = 500ms;  // Margin for a loaded test machine.
   options.connect_timeout = 500ms;
   options.retry_policy.idempotent_methods = {"tipperary.testing.v1.TestService/*"};
   UpstreamCluster cluster(ioc_, options);
@@ -574,7 +574,7 @@ TEST_F(UpstreamResilienceTest, HungEndpointFailsOnlyTheCallsSentToIt) {
   PausableRelay hung(behind.port());
   UpstreamOptions options = Options({a.address(), hung.address()});
   options.hung_detection.ping_after = 200ms;
-  options.hung_detection.ping_timeout = 300ms;
+  options.hung_detection.ping_timeout = 500ms;  // Margin for a loaded test machine.
   options.connect_timeout = 500ms;
   UpstreamCluster cluster(ioc_, options);
   cluster.Start();
