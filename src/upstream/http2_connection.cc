@@ -107,7 +107,7 @@ Http2Connection::Http2Connection(asio::io_context& ioc,
       socket_(ioc),
       resolver_(ioc),
       connect_timer_(ioc),
-      ping_timer_(ioc) {
+      keepalive_timer_(ioc) {
   const common::Endpoint& endpoint = options_->endpoints[endpoint_index_];
   label_ = endpoint.ToString();
   authority_ = endpoint.kind == common::Endpoint::Kind::kUnix ? "localhost" : label_;
@@ -496,7 +496,7 @@ void Http2Connection::ShutDownIo() {
   socket_.close(ignored);
   resolver_.cancel();
   connect_timer_.cancel();
-  ping_timer_.cancel();
+  keepalive_timer_.cancel();
 }
 
 void Http2Connection::Abort() {
@@ -520,8 +520,8 @@ void Http2Connection::ArmPingTimer(std::chrono::steady_clock::time_point when) {
     return;
   }
   ping_timer_due_ = when;
-  ping_timer_.expires_at(when);  // Cancels the wait for a later time, if any.
-  ping_timer_.async_wait(
+  keepalive_timer_.expires_at(when);  // Cancels the wait for a later time, if any.
+  keepalive_timer_.async_wait(
       [self = shared_from_this()](const error_code& ec) { self->OnPingTimer(ec); });
 }
 

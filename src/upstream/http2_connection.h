@@ -2,9 +2,6 @@
 // nghttp2 session with asio: connect, SETTINGS handshake, multiplexed gRPC streams, keepalive
 // PINGs, GOAWAY draining. Internal to tipperary::upstream; the cluster owns and pools these.
 //
-// A connection whose requests wait with nothing received for hung_detection.ping_after is sent a
-// PING; no ack within hung_detection.ping_timeout closes it as hung (UpstreamOptions).
-//
 //   auto conn = std::make_shared<Http2Connection>(ioc, options, endpoint_index, &listener);
 //   conn->Connect();                    // listener.OnConnectionReady(conn) once usable
 //   if (conn->HasCapacity()) conn->Submit(call);
@@ -130,8 +127,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void OnWrite(const boost::system::error_code& ec);
   void BecomeReady();
   void StartDraining(bool by_server);
-  // One timer serves keepalive PINGs, hung-detection PINGs and the PING ack deadline: armed
-  // for `when` unless already armed for earlier.
+  // Hung detection: a connection whose requests wait with nothing received for
+  // hung_detection.ping_after is sent a PING; no ack within hung_detection.ping_timeout closes
+  // it as hung (UpstreamOptions). One timer serves keepalive PINGs, these PINGs and the ack
+  // deadline: armed for `when` unless already armed for earlier.
   void ArmPingTimer(std::chrono::steady_clock::time_point when);
   void OnPingTimer(const boost::system::error_code& ec);
   // When the next PING is due (max() for never), and whether it is for hung detection.
@@ -156,7 +155,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   boost::asio::generic::stream_protocol::socket socket_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer connect_timer_;
-  boost::asio::steady_timer ping_timer_;
+  boost::asio::steady_timer
+      keepalive_timer_;  // All PINGs: keepalive, hung detection, ack deadline.
   std::unique_ptr<nghttp2_session, SessionDeleter> session_;
 
   State state_ = State::kConnecting;
