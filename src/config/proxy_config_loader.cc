@@ -154,8 +154,13 @@ const std::vector<std::string>& UpstreamKeys() {
                                                                "connections_per_thread",
                                                                "max_response_bytes",
                                                                "initial_window_size",
+                                                               "load_balancing",
                                                                "health_check",
-                                                               "tls"};
+                                                               "outlier_detection",
+                                                               "hung_detection",
+                                                               "retry_policy",
+                                                               "circuit_breakers",
+"tls"};
   return *keys;
 }
 
@@ -220,6 +225,9 @@ class Loader {
   absl::Status LoadUpstreams(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadUpstream(const YamlValue& item, UpstreamConfig* out);
   absl::Status LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* out);
+  // load_balancing is read by LoadUpstream; these are its resilience sections.
+  absl::Status LoadUpstreamResilience(const YamlMap& map, UpstreamConfig* out);
+  absl::Status LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out);
   absl::Status LoadDescriptors(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoutes(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out);
@@ -477,11 +485,16 @@ absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
   uint64_t window = out->initial_window_size;
   TIPPERARY_RETURN_IF_ERROR(map.ReadSize("initial_window_size", &window, 65535, kMaxInt31));
   out->initial_window_size = static_cast<uint32_t>(window);
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("load_balancing", &out->load_balancing, {"p2c", "round_robin"}));
   if (std::optional<YamlValue> health = map.Find("health_check")) {
-    TIPPERARY_ASSIGN_OR_RETURN(YamlMap hc, health->AsMap({"interval", "timeout", "service"}));
+    TIPPERARY_ASSIGN_OR_RETURN(
+        YamlMap hc, health->AsMap({"interval", "timeout", "service", "panic_threshold_percent"}));
     TIPPERARY_RETURN_IF_ERROR(hc.ReadDuration("interval", &out->health_check.interval));
     TIPPERARY_RETURN_IF_ERROR(hc.ReadDuration("timeout", &out->health_check.timeout, kPositive));
     TIPPERARY_RETURN_IF_ERROR(hc.ReadString("service", &out->health_check.service));
+    TIPPERARY_RETURN_IF_ERROR(hc.ReadUint32("panic_threshold_percent",
+                                            &out->health_check.panic_threshold_percent, 0, 100));
   }
   if (std::optional<YamlValue> tls = map.Find("tls")) {
     out->tls.emplace();
@@ -493,6 +506,54 @@ absl::Status Loader::LoadUpstream(const YamlValue& item, UpstreamConfig* out) {
                                                 " needs host:port endpoints"));
       }
     }
+  }
+  TIPPERARY_RETURN_IF_ERROR(LoadUpstreamResilience(map, out));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadUpstreamResilience(const YamlMap& map, UpstreamConfig* out) {
+  // "a (X) must be >= b (Y)", at a when it is there, else at b.
+  auto ordered = [](const YamlMap& m, const char* low_key, Duration low, const char* high_key,
+                    Duration high) -> absl::Status {
+    if (high >= low) return absl::OkStatus();
+    std::optional<YamlValue> at = m.Find(high_key);
+    if (!at) at = m.Find(low_key);
+    return at->Error(absl::StrCat(high_key, " (", FormatDuration(high), ") must be >= ", low_key,
+                                  " (", FormatDuration(low), ")"));
+  };
+  if (std::optional<YamlValue> value = map.Find("outlier_detection")) {
+    OutlierDetectionConfig& od = out->outlier_detection;
+    TIPPERARY_ASSIGN_OR_RETURN(
+        YamlMap m, value->AsMap({"consecutive_failures", "base_ejection_time", "max_ejection_time",
+                                 "max_ejection_percent"}));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadUint32("consecutive_failures", &od.consecutive_failures, 0, 1000000));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadDuration("base_ejection_time", &od.base_ejection_time, kPositive));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadDuration("max_ejection_time", &od.max_ejection_time, kPositive));
+    TIPPERARY_RETURN_IF_ERROR(ordered(m, "base_ejection_time", od.base_ejection_time,
+                                      "max_ejection_time", od.max_ejection_time));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadUint32("max_ejection_percent", &od.max_ejection_percent, 0, 100));
+  }
+  if (std::optional<YamlValue> value = map.Find("hung_detection")) {
+    TIPPERARY_ASSIGN_OR_RETURN(YamlMap m, value->AsMap({"ping_after", "ping_timeout"}));
+    TIPPERARY_RETURN_IF_ERROR(m.ReadDuration("ping_after", &out->hung_detection.ping_after));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadDuration("ping_timeout", &out->hung_detection.ping_timeout, kPositive));
+  }
+  if (std::optional<YamlValue> value = map.Find("retry_policy")) {
+    TIPPERARY_RETURN_IF_ERROR(LoadRetryPolicy(*value, &out->retry_policy));
+  }
+  if (std::optional<YamlValue> value = map.Find("circuit_breakers")) {
+    CircuitBreakersConfig& cb = out->circuit_breakers;
+    TIPPERARY_ASSIGN_OR_RETURN(
+        YamlMap m, value->AsMap({"max_requests", "max_pending_requests", "retry_after"}));
+    TIPPERARY_RETURN_IF_ERROR(m.ReadSize("max_requests", &cb.max_requests, 0, kMaxUint32));
+    TIPPERARY_RETURN_IF_ERROR(
+        m.ReadSize("max_pending_requests", &cb.max_pending_requests, 0, kMaxUint32));
+    TIPPERARY_RETURN_IF_ERROR(m.ReadDuration("retry_after", &cb.retry_after));
   }
   return absl::OkStatus();
 }
@@ -533,6 +594,59 @@ absl::Status Loader::LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* 
   }
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("verify", &out->verify));
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("min_version", &out->min_version, {"1.2", "1.3"}));
+  return absl::OkStatus();
+}
+
+absl::Status Loader::LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out) {
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap m,
+      value.AsMap({"retry_on", "idempotent_methods", "max_attempts", "per_try_timeout",
+                   "backoff_initial", "backoff_max", "budget_percent", "min_retry_concurrency"}));
+  if (std::optional<YamlValue> retry_on = m.Find("retry_on")) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, retry_on->AsList());
+    out->retry_on.clear();
+    for (const YamlValue& item : items) {
+      TIPPERARY_ASSIGN_OR_RETURN(
+          std::string code,
+          item.AsEnum({"cancelled", "unknown", "invalid_argument", "deadline_exceeded", "not_found",
+                       "already_exists", "permission_denied", "resource_exhausted",
+                       "failed_precondition", "aborted", "out_of_range", "unimplemented",
+                       "internal", "unavailable", "data_loss", "unauthenticated"}));
+      out->retry_on.push_back(std::move(code));
+    }
+  }
+  if (std::optional<YamlValue> methods = m.Find("idempotent_methods")) {
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, methods->AsList());
+    out->idempotent_methods.clear();
+    for (const YamlValue& item : items) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::string pattern, item.AsNonEmptyString());
+      const size_t slash = pattern.find('/');
+      const bool ok =
+          pattern == "*" ||
+          (slash != std::string::npos && IsServiceName(pattern.substr(0, slash), false) &&
+           (pattern.substr(slash + 1) == "*" || IsIdentifier(pattern.substr(slash + 1))));
+      if (!ok) {
+        return item.Error(absl::StrCat("bad method ", Quoted(pattern),
+                                       " (use \"package.Service/Method\", \"package.Service/*\" "
+                                       "or \"*\")"));
+      }
+      out->idempotent_methods.push_back(std::move(pattern));
+    }
+  }
+  TIPPERARY_RETURN_IF_ERROR(m.ReadUint32("max_attempts", &out->max_attempts, 1, 10));
+  TIPPERARY_RETURN_IF_ERROR(m.ReadDuration("per_try_timeout", &out->per_try_timeout));
+  TIPPERARY_RETURN_IF_ERROR(m.ReadDuration("backoff_initial", &out->backoff_initial, kPositive));
+  TIPPERARY_RETURN_IF_ERROR(m.ReadDuration("backoff_max", &out->backoff_max, kPositive));
+  if (out->backoff_max < out->backoff_initial) {
+    std::optional<YamlValue> at = m.Find("backoff_max");
+    if (!at) at = m.Find("backoff_initial");
+    return at->Error(absl::StrCat("backoff_max (", FormatDuration(out->backoff_max),
+                                  ") must be >= backoff_initial (",
+                                  FormatDuration(out->backoff_initial), ")"));
+  }
+  TIPPERARY_RETURN_IF_ERROR(m.ReadUint32("budget_percent", &out->budget_percent, 0, 100));
+  TIPPERARY_RETURN_IF_ERROR(
+      m.ReadUint32("min_retry_concurrency", &out->min_retry_concurrency, 0, 1000000));
   return absl::OkStatus();
 }
 

@@ -1,10 +1,12 @@
-// Active health checking, the minimal form readiness needs: every upstream is asked
-// grpc.health.v1.Health/Check on its health_check.interval, and the proxy is ready only while
-// at least one upstream answers SERVING. A worker that serves reflection but is still loading
-// its model answers NOT_SERVING, so the proxy does not claim to be ready before it can answer.
-// An upstream without the health service (UNIMPLEMENTED) counts as serving.
+// Readiness from the upstreams' health: the proxy is ready while at least one endpoint of some
+// upstream is serving. The health checking itself is the upstream clusters' (grpc.health.v1
+// Watch or Check per endpoint, upstream::HealthChecker); this reads loop 0's clusters every
+// 100 ms and publishes the answer for /readyz. A worker that serves reflection but is still
+// loading its model answers NOT_SERVING, so the proxy does not claim to be ready before it can
+// answer. An endpoint without the health service counts as serving; an upstream with
+// health_check.interval 0 always counts.
 //
-//   auto health = UpstreamHealth::Create(loop, config);   // checks run on `loop`
+//   auto health = UpstreamHealth::Create(loop, config);   // polls on `loop`
 //   health->Start();
 //   if (!health->AnyServing()) { /* /readyz: 503 with health->Describe() */ }
 #pragma once
@@ -25,12 +27,13 @@ class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
  public:
   static std::shared_ptr<UpstreamHealth> Create(EventLoop& loop, const config::ProxyConfig& config);
 
-  // Loop thread. The first checks go out at once.
+  // Loop thread. The first reading is taken at once.
   void Start();
   // Loop thread (or after the loop stopped).
   void Stop();
-  // Loop thread, before Start(): a reload's new checker starts from what the one it replaces
-  // knew of the upstreams both have (by name), so readiness does not blink.
+  // Loop thread, before Start(): a reload's new instance starts from what the one it replaces
+  // knew of the upstreams both have (by name), so readiness does not blink before its first
+  // reading.
   void InheritFrom(const UpstreamHealth& before);
 
   // Any thread.
@@ -42,22 +45,16 @@ class UpstreamHealth : public std::enable_shared_from_this<UpstreamHealth> {
   UpstreamHealth(EventLoop& loop, const config::ProxyConfig& config);
 
  private:
-  enum class Status { kUnknown, kServing, kNotServing };
-  struct Upstream {
-    std::atomic<Status> status{Status::kUnknown};
-    std::unique_ptr<boost::asio::steady_timer> timer;
-  };
-
-  void Check(size_t index);
-  void Schedule(size_t index);
-  void Set(size_t index, Status status, std::string why);
+  void Poll();
+  void Schedule();
 
   EventLoop& loop_;
   const config::ProxyConfig& config_;
-  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
   bool stopped_ = false;
-  mutable std::mutex mu_;  // Guards reasons_ (written on the loop, read by /readyz).
-  std::vector<std::string> reasons_;
+  std::atomic<bool> any_serving_{false};
+  mutable std::mutex mu_;             // Guards reasons_ (written on the loop, read by /readyz).
+  std::vector<std::string> reasons_;  // Per upstream: "" while some endpoint serves.
 };
 
 }  // namespace tipperary::proxy

@@ -393,10 +393,9 @@ bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
   if (!HasCapacity()) return false;
   const GrpcRequest& request = call->request();
 
+  const auto now = std::chrono::steady_clock::now();
   std::string timeout;
-  if (call->deadline) {
-    timeout = EncodeGrpcTimeout(*call->deadline - std::chrono::steady_clock::now());
-  }
+  if (const auto deadline = call->AttemptDeadline()) timeout = EncodeGrpcTimeout(*deadline - now);
   // Custom metadata, normalized; storage reserved up front so the views stay put.
   std::vector<std::string> storage;
   storage.reserve(request.metadata.size() * 2);
@@ -450,8 +449,15 @@ bool Http2Connection::Submit(const std::shared_ptr<UpstreamCall>& call) {
     }
     return false;
   }
-  streams_[stream_id] = Stream{call};
+  streams_[stream_id] = Stream{call, true, false, now};
   call->Bind(weak_from_this(), stream_id);
+  const auto ping_after = options_->hung_detection.ping_after;
+  if (ping_after.count() > 0 && !call->expects_silence) {
+    ArmPingTimer(
+        ping_outstanding_
+            ? PingDeadline()
+            : now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(ping_after));
+  }
   AfterIo();
   return true;
 }
@@ -563,43 +569,107 @@ void Http2Connection::BecomeReady() {
   state_ = State::kReady;
   was_ready_ = true;
   connect_timer_.cancel();
-  if (keepalive_interval_.count() > 0) {
-    ArmKeepalive(last_received_ + keepalive_interval_);
-  }
+  bool hung = false;
+  ArmPingTimer(NextPingDue(&hung));
   if (listener_ != nullptr) listener_->OnConnectionReady(this);
 }
 
-void Http2Connection::ArmKeepalive(std::chrono::steady_clock::time_point when) {
-  keepalive_timer_.expires_at(when);
-  keepalive_timer_.async_wait(
-      [self = shared_from_this()](const error_code& ec) { self->OnKeepaliveTimer(ec); });
-}
-
-void Http2Connection::OnKeepaliveTimer(const error_code& ec) {
-  if (ec == asio::error::operation_aborted || closed_ || !session_) return;
-  auto now = std::chrono::steady_clock::now();
-  if (ping_outstanding_) {
-    if (now - ping_sent_at_ >= options_->keepalive_timeout) {
-      if (listener_ != nullptr) listener_->OnKeepaliveTimeout(this);
-      Close("connection to " + label_ + " lost: no PING ack within " +
-            Millis(options_->keepalive_timeout));
-      return;
-    }
-    ArmKeepalive(ping_sent_at_ + options_->keepalive_timeout);
+void Http2Connection::ArmPingTimer(std::chrono::steady_clock::time_point when) {
+  if (closed_ || when == std::chrono::steady_clock::time_point::max() || when >= ping_timer_due_) {
     return;
   }
-  auto due = last_received_ + keepalive_interval_;
+  ping_timer_due_ = when;
+  keepalive_timer_.expires_at(when);  // Cancels the wait for a later time, if any.
+  keepalive_timer_.async_wait(
+      [self = shared_from_this()](const error_code& ec) { self->OnPingTimer(ec); });
+}
+
+std::chrono::steady_clock::time_point Http2Connection::OldestWaiting() const {
+  auto oldest = std::chrono::steady_clock::time_point::max();
+  for (const auto& [id, stream] : streams_) {
+    if (stream.attached && !stream.call->expects_silence) {
+      oldest = std::min(oldest, stream.submitted_at);
+    }
+  }
+  return oldest;
+}
+
+std::chrono::steady_clock::time_point Http2Connection::NextPingDue(bool* hung) const {
+  using Duration = std::chrono::steady_clock::duration;
+  auto due = std::chrono::steady_clock::time_point::max();
+  *hung = false;
+  if (keepalive_interval_.count() > 0) {
+    due = last_received_ + std::chrono::duration_cast<Duration>(keepalive_interval_);
+  }
+  const auto ping_after = options_->hung_detection.ping_after;
+  if (ping_after.count() > 0 && silence_pings_ < kMaxSilencePings) {
+    const auto oldest = OldestWaiting();
+    if (oldest != std::chrono::steady_clock::time_point::max()) {
+      // The second PING of a silence waits twice as long: a slow answer is not a hung server.
+      const auto wait = std::chrono::duration_cast<Duration>(ping_after * (1 << silence_pings_));
+      const auto hung_due = std::max(last_received_, oldest) + wait;
+      if (hung_due < due) {
+        due = hung_due;
+        *hung = true;
+      }
+    }
+  }
+  return due;
+}
+
+std::chrono::steady_clock::time_point Http2Connection::PingDeadline() const {
+  using Duration = std::chrono::steady_clock::duration;
+  auto deadline = ping_sent_at_ + std::chrono::duration_cast<Duration>(options_->keepalive_timeout);
+  if (options_->hung_detection.ping_after.count() > 0 &&
+      OldestWaiting() != std::chrono::steady_clock::time_point::max()) {
+    deadline = std::min(deadline, ping_sent_at_ + std::chrono::duration_cast<Duration>(
+                                                      options_->hung_detection.ping_timeout));
+  }
+  return deadline;
+}
+
+void Http2Connection::OnPingTimer(const error_code& ec) {
+  if (ec == asio::error::operation_aborted || closed_ || !session_) return;
+  ping_timer_due_ = std::chrono::steady_clock::time_point::max();
+  const auto now = std::chrono::steady_clock::now();
+  if (ping_outstanding_) {
+    const auto deadline = PingDeadline();
+    if (now < deadline) {
+      ArmPingTimer(deadline);
+      return;
+    }
+    size_t waiting = 0;
+    for (const auto& [id, stream] : streams_) {
+      waiting += stream.attached && !stream.call->expects_silence ? 1 : 0;
+    }
+    const bool hung = waiting > 0 && options_->hung_detection.ping_after.count() > 0;
+    if (listener_ != nullptr) listener_->OnPingTimeout(this, hung);
+    Close(hung ? "connection to " + label_ + " is hung: no PING ack within " +
+                     Millis(std::chrono::duration_cast<std::chrono::nanoseconds>(now -
+                                                                                 ping_sent_at_)) +
+                     " while " + std::to_string(waiting) + " request(s) waited"
+               : "connection to " + label_ + " lost: no PING ack within " +
+                     Millis(options_->keepalive_timeout));
+    return;
+  }
+  bool hung = false;
+  const auto due = NextPingDue(&hung);
   if (now < due) {
-    ArmKeepalive(due);
+    ArmPingTimer(due);
     return;
   }
   if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr) == 0) {
     ping_outstanding_ = true;
     ping_sent_at_ = now;
+    if (hung) ++silence_pings_;
     if (listener_ != nullptr) listener_->OnPingSent(this);
     AfterIo();
   }
-  if (!closed_) ArmKeepalive(now + options_->keepalive_timeout);
+  if (closed_) return;
+  ArmPingTimer(ping_outstanding_
+                   ? PingDeadline()
+                   : now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               options_->keepalive_timeout));
 }
 
 Http2Connection::Stream* Http2Connection::FindAttached(int32_t stream_id) {
@@ -629,6 +699,7 @@ int Http2Connection::OnFrameRecv(const nghttp2_frame* frame) {
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && state_ == State::kConnecting) BecomeReady();
       break;
     case NGHTTP2_HEADERS: {
+      silence_pings_ = 0;  // The server spoke: PINGs no longer count as abuse.
       Stream* stream = FindAttached(stream_id);
       if (stream == nullptr) break;
       std::shared_ptr<UpstreamCall> call = stream->call;  // on_headers may cancel it.
@@ -637,6 +708,7 @@ int Http2Connection::OnFrameRecv(const nghttp2_frame* frame) {
       break;
     }
     case NGHTTP2_DATA:
+      silence_pings_ = 0;
       if (end_stream) FinishStream(stream_id);
       break;
     case NGHTTP2_GOAWAY:
@@ -646,9 +718,8 @@ int Http2Connection::OnFrameRecv(const nghttp2_frame* frame) {
     case NGHTTP2_PING:
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) != 0 && ping_outstanding_) {
         ping_outstanding_ = false;
-        if (keepalive_interval_.count() > 0) {
-          ArmKeepalive(last_received_ + keepalive_interval_);
-        }
+        bool hung = false;
+        ArmPingTimer(NextPingDue(&hung));
       }
       break;
     default:

@@ -54,7 +54,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     // A stream closed, so the connection may take another.
     virtual void OnStreamClosed(Http2Connection* connection) = 0;
     virtual void OnPingSent(Http2Connection* connection) = 0;
-    virtual void OnKeepaliveTimeout(Http2Connection* connection) = 0;
+    // A PING went unanswered; `hung`: while requests waited (the connection is closed next).
+    virtual void OnPingTimeout(Http2Connection* connection, bool hung) = 0;
   };
 
   Http2Connection(boost::asio::io_context& ioc, std::shared_ptr<const UpstreamOptions> options,
@@ -110,6 +111,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     std::shared_ptr<UpstreamCall> call;
     bool attached = true;  // False once the call finished or was cancelled: ignore events.
     bool headers_sent = false;
+    std::chrono::steady_clock::time_point submitted_at{};
   };
 
   void StartConnect(std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints);
@@ -132,8 +134,20 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   void OnWrite(const boost::system::error_code& ec);
   void BecomeReady();
   void StartDraining(bool by_server);
-  void ArmKeepalive(std::chrono::steady_clock::time_point when);
-  void OnKeepaliveTimer(const boost::system::error_code& ec);
+  // Hung detection: a connection whose requests wait with nothing received for
+  // hung_detection.ping_after is sent a PING; no ack within hung_detection.ping_timeout closes
+  // it as hung (UpstreamOptions). One timer serves keepalive PINGs, these PINGs and the ack
+  // deadline: armed for `when` unless already armed for earlier.
+  void ArmPingTimer(std::chrono::steady_clock::time_point when);
+  void OnPingTimer(const boost::system::error_code& ec);
+  // When the next PING is due (max() for never), and whether it is for hung detection.
+  std::chrono::steady_clock::time_point NextPingDue(bool* hung) const;
+  // The oldest submit time of the attached streams that wait for an answer (not silent by
+  // design); max() when none.
+  std::chrono::steady_clock::time_point OldestWaiting() const;
+  // The ack deadline of the PING in flight: tighter (hung_detection.ping_timeout) while
+  // requests wait.
+  std::chrono::steady_clock::time_point PingDeadline() const;
   // The stream ended with END_STREAM from the server.
   void FinishStream(int32_t stream_id);
   Stream* FindAttached(int32_t stream_id);
@@ -153,7 +167,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool tls_handshaking_ = false;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer connect_timer_;
-  boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer
+      keepalive_timer_;  // All PINGs: keepalive, hung detection, ack deadline.
   std::unique_ptr<nghttp2_session, SessionDeleter> session_;
 
   State state_ = State::kConnecting;
@@ -173,6 +188,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   std::chrono::steady_clock::time_point last_received_;
   bool ping_outstanding_ = false;
   std::chrono::steady_clock::time_point ping_sent_at_;
+  std::chrono::steady_clock::time_point ping_timer_due_ =
+      std::chrono::steady_clock::time_point::max();
+  // Hung-detection PINGs since HEADERS or DATA last arrived: at most kMaxSilencePings, as gRPC
+  // servers count a third PING without data in between as abuse (GOAWAY too_many_pings).
+  static constexpr int kMaxSilencePings = 2;
+  int silence_pings_ = 0;
 };
 
 }  // namespace tipperary::upstream

@@ -58,10 +58,17 @@ void UpstreamCall::Bind(std::weak_ptr<Http2Connection> connection, int32_t strea
   connection_ = std::move(connection);
   stream_id_ = stream_id;
   phase_ = Phase::kActive;
-  ++attempts_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> UpstreamCall::AttemptDeadline() const {
+  if (!try_deadline) return deadline;
+  if (!deadline) return try_deadline;
+  return std::min(*deadline, *try_deadline);
 }
 
 void UpstreamCall::PrepareRetry() {
+  held_headers_.reset();
+  try_deadline.reset();
   connection_.reset();
   stream_id_ = -1;
   body_offset_ = 0;
@@ -172,11 +179,10 @@ void UpstreamCall::EndHeaders(bool end_stream) {
     have_trailers_ = true;
     return;
   }
-  if (grpc_response_ && handlers_.on_headers) {
+  if (grpc_response_) {
     Metadata headers;
     AppendCustomMetadata(block_, headers);
-    block_.clear();
-    handlers_.on_headers(headers);
+    held_headers_ = std::move(headers);
   }
   block_.clear();
 }
@@ -219,6 +225,13 @@ std::optional<GrpcResult> UpstreamCall::OnData(const uint8_t* data, size_t size)
     } else {
       message = inbox_.substr(inbox_pos_ + 5, length);
       inbox_pos_ += 5 + length;
+    }
+    message_delivered_ = true;
+    if (held_headers_) {
+      Metadata headers = std::move(*held_headers_);
+      held_headers_.reset();
+      if (handlers_.on_headers) handlers_.on_headers(headers);
+      if (phase_ == Phase::kDone) break;  // Cancelled from inside on_headers.
     }
     if (handlers_.on_message) handlers_.on_message(std::move(message));
   }

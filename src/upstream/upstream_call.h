@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "tipperary/upstream/grpc_call.h"
+#include "tipperary/upstream/retry_policy.h"
 
 namespace tipperary::upstream {
 
@@ -27,8 +28,9 @@ class Http2Connection;
 
 class UpstreamCall {
  public:
-  // kNew: not yet placed; kPending: queued for a stream; kActive: on a stream.
-  enum class Phase { kNew, kPending, kActive, kDone };
+  // kNew: not yet placed; kPending: queued for a stream; kActive: on a stream; kBackoff:
+  // waiting to be retried.
+  enum class Phase { kNew, kPending, kActive, kBackoff, kDone };
 
   UpstreamCall(uint64_t id, GrpcRequest request, CallHandlers handlers,
                uint64_t max_response_bytes);
@@ -43,6 +45,30 @@ class UpstreamCall {
   // Absolute deadline, when the request has a timeout.
   std::optional<std::chrono::steady_clock::time_point> deadline;
   std::optional<boost::asio::steady_timer> deadline_timer;
+  // The current attempt's per-try deadline (RetryPolicy::per_try_timeout), when set.
+  std::optional<std::chrono::steady_clock::time_point> try_deadline;
+  // The per-try timeout while kActive, the backoff while kBackoff.
+  std::optional<boost::asio::steady_timer> attempt_timer;
+  // What goes out as grpc-timeout: the earlier of the two deadlines.
+  std::optional<std::chrono::steady_clock::time_point> AttemptDeadline() const;
+
+  // A health check of the cluster's own: pinned to one endpoint, outside load balancing,
+  // retries, circuit breakers and outlier detection.
+  bool internal = false;
+  int pinned_endpoint = -1;
+  // A stream that legitimately stays silent (a health Watch): hung detection ignores it.
+  bool expects_silence = false;
+
+  // The endpoint of the attempt on a stream now (-1: none), and of the previous attempt, which
+  // a retry avoids when it has a choice.
+  int attempt_endpoint = -1;
+  int avoid_endpoint = -1;
+  // Retries of possibly processed attempts so far (RetryPolicy), and whether the call counts
+  // against the retry budget (from its first such retry until it ends).
+  uint32_t policy_retries = 0;
+  bool retrying = false;
+  // Transparent re-placements of never-processed attempts so far.
+  uint32_t unprocessed_retries = 0;
 
   // Where the call runs while kActive.
   void Bind(std::weak_ptr<Http2Connection> connection, int32_t stream_id);
@@ -51,9 +77,18 @@ class UpstreamCall {
 
   // A call may move to another connection when the server provably never saw it; bounded. A
   // streamed body's bytes are gone once taken, so such a call moves only before its first.
-  bool CanRetry() const { return !received_anything_ && !body_taken_ && attempts_ < kMaxAttempts; }
+  bool CanRetry() const {
+    return !received_anything_ && !body_taken_ &&
+           unprocessed_retries + 1 < RetryPolicy::kMaxUnprocessedAttempts;
+  }
+  // Whether another attempt could be sent at all after this one was (possibly) processed:
+  // nothing of the response reached the caller and the body can be sent again.
+  bool CanResend() const { return !message_delivered_ && !body_taken_; }
   // Forgets the previous attempt (response state, body position) before it is sent again.
   void PrepareRetry();
+  // Response headers are handed to on_headers only with the first message, or with the final
+  // result: an attempt that is retried must not have shown its headers. Takes them.
+  std::optional<Metadata> TakeHeldHeaders() { return std::exchange(held_headers_, std::nullopt); }
 
   // The request body: one length-prefixed message, or what Send() queued (NGHTTP2_ERR_DEFERRED
   // while the queue is empty and open). nghttp2 data provider semantics.
@@ -74,7 +109,7 @@ class UpstreamCall {
   // Response events, in HTTP/2 order.
   void BeginHeaders();
   void OnHeader(std::string_view name, std::string_view value);
-  // Calls on_headers for the response headers of a gRPC answer.
+  // Holds the response headers of a gRPC answer for on_headers (see TakeHeldHeaders).
   void EndHeaders(bool end_stream);
   // Calls on_message per complete message. An error result means the stream must be reset.
   std::optional<GrpcResult> OnData(const uint8_t* data, size_t size);
@@ -82,8 +117,6 @@ class UpstreamCall {
   GrpcResult Finish();
 
  private:
-  static constexpr int kMaxAttempts = 5;
-
   uint64_t id_;
   GrpcRequest request_;
   CallHandlers handlers_;
@@ -92,7 +125,6 @@ class UpstreamCall {
 
   std::weak_ptr<Http2Connection> connection_;
   int32_t stream_id_ = -1;
-  int attempts_ = 0;
 
   std::array<uint8_t, 5> prefix_{};
   size_t body_offset_ = 0;
@@ -103,6 +135,8 @@ class UpstreamCall {
   bool drained_ = false;
 
   bool received_anything_ = false;
+  bool message_delivered_ = false;  // on_message ran for this call.
+  std::optional<Metadata> held_headers_;
   bool have_response_headers_ = false;
   bool grpc_response_ = false;
   int http_status_ = 0;

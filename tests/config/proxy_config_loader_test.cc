@@ -196,6 +196,24 @@ upstreams:
     connections_per_thread: 64
     max_response_bytes: 100KB
     initial_window_size: 65535
+    load_balancing: round_robin
+    health_check: {interval: 2s, timeout: 300ms, service: pkg.Svc, panic_threshold_percent: 0}
+    outlier_detection:
+      consecutive_failures: 7
+      base_ejection_time: 5s
+      max_ejection_time: 1m
+      max_ejection_percent: 100
+    hung_detection: {ping_after: 250ms, ping_timeout: 2s}
+    retry_policy:
+      retry_on: [unavailable, internal, resource_exhausted]
+      idempotent_methods: ["tipperary.testing.v1.TestService/Echo", "other.Cache/*", "*"]
+      max_attempts: 10
+      per_try_timeout: 1.5s
+      backoff_initial: 10ms
+      backoff_max: 1s
+      budget_percent: 50
+      min_retry_concurrency: 0
+    circuit_breakers: {max_requests: 100, max_pending_requests: 0, retry_after: 7s}
   - name: billing-2
     endpoints: ["[::1]:7000"]
     services: [billing.v1.*]
@@ -277,6 +295,28 @@ TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
   EXPECT_EQ(worker.max_response_bytes, 100000u);
   EXPECT_EQ(worker.initial_window_size, 65535u);
   EXPECT_FALSE(worker.tls.has_value());
+  EXPECT_EQ(worker.load_balancing, "round_robin");
+  EXPECT_EQ(worker.health_check.panic_threshold_percent, 0u);
+  EXPECT_EQ(worker.outlier_detection.consecutive_failures, 7u);
+  EXPECT_EQ(worker.outlier_detection.base_ejection_time, seconds(5));
+  EXPECT_EQ(worker.outlier_detection.max_ejection_time, seconds(60));
+  EXPECT_EQ(worker.outlier_detection.max_ejection_percent, 100u);
+  EXPECT_EQ(worker.hung_detection.ping_after, milliseconds(250));
+  EXPECT_EQ(worker.hung_detection.ping_timeout, seconds(2));
+  EXPECT_EQ(worker.retry_policy.retry_on,
+            (std::vector<std::string>{"unavailable", "internal", "resource_exhausted"}));
+  EXPECT_EQ(
+      worker.retry_policy.idempotent_methods,
+      (std::vector<std::string>{"tipperary.testing.v1.TestService/Echo", "other.Cache/*", "*"}));
+  EXPECT_EQ(worker.retry_policy.max_attempts, 10u);
+  EXPECT_EQ(worker.retry_policy.per_try_timeout, milliseconds(1500));
+  EXPECT_EQ(worker.retry_policy.backoff_initial, milliseconds(10));
+  EXPECT_EQ(worker.retry_policy.backoff_max, seconds(1));
+  EXPECT_EQ(worker.retry_policy.budget_percent, 50u);
+  EXPECT_EQ(worker.retry_policy.min_retry_concurrency, 0u);
+  EXPECT_EQ(worker.circuit_breakers.max_requests, 100u);
+  EXPECT_EQ(worker.circuit_breakers.max_pending_requests, 0u);
+  EXPECT_EQ(worker.circuit_breakers.retry_after, seconds(7));
   EXPECT_EQ(config.upstreams[1].name, "billing-2");
   ASSERT_TRUE(config.upstreams[1].tls.has_value());
   const UpstreamTlsConfig& tls = *config.upstreams[1].tls;
@@ -351,6 +391,24 @@ TEST_F(ProxyConfigLoaderTest, DumpShowsEveryKeyAndRedactsTheKey) {
                           "connections_per_thread: 1",
                           "max_response_bytes: 64MiB",
                           "initial_window_size: 1MiB",
+                          "load_balancing: \"p2c\"",
+                          "panic_threshold_percent: 50",
+                          "consecutive_failures: 5",
+                          "base_ejection_time: 30s",
+                          "max_ejection_time: 5m",
+                          "max_ejection_percent: 50",
+                          "ping_after: 500ms",
+                          "ping_timeout: 1s",
+                          "retry_on: [\"unavailable\", \"deadline_exceeded\"]",
+                          "idempotent_methods: []",
+                          "max_attempts: 3",
+                          "per_try_timeout: 0",
+                          "backoff_initial: 25ms",
+                          "backoff_max: 250ms",
+                          "budget_percent: 20",
+                          "min_retry_concurrency: 3",
+                          "max_requests: 0",
+                          "max_pending_requests: 10000",
                           "routes:",
                           "preserve_proto_field_names: false",
                           "annotations: true",
@@ -473,11 +531,15 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
       "6:5: unknown key \"conect_timeout\" in upstreams[0] (known: name, endpoints, services, "
       "connect_timeout, keepalive_interval, keepalive_timeout, reconnect_backoff_initial, "
       "reconnect_backoff_max, max_concurrent_streams, connections_per_thread, "
-      "max_response_bytes, initial_window_size, health_check, tls); did you mean "
-      "\"connect_timeout\"?");
+      "max_response_bytes, initial_window_size, load_balancing, health_check, outlier_detection, "
+      "hung_detection, retry_policy, circuit_breakers, tls); did you mean \"connect_timeout\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "    tls: {verfy: false}\n")),
             "6:11: unknown key \"verfy\" in upstreams[0].tls (known: ca, cert, key, server_name, "
             "verify, min_version); did you mean \"verify\"?");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    retry_policy: {retries: 2}\n")),
+            "6:20: unknown key \"retries\" in upstreams[0].retry_policy (known: retry_on, "
+            "idempotent_methods, max_attempts, per_try_timeout, backoff_initial, backoff_max, "
+            "budget_percent, min_retry_concurrency)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "descriptors: [{reflect: worker}]\n")),
             "6:16: unknown key \"reflect\" in descriptors[0] (known: reflection); did you mean "
             "\"reflection\"?");
@@ -596,6 +658,46 @@ TEST_F(ProxyConfigLoaderTest, UpstreamHealthCheck) {
   EXPECT_EQ(config.upstreams[0].health_check.service, "pkg.Svc");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "    health_check: {timeout: 0}\n")),
             "6:29: upstreams[0].health_check.timeout: 0 is out of range (must be > 0)");
+}
+
+TEST_F(ProxyConfigLoaderTest, UpstreamResilienceDefaultsAndErrors) {
+  const UpstreamConfig& upstream = LoadOk(kMinimal).upstreams[0];
+  EXPECT_EQ(upstream.load_balancing, "p2c");
+  EXPECT_EQ(upstream.health_check.panic_threshold_percent, 50u);
+  EXPECT_EQ(upstream.outlier_detection.consecutive_failures, 5u);
+  EXPECT_EQ(upstream.hung_detection.ping_after, std::chrono::milliseconds(500));
+  EXPECT_EQ(upstream.retry_policy.max_attempts, 3u);
+  EXPECT_TRUE(upstream.retry_policy.idempotent_methods.empty());
+  EXPECT_EQ(upstream.circuit_breakers.max_requests, 0u);
+
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    load_balancing: least_request\n")),
+            "6:21: upstreams[0].load_balancing: bad value \"least_request\" (use one of: p2c, "
+            "round_robin)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    retry_policy: {retry_on: [UNAVAILABLE]}\n")),
+            "6:31: upstreams[0].retry_policy.retry_on[0]: bad value \"UNAVAILABLE\" (use one of: "
+            "cancelled, unknown, invalid_argument, deadline_exceeded, not_found, already_exists, "
+            "permission_denied, resource_exhausted, failed_precondition, aborted, out_of_range, "
+            "unimplemented, internal, unavailable, data_loss, unauthenticated)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    retry_policy: {idempotent_methods: [pkg.Svc]}\n")),
+            "6:41: upstreams[0].retry_policy.idempotent_methods[0]: bad method \"pkg.Svc\" (use "
+            "\"package.Service/Method\", \"package.Service/*\" or \"*\")");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    retry_policy: {max_attempts: 0}\n")),
+            "6:34: upstreams[0].retry_policy.max_attempts: 0 is out of range (1..10)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal,
+                               "    retry_policy: {backoff_initial: 1s, backoff_max: 100ms}\n")),
+            "6:54: upstreams[0].retry_policy.backoff_max: backoff_max (100ms) must be >= "
+            "backoff_initial (1s)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    outlier_detection: {max_ejection_time: 1s}\n")),
+            "6:44: upstreams[0].outlier_detection.max_ejection_time: max_ejection_time (1s) must "
+            "be >= base_ejection_time (30s)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    outlier_detection: {max_ejection_percent: 101}\n")),
+            "6:47: upstreams[0].outlier_detection.max_ejection_percent: 101 is out of range "
+            "(0..100)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    hung_detection: {ping_timeout: 0}\n")),
+            "6:36: upstreams[0].hung_detection.ping_timeout: 0 is out of range (must be > 0)");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "    health_check: {panic_threshold_percent: 150}\n")),
+            "6:45: upstreams[0].health_check.panic_threshold_percent: 150 is out of range "
+            "(0..100)");
 }
 
 TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {

@@ -49,13 +49,58 @@ struct SchemaConfig {
   bool refresh_on_reconnect = true;
 };
 
-// Active health checking of an upstream with grpc.health.v1.Health/Check: the proxy is ready
-// only while at least one upstream answers SERVING (a worker still loading its model answers
-// NOT_SERVING). An upstream without the health service (UNIMPLEMENTED) counts as serving.
+// Active health checking of each endpoint of an upstream with grpc.health.v1.Health: a Watch
+// stream where the server supports it, else Check on `interval`. Unhealthy endpoints get no new
+// requests (unless fewer than panic_threshold_percent are healthy: then all do). The proxy is
+// ready only while some endpoint of some upstream answers SERVING (a worker still loading its
+// model answers NOT_SERVING). An endpoint without the health service counts as serving.
 struct HealthCheckConfig {
-  Duration interval = std::chrono::seconds(1);  // 0 = off (the upstream always counts).
-  Duration timeout = std::chrono::seconds(1);   // Per check.
+  Duration interval = std::chrono::seconds(1);  // 0 = off (every endpoint always counts).
+  Duration timeout = std::chrono::seconds(1);   // Per Check.
   std::string service;  // The service name asked about; "" = the server as a whole.
+  uint32_t panic_threshold_percent = 50;  // 0..100; 0 = never route to unhealthy endpoints.
+};
+
+// Ejection of an endpoint whose attempts failed (UNAVAILABLE, reset or broken streams, per-try
+// timeouts) consecutive_failures times in a row: base_ejection_time * 2^(n-1) for its n-th
+// ejection, at most max_ejection_time; at most max_ejection_percent of the endpoints at once.
+struct OutlierDetectionConfig {
+  uint32_t consecutive_failures = 5;  // 0 = off.
+  Duration base_ejection_time = std::chrono::seconds(30);
+  Duration max_ejection_time = std::chrono::seconds(300);
+  uint32_t max_ejection_percent = 50;
+};
+
+// A connection whose requests have waited ping_after with nothing received gets an HTTP/2 PING;
+// no ack within ping_timeout closes it as hung (a stopped process accepts and never answers).
+struct HungDetectionConfig {
+  Duration ping_after = std::chrono::milliseconds(500);  // 0 = off.
+  Duration ping_timeout = std::chrono::seconds(1);
+};
+
+// Retries (upstream::RetryPolicy). Requests that never reached the application are always
+// placed again; these keys govern retries of requests that may have been processed.
+struct RetryPolicyConfig {
+  // gRPC codes, lower snake case ("unavailable", "deadline_exceeded", ...).
+  std::vector<std::string> retry_on = {"unavailable", "deadline_exceeded"};
+  // Methods safe to run twice: "pkg.Service/Method", "pkg.Service/*" or "*".
+  std::vector<std::string> idempotent_methods;
+  uint32_t max_attempts = 3;               // 1..10, the first included.
+  Duration per_try_timeout = Duration(0);  // 0 = none.
+  Duration backoff_initial = std::chrono::milliseconds(25);
+  Duration backoff_max = std::chrono::milliseconds(250);
+  // Retries in progress stay below max(min_retry_concurrency, budget_percent% of the requests
+  // in progress), per upstream and proxy thread.
+  uint32_t budget_percent = 20;
+  uint32_t min_retry_concurrency = 3;
+};
+
+// Per upstream and proxy thread; over a limit the request fails at once with 503 and
+// Retry-After: retry_after.
+struct CircuitBreakersConfig {
+  uint64_t max_requests = 0;              // Requests in progress; 0 = unlimited.
+  uint64_t max_pending_requests = 10000;  // Requests waiting for a stream.
+  Duration retry_after = std::chrono::seconds(1);
 };
 
 // TLS from the proxy to an upstream (its endpoints must be host:port): HTTP/2 negotiated by ALPN
@@ -85,8 +130,13 @@ struct UpstreamConfig {
   uint32_t connections_per_thread = 1;        // More connections once streams are exhausted.
   uint64_t max_response_bytes = 64ull << 20;  // Largest gRPC message accepted from upstream.
   uint32_t initial_window_size = 1u << 20;    // HTTP/2 stream flow-control window.
+  std::string load_balancing = "p2c";         // "p2c" (power of two choices) or "round_robin".
   HealthCheckConfig health_check;
   std::optional<UpstreamTlsConfig> tls;  // Unset: h2c (HTTP/2 over plain TCP or unix sockets).
+  OutlierDetectionConfig outlier_detection;
+  HungDetectionConfig hung_detection;
+  RetryPolicyConfig retry_policy;
+  CircuitBreakersConfig circuit_breakers;
 };
 
 // A route for a method that has no google.api.http annotation, or one that overrides it.

@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "tipperary/upstream/retry_policy.h"
 
 namespace tipperary::upstream {
 
@@ -36,6 +38,11 @@ struct GrpcRequest {
   // (HTTP/2 flow control) waits in UpstreamClient::send_buffered().
   bool streaming = false;
   std::optional<std::chrono::nanoseconds> timeout;  // Sent as grpc-timeout and enforced.
+  // This call's retry policy (a route's); null = the upstream's UpstreamOptions::retry_policy.
+  std::shared_ptr<const RetryPolicy> retry_policy = {};
+  // The caller knows the method is idempotent (a route says so): as if the policy's
+  // idempotent_methods matched it.
+  bool idempotent = false;
 };
 
 // Where a call ended. kOk/kGrpc carry the server's status; the others are the client's own.
