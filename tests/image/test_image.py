@@ -217,6 +217,10 @@ def image(summary) -> str:
         tail = "\n".join(result.stdout.splitlines()[-60:])
         assert result.returncode == 0, f"scripts/build-image --target {target} failed:\n{tail}"
         summary[f"build_seconds_{target}"] = round(time.monotonic() - start)
+    # A build leaves no working container behind (each would be a full vfs copy).
+    left = [n for n in buildah("containers", "--format", "{{.ContainerName}}").split()
+            if n.endswith("working-container") or "-working-container-" in n]
+    assert not left, left
     return TAG
 
 
