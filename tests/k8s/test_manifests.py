@@ -902,6 +902,38 @@ def test_dockerfile_builds_like_ci_and_ships_no_toolchain():
     assert "build" in ignored or "build/" in ignored or "/build" in ignored
 
 
+def dockerfile_stages_used(variant: str, target: str = "model") -> list[str]:
+    """The stages a builder that skips unused ones (BuildKit, buildah) runs for this VARIANT
+    and target: the FROM chain and every COPY --from, with ${VARIANT} substituted."""
+    stages = {name: (base.replace("${VARIANT}", variant), lines)
+              for base, name, lines in dockerfile_stages()}
+    used, todo = [], [target]
+    while todo:
+        name = todo.pop()
+        if name in used or name not in stages:
+            continue
+        used.append(name)
+        base, lines = stages[name]
+        todo.append(base)
+        todo += [m.group(1) for l in lines for m in [re.match(r"COPY\s+--from=(\S+)", l, re.I)] if m]
+    return used
+
+
+def test_dockerfile_cpu_variant_needs_nothing_from_nvidia():
+    """VARIANT=cpu builds from Debian and PyPI alone (tests/image builds it where NVIDIA's
+    repository is unreachable); the default, cuda, keeps NVIDIA's repository and toolkit."""
+    stages = {name: " ".join(lines) for _, name, lines in dockerfile_stages()}
+    nvidia = re.compile(r"nvidia\.com|cuda-nvcc|libcublas|cuda-keyring")
+    cpu = dockerfile_stages_used("cpu")
+    assert {"build", "runtime", "model", "os-cpu"} <= set(cpu), cpu
+    assert not [s for s in cpu if nvidia.search(stages[s])], cpu
+    cuda = dockerfile_stages_used("cuda")
+    assert any("developer.download.nvidia.com" in stages[s] for s in cuda), cuda
+    assert any("cuda-nvcc" in stages[s] for s in cuda), cuda
+    default = re.search(r"^ARG VARIANT=(\S+)", (REPO_ROOT / "Dockerfile").read_text(), re.M)
+    assert default and default.group(1) == "cuda"
+
+
 def test_runtime_packages_lists_only_runtime_libraries(proxy_bin):
     """The runtime stage installs what scripts/runtime-packages prints: the packages holding
     the libraries a binary loads (here the proxy, whose libraries all come from Debian)."""
