@@ -160,7 +160,7 @@ const std::vector<std::string>& UpstreamKeys() {
                                                                "hung_detection",
                                                                "retry_policy",
                                                                "circuit_breakers",
-"tls"};
+                                                               "tls"};
   return *keys;
 }
 

@@ -115,7 +115,7 @@ struct UpstreamOptions {
   uint32_t connections_per_endpoint = 1;      // More are opened only when streams are exhausted.
   uint64_t max_response_bytes = 64ull << 20;  // Per message; larger -> RESOURCE_EXHAUSTED.
   uint32_t initial_window_size = 1u << 20;    // Stream and connection receive windows.
-  std::optional<UpstreamTlsOptions> tls;  // Unset: h2c.
+  std::optional<UpstreamTlsOptions> tls;      // Unset: h2c.
   LoadBalancing load_balancing = LoadBalancing::kPowerOfTwoChoices;
   HealthCheckOptions health_check;
   OutlierDetectionOptions outlier_detection;
