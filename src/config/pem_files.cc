@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "tipperary/common/tls_policy.h"
 
 namespace tipperary::config::internal {
 namespace {
@@ -35,9 +36,6 @@ struct InfoStackFree {
     sk_X509_INFO_pop_free(infos, X509_INFO_free);
   }
 };
-
-// OpenSSL would otherwise ask for a passphrase on the terminal.
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 // The reason of the last queued OpenSSL error, which clears the queue.
 std::string TakeOpenSslError() {
@@ -81,7 +79,7 @@ absl::Status CheckPemCertificates(const std::string& path) {
   // As SSL_CTX_load_verify_locations reads a bundle: certificates (also "TRUSTED CERTIFICATE")
   // and CRLs, in PEM blocks with any text between them.
   std::unique_ptr<STACK_OF(X509_INFO), InfoStackFree> infos(
-      PEM_X509_INFO_read_bio(bio->get(), nullptr, NoPassphrase, nullptr));
+      PEM_X509_INFO_read_bio(bio->get(), nullptr, common::NoPassphrase, nullptr));
   if (!infos) return absl::InvalidArgumentError("bad PEM certificate: " + TakeOpenSslError());
   ERR_clear_error();
   int certificates = 0;
@@ -96,7 +94,7 @@ absl::Status CheckPemPrivateKey(const std::string& key_path, const std::string& 
   absl::StatusOr<std::unique_ptr<BIO, BioFree>> key_bio = OpenPem(key_path);
   if (!key_bio.ok()) return key_bio.status();
   std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      PEM_read_bio_PrivateKey(key_bio->get(), nullptr, NoPassphrase, nullptr));
+      PEM_read_bio_PrivateKey(key_bio->get(), nullptr, common::NoPassphrase, nullptr));
   if (!key) {
     std::string error = TakeOpenSslError();
     if (!Mentions(key_path, "PRIVATE KEY-----")) {
@@ -111,7 +109,7 @@ absl::Status CheckPemPrivateKey(const std::string& key_path, const std::string& 
   absl::StatusOr<std::unique_ptr<BIO, BioFree>> cert_bio = OpenPem(cert_path);
   if (!cert_bio.ok()) return absl::OkStatus();  // The cert's own check reports it.
   std::unique_ptr<X509, X509Free> cert(
-      PEM_read_bio_X509_AUX(cert_bio->get(), nullptr, NoPassphrase, nullptr));
+      PEM_read_bio_X509_AUX(cert_bio->get(), nullptr, common::NoPassphrase, nullptr));
   ERR_clear_error();
   if (!cert) return absl::OkStatus();
   if (X509_check_private_key(cert.get(), key.get()) != 1) {

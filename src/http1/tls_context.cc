@@ -6,20 +6,13 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "tipperary/common/tls_policy.h"
 #include "tipperary/http1/http_listener.h"
 
 namespace tipperary::http1 {
 namespace {
 
 namespace ssl = boost::asio::ssl;
-
-// Mozilla "intermediate" TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are
-// OpenSSL's defaults, all of which are modern.
-constexpr char kTls12Ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
 
 constexpr unsigned char kSessionIdContext[] = "tipperary";
 
@@ -69,7 +62,7 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsOpti
   if (SSL_CTX_set_min_proto_version(native, min_version) != 1) {
     return absl::InternalError("tls: cannot set the minimum protocol version");
   }
-  if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+  if (SSL_CTX_set_cipher_list(native, common::kTls12Ciphers) != 1) {
     return absl::InternalError("tls: cannot set the cipher list");
   }
   SSL_CTX_set_alpn_select_cb(native, SelectAlpn, nullptr);

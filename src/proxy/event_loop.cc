@@ -97,12 +97,30 @@ void EventLoop::ReapRetired() {
       ++it;
       continue;
     }
-    UpstreamSnapshot& closed = closed_totals_[it->name];
-    closed.connects += s.connects_total;
-    closed.connect_failures += s.connect_failures_total;
-    closed.goaways += s.goaways_total;
+    closed_totals_[it->name] += UpstreamSnapshot{.connects = s.connects_total,
+                                                 .connect_failures = s.connect_failures_total,
+                                                 .goaways = s.goaways_total};
     it = retired_.erase(it);
   }
+}
+
+EventLoop::UpstreamSnapshot& EventLoop::UpstreamSnapshot::operator+=(
+    const UpstreamSnapshot& other) {
+  connecting += other.connecting;
+  ready += other.ready;
+  draining += other.draining;
+  backoff += other.backoff;
+  connects += other.connects;
+  connect_failures += other.connect_failures;
+  goaways += other.goaways;
+  return *this;
+}
+
+EventLoop::UpstreamSnapshot& EventLoop::UpstreamSnapshot::operator+=(
+    const upstream::UpstreamCluster::Stats& s) {
+  return *this += UpstreamSnapshot{s.connecting,   s.ready,          s.draining,
+                                   s.backoff,      s.connects_total, s.connect_failures_total,
+                                   s.goaways_total};
 }
 
 std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::UpstreamSnapshots() const {
@@ -127,19 +145,9 @@ void EventLoop::Start() {
 
 std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::ComputeSnapshots() const {
   std::map<std::string, UpstreamSnapshot> snapshots = closed_totals_;
-  auto add = [&snapshots](const ClusterEntry& e) {
-    upstream::UpstreamCluster::Stats s = e.cluster->GetStats();
-    UpstreamSnapshot& snap = snapshots[e.name];
-    snap.connecting += s.connecting;
-    snap.ready += s.ready;
-    snap.draining += s.draining;
-    snap.backoff += s.backoff;
-    snap.connects += s.connects_total;
-    snap.connect_failures += s.connect_failures_total;
-    snap.goaways += s.goaways_total;
-  };
-  for (const ClusterEntry& e : clusters_) add(e);
-  for (const ClusterEntry& e : retired_) add(e);
+  for (const std::vector<ClusterEntry>* list : {&clusters_, &retired_}) {
+    for (const ClusterEntry& e : *list) snapshots[e.name] += e.cluster->GetStats();
+  }
   return snapshots;
 }
 

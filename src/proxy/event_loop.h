@@ -99,6 +99,8 @@ class EventLoop final : public RequestEnvironment {
   struct UpstreamSnapshot {
     uint64_t connecting = 0, ready = 0, draining = 0, backoff = 0;
     uint64_t connects = 0, connect_failures = 0, goaways = 0;
+    UpstreamSnapshot& operator+=(const UpstreamSnapshot& other);
+    UpstreamSnapshot& operator+=(const upstream::UpstreamCluster::Stats& stats);
   };
   std::map<std::string, UpstreamSnapshot> UpstreamSnapshots() const;
   // Loop thread: the same, computed now rather than at the last refresh.

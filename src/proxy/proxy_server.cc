@@ -227,16 +227,7 @@ void ProxyServer::InstallCollectHook() {
     // Every upstream a loop knows (a reload may have removed some: their series stay, at 0).
     std::map<std::string, EventLoop::UpstreamSnapshot> upstreams;
     for (const auto& loop : loops_) {
-      for (const auto& [name, snap] : loop->UpstreamSnapshots()) {
-        EventLoop::UpstreamSnapshot& sum = upstreams[name];
-        sum.connecting += snap.connecting;
-        sum.ready += snap.ready;
-        sum.draining += snap.draining;
-        sum.backoff += snap.backoff;
-        sum.connects += snap.connects;
-        sum.connect_failures += snap.connect_failures;
-        sum.goaways += snap.goaways;
-      }
+      for (const auto& [name, snap] : loop->UpstreamSnapshots()) upstreams[name] += snap;
     }
     for (const auto& [name, snap] : upstreams) {
       const uint64_t connects = snap.connects, failures = snap.connect_failures,
@@ -549,7 +540,7 @@ config::ReloadReport ProxyServer::Reload(const std::string& trigger) {
     access_log_ = access_log;
     file_sets_ = checked->file_sets;
     common::SetLogLevel(config_->logging.level);
-    const std::vector<std::string> keys = UpstreamKeys(*config_);
+    const std::vector<std::string>& keys = plan.upstream_keys;
     std::shared_ptr<const Routing> routing = checked->routing;
     for (auto& loop : loops_) {
       EventLoop* l = loop.get();

@@ -19,6 +19,18 @@ std::vector<std::string> ReflectionUpstreams(const config::ProxyConfig& config) 
   return out;
 }
 
+// UpstreamKeys from the config's unredacted dump.
+std::vector<std::string> KeysFromDump(const config::ProxyConfig& config, const std::string& dump) {
+  std::vector<std::string> keys;
+  const YAML::Node upstreams = YAML::Load(dump)["upstreams"];
+  for (size_t i = 0; i < config.upstreams.size(); ++i) {
+    YAML::Emitter out;
+    if (upstreams && upstreams.IsSequence() && i < upstreams.size()) out << upstreams[i];
+    keys.push_back(std::string(out.c_str()) + "\n#" + config.upstreams[i].name);
+  }
+  return keys;
+}
+
 }  // namespace
 
 bool NeedsRestart(const std::string& key) {
@@ -68,20 +80,13 @@ ReloadPlan PlanReload(const config::ProxyConfig& running, config::ProxyConfig lo
   plan.dump = config::DumpProxyConfig(loaded, /*redact_secrets=*/false);
   plan.hash = config::ConfigHash(plan.dump);
   plan.changed = config::ChangedKeys(running_dump, plan.dump);
+  plan.upstream_keys = KeysFromDump(loaded, plan.dump);
   plan.config = std::make_shared<const config::ProxyConfig>(std::move(loaded));
   return plan;
 }
 
 std::vector<std::string> UpstreamKeys(const config::ProxyConfig& config) {
-  std::vector<std::string> keys;
-  const YAML::Node dump = YAML::Load(config::DumpProxyConfig(config, /*redact_secrets=*/false));
-  const YAML::Node upstreams = dump["upstreams"];
-  for (size_t i = 0; i < config.upstreams.size(); ++i) {
-    YAML::Emitter out;
-    if (upstreams && upstreams.IsSequence() && i < upstreams.size()) out << upstreams[i];
-    keys.push_back(std::string(out.c_str()) + "\n#" + config.upstreams[i].name);
-  }
-  return keys;
+  return KeysFromDump(config, config::DumpProxyConfig(config, /*redact_secrets=*/false));
 }
 
 }  // namespace tipperary::proxy

@@ -22,6 +22,7 @@ struct ReloadPlan {
   std::string hash;                                   // config::ConfigHash(dump).
   std::vector<std::string> changed;                   // Keys that change live.
   std::vector<std::string> restart_required;          // Changed in the file, not applied.
+  std::vector<std::string> upstream_keys;             // UpstreamKeys(*config).
 };
 
 ReloadPlan PlanReload(const config::ProxyConfig& running, config::ProxyConfig loaded);

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "tipperary/common/log.h"
+#include "tipperary/common/tls_policy.h"
 
 namespace tipperary::upstream {
 namespace {
@@ -23,18 +24,7 @@ namespace {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 
-// TLS 1.2 suites HTTP/2 allows (RFC 7540 9.2.2: ephemeral key exchange, AEAD), as the
-// listener's. TLS 1.3 suites are OpenSSL's defaults, all of which qualify.
-constexpr char kTls12Ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
-
 constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
-
-// OpenSSL would otherwise ask for a passphrase on the terminal.
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 absl::Status FileError(std::string_view key, const std::string& path, std::string_view problem) {
   return absl::InvalidArgumentError(
@@ -87,9 +77,9 @@ absl::StatusOr<ssl::context> MakeClientTlsContext(const UpstreamTlsOptions& opti
   ssl::context ctx(ssl::context::tls_client);
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_default_passwd_cb(native, NoPassphrase);
+  SSL_CTX_set_default_passwd_cb(native, common::NoPassphrase);
   if (SSL_CTX_set_min_proto_version(native, min_version) != 1 ||
-      SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
+      SSL_CTX_set_cipher_list(native, common::kTls12Ciphers) != 1 ||
       SSL_CTX_set_alpn_protos(native, kAlpnH2, sizeof(kAlpnH2)) != 0) {  // 0 is success here.
     ERR_clear_error();
     return absl::InternalError("tls: cannot set up the client context");

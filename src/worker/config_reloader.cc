@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tipperary/common/log.h"
-#include "tipperary/metrics/text_format.h"
 
 namespace tipperary::worker {
 namespace {
@@ -27,15 +26,6 @@ void ConfigReloader::InitMetrics(const WorkerStats& stats) {
     stats.config_reloads->Add({{"result", result}});
   }
   stats.config_last_reload_success->Add({}).Set(UnixSeconds());
-}
-
-void ConfigReloader::AppendConfigInfo(std::string& out, std::string_view hash) {
-  out += "# HELP tipperary_config_info The config in effect: its hash (SHA-256 of the effective ";
-  out += "config dump, as GET /config shows it) in the one series, always 1.\n";
-  out += "# TYPE tipperary_config_info gauge\n";
-  out += "tipperary_config_info{hash=\"";
-  metrics::AppendEscapedLabelValue(out, hash);
-  out += "\"} 1\n";
 }
 
 void ConfigReloader::Abort(std::chrono::steady_clock::time_point deadline) {

@@ -48,8 +48,6 @@ class ConfigReloader {
   // The start's config: tipperary_config_last_reload_success_timestamp_seconds = now, and every
   // result of tipperary_config_reload_total at 0.
   static void InitMetrics(const WorkerStats& stats);
-  // The one series of tipperary_config_info: {hash="<hex>"} 1, in text format, for /metrics.
-  static void AppendConfigInfo(std::string& out, std::string_view hash);
 
  private:
   config::ReloadReport Run();

@@ -200,6 +200,14 @@ absl::Status WorkerServer::Impl::LoadModels() {
   }
   core_.PublishModels(ModelSet::Build(std::move(models), config->default_model().name));
   ConfigReloader::InitMetrics(core_.stats());
+  // tipperary_config_info has one series, the hash in effect at the scrape.
+  core_.registry().AddCollectHook([this, shown = std::string()]() mutable {
+    const std::string hash = core_.config_hash();
+    if (hash == shown) return;
+    if (!shown.empty()) core_.stats().config_info->Remove({{"hash", shown}});
+    core_.stats().config_info->Add({{"hash", hash}}).Set(1);
+    shown = hash;
+  });
   if (core_.draining()) return absl::OkStatus();
   SetHealth(true);
   std::string names;
@@ -289,10 +297,8 @@ void WorkerServer::Impl::BuildAdminRoutes() {
                                             core_.draining() ? "draining" : "models are loading")};
                     });
   admin_router_.Add("/metrics", "Prometheus metrics", [this](const http1::HttpRequest&) {
-    std::string body = core_.registry().Serialize();
-    ConfigReloader::AppendConfigInfo(body, core_.config_hash());
     return AdminReply{.content_type = std::string(metrics::Registry::kContentType),
-                      .body = std::move(body)};
+                      .body = core_.registry().Serialize()};
   });
   admin_router_.Add("/config", "the effective configuration (YAML; its hash in X-Config-Hash)",
                     [this](const http1::HttpRequest&) {

@@ -1,7 +1,6 @@
 // The worker's metrics: every family it exports, declared once in a stats table and registered
 // together. Every family but the GPU gauges and the config reload ones carries a `model` label
-// (the config's model name). tipperary_config_info{hash} is not here: it has exactly one series,
-// the current hash's, so it is written at scrape time (ConfigReloader::AppendConfigInfo).
+// (the config's model name).
 #pragma once
 
 #include "tipperary/metrics/histogram.h"
@@ -52,7 +51,9 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
           "Config reloads (SIGHUP, POST /reload) by result: applied, unchanged, rejected.")       \
   GAUGE(config_last_reload_success, "tipperary_config_last_reload_success_timestamp_seconds",     \
         "Unix time the config in effect was loaded: at start, then at each applied or "           \
-        "unchanged reload.")
+        "unchanged reload.")                                                                       \
+  GAUGE(config_info, "tipperary_config_info",                                                     \
+        "Always 1; hash is the SHA-256 of the config in effect (GET /config), one series.")
 // clang-format on
 
 TIPPERARY_DECLARE_METRICS_STRUCT(WorkerStats, TIPPERARY_WORKER_METRICS);
