@@ -24,6 +24,22 @@ void BeginSeq(YAML::Emitter& out, bool empty) {
   out << YAML::BeginSeq;
 }
 
+// A route's retry_policy has the per-call keys only (the budget is the upstream's).
+void EmitRetryPolicy(YAML::Emitter& out, const RetryPolicyConfig& retry, bool for_route) {
+  out << YAML::BeginMap;
+  EmitStringList(out, "retry_on", retry.retry_on);
+  if (!for_route) EmitStringList(out, "idempotent_methods", retry.idempotent_methods);
+  Emit(out, "max_attempts", retry.max_attempts);
+  EmitDuration(out, "per_try_timeout", retry.per_try_timeout);
+  EmitDuration(out, "backoff_initial", retry.backoff_initial);
+  EmitDuration(out, "backoff_max", retry.backoff_max);
+  if (!for_route) {
+    Emit(out, "budget_percent", retry.budget_percent);
+    Emit(out, "min_retry_concurrency", retry.min_retry_concurrency);
+  }
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
@@ -108,18 +124,8 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
     EmitDuration(out, "ping_after", upstream.hung_detection.ping_after);
     EmitDuration(out, "ping_timeout", upstream.hung_detection.ping_timeout);
     out << YAML::EndMap;
-    const RetryPolicyConfig& retry = upstream.retry_policy;
     EmitKey(out, "retry_policy");
-    out << YAML::BeginMap;
-    EmitStringList(out, "retry_on", retry.retry_on);
-    EmitStringList(out, "idempotent_methods", retry.idempotent_methods);
-    Emit(out, "max_attempts", retry.max_attempts);
-    EmitDuration(out, "per_try_timeout", retry.per_try_timeout);
-    EmitDuration(out, "backoff_initial", retry.backoff_initial);
-    EmitDuration(out, "backoff_max", retry.backoff_max);
-    Emit(out, "budget_percent", retry.budget_percent);
-    Emit(out, "min_retry_concurrency", retry.min_retry_concurrency);
-    out << YAML::EndMap;
+    EmitRetryPolicy(out, upstream.retry_policy, /*for_route=*/false);
     EmitKey(out, "circuit_breakers");
     out << YAML::BeginMap;
     Emit(out, "max_requests", upstream.circuit_breakers.max_requests);
@@ -161,6 +167,12 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
     if (!route.error_format.empty()) EmitString(out, "error_format", route.error_format);
     if (route.ignore_unknown_fields) {
       Emit(out, "ignore_unknown_fields", *route.ignore_unknown_fields);
+    }
+    Emit(out, "idempotent", route.idempotent);
+    // Absent means the upstream's retry_policy.
+    if (route.retry_policy) {
+      EmitKey(out, "retry_policy");
+      EmitRetryPolicy(out, *route.retry_policy, /*for_route=*/true);
     }
     out << YAML::EndMap;
   }

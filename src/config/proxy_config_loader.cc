@@ -227,7 +227,9 @@ class Loader {
   absl::Status LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* out);
   // load_balancing is read by LoadUpstream; these are its resilience sections.
   absl::Status LoadUpstreamResilience(const YamlMap& map, UpstreamConfig* out);
-  absl::Status LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out);
+  // A route's retry_policy (for_route) takes the per-call keys only.
+  absl::Status LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out,
+                               bool for_route = false);
   absl::Status LoadDescriptors(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoutes(const YamlMap& root, ProxyConfig* config);
   absl::Status LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out);
@@ -597,11 +599,15 @@ absl::Status Loader::LoadUpstreamTls(const YamlValue& value, UpstreamTlsConfig* 
   return absl::OkStatus();
 }
 
-absl::Status Loader::LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out) {
-  TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap m,
-      value.AsMap({"retry_on", "idempotent_methods", "max_attempts", "per_try_timeout",
-                   "backoff_initial", "backoff_max", "budget_percent", "min_retry_concurrency"}));
+absl::Status Loader::LoadRetryPolicy(const YamlValue& value, RetryPolicyConfig* out,
+                                     bool for_route) {
+  std::vector<std::string> keys = {"retry_on", "max_attempts", "per_try_timeout", "backoff_initial",
+                                   "backoff_max"};
+  if (!for_route) {
+    keys.insert(keys.begin() + 1, "idempotent_methods");
+    keys.insert(keys.end(), {"budget_percent", "min_retry_concurrency"});
+  }
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap m, value.AsMap(keys));
   if (std::optional<YamlValue> retry_on = m.Find("retry_on")) {
     TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, retry_on->AsList());
     out->retry_on.clear();
@@ -705,8 +711,9 @@ absl::Status Loader::LoadRoutes(const YamlMap& root, ProxyConfig* config) {
 
 absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config, RouteConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, item.AsMap({"method", "path", "grpc_method", "body", "response_body", "timeout",
-                               "error_format", "ignore_unknown_fields"}));
+      YamlMap map,
+      item.AsMap({"method", "path", "grpc_method", "body", "response_body", "timeout",
+                  "error_format", "ignore_unknown_fields", "idempotent", "retry_policy"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"method", "path", "grpc_method"}));
 
   YamlValue method = *map.Find("method");
@@ -771,6 +778,11 @@ absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
     bool ignore = false;
     TIPPERARY_RETURN_IF_ERROR(map.ReadBool("ignore_unknown_fields", &ignore));
     out->ignore_unknown_fields = ignore;
+  }
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("idempotent", &out->idempotent));
+  if (std::optional<YamlValue> retry = map.Find("retry_policy")) {
+    out->retry_policy.emplace();
+    TIPPERARY_RETURN_IF_ERROR(LoadRetryPolicy(*retry, &*out->retry_policy, /*for_route=*/true));
   }
   return absl::OkStatus();
 }

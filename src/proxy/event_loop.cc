@@ -97,30 +97,11 @@ void EventLoop::ReapRetired() {
       ++it;
       continue;
     }
-    closed_totals_[it->name] += UpstreamSnapshot{.connects = s.connects_total,
-                                                 .connect_failures = s.connect_failures_total,
-                                                 .goaways = s.goaways_total};
+    UpstreamSnapshot closed;
+    closed += s;
+    closed_totals_[it->name] += closed.Totals();
     it = retired_.erase(it);
   }
-}
-
-EventLoop::UpstreamSnapshot& EventLoop::UpstreamSnapshot::operator+=(
-    const UpstreamSnapshot& other) {
-  connecting += other.connecting;
-  ready += other.ready;
-  draining += other.draining;
-  backoff += other.backoff;
-  connects += other.connects;
-  connect_failures += other.connect_failures;
-  goaways += other.goaways;
-  return *this;
-}
-
-EventLoop::UpstreamSnapshot& EventLoop::UpstreamSnapshot::operator+=(
-    const upstream::UpstreamCluster::Stats& s) {
-  return *this += UpstreamSnapshot{s.connecting,   s.ready,          s.draining,
-                                   s.backoff,      s.connects_total, s.connect_failures_total,
-                                   s.goaways_total};
 }
 
 std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::UpstreamSnapshots() const {

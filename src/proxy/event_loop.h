@@ -27,6 +27,7 @@
 #include "tipperary/metrics/gauge.h"
 #include "tipperary/metrics/histogram.h"
 #include "tipperary/upstream/upstream_cluster.h"
+#include "upstream_snapshot.h"
 
 namespace tipperary::proxy {
 
@@ -96,12 +97,7 @@ class EventLoop final : public RequestEnvironment {
   // This loop's upstream state per upstream name (its live cluster, the draining ones and those
   // already closed: totals never go down), refreshed on the loop every 250 ms and read by the
   // metrics collect hook and the schema watcher from other threads.
-  struct UpstreamSnapshot {
-    uint64_t connecting = 0, ready = 0, draining = 0, backoff = 0;
-    uint64_t connects = 0, connect_failures = 0, goaways = 0;
-    UpstreamSnapshot& operator+=(const UpstreamSnapshot& other);
-    UpstreamSnapshot& operator+=(const upstream::UpstreamCluster::Stats& stats);
-  };
+  using UpstreamSnapshot = proxy::UpstreamSnapshot;
   std::map<std::string, UpstreamSnapshot> UpstreamSnapshots() const;
   // Loop thread: the same, computed now rather than at the last refresh.
   std::map<std::string, UpstreamSnapshot> LiveUpstreamSnapshots();

@@ -384,6 +384,10 @@ std::optional<ProxyError> ProxiedRequest::Decode(upstream::GrpcRequest* request)
   }
   request->message = std::move(*message);
   request->timeout = timeout;
+  if (const Routing::RouteRetry* retry = routing_->RetryFor(*route_)) {
+    request->idempotent = retry->idempotent;
+    request->retry_policy = retry->policy;
+  }
   return std::nullopt;
 }
 

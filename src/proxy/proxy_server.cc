@@ -20,6 +20,7 @@
 #include "tipperary/http1/http_listener.h"
 #include "tipperary/metrics/process_metrics.h"
 #include "tipperary/transcoder/schema.h"
+#include "upstream_metrics.h"
 
 namespace tipperary::proxy {
 namespace {
@@ -218,44 +219,15 @@ absl::Status ProxyServer::CreateListeners() {
 void ProxyServer::InstallCollectHook() {
   // Upstream and connection state lives on the loops; each loop publishes a snapshot into
   // atomics every 250 ms and the scrape sums them here.
-  struct Last {
-    uint64_t connects = 0, failures = 0, goaways = 0;
-  };
-  auto last = std::make_shared<std::map<std::string, Last>>();
+  auto upstream_metrics = std::make_shared<UpstreamMetrics>(&shared_->stats);
   auto listener_last = std::make_shared<std::map<std::string, http1::ListenerCounters>>();
-  shared_->registry.AddCollectHook([this, last, listener_last] {
+  shared_->registry.AddCollectHook([this, upstream_metrics, listener_last] {
     // Every upstream a loop knows (a reload may have removed some: their series stay, at 0).
-    std::map<std::string, EventLoop::UpstreamSnapshot> upstreams;
+    std::map<std::string, UpstreamSnapshot> upstreams;
     for (const auto& loop : loops_) {
       for (const auto& [name, snap] : loop->UpstreamSnapshots()) upstreams[name] += snap;
     }
-    for (const auto& [name, snap] : upstreams) {
-      const uint64_t connects = snap.connects, failures = snap.connect_failures,
-                     goaways = snap.goaways;
-      auto& gauge = *shared_->stats.upstream_connections;
-      gauge.Add({{"upstream", name}, {"state", "connecting"}})
-          .Set(static_cast<double>(snap.connecting));
-      gauge.Add({{"upstream", name}, {"state", "ready"}}).Set(static_cast<double>(snap.ready));
-      gauge.Add({{"upstream", name}, {"state", "draining"}})
-          .Set(static_cast<double>(snap.draining));
-      gauge.Add({{"upstream", name}, {"state", "backoff"}}).Set(static_cast<double>(snap.backoff));
-      Last& l = (*last)[name];
-      // connects counts the attempts that became ready; failures the others.
-      if (connects > l.connects) {
-        shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "success"}})
-            .Increment(static_cast<double>(connects - l.connects));
-      }
-      if (failures > l.failures) {
-        shared_->stats.upstream_connects->Add({{"upstream", name}, {"result", "failure"}})
-            .Increment(static_cast<double>(failures - l.failures));
-      }
-      if (goaways > l.goaways) {
-        shared_->stats.upstream_goaways->Add({{"upstream", name}})
-            .Increment(static_cast<double>(goaways - l.goaways));
-      }
-      l = Last{std::max(connects, l.connects), std::max(failures, l.failures),
-               std::max(goaways, l.goaways)};
-    }
+    upstream_metrics->Export(upstreams);
     uint64_t connections = 0;
     for (const auto& loop : loops_) connections += loop->http_connections();
     shared_->stats.http_connections->Add({{"listener", "http"}})

@@ -36,6 +36,35 @@ namespace tipperary::proxy {
           "Upstream connection attempts, by result.")                                             \
   COUNTER(upstream_goaways, "tipperary_upstream_goaways_total",                                   \
           "GOAWAY frames received from upstreams.")                                               \
+  /* Upstream resilience (UpstreamCluster::Stats summed over threads; UpstreamMetrics). */       \
+  COUNTER(upstream_retries, "tipperary_upstream_retries_total",                                   \
+          "Retries, by upstream and reason: unprocessed (never reached the application) or the " \
+          "gRPC code that ended the retried attempt.")                                        \
+  COUNTER(upstream_retry_budget_exhausted, "tipperary_upstream_retry_budget_exhausted_total",     \
+          "Retries the retry budget refused (the failed attempt was final), by upstream.")       \
+  GAUGE(upstream_retries_active, "tipperary_upstream_retries_active",                             \
+        "Requests retrying a possibly processed attempt now, by upstream.")                     \
+  GAUGE(upstream_requests_active, "tipperary_upstream_requests_active",                           \
+        "Requests in progress (pending, on a stream or in backoff), by upstream.")              \
+  COUNTER(upstream_ejections, "tipperary_upstream_ejections_total",                               \
+          "Outlier ejections, by upstream.")                                                     \
+  GAUGE(upstream_endpoints_ejected, "tipperary_upstream_endpoints_ejected",                       \
+        "Endpoints ejected now, summed over proxy threads, by upstream.")                       \
+  GAUGE(upstream_endpoint_healthy, "tipperary_upstream_endpoint_healthy",                         \
+        "1 while every proxy thread sees the endpoint SERVING and not ejected, else 0.")        \
+  GAUGE(upstream_endpoint_outstanding, "tipperary_upstream_endpoint_outstanding_requests",        \
+        "Requests on the endpoint's streams now, by upstream and endpoint.")                    \
+  COUNTER(upstream_panic_routed, "tipperary_upstream_panic_routed_total",                         \
+          "Requests placed while too few endpoints were healthy (panic mode), by upstream.")     \
+  COUNTER(upstream_overflows, "tipperary_upstream_circuit_breaker_overflows_total",               \
+          "Requests failed at once by a circuit breaker, by upstream and limit.")                \
+  COUNTER(upstream_hung_connections, "tipperary_upstream_hung_connections_total",                 \
+          "Connections closed for a PING unanswered while requests waited, by upstream.")        \
+  COUNTER(upstream_ping_timeouts, "tipperary_upstream_ping_timeouts_total",                       \
+          "PING timeouts, keepalive and hung detection, by upstream.")                           \
+  COUNTER(upstream_health_checks, "tipperary_upstream_health_checks_total",                       \
+          "Health Watch streams and Checks started, and those that failed, by upstream and "    \
+          "result.")                                                                            \
   GAUGE(http_connections, "tipperary_http_connections",                                           \
         "Open HTTP/1.1 client connections, by listener.")                                        \
   COUNTER(http_connections_accepted, "tipperary_http_connections_accepted_total",                 \

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tipperary/common/log.h"
+#include "upstream_options.h"
 
 namespace tipperary::proxy {
 
@@ -26,6 +27,14 @@ int Routing::UpstreamFor(const transcoder::Route& route) const {
   return -1;
 }
 
+const Routing::RouteRetry* Routing::RetryFor(const transcoder::Route& route) const {
+  if (route.source != transcoder::RouteSource::kConfig || route.config_index < 0 ||
+      static_cast<size_t>(route.config_index) >= route_retries.size()) {
+    return nullptr;
+  }
+  return &route_retries[static_cast<size_t>(route.config_index)];
+}
+
 const std::string& Routing::OpenApiDocument() const {
   std::call_once(openapi_once_, [this] {
     openapi_document_ = transcoder::RenderOpenApi(*routes, openapi_options);
@@ -44,6 +53,11 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
 
   std::vector<transcoder::RouteSpec> specs;
   for (const config::RouteConfig& r : config.routes) {
+    Routing::RouteRetry& retry = routing->route_retries.emplace_back();
+    retry.idempotent = r.idempotent;
+    if (r.retry_policy) {
+      retry.policy = std::make_shared<const upstream::RetryPolicy>(RetryPolicyFor(*r.retry_policy));
+    }
     transcoder::RouteSpec spec;
     spec.http_method = r.method;
     spec.path_template = r.path;

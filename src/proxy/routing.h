@@ -17,6 +17,7 @@
 #include "tipperary/transcoder/route_table.h"
 #include "tipperary/transcoder/schema.h"
 #include "tipperary/transcoder/transcoder.h"
+#include "tipperary/upstream/retry_policy.h"
 
 namespace tipperary::proxy {
 
@@ -32,6 +33,15 @@ struct Routing {
 
   // Index into config.upstreams of the upstream serving the route's service; -1 if none.
   int UpstreamFor(const transcoder::Route& route) const;
+
+  // A config route's retry settings (routes[].idempotent, routes[].retry_policy), by its
+  // transcoder::Route::config_index; other routes use the upstream's policy.
+  struct RouteRetry {
+    bool idempotent = false;
+    std::shared_ptr<const upstream::RetryPolicy> policy;  // Null: the upstream's.
+  };
+  std::vector<RouteRetry> route_retries;  // Aligned with config.routes.
+  const RouteRetry* RetryFor(const transcoder::Route& route) const;
 
   std::vector<config::UpstreamConfig> upstreams;
 

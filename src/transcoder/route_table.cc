@@ -133,6 +133,7 @@ struct Candidate {
   std::string grpc_method = {};  // As configured, for an unknown method's issue.
   std::string reason = {};
   std::string location = {};  // A config route's place in its file.
+  int config_index = -1;      // A config route's index in config_routes.
 };
 
 // The method's options re-parsed with the generated MethodOptions, whose registered extensions
@@ -161,6 +162,7 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
   r->server_streaming = c.method->server_streaming();
   r->client_streaming = c.method->client_streaming();
   r->source = c.source;
+  r->config_index = c.config_index;
   r->path_template = *std::move(tmpl);
   pb::MethodOptions opts = GeneratedOptions(c.method);
   if (opts.HasExtension(tipperary::api::v1::http_api)) {
@@ -339,7 +341,7 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
          spec.response_body, spec.timeout, RouteSource::kConfig, spec.error_format,
          spec.ignore_unknown_fields, spec.grpc_method,
          m == nullptr ? absl::StrCat("unknown gRPC method \"", spec.grpc_method, "\"") : "",
-         spec.location});
+         spec.location, static_cast<int>(i)});
   }
   size_t first_grpc = candidates.size();
   if (options.allow_grpc_method_paths) {

@@ -233,6 +233,8 @@ routes:
     timeout: 750ms
     error_format: openai
     ignore_unknown_fields: true
+    idempotent: true
+    retry_policy: {retry_on: [internal], max_attempts: 4, per_try_timeout: 200ms}
   - method: PURGE
     path: /cache
     grpc_method: other.Cache/Purge
@@ -336,6 +338,14 @@ TEST_F(ProxyConfigLoaderTest, EveryKeyIsRead) {
   EXPECT_EQ(config.routes[0].ignore_unknown_fields, std::optional<bool>(true));
   EXPECT_EQ(config.routes[1].error_format, "");  // The method's option decides.
   EXPECT_FALSE(config.routes[1].ignore_unknown_fields.has_value());
+  EXPECT_TRUE(config.routes[0].idempotent);
+  ASSERT_TRUE(config.routes[0].retry_policy.has_value());
+  EXPECT_EQ(config.routes[0].retry_policy->retry_on, (std::vector<std::string>{"internal"}));
+  EXPECT_EQ(config.routes[0].retry_policy->max_attempts, 4u);
+  EXPECT_EQ(config.routes[0].retry_policy->per_try_timeout, milliseconds(200));
+  EXPECT_EQ(config.routes[0].retry_policy->backoff_initial, milliseconds(25));  // Default.
+  EXPECT_FALSE(config.routes[1].idempotent);
+  EXPECT_FALSE(config.routes[1].retry_policy.has_value());
   EXPECT_TRUE(config.transcoding.enums_as_ints);
   EXPECT_FALSE(config.transcoding.annotations);
   EXPECT_TRUE(config.transcoding.strict);
@@ -546,7 +556,14 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
   EXPECT_EQ(Error(absl::StrCat(
                 kMinimal, "routes:\n  - {method: GET, path: /a, grpc_method: a.B/C, verb: x}\n")),
             "7:49: unknown key \"verb\" in routes[0] (known: method, path, grpc_method, body, "
-            "response_body, timeout, error_format, ignore_unknown_fields)");
+            "response_body, timeout, error_format, ignore_unknown_fields, idempotent, "
+            "retry_policy)");
+  // A route's retry policy has no budget of its own, and names no methods: it has `idempotent`.
+  EXPECT_EQ(Error(absl::StrCat(kMinimal,
+                               "routes:\n  - {method: GET, path: /a, grpc_method: a.B/C, "
+                               "retry_policy: {budget_percent: 5}}\n")),
+            "7:64: unknown key \"budget_percent\" in routes[0].retry_policy (known: retry_on, "
+            "max_attempts, per_try_timeout, backoff_initial, backoff_max)");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "transcoding: {enum_as_ints: true}\n")),
             "6:15: unknown key \"enum_as_ints\" in transcoding (known: preserve_proto_field_names, "
             "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "

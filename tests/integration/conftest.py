@@ -320,6 +320,37 @@ def _scalar(value: Any) -> str:
     return json.dumps(str(value))
 
 
+METRIC_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+METRIC_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict, float]]:
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_SAMPLE.match(line)
+        assert m, f"unparsable metrics line: {line!r}"
+        labels = {}
+        if m.group(3):
+            rest = m.group(3)
+            for lm in METRIC_LABEL.finditer(rest):
+                labels[lm.group(1)] = lm.group(2)
+        samples.append((m.group(1), labels, float(m.group(4))))
+    return samples
+
+
+def metric(proxy, name: str, **labels) -> float:
+    """The sum of the samples of `name` whose labels include `labels`, from the admin port."""
+    r = proxy.admin_get("/metrics")
+    assert r.status_code == 200
+    total = 0.0
+    for sample_name, sample_labels, value in parse_metrics(r.text):
+        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items()):
+            total += value
+    return total
+
+
 def base_config(upstream_endpoint: str, **overrides: Any) -> dict:
     """The default proxy config for a backend; top-level keys in overrides replace or (for
     dicts) update the defaults."""

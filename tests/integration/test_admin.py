@@ -8,37 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import RawConnection, base_config, proxy_bin, to_yaml, wait_until
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
-
-
-def parse_metrics(text: str) -> list[tuple[str, dict, float]]:
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"unparsable metrics line: {line!r}"
-        labels = {}
-        if m.group(3):
-            rest = m.group(3)
-            for lm in LABEL.finditer(rest):
-                labels[lm.group(1)] = lm.group(2)
-        samples.append((m.group(1), labels, float(m.group(4))))
-    return samples
-
-
-def metric(proxy, name: str, **labels) -> float:
-    r = proxy.admin_get("/metrics")
-    assert r.status_code == 200
-    total = 0.0
-    for sample_name, sample_labels, value in parse_metrics(r.text):
-        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items()):
-            total += value
-    return total
-
+from conftest import (RawConnection, base_config, metric, parse_metrics, proxy_bin, to_yaml,
+                      wait_until)
 
 def test_healthz(proxy):
     r = proxy.admin_get("/healthz")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from conftest import SERVICE, base_config, start_backend, start_proxy, wait_until
+from conftest import SERVICE, base_config, metric, start_backend, start_proxy, wait_until
 
 CONCURRENCY = 8
 DELAY_MS = 20  # Each request spends this long in the backend: some are always in flight.
@@ -206,3 +206,66 @@ def test_circuit_breaker_answers_503_with_retry_after(tmp_path, procs):
     thread.join(15)
     assert result.get("status") == 200
     assert proxy.post("/v1/slow", {"delay_ms": 1}).status_code == 200
+
+
+def test_route_retry_settings_and_their_metrics(tmp_path, procs):
+    """routes[].idempotent and routes[].retry_policy decide retries of a possibly processed
+    attempt per route; the retries, per reason, and the endpoints' health are in /metrics."""
+    backend = start_backend()
+    procs.append(backend)
+    upstream = {"name": "backend", "endpoints": [backend.address],
+                "outlier_detection": {"consecutive_failures": 0},  # Failures are the point.
+                "retry_policy": {"backoff_initial": "1ms", "backoff_max": "2ms"}}
+    routes = [
+        # Idempotent, the upstream's policy: retry_on [unavailable, deadline_exceeded], 3 tries.
+        {"method": "POST", "path": "/v1/idempotent-fail", "grpc_method": f"{SERVICE}/Fail",
+         "body": "*", "idempotent": True},
+        # Its own policy: INTERNAL retried, 4 attempts.
+        {"method": "POST", "path": "/v1/internal-retried", "grpc_method": f"{SERVICE}/Fail",
+         "body": "*", "idempotent": True,
+         "retry_policy": {"retry_on": ["internal"], "max_attempts": 4,
+                          "backoff_initial": "1ms", "backoff_max": "2ms"}},
+        # A policy but not idempotent: a processed attempt is final.
+        {"method": "POST", "path": "/v1/not-idempotent", "grpc_method": f"{SERVICE}/Fail",
+         "body": "*", "retry_policy": {"retry_on": ["internal"]}},
+    ]
+    proxy = start_proxy(base_config(backend.address, upstreams=[upstream], routes=routes,
+                                    threads=1), tmp_path)
+    procs.append(proxy)
+
+    def retries(reason: str) -> float:
+        return metric(proxy, "tipperary_upstream_retries_total", upstream="backend",
+                      reason=reason)
+
+    def fail(path: str, code: int) -> int:
+        response = proxy.post(path, {"code": code, "message": "boom"})
+        # The metrics are the loops' snapshots, refreshed every 250 ms.
+        time.sleep(0.6)
+        return response.status_code
+
+    # The annotation route (POST /v1/fail) is not idempotent: UNAVAILABLE is final.
+    assert fail("/v1/fail", 14) == 503
+    assert retries("unavailable") == 0
+    assert fail("/v1/idempotent-fail", 14) == 503
+    assert retries("unavailable") == 2  # 3 attempts.
+    assert fail("/v1/idempotent-fail", 13) == 500  # Not in the upstream's retry_on.
+    assert retries("internal") == 0
+    assert fail("/v1/internal-retried", 13) == 500
+    assert retries("internal") == 3  # 4 attempts.
+    assert fail("/v1/not-idempotent", 13) == 500
+    assert retries("internal") == 3
+    assert fail("/v1/internal-retried", 0) == 200
+    assert retries("internal") == 3
+
+    assert metric(proxy, "tipperary_upstream_endpoint_healthy", upstream="backend",
+                  endpoint=backend.address) == 1
+    assert metric(proxy, "tipperary_upstream_endpoints_ejected", upstream="backend") == 0
+    assert metric(proxy, "tipperary_upstream_requests_active", upstream="backend") == 0
+    assert metric(proxy, "tipperary_upstream_health_checks_total", upstream="backend",
+                  result="started") >= 1
+    text = proxy.admin_get("/metrics").text
+    for family in ("tipperary_upstream_retry_budget_exhausted_total",
+                   "tipperary_upstream_circuit_breaker_overflows_total",
+                   "tipperary_upstream_ping_timeouts_total",
+                   "tipperary_upstream_endpoint_outstanding_requests"):
+        assert f"\n{family}{{" in text, family

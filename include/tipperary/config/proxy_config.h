@@ -152,6 +152,12 @@ struct RouteConfig {
   std::string error_format;
   // Unset = the method's http_api option, else transcoding.ignore_unknown_fields.
   std::optional<bool> ignore_unknown_fields;
+  // The method is safe to run twice: a possibly processed attempt may be retried on the retry
+  // policy's codes, as if the upstream's idempotent_methods named it.
+  bool idempotent = false;
+  // Replaces the upstream's retry policy for this route (keys left out take their defaults, as
+  // Envoy's route-level retry_policy). Only the per-call keys: the budget stays the upstream's.
+  std::optional<RetryPolicyConfig> retry_policy;
   // Where it was written, "proxy.yaml:12:5: routes[2]" (not a key): its problems name it.
   std::string location;
 };

@@ -114,6 +114,9 @@ struct Route {
   bool server_streaming = false;
   bool client_streaming = false;  // The request is sent as a stream of one message.
   RouteSource source = RouteSource::kAnnotation;
+  // A config route's index in the RouteSpecs given to Build (-1 otherwise): the caller's own
+  // per-route settings (retry policy, ...) are looked up by it.
+  int config_index = -1;
   PathTemplate path_template;
   // From the method's tipperary.api.v1.http_api option (proto/tipperary/api/v1/http_api.proto),
   // overridden by a config route's keys. ignore_unknown_fields unset: the transcoder's option.

@@ -1,0 +1,85 @@
+#include "upstream_snapshot.h"
+
+namespace tipperary::proxy {
+
+UpstreamSnapshot& UpstreamSnapshot::operator+=(const UpstreamSnapshot& other) {
+  connecting += other.connecting;
+  ready += other.ready;
+  draining += other.draining;
+  backoff += other.backoff;
+  requests_active += other.requests_active;
+  retries_active += other.retries_active;
+  endpoints_ejected += other.endpoints_ejected;
+  UpstreamSnapshot totals = other.Totals();
+  connects += totals.connects;
+  connect_failures += totals.connect_failures;
+  goaways += totals.goaways;
+  retry_budget_exhausted += totals.retry_budget_exhausted;
+  ejections += totals.ejections;
+  panic_routed += totals.panic_routed;
+  overflow_requests += totals.overflow_requests;
+  overflow_pending += totals.overflow_pending;
+  hung_connections += totals.hung_connections;
+  ping_timeouts += totals.ping_timeouts;
+  health_checks += totals.health_checks;
+  health_check_failures += totals.health_check_failures;
+  for (const auto& [reason, count] : totals.retries_by_reason) retries_by_reason[reason] += count;
+  for (const auto& [name, endpoint] : other.endpoints) {
+    Endpoint& mine = endpoints[name];
+    mine.outstanding += endpoint.outstanding;
+    mine.threads += endpoint.threads;
+    mine.threads_serving += endpoint.threads_serving;
+  }
+  return *this;
+}
+
+UpstreamSnapshot& UpstreamSnapshot::operator+=(const upstream::UpstreamCluster::Stats& s) {
+  UpstreamSnapshot snap;
+  snap.connecting = s.connecting;
+  snap.ready = s.ready;
+  snap.draining = s.draining;
+  snap.backoff = s.backoff;
+  snap.requests_active = s.requests_active;
+  snap.retries_active = s.retries_active;
+  snap.endpoints_ejected = s.endpoints_ejected;
+  snap.connects = s.connects_total;
+  snap.connect_failures = s.connect_failures_total;
+  snap.goaways = s.goaways_total;
+  snap.retry_budget_exhausted = s.retry_budget_exhausted_total;
+  snap.ejections = s.ejections_total;
+  snap.panic_routed = s.panic_routed_total;
+  snap.overflow_requests = s.overflow_requests_total;
+  snap.overflow_pending = s.overflow_pending_total;
+  snap.hung_connections = s.hung_connections_total;
+  snap.ping_timeouts = s.keepalive_timeouts_total;
+  snap.health_checks = s.health_checks_total;
+  snap.health_check_failures = s.health_check_failures_total;
+  snap.retries_by_reason = s.retries_by_reason;
+  for (const upstream::EndpointStatus& e : s.endpoints) {
+    Endpoint& endpoint = snap.endpoints[e.endpoint];
+    endpoint.outstanding += e.outstanding;
+    endpoint.threads = 1;
+    endpoint.threads_serving = e.health == upstream::EndpointHealth::kServing && !e.ejected ? 1 : 0;
+  }
+  return *this += snap;
+}
+
+UpstreamSnapshot UpstreamSnapshot::Totals() const {
+  UpstreamSnapshot t;
+  t.connects = connects;
+  t.connect_failures = connect_failures;
+  t.goaways = goaways;
+  t.retry_budget_exhausted = retry_budget_exhausted;
+  t.ejections = ejections;
+  t.panic_routed = panic_routed;
+  t.overflow_requests = overflow_requests;
+  t.overflow_pending = overflow_pending;
+  t.hung_connections = hung_connections;
+  t.ping_timeouts = ping_timeouts;
+  t.health_checks = health_checks;
+  t.health_check_failures = health_check_failures;
+  t.retries_by_reason = retries_by_reason;
+  return t;
+}
+
+}  // namespace tipperary::proxy
