@@ -678,7 +678,8 @@ TEST_F(ProxyConfigLoaderTest, UpstreamHealthCheck) {
 }
 
 TEST_F(ProxyConfigLoaderTest, UpstreamResilienceDefaultsAndErrors) {
-  const UpstreamConfig& upstream = LoadOk(kMinimal).upstreams[0];
+  const ProxyConfig config = LoadOk(kMinimal);
+  const UpstreamConfig& upstream = config.upstreams[0];
   EXPECT_EQ(upstream.load_balancing, "p2c");
   EXPECT_EQ(upstream.health_check.panic_threshold_percent, 50u);
   EXPECT_EQ(upstream.outlier_detection.consecutive_failures, 5u);
