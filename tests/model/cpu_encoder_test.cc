@@ -191,7 +191,7 @@ void ExpectBf16LinearMatches(const internal::Bf16Linear& linear, const std::vect
   for (float& v : x) v = dist(rng);
   // A sentinel row after the output: tails must not write past `rows`.
   std::vector<float> y(static_cast<size_t>(rows + 1) * n, -7.0f);
-  linear.Run(x.data(), rows, y.data(), scratch);
+  ASSERT_TRUE(linear.Run(x.data(), rows, y.data(), scratch).ok());
   double worst = 0;
   for (int r = 0; r < rows; ++r) {
     for (int c = 0; c < n; ++c) {
