@@ -13,12 +13,13 @@
 namespace tipperary::worker {
 namespace {
 
-// The bookkeeping each entry is charged besides its ids and vector (EntryBytes).
+// The bookkeeping each entry is charged besides its ids and vector (EntryBytes). The hash maps
+// are charged at their lowest load (7/16, just after growing), so that the bound holds whatever
+// their state: measured, the heap a full cache holds stays under what it is charged.
 constexpr uint64_t kHeapBlockBytes = 16;  // glibc malloc's per-block overhead, rounded up.
-constexpr uint64_t kIndexSlotBytes = 24;  // flat_hash_map<uint64_t, Entry*> slot + control byte
-                                          // at its 7/8 maximum load, rounded up.
-constexpr uint64_t kGhostSlotBytes = 32;  // A deque element + a flat_hash_map<uint64_t, uint32_t>
-                                          // slot, with the same slack.
+constexpr uint64_t kIndexSlotBytes = 40;  // flat_hash_map<uint64_t, Entry*>: 16 + 1 control byte.
+constexpr uint64_t kGhostSlotBytes = 48;  // A deque element (8) + flat_hash_map<uint64_t,
+                                          // uint32_t>: 16 + 1.
 constexpr uint8_t kMaxFrequency = 3;
 
 }  // namespace
