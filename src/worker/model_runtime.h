@@ -80,9 +80,6 @@ class ModelRuntime {
   void SetBatching(const config::WorkerBatchingConfig& batching);
   // A config reload's cache.dedup, for the texts submitted from then on.
   void SetDedup(bool dedup) { queue_->SetDedup(dedup); }
-  // This runtime's identity in the embedding cache (unique in the process: a model loaded anew
-  // never shares entries with the runtime it replaces).
-  uint64_t cache_model_id() const { return queue_->cache_model_id(); }
 
  private:
   ModelRuntime(config::WorkerModelConfig config, std::shared_ptr<const model::ModelBundle> bundle,
