@@ -50,6 +50,11 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   Emit(out, "group_by_length", config.batching.group_by_length);
   Emit(out, "dispatch_when_idle", config.batching.dispatch_when_idle);
   out << YAML::EndMap;
+  EmitKey(out, "cache");
+  out << YAML::BeginMap;
+  Emit(out, "max_bytes", FormatSize(config.cache.max_bytes));
+  Emit(out, "dedup", config.cache.dedup);
+  out << YAML::EndMap;
   Emit(out, "stream_chunk_size", config.stream_chunk_size);
   Emit(out, "max_inputs", config.max_inputs);
   Emit(out, "drain", FormatDuration(config.drain));

@@ -53,6 +53,7 @@ class Loader {
   absl::Status LoadModels(const YamlMap& root, WorkerConfig* config);
   absl::Status LoadModel(const YamlValue& item, WorkerModelConfig* out);
   absl::Status LoadBatching(const YamlMap& root, WorkerBatchingConfig* out);
+  absl::Status LoadCache(const YamlMap& root, WorkerCacheConfig* out);
   absl::Status LoadLogging(const YamlMap& root, WorkerConfig* config);
 
   std::string Resolve(const std::string& path) const {
@@ -71,14 +72,15 @@ absl::Status Loader::Load(const YamlValue& root, WorkerConfig* config) {
         absl::StrCat("the top level must be a map of keys (listen, models, ...), got ",
                      YamlKindName(root.node())));
   }
-  TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, root.AsMap({"listen", "admin", "models", "batching", "stream_chunk_size",
-                               "max_inputs", "drain", "logging"}));
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
+                             root.AsMap({"listen", "admin", "models", "batching", "cache",
+                                         "stream_chunk_size", "max_inputs", "drain", "logging"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"models"}));
   TIPPERARY_RETURN_IF_ERROR(LoadListen(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadAdmin(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadModels(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadBatching(map, &config->batching));
+  TIPPERARY_RETURN_IF_ERROR(LoadCache(map, &config->cache));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("stream_chunk_size", &config->stream_chunk_size, 1, 1 << 16));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_inputs", &config->max_inputs, 1, 1 << 24));
@@ -219,6 +221,15 @@ absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("group_by_length", &out->group_by_length));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("dispatch_when_idle", &out->dispatch_when_idle));
   return absl::OkStatus();
+}
+
+absl::Status Loader::LoadCache(const YamlMap& root, WorkerCacheConfig* out) {
+  std::optional<YamlValue> value = root.Find("cache");
+  if (!value) return absl::OkStatus();
+  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"max_bytes", "dedup"}));
+  // 1 TiB: beyond any worker's memory, so a unit slip (KB for GB...) is caught either way.
+  TIPPERARY_RETURN_IF_ERROR(map.ReadSize("max_bytes", &out->max_bytes, 0, uint64_t{1} << 40));
+  return map.ReadBool("dedup", &out->dedup);
 }
 
 absl::Status Loader::LoadLogging(const YamlMap& root, WorkerConfig* config) {

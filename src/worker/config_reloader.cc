@@ -100,8 +100,8 @@ config::ReloadReport ConfigReloader::Run() {
     for (const config::WorkerModelConfig& m : plan.effective.models) {
       if (m.name == name) model_config = &m;
     }
-    absl::StatusOr<std::unique_ptr<ModelRuntime>> model =
-        ModelRuntime::Load(*model_config, plan.effective.batching, core_.stats());
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> model = ModelRuntime::Load(
+        *model_config, plan.effective.batching, plan.effective.cache, core_.cache(), core_.stats());
     if (!model.ok()) {
       // What was loaded goes again (on this thread: its batchers stop here).
       loaded.clear();
@@ -122,8 +122,10 @@ config::ReloadReport ConfigReloader::Run() {
       continue;
     }
     if (plan.batching_changed) model->SetBatching(plan.effective.batching);
+    if (plan.dedup_changed) model->SetDedup(plan.effective.cache.dedup);
     models[name] = model;
   }
+  if (plan.cache_size_changed) core_.SetCacheMaxBytes(plan.effective.cache.max_bytes);
   for (auto& [name, model] : loaded) models[name] = std::move(model);
   loaded.clear();
   common::SetLogLevel(plan.effective.log_level);

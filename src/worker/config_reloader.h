@@ -7,9 +7,10 @@
 //   2. Plan (reload_plan.h): restart-only keys keep their running values and are reported.
 //   3. Load and warm up every added or replaced model, unpublished; one failing rejects the
 //      reload and the others are unloaded again.
-//   4. Publish at once: batching knobs of the kept models (under each batcher's lock), the
-//      logging level, then the config and the new model set together (WorkerCore::Apply).
-//      Requests that already found a model keep it (a shared_ptr).
+//   4. Publish at once: batching knobs and cache.dedup of the kept models (under each batcher's
+//      lock), the embedding cache's size (a smaller one evicts at once), the logging level, then
+//      the config and the new model set together (WorkerCore::Apply). Requests that already found a
+//      model keep it (a shared_ptr).
 //   5. Retire removed and replaced models: wait (up to `drain`) until no request holds one, so
 //      its queued and executing work finishes, then stop its batcher and unload it.
 //

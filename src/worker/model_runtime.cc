@@ -38,11 +38,17 @@ ModelRuntime::ModelRuntime(config::WorkerModelConfig config,
   padding_ratio_ = &stats.padding_ratio->Add(labels);
   queue_duration_ = &stats.queue_duration->Add(labels);
   compute_duration_ = &stats.compute_duration->Add(labels);
+  // Resolved now, so that every series shows from the start (at 0).
+  cache_account_.bytes = &stats.cache_bytes->Add(labels);
+  cache_account_.entries = &stats.cache_entries->Add(labels);
+  cache_account_.evictions = &stats.cache_evictions->Add(labels);
+  queue_metrics_.cache_hits = &stats.cache_hits->Add(labels);
+  queue_metrics_.cache_misses = &stats.cache_misses->Add(labels);
+  queue_metrics_.dedup_joins = &stats.dedup_joins->Add(labels);
 }
 
-ModelRuntime::~ModelRuntime() {
-  if (batcher_) batcher_->Stop();
-}
+// The queue stops (and drops this runtime's cache entries) before the encoders go.
+ModelRuntime::~ModelRuntime() { queue_.reset(); }
 
 int64_t ModelRuntime::vocabulary_size() const {
   int64_t size = static_cast<int64_t>(tokenizer_->vocab_size());
@@ -56,6 +62,7 @@ std::string ModelRuntime::pooling() const {
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
+    const config::WorkerCacheConfig& cache_config, std::shared_ptr<EmbeddingCache> cache,
     const WorkerStats& stats) {
   auto error = [&](const absl::Status& status) {
     return absl::Status(status.code(), absl::StrCat("model ", config.name, " (", config.path,
@@ -122,14 +129,20 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     for (auto& encoder : rt->encoders_) rt->free_encoders_.push_back(encoder.get());
   }
 
-  batcher::BatcherOptions options = BatcherOptionsOf(batching);
+  EmbedQueue::Options options;
+  options.batching = BatcherOptionsOf(batching);
+  options.instances = static_cast<int>(config.instances);
+  options.dim = rt->dim_;
+  options.dedup = cache_config.dedup;
+  options.cache = std::move(cache);
+  options.cache_account = rt->cache_account_;
+  options.metrics = rt->queue_metrics_;
   ModelRuntime* self = rt.get();
-  rt->batcher_ = std::make_unique<batcher::DynamicBatcher>(
-      options, [self](batcher::Batch batch) { self->Execute(std::move(batch)); },
-      [self](batcher::Item item, const absl::Status& status) {
-        self->Reject(std::move(item), status);
-      },
-      batcher::RealTime(), static_cast<int>(config.instances));
+  rt->queue_ = std::make_unique<EmbedQueue>(
+      std::move(options),
+      [self](const batcher::Batch& batch, const std::vector<std::vector<int32_t>>& ids,
+             std::vector<float>* out,
+             std::chrono::nanoseconds* compute) { return self->Encode(batch, ids, out, compute); });
   TIPPERARY_LOG(kInfo, "model loaded",
                 {{"model", config.name},
                  {"path", config.path},
@@ -142,24 +155,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
 }
 
 void ModelRuntime::SetBatching(const config::WorkerBatchingConfig& batching) {
-  batcher_->SetOptions(BatcherOptionsOf(batching));
-}
-
-absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
-                                  batcher::TimePoint deadline) {
-  task->Allocate(dim_);
-  uint64_t request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
-  std::vector<batcher::Item> items(task->size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    batcher::Item& item = items[i];
-    item.request_id = request_id;
-    item.index = static_cast<uint32_t>(i);
-    item.tokens = static_cast<uint32_t>(task->ids()[i].size());
-    item.deadline = deadline;
-    item.cancelled = task->cancelled();
-    item.payload = task;
-  }
-  return batcher_->Enqueue(std::move(items));
+  queue_->SetBatching(BatcherOptionsOf(batching));
 }
 
 model::Encoder* ModelRuntime::AcquireEncoder() {
@@ -177,21 +173,16 @@ void ModelRuntime::ReleaseEncoder(model::Encoder* encoder) {
   free_encoders_.push_back(encoder);
 }
 
-void ModelRuntime::Execute(batcher::Batch batch) {
-  std::vector<std::vector<int32_t>> ids;
-  ids.reserve(batch.items.size());
-  for (const batcher::Item& item : batch.items) {
-    const auto* task = static_cast<const EmbedTask*>(item.payload.get());
-    ids.push_back(task->ids()[item.index]);
-  }
-  std::vector<float> out;
+absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
+                                  const std::vector<std::vector<int32_t>>& ids,
+                                  std::vector<float>* out, std::chrono::nanoseconds* compute) {
   model::Encoder* encoder = AcquireEncoder();
   batcher::TimePoint start = batcher::Clock::now();
   absl::Status status;
   // The batcher's thread is the boundary: an exception from an encoder's library would end the
   // process; it fails this batch instead.
   try {
-    status = encoder->Encode(ids, &out);
+    status = encoder->Encode(ids, out);
   } catch (const std::exception& e) {
     status = absl::InternalError(absl::StrCat("the encoder threw: ", e.what()));
   } catch (...) {
@@ -199,35 +190,21 @@ void ModelRuntime::Execute(batcher::Batch batch) {
   }
   batcher::TimePoint end = batcher::Clock::now();
   ReleaseEncoder(encoder);
-  if (status.ok() && out.size() != batch.items.size() * static_cast<size_t>(dim_)) {
+  if (status.ok() && out->size() != ids.size() * static_cast<size_t>(dim_)) {
     status = absl::InternalError("the encoder returned the wrong number of values");
   }
   if (!status.ok()) {
     TIPPERARY_LOG(kError, "batch failed", {{"model", config_.name}, {"error", status.ToString()}});
   }
-  std::chrono::nanoseconds compute = end - start;
+  *compute = end - start;
   batch_size_->Observe(static_cast<double>(batch.items.size()));
   batch_tokens_->Observe(static_cast<double>(batch.padded_tokens));
   padding_ratio_->Observe(batch.padding_ratio());
-  compute_duration_->Observe(Seconds(compute));
-  for (size_t j = 0; j < batch.items.size(); ++j) {
-    batcher::Item& item = batch.items[j];
-    std::chrono::nanoseconds queued = batch.formed_time - item.enqueue_time;
-    queue_duration_->Observe(Seconds(queued));
-    auto* task = static_cast<EmbedTask*>(item.payload.get());
-    // Keep the task alive through CompleteItem even if `done` drops the other references.
-    std::shared_ptr<void> keep = std::move(item.payload);
-    task->CompleteItem(item.index,
-                       status.ok() ? out.data() + j * static_cast<size_t>(dim_) : nullptr, status,
-                       queued, batch.sequence, compute);
+  compute_duration_->Observe(Seconds(*compute));
+  for (const batcher::Item& item : batch.items) {
+    queue_duration_->Observe(Seconds(batch.formed_time - item.enqueue_time));
   }
-}
-
-void ModelRuntime::Reject(batcher::Item item, const absl::Status& status) {
-  auto* task = static_cast<EmbedTask*>(item.payload.get());
-  std::shared_ptr<void> keep = std::move(item.payload);
-  task->CompleteItem(item.index, nullptr, status, std::chrono::nanoseconds(0), 0,
-                     std::chrono::nanoseconds(0));
+  return status;
 }
 
 }  // namespace tipperary::worker

@@ -1,9 +1,11 @@
-// One served model: its weights, tokenizer, `instances` encoders and the dynamic batcher that
-// feeds them. Requests tokenise with tokenizer(), then Submit() an EmbedTask; the batcher's
-// executor threads run the encoders and scatter the pooled rows back into the tasks.
+// One served model: its weights, tokenizer, `instances` encoders and the queue that feeds them
+// (EmbedQueue: the embedding cache, in-flight deduplication and the dynamic batcher). Requests
+// tokenise with tokenizer(), then Submit() an EmbedTask; the batcher's executor threads run the
+// encoders and the queue scatters the pooled rows back into the tasks.
 //
-//   absl::StatusOr<std::unique_ptr<ModelRuntime>> rt = ModelRuntime::Load(model_cfg, batching,
-//   stats); auto task = std::make_shared<EmbedTask>(ids, truncated, cancelled, on_done);
+//   absl::StatusOr<std::unique_ptr<ModelRuntime>> rt =
+//       ModelRuntime::Load(model_cfg, batching, cache_cfg, cache, stats);
+//   auto task = std::make_shared<EmbedTask>(ids, truncated, cancelled, on_done);
 //   absl::Status s = (*rt)->Submit(task, deadline);  // RESOURCE_EXHAUSTED when the queue is full
 #pragma once
 
@@ -14,7 +16,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "embed_queue.h"
 #include "embed_task.h"
+#include "embedding_cache.h"
 #include "tipperary/batcher/dynamic_batcher.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/model/encoder.h"
@@ -27,12 +31,15 @@ namespace tipperary::worker {
 class ModelRuntime {
  public:
   // Loads the model and tokenizer, builds the encoders on the configured backend, runs one tiny
-  // batch through each (warm-up) and starts the batcher.
+  // batch through each (warm-up) and starts the batcher. `cache` (shared by every model; may be
+  // null) answers texts it holds for this runtime; cache_config.dedup sets deduplication.
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(
       const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
+      const config::WorkerCacheConfig& cache_config, std::shared_ptr<EmbeddingCache> cache,
       const WorkerStats& stats);
-  // Stops the batcher (joining its threads), so the last reference must not be dropped on one
-  // of them unless Stop() already ran (a reload stops a model before letting it go).
+  // Stops the queue (joining its threads), so the last reference must not be dropped on one
+  // of them unless Stop() already ran (a reload stops a model before letting it go). Then drops
+  // this runtime's cache entries.
   ~ModelRuntime();
 
   const std::string& name() const { return config_.name; }
@@ -52,29 +59,35 @@ class ModelRuntime {
   const std::string& dtype() const { return dtype_; }
   std::string pooling() const;
 
-  // Enqueues every text of the task (all or none). The task's `done` runs once all of them
-  // are computed or rejected, on a batcher thread.
-  absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline);
+  // Takes every text of the task (all or none; embed_queue.h). The task's `done` runs once all
+  // of them are computed, answered from the cache or rejected, on one of the queue's threads,
+  // never inside Submit.
+  absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline) {
+    return queue_->Submit(task, deadline);
+  }
 
-  size_t queue_depth() const { return batcher_->queue_depth(); }
+  size_t queue_depth() const { return queue_->queue_depth(); }
   // This model's batch histograms (texts, padded tokens): their counts and sums are the
   // cumulative batch figures the admin /autoscaling endpoint reports.
   const metrics::Histogram& batch_sizes() const { return *batch_size_; }
   const metrics::Histogram& batch_tokens() const { return *batch_tokens_; }
   // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE.
-  void Drain(batcher::TimePoint deadline) { batcher_->Drain(deadline); }
-  void Stop() { batcher_->Stop(); }
+  void Drain(batcher::TimePoint deadline) { queue_->Drain(deadline); }
+  void Stop() { queue_->Stop(); }
   // A config reload's batching knobs, for the batches formed from now on (instances and the
   // encoders' sizes stay: a CUDA encoder splits a bigger batch into passes of the size it was
   // built for).
   void SetBatching(const config::WorkerBatchingConfig& batching);
+  // A config reload's cache.dedup, for the texts submitted from then on.
+  void SetDedup(bool dedup) { queue_->SetDedup(dedup); }
 
  private:
   ModelRuntime(config::WorkerModelConfig config, std::shared_ptr<const model::ModelBundle> bundle,
                std::unique_ptr<model::Tokenizer> tokenizer, const WorkerStats& stats);
 
-  void Execute(batcher::Batch batch);
-  void Reject(batcher::Item item, const absl::Status& status);
+  // EmbedQueue's Encode: runs one batch on a free encoder and observes the batch metrics.
+  absl::Status Encode(const batcher::Batch& batch, const std::vector<std::vector<int32_t>>& ids,
+                      std::vector<float>* out, std::chrono::nanoseconds* compute);
   model::Encoder* AcquireEncoder();
   void ReleaseEncoder(model::Encoder* encoder);
 
@@ -86,7 +99,6 @@ class ModelRuntime {
   int dim_ = 0;
   std::string backend_;
   std::string dtype_;
-  std::atomic<uint64_t> next_request_id_{1};
 
   // Metric children for this model, resolved once.
   metrics::Histogram* batch_size_;
@@ -94,12 +106,14 @@ class ModelRuntime {
   metrics::Histogram* padding_ratio_;
   metrics::Histogram* queue_duration_;
   metrics::Histogram* compute_duration_;
+  CacheAccount cache_account_;
+  EmbedQueue::Metrics queue_metrics_;
 
   std::vector<std::unique_ptr<model::Encoder>> encoders_;
   absl::Mutex pool_mu_;
   std::vector<model::Encoder*> free_encoders_ ABSL_GUARDED_BY(pool_mu_);
 
-  std::unique_ptr<batcher::DynamicBatcher> batcher_;  // Last: its threads use everything above.
+  std::unique_ptr<EmbedQueue> queue_;  // Last: its threads use everything above.
 };
 
 }  // namespace tipperary::worker

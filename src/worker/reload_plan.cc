@@ -54,6 +54,11 @@ ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig 
   plan.batching_changed =
       std::any_of(plan.changed.begin(), plan.changed.end(),
                   [](const std::string& key) { return key.rfind("batching.", 0) == 0; });
+  auto changed = [&](const char* key) {
+    return std::find(plan.changed.begin(), plan.changed.end(), key) != plan.changed.end();
+  };
+  plan.cache_size_changed = changed("cache.max_bytes");
+  plan.dedup_changed = changed("cache.dedup");
   return plan;
 }
 

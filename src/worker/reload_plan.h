@@ -25,6 +25,8 @@ struct ReloadPlan {
   std::vector<std::string> removed;   // Models to stop serving, drain, then unload.
   std::vector<std::string> replaced;  // Models loaded anew and swapped in when ready.
   bool batching_changed = false;
+  bool cache_size_changed = false;  // cache.max_bytes: the shared cache is resized at publish.
+  bool dedup_changed = false;       // cache.dedup: set on the kept models at publish.
 };
 
 // The restart-only keys, as ChangedKeys names them.

@@ -11,7 +11,11 @@
 
 namespace tipperary::worker {
 
-WorkerCore::WorkerCore(config::WorkerConfig config) : stats_(WorkerStats::Register(registry_)) {
+WorkerCore::WorkerCore(config::WorkerConfig config)
+    : stats_(WorkerStats::Register(registry_)),
+      cache_(std::make_shared<EmbeddingCache>(
+          EmbeddingCache::Options{.max_bytes = config.cache.max_bytes})) {
+  stats_.cache_max_bytes->Add({}).Set(static_cast<double>(config.cache.max_bytes));
   config_hash_ = config::ConfigHash(config::DumpWorkerConfig(config));
   config_ = std::make_shared<const config::WorkerConfig>(std::move(config));
 }
@@ -36,6 +40,11 @@ void WorkerCore::Apply(config::WorkerConfig config, std::shared_ptr<const ModelS
     models_ = std::move(models);
   }
   loaded_.store(true, std::memory_order_release);
+}
+
+void WorkerCore::SetCacheMaxBytes(uint64_t max_bytes) {
+  cache_->SetMaxBytes(max_bytes);
+  stats_.cache_max_bytes->Add({}).Set(static_cast<double>(max_bytes));
 }
 
 void WorkerCore::PublishModels(std::shared_ptr<const ModelSet> models) {

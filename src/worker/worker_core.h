@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "embed_task.h"
+#include "embedding_cache.h"
 #include "model_runtime.h"
 #include "model_set.h"
 #include "tipperary/batcher/time_source.h"
@@ -64,6 +65,10 @@ class WorkerCore {
 
   metrics::Registry& registry() { return registry_; }
   const WorkerStats& stats() const { return stats_; }
+  // The embedding cache every model shares (sized by cache.max_bytes; off at 0).
+  const std::shared_ptr<EmbeddingCache>& cache() const { return cache_; }
+  // A reload's cache.max_bytes: applies at once (a smaller bound evicts down to it).
+  void SetCacheMaxBytes(uint64_t max_bytes);
 
   // Installs a set of models: at start, then on every reload that changes them. From the first
   // call on loaded() is true. Requests that found a model in an earlier set keep it.
@@ -106,6 +111,7 @@ class WorkerCore {
  private:
   metrics::Registry registry_;
   const WorkerStats stats_;
+  const std::shared_ptr<EmbeddingCache> cache_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const config::WorkerConfig> config_ ABSL_GUARDED_BY(mu_);
   std::string config_hash_ ABSL_GUARDED_BY(mu_);

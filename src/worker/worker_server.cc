@@ -192,8 +192,8 @@ absl::Status WorkerServer::Impl::LoadModels() {
   const std::shared_ptr<const config::WorkerConfig> config = core_.config();
   ModelSet::Models models;
   for (const config::WorkerModelConfig& model_config : config->models) {
-    absl::StatusOr<std::unique_ptr<ModelRuntime>> model =
-        ModelRuntime::Load(model_config, config->batching, core_.stats());
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> model = ModelRuntime::Load(
+        model_config, config->batching, config->cache, core_.cache(), core_.stats());
     if (!model.ok()) return model.status();
     uses_gpu_ = uses_gpu_ || (*model)->backend() == "cuda";
     models[model_config.name] = std::move(*model);

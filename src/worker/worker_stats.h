@@ -1,6 +1,6 @@
 // The worker's metrics: every family it exports, declared once in a stats table and registered
-// together. Every family but the GPU gauges and the config reload ones carries a `model` label
-// (the config's model name).
+// together. Every family but the GPU gauges, the cache's bound and the config reload ones
+// carries a `model` label (the config's model name).
 #pragma once
 
 #include "tipperary/metrics/histogram.h"
@@ -43,6 +43,21 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
             ::tipperary::worker::ModelLatencyBuckets())                                           \
   HISTOGRAM(compute_duration, "tipperary_worker_compute_duration_seconds",                        \
             "Model time per batch.", ::tipperary::worker::ModelLatencyBuckets())                  \
+  COUNTER(cache_hits, "tipperary_worker_cache_hits_total",                                      \
+          "Texts answered from the embedding cache, without computing.")                         \
+  COUNTER(cache_misses, "tipperary_worker_cache_misses_total",                                  \
+          "Texts looked up in the embedding cache and not found (only while it is on).")          \
+  COUNTER(cache_evictions, "tipperary_worker_cache_evictions_total",                            \
+          "The model's cache entries evicted to keep the cache within cache.max_bytes.")          \
+  GAUGE(cache_bytes, "tipperary_worker_cache_bytes",                                            \
+        "Bytes the model's entries hold in the embedding cache (ids, vector, bookkeeping).")      \
+  GAUGE(cache_entries, "tipperary_worker_cache_entries",                                        \
+        "Entries the model has in the embedding cache.")                                          \
+  GAUGE(cache_max_bytes, "tipperary_worker_cache_max_bytes",                                    \
+        "cache.max_bytes in effect, all models together (0 = no cache).")                          \
+  COUNTER(dedup_joins, "tipperary_worker_dedup_joins_total",                                    \
+          "Texts that joined an identical text already queued or executing instead of being "     \
+          "computed again.")                                                                       \
   GAUGE(gpu_utilization, "tipperary_gpu_utilization_ratio",                                       \
         "GPU busy ratio over NVML's last sample period (CUDA backend only).")                     \
   GAUGE(gpu_memory_used, "tipperary_gpu_memory_used_bytes",                                       \

@@ -46,6 +46,8 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config->batching.max_queue, 4096u);
   EXPECT_TRUE(config->batching.group_by_length);
   EXPECT_TRUE(config->batching.dispatch_when_idle);
+  EXPECT_EQ(config->cache.max_bytes, 0u);  // No cache unless asked (docs/caching.md).
+  EXPECT_TRUE(config->cache.dedup);
   EXPECT_EQ(config->drain, std::chrono::seconds(15));
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->source_path, "/etc/tipperary/worker.yaml");
@@ -70,6 +72,7 @@ models:
     default: true
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
            group_by_length: false, dispatch_when_idle: false}
+cache: {max_bytes: 64MiB, dedup: false}
 stream_chunk_size: 7
 max_inputs: 100
 drain: 1s
@@ -94,6 +97,8 @@ logging: {level: debug}
   EXPECT_EQ(config->batching.max_queue, 10u);
   EXPECT_FALSE(config->batching.group_by_length);
   EXPECT_FALSE(config->batching.dispatch_when_idle);
+  EXPECT_EQ(config->cache.max_bytes, uint64_t{64} << 20);
+  EXPECT_FALSE(config->cache.dedup);
   EXPECT_EQ(config->stream_chunk_size, 7u);
   EXPECT_EQ(config->max_inputs, 100u);
   EXPECT_EQ(config->drain, std::chrono::seconds(1));
@@ -136,6 +141,16 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("did you mean \"drain\""));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, max_seq_length: 1}]\n"),
               HasSubstr("max_seq_length"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\ncache: {max_bytes: lots}\n"),
+              HasSubstr("worker.yaml:2:20: cache.max_bytes"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\ncache: {max_bytes: 2TiB}\n"),
+              HasSubstr("cache.max_bytes"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\ncache: {dedup: maybe}\n"),
+              HasSubstr("cache.dedup"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\ncache: {max_entries: 5}\n"),
+              HasSubstr("unknown key \"max_entries\" in cache (known: max_bytes, dedup)"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\ncahce: {max_bytes: 1MiB}\n"),
+              HasSubstr("did you mean \"cache\""));
 }
 
 TEST(WorkerConfigTest, AliasesMustBeWellFormedAndUnambiguous) {
@@ -193,6 +208,8 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->drain, defaults.drain);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);
+  EXPECT_EQ(config->cache.max_bytes, defaults.cache.max_bytes);
+  EXPECT_EQ(config->cache.dedup, defaults.cache.dedup);
   ASSERT_EQ(config->models.size(), 1u);
   EXPECT_EQ(config->models[0].name, "all-minilm-l6-v2");
   EXPECT_TRUE(config->models[0].is_default);

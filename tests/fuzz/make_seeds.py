@@ -413,6 +413,9 @@ batching:
   max_queue: 100
   group_by_length: false
   dispatch_when_idle: false
+cache:
+  max_bytes: 64MiB
+  dedup: false
 stream_chunk_size: 1
 max_inputs: 16777216
 drain: 1m30s

@@ -271,6 +271,33 @@ def test_queue_full_is_429(tmp_path):
         s.stop()
 
 
+def test_cache_answers_a_repeated_text_with_the_same_bytes(tmp_path):
+    # docs/caching.md: off by default; here 1 MiB. OpenAI's base64 carries the floats' bytes.
+    s = start_stack(tmp_path, cache={"max_bytes": "1MiB"})
+    try:
+        body = {"input": ["a text sent twice", "another"], "encoding_format": "base64"}
+        first = s.proxy.post("/v1/embeddings", body)
+        second = s.proxy.post("/v1/embeddings", {**body, "input": ["a text sent twice"]})
+        third = s.proxy.post("/v1/embeddings", {**body, "dimensions": 64})
+        assert first.status_code == second.status_code == third.status_code == 200, first.text
+        vector = first.json()["data"][0]["embedding"]
+        assert second.json()["data"][0]["embedding"] == vector  # Bit for bit.
+        cut = struct.unpack("<64f", base64.b64decode(third.json()["data"][0]["embedding"]))
+        full = struct.unpack("<384f", base64.b64decode(vector))
+        norm = math.sqrt(sum(x * x for x in full[:64]))
+        assert all(math.isclose(a, b / norm, rel_tol=1e-5, abs_tol=1e-6)
+                   for a, b in zip(cut, full[:64]))
+        metrics = s.worker.admin_get("/metrics").text
+        label = f'{{model="{MODEL}"}}'
+        assert f"tipperary_worker_cache_hits_total{label} 3" in metrics, metrics
+        assert f"tipperary_worker_cache_misses_total{label} 2" in metrics
+        assert f"tipperary_worker_cache_entries{label} 2" in metrics
+        assert "tipperary_worker_cache_max_bytes 1048576" in metrics
+        assert "max_bytes: 1MiB" in s.worker.admin_get("/config").text
+    finally:
+        s.stop()
+
+
 def test_sigterm_drains_and_exits_zero(tmp_path):
     worker = start_worker(tmp_path)
     assert worker.admin_get("/readyz").status_code == 200

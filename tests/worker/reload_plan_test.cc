@@ -61,6 +61,26 @@ logging: {level: debug}
   EXPECT_THAT(plan.replaced, IsEmpty());
 }
 
+TEST(ReloadPlanTest, CacheKeysApplyLiveWithoutReloadingModels) {
+  ReloadPlan plan =
+      PlanReload(Config(kBase), Config(std::string(kBase) + "cache: {max_bytes: 64MiB}\n"));
+  EXPECT_THAT(plan.changed, ElementsAre("cache.max_bytes"));
+  EXPECT_TRUE(plan.cache_size_changed);
+  EXPECT_FALSE(plan.dedup_changed);
+  EXPECT_FALSE(plan.batching_changed);
+  EXPECT_THAT(plan.replaced, IsEmpty());
+  EXPECT_EQ(plan.effective.cache.max_bytes, uint64_t{64} << 20);
+  plan = PlanReload(Config(kBase), Config(std::string(kBase) + "cache: {dedup: false}\n"));
+  EXPECT_THAT(plan.changed, ElementsAre("cache.dedup"));
+  EXPECT_FALSE(plan.cache_size_changed);
+  EXPECT_TRUE(plan.dedup_changed);
+  EXPECT_THAT(plan.replaced, IsEmpty());
+  // The default written out changes nothing.
+  plan = PlanReload(Config(kBase),
+                    Config(std::string(kBase) + "cache: {max_bytes: 0, dedup: true}\n"));
+  EXPECT_THAT(plan.changed, IsEmpty());
+}
+
 TEST(ReloadPlanTest, OnlyRestartOnlyKeysChanged) {
   ReloadPlan plan = PlanReload(Config(kBase), Config(R"(
 listen: 127.0.0.1:7000

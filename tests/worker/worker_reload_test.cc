@@ -303,6 +303,44 @@ TEST_F(WorkerReloadTest, AConfigThatFailsTheCheckChangesNothing) {
   EXPECT_EQ(HttpCall(server_->admin_address(), http::verb::get, "/reload").status, 405);
 }
 
+// The cache's size and dedup change live; a model loaded anew starts with no cached vectors
+// (the old runtime's never answer for it, and go with it).
+TEST_F(WorkerReloadTest, CacheChangesLiveAndAReplacedModelStartsCold) {
+  WriteConfig(Model("first"), "cache: {max_bytes: 1MiB}\n");
+  Start();
+  const std::string label = "{model=\"first\"}";
+  pb::EmbedResponse response;
+  ASSERT_TRUE(Embed("", {"kept"}, &response).ok());
+  ASSERT_TRUE(Embed("", {"kept"}, &response).ok());
+  EXPECT_EQ(Metric("tipperary_worker_cache_hits_total" + label), 1);
+  EXPECT_EQ(Metric("tipperary_worker_cache_entries" + label), 1);
+  EXPECT_GT(Metric("tipperary_worker_cache_bytes" + label), 0);
+
+  WriteConfig(Model("first", ", max_seq_length: 128"), "cache: {max_bytes: 1MiB}\n");
+  config::ReloadReport report = Reload();
+  ASSERT_EQ(report.result, Result::kApplied) << report.error;
+  // The old runtime is unloaded, its entries with it.
+  EXPECT_EQ(Metric("tipperary_worker_cache_entries" + label), 0);
+  EXPECT_EQ(Metric("tipperary_worker_cache_bytes" + label), 0);
+  ASSERT_TRUE(Embed("", {"kept"}, &response).ok());
+  EXPECT_EQ(Metric("tipperary_worker_cache_hits_total" + label), 1);  // A miss: computed anew.
+  EXPECT_EQ(Metric("tipperary_worker_cache_misses_total" + label), 2);
+  EXPECT_EQ(Metric("tipperary_worker_cache_entries" + label), 1);
+
+  WriteConfig(Model("first", ", max_seq_length: 128"), "cache: {max_bytes: 0, dedup: false}\n");
+  report = Reload();
+  ASSERT_EQ(report.result, Result::kApplied) << report.error;
+  EXPECT_THAT(report.changed, ElementsAre("cache.dedup", "cache.max_bytes"));
+  EXPECT_EQ(Metric("tipperary_worker_cache_entries" + label), 0);
+  EXPECT_EQ(Metric("tipperary_worker_cache_max_bytes"), 0);
+  EXPECT_EQ(Metric("tipperary_worker_cache_evictions_total" + label), 1);  // Emptied.
+  ASSERT_TRUE(Embed("", {"kept", "kept"}, &response).ok());
+  EXPECT_EQ(Metric("tipperary_worker_cache_misses_total" + label), 2);  // Off: not looked up.
+  EXPECT_EQ(Metric("tipperary_worker_dedup_joins_total" + label), 0);   // Off: computed twice.
+  EXPECT_THAT(HttpCall(server_->admin_address(), http::verb::get, "/config").body,
+              HasSubstr("dedup: false"));
+}
+
 // A model whose entry changed (here: its aliases) is loaded anew and swapped in; a stream open
 // across the swap goes on, its next message served by the new one.
 TEST_F(WorkerReloadTest, AChangedModelIsSwappedInWhenReady) {

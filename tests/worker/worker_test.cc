@@ -709,7 +709,9 @@ TEST_F(WorkerLifecycleTest, QueueFullIsResourceExhausted) {
   ASSERT_NE(server, nullptr);
   auto stub = pb::EmbeddingService::NewStub(Connect(*server));
   pb::EmbedRequest request;
-  for (int i = 0; i < 3; ++i) request.add_inputs("one of three");
+  for (const char* text : {"one of three", "two of three", "three of three"}) {
+    request.add_inputs(text);
+  }
   pb::EmbedResponse response;
   grpc::ClientContext context;
   SetDeadline(context);
@@ -721,9 +723,73 @@ TEST_F(WorkerLifecycleTest, QueueFullIsResourceExhausted) {
   grpc::ClientContext ok_context;
   SetDeadline(ok_context);
   EXPECT_TRUE(stub->Embed(&ok_context, request, &response).ok());
+  // Identical texts are one computation (cache.dedup): three take one place in the queue.
+  pb::EmbedRequest same;
+  for (int i = 0; i < 3; ++i) same.add_inputs("the same text");
+  grpc::ClientContext same_context;
+  SetDeadline(same_context);
+  pb::EmbedResponse same_response;
+  EXPECT_TRUE(stub->Embed(&same_context, same, &same_response).ok());
+  ASSERT_EQ(same_response.embeddings_size(), 3);
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(Values(same_response.embeddings(i)), Values(same_response.embeddings(0)));
+  }
   std::string metrics = server->registry().Serialize();
   EXPECT_THAT(metrics, HasSubstr("tipperary_worker_requests_total{code=\"RESOURCE_EXHAUSTED\","
                                  "model=\"all-minilm-l6-v2\"} 1"));
+  EXPECT_THAT(metrics,
+              HasSubstr("tipperary_worker_dedup_joins_total{model=\"all-minilm-l6-v2\"} 2"));
+}
+
+// With cache.max_bytes set, a repeated text is answered from the cache with the very bits a
+// worker without a cache computes for it, whatever `dimensions` and `normalize` ask (they apply
+// after the cache), and the cache's metrics count it.
+TEST_F(WorkerLifecycleTest, CacheHitsAreTheBitsAFreshComputationGives) {
+  config::WorkerConfig config = TestConfig();
+  config.cache.max_bytes = 1 << 20;
+  std::unique_ptr<WorkerServer> cached = StartServer(config);
+  std::unique_ptr<WorkerServer> plain = StartServer(TestConfig());  // No cache: the default.
+  ASSERT_NE(cached, nullptr);
+  ASSERT_NE(plain, nullptr);
+  auto cached_stub = pb::EmbeddingService::NewStub(Connect(*cached));
+  auto plain_stub = pb::EmbeddingService::NewStub(Connect(*plain));
+  auto embed = [](pb::EmbeddingService::Stub& stub, const pb::EmbedRequest& request) {
+    pb::EmbedResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = stub.Embed(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.embeddings_size(), 1);
+    return response.embeddings_size() == 1 ? Values(response.embeddings(0)) : std::vector<float>();
+  };
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  std::vector<pb::EmbedRequest> requests(3);
+  requests[1].set_dimensions(32);
+  requests[2].set_normalize(false);
+  for (pb::EmbedRequest& request : requests) request.add_inputs("A text the cache keeps.");
+  for (const pb::EmbedRequest& request : requests) {
+    std::vector<float> fresh = embed(*plain_stub, request);
+    std::vector<float> first = embed(*cached_stub, request);  // A miss the first time only.
+    std::vector<float> again = embed(*cached_stub, request);  // A hit.
+    ASSERT_EQ(fresh.size(), request.dimensions() > 0 ? 32u : 384u);
+    EXPECT_TRUE(same_bits(first, fresh)) << request.ShortDebugString();
+    EXPECT_TRUE(same_bits(again, fresh)) << request.ShortDebugString();
+  }
+  const std::string label = "{model=\"all-minilm-l6-v2\"}";
+  std::string metrics = HttpGet(cached->admin_address(), "/metrics").second;
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_hits_total" + label + " 5"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_misses_total" + label + " 1"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_entries" + label + " 1"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_evictions_total" + label + " 0"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_bytes" + label));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_cache_max_bytes 1048576"));
+  // Without a cache nothing is looked up, so nothing is counted either way.
+  std::string plain_metrics = HttpGet(plain->admin_address(), "/metrics").second;
+  EXPECT_THAT(plain_metrics, HasSubstr("tipperary_worker_cache_hits_total" + label + " 0"));
+  EXPECT_THAT(plain_metrics, HasSubstr("tipperary_worker_cache_misses_total" + label + " 0"));
+  EXPECT_THAT(plain_metrics, HasSubstr("tipperary_worker_cache_max_bytes 0"));
 }
 
 TEST_F(WorkerLifecycleTest, DeadlineInQueueIsExceededWithoutCompute) {

@@ -53,11 +53,22 @@ struct WorkerBatchingConfig {
   bool dispatch_when_idle = true;
 };
 
+// The embedding cache and in-flight deduplication (docs/caching.md).
+struct WorkerCacheConfig {
+  // Bound on the cache's memory, all models together (ids, vectors and bookkeeping); 0 = no
+  // cache. Off by default: docs/caching.md says why and how to size it.
+  uint64_t max_bytes = 0;
+  // A text identical (same token ids) to one already queued or executing for the same model
+  // joins it instead of being computed again.
+  bool dedup = true;
+};
+
 struct WorkerConfig {
   std::string listen = "127.0.0.1:50051";  // gRPC: host:port (0 = any free port) or unix:/path.
   std::string admin_address = "127.0.0.1:9902";  // Key admin.address: /healthz /readyz /metrics.
   std::vector<WorkerModelConfig> models;         // At least one; exactly one default after loading.
   WorkerBatchingConfig batching;
+  WorkerCacheConfig cache;
   uint32_t stream_chunk_size = 64;  // EmbedStream texts per message when the request says 0.
   uint32_t max_inputs = 16384;      // Texts per request; beyond: INVALID_ARGUMENT.
   Duration drain = std::chrono::seconds(15);  // On SIGTERM: time queued work gets to finish.
