@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -77,9 +78,10 @@ class TeiServiceTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (ModelDir().empty()) return;
     // The default model's files, plus the prompts all-MiniLM-L6-v2 does not ship.
-    prompted_dir_ = new fs::path(fs::path(::testing::TempDir()) / "tei_prompted_model");
-    fs::remove_all(*prompted_dir_);
-    fs::create_directories(*prompted_dir_);
+    // One directory per process: ctest runs each test of this suite in its own, in parallel.
+    std::string pattern = (fs::path(::testing::TempDir()) / "tei_prompted_model.XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << pattern;
+    prompted_dir_ = new fs::path(pattern);
     for (const fs::directory_entry& entry : fs::directory_iterator(ModelDir())) {
       if (entry.path().filename() == "config_sentence_transformers.json") continue;
       fs::create_symlink(entry.path(), *prompted_dir_ / entry.path().filename());
@@ -292,7 +294,8 @@ TEST_F(TeiServiceTest, RefusalsCarryTeisErrorType) {
   }
   std::vector<std::vector<float>> out;
   grpc::Status status = Embed(R"pb(inputs { string_value: "a" }
-                                   model: "gpt-4")pb", &out);
+                                   model: "gpt-4")pb",
+                              &out);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
