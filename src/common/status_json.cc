@@ -82,4 +82,13 @@ std::string OpenAiErrorJson(std::string_view message, std::string_view type, std
   return out;
 }
 
+std::string TeiErrorJson(std::string_view message, std::string_view error_type, bool pretty) {
+  std::string out(pretty ? "{\n \"error\": \"" : "{\"error\":\"");
+  AppendJsonEscaped(out, message);
+  out.append(pretty ? "\",\n \"error_type\": \"" : "\",\"error_type\":\"");
+  AppendJsonEscaped(out, error_type);
+  out.append(pretty ? "\"\n}\n" : "\"}");
+  return out;
+}
+
 }  // namespace tipperary::common

@@ -772,7 +772,7 @@ absl::Status Loader::LoadRoute(const YamlValue& item, const ProxyConfig& config,
   }
   if (map.Find("error_format")) {
     TIPPERARY_RETURN_IF_ERROR(
-        map.ReadEnum("error_format", &out->error_format, {"google_rpc", "openai"}));
+        map.ReadEnum("error_format", &out->error_format, {"google_rpc", "openai", "tei"}));
   }
   if (map.Find("ignore_unknown_fields")) {
     bool ignore = false;

@@ -194,6 +194,27 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir) {
                        " exceeds max_position_embeddings ", c.max_position_embeddings));
     }
   }
+
+  const std::string st_path = (fs::path(dir) / "config_sentence_transformers.json").string();
+  if (fs::exists(st_path)) {
+    absl::StatusOr<Struct> st = LoadJson(st_path);
+    if (!st.ok()) return st.status();
+    if (auto it = st->fields().find("prompts");
+        it != st->fields().end() && it->second.kind_case() != Value::kNullValue) {
+      if (it->second.kind_case() != Value::kStructValue) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(st_path, ": \"prompts\" must be an object of strings"));
+      }
+      c.prompts.emplace();
+      for (const auto& [name, text] : it->second.struct_value().fields()) {
+        if (text.kind_case() != Value::kStringValue) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(st_path, ": prompt \"", name, "\" must be a string"));
+        }
+        (*c.prompts)[name] = text.string_value();
+      }
+    }
+  }
   return c;
 }
 

@@ -329,6 +329,22 @@ absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_dir) {
                            "\" uses single_word/lstrip/rstrip/normalized, which is not supported"));
         }
         tok.added_tokens_.push_back(content);
+        bool special = false;
+        if (BoolField(s, "special", &special) && special) tok.special_tokens_.push_back(content);
+      }
+    }
+    if (const Value* decoder = Field(*root, "decoder"); decoder != nullptr) {
+      if (decoder->has_null_value()) {
+        tok.options_.wordpiece_decoder = false;
+      } else {
+        const Value* dtype =
+            decoder->has_struct_value() ? Field(decoder->struct_value(), "type") : nullptr;
+        if (dtype == nullptr || dtype->string_value() != "WordPiece") {
+          return absl::InvalidArgumentError(
+              absl::StrCat(file, ": decoder.type must be \"WordPiece\" (or the decoder null)"));
+        }
+        TokenText(Field(decoder->struct_value(), "prefix"), &tok.options_.decoder_prefix);
+        BoolField(decoder->struct_value(), "cleanup", &tok.options_.decoder_cleanup);
       }
     }
     special_texts.clear();
@@ -372,6 +388,7 @@ absl::StatusOr<Tokenizer> Tokenizer::Load(const std::string& model_dir) {
           std::find(tok.added_tokens_.begin(), tok.added_tokens_.end(), t) ==
               tok.added_tokens_.end()) {
         tok.added_tokens_.push_back(t);
+        tok.special_tokens_.push_back(t);
       }
     }
   }
@@ -416,6 +433,10 @@ absl::Status Tokenizer::Finish(const std::string& file) {
     }
     added_token_ids_.push_back(id);
   }
+  special_.assign(id_to_token_.size(), false);
+  for (const std::string& t : special_tokens_) {
+    if (const int32_t id = TokenToId(t); id >= 0) special_[static_cast<size_t>(id)] = true;
+  }
   return absl::OkStatus();
 }
 
@@ -438,10 +459,13 @@ std::vector<std::string> Tokenizer::IdsToTokens(const std::vector<int32_t>& ids)
 }
 
 Tokenizer::Encoding Tokenizer::Encode(std::string_view text, size_t max_length,
-                                      bool add_special_tokens) const {
+                                      bool add_special_tokens, Truncation truncation) const {
   const size_t specials = add_special_tokens ? 2 : 0;
   size_t budget = SIZE_MAX;
-  if (max_length > 0) budget = max_length > specials ? max_length - specials : 0;
+  // Cutting from the left needs every token; from the right, tokenising stops past the budget.
+  if (max_length > 0 && truncation == Truncation::kRight) {
+    budget = max_length > specials ? max_length - specials : 0;
+  }
   std::vector<int32_t> body;
 
   // Added tokens split the raw text; the pieces between them are normalised and tokenised.
@@ -472,34 +496,90 @@ Tokenizer::Encoding Tokenizer::Encode(std::string_view text, size_t max_length,
   if (body.size() <= budget && seg_start < text.size()) {
     EncodeSegment(text.substr(seg_start), budget, body);
   }
-  return PostProcess(body, max_length, add_special_tokens);
+  return PostProcess(body, max_length, add_special_tokens, truncation);
+}
+
+std::vector<Tokenizer::Token> Tokenizer::EncodeWithOffsets(std::string_view text,
+                                                           bool add_special_tokens) const {
+  std::vector<int32_t> ids;
+  Spans spans;
+  size_t seg_start = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t match = SIZE_MAX;
+    if (added_first_byte_[static_cast<unsigned char>(text[i])]) {
+      for (size_t k = 0; k < added_tokens_.size(); ++k) {
+        if (text.compare(i, added_tokens_[k].size(), added_tokens_[k]) == 0) {
+          match = k;
+          break;
+        }
+      }
+    }
+    if (match == SIZE_MAX) {
+      ++i;
+      continue;
+    }
+    EncodeSegment(text.substr(seg_start, i - seg_start), SIZE_MAX, ids, &spans, seg_start);
+    ids.push_back(added_token_ids_[match]);
+    spans.emplace_back(i, i + added_tokens_[match].size());
+    i += added_tokens_[match].size();
+    seg_start = i;
+  }
+  if (seg_start < text.size()) {
+    EncodeSegment(text.substr(seg_start), SIZE_MAX, ids, &spans, seg_start);
+  }
+  std::vector<Token> out;
+  out.reserve(ids.size() + 2);
+  if (add_special_tokens) out.push_back({.id = cls_id_, .special = true});
+  for (size_t k = 0; k < ids.size(); ++k) {
+    out.push_back({.id = ids[k], .start = spans[k].first, .end = spans[k].second});
+  }
+  if (add_special_tokens) out.push_back({.id = sep_id_, .special = true});
+  return out;
 }
 
 Tokenizer::Encoding Tokenizer::PostProcess(std::span<const int32_t> ids, size_t max_length,
-                                           bool add_special_tokens) const {
+                                           bool add_special_tokens, Truncation truncation) const {
   Encoding enc;
   const size_t specials = add_special_tokens ? 2 : 0;
   size_t budget = ids.size();
   if (max_length > 0) budget = std::min(budget, max_length > specials ? max_length - specials : 0);
   enc.truncated = budget < ids.size();
+  const std::span<const int32_t> kept =
+      truncation == Truncation::kLeft ? ids.subspan(ids.size() - budget) : ids.first(budget);
   enc.ids.reserve(budget + specials);
   if (add_special_tokens) enc.ids.push_back(cls_id_);
-  enc.ids.insert(enc.ids.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(budget));
+  enc.ids.insert(enc.ids.end(), kept.begin(), kept.end());
   if (add_special_tokens) enc.ids.push_back(sep_id_);
   enc.special_tokens = specials;
   return enc;
 }
 
-void Tokenizer::EncodeSegment(std::string_view text, size_t limit,
-                              std::vector<int32_t>& out) const {
-  // The current word in UTF-8 with the byte offset of each char; reused across words.
+void Tokenizer::EncodeSegment(std::string_view text, size_t limit, std::vector<int32_t>& out,
+                              Spans* spans, size_t base) const {
+  // The current word in UTF-8 with the byte offset of each char; reused across words. With
+  // `spans`, also each char's source bytes in `text` (a char normalisation made from another
+  // stands for all of that one's bytes).
   std::string word;
   std::vector<size_t> offsets;
   std::string scratch;
+  Spans sources;
+  Spans pieces;
+  size_t source_begin = 0;  // Bytes of the input char being normalised.
+  size_t source_end = 0;
   auto flush = [&] {
     if (!word.empty()) {
       offsets.push_back(word.size());
-      EncodeWord(word, offsets, scratch, out);
+      if (spans == nullptr) {
+        EncodeWord(word, offsets, scratch, out);
+      } else {
+        pieces.clear();
+        EncodeWord(word, offsets, scratch, out, &pieces);
+        for (const auto& [first, end] : pieces) {
+          spans->emplace_back(base + sources[first].first, base + sources[end - 1].second);
+        }
+        sources.clear();
+      }
       word.clear();
       offsets.clear();
     }
@@ -507,6 +587,7 @@ void Tokenizer::EncodeSegment(std::string_view text, size_t limit,
   auto push = [&](char32_t c) {
     offsets.push_back(word.size());
     AppendUtf8(c, word);
+    if (spans != nullptr) sources.emplace_back(source_begin, source_end);
   };
   // Normalised code points go straight into the pre-tokenizer: whitespace ends a word and
   // punctuation is a word of its own.
@@ -554,7 +635,9 @@ void Tokenizer::EncodeSegment(std::string_view text, size_t limit,
 
   size_t pos = 0;
   while (pos < text.size() && out.size() <= limit) {
+    source_begin = pos;
     const int32_t decoded = DecodeUtf8(text, &pos);
+    source_end = pos;
     if (decoded < 0) continue;  // HF would see U+FFFD here, which clean_text removes
     auto c = static_cast<char32_t>(decoded);
     if (options_.clean_text) {
@@ -573,13 +656,15 @@ void Tokenizer::EncodeSegment(std::string_view text, size_t limit,
 }
 
 void Tokenizer::EncodeWord(std::string_view utf8, const std::vector<size_t>& offsets,
-                           std::string& piece, std::vector<int32_t>& out) const {
+                           std::string& piece, std::vector<int32_t>& out, Spans* pieces) const {
   const size_t chars = offsets.size() - 1;
   if (chars > options_.max_input_chars_per_word) {
     out.push_back(unk_id_);
+    if (pieces != nullptr) pieces->emplace_back(0, chars);
     return;
   }
   const size_t first = out.size();
+  const size_t first_piece = pieces != nullptr ? pieces->size() : 0;
   const std::string& prefix = options_.continuing_subword_prefix;
   size_t start = 0;
   while (start < chars) {
@@ -600,11 +685,73 @@ void Tokenizer::EncodeWord(std::string_view utf8, const std::vector<size_t>& off
     if (id < 0) {
       out.resize(first);
       out.push_back(unk_id_);
+      if (pieces != nullptr) {
+        pieces->resize(first_piece);
+        pieces->emplace_back(0, chars);
+      }
       return;
     }
     out.push_back(id);
+    if (pieces != nullptr) pieces->emplace_back(start, end);
     start = end;
   }
+}
+
+bool Tokenizer::IsSpecial(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < special_.size() && special_[static_cast<size_t>(id)];
+}
+
+namespace {
+
+// HF's WordPiece decoder cleanup, on one token (with the space the decoder put before it).
+std::string CleanUp(std::string token) {
+  static constexpr std::pair<std::string_view, std::string_view> kReplacements[] = {
+      {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kReplacements) {
+    if (token.find(from) == std::string::npos) continue;
+    std::string replaced;
+    size_t at = 0;
+    for (size_t hit; (hit = token.find(from, at)) != std::string::npos; at = hit + from.size()) {
+      replaced.append(token, at, hit - at);
+      replaced.append(to);
+    }
+    replaced.append(token, at);
+    token = std::move(replaced);
+  }
+  return token;
+}
+
+}  // namespace
+
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::string out;
+  bool first = true;
+  for (int32_t id : ids) {
+    // Ids the vocabulary does not have are dropped, as HF's id_to_token filter drops them.
+    if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) continue;
+    if (skip_special_tokens && special_[static_cast<size_t>(id)]) continue;
+    const std::string& token = id_to_token_[static_cast<size_t>(id)];
+    if (!options_.wordpiece_decoder) {
+      if (!first) out.push_back(' ');
+      out.append(token);
+      first = false;
+      continue;
+    }
+    std::string piece;
+    const std::string& prefix = options_.decoder_prefix;
+    if (first) {
+      piece = token;
+    } else if (token.compare(0, prefix.size(), prefix) == 0) {
+      piece = token.substr(prefix.size());
+    } else {
+      piece = " " + token;
+    }
+    first = false;
+    out.append(options_.decoder_cleanup ? CleanUp(std::move(piece)) : piece);
+  }
+  return out;
 }
 
 }  // namespace tipperary::model

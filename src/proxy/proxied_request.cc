@@ -684,11 +684,14 @@ void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* tra
     Finish(std::move(res), nullptr, "");
     return;
   }
-  http1::HttpResponse res{static_cast<http::status>(error.HttpStatus()),
-                          http_->request().version()};
+  // The route's error format (google.rpc.Status, or the error object of the API it imitates,
+  // whose statuses may be its own: TEI's).
+  const int status = routing_ ? routing_->transcoder->ErrorHttpStatus(route_, error.HttpStatus(),
+                                                                      error.details_bin)
+                              : error.HttpStatus();
+  http1::HttpResponse res{static_cast<http::status>(status), http_->request().version()};
   res.set(http::field::content_type, "application/json");
   for (const auto& [name, value] : error.headers) res.set(name, value);
-  // The route's error format (google.rpc.Status, or the error object of the API it imitates).
   res.body() = routing_ ? routing_->transcoder->ErrorBody(route_, error.code, error.HttpStatus(),
                                                           error.message, error.details_bin, pretty_)
                         : common::StatusJson(error.code, error.message);

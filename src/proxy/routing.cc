@@ -66,6 +66,7 @@ absl::StatusOr<std::shared_ptr<const Routing>> BuildRouting(
     spec.response_body = r.response_body;
     spec.timeout = r.timeout;
     if (r.error_format == "openai") spec.error_format = transcoder::ErrorFormat::kOpenAi;
+    if (r.error_format == "tei") spec.error_format = transcoder::ErrorFormat::kTei;
     if (r.error_format == "google_rpc") spec.error_format = transcoder::ErrorFormat::kGoogleRpc;
     spec.ignore_unknown_fields = r.ignore_unknown_fields;
     spec.location = r.location;

@@ -324,6 +324,7 @@ class Generator {
   std::set<std::string> tags_;
   Json tag_list_ = Json::Array();
   bool openai_errors_ = false;
+  bool tei_errors_ = false;
   Json unlisted_ = Json::Array();
 };
 
@@ -672,6 +673,9 @@ Json Generator::Responses(const Route& route) {
   if (route.error_format == ErrorFormat::kOpenAi) {
     openai_errors_ = true;
     error["$ref"] = Json::Str("#/components/responses/OpenAIError");
+  } else if (route.error_format == ErrorFormat::kTei) {
+    tei_errors_ = true;
+    error["$ref"] = Json::Str("#/components/responses/TEIError");
   } else {
     error["$ref"] = Json::Str("#/components/responses/Error");
   }
@@ -807,6 +811,19 @@ std::string Generator::Render() {
     wrapper["required"].Push(Json::Str("error"));
     schemas_["OpenAIError"] = std::move(wrapper);
   }
+  if (tei_errors_) {
+    Json object = Type("object");
+    object["properties"]["error"] = Type("string");
+    Json type = Type("string");
+    for (const char* name :
+         {"Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"}) {
+      type["enum"].Push(Json::Str(name));
+    }
+    object["properties"]["error_type"] = std::move(type);
+    object["required"].Push(Json::Str("error"));
+    object["required"].Push(Json::Str("error_type"));
+    schemas_["TEIError"] = std::move(object);
+  }
   // References into a Json are only taken where no sibling is added after them.
   Json components = Json::Object();
   for (auto& [name, schema] : schemas_) components["schemas"][name] = std::move(schema);
@@ -819,6 +836,12 @@ std::string Generator::Render() {
     openai["description"] = Json::Str("An error in OpenAI's shape (docs/openai.md).");
     openai["content"]["application/json"]["schema"] = RefTo("OpenAIError");
     components["responses"]["OpenAIError"] = std::move(openai);
+  }
+  if (tei_errors_) {
+    Json tei = Json::Object();
+    tei["description"] = Json::Str("An error in Hugging Face TEI's shape (docs/tei.md).");
+    tei["content"]["application/json"]["schema"] = RefTo("TEIError");
+    components["responses"]["TEIError"] = std::move(tei);
   }
   doc["components"] = std::move(components);
   if (!unlisted_.empty()) doc["x-tipperary-unlisted-routes"] = std::move(unlisted_);

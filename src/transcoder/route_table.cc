@@ -169,6 +169,8 @@ absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const Candidate& c) {
     const tipperary::api::v1::HttpApiOptions& api = opts.GetExtension(tipperary::api::v1::http_api);
     if (api.error_format() == tipperary::api::v1::ERROR_FORMAT_OPENAI) {
       r->error_format = ErrorFormat::kOpenAi;
+    } else if (api.error_format() == tipperary::api::v1::ERROR_FORMAT_TEI) {
+      r->error_format = ErrorFormat::kTei;
     }
     if (api.has_ignore_unknown_fields()) r->ignore_unknown_fields = api.ignore_unknown_fields();
   }

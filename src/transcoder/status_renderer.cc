@@ -1,7 +1,7 @@
 // Errors as JSON: a google.rpc.Status with its details decoded (google.protobuf.Any's JSON
 // mapping), rendered by common::StatusJson like every error tipperary writes, or, on a route
 // whose error format is OpenAI's, common::OpenAiErrorJson with "param" and "code" read from
-// those details.
+// those details, or on a TEI route common::TeiErrorJson with TEI's error_type (and status).
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -71,9 +71,55 @@ std::string Transcoder::StatusJson(absl::StatusCode code, std::string_view messa
   return common::StatusJson(code, message, details, pretty);
 }
 
+Transcoder::TeiError Transcoder::TeiErrorFor(int http_status, std::string_view status_details_bin) {
+  struct Kind {
+    std::string_view reason;
+    std::string_view type;
+    int status;
+  };
+  // TEI's ErrorType and its StatusCode (router/src/http/server.rs, TEI 1.9).
+  static constexpr Kind kKinds[] = {
+      {"VALIDATION", "Validation", 422}, {"EMPTY", "Empty", 400},
+      {"TOKENIZER", "Tokenizer", 422},   {"OVERLOADED", "Overloaded", 429},
+      {"BACKEND", "Backend", 424},       {"UNHEALTHY", "Unhealthy", 503},
+  };
+  google::rpc::Status st;
+  if (!status_details_bin.empty() && status_details_bin.size() < static_cast<size_t>(INT32_MAX) &&
+      st.ParseFromArray(status_details_bin.data(), static_cast<int>(status_details_bin.size()))) {
+    for (const pb::Any& any : st.details()) {
+      google::rpc::ErrorInfo info;
+      if (!any.UnpackTo(&info)) continue;
+      for (const Kind& kind : kKinds) {
+        if (info.reason() == kind.reason) return {kind.type, kind.status};
+      }
+    }
+  }
+  switch (http_status) {
+    case 400:
+      return {"Validation", 422};
+    case 429:
+      return {"Overloaded", 429};
+    case 500:
+      return {"Backend", 424};
+    case 503:
+      return {"Unhealthy", 503};
+    default:
+      return {http_status >= 500 ? "Backend" : "Validation", http_status};
+  }
+}
+
+int Transcoder::ErrorHttpStatus(const Route* route, int http_status,
+                                std::string_view status_details_bin) const {
+  if (route == nullptr || route->error_format != ErrorFormat::kTei) return http_status;
+  return TeiErrorFor(http_status, status_details_bin).http_status;
+}
+
 std::string Transcoder::ErrorBody(const Route* route, absl::StatusCode code, int http_status,
                                   std::string_view message, std::string_view status_details_bin,
                                   bool pretty) const {
+  if (route != nullptr && route->error_format == ErrorFormat::kTei) {
+    return common::TeiErrorJson(message, TeiErrorFor(http_status, status_details_bin).type, pretty);
+  }
   if (route == nullptr || route->error_format != ErrorFormat::kOpenAi) {
     return StatusJson(code, message, status_details_bin, pretty);
   }

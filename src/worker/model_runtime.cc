@@ -77,11 +77,10 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
       config, *bundle, std::make_unique<model::Tokenizer>(std::move(*tokenizer)), stats));
   const model::ModelConfig& mc = (*bundle)->config();
   std::vector<std::string> aliases = config.aliases;
-  if (config.huggingface_aliases) {
-    if (std::optional<std::string> id = model::HuggingFaceId(config.path)) {
-      aliases.push_back(*id);
-      aliases.emplace_back(model::ShortName(*id));
-    }
+  rt->huggingface_id_ = model::HuggingFaceId(config.path).value_or("");
+  if (config.huggingface_aliases && !rt->huggingface_id_.empty()) {
+    aliases.push_back(rt->huggingface_id_);
+    aliases.emplace_back(model::ShortName(rt->huggingface_id_));
   }
   for (std::string& alias : aliases) {
     bool repeated = alias == config.name;

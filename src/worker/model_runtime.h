@@ -46,6 +46,9 @@ class ModelRuntime {
   // The other names it answers to: the configured aliases, then its Hugging Face id and short
   // name (model_card.h) unless config huggingface_aliases is false; none repeats the name.
   const std::vector<std::string>& aliases() const { return aliases_; }
+  // "org/name" as the model's files say (model_card.h), whatever huggingface_aliases says; ""
+  // when they do not.
+  const std::string& huggingface_id() const { return huggingface_id_; }
   // Token ids the model takes: [0, vocabulary_size()), the smaller of the tokenizer's
   // vocabulary and the model's embedding table.
   int64_t vocabulary_size() const;
@@ -93,6 +96,7 @@ class ModelRuntime {
 
   const config::WorkerModelConfig config_;
   std::vector<std::string> aliases_;
+  std::string huggingface_id_;
   std::shared_ptr<const model::ModelBundle> bundle_;
   std::unique_ptr<model::Tokenizer> tokenizer_;
   int max_seq_length_ = 0;

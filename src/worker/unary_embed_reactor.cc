@@ -31,10 +31,16 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
   void Start(const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
              const Fill& fill) {
     absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, requested_model);
-    absl::Status status = admitted.status();
     // Held by the task's `done` until the call is answered: a reload unloads a model only
     // after every call that found it has finished.
-    std::shared_ptr<ModelRuntime> model = admitted.ok() ? *admitted : nullptr;
+    Start(admitted.ok() ? *admitted : nullptr, admitted.status(), requested_model, inputs, options,
+          fill);
+  }
+
+  // With the model already admitted (null when `status` says why not).
+  void Start(std::shared_ptr<ModelRuntime> model, absl::Status status,
+             const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
+             const Fill& fill) {
     std::shared_ptr<EmbedTask> task;
     if (status.ok()) {
       absl::StatusOr<std::shared_ptr<EmbedTask>> made =
@@ -70,6 +76,16 @@ grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServer
                                           const FillResponse& fill) {
   auto* reactor = new UnaryEmbedReactor(core, context);
   reactor->Start(requested_model, inputs, options, fill);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
+                                          std::shared_ptr<ModelRuntime> model,
+                                          const EmbedInputs& inputs, EmbedOptions options,
+                                          const FillResponse& fill) {
+  auto* reactor = new UnaryEmbedReactor(core, context);
+  const std::string name = model->name();
+  reactor->Start(std::move(model), absl::OkStatus(), name, inputs, options, fill);
   return reactor;
 }
 

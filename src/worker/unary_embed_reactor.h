@@ -17,5 +17,11 @@ grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServer
                                           const std::string& requested_model,
                                           const EmbedInputs& inputs, EmbedOptions options,
                                           const FillResponse& fill);
+// The same for a model the caller has already admitted (and prepared `inputs` for: TEI's API
+// tokenises with it), so a reload in between cannot swap it.
+grpc::ServerUnaryReactor* StartUnaryEmbed(WorkerCore& core, grpc::CallbackServerContext* context,
+                                          std::shared_ptr<ModelRuntime> model,
+                                          const EmbedInputs& inputs, EmbedOptions options,
+                                          const FillResponse& fill);
 
 }  // namespace tipperary::worker

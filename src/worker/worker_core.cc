@@ -99,7 +99,24 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
   const size_t max_length = static_cast<size_t>(model.max_seq_length());
   for (size_t i = 0; i < count; ++i) {
     model::Tokenizer::Encoding encoding;
-    if (inputs.tokenized) {
+    if (inputs.encoded) {
+      encoding = inputs.encodings[i];
+      for (size_t j = 0; j < encoding.ids.size(); ++j) {
+        if (encoding.ids[j] < 0 || encoding.ids[j] >= vocabulary) {
+          return WithField(
+              absl::InvalidArgumentError(absl::StrCat(
+                  "input ", i, ": token id ", encoding.ids[j], " is outside the vocabulary of ",
+                  model.name(), " (ids 0 to ", vocabulary - 1, ")")),
+              "input");
+        }
+      }
+      if (encoding.ids.size() > max_length) {
+        return WithField(absl::InvalidArgumentError(absl::StrCat(
+                             "input ", i, " has ", encoding.ids.size(),
+                             " tokens, more than the model's max_seq_length (", max_length, ")")),
+                         "input");
+      }
+    } else if (inputs.tokenized) {
       std::span<const int32_t> row = inputs.token_ids[i];
       // Ids as Hugging Face tokenizers (and /v1/tokenize) return them, with [CLS] ... [SEP]
       // already there, as TEI and vLLM take them: not wrapped twice.

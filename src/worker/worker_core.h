@@ -36,17 +36,36 @@ struct EmbedOptions {
 };
 
 // What one request embeds: texts, or (OpenAI's pre-tokenised input) token ids of the model's
-// own vocabulary without special tokens, one list per input.
+// own vocabulary without special tokens, one list per input, or (TEI's API, which tokenises
+// its own way) the model's whole input per text, special tokens included and already cut to
+// max_seq_length.
 struct EmbedInputs {
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> token_ids;
   bool tokenized = false;  // token_ids, not texts.
+  std::vector<model::Tokenizer::Encoding> encodings;
+  bool encoded = false;  // encodings, neither texts nor token_ids.
 
-  static EmbedInputs Texts(std::vector<std::string> texts) { return {std::move(texts), {}, false}; }
-  static EmbedInputs TokenIds(std::vector<std::vector<int32_t>> ids) {
-    return {{}, std::move(ids), true};
+  static EmbedInputs Texts(std::vector<std::string> texts) {
+    EmbedInputs inputs;
+    inputs.texts = std::move(texts);
+    return inputs;
   }
-  size_t size() const { return tokenized ? token_ids.size() : texts.size(); }
+  static EmbedInputs TokenIds(std::vector<std::vector<int32_t>> ids) {
+    EmbedInputs inputs;
+    inputs.token_ids = std::move(ids);
+    inputs.tokenized = true;
+    return inputs;
+  }
+  static EmbedInputs Encoded(std::vector<model::Tokenizer::Encoding> encodings) {
+    EmbedInputs inputs;
+    inputs.encodings = std::move(encodings);
+    inputs.encoded = true;
+    return inputs;
+  }
+  size_t size() const {
+    return encoded ? encodings.size() : tokenized ? token_ids.size() : texts.size();
+  }
 };
 
 class WorkerCore {
@@ -92,7 +111,8 @@ class WorkerCore {
   // Checks and tokenises `inputs` for `model`: INVALID_ARGUMENT for no inputs, too many, an
   // out-of-range `dimensions`, a token id outside the model's vocabulary or (with truncate
   // false) an input longer than max_seq_length. Token ids get the texts' [CLS]/[SEP] (unless
-  // they already start with [CLS] and end with [SEP]) and truncation. The task's `done` is `done`;
+  // they already start with [CLS] and end with [SEP]) and truncation; encodings are taken as
+  // they are (ids checked, nothing added or cut). The task's `done` is `done`;
   // `cancelled` is shared by every task of one call.
   absl::StatusOr<std::shared_ptr<EmbedTask>> MakeTask(const ModelRuntime& model,
                                                       const EmbedInputs& inputs,

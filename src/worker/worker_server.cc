@@ -22,6 +22,7 @@
 #include "config_reloader.h"
 #include "embedding_service.h"
 #include "reload_runner.h"
+#include "tei_service.h"
 #include "tipperary/admin/v1/worker_load.pb.h"
 #include "tipperary/common/endpoint.h"
 #include "tipperary/common/log.h"
@@ -42,7 +43,9 @@ namespace {
 
 namespace http = boost::beast::http;
 
-constexpr char kServiceName[] = "tipperary.embedding.v1.EmbeddingService";
+// The services whose health grpc.health.v1 reports (with "", the server's).
+constexpr const char* kServiceNames[] = {"tipperary.embedding.v1.EmbeddingService",
+                                         "tipperary.embedding.v1.TextEmbeddingsInference"};
 
 void InitGrpcOnce() {
   static std::once_flag once;
@@ -57,7 +60,10 @@ void InitGrpcOnce() {
 class WorkerServer::Impl {
  public:
   Impl(config::WorkerConfig config, WorkerConfigSource source)
-      : core_(std::move(config)), service_(core_), reloader_(core_, std::move(source)) {
+      : core_(std::move(config)),
+        service_(core_),
+        tei_service_(core_),
+        reloader_(core_, std::move(source)) {
     BuildAdminRoutes();
   }
   ~Impl() { Shutdown(); }
@@ -85,6 +91,7 @@ class WorkerServer::Impl {
 
   WorkerCore core_;
   EmbeddingService service_;
+  TeiService tei_service_;  // Hugging Face TEI's API (tei.proto), transcoded by the proxy.
   ConfigReloader reloader_;
   // Created by Start(), stopped by Shutdown() before the models drain.
   std::unique_ptr<ReloadRunner> reload_runner_;
@@ -122,6 +129,7 @@ absl::Status WorkerServer::Impl::Start() {
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service_);
+  builder.RegisterService(&tei_service_);
   // v1alpha is grpc++'s plugin (InitGrpcOnce), v1 ours: clients speak either.
   AddServerReflection(builder, {.v1 = true, .v1alpha = true});
   builder.SetMaxReceiveMessageSize(64 << 20);
@@ -221,7 +229,7 @@ void WorkerServer::Impl::SetHealth(bool serving) {
   grpc::HealthCheckServiceInterface* health = server_ ? server_->GetHealthCheckService() : nullptr;
   if (health == nullptr) return;
   health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
+  for (const char* name : kServiceNames) health->SetServingStatus(name, serving);
 }
 
 void WorkerServer::Impl::Shutdown() {

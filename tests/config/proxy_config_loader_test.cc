@@ -1177,8 +1177,13 @@ TEST_F(ProxyConfigLoaderTest, ErrorRoutes) {
             "7:64: routes[0].response_body: bad response_body \"*\" (use \"\" or a field name)");
   EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, timeout: 0s")),
             "7:58: routes[0].timeout: 0s is out of range (must be > 0)");
-  EXPECT_THAT(Error(route("method: GET, path: /a, grpc_method: a.B/C, error_format: json")),
-              HasSubstr("routes[0].error_format"));
+  EXPECT_EQ(Error(route("method: GET, path: /a, grpc_method: a.B/C, error_format: json")),
+            "7:63: routes[0].error_format: bad value \"json\" (use one of: google_rpc, openai, "
+            "tei)");
+  absl::StatusOr<ProxyConfig> tei =
+      Load(route("method: POST, path: /embed, grpc_method: a.B/C, error_format: tei"));
+  ASSERT_TRUE(tei.ok()) << tei.status();
+  EXPECT_EQ(tei->routes[0].error_format, "tei");
   EXPECT_THAT(Error(route("method: GET, path: /a, grpc_method: a.B/C, ignore_unknown_fields: 1")),
               HasSubstr("routes[0].ignore_unknown_fields"));
   EXPECT_EQ(Error(route("path: /a, grpc_method: a.B/C")),

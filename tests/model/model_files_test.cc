@@ -183,6 +183,34 @@ TEST(ModelConfigTest, ReadsTheTinyModel) {
   EXPECT_EQ(config->max_seq_length, 20);
   EXPECT_EQ(config->pooling, PoolingMode::kCls);
   EXPECT_TRUE(config->normalize);
+  EXPECT_FALSE(config->prompts.has_value());
+}
+
+TEST(ModelConfigTest, ReadsSentenceTransformersPrompts) {
+  TempDir dir;
+  testing::TinyConfig c;
+  testing::WriteTinyModel(dir.path(), c, testing::TinyWeights(c));
+  const auto root = dir.path();
+  // The file without prompts (what all-MiniLM-L6-v2 ships) is no prompts at all.
+  testing::WriteFile(root / "config_sentence_transformers.json",
+                     R"({"__version__": {"sentence_transformers": "2.0.0"}})");
+  EXPECT_FALSE(LoadModelConfig(root.string())->prompts.has_value());
+  testing::WriteFile(root / "config_sentence_transformers.json",
+                     R"({"prompts": {}, "default_prompt_name": null})");
+  ASSERT_TRUE(LoadModelConfig(root.string())->prompts.has_value());
+  EXPECT_TRUE(LoadModelConfig(root.string())->prompts->empty());
+  testing::WriteFile(root / "config_sentence_transformers.json",
+                     R"({"prompts": {"query": "query: ", "passage": "passage: "}})");
+  auto config = LoadModelConfig(root.string());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config->prompts,
+            (std::map<std::string, std::string>{{"passage", "passage: "}, {"query", "query: "}}));
+  testing::WriteFile(root / "config_sentence_transformers.json", R"({"prompts": {"q": 1}})");
+  EXPECT_THAT(std::string(LoadModelConfig(root.string()).status().message()),
+              HasSubstr("config_sentence_transformers.json: prompt \"q\" must be a string"));
+  testing::WriteFile(root / "config_sentence_transformers.json", R"({"prompts": ["q"]})");
+  EXPECT_THAT(std::string(LoadModelConfig(root.string()).status().message()),
+              HasSubstr("config_sentence_transformers.json: \"prompts\" must be an object"));
 }
 
 TEST(ModelConfigTest, ErrorsNameTheFile) {

@@ -12,37 +12,16 @@
 
 #include "absl/strings/str_join.h"
 #include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "tokenizer_fixtures.h"
 
 namespace tipperary::model {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ModelDir() {
-  if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  return TIPPERARY_MODEL_DIR;
-}
-
-fs::path FixtureDir() { return fs::path(TIPPERARY_SOURCE_DIR) / "tests" / "fixtures"; }
-
-// Reads a JSON-lines file into one Struct per line.
-std::vector<google::protobuf::Struct> ReadJsonLines(const fs::path& path) {
-  std::vector<google::protobuf::Struct> out;
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << path;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    google::protobuf::Struct s;
-    auto status = google::protobuf::util::JsonStringToMessage(line, &s);
-    EXPECT_TRUE(status.ok()) << path << ": " << status.ToString();
-    out.push_back(std::move(s));
-  }
-  return out;
-}
+using testing::FixtureDir;
+using testing::ModelDir;
+using testing::ReadJsonLines;
 
 struct Fixture {
   std::string text;

@@ -660,6 +660,58 @@ TEST_F(ProxiedRequestTest, OpenAiRoutesAnswerOpenAiErrors) {
   EXPECT_THAT(http->body(), HasSubstr(R"({"code":3,"message":)"));
 }
 
+// A route that imitates Hugging Face TEI's API (tipperary-worker's TextEmbeddingsInference says it
+// with the http_api option; a config route here): TEI's error object and TEI's statuses, the
+// error type named by the upstream's ErrorInfo reason or else by the status.
+TEST_F(ProxiedRequestTest, TeiRoutesAnswerTeisErrorsAndStatuses) {
+  config::RouteConfig route;
+  route.method = "POST";
+  route.path = "/embed";
+  route.grpc_method = "tipperary.testing.v1.TestService/Echo";
+  route.body = "*";
+  route.error_format = "tei";
+  env_.config_.routes.push_back(route);
+  env_.SetSchema();
+  auto reason = [](const char* name) {
+    google::rpc::Status details;
+    google::rpc::ErrorInfo info;
+    info.set_reason(name);
+    details.add_details()->PackFrom(info);
+    return details.SerializeAsString();
+  };
+  struct Case {
+    absl::StatusCode code;
+    std::string details;
+    unsigned status;
+    const char* type;
+  };
+  for (const Case& c : std::vector<Case>{
+           {absl::StatusCode::kInvalidArgument, "", 422, "Validation"},
+           {absl::StatusCode::kInvalidArgument, reason("EMPTY"), 400, "Empty"},
+           {absl::StatusCode::kResourceExhausted, "", 429, "Overloaded"},
+           {absl::StatusCode::kInternal, "", 424, "Backend"},
+           {absl::StatusCode::kUnavailable, reason("UNHEALTHY"), 503, "Unhealthy"},
+           {absl::StatusCode::kNotFound, "", 404, "Validation"},
+           {absl::StatusCode::kDeadlineExceeded, "", 504, "Backend"},
+       }) {
+    auto http = Start(Request(http::verb::post, "/embed", "{}"));
+    upstream::GrpcResult r = Status(c.code, "it failed");
+    r.status_details = c.details;
+    env_.upstream_.Answer(env_.upstream_.size() - 1, {}, r);
+    EXPECT_EQ(http->status(), c.status) << c.type;
+    EXPECT_EQ(http->header("Content-Type"), "application/json");
+    EXPECT_EQ(http->body(),
+              absl::StrCat(R"({"error":"it failed","error_type":")", c.type, R"("})"));
+    if (c.status == 429 || c.status == 503) {
+      EXPECT_FALSE(http->header("Retry-After").empty()) << c.type;
+    }
+  }
+  // The proxy's own refusals: a body that is not JSON is TEI's 422.
+  auto http = Start(Request(http::verb::post, "/embed", "{not json"));
+  EXPECT_EQ(http->status(), 422u);
+  EXPECT_THAT(http->body(), HasSubstr(R"("error_type":"Validation"})"));
+}
+
 TEST_F(ProxiedRequestTest, RetryAfterMetadataAndTrailersOnErrors) {
   auto http = Start(Request(http::verb::post, "/v1/echo", "{}"));
   upstream::GrpcResult r = Status(absl::StatusCode::kUnavailable, "restarting");

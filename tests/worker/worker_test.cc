@@ -44,43 +44,13 @@ using ::grpc::health::v1::HealthCheckResponse;
 using test_util::Connect;
 using test_util::HttpGet;
 using test_util::kHangGuard;
+using test_util::kModel;
 using test_util::ModelDir;
 using test_util::SetDeadline;
+using test_util::StartServer;
+using test_util::TestConfig;
 using test_util::WaitFor;
 using ::testing::HasSubstr;
-
-constexpr char kModel[] = "all-minilm-l6-v2";
-
-config::WorkerConfig TestConfig() {
-  config::WorkerConfig config;
-  config.listen = "127.0.0.1:0";
-  config.admin_address = "127.0.0.1:0";
-  config::WorkerModelConfig model;
-  model.name = kModel;
-  model.path = ModelDir();
-  model.backend = "cpu";
-  model.dtype = "float32";  // Exact figures below; bfloat16 has its own reference test.
-  model.threads = 2;
-  model.is_default = true;
-  model.aliases = {"minilm", "acme/MiniLM"};
-  config.models.push_back(model);
-  config.drain = std::chrono::seconds(5);
-  config.log_level = "warn";
-  return config;
-}
-
-std::unique_ptr<WorkerServer> StartServer(config::WorkerConfig config, bool load = true) {
-  absl::StatusOr<std::unique_ptr<WorkerServer>> server = WorkerServer::Create(std::move(config));
-  EXPECT_TRUE(server.ok()) << server.status();
-  if (!server.ok()) return nullptr;
-  absl::Status started = (*server)->Start();
-  EXPECT_TRUE(started.ok()) << started;
-  if (load) {
-    absl::Status loaded = (*server)->LoadModels();
-    EXPECT_TRUE(loaded.ok()) << loaded;
-  }
-  return *std::move(server);
-}
 
 double Norm(const float* v, int n) {
   double sum = 0;

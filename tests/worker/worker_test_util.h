@@ -1,8 +1,10 @@
-// What the worker's in-process tests share: the model directory, a channel and deadline, a plain
-// HTTP/1.1 client for the admin port, and a hang-guarded wait.
+// What the worker's in-process tests share: the model directory, the test configuration and a
+// started server, a channel and deadline, a plain HTTP/1.1 client for the admin port, and a
+// hang-guarded wait.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +22,7 @@
 #include <thread>
 #include <utility>
 
+#include "tipperary/config/worker_config.h"
 #include "tipperary/worker/worker_server.h"
 
 namespace tipperary::worker::test_util {
@@ -35,6 +38,41 @@ inline std::string ModelDir() {
 #else
   return "";
 #endif
+}
+
+inline constexpr char kModel[] = "all-minilm-l6-v2";
+
+// The default model on the CPU in float32 (exact figures in the tests), with two aliases.
+inline config::WorkerConfig TestConfig() {
+  config::WorkerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.admin_address = "127.0.0.1:0";
+  config::WorkerModelConfig model;
+  model.name = kModel;
+  model.path = ModelDir();
+  model.backend = "cpu";
+  model.dtype = "float32";  // Exact figures below; bfloat16 has its own reference test.
+  model.threads = 2;
+  model.is_default = true;
+  model.aliases = {"minilm", "acme/MiniLM"};
+  config.models.push_back(model);
+  config.drain = std::chrono::seconds(5);
+  config.log_level = "warn";
+  return config;
+}
+
+// Created and started; with `load`, its models loaded too. Null (and a test failure) if not.
+inline std::unique_ptr<WorkerServer> StartServer(config::WorkerConfig config, bool load = true) {
+  absl::StatusOr<std::unique_ptr<WorkerServer>> server = WorkerServer::Create(std::move(config));
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) return nullptr;
+  absl::Status started = (*server)->Start();
+  EXPECT_TRUE(started.ok()) << started;
+  if (load) {
+    absl::Status loaded = (*server)->LoadModels();
+    EXPECT_TRUE(loaded.ok()) << loaded;
+  }
+  return *std::move(server);
 }
 
 inline std::shared_ptr<grpc::Channel> Connect(const WorkerServer& server) {

@@ -147,7 +147,7 @@ struct RouteConfig {
   std::string body;                 // "", "*" or a field name, as in google.api.HttpRule.
   std::string response_body;        // "" or a field name.
   std::optional<Duration> timeout;  // Per-route deadline; else timeouts.upstream_default.
-  // Error bodies: "google_rpc" or "openai"; "" = what the method's tipperary.api.v1.http_api
+  // Error bodies: "google_rpc", "openai" or "tei"; "" = what the method's tipperary.api.v1.http_api
   // option says (proto/tipperary/api/v1/http_api.proto), else google_rpc.
   std::string error_format;
   // Unset = the method's http_api option, else transcoding.ignore_unknown_fields.

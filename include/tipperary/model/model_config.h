@@ -2,13 +2,16 @@
 // need to know beyond the weights.
 //
 // Read from config.json (BERT hyper-parameters), modules.json (is there a Pooling and a
-// Normalize module?), <pooling dir>/config.json (mean or CLS) and sentence_bert_config.json
-// (max_seq_length). Errors name the offending file.
+// Normalize module?), <pooling dir>/config.json (mean or CLS), sentence_bert_config.json
+// (max_seq_length) and config_sentence_transformers.json (prompts). Errors name the offending
+// file.
 //
 //   absl::StatusOr<ModelConfig> config = LoadModelConfig("/models/all-MiniLM-L6-v2");
 //   int dim = config->hidden_size;  // 384
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,6 +36,10 @@ struct ModelConfig {
   int max_seq_length = 0;
   PoolingMode pooling = PoolingMode::kMean;
   bool normalize = false;  // modules.json has a Normalize module
+  // config_sentence_transformers.json's "prompts" (name -> text put before the input, as
+  // sentence-transformers' encode(prompt_name=...) does); nullopt when the file has none, as
+  // TEI tells the two apart (no prompts at all, or no prompt of that name).
+  std::optional<std::map<std::string, std::string>> prompts;
 
   int head_dim() const { return hidden_size / num_attention_heads; }
 };

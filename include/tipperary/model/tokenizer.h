@@ -18,6 +18,13 @@
 // Unicode tables come from utf8proc, so characters assigned after HF's tables (Rust
 // unicode_categories) may be classified differently; the fixture test pins the common cases.
 //
+// Decode turns ids back into text as HF `tokenizers`' Tokenizer::decode does with BERT's WordPiece
+// decoder (what TEI's /decode answers): unknown ids are dropped, special tokens optionally
+// skipped, "##" continuations joined to the token before, every other token after the first
+// preceded by a space, and each token cleaned up (" ." -> ".", " n't" -> "n't", ...; the
+// decoder's `cleanup`). transformers' tokenizer.decode also applies clean_up_tokenization_spaces
+// to the whole string, which can differ where a token is " '" (transformers joins "don ' t").
+//
 // Thread-safe after Load (Encode is const and keeps no state).
 #pragma once
 
@@ -27,6 +34,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -42,20 +50,51 @@ class Tokenizer {
     size_t special_tokens = 0;  // of ids, those the template added ([CLS], [SEP])
   };
 
+  // Which end of an over-long input truncation cuts: kRight keeps the first tokens (HF's
+  // default), kLeft the last ones. Either way [CLS] and [SEP] stay.
+  enum class Truncation { kRight, kLeft };
+
+  // One token of EncodeWithOffsets: its id, where it came from in the text (byte offsets,
+  // [start, end), as HF `tokenizers` reports them in Rust) and whether the template added it
+  // ([CLS]/[SEP]: no offsets).
+  struct Token {
+    int32_t id = 0;
+    size_t start = 0;
+    size_t end = 0;
+    bool special = false;
+  };
+
   // Reads `model_dir`/tokenizer.json when present (vocab, normaliser flags, WordPiece settings,
   // added tokens), else `model_dir`/vocab.txt with tokenizer_config.json and
   // special_tokens_map.json when present. Errors name the file at fault.
   static absl::StatusOr<Tokenizer> Load(const std::string& model_dir);
 
   // max_length counts the special tokens: with add_special_tokens the result is
-  // [CLS] + the first max_length-2 tokens + [SEP]. max_length 0 means no limit.
-  Encoding Encode(std::string_view text, size_t max_length, bool add_special_tokens = true) const;
+  // [CLS] + the first (kLeft: the last) max_length-2 tokens + [SEP]. max_length 0 means no
+  // limit.
+  Encoding Encode(std::string_view text, size_t max_length, bool add_special_tokens = true,
+                  Truncation truncation = Truncation::kRight) const;
 
   // The post-processing step alone, for ids already tokenised (OpenAI-style token-id input):
-  // the first max_length-2 of `ids` between [CLS] and [SEP] (with add_special_tokens), truncated
-  // as Encode truncates a text. The ids are not checked against the vocabulary.
+  // the first (kLeft: last) max_length-2 of `ids` between [CLS] and [SEP] (with
+  // add_special_tokens), truncated as Encode truncates a text. The ids are not checked against
+  // the vocabulary.
   Encoding PostProcess(std::span<const int32_t> ids, size_t max_length,
-                       bool add_special_tokens = true) const;
+                       bool add_special_tokens = true,
+                       Truncation truncation = Truncation::kRight) const;
+
+  // Every token of `text` (no truncation) with the bytes of `text` it stands for: the ids are
+  // Encode's. A token's span runs from its first character's first byte to its last
+  // character's last byte, so characters normalisation dropped inside it are covered (HF's
+  // alignments); an added token written in the text ("[SEP]") is not `special` (only the
+  // template's are, as in HF's special_tokens_mask).
+  std::vector<Token> EncodeWithOffsets(std::string_view text, bool add_special_tokens = true) const;
+
+  // The text of `ids`, as HF tokenizers decode it (above). skip_special_tokens drops the
+  // special tokens ([CLS], [SEP], [PAD], [UNK], [MASK]; from tokenizer.json those marked
+  // "special").
+  std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
+  bool IsSpecial(int32_t id) const;
 
   // Unknown ids map to "[UNK]"'s text.
   std::vector<std::string> IdsToTokens(const std::vector<int32_t>& ids) const;
@@ -76,19 +115,31 @@ class Tokenizer {
     bool lowercase = true;
     std::string continuing_subword_prefix = "##";
     size_t max_input_chars_per_word = 100;
+    // tokenizer.json's WordPiece decoder ("decoder": {"prefix", "cleanup"}); without one,
+    // HF's defaults.
+    // "decoder": null joins the tokens with spaces instead (HF without a decoder).
+    bool wordpiece_decoder = true;
+    std::string decoder_prefix = "##";
+    bool decoder_cleanup = true;
   };
   const Options& options() const { return options_; }
 
  private:
   Tokenizer() = default;
 
+  // Byte spans in the original text, one per id (EncodeWithOffsets).
+  using Spans = std::vector<std::pair<size_t, size_t>>;
+
   // Appends the ids of text that holds no added tokens; may stop early once `out` holds more
-  // than `limit` ids (the caller truncates anyway).
-  void EncodeSegment(std::string_view text, size_t limit, std::vector<int32_t>& out) const;
+  // than `limit` ids (the caller truncates anyway). With `spans`, also appends each id's bytes
+  // in the whole text, of which `text` starts at byte `base`.
+  void EncodeSegment(std::string_view text, size_t limit, std::vector<int32_t>& out,
+                     Spans* spans = nullptr, size_t base = 0) const;
   // Appends the WordPiece ids of one normalised, pre-tokenised word: its UTF-8 and the byte
-  // offset of each char plus the end offset. `piece` is scratch space.
+  // offset of each char plus the end offset. `piece` is scratch space. With `pieces`, appends
+  // each id's [first char, end char) of the word.
   void EncodeWord(std::string_view utf8, const std::vector<size_t>& offsets, std::string& piece,
-                  std::vector<int32_t>& out) const;
+                  std::vector<int32_t>& out, Spans* pieces = nullptr) const;
   absl::Status Finish(const std::string& file);
 
   Options options_;
@@ -96,6 +147,8 @@ class Tokenizer {
   std::vector<std::string> id_to_token_;
   std::vector<std::string> added_tokens_;  // matched verbatim in raw text, before normalising
   std::vector<int32_t> added_token_ids_;
+  std::vector<std::string> special_tokens_;   // texts, from Load; resolved to ids by Finish
+  std::vector<bool> special_;                 // by id: Decode's skip_special_tokens drops it
   std::array<bool, 256> added_first_byte_{};  // skips most bytes without comparing
   std::string unk_token_ = "[UNK]";
   std::string cls_token_ = "[CLS]";

@@ -36,8 +36,9 @@
 namespace tipperary::transcoder {
 
 // How a route's error bodies look: google.rpc.Status's JSON mapping, or the error object of the
-// HTTP API the route imitates (OpenAI's {"error": {"message", "type", "param", "code"}}).
-enum class ErrorFormat { kGoogleRpc, kOpenAi };
+// HTTP API the route imitates (OpenAI's {"error": {"message", "type", "param", "code"}}, Hugging
+// Face TEI's {"error": "...", "error_type": "Validation"}, which also has statuses of its own).
+enum class ErrorFormat { kGoogleRpc, kOpenAi, kTei };
 
 // A route from configuration (the lead maps config::RouteConfig onto it).
 struct RouteSpec {

@@ -129,10 +129,29 @@ class Transcoder {
   // ErrorFormat: StatusJson above, or OpenAI's error object, whose "type" follows the HTTP
   // status (invalid_request_error for 4xx, requests for 429, server_error for 5xx), "param" is
   // the field of a google.rpc.BadRequest detail and "code" the lower-cased reason of a
-  // google.rpc.ErrorInfo detail (429 without one: rate_limit_exceeded). Never fails.
+  // google.rpc.ErrorInfo detail (429 without one: rate_limit_exceeded), or TEI's
+  // {"error","error_type"} (TeiError below). `http_status` is the status the error would have
+  // without the route's format (ErrorHttpStatus's input). Never fails.
   std::string ErrorBody(const Route* route, absl::StatusCode code, int http_status,
                         std::string_view message, std::string_view status_details_bin,
                         bool pretty) const;
+
+  // The HTTP status of that error response: `http_status` (grpc-gateway's mapping of the
+  // code, or the proxy's own choice), except on a TEI route, whose statuses are TEI's.
+  int ErrorHttpStatus(const Route* route, int http_status,
+                      std::string_view status_details_bin) const;
+
+  // TEI's error_type and status for an error that would otherwise be `http_status`. The worker
+  // names the type with a google.rpc.ErrorInfo whose reason is the type in upper case
+  // (VALIDATION, EMPTY, TOKENIZER, OVERLOADED, BACKEND, UNHEALTHY): then TEI's status for it
+  // (422, 400, 422, 429, 424, 503). Otherwise from the status: 400 -> Validation 422,
+  // 429 -> Overloaded, 500 -> Backend 424, 503 -> Unhealthy, any other 4xx Validation and 5xx
+  // Backend with the status kept (413 from the listener, 404, 502, 504...).
+  struct TeiError {
+    std::string_view type;
+    int http_status = 0;
+  };
+  static TeiError TeiErrorFor(int http_status, std::string_view status_details_bin);
 
   // Whether the query string asks for pretty output (?pretty, ?pretty=true, ?pretty=1).
   static bool WantsPretty(std::string_view query_string);
