@@ -146,7 +146,10 @@ grpc::ServerUnaryReactor* EmbeddingService::ListModels(grpc::CallbackServerConte
   absl::Status status = core_.Admission();
   if (status.ok()) {
     response->set_object("list");
-    for (const auto& [name, model] : core_.models()->models()) {
+    // Held for the loop: a range-for keeps no temporary of its range expression but the last
+    // (until C++23), and a reload may drop the set meanwhile.
+    const std::shared_ptr<const ModelSet> models = core_.models();
+    for (const auto& [name, model] : models->models()) {
       FillModel(*model, created_, response->add_data());
     }
   }
