@@ -219,8 +219,8 @@ absl::Status WorkerServer::Impl::LoadModels() {
   if (core_.draining()) return absl::OkStatus();
   SetHealth(true);
   std::string names;
-  const std::shared_ptr<const ModelSet> models = core_.models();  // Held: see ListModels.
-  for (const auto& [name, model] : models->models()) {
+  const std::shared_ptr<const ModelSet> serving = core_.models();  // Held: see ListModels.
+  for (const auto& [name, model] : serving->models()) {
     absl::StrAppend(&names, names.empty() ? "" : ",", name);
   }
   TIPPERARY_LOG(kInfo, "ready", {{"models", names}});
