@@ -71,7 +71,8 @@ TEST(ScalerQueryTest, ReadSignal) {
   s.worker.queue_depth = 40;
   s.worker.batch_fill = 0.6;
   auto read = [&](std::map<std::string, std::string> m) {
-    m["target"] = "1";
+    // Not m["target"] = "1": GCC 12 warns -Wrestrict there (a false positive).
+    m.try_emplace("target", "1");
     return ReadSignal(s, *ParseScalerQuery(m, kWindows));
   };
   EXPECT_EQ(read({}), 30);
