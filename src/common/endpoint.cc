@@ -61,4 +61,10 @@ absl::StatusOr<Endpoint> ParseEndpoint(std::string_view text_in, bool allow_port
   return ep;
 }
 
+bool IsLocalhostName(std::string_view host) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // The root: "localhost."
+  const absl::string_view name(host.data(), host.size());
+  return absl::EqualsIgnoreCase(name, "localhost") || absl::EndsWithIgnoreCase(name, ".localhost");
+}
+
 }  // namespace tipperary::common

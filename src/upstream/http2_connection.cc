@@ -141,6 +141,15 @@ void Http2Connection::Connect() {
     StartConnect({GenericEndpoint(asio::ip::tcp::endpoint(address, endpoint.port))});
     return;
   }
+  if (common::IsLocalhostName(endpoint.host)) {
+    // IPv4 first: a server bound to 127.0.0.1 (the usual sidecar) answers at once; ::1 is
+    // tried next, as async_connect walks the list.
+    StartConnect(
+        {GenericEndpoint(asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), endpoint.port)),
+         GenericEndpoint(
+             asio::ip::tcp::endpoint(asio::ip::address_v6::loopback(), endpoint.port))});
+    return;
+  }
   resolver_.async_resolve(
       endpoint.host, std::to_string(endpoint.port),
       [self = shared_from_this()](const error_code& resolve_ec,

@@ -43,4 +43,14 @@ TEST(EndpointTest, RejectsMalformed) {
 }
 
 }  // namespace
+TEST(EndpointTest, LocalhostNamesAreRfc6761s) {
+  EXPECT_TRUE(IsLocalhostName("localhost"));
+  EXPECT_TRUE(IsLocalhostName("LocalHost."));
+  EXPECT_TRUE(IsLocalhostName("worker.localhost"));
+  EXPECT_FALSE(IsLocalhostName("localhost.example.com"));
+  EXPECT_FALSE(IsLocalhostName("mylocalhost"));
+  EXPECT_FALSE(IsLocalhostName(""));
+  EXPECT_FALSE(IsLocalhostName("127.0.0.1"));
+}
+
 }  // namespace tipperary::common

@@ -25,4 +25,10 @@ struct Endpoint {
 // Port 0 is accepted when allow_port_zero (listeners), never for upstreams.
 absl::StatusOr<Endpoint> ParseEndpoint(std::string_view text, bool allow_port_zero = false);
 
+// "localhost" or a name under ".localhost", in any case: RFC 6761 section 6.3 says these always
+// mean the loopback address and resolvers should answer so without asking anyone. Connecting
+// code uses the loopback addresses itself, so a minimal image or chroot without /etc/hosts
+// (where getaddrinfo fails for "localhost") still reaches a co-located worker by that name.
+bool IsLocalhostName(std::string_view host);
+
 }  // namespace tipperary::common
