@@ -10,20 +10,19 @@ UpstreamSnapshot& UpstreamSnapshot::operator+=(const UpstreamSnapshot& other) {
   requests_active += other.requests_active;
   retries_active += other.retries_active;
   endpoints_ejected += other.endpoints_ejected;
-  UpstreamSnapshot totals = other.Totals();
-  connects += totals.connects;
-  connect_failures += totals.connect_failures;
-  goaways += totals.goaways;
-  retry_budget_exhausted += totals.retry_budget_exhausted;
-  ejections += totals.ejections;
-  panic_routed += totals.panic_routed;
-  overflow_requests += totals.overflow_requests;
-  overflow_pending += totals.overflow_pending;
-  hung_connections += totals.hung_connections;
-  ping_timeouts += totals.ping_timeouts;
-  health_checks += totals.health_checks;
-  health_check_failures += totals.health_check_failures;
-  for (const auto& [reason, count] : totals.retries_by_reason) retries_by_reason[reason] += count;
+  connects += other.connects;
+  connect_failures += other.connect_failures;
+  goaways += other.goaways;
+  retry_budget_exhausted += other.retry_budget_exhausted;
+  ejections += other.ejections;
+  panic_routed += other.panic_routed;
+  overflow_requests += other.overflow_requests;
+  overflow_pending += other.overflow_pending;
+  hung_connections += other.hung_connections;
+  ping_timeouts += other.ping_timeouts;
+  health_checks += other.health_checks;
+  health_check_failures += other.health_check_failures;
+  for (const auto& [reason, count] : other.retries_by_reason) retries_by_reason[reason] += count;
   for (const auto& [name, endpoint] : other.endpoints) {
     Endpoint& mine = endpoints[name];
     mine.outstanding += endpoint.outstanding;
@@ -65,21 +64,11 @@ UpstreamSnapshot& UpstreamSnapshot::operator+=(const upstream::UpstreamCluster::
 }
 
 UpstreamSnapshot UpstreamSnapshot::Totals() const {
-  UpstreamSnapshot t;
-  t.connects = connects;
-  t.connect_failures = connect_failures;
-  t.goaways = goaways;
-  t.retry_budget_exhausted = retry_budget_exhausted;
-  t.ejections = ejections;
-  t.panic_routed = panic_routed;
-  t.overflow_requests = overflow_requests;
-  t.overflow_pending = overflow_pending;
-  t.hung_connections = hung_connections;
-  t.ping_timeouts = ping_timeouts;
-  t.health_checks = health_checks;
-  t.health_check_failures = health_check_failures;
-  t.retries_by_reason = retries_by_reason;
-  return t;
+  UpstreamSnapshot totals = *this;
+  totals.connecting = totals.ready = totals.draining = totals.backoff = 0;
+  totals.requests_active = totals.retries_active = totals.endpoints_ejected = 0;
+  totals.endpoints.clear();
+  return totals;
 }
 
 }  // namespace tipperary::proxy
