@@ -629,10 +629,14 @@ std::chrono::steady_clock::time_point Http2Connection::NextPingDue(bool* hung) c
 std::chrono::steady_clock::time_point Http2Connection::PingDeadline() const {
   using Duration = std::chrono::steady_clock::duration;
   auto deadline = ping_sent_at_ + std::chrono::duration_cast<Duration>(options_->keepalive_timeout);
+  const auto oldest = OldestWaiting();
   if (options_->hung_detection.ping_after.count() > 0 &&
-      OldestWaiting() != std::chrono::steady_clock::time_point::max()) {
-    deadline = std::min(deadline, ping_sent_at_ + std::chrono::duration_cast<Duration>(
-                                                      options_->hung_detection.ping_timeout));
+      oldest != std::chrono::steady_clock::time_point::max()) {
+    // A request sent while an older PING (keepalive) was already unanswered still gets the
+    // whole ping_timeout of its own before the connection is called hung.
+    deadline = std::min(
+        deadline, std::max(ping_sent_at_, oldest) +
+                      std::chrono::duration_cast<Duration>(options_->hung_detection.ping_timeout));
   }
   return deadline;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +33,8 @@ constexpr int kMaxMessageBytes = 64 << 20;
 
 constexpr std::string_view kUsage =
     "usage: tipperary-test-backend [--address HOST:PORT|unix:/PATH] [--max-concurrent-streams N]\n"
-    "                              [--shutdown-grace-ms MS] [--not-serving-ms MS]\n"
+    "                              [--shutdown-grace-ms MS] [--drain-delay-ms MS]\n"
+    "                              [--not-serving-ms MS]\n"
     "                              [--without-parity] [--reflection VERSIONS]\n"
     "                              [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "Serves tipperary.testing.v1.TestService and ParityService, gRPC health and server "
@@ -40,6 +42,8 @@ constexpr std::string_view kUsage =
     "  --address                 where to listen (default 127.0.0.1:0: a free port)\n"
     "  --max-concurrent-streams  HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to advertise\n"
     "  --shutdown-grace-ms       on SIGTERM/SIGINT, how long in-flight calls get (default 5000)\n"
+    "  --drain-delay-ms          on SIGTERM/SIGINT, first answer health NOT_SERVING and go on\n"
+    "                            serving for this long, then GOAWAY (default 0: GOAWAY at once)\n"
     "  --not-serving-ms          gRPC health answers NOT_SERVING for this long after start (a\n"
     "                            worker loading its model), then SERVING (default 0)\n"
     "  --without-parity          serve TestService alone (a worker restarted with another\n"
@@ -53,6 +57,7 @@ struct Options {
   std::string address = "127.0.0.1:0";
   int max_concurrent_streams = 0;
   int shutdown_grace_ms = 5000;
+  int drain_delay_ms = 0;
   int not_serving_ms = 0;
   bool parity = true;
   std::string tls_cert;
@@ -143,6 +148,9 @@ int ParseArgs(int argc, char** argv, Options& options) {
     } else if (arg == "--shutdown-grace-ms") {
       value = next();
       ok = value != nullptr && ParseInt(value, options.shutdown_grace_ms);
+    } else if (arg == "--drain-delay-ms") {
+      value = next();
+      ok = value != nullptr && ParseInt(value, options.drain_delay_ms);
     } else if (arg == "--reflection") {
       value = next();
       ok = value != nullptr && ParseReflection(value, options);
@@ -236,12 +244,14 @@ int main(int argc, char** argv) {
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
 
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  std::atomic<bool> stopping{false};
   std::thread serving;
   if (options.not_serving_ms > 0) {
-    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
     health->SetServingStatus(false);
-    serving = std::thread([health, ms = options.not_serving_ms] {
+    serving = std::thread([health, &stopping, ms = options.not_serving_ms] {
       std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      if (stopping.load()) return;  // A shutdown's NOT_SERVING stays.
       health->SetServingStatus(true);
       std::fputs("{\"msg\":\"serving\"}\n", stderr);
       std::fflush(stderr);
@@ -251,6 +261,15 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   TIPPERARY_LOG(kInfo, "shutting down", {{"signal", signal_number == SIGTERM ? "TERM" : "INT"}});
+  stopping.store(true);
+  if (options.drain_delay_ms > 0) {
+    // How a gRPC server leaves clients that health-check it without losing a call: they stop
+    // sending on NOT_SERVING while it still serves. A synchronous grpc++ server that GOAWAYs at
+    // once cancels the calls still waiting for a handler thread (CANCELLED), which no client
+    // can retry safely unless the method is idempotent.
+    health->SetServingStatus(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(options.drain_delay_ms));
+  }
   // Sends GOAWAY, lets in-flight calls finish until the deadline, then cancels the rest.
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(options.shutdown_grace_ms));

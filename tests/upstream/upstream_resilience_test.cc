@@ -597,6 +597,34 @@ TEST_F(UpstreamResilienceTest, HungEndpointFailsOnlyTheCallsSentToIt) {
   EXPECT_EQ(cluster.GetStats().retries_by_reason.count("unavailable"), 0u);
 }
 
+TEST_F(UpstreamResilienceTest, CallSentBehindAnUnansweredKeepalivePingGetsItsOwnPingTimeout) {
+  Backend behind;
+  ASSERT_TRUE(behind.ok());
+  PausableRelay hung(behind.port());
+  UpstreamOptions options = Options({hung.address()});
+  options.keepalive_interval = 100ms;
+  options.keepalive_timeout = 10s;
+  options.hung_detection.ping_after = 200ms;
+  options.hung_detection.ping_timeout = 500ms;
+  UpstreamCluster cluster(ioc_, options);
+  cluster.Start();
+  ASSERT_TRUE(RunUntil([&] { return EndpointAt(cluster, 0).connected; }));
+  hung.Pause(true);
+  // An idle connection's keepalive PING goes unanswered for twice ping_timeout: idle, that is
+  // keepalive_timeout's business, not a hang.
+  RunFor(1000ms);
+  ASSERT_GE(cluster.GetStats().pings_sent_total, 1u);
+  ASSERT_EQ(cluster.GetStats().hung_connections_total, 0u);
+  // A call sent now has waited for nothing yet: it is not failed at once for the old PING.
+  const auto sent = std::chrono::steady_clock::now();
+  auto record = Run(cluster, Slow(10));
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_EQ(record->result.code, absl::StatusCode::kUnavailable);
+  EXPECT_NE(record->result.grpc_message.find("is hung"), std::string::npos)
+      << record->result.grpc_message;
+  EXPECT_GE(waited, 450ms) << "declared hung before the call waited ping_timeout";
+}
+
 TEST_F(UpstreamResilienceTest, SlowCallIsNotMistakenForAHungConnection) {
   Backend server;  // gRPC's default ping policing: a third PING without data is a GOAWAY.
   ASSERT_TRUE(server.ok());
