@@ -209,9 +209,10 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
 absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out) {
   std::optional<YamlValue> value = root.Find("batching");
   if (!value) return absl::OkStatus();
-  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
-                             value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay",
-                                           "max_queue", "group_by_length", "dispatch_when_idle"}));
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay", "max_queue",
+                    "group_by_length", "dispatch_when_idle", "throughput_window"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_batch_size", &out->max_batch_size, 1, 1 << 16));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_batch_tokens", &out->max_batch_tokens, 1, 1u << 30));
@@ -220,6 +221,9 @@ absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_queue", &out->max_queue, 1, 1u << 30));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("group_by_length", &out->group_by_length));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("dispatch_when_idle", &out->dispatch_when_idle));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("throughput_window", &out->throughput_window,
+                                             std::chrono::milliseconds(100),
+                                             std::chrono::hours(1)));
   return absl::OkStatus();
 }
 

@@ -105,6 +105,8 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     threads = std::max(1, cores / static_cast<int>(config.instances));
   }
+  rt->throughput_ = std::make_unique<ThroughputEstimator>(batching.throughput_window,
+                                                          static_cast<int>(config.instances));
   for (uint32_t i = 0; i < config.instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
         CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
@@ -113,9 +115,12 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     // allocations (scratch buffers, cuBLAS handles) and a broken backend fails at start.
     std::vector<float> out;
     std::vector<int32_t> ids = {rt->tokenizer_->cls_id(), rt->tokenizer_->sep_id()};
+    const batcher::TimePoint start = batcher::Clock::now();
     if (absl::Status s = (*encoder)->Encode({ids, ids}, &out); !s.ok()) {
       return error(absl::Status(s.code(), absl::StrCat("warm-up failed: ", s.message())));
     }
+    // The throughput estimate's seed, so that backlog_seconds is defined before any batch.
+    rt->throughput_->Seed(2 * ids.size(), batcher::Clock::now() - start);
     rt->dim_ = (*encoder)->hidden_size();
     rt->dtype_ = (*encoder)->dtype();
     if (out.size() != static_cast<size_t>(2 * rt->dim_)) {
@@ -155,6 +160,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
 
 void ModelRuntime::SetBatching(const config::WorkerBatchingConfig& batching) {
   queue_->SetBatching(BatcherOptionsOf(batching));
+  throughput_->SetWindow(batching.throughput_window);
 }
 
 model::Encoder* ModelRuntime::AcquireEncoder() {
@@ -196,6 +202,7 @@ absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
     TIPPERARY_LOG(kError, "batch failed", {{"model", config_.name}, {"error", status.ToString()}});
   }
   *compute = end - start;
+  if (status.ok()) throughput_->Record(batch.real_tokens, *compute);
   batch_size_->Observe(static_cast<double>(batch.items.size()));
   batch_tokens_->Observe(static_cast<double>(batch.padded_tokens));
   padding_ratio_->Observe(batch.padding_ratio());

@@ -19,6 +19,7 @@
 #include "embed_queue.h"
 #include "embed_task.h"
 #include "embedding_cache.h"
+#include "throughput_estimator.h"
 #include "tipperary/batcher/dynamic_batcher.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/model/encoder.h"
@@ -70,6 +71,10 @@ class ModelRuntime {
   }
 
   size_t queue_depth() const { return queue_->queue_depth(); }
+  // Real tokens of the texts waiting in the batcher's queue (not those executing).
+  uint64_t queued_tokens() const { return queue_->batcher_stats().queued_tokens; }
+  // The sustained rate and the backlog it implies (throughput_estimator.h).
+  const ThroughputEstimator& throughput() const { return *throughput_; }
   // This model's batch histograms (texts, padded tokens): their counts and sums are the
   // cumulative batch figures the admin /autoscaling endpoint reports.
   const metrics::Histogram& batch_sizes() const { return *batch_size_; }
@@ -112,6 +117,7 @@ class ModelRuntime {
   metrics::Histogram* compute_duration_;
   CacheAccount cache_account_;
   EmbedQueue::Metrics queue_metrics_;
+  std::unique_ptr<ThroughputEstimator> throughput_;  // Made by Load, before the first batch.
 
   std::vector<std::unique_ptr<model::Encoder>> encoders_;
   absl::Mutex pool_mu_;

@@ -80,9 +80,9 @@ class WorkerServer::Impl {
 
  private:
   void BuildAdminRoutes();
-  // Queue depth and cumulative batch counters, summed over models, for tipperary-proxy's
-  // autoscaling signals (which turn them into windowed batch fill) and for operators: the
-  // tipperary.admin.v1.WorkerLoad contract in its JSON mapping.
+  // Queue depth, cumulative batch counters and backlog, per model and summed over models, for
+  // tipperary-proxy's autoscaling signals (which turn the counters into windowed batch fill) and
+  // for operators: the tipperary.admin.v1.WorkerLoad contract in its JSON mapping.
   std::string AutoscalingJson();
   void SetHealth(bool serving);
   // POST /reload: queued on the reload thread, answered when it is done (409 while another
@@ -157,6 +157,15 @@ absl::Status WorkerServer::Impl::Start() {
     if (set == nullptr) return;
     for (const auto& [name, model] : set->models()) {
       stats.queue_depth->Add({{"model", name}}).Set(static_cast<double>(model->queue_depth()));
+      const uint64_t queued = model->queued_tokens();
+      stats.queued_tokens->Add({{"model", name}}).Set(static_cast<double>(queued));
+      // Absent rate (nothing measured yet): the series keep their last value, 0 at first.
+      if (std::optional<double> rate = model->throughput().TokensPerSecond()) {
+        stats.tokens_per_second->Add({{"model", name}}).Set(*rate);
+      }
+      if (std::optional<double> backlog = model->throughput().BacklogSeconds(queued)) {
+        stats.backlog_seconds->Add({{"model", name}}).Set(*backlog);
+      }
     }
 #ifdef TIPPERARY_HAVE_CUDA
     if (uses_gpu_) {
@@ -327,14 +336,15 @@ void WorkerServer::Impl::BuildAdminRoutes() {
                          },
                          {http::verb::post});
   admin_router_.Add(
-      "/autoscaling", "queue depth and batch counters (tipperary.admin.v1.WorkerLoad)",
+      "/autoscaling", "queue depth, batch counters and backlog (tipperary.admin.v1.WorkerLoad)",
       [this](const http1::HttpRequest&) { return AdminReply{.body = AutoscalingJson()}; });
 }
 
 std::string WorkerServer::Impl::AutoscalingJson() {
   admin::v1::WorkerLoad load;
   load.set_ready(core_.ready());
-  double queue_depth = 0, batches = 0, texts = 0, tokens = 0;
+  double queue_depth = 0, batches = 0, texts = 0, tokens = 0, queued_tokens = 0, backlog = 0;
+  bool backlog_known = true;
   if (std::shared_ptr<const ModelSet> set = core_.models()) {
     for (const auto& [name, model] : set->models()) {
       const metrics::Histogram& size = model->batch_sizes();
@@ -348,6 +358,18 @@ std::string WorkerServer::Impl::AutoscalingJson() {
       batches += m.batches_total();
       texts += m.batch_texts_total();
       tokens += m.batch_tokens_total();
+      const uint64_t queued = model->queued_tokens();
+      m.set_queued_tokens(static_cast<double>(queued));
+      queued_tokens += m.queued_tokens();
+      if (std::optional<double> rate = model->throughput().TokensPerSecond()) {
+        m.set_tokens_per_second(*rate);
+      }
+      if (std::optional<double> seconds = model->throughput().BacklogSeconds(queued)) {
+        m.set_backlog_seconds(*seconds);
+        backlog += *seconds;
+      } else {
+        backlog_known = false;
+      }
     }
   }
   const config::WorkerBatchingConfig batching = core_.config()->batching;
@@ -355,6 +377,8 @@ std::string WorkerServer::Impl::AutoscalingJson() {
   load.set_batches_total(batches);
   load.set_batch_texts_total(texts);
   load.set_batch_tokens_total(tokens);
+  load.set_queued_tokens(queued_tokens);
+  if (backlog_known) load.set_backlog_seconds(backlog);
   load.set_max_batch_size(batching.max_batch_size);
   load.set_max_batch_tokens(batching.max_batch_tokens);
   google::protobuf::util::JsonPrintOptions print;

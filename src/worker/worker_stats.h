@@ -29,6 +29,13 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
   COUNTER(tokens, "tipperary_worker_tokens_total",                                                \
           "Tokens of the texts embedded, [CLS] and [SEP] included.")                              \
   GAUGE(queue_depth, "tipperary_worker_queue_depth", "Texts waiting in the batcher's queue.")      \
+  GAUGE(queued_tokens, "tipperary_worker_queued_tokens",                                          \
+        "Real (unpadded) tokens of the texts waiting in the batcher's queue.")                    \
+  GAUGE(tokens_per_second, "tipperary_worker_tokens_per_second",                                  \
+        "Real tokens per second of busy time the model has been sustaining over "                  \
+        "batching.throughput_window, times its instances.")                                       \
+  GAUGE(backlog_seconds, "tipperary_worker_backlog_seconds",                                      \
+        "Seconds of work queued: queued tokens / tokens per second.")                              \
   GAUGE(ready, "tipperary_worker_ready", "1 when the models are loaded and warm and not draining.")\
   HISTOGRAM(batch_size, "tipperary_worker_batch_size", "Texts per batch run by the model.",       \
             ::tipperary::worker::BatchSizeBuckets())                                              \

@@ -46,6 +46,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config->batching.max_queue, 4096u);
   EXPECT_TRUE(config->batching.group_by_length);
   EXPECT_TRUE(config->batching.dispatch_when_idle);
+  EXPECT_EQ(config->batching.throughput_window, std::chrono::seconds(10));
   EXPECT_EQ(config->cache.max_bytes, 0u);  // No cache unless asked (docs/caching.md).
   EXPECT_TRUE(config->cache.dedup);
   EXPECT_EQ(config->drain, std::chrono::seconds(15));
@@ -71,7 +72,7 @@ models:
     threads: 3
     default: true
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
-           group_by_length: false, dispatch_when_idle: false}
+           group_by_length: false, dispatch_when_idle: false, throughput_window: 30s}
 cache: {max_bytes: 64MiB, dedup: false}
 stream_chunk_size: 7
 max_inputs: 100
@@ -97,6 +98,7 @@ logging: {level: debug}
   EXPECT_EQ(config->batching.max_queue, 10u);
   EXPECT_FALSE(config->batching.group_by_length);
   EXPECT_FALSE(config->batching.dispatch_when_idle);
+  EXPECT_EQ(config->batching.throughput_window, std::chrono::seconds(30));
   EXPECT_EQ(config->cache.max_bytes, uint64_t{64} << 20);
   EXPECT_FALSE(config->cache.dedup);
   EXPECT_EQ(config->stream_chunk_size, 7u);
@@ -132,6 +134,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("bad duration"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_batch_size: 0}\n"),
               HasSubstr("batching.max_batch_size"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {throughput_window: 1ms}\n"),
+              HasSubstr("batching.throughput_window"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nlisten: nowhere\n"), HasSubstr("listen"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nadmin: {address: 'unix:/x'}\n"),
               HasSubstr("needs host:port"));
@@ -205,6 +209,7 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->batching.max_batch_size, defaults.batching.max_batch_size);
   EXPECT_EQ(config->batching.max_queue_delay, defaults.batching.max_queue_delay);
   EXPECT_EQ(config->batching.dispatch_when_idle, defaults.batching.dispatch_when_idle);
+  EXPECT_EQ(config->batching.throughput_window, defaults.batching.throughput_window);
   EXPECT_EQ(config->drain, defaults.drain);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);

@@ -29,6 +29,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.pb.h"
+#include "tipperary/admin/v1/worker_load.pb.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/embedding/v1/embedding.grpc.pb.h"
 #include "tipperary/metrics/registry.h"
@@ -785,6 +786,60 @@ TEST_F(WorkerLifecycleTest, DeadlineInQueueIsExceededWithoutCompute) {
   })) << server->registry().Serialize();
   EXPECT_THAT(server->registry().Serialize(),
               HasSubstr("tipperary_worker_batch_size_count{model=\"all-minilm-l6-v2\"} 0"));
+}
+
+// The backlog is defined before any batch ran: the warm-up seeds the rate, and a queued text's
+// tokens over that rate are its backlog, in /autoscaling and in the metrics.
+TEST_F(WorkerLifecycleTest, BacklogIsDefinedFromTheWarmUpBeforeAnyBatch) {
+  config::WorkerConfig config = TestConfig();
+  config.batching.max_queue_delay = std::chrono::seconds(20);  // Only the drain releases it.
+  config.batching.dispatch_when_idle = false;
+  config.batching.max_batch_size = 64;
+  std::unique_ptr<WorkerServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  auto load_now = [&] {
+    admin::v1::WorkerLoad load;
+    auto [code, body] = HttpGet(server->admin_address(), "/autoscaling");
+    EXPECT_EQ(code, 200);
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(body, &load).ok()) << body;
+    return load;
+  };
+  admin::v1::WorkerLoad idle = load_now();
+  ASSERT_EQ(idle.models().count(kModel), 1u);
+  const admin::v1::ModelLoad& idle_model = idle.models().at(kModel);
+  ASSERT_TRUE(idle_model.has_tokens_per_second());
+  EXPECT_GT(idle_model.tokens_per_second(), 0);
+  EXPECT_EQ(idle_model.queued_tokens(), 0);
+  EXPECT_EQ(idle_model.backlog_seconds(), 0);
+  ASSERT_TRUE(idle.has_backlog_seconds());
+  EXPECT_EQ(idle.backlog_seconds(), 0);
+
+  auto stub = pb::EmbeddingService::NewStub(Connect(*server));
+  pb::EmbedRequest request;
+  request.add_inputs("hello world");  // [CLS] hello world [SEP]: 4 tokens.
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  grpc::Status status;
+  std::thread call([&] { status = stub->Embed(&context, request, &response); });
+  ASSERT_TRUE(WaitFor([&] { return load_now().queue_depth() == 1; }));
+  admin::v1::WorkerLoad busy = load_now();
+  const admin::v1::ModelLoad& model = busy.models().at(kModel);
+  EXPECT_EQ(model.queued_tokens(), 4);
+  EXPECT_EQ(busy.queued_tokens(), 4);
+  // No batch has run: the rate is still the warm-up's.
+  EXPECT_EQ(model.batches_total(), 0);
+  EXPECT_EQ(model.tokens_per_second(), idle_model.tokens_per_second());
+  ASSERT_TRUE(model.has_backlog_seconds());
+  EXPECT_DOUBLE_EQ(model.backlog_seconds(), 4 / model.tokens_per_second());
+  EXPECT_DOUBLE_EQ(busy.backlog_seconds(), model.backlog_seconds());
+  const std::string metrics = server->registry().Serialize();
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_queued_tokens{model=\"all-minilm-l6-v2\"} 4"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_tokens_per_second{model=\"all-minilm-l6-v2\"}"));
+  EXPECT_THAT(metrics, HasSubstr("tipperary_worker_backlog_seconds{model=\"all-minilm-l6-v2\"}"));
+  server->Shutdown();
+  call.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
 TEST_F(WorkerLifecycleTest, ShutdownLetsQueuedWorkFinish) {

@@ -51,6 +51,9 @@ struct WorkerBatchingConfig {
   // No batch executing: a partial batch goes at once (max_queue_delay applies only while some
   // instance is busy).
   bool dispatch_when_idle = true;
+  // Busy time (encoder compute time) of the recent batches that the sustained tokens/s behind
+  // backlog_seconds is measured over (src/worker/throughput_estimator.h).
+  Duration throughput_window = std::chrono::seconds(10);
 };
 
 // The embedding cache and in-flight deduplication (docs/caching.md).
