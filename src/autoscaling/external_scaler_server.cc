@@ -43,7 +43,9 @@ class Service final : public ExternalScaler::Service {
                         externalscaler::IsActiveResponse* response) override {
     absl::StatusOr<ScalerQuery> q = Parse(*ref);
     if (!q.ok()) return Invalid(q.status());
-    response->set_result(Active(*q));
+    std::optional<bool> active = Active(*q);
+    if (!active) return Unavailable(*q);
+    response->set_result(*active);
     return grpc::Status::OK;
   }
 
@@ -55,13 +57,14 @@ class Service final : public ExternalScaler::Service {
     std::optional<bool> sent;
     std::unique_lock lock(mu_);
     while (!stopping_ && !context->IsCancelled()) {
-      bool active = Active(*q);
-      if (sent != active) {
+      // An unavailable signal sends nothing: KEDA keeps the last answer.
+      std::optional<bool> active = Active(*q);
+      if (active && sent != *active) {
         lock.unlock();
         externalscaler::IsActiveResponse response;
-        response.set_result(active);
+        response.set_result(*active);
         if (!writer->Write(response)) return grpc::Status::CANCELLED;
-        sent = active;
+        sent = *active;
         lock.lock();
         continue;
       }
@@ -85,7 +88,9 @@ class Service final : public ExternalScaler::Service {
                           externalscaler::GetMetricsResponse* response) override {
     absl::StatusOr<ScalerQuery> q = Parse(request->scaledobjectref());
     if (!q.ok()) return Invalid(q.status());
-    double value = ReadSignal(sampler_->Snapshot(), *q);
+    std::optional<double> read = ReadSignal(sampler_->Snapshot(), *q);
+    if (!read) return Unavailable(*q);
+    const double value = *read;
     externalscaler::MetricValue* v = response->add_metricvalues();
     // KEDA asks by the name GetMetricSpec gave (it may prefix it, e.g. "s0-"): echo it back.
     v->set_metricname(request->metricname().empty() ? q->metric_name : request->metricname());
@@ -99,8 +104,21 @@ class Service final : public ExternalScaler::Service {
     return ParseScalerQuery(Metadata(ref), sampler_->windows());
   }
 
-  bool Active(const ScalerQuery& q) const {
-    return ReadSignal(sampler_->Snapshot(), q) > q.activation_target;
+  std::optional<bool> Active(const ScalerQuery& q) const {
+    std::optional<double> value = ReadSignal(sampler_->Snapshot(), q);
+    if (!value) return std::nullopt;
+    return *value > q.activation_target;
+  }
+
+  // The signal exists but this proxy cannot read it now (ReadSignal): an error rather than 0,
+  // which KEDA would take for "idle".
+  static grpc::Status Unavailable(const ScalerQuery& q) {
+    return grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat(q.metric_name, ": the worker does not report ",
+                     q.model.empty() ? std::string("backlog_seconds")
+                                     : absl::StrCat("backlog_seconds for model \"", q.model, "\""),
+                     " (not answering, older than the backlog signal, or no such model)"));
   }
 
   static grpc::Status Invalid(const absl::Status& status) {

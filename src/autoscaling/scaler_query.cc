@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@ constexpr std::pair<const char*, SignalKind> kKinds[] = {
     {"saturation", SignalKind::kSaturation},
     {"queue_depth", SignalKind::kQueueDepth},
     {"batch_fill", SignalKind::kBatchFill},
+    {"backlog_seconds", SignalKind::kBacklogSeconds},
 };
 
 const std::string* Find(const std::map<std::string, std::string>& m, const char* key) {
@@ -72,6 +74,17 @@ absl::StatusOr<ScalerQuery> ParseScalerQuery(const std::map<std::string, std::st
     }
   }
   if (const std::string* route = Find(metadata, "route")) q.route = *route;
+  if (const std::string* model = Find(metadata, "model")) {
+    if (q.kind != SignalKind::kBacklogSeconds) {
+      return absl::InvalidArgumentError(
+          "scalerMetadata.model: only metric backlog_seconds is per model");
+    }
+    if (model->empty()) {
+      return absl::InvalidArgumentError(
+          "scalerMetadata.model: empty (leave it out for all models)");
+    }
+    q.model = *model;
+  }
   std::string window_name;
   if (const std::string* window = Find(metadata, "window")) {
     if (q.kind != SignalKind::kRps) {
@@ -109,17 +122,25 @@ absl::StatusOr<ScalerQuery> ParseScalerQuery(const std::map<std::string, std::st
     if (!a.ok()) return a.status();
     q.activation_target = *a;
   }
-  q.metric_name = absl::StrCat("tipperary-", Slug(kind_name), window_name, "-",
-                               q.route.empty() ? "all" : Slug(q.route));
+  std::string scope = q.route.empty() ? "all" : Slug(q.route);
+  if (!q.model.empty()) scope = absl::StrCat("model-", Slug(q.model));
+  q.metric_name = absl::StrCat("tipperary-", Slug(kind_name), window_name, "-", scope);
   return q;
 }
 
-double ReadSignal(const SignalSnapshot& s, const ScalerQuery& q) {
+std::optional<double> ReadSignal(const SignalSnapshot& s, const ScalerQuery& q) {
   switch (q.kind) {
     case SignalKind::kQueueDepth:
       return s.worker.queue_depth;
     case SignalKind::kBatchFill:
       return s.worker.batch_fill;
+    case SignalKind::kBacklogSeconds: {
+      if (!s.worker.known) return std::nullopt;
+      if (q.model.empty()) return s.worker.backlog_seconds;
+      auto it = s.worker.models.find(q.model);
+      if (it == s.worker.models.end()) return std::nullopt;
+      return it->second.backlog_seconds;
+    }
     default:
       break;
   }

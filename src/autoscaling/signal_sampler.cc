@@ -22,6 +22,14 @@ void AppendNumber(std::string& out, double v) {
   absl::StrAppend(&out, v);
 }
 
+void AppendOptional(std::string& out, const std::optional<double>& v) {
+  if (v) {
+    AppendNumber(out, *v);
+  } else {
+    out += "null";
+  }
+}
+
 void AppendRoute(std::string& out, const SignalSnapshot& s, const RouteSignal& r) {
   for (size_t i = 0; i < s.windows.size(); ++i) {
     absl::StrAppend(&out, "\"rps_", s.windows[i].count(), "s\":");
@@ -112,6 +120,9 @@ void SignalSampler::Sample(Clock::time_point now, const SampleInput& input) {
     worker_tokens_.Add(now, w.batch_tokens);
     worker.known = true;
     worker.queue_depth = std::max(0.0, w.queue_depth);
+    worker.queued_tokens = w.queued_tokens;
+    worker.backlog_seconds = w.backlog_seconds;
+    worker.models = w.models;
     const auto window = windows_.front();
     double batches = worker_batches_.Rate(window);
     worker.batches_per_second = batches;
@@ -164,6 +175,8 @@ std::string SnapshotToJson(const SignalSnapshot& s) {
   AppendNumber(out, s.worker.queue_depth);
   out += ",\"batch_fill\":";
   AppendNumber(out, s.worker.batch_fill);
+  out += ",\"backlog_seconds\":";
+  AppendOptional(out, s.worker.backlog_seconds);
   out += "},\"routes\":{";
   bool first = true;
   for (const auto& [route, signal] : s.routes) {
@@ -182,7 +195,26 @@ std::string SnapshotToJson(const SignalSnapshot& s) {
   AppendNumber(out, s.worker.batch_fill);
   out += ",\"batches_per_second\":";
   AppendNumber(out, s.worker.batches_per_second);
-  out += "}}\n";
+  out += ",\"queued_tokens\":";
+  AppendOptional(out, s.worker.queued_tokens);
+  out += ",\"backlog_seconds\":";
+  AppendOptional(out, s.worker.backlog_seconds);
+  out += ",\"models\":{";
+  first = true;
+  for (const auto& [name, model] : s.worker.models) {
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    common::AppendJsonEscaped(out, name);
+    out += "\":{\"queued_tokens\":";
+    AppendNumber(out, model.queued_tokens);
+    out += ",\"tokens_per_second\":";
+    AppendOptional(out, model.tokens_per_second);
+    out += ",\"backlog_seconds\":";
+    AppendOptional(out, model.backlog_seconds);
+    out += '}';
+  }
+  out += "}}}\n";
   return out;
 }
 

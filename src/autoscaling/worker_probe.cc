@@ -38,6 +38,17 @@ absl::StatusOr<WorkerCounters> ParseWorkerCounters(const std::string& json) {
   c.batch_tokens = load.batch_tokens_total();
   c.max_batch_size = load.max_batch_size();
   c.max_batch_tokens = load.max_batch_tokens();
+  // The backlog came later: a worker without it is older, not broken (the signal is then
+  // unavailable, and a scaler asking for it says so).
+  if (load.has_queued_tokens()) c.queued_tokens = load.queued_tokens();
+  if (load.has_backlog_seconds()) c.backlog_seconds = load.backlog_seconds();
+  for (const auto& [name, model] : load.models()) {
+    if (!model.has_queued_tokens()) continue;
+    ModelBacklog& b = c.models[name];
+    b.queued_tokens = model.queued_tokens();
+    if (model.has_tokens_per_second()) b.tokens_per_second = model.tokens_per_second();
+    if (model.has_backlog_seconds()) b.backlog_seconds = model.backlog_seconds();
+  }
   return c;
 }
 

@@ -126,6 +126,12 @@ void AutoscalingRuntime::SampleOnce(std::chrono::steady_clock::time_point now) {
     stats.autoscaling_worker_up->Add({}).Set(s.worker.known ? 1 : 0);
     stats.autoscaling_worker_queue_depth->Add({}).Set(s.worker.queue_depth);
     stats.autoscaling_worker_batch_fill->Add({}).Set(s.worker.batch_fill);
+    // No series rather than a made-up 0 (which would read as "no backlog").
+    if (s.worker.backlog_seconds) {
+      stats.autoscaling_worker_backlog_seconds->Add({}).Set(*s.worker.backlog_seconds);
+    } else {
+      stats.autoscaling_worker_backlog_seconds->Remove({});
+    }
   }
 }
 

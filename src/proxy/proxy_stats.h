@@ -116,7 +116,10 @@ namespace tipperary::proxy {
   GAUGE(autoscaling_worker_queue_depth, "tipperary_autoscaling_worker_queue_depth",               \
         "Texts queued in the worker's batcher, as of the last poll.")                            \
   GAUGE(autoscaling_worker_batch_fill, "tipperary_autoscaling_worker_batch_fill",                 \
-        "How full the worker's batches were over the first rate window (0..1).")
+        "How full the worker's batches were over the first rate window (0..1).")                 \
+  GAUGE(autoscaling_worker_backlog_seconds, "tipperary_autoscaling_worker_backlog_seconds",       \
+        "Seconds of work queued in the worker (queued tokens / the tokens per second it has "     \
+        "been sustaining), all models; absent while the worker does not report it.")
 // clang-format on
 
 TIPPERARY_DECLARE_METRICS_STRUCT(ProxyStats, TIPPERARY_PROXY_METRICS);

@@ -84,6 +84,43 @@ TEST_F(ExternalScalerServerTest, MetricSpecAndMetrics) {
   EXPECT_DOUBLE_EQ(metrics.metricvalues(0).metricvaluefloat(), 0.25);
 }
 
+TEST_F(ExternalScalerServerTest, BacklogSecondsWhenTheWorkerReportsItElseUnavailable) {
+  auto ref = Ref({{"metric", "backlog_seconds"}, {"target", "2"}});
+  externalscaler::GetMetricSpecResponse spec;
+  ASSERT_TRUE(stub_->GetMetricSpec(Context().get(), ref, &spec).ok());
+  EXPECT_EQ(spec.metricspecs(0).metricname(), "tipperary-backlog-seconds-all");
+  EXPECT_EQ(spec.metricspecs(0).targetsizefloat(), 2);
+  externalscaler::GetMetricsRequest request;
+  *request.mutable_scaledobjectref() = ref;
+  externalscaler::GetMetricsResponse metrics;
+  // No worker polled: an error, not 0 (KEDA would read 0 as idle and scale in).
+  grpc::Status status = stub_->GetMetrics(Context().get(), request, &metrics);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("backlog_seconds"), std::string::npos);
+  externalscaler::IsActiveResponse active;
+  EXPECT_EQ(stub_->IsActive(Context().get(), ref, &active).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  SampleInput in;
+  in.worker.emplace();
+  in.worker->backlog_seconds = 7.25;
+  in.worker->models["m"].backlog_seconds = 7.25;
+  sampler_.Sample(SignalSampler::Clock::time_point{} + seconds(t_++), in);
+  ASSERT_TRUE(stub_->GetMetrics(Context().get(), request, &metrics).ok());
+  EXPECT_DOUBLE_EQ(metrics.metricvalues(0).metricvaluefloat(), 7.25);
+  EXPECT_EQ(metrics.metricvalues(0).metricvalue(), 7);
+  ASSERT_TRUE(stub_->IsActive(Context().get(), ref, &active).ok());
+  EXPECT_TRUE(active.result());
+  *request.mutable_scaledobjectref() =
+      Ref({{"metric", "backlog_seconds"}, {"model", "m"}, {"target", "2"}});
+  ASSERT_TRUE(stub_->GetMetrics(Context().get(), request, &metrics).ok());
+  EXPECT_DOUBLE_EQ(metrics.metricvalues(0).metricvaluefloat(), 7.25);
+  *request.mutable_scaledobjectref() =
+      Ref({{"metric", "backlog_seconds"}, {"model", "other"}, {"target", "2"}});
+  EXPECT_EQ(stub_->GetMetrics(Context().get(), request, &metrics).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST_F(ExternalScalerServerTest, IsActiveFollowsActivationTarget) {
   auto ref = Ref({{"target", "10"}, {"activationTarget", "1"}});
   externalscaler::IsActiveResponse active;

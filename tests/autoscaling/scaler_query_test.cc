@@ -43,6 +43,16 @@ TEST(ScalerQueryTest, EveryKey) {
   q = ParseScalerQuery({{"metric", "queue_depth"}, {"target", "64"}}, kWindows);
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->metric_name, "tipperary-queue-depth-all");
+  q = ParseScalerQuery({{"metric", "backlog_seconds"}, {"target", "2"}}, kWindows);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->kind, SignalKind::kBacklogSeconds);
+  EXPECT_EQ(q->model, "");
+  EXPECT_EQ(q->metric_name, "tipperary-backlog-seconds-all");
+  q = ParseScalerQuery({{"metric", "backlog_seconds"}, {"model", "bge-small.v1"}, {"target", "2"}},
+                       kWindows);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->model, "bge-small.v1");
+  EXPECT_EQ(q->metric_name, "tipperary-backlog-seconds-model-bge-small-v1");
 }
 
 TEST(ScalerQueryTest, Errors) {
@@ -53,11 +63,15 @@ TEST(ScalerQueryTest, Errors) {
             "scalerMetadata.activationTarget: \"-1\" is not a non-negative number");
   EXPECT_EQ(Error({{"target", "1"}, {"metric", "cpu"}}),
             "scalerMetadata.metric: unknown metric \"cpu\" (use rps, inflight, saturation, "
-            "queue_depth, batch_fill)");
+            "queue_depth, batch_fill, backlog_seconds)");
   EXPECT_EQ(Error({{"target", "1"}, {"window", "30s"}}),
             "scalerMetadata.window: \"30s\" is not a rate window of this proxy (10s, 60s)");
   EXPECT_EQ(Error({{"target", "1"}, {"metric", "inflight"}, {"window", "10s"}}),
             "scalerMetadata.window: only metric rps has a window");
+  EXPECT_EQ(Error({{"target", "1"}, {"model", "m"}}),
+            "scalerMetadata.model: only metric backlog_seconds is per model");
+  EXPECT_EQ(Error({{"target", "1"}, {"metric", "backlog_seconds"}, {"model", ""}}),
+            "scalerMetadata.model: empty (leave it out for all models)");
 }
 
 TEST(ScalerQueryTest, ReadSignal) {
@@ -83,6 +97,19 @@ TEST(ScalerQueryTest, ReadSignal) {
   EXPECT_EQ(read({{"metric", "saturation"}}), 0.75);
   EXPECT_EQ(read({{"metric", "queue_depth"}}), 40);
   EXPECT_EQ(read({{"metric", "batch_fill"}}), 0.6);
+  // backlog_seconds: unavailable (not 0) while the worker is unknown or does not report it.
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}}), std::nullopt);
+  s.worker.known = true;
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}}), std::nullopt);  // An older worker.
+  s.worker.backlog_seconds = 3.5;
+  s.worker.models["a"].backlog_seconds = 1.25;
+  s.worker.models["b"].queued_tokens = 10;  // Tokens wait, no rate yet.
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}}), 3.5);
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}, {"model", "a"}}), 1.25);
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}, {"model", "b"}}), std::nullopt);
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}, {"model", "c"}}), std::nullopt);
+  s.worker.known = false;  // The last poll failed: what it said before is stale.
+  EXPECT_EQ(read({{"metric", "backlog_seconds"}}), std::nullopt);
 }
 
 }  // namespace

@@ -80,6 +80,47 @@ TEST_F(SignalSamplerTest, WorkerBatchFill) {
   EXPECT_FALSE(sampler_.Snapshot().worker.known);
 }
 
+TEST_F(SignalSamplerTest, WorkerBacklogIsRelayedAndNullWhenNotReported) {
+  WorkerCounters w;
+  SampleInput in;
+  in.worker = w;  // An older worker: no backlog fields.
+  sampler_.Sample(At(0), in);
+  SignalSnapshot s = sampler_.Snapshot();
+  EXPECT_TRUE(s.worker.known);
+  EXPECT_FALSE(s.worker.backlog_seconds.has_value());
+  google::protobuf::Struct doc;
+  std::string json = SnapshotToJson(s);
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &doc).ok()) << json;
+  EXPECT_TRUE(
+      doc.fields().at("worker").struct_value().fields().at("backlog_seconds").has_null_value());
+  EXPECT_TRUE(
+      doc.fields().at("all").struct_value().fields().at("backlog_seconds").has_null_value());
+
+  w.queued_tokens = 6000;
+  w.backlog_seconds = 2.5;
+  w.models["a"] = {.queued_tokens = 6000, .tokens_per_second = 3000, .backlog_seconds = 2};
+  w.models["b"] = {.queued_tokens = 0, .tokens_per_second = std::nullopt, .backlog_seconds = 0.5};
+  in.worker = w;
+  sampler_.Sample(At(1), in);
+  s = sampler_.Snapshot();
+  EXPECT_EQ(s.worker.backlog_seconds, 2.5);
+  EXPECT_EQ(s.worker.queued_tokens, 6000);
+  ASSERT_EQ(s.worker.models.size(), 2u);
+  json = SnapshotToJson(s);
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &doc).ok()) << json;
+  const auto& worker = doc.fields().at("worker").struct_value().fields();
+  EXPECT_DOUBLE_EQ(worker.at("backlog_seconds").number_value(), 2.5);
+  EXPECT_DOUBLE_EQ(worker.at("queued_tokens").number_value(), 6000);
+  EXPECT_DOUBLE_EQ(
+      doc.fields().at("all").struct_value().fields().at("backlog_seconds").number_value(), 2.5);
+  const auto& models = worker.at("models").struct_value().fields();
+  const auto& a = models.at("a").struct_value().fields();
+  EXPECT_DOUBLE_EQ(a.at("queued_tokens").number_value(), 6000);
+  EXPECT_DOUBLE_EQ(a.at("tokens_per_second").number_value(), 3000);
+  EXPECT_DOUBLE_EQ(a.at("backlog_seconds").number_value(), 2);
+  EXPECT_TRUE(models.at("b").struct_value().fields().at("tokens_per_second").has_null_value());
+}
+
 TEST_F(SignalSamplerTest, JsonIsValidAndNamesEveryWindow) {
   SampleInput in;
   in.requests["POST /v1/\"quoted\""] = 0;

@@ -70,6 +70,31 @@ TEST_F(WorkerProbeTest, ReadsCounters) {
   EXPECT_EQ(c->batch_tokens, 2560);
   EXPECT_EQ(c->max_batch_size, 32);
   EXPECT_EQ(c->max_batch_tokens, 16384);
+  // An older worker: no backlog, and that is not an error.
+  EXPECT_FALSE(c->queued_tokens.has_value());
+  EXPECT_FALSE(c->backlog_seconds.has_value());
+  EXPECT_TRUE(c->models.empty());
+}
+
+TEST_F(WorkerProbeTest, ReadsTheBacklog) {
+  body_ =
+      "{\"ready\":true,\"queue_depth\":5,\"batches_total\":10,\"batch_texts_total\":80,"
+      "\"batch_tokens_total\":2560,\"max_batch_size\":32,\"max_batch_tokens\":16384,"
+      "\"queued_tokens\":3000,\"backlog_seconds\":1.5,\"models\":{"
+      "\"a\":{\"queue_depth\":5,\"queued_tokens\":3000,\"tokens_per_second\":2000,"
+      "\"backlog_seconds\":1.5},"
+      "\"b\":{\"queue_depth\":0,\"queued_tokens\":0,\"backlog_seconds\":0},"
+      "\"old\":{\"queue_depth\":0}}}";
+  absl::StatusOr<WorkerCounters> c = WorkerProbe(Address(), std::chrono::seconds(2)).Poll();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->queued_tokens, 3000);
+  EXPECT_EQ(c->backlog_seconds, 1.5);
+  ASSERT_EQ(c->models.size(), 2u);  // "old" reports no backlog.
+  EXPECT_EQ(c->models.at("a").queued_tokens, 3000);
+  EXPECT_EQ(c->models.at("a").tokens_per_second, 2000);
+  EXPECT_EQ(c->models.at("a").backlog_seconds, 1.5);
+  EXPECT_EQ(c->models.at("b").tokens_per_second, std::nullopt);
+  EXPECT_EQ(c->models.at("b").backlog_seconds, 0);
 }
 
 TEST_F(WorkerProbeTest, BadAnswers) {

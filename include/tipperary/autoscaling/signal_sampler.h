@@ -23,6 +23,14 @@
 
 namespace tipperary::autoscaling {
 
+// One model's backlog as the worker reports it (tipperary.admin.v1.ModelLoad): its queued real
+// tokens, the tokens/s it has been sustaining and their quotient, seconds of work waiting.
+struct ModelBacklog {
+  double queued_tokens = 0;
+  std::optional<double> tokens_per_second;  // Unset: the worker has no rate for it yet.
+  std::optional<double> backlog_seconds;    // Unset: tokens wait and there is no rate yet.
+};
+
 // Cumulative figures read from the worker's admin /autoscaling endpoint.
 struct WorkerCounters {
   double queue_depth = 0;     // Texts queued now, all models.
@@ -31,6 +39,11 @@ struct WorkerCounters {
   double batch_tokens = 0;    // Padded tokens in those batches.
   double max_batch_size = 0;  // The worker's configured limits.
   double max_batch_tokens = 0;
+  // The backlog, all models (their sum) and per model. Unset / empty: a worker older than the
+  // backlog signal, or one that has no rate for some model yet; the signal is then unavailable.
+  std::optional<double> queued_tokens;
+  std::optional<double> backlog_seconds;
+  std::map<std::string, ModelBacklog> models;  // Only the models that report a backlog.
 };
 
 // What the caller read at one sampling instant.
@@ -53,6 +66,10 @@ struct WorkerSignal {
   // padded tokens / max_batch_tokens, averaged over the batches run; 0 when none ran.
   double batch_fill = 0;
   double batches_per_second = 0;
+  // Relayed from the worker as it reported them (WorkerCounters): unset when it does not.
+  std::optional<double> queued_tokens;
+  std::optional<double> backlog_seconds;
+  std::map<std::string, ModelBacklog> models;
 };
 
 struct SignalSnapshot {
@@ -112,9 +129,12 @@ class SignalSampler {
 // The snapshot as the JSON served at GET /autoscaling (docs/autoscaling.md):
 // {"window_seconds":[10,60],"capacity":64,
 //  "all":{"rps_10s":..,"rps_60s":..,"inflight":..,"saturation":..,"queue_depth":..,
-//         "batch_fill":..},
+//         "batch_fill":..,"backlog_seconds":..},
 //  "routes":{"POST /v1/embeddings":{"rps_10s":..,"rps_60s":..,"inflight":..,"saturation":..}},
-//  "worker":{"known":true,"queue_depth":..,"batch_fill":..,"batches_per_second":..}}
+//  "worker":{"known":true,"queue_depth":..,"batch_fill":..,"batches_per_second":..,
+//            "queued_tokens":..,"backlog_seconds":..,
+//            "models":{"m":{"queued_tokens":..,"tokens_per_second":..,"backlog_seconds":..}}}}
+// A backlog figure the worker does not report is null.
 std::string SnapshotToJson(const SignalSnapshot& snapshot);
 
 }  // namespace tipperary::autoscaling

@@ -1,4 +1,4 @@
-// Reads the worker's queue depth and cumulative batch counters from its admin endpoint
+// Reads the worker's queue depth, cumulative batch counters and backlog from its admin endpoint
 // (GET /autoscaling on tipperary-worker's admin port), so that the proxy's scalers can also
 // scale on how busy the model is. Blocking, bounded by a timeout: called from the sampling
 // thread, never from an event loop.
