@@ -444,3 +444,64 @@ class HPASimulator:
 def _milli(value: float) -> int:
     """A float as Kubernetes sees it through KEDA: int64(value * 1000) milli units."""
     return int(value * 1000)
+
+
+# --------------------------------------------------------------------------------------------
+# backlog_seconds behind the HPA
+
+
+@dataclass(frozen=True)
+class BacklogStep:
+    t: float
+    offered_tokens_per_second: float  # Over all replicas.
+    backlog_seconds: float  # What each replica reports (the Service spreads the load evenly).
+    replicas: int  # After the HPA's sync at t (unchanged between syncs).
+
+
+class BacklogReplay:
+    """The worker's backlog_seconds as a fluid queue in front of `replicas` workers, fed to the
+    HPA: what scaling on `metric: backlog_seconds` does over a load given in tokens per second.
+
+    Each replica works through `capacity` real tokens per second (the worker's
+    tokens_per_second). Tokens arrive at the offered rate, spread evenly over the replicas. Every
+    `dt` seconds the queue grows by what arrived beyond the replicas' capacity and shrinks by
+    the capacity left over. A replica's backlog_seconds is its share of that queue divided by its
+    capacity, plus what the dynamic batcher holds even below capacity: the tokens that arrive
+    while a batch runs (`batch_seconds`) wait for the next one, min(utilization, 1) x
+    batch_seconds. Every `sync_seconds` the HPA (a Value trigger) reads one replica's
+    backlog_seconds. New replicas serve at once (no start-up time), as in HPASimulator.
+
+    The model is deliberately coarse; what it shows is the shape: below capacity the backlog is
+    the batching floor (under any target above batch_seconds), so the HPA scales in until the
+    replicas run at capacity and a queue of about the target forms, then holds the queue there.
+    Scaling on backlog_seconds keeps the wait a text sees near the target, whatever the texts'
+    lengths, at the price of running replicas at full utilization."""
+
+    def __init__(self, hpa: HPASimulator, *, capacity: float, batch_seconds: float = 0.05,
+                 dt: float = 1.0, sync_seconds: float = 15.0):
+        if capacity <= 0 or dt <= 0 or sync_seconds <= 0 or batch_seconds < 0:
+            raise ValueError("capacity, dt and sync_seconds must be > 0, batch_seconds >= 0")
+        self.hpa, self.capacity, self.batch_seconds = hpa, capacity, batch_seconds
+        self.dt, self.sync_seconds = dt, sync_seconds
+        self.queued_tokens = 0.0  # All replicas together.
+        self.steps: list[BacklogStep] = []
+
+    def backlog_seconds(self, offered: float) -> float:
+        replicas = max(1, self.hpa.replicas)
+        utilization = min(1.0, offered / (replicas * self.capacity))
+        return self.queued_tokens / replicas / self.capacity + utilization * self.batch_seconds
+
+    def run(self, offered_tokens_per_second, duration: float) -> list[BacklogStep]:
+        """offered_tokens_per_second: a function of t (seconds from 0 to duration)."""
+        t, next_sync = 0.0, 0.0
+        while t <= duration:
+            offered = offered_tokens_per_second(t)
+            served = max(1, self.hpa.replicas) * self.capacity
+            self.queued_tokens = max(0.0, self.queued_tokens + (offered - served) * self.dt)
+            backlog = self.backlog_seconds(offered)
+            if t >= next_sync:
+                self.hpa.step(t, backlog)
+                next_sync += self.sync_seconds
+            self.steps.append(BacklogStep(t, offered, backlog, self.hpa.replicas))
+            t += self.dt
+        return self.steps

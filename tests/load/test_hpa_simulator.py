@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -456,3 +457,86 @@ def test_shipped_behavior_scales_up_promptly_and_down_after_its_window():
     print(f"shipped behavior, {c.min_replicas}->{c.max_replicas} replicas: max after "
           f"{up_time:.0f} s, first scale-down {first_down - t0:.0f} s after the load stopped, "
           f"min after {t - 15 - t0:.0f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# backlog_seconds: a ramp replayed on the queue it builds (docs/autoscaling.md#backlog-seconds)
+
+from hpa_simulator import BacklogReplay  # noqa: E402
+
+CAPACITY = 20000.0  # Real tokens/s one replica sustains.
+DURATION = 3600
+
+
+def ramp(peak: float, rise=(300, 900), fall=(1500, 2100)):
+    """0 -> peak tokens/s over `rise`, held, then back to 0 over `fall` (seconds)."""
+    def offered(t: float) -> float:
+        if t < rise[0]:
+            return 0.0
+        if t < rise[1]:
+            return peak * (t - rise[0]) / (rise[1] - rise[0])
+        if t < fall[0]:
+            return peak
+        if t < fall[1]:
+            return peak * (fall[1] - t) / (fall[1] - fall[0])
+        return 0.0
+    return offered
+
+
+def mean_replicas(steps) -> float:
+    return sum(s.replicas for s in steps) / len(steps)
+
+
+def backlog_replay(peak: float, target: float = 2.0) -> BacklogReplay:
+    # The shipped behavior, with room to grow (the base manifest caps replicas at a few).
+    shipped = HPASimulator.from_scaled_object(target=target, metric_type="Value").config
+    hpa = HPASimulator(replace(shipped, max_replicas=100))
+    replay = BacklogReplay(hpa, capacity=CAPACITY, batch_seconds=0.05)
+    replay.run(ramp(peak), DURATION)
+    return replay
+
+
+def test_backlog_ramp_follows_the_work_and_holds_the_queue_near_the_target():
+    peak = 8 * CAPACITY
+    replay = backlog_replay(peak)
+    hpa, steps = replay.hpa, replay.steps
+    before = [s for s in steps if s.t < 300]
+    plateau = [s for s in steps if 1200 <= s.t < 1500]
+    after = [s for s in steps if s.t >= DURATION - 60]
+    # Idle: the minimum.
+    assert {s.replicas for s in before} == {hpa.config.min_replicas}
+    # The plateau: on average enough replicas for the work (8 replicas' capacity), not half as
+    # many again. Backlog alone scales in until the replicas run at capacity, so the count
+    # hunts around the need (docs/autoscaling.md#backlog-seconds says why and what to pair it with).
+    assert 8 <= mean_replicas(plateau) <= 12, [s.replicas for s in plateau]
+    # The queue a text waits in stays bounded on the plateau: a few targets at worst.
+    assert max(s.backlog_seconds for s in plateau) <= 3 * hpa.config.target
+    # The rise built a backlog (the signal reacted to work, not to requests).
+    assert max(s.backlog_seconds for s in steps if s.t < 1200) > hpa.config.target
+    # After the fall and the scale-down window: back to the minimum, queue empty.
+    assert {s.replicas for s in after} == {hpa.config.min_replicas}
+    assert replay.queued_tokens == 0
+
+
+def test_backlog_scales_with_text_length_where_requests_per_second_cannot():
+    # The same 200 requests/s, of 100-token texts and of 400-token texts: rps is the same, the
+    # work is four times more. Scaling on backlog_seconds gives about four times the replicas.
+    rps = 300.0
+    short = backlog_replay(rps * 100)  # 1.5 replicas' capacity.
+    long = backlog_replay(rps * 400)  # 6 replicas' capacity.
+    plateau = lambda r: mean_replicas([s for s in r.steps if 1200 <= s.t < 1500])  # noqa: E731
+    assert 1.5 <= plateau(short) <= 4
+    assert 6 <= plateau(long) <= 10
+    assert plateau(long) >= 2 * plateau(short)
+    # An rps trigger sees the same 200 requests/s in both and sizes both alike.
+    by_rps = [HPASimulator.from_scaled_object(target=50, metric_type="Value") for _ in range(2)]
+    for s in by_rps:
+        for t in range(0, 600, 15):
+            s.step_total(t, rps)
+    assert by_rps[0].replicas == by_rps[1].replicas == 4
+
+
+def test_backlog_replay_rejects_nonsense():
+    hpa = HPASimulator.from_scaled_object(target=2, metric_type="Value")
+    with pytest.raises(ValueError):
+        BacklogReplay(hpa, capacity=0)
