@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "encoder_factory.h"
+#include "status_details.h"
 #include "tipperary/common/log.h"
 #include "tipperary/model/model_card.h"
 
@@ -156,6 +157,20 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
                  {"max_seq_length", absl::StrCat(rt->max_seq_length_)},
                  {"instances", absl::StrCat(config.instances)}});
   return rt;
+}
+
+absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
+                                  batcher::TimePoint deadline) {
+  absl::Status status = queue_->Submit(task, deadline);
+  if (status.code() != absl::StatusCode::kResourceExhausted) return status;
+  // No rate (cannot happen after the warm-up) or nothing queued (the request alone is more
+  // than the queue holds): the 1 ms floor, which the proxy shows as Retry-After: 1.
+  const double backlog = throughput_->BacklogSeconds(queued_tokens()).value_or(0);
+  const auto delay = std::max<std::chrono::nanoseconds>(
+      std::chrono::milliseconds(1),
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(
+          std::min(backlog, 3600.0))));  // An hour: a bound for a rate that is nearly 0.
+  return WithRetryDelay(std::move(status), delay);
 }
 
 void ModelRuntime::SetBatching(const config::WorkerBatchingConfig& batching) {

@@ -65,10 +65,10 @@ class ModelRuntime {
 
   // Takes every text of the task (all or none; embed_queue.h). The task's `done` runs once all
   // of them are computed, answered from the cache or rejected, on one of the queue's threads,
-  // never inside Submit.
-  absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline) {
-    return queue_->Submit(task, deadline);
-  }
+  // never inside Submit. A full queue's RESOURCE_EXHAUSTED carries a google.rpc.RetryInfo: the
+  // backlog, the time this model needs to work through what is queued now (at least 1 ms, so
+  // that the proxy's Retry-After, rounded up to seconds, is at least 1).
+  absl::Status Submit(const std::shared_ptr<EmbedTask>& task, batcher::TimePoint deadline);
 
   size_t queue_depth() const { return queue_->queue_depth(); }
   // Real tokens of the texts waiting in the batcher's queue (not those executing).

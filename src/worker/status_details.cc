@@ -1,5 +1,6 @@
 #include "status_details.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "google/rpc/error_details.pb.h"
@@ -31,6 +32,14 @@ absl::Status WithReason(absl::Status status, std::string_view reason) {
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
   info.set_domain("tipperary.embedding.v1");
+  return WithDetail(std::move(status), info);
+}
+
+absl::Status WithRetryDelay(absl::Status status, std::chrono::nanoseconds delay) {
+  google::rpc::RetryInfo info;
+  const int64_t ns = std::max<int64_t>(0, delay.count());
+  info.mutable_retry_delay()->set_seconds(ns / 1000000000);
+  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(ns % 1000000000));
   return WithDetail(std::move(status), info);
 }
 

@@ -7,6 +7,7 @@
 //   return WithReason(absl::NotFoundError("model \"x\" not found"), "MODEL_NOT_FOUND");
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,8 @@ namespace tipperary::worker {
 absl::Status WithField(absl::Status status, std::string_view field);
 // Adds a google.rpc.ErrorInfo{reason, domain "tipperary.embedding.v1"}; reason in UPPER_SNAKE.
 absl::Status WithReason(absl::Status status, std::string_view reason);
+// Adds a google.rpc.RetryInfo{retry_delay}: when to try again (the proxy's Retry-After).
+absl::Status WithRetryDelay(absl::Status status, std::chrono::nanoseconds delay);
 
 // The serialized google.rpc.Status (code, message, the payloads as details); "" when the status
 // is OK or carries no payload.

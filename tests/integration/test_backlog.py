@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import math
 import threading
 import time
 
@@ -149,3 +150,50 @@ def test_proxy_relays_the_backlog_to_json_metrics_and_keda(stack):
     with pytest.raises(grpc.RpcError) as e:
         scaler.get_metrics(scaler.pb2.GetMetricsRequest(scaledObjectRef=ref), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_full_queue_429_carries_retry_after_from_the_backlog(tmp_path):
+    # A queue of 24 texts, batches of 2 and 6 clients of 16 texts: most requests find it full.
+    worker = start_worker(tmp_path, batching={"max_batch_size": 2, "max_queue": 24})
+    proxy = None
+    try:
+        config = proxy_config(worker)
+        # The proxy's own fallback, far from anything the worker's estimate gives here: a
+        # Retry-After below it came from the worker.
+        config["timeouts"]["retry_after"] = "60s"
+        proxy = start_proxy(config, tmp_path)
+        refused: list[requests.Response] = []
+        lock = threading.Lock()
+
+        def client(k: int) -> None:
+            with requests.Session() as session:
+                for n in range(6):
+                    r = session.post(proxy.url + "/v1/embed",
+                                     json={"inputs": [f"{TEXT} {k}-{n}-{i}" for i in range(16)]},
+                                     timeout=HTTP_TIMEOUT)
+                    assert r.status_code in (200, 429), r.text
+                    if r.status_code == 429:
+                        with lock:
+                            refused.append(r)
+
+        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+            for f in [pool.submit(client, k) for k in range(CLIENTS)]:
+                f.result()
+        assert refused, "the queue never filled"
+        for r in refused:
+            retry_after = int(r.headers["Retry-After"])
+            assert 1 <= retry_after < 60, r.headers
+            # The worker's RetryInfo rides in the error's details, in seconds ("0.412s").
+            details = r.json().get("details", [])
+            delays = [d["retryDelay"] for d in details if d.get("@type", "").endswith("RetryInfo")]
+            assert len(delays) == 1, r.text
+            seconds = float(delays[0].rstrip("s"))
+            assert seconds >= 0.001
+            assert retry_after == max(1, math.ceil(seconds)), (retry_after, seconds)
+        # A request larger than the whole queue: refused with the queue empty, Retry-After 1.
+        r = proxy.post("/v1/embed", {"inputs": [f"alone {i}" for i in range(25)]})
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1", (r.status_code, r.headers)
+    finally:
+        if proxy:
+            proxy.stop()
+        worker.stop()
