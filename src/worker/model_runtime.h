@@ -110,6 +110,9 @@ class ModelRuntime {
   metrics::Histogram* padding_ratio_;
   metrics::Histogram* queue_duration_;
   metrics::Histogram* compute_duration_;
+  metrics::Counter* interactive_batches_;
+  metrics::Counter* bulk_batches_;
+  metrics::Counter* aged_texts_;
   CacheAccount cache_account_;
   EmbedQueue::Metrics queue_metrics_;
 

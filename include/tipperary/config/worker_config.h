@@ -51,6 +51,10 @@ struct WorkerBatchingConfig {
   // No batch executing: a partial batch goes at once (max_queue_delay applies only while some
   // instance is busy).
   bool dispatch_when_idle = true;
+  // Priority lanes: a bulk text queued this long is batched as interactive (no starvation).
+  Duration priority_aging = std::chrono::seconds(1);
+  // Instances per model kept for interactive batches (capped at instances - 1); 0 = none.
+  uint32_t interactive_instances = 0;
 };
 
 // The embedding cache and in-flight deduplication (docs/caching.md).
