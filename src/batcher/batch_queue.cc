@@ -4,19 +4,77 @@
 #include <iterator>
 
 namespace tipperary::batcher {
+namespace {
+
+constexpr size_t kInteractiveLane = static_cast<size_t>(Priority::kInteractive);
+constexpr size_t kBulkLane = static_cast<size_t>(Priority::kBulk);
+
+// at + d, saturating at TimePoint::max() (an aging of hours must not wrap).
+TimePoint AddSaturating(TimePoint at, std::chrono::nanoseconds d) {
+  const auto delay = std::chrono::duration_cast<Duration>(d);
+  if (delay <= Duration::zero()) return at;
+  if (TimePoint::max() - at <= delay) return TimePoint::max();
+  return at + delay;
+}
+
+}  // namespace
 
 BatchQueue::BatchQueue(BatcherOptions options) : options_(options) {}
+
+TimePoint BatchQueue::AgedAt(const Item& item) const {
+  return AddSaturating(item.enqueue_time, options_.priority_aging);
+}
 
 void BatchQueue::Push(Item item) {
   const uint64_t key = next_key_++;
   tokens_ += item.tokens;
-  buckets_[item.tokens].insert(key);
   if (item.deadline != TimePoint::max()) deadlines_.emplace(item.deadline, key);
-  items_.emplace_hint(items_.end(), key, std::move(item));
+  const size_t lane = item.priority == Priority::kBulk ? kBulkLane : kInteractiveLane;
+  const TimePoint urgency = std::min(item.deadline, AgedAt(item));
+  items_.emplace_hint(items_.end(), key, Entry{std::move(item), lane, urgency});
+  Insert(key, lane);
+}
+
+void BatchQueue::Insert(uint64_t key, size_t lane) {
+  const Entry& entry = items_.at(key);
+  Lane& l = lanes_[lane];
+  l.keys.insert(key);
+  l.buckets[entry.item.tokens].insert(key);
+  l.by_urgency.emplace(entry.urgency, key);
+}
+
+void BatchQueue::Erase(uint64_t key, const Entry& entry) {
+  Lane& l = lanes_[entry.lane];
+  l.keys.erase(key);
+  auto bucket = l.buckets.find(entry.item.tokens);
+  bucket->second.erase(key);
+  if (bucket->second.empty()) l.buckets.erase(bucket);
+  l.by_urgency.erase({entry.urgency, key});
+}
+
+size_t BatchQueue::PromoteAged(TimePoint now) {
+  Lane& bulk = lanes_[kBulkLane];
+  size_t promoted = 0;
+  // Arrival order is enqueue_time order, so the aged items are a prefix.
+  while (!bulk.keys.empty()) {
+    const uint64_t key = *bulk.keys.begin();
+    Entry& entry = items_.at(key);
+    if (AgedAt(entry.item) > now) break;
+    Erase(key, entry);
+    entry.lane = kInteractiveLane;
+    Insert(key, kInteractiveLane);
+    ++promoted;
+  }
+  return promoted;
+}
+
+TimePoint BatchQueue::next_promotion() const {
+  const Lane& bulk = lanes_[kBulkLane];
+  return bulk.keys.empty() ? TimePoint::max() : AgedAt(items_.at(*bulk.keys.begin()).item);
 }
 
 TimePoint BatchQueue::oldest_enqueue_time() const {
-  return items_.empty() ? TimePoint::max() : items_.begin()->second.enqueue_time;
+  return items_.empty() ? TimePoint::max() : items_.begin()->second.item.enqueue_time;
 }
 
 TimePoint BatchQueue::next_deadline() const {
@@ -26,10 +84,7 @@ TimePoint BatchQueue::next_deadline() const {
 TimePoint BatchQueue::release_time() const {
   const TimePoint oldest = oldest_enqueue_time();
   if (oldest == TimePoint::max()) return oldest;
-  const auto delay = std::chrono::duration_cast<Duration>(options_.max_queue_delay);
-  if (delay <= Duration::zero()) return oldest;
-  if (TimePoint::max() - oldest <= delay) return TimePoint::max();  // saturate
-  return oldest + delay;
+  return AddSaturating(oldest, options_.max_queue_delay);
 }
 
 bool BatchQueue::Fits(size_t count, uint32_t length) const {
@@ -39,54 +94,83 @@ bool BatchQueue::Fits(size_t count, uint32_t length) const {
 BatchQueue::Plan BatchQueue::PlanBatch() const {
   Plan plan;
   if (items_.empty()) return plan;
+  const size_t lane = lanes_[kInteractiveLane].keys.empty() ? kBulkLane : kInteractiveLane;
+  const Lane& l = lanes_[lane];
   const size_t max_items = std::max<size_t>(1, options_.max_batch_size);
-  // The oldest item always goes, even alone over the budget: nothing starves.
-  const auto& [first_key, first] = *items_.begin();
-  plan.keys.push_back(first_key);
-  plan.padded_length = first.tokens;
-  plan.real_tokens = first.tokens;
-  bool blocked = false;  // some queued item was left out by the token budget
+  // The most urgent item always goes, even alone over the budget.
+  const uint64_t first = l.by_urgency.begin()->second;
+  const Item& item = items_.at(first).item;
+  plan.lane = static_cast<Priority>(lane);
+  plan.keys.push_back(first);
+  plan.padded_length = item.tokens;
+  plan.real_tokens = item.tokens;
+  bool blocked = false;  // some item of the lane was left out by the token budget
   if (options_.group_by_length) {
-    PlanGrouped(max_items, &plan, &blocked);
+    PlanGrouped(l, first, max_items, &plan, &blocked);
   } else {
-    PlanFifo(max_items, &plan, &blocked);
+    PlanFifo(l, first, max_items, &plan, &blocked);
   }
   plan.full =
       plan.keys.size() >= max_items || blocked || !Fits(plan.keys.size() + 1, plan.padded_length);
   return plan;
 }
 
-void BatchQueue::PlanFifo(size_t max_items, Plan* plan, bool* blocked) const {
-  for (auto it = std::next(items_.begin()); it != items_.end() && plan->keys.size() < max_items;
-       ++it) {
-    const uint32_t longest = std::max(plan->padded_length, it->second.tokens);
+void BatchQueue::PlanFifo(const Lane& lane, uint64_t first, size_t max_items, Plan* plan,
+                          bool* blocked) const {
+  for (auto it = lane.keys.begin(); it != lane.keys.end() && plan->keys.size() < max_items; ++it) {
+    if (*it == first) continue;
+    const uint32_t tokens = items_.at(*it).item.tokens;
+    const uint32_t longest = std::max(plan->padded_length, tokens);
     if (!Fits(plan->keys.size() + 1, longest)) {
       *blocked = true;  // strict arrival order: stop at the first item that does not fit
       return;
     }
-    plan->keys.push_back(it->first);
+    plan->keys.push_back(*it);
     plan->padded_length = longest;
-    plan->real_tokens += it->second.tokens;
+    plan->real_tokens += tokens;
   }
 }
 
-void BatchQueue::PlanGrouped(size_t max_items, Plan* plan, bool* blocked) const {
-  // Two cursors walk out from the oldest item's bucket: `up` over its own bucket (same length,
-  // no added padding) and then longer buckets; `down` over shorter buckets. Within a bucket
-  // keys ascend, i.e. oldest first.
+void BatchQueue::PlanGrouped(const Lane& lane, uint64_t first, size_t max_items, Plan* plan,
+                             bool* blocked) const {
+  // Two cursors walk out from the first item's bucket: `up` over its own bucket (same length,
+  // no added padding; the first item itself skipped) and then longer buckets; `down` over
+  // shorter buckets. Within a bucket keys ascend, i.e. oldest first.
   struct Cursor {
     Buckets::const_iterator bucket;
     std::set<uint64_t>::const_iterator key;
     bool done = false;
   };
-  const Buckets::const_iterator home = buckets_.find(plan->padded_length);
-  Cursor up{home, std::next(home->second.begin())};  // the oldest item is its bucket's first
-  if (up.key == up.bucket->second.end()) {
-    ++up.bucket;
-    up.done = up.bucket == buckets_.end();
-    if (!up.done) up.key = up.bucket->second.begin();
-  }
-  Cursor down{home, {}, home == buckets_.begin()};
+  const Buckets& buckets = lane.buckets;
+  auto settle_up = [&](Cursor& c) {
+    while (!c.done) {
+      if (c.key == c.bucket->second.end()) {
+        if (++c.bucket == buckets.end()) {
+          c.done = true;
+        } else {
+          c.key = c.bucket->second.begin();
+        }
+      } else if (*c.key == first) {
+        ++c.key;
+      } else {
+        return;
+      }
+    }
+  };
+  auto settle_down = [&](Cursor& c) {
+    while (!c.done && c.key == c.bucket->second.end()) {
+      if (c.bucket == buckets.begin()) {
+        c.done = true;
+      } else {
+        --c.bucket;
+        c.key = c.bucket->second.begin();
+      }
+    }
+  };
+  const Buckets::const_iterator home = buckets.find(plan->padded_length);
+  Cursor up{home, home->second.begin()};
+  settle_up(up);
+  Cursor down{home, {}, home == buckets.begin()};
   if (!down.done) {
     --down.bucket;
     down.key = down.bucket->second.begin();
@@ -122,19 +206,11 @@ void BatchQueue::PlanGrouped(size_t max_items, Plan* plan, bool* blocked) const 
     plan->keys.push_back(*c.key);
     plan->padded_length = std::max(plan->padded_length, length);
     plan->real_tokens += length;
-    if (++c.key == c.bucket->second.end()) {
-      if (take_down) {
-        if (c.bucket == buckets_.begin()) {
-          c.done = true;
-        } else {
-          --c.bucket;
-          c.key = c.bucket->second.begin();
-        }
-      } else {
-        ++c.bucket;
-        c.done = c.bucket == buckets_.end();
-        if (!c.done) c.key = c.bucket->second.begin();
-      }
+    ++c.key;
+    if (take_down) {
+      settle_down(c);
+    } else {
+      settle_up(c);
     }
   }
 }
@@ -144,14 +220,12 @@ bool BatchQueue::ShouldRelease(const Plan& plan, TimePoint now, bool draining, b
   return plan.full || draining || (idle && options_.dispatch_when_idle) || now >= release_time();
 }
 
-Item BatchQueue::Remove(std::map<uint64_t, Item>::iterator it) {
+Item BatchQueue::Remove(std::map<uint64_t, Entry>::iterator it) {
   const uint64_t key = it->first;
-  Item item = std::move(it->second);
+  Erase(key, it->second);
+  Item item = std::move(it->second.item);
   items_.erase(it);
   tokens_ -= item.tokens;
-  auto bucket = buckets_.find(item.tokens);
-  bucket->second.erase(key);
-  if (bucket->second.empty()) buckets_.erase(bucket);
   if (item.deadline != TimePoint::max()) deadlines_.erase({item.deadline, key});
   return item;
 }
@@ -172,6 +246,7 @@ Batch BatchQueue::Take(const Plan& plan, TimePoint now) {
   }
   batch.padded_tokens = batch.items.size() * static_cast<uint64_t>(batch.padded_length);
   batch.formed_time = now;
+  batch.priority = plan.lane;
   return batch;
 }
 
@@ -189,7 +264,7 @@ size_t BatchQueue::TakeCancelled(std::vector<Item>* out) {
   size_t n = 0;
   for (auto it = items_.begin(); it != items_.end();) {
     auto next = std::next(it);
-    if (it->second.is_cancelled()) {
+    if (it->second.item.is_cancelled()) {
       out->push_back(Remove(it));
       ++n;
     }

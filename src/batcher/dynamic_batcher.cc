@@ -115,6 +115,7 @@ BatcherStats DynamicBatcher::stats() const {
   BatcherStats s = stats_;
   s.queued_items = queue_.size();
   s.queued_tokens = queue_.tokens();
+  s.queued_bulk_items = queue_.bulk_size();
   s.executing_batches = in_flight_;
   s.refused_unavailable_items = refused_unavailable_items_.load(std::memory_order_relaxed);
   return s;
@@ -123,6 +124,11 @@ BatcherStats DynamicBatcher::stats() const {
 void DynamicBatcher::AwaitQuiescent() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(this, &DynamicBatcher::QuiescentLocked));
+}
+
+size_t DynamicBatcher::ReservedLocked() const {
+  // Never all of them; none while draining (everything queued must go).
+  return draining_ ? 0 : std::min(options_.interactive_instances, instances_ - 1);
 }
 
 bool DynamicBatcher::IdleLocked() const {
@@ -140,7 +146,12 @@ TimePoint DynamicBatcher::NextWakeLocked() const {
     if (draining_) {
       wake = std::min(wake, drain_deadline_);
     } else if (in_flight_ < instances_) {
-      wake = std::min(wake, queue_.release_time());
+      // A bulk item that ages may take an instance kept for interactive batches.
+      wake = std::min(wake, queue_.next_promotion());
+      // Only bulk items queued and every free instance kept: nothing to release before then.
+      if (!(queue_.bulk_size() == queue_.size() && instances_ - in_flight_ <= ReservedLocked())) {
+        wake = std::min(wake, queue_.release_time());
+      }
     }
     // With every instance busy, only a completion (a signal) can release the next batch.
   }
@@ -155,15 +166,25 @@ void DynamicBatcher::SchedulerLoop() {
     // Expired and cancelled items are removed before any batch is formed, so they never run.
     queue_.TakeExpired(now, &expired);
     if (draining_ && now >= drain_deadline_) queue_.TakeAll(&unavailable);
+    queue_.PromoteAged(now);
+    const size_t reserved = ReservedLocked();
     size_t formed = 0;
     while (in_flight_ < instances_ && !queue_.empty()) {
       BatchQueue::Plan plan = queue_.PlanBatch();
+      if (plan.lane == Priority::kBulk && instances_ - in_flight_ <= reserved) break;
       if (!queue_.ShouldRelease(plan, now, draining_, /*idle=*/in_flight_ == 0)) break;
       // Looking for cancelled items costs O(queue), so it is done once per batch, here.
       if (queue_.TakeCancelled(&cancelled) > 0) continue;  // plan again without them
       Batch batch = queue_.Take(plan, now);                // ownership: queue -> batch
       batch.sequence = ++batch_sequence_;
       ++stats_.batches;
+      if (batch.priority == Priority::kBulk) {
+        ++stats_.bulk_batches;
+      } else {
+        stats_.aged_items +=
+            std::count_if(batch.items.begin(), batch.items.end(),
+                          [](const Item& i) { return i.priority == Priority::kBulk; });
+      }
       stats_.executed_items += batch.items.size();
       stats_.real_tokens += batch.real_tokens;
       stats_.padded_tokens += batch.padded_tokens;

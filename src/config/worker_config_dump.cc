@@ -50,6 +50,8 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   Emit(out, "group_by_length", config.batching.group_by_length);
   Emit(out, "dispatch_when_idle", config.batching.dispatch_when_idle);
   Emit(out, "throughput_window", FormatDuration(config.batching.throughput_window));
+  Emit(out, "priority_aging", FormatDuration(config.batching.priority_aging));
+  Emit(out, "interactive_instances", config.batching.interactive_instances);
   out << YAML::EndMap;
   EmitKey(out, "cache");
   out << YAML::BeginMap;

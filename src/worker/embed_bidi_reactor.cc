@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "admission.h"
 #include "ordered_stream_reactor.h"
+#include "request_priority.h"
 #include "rpc_support.h"
 #include "tipperary/common/tsan.h"
 
@@ -62,6 +63,7 @@ class EmbedBidiReactor
       model_name_ = model ? model->name() : ModelLabel(core_, request_.model());
     if (status.ok()) {
       EmbedOptions options = OptionsOf(request_);
+      options.priority = ResolvePriority(options.priority, context_->client_metadata());
       absl::StatusOr<std::shared_ptr<EmbedTask>> task =
           core_.MakeTask(*model, EmbedInputs::Texts(TextsOf(request_)), options, cancelled_,
                          [this, sequence, model, options](EmbedTask& done) {

@@ -69,10 +69,17 @@ uint64_t EmbedQueue::HashOf(std::span<const int32_t> ids) const {
   return absl::HashOf(absl::MakeConstSpan(ids.data(), ids.size()));
 }
 
-EmbedQueue::Pending* EmbedQueue::FindInFlight(uint64_t hash, std::span<const int32_t> ids) const {
+EmbedQueue::Pending* EmbedQueue::FindInFlight(uint64_t hash, std::span<const int32_t> ids,
+                                              batcher::Priority priority) const {
   auto it = in_flight_.find(hash);
   if (it == in_flight_.end()) return nullptr;
   for (Pending* p = it->second; p != nullptr; p = p->next_same_hash) {
+    // An interactive text does not wait on a bulk computation (it may still be queued in the
+    // slower lane); bulk texts join anything.
+    if (priority == batcher::Priority::kInteractive &&
+        p->text.task->priority() == batcher::Priority::kBulk) {
+      continue;
+    }
     std::span<const int32_t> other = IdsOf(p->text);
     if (other.size() == ids.size() && std::equal(ids.begin(), ids.end(), other.begin())) return p;
   }
@@ -115,6 +122,7 @@ batcher::Item EmbedQueue::MakeItem(const std::shared_ptr<Pending>& pending,
   item.index = pending->text.index;
   item.tokens = static_cast<uint32_t>(IdsOf(pending->text).size());
   item.deadline = pending->text.deadline;
+  item.priority = pending->text.task->priority();
   item.cancelled = pending->text.task->cancelled();
   item.payload = pending;
   return item;
@@ -153,7 +161,7 @@ absl::Status EmbedQueue::Submit(const std::shared_ptr<EmbedTask>& task,
     uint64_t hash = 0;
     if (dedup) {
       hash = HashOf(ids);
-      if (Pending* p = FindInFlight(hash, ids)) {
+      if (Pending* p = FindInFlight(hash, ids, task->priority())) {
         joins.emplace_back(p, i);
         continue;
       }
@@ -292,7 +300,11 @@ void EmbedQueue::Reject(batcher::Item item, const absl::Status& status) {
     }
     pending->joiners.clear();
     if (!live.empty()) {
-      // The live joiners become a computation of their own: the first carries it.
+      // The live joiners become a computation of their own, carried by the first of the most
+      // urgent lane (bulk joiners may wait on an interactive computation, never the reverse).
+      std::stable_partition(live.begin(), live.end(), [](const Waiter& w) {
+        return w.task->priority() == batcher::Priority::kInteractive;
+      });
       auto next = std::make_shared<Pending>();
       next->text = std::move(live.front());
       next->text.joined = {};

@@ -119,8 +119,8 @@ class EmbedQueue {
 
   std::span<const int32_t> IdsOf(const Waiter& w) const { return w.task->ids()[w.index]; }
   uint64_t HashOf(std::span<const int32_t> ids) const;
-  Pending* FindInFlight(uint64_t hash, std::span<const int32_t> ids) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Pending* FindInFlight(uint64_t hash, std::span<const int32_t> ids,
+                        batcher::Priority priority) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddInFlight(Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveInFlight(Pending* pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   batcher::Item MakeItem(const std::shared_ptr<Pending>& pending, uint64_t request_id) const;

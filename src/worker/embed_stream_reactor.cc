@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "admission.h"
 #include "ordered_stream_reactor.h"
+#include "request_priority.h"
 #include "rpc_support.h"
 #include "tipperary/common/tsan.h"
 
@@ -33,6 +34,7 @@ class EmbedStreamReactor
     if (admitted.ok()) model_ = *admitted;
     if (status.ok()) {
       options_ = OptionsOf(request);
+      options_.priority = ResolvePriority(options_.priority, context_->client_metadata());
       size_t chunk = request.chunk_size() > 0 ? static_cast<size_t>(request.chunk_size())
                                               : core_.config()->stream_chunk_size;
       std::vector<std::string> texts = TextsOf(request);

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "tipperary/batcher/batch.h"
 
 namespace tipperary::worker {
 
@@ -36,6 +37,9 @@ class EmbedTask {
   const std::vector<std::vector<int32_t>>& ids() const { return ids_; }
   const std::vector<bool>& truncated() const { return truncated_; }
   const std::shared_ptr<std::atomic<bool>>& cancelled() const { return cancelled_; }
+  // The batching lane of every text of the task; set before it is submitted.
+  batcher::Priority priority() const { return priority_; }
+  void set_priority(batcher::Priority priority) { priority_ = priority; }
   size_t size() const { return ids_.size(); }
   // Every token the model sees, special tokens included.
   int64_t total_tokens() const {
@@ -73,6 +77,7 @@ class EmbedTask {
   const std::shared_ptr<std::atomic<bool>> cancelled_;
   Done done_;
   const int64_t special_tokens_;
+  batcher::Priority priority_ = batcher::Priority::kInteractive;
 
   int dim_ = 0;
   // Rows are written by whichever executor thread ran them; distinct rows never overlap.

@@ -24,6 +24,8 @@ batcher::BatcherOptions BatcherOptionsOf(const config::WorkerBatchingConfig& bat
   options.max_queue = batching.max_queue;
   options.group_by_length = batching.group_by_length;
   options.dispatch_when_idle = batching.dispatch_when_idle;
+  options.priority_aging = batching.priority_aging;
+  options.interactive_instances = batching.interactive_instances;
   return options;
 }
 
@@ -39,6 +41,10 @@ ModelRuntime::ModelRuntime(config::WorkerModelConfig config,
   padding_ratio_ = &stats.padding_ratio->Add(labels);
   queue_duration_ = &stats.queue_duration->Add(labels);
   compute_duration_ = &stats.compute_duration->Add(labels);
+  interactive_batches_ =
+      &stats.lane_batches->Add({{"model", config_.name}, {"lane", "interactive"}});
+  bulk_batches_ = &stats.lane_batches->Add({{"model", config_.name}, {"lane", "bulk"}});
+  aged_texts_ = &stats.aged_texts->Add(labels);
   // Resolved now, so that every series shows from the start (at 0).
   cache_account_.bytes = &stats.cache_bytes->Add(labels);
   cache_account_.entries = &stats.cache_entries->Add(labels);
@@ -222,8 +228,16 @@ absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
   batch_tokens_->Observe(static_cast<double>(batch.padded_tokens));
   padding_ratio_->Observe(batch.padding_ratio());
   compute_duration_->Observe(Seconds(*compute));
+  size_t aged = 0;
   for (const batcher::Item& item : batch.items) {
     queue_duration_->Observe(Seconds(batch.formed_time - item.enqueue_time));
+    aged += item.priority == batcher::Priority::kBulk ? 1 : 0;
+  }
+  if (batch.priority == batcher::Priority::kBulk) {
+    bulk_batches_->Increment();
+  } else {
+    interactive_batches_->Increment();
+    if (aged > 0) aged_texts_->Increment(static_cast<double>(aged));
   }
   return status;
 }

@@ -115,6 +115,9 @@ class ModelRuntime {
   metrics::Histogram* padding_ratio_;
   metrics::Histogram* queue_duration_;
   metrics::Histogram* compute_duration_;
+  metrics::Counter* interactive_batches_;
+  metrics::Counter* bulk_batches_;
+  metrics::Counter* aged_texts_;
   CacheAccount cache_account_;
   EmbedQueue::Metrics queue_metrics_;
   std::unique_ptr<ThroughputEstimator> throughput_;  // Made by Load, before the first batch.

@@ -22,6 +22,11 @@ EmbedOptions OptionsOf(const pb::EmbedRequest& request) {
   options.truncate = !request.has_truncate() || request.truncate();
   if (request.has_normalize()) options.normalize = request.normalize();
   options.dimensions = request.dimensions();
+  if (request.priority() == pb::PRIORITY_INTERACTIVE) {
+    options.priority = batcher::Priority::kInteractive;
+  } else if (request.priority() == pb::PRIORITY_BULK) {
+    options.priority = batcher::Priority::kBulk;
+  }
   return options;
 }
 

@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "admission.h"
 #include "ordered_responses.h"
+#include "request_priority.h"
 #include "rpc_support.h"
 #include "tipperary/common/tsan.h"
 
@@ -42,6 +43,7 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
              const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
              const Fill& fill) {
     std::shared_ptr<EmbedTask> task;
+    options.priority = ResolvePriority(options.priority, context_->client_metadata());
     if (status.ok()) {
       absl::StatusOr<std::shared_ptr<EmbedTask>> made =
           core_.MakeTask(*model, inputs, options, cancelled_, [this, model, fill](EmbedTask& done) {

@@ -150,8 +150,10 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
     truncated.push_back(encoding.truncated);
     ids.push_back(std::move(encoding.ids));
   }
-  return std::make_shared<EmbedTask>(std::move(ids), std::move(truncated), std::move(cancelled),
-                                     std::move(done), special_tokens);
+  auto task = std::make_shared<EmbedTask>(std::move(ids), std::move(truncated),
+                                          std::move(cancelled), std::move(done), special_tokens);
+  task->set_priority(options.priority.value_or(batcher::Priority::kInteractive));
+  return task;
 }
 
 std::vector<float> WorkerCore::FinalVector(const ModelRuntime& model, const EmbedTask& task,

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "embedding_cache.h"
 #include "model_runtime.h"
 #include "model_set.h"
+#include "tipperary/batcher/batch.h"
 #include "tipperary/batcher/time_source.h"
 #include "tipperary/config/worker_config.h"
 #include "tipperary/metrics/registry.h"
@@ -33,6 +35,9 @@ struct EmbedOptions {
   bool truncate = true;
   std::optional<bool> normalize;  // Unset: the model's default.
   int dimensions = 0;             // 0 = all.
+  // The batching lane; unset: the call's `priority` metadata, else interactive
+  // (request_priority.h, resolved by the reactor that starts the call).
+  std::optional<batcher::Priority> priority;
 };
 
 // What one request embeds: texts, or (OpenAI's pre-tokenised input) token ids of the model's

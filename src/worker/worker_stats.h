@@ -37,6 +37,10 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
   GAUGE(backlog_seconds, "tipperary_worker_backlog_seconds",                                      \
         "Seconds of work queued: queued tokens / tokens per second.")                              \
   GAUGE(ready, "tipperary_worker_ready", "1 when the models are loaded and warm and not draining.")\
+  COUNTER(lane_batches, "tipperary_worker_lane_batches_total",                                    \
+          "Batches run, by lane: interactive (aged bulk texts included) or bulk.")               \
+  COUNTER(aged_texts, "tipperary_worker_aged_texts_total",                                        \
+          "Bulk texts batched as interactive after waiting batching.priority_aging.")            \
   HISTOGRAM(batch_size, "tipperary_worker_batch_size", "Texts per batch run by the model.",       \
             ::tipperary::worker::BatchSizeBuckets())                                              \
   HISTOGRAM(batch_tokens, "tipperary_worker_batch_tokens",                                        \

@@ -23,6 +23,12 @@ Item MakeItem(uint64_t request, uint32_t tokens, TimePoint at = kT0) {
   return item;
 }
 
+Item Bulk(uint64_t request, uint32_t tokens, TimePoint at = kT0) {
+  Item item = MakeItem(request, tokens, at);
+  item.priority = Priority::kBulk;
+  return item;
+}
+
 std::vector<uint32_t> Lengths(const Batch& batch) {
   std::vector<uint32_t> out;
   for (const Item& item : batch.items) out.push_back(item.tokens);
@@ -170,6 +176,103 @@ TEST(BatchQueueTest, ExpiredAndCancelled) {
   EXPECT_EQ(queue.TakeAll(&out), 1u);
   EXPECT_TRUE(queue.empty());
   EXPECT_EQ(queue.tokens(), 0u);
+}
+
+}  // namespace
+}  // namespace tipperary::batcher
+
+namespace tipperary::batcher {
+namespace {
+
+TEST(BatchQueueLanesTest, InteractiveLaneGoesFirstAndAloneThenBulk) {
+  BatcherOptions options;
+  options.max_batch_size = 8;
+  BatchQueue queue(options);
+  queue.Push(Bulk(1, 10));
+  queue.Push(Bulk(2, 10));
+  queue.Push(MakeItem(3, 10, kT0 + milliseconds(1)));
+  EXPECT_EQ(queue.bulk_size(), 2u);
+  BatchQueue::Plan plan = queue.PlanBatch();
+  EXPECT_EQ(plan.lane, Priority::kInteractive);
+  Batch first = queue.Take(plan, kT0 + milliseconds(1));
+  // Room for more, but bulk items do not ride in an interactive batch.
+  EXPECT_THAT(Requests(first), ElementsAre(3));
+  EXPECT_EQ(first.priority, Priority::kInteractive);
+  plan = queue.PlanBatch();
+  EXPECT_EQ(plan.lane, Priority::kBulk);
+  EXPECT_THAT(Requests(queue.Take(plan, kT0)), ElementsAre(1, 2));
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(BatchQueueLanesTest, BulkAgesIntoTheInteractiveLane) {
+  BatcherOptions options;
+  options.max_batch_size = 1;
+  options.priority_aging = milliseconds(1000);
+  BatchQueue queue(options);
+  queue.Push(Bulk(1, 10));
+  queue.Push(MakeItem(2, 10, kT0 + milliseconds(500)));
+  EXPECT_EQ(queue.next_promotion(), kT0 + milliseconds(1000));
+  EXPECT_EQ(queue.PromoteAged(kT0 + milliseconds(999)), 0u);
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(2));
+  queue.Push(MakeItem(3, 10, kT0 + milliseconds(600)));
+  EXPECT_EQ(queue.PromoteAged(kT0 + milliseconds(1000)), 1u);
+  EXPECT_EQ(queue.bulk_size(), 0u);
+  EXPECT_EQ(queue.next_promotion(), TimePoint::max());
+  // Aged, it is the most urgent (enqueued at T0) ahead of a newer interactive item.
+  BatchQueue::Plan plan = queue.PlanBatch();
+  EXPECT_EQ(plan.lane, Priority::kInteractive);
+  EXPECT_THAT(Requests(queue.Take(plan, kT0)), ElementsAre(1));
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(3));
+}
+
+TEST(BatchQueueLanesTest, EarliestDeadlineFirstUntilAnItemHasWaitedTheAging) {
+  BatcherOptions options;
+  options.max_batch_size = 1;
+  options.priority_aging = milliseconds(1000);
+  BatchQueue queue(options);
+  queue.Push(MakeItem(1, 10));  // no deadline: urgency T0 + 1 s
+  Item tight = MakeItem(2, 10, kT0 + milliseconds(10));
+  tight.deadline = kT0 + milliseconds(100);
+  queue.Push(std::move(tight));
+  Item loose = MakeItem(3, 10, kT0 + milliseconds(20));
+  loose.deadline = kT0 + milliseconds(5000);  // later than request 1's aging
+  queue.Push(std::move(loose));
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(2));
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(1));
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(3));
+}
+
+TEST(BatchQueueLanesTest, GroupingGrowsFromTheMostUrgentItem) {
+  BatcherOptions options;
+  options.max_batch_size = 2;
+  BatchQueue queue(options);
+  queue.Push(MakeItem(1, 40));
+  queue.Push(MakeItem(2, 10));
+  Item urgent = MakeItem(3, 10);
+  urgent.deadline = kT0 + milliseconds(50);
+  queue.Push(std::move(urgent));
+  // Request 3 goes first; its neighbour is request 2 (same length, no padding), not the older 40.
+  BatchQueue::Plan plan = queue.PlanBatch();
+  EXPECT_THAT(Requests(queue.Take(plan, kT0)), ElementsAre(2, 3));
+  EXPECT_THAT(Requests(queue.Take(queue.PlanBatch(), kT0)), ElementsAre(1));
+}
+
+TEST(BatchQueueLanesTest, FifoWithinTheLaneSkipsTheFirstItem) {
+  BatcherOptions options;
+  options.max_batch_size = 3;
+  options.group_by_length = false;
+  BatchQueue queue(options);
+  queue.Push(Bulk(1, 10));
+  queue.Push(MakeItem(2, 10));
+  queue.Push(MakeItem(3, 20));
+  Item urgent = MakeItem(4, 5);
+  urgent.deadline = kT0 + milliseconds(50);
+  queue.Push(std::move(urgent));
+  BatchQueue::Plan plan = queue.PlanBatch();
+  EXPECT_EQ(plan.keys.size(), 3u);
+  EXPECT_EQ(plan.padded_length, 20u);
+  EXPECT_THAT(Requests(queue.Take(plan, kT0)), ElementsAre(2, 3, 4));
+  EXPECT_EQ(queue.bulk_size(), 1u);
 }
 
 }  // namespace

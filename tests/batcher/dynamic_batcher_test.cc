@@ -541,6 +541,66 @@ TEST(DynamicBatcherTest, InstancesExecuteConcurrently) {
   EXPECT_EQ(batcher.stats().batches, 3u);
 }
 
+std::vector<Item> BulkItems(uint64_t request, const std::vector<uint32_t>& lengths) {
+  std::vector<Item> items = MakeItems(request, lengths);
+  for (Item& item : items) item.priority = Priority::kBulk;
+  return items;
+}
+
+TEST(DynamicBatcherTest, InteractiveInstanceIsKeptFromBulkBatches) {
+  FakeTime time;
+  Recorder rec;
+  rec.Gate();
+  BatcherOptions options = Options(1);
+  options.interactive_instances = 1;
+  DynamicBatcher batcher(options, rec.execute(), rec.reject(), &time, /*instances=*/2);
+  ASSERT_TRUE(batcher.Enqueue(BulkItems(1, {5, 5})).ok());
+  time.Advance(milliseconds(2));
+  rec.AwaitExecuting(1);
+  // The second instance is free but kept: the other bulk item waits...
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(2, {5})).ok());
+  time.Advance(milliseconds(2));
+  // ...and the interactive request runs on it at once, beside the bulk batch.
+  rec.AwaitExecuting(2);
+  BatcherStats stats = batcher.stats();
+  EXPECT_EQ(stats.executing_batches, 2u);
+  EXPECT_EQ(stats.queued_items, 1u);
+  EXPECT_EQ(stats.queued_bulk_items, 1u);
+  rec.Open();
+  rec.AwaitBatches(3);
+  batcher.AwaitQuiescent();
+  stats = batcher.stats();
+  EXPECT_EQ(stats.bulk_batches, 2u);
+  EXPECT_EQ(stats.aged_items, 0u);
+}
+
+TEST(DynamicBatcherTest, AgedBulkItemsMayTakeTheInteractiveInstance) {
+  FakeTime time;
+  const TimePoint t0 = time.Now();
+  Recorder rec;
+  rec.Gate();
+  BatcherOptions options = Options(1);
+  options.interactive_instances = 1;
+  options.priority_aging = milliseconds(100);
+  DynamicBatcher batcher(options, rec.execute(), rec.reject(), &time, /*instances=*/2);
+  ASSERT_TRUE(batcher.Enqueue(BulkItems(1, {5, 5, 5})).ok());
+  time.Advance(milliseconds(2));
+  rec.AwaitExecuting(1);
+  time.Advance(milliseconds(98));  // the rest have waited priority_aging: no longer held back
+  rec.AwaitExecuting(2);
+  EXPECT_EQ(batcher.queue_depth(), 1u);
+  rec.Open();
+  rec.AwaitBatches(3);
+  batcher.AwaitQuiescent();
+  const BatcherStats stats = batcher.stats();
+  EXPECT_EQ(stats.bulk_batches, 1u);
+  EXPECT_EQ(stats.aged_items, 2u);
+  std::vector<TimePoint> formed;
+  for (const Batch& b : rec.batches()) formed.push_back(b.formed_time);
+  std::sort(formed.begin(), formed.end());
+  EXPECT_EQ(formed[1], t0 + milliseconds(100));
+}
+
 TEST(DynamicBatcherTest, ConcurrentProducersRealTime) {
   constexpr int kProducers = 6;
   constexpr int kRequestsPerProducer = 300;

@@ -72,7 +72,8 @@ models:
     threads: 3
     default: true
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
-           group_by_length: false, dispatch_when_idle: false, throughput_window: 30s}
+           group_by_length: false, dispatch_when_idle: false, throughput_window: 30s,
+           priority_aging: 250ms, interactive_instances: 1}
 cache: {max_bytes: 64MiB, dedup: false}
 stream_chunk_size: 7
 max_inputs: 100
@@ -99,6 +100,8 @@ logging: {level: debug}
   EXPECT_FALSE(config->batching.group_by_length);
   EXPECT_FALSE(config->batching.dispatch_when_idle);
   EXPECT_EQ(config->batching.throughput_window, std::chrono::seconds(30));
+  EXPECT_EQ(config->batching.priority_aging, std::chrono::milliseconds(250));
+  EXPECT_EQ(config->batching.interactive_instances, 1u);
   EXPECT_EQ(config->cache.max_bytes, uint64_t{64} << 20);
   EXPECT_FALSE(config->cache.dedup);
   EXPECT_EQ(config->stream_chunk_size, 7u);
@@ -210,6 +213,8 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->batching.max_queue_delay, defaults.batching.max_queue_delay);
   EXPECT_EQ(config->batching.dispatch_when_idle, defaults.batching.dispatch_when_idle);
   EXPECT_EQ(config->batching.throughput_window, defaults.batching.throughput_window);
+  EXPECT_EQ(config->batching.priority_aging, defaults.batching.priority_aging);
+  EXPECT_EQ(config->batching.interactive_instances, defaults.batching.interactive_instances);
   EXPECT_EQ(config->drain, defaults.drain);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);

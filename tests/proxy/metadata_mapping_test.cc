@@ -59,6 +59,11 @@ TEST(MetadataMappingTest, ReservedKeysAreDropped) {
   }
 }
 
+TEST(MetadataMappingTest, ForwardsRfc9218PriorityForTheWorkersLanes) {
+  auto info = Forward(Fields({{"Priority", "u=6, i"}}), "");
+  EXPECT_THAT(info.metadata, Contains(Pair("priority", "u=6, i")));
+}
+
 TEST(MetadataMappingTest, ForwardsAuthorizationTracingAndRequestId) {
   auto info = Forward(Fields({{"Authorization", "Bearer t"},
                               {"traceparent", "00-abc-def-01"},

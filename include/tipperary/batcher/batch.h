@@ -18,6 +18,12 @@
 
 namespace tipperary::batcher {
 
+// A request's lane. Interactive work is batched first; bulk work fills the time that is left and
+// can never starve: a bulk item queued for BatcherOptions::priority_aging is batched as
+// interactive.
+enum class Priority : uint8_t { kInteractive = 0, kBulk = 1 };
+inline constexpr size_t kPriorities = 2;
+
 struct BatcherOptions {
   // At most this many items per batch (values below 1 are treated as 1).
   size_t max_batch_size = 32;
@@ -38,6 +44,16 @@ struct BatcherOptions {
   // instance is busy, a free one still waits up to max_queue_delay. With one instance the delay
   // then never applies: a batch forms whenever the instance is free, from all that queued.
   bool dispatch_when_idle = true;
+  // Lanes. Batches form by priority, then by earliest urgency within a lane, where an item's
+  // urgency is the earlier of its deadline and enqueue_time + priority_aging. A bulk item whose
+  // enqueue_time + priority_aging has passed joins the interactive lane (aging), so bulk work
+  // waits at most about that long behind a steady interactive stream.
+  std::chrono::nanoseconds priority_aging{std::chrono::seconds(1)};
+  // Instances that only interactive batches (including aged bulk items) may take: a bulk batch
+  // is formed only while more than this many instances are free. With instances >= 2 and one
+  // reserved, an interactive request never waits for a bulk batch to finish. Capped at
+  // instances - 1.
+  size_t interactive_instances = 0;
 };
 
 // One sequence. The worker splits a request of N texts into N items and reassembles them.
@@ -45,6 +61,7 @@ struct Item {
   uint64_t request_id = 0;
   uint32_t index = 0;   // position in its request
   uint32_t tokens = 0;  // sequence length including special tokens
+  Priority priority = Priority::kInteractive;
   // Set by DynamicBatcher::Enqueue (overwritten); the max_queue_delay clock starts here.
   TimePoint enqueue_time{};
   // Items still queued at their deadline are rejected with DEADLINE_EXCEEDED.
@@ -64,6 +81,8 @@ struct Batch {
   uint64_t padded_tokens = 0;  // items.size() * padded_length
   TimePoint formed_time{};
   uint64_t sequence = 0;  // 1, 2, 3... in the order batches were formed
+  // The lane the batch was formed from (an aged bulk item rides in an interactive batch).
+  Priority priority = Priority::kInteractive;
 
   // Share of padded positions that are padding: 0 = none, 0.9 = 90% wasted.
   double padding_ratio() const {
@@ -78,12 +97,15 @@ struct BatcherStats {
   // Gauges.
   uint64_t queued_items = 0;
   uint64_t queued_tokens = 0;
+  uint64_t queued_bulk_items = 0;  // of queued_items, still in the bulk lane
   uint64_t executing_batches = 0;  // formed, handed to execute and not yet returned
   // Totals.
   uint64_t enqueued_items = 0;             // accepted by Enqueue
   uint64_t refused_full_items = 0;         // Enqueue -> RESOURCE_EXHAUSTED
   uint64_t refused_unavailable_items = 0;  // Enqueue -> UNAVAILABLE (draining / stopped)
   uint64_t batches = 0;                    // handed to execute
+  uint64_t bulk_batches = 0;               // of those, formed from the bulk lane
+  uint64_t aged_items = 0;                 // bulk items batched as interactive after aging
   uint64_t executed_items = 0;
   uint64_t real_tokens = 0;        // over all batches
   uint64_t padded_tokens = 0;      // over all batches

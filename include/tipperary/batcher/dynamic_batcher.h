@@ -2,7 +2,9 @@
 // Triton's dynamic batcher and TEI's token budget do. It knows no model: an Item is an opaque
 // payload with a token count. One scheduler thread forms batches (policy: batch_queue.h) and
 // `instances` executor threads (one per model instance) run them, so the next batch is formed
-// while others execute.
+// while others execute. Items carry a priority (interactive or bulk, with aging; batch_queue.h);
+// BatcherOptions::interactive_instances keeps instances free of bulk batches so that an
+// interactive request never waits behind one.
 //
 //   DynamicBatcher batcher(options,
 //       [](Batch batch) { /* run the model on batch.items, complete their requests */ },
@@ -87,6 +89,8 @@ class DynamicBatcher {
   void SchedulerLoop();
   void ExecutorLoop();
   bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Instances bulk batches must leave free now.
+  size_t ReservedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool QuiescentLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Earliest time the scheduler has something to do without being signalled.
   TimePoint NextWakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -54,6 +54,10 @@ struct WorkerBatchingConfig {
   // Busy time (encoder compute time) of the recent batches that the sustained tokens/s behind
   // backlog_seconds is measured over (src/worker/throughput_estimator.h).
   Duration throughput_window = std::chrono::seconds(10);
+  // Priority lanes: a bulk text queued this long is batched as interactive (no starvation).
+  Duration priority_aging = std::chrono::seconds(1);
+  // Instances per model kept for interactive batches (capped at instances - 1); 0 = none.
+  uint32_t interactive_instances = 0;
 };
 
 // The embedding cache and in-flight deduplication (docs/caching.md).
