@@ -239,6 +239,7 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitKey(out, "metadata");
   out << YAML::BeginMap;
   EmitStringList(out, "forward_request_trailers", config.metadata.forward_request_trailers);
+  EmitStringList(out, "unprefixed_response_metadata", config.metadata.unprefixed_response_metadata);
   out << YAML::EndMap;
 
   EmitKey(out, "streaming");

@@ -1050,39 +1050,48 @@ absl::Status Loader::LoadCors(const YamlMap& root, CorsConfig* out) {
 absl::Status Loader::LoadMetadata(const YamlMap& root, MetadataConfig* out) {
   std::optional<YamlValue> value = root.Find("metadata");
   if (!value) return absl::OkStatus();
-  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map, value->AsMap({"forward_request_trailers"}));
-  std::optional<YamlValue> list = map.Find("forward_request_trailers");
-  if (!list) return absl::OkStatus();
-  TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, list->AsList());
-  for (const YamlValue& item : items) {
-    TIPPERARY_ASSIGN_OR_RETURN(std::string name, item.AsNonEmptyString());
-    std::string lower = absl::AsciiStrToLower(name);
-    bool valid = true;
-    for (char c : lower) {
-      valid = valid && (absl::ascii_islower(static_cast<unsigned char>(c)) ||
-                        absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' ||
-                        c == '_' || c == '.');
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map, value->AsMap({"forward_request_trailers", "unprefixed_response_metadata"}));
+  // Lower-cased metadata keys; framing, routing and gRPC's own fields are refused in both
+  // directions (`why` ends the error).
+  auto read_keys = [](const YamlMap& m, const char* name, const char* why,
+                      std::vector<std::string>* keys) -> absl::Status {
+    std::optional<YamlValue> list = m.Find(name);
+    if (!list) return absl::OkStatus();
+    TIPPERARY_ASSIGN_OR_RETURN(std::vector<YamlValue> items, list->AsList());
+    keys->clear();
+    for (const YamlValue& item : items) {
+      TIPPERARY_ASSIGN_OR_RETURN(std::string key, item.AsNonEmptyString());
+      std::string lower = absl::AsciiStrToLower(key);
+      bool valid = true;
+      for (char c : lower) {
+        valid = valid && (absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+                          c == '_' || c == '.');
+      }
+      if (!valid) {
+        return item.Error(absl::StrCat(Quoted(key),
+                                       " is not a valid metadata key (letters, "
+                                       "digits, '-', '_' and '.')"));
+      }
+      static constexpr std::string_view kReserved[] = {
+          "content-length", "transfer-encoding", "host",
+          "content-type",   "content-encoding",  "te",
+          "connection",     "trailer",           "user-agent",
+          "keep-alive",     "upgrade",           "authorization",
+          "x-request-id",   "x-forwarded-for"};
+      bool reserved = absl::StartsWith(lower, "grpc-") || absl::EndsWith(lower, "-bin");
+      for (std::string_view r : kReserved) reserved = reserved || lower == r;
+      if (reserved) return item.Error(absl::StrCat(Quoted(key), " ", why));
+      keys->push_back(std::move(lower));
     }
-    if (!valid) {
-      return item.Error(absl::StrCat(Quoted(name),
-                                     " is not a valid metadata key (letters, "
-                                     "digits, '-', '_' and '.')"));
-    }
-    // Framing, routing and gRPC's own fields never come from a trailer.
-    static constexpr std::string_view kReserved[] = {
-        "content-length", "transfer-encoding", "host",
-        "content-type",   "content-encoding",  "te",
-        "connection",     "trailer",           "user-agent",
-        "keep-alive",     "upgrade",           "authorization",
-        "x-request-id",   "x-forwarded-for"};
-    bool reserved = absl::StartsWith(lower, "grpc-") || absl::EndsWith(lower, "-bin");
-    for (std::string_view r : kReserved) reserved = reserved || lower == r;
-    if (reserved) {
-      return item.Error(absl::StrCat(Quoted(name), " cannot be forwarded from a trailer"));
-    }
-    out->forward_request_trailers.push_back(std::move(lower));
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  };
+  TIPPERARY_RETURN_IF_ERROR(read_keys(map, "forward_request_trailers",
+                                      "cannot be forwarded from a trailer",
+                                      &out->forward_request_trailers));
+  return read_keys(map, "unprefixed_response_metadata", "cannot be a response header field",
+                   &out->unprefixed_response_metadata);
 }
 
 absl::Status Loader::LoadLogging(const YamlMap& root, LoggingConfig* out) {

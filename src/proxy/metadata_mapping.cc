@@ -138,9 +138,15 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
 }
 
 void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view prefix,
-                          boost::beast::http::fields& out) {
+                          boost::beast::http::fields& out,
+                          const std::vector<std::string>& unprefixed) {
   std::string name;
   for (const auto& [key, value] : metadata) {
+    // A handful of names at most: a linear scan beats hashing.
+    if (std::find(unprefixed.begin(), unprefixed.end(), key) != unprefixed.end()) {
+      out.insert(key, value);
+      continue;
+    }
     name.assign(prefix);
     // grpc-gateway's names, which Go's net/http canonicalizes ("Grpc-Trailer-X-Cost"): field
     // names are case-insensitive, but clients that compare them exactly see the same ones.

@@ -5,6 +5,7 @@
 //   Authorization, X-Request-Id, traceparent, tracestate -> forwarded as is
 //   X-Forwarded-For                -> the client's address appended
 //   response metadata k: v         -> Grpc-Metadata-K: v      (initial metadata)
+//     ... unless metadata.unprefixed_response_metadata lists k:  k: v  (TEI's x-queue-time...)
 //   trailing metadata k: v         -> Grpc-Trailer-K: v       (header fields of a unary
 //                                      response; HTTP/1.1 trailers of streams and TE: trailers)
 //
@@ -41,8 +42,11 @@ std::string GenerateRequestId();
 // Response metadata as fields: prefix ("Grpc-Metadata-" or "Grpc-Trailer-") + key, each word
 // of the key capitalized as grpc-gateway's (Go's canonical) names are ("x-cost" -> "X-Cost").
 // Values of "-bin" keys are base64-encoded (the upstream client decoded them). Appended to `out`.
+// Keys in `unprefixed` (lower-case, never "-bin") keep their own name, as they come (grpc-gateway's
+// WithOutgoingHeaderMatcher returning the key itself).
 void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view prefix,
-                          boost::beast::http::fields& out);
+                          boost::beast::http::fields& out,
+                          const std::vector<std::string>& unprefixed = {});
 
 // Parses a Grpc-Timeout header value ("100m", "2S", "1H", at most 8 digits); false if bad.
 bool ParseGrpcTimeout(std::string_view value, std::chrono::nanoseconds* out);

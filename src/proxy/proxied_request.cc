@@ -738,8 +738,14 @@ void ProxiedRequest::Finish(http1::HttpResponse response, const upstream::Metada
 
 void ProxiedRequest::AddResponseHeaders(http1::HttpResponse& response) const {
   response.set("X-Request-Id", request_id_);
-  // gRPC-Web's initial metadata is plain header fields; JSON's are grpc-gateway's prefixed ones.
-  AppendMetadataFields(response_headers_, grpc_web_ ? "" : "Grpc-Metadata-", response);
+  // gRPC-Web's initial metadata is plain header fields; JSON's are grpc-gateway's prefixed ones,
+  // but for the keys configured to keep their name (TEI's x-queue-time...).
+  if (grpc_web_) {
+    AppendMetadataFields(response_headers_, "", response);
+  } else {
+    AppendMetadataFields(response_headers_, "Grpc-Metadata-", response,
+                         config_->metadata.unprefixed_response_metadata);
+  }
   const CorsPolicy& cors = *cors_;
   if (cors.enabled() && !origin_.empty() && cors.AllowsOrigin(origin_)) {
     if (preflight_) {

@@ -68,8 +68,22 @@ class EmbedTask {
   int dim() const { return dim_; }
   const float* vector(size_t i) const { return vectors_.data() + i * static_cast<size_t>(dim_); }
   std::chrono::nanoseconds max_queue_time() const { return max_queue_time_; }
+  // Summed over the task's batches (which run in parallel on several instances).
   std::chrono::nanoseconds compute_time() const { return compute_time_; }
+  // Wall-clock time the model spent on the task: from the start of its first batch to the end
+  // of its last, so never more than the call's own duration; 0 when every text came from the
+  // cache.
+  std::chrono::nanoseconds inference_span() const {
+    return batch_sequences_.empty() ? std::chrono::nanoseconds(0) : last_end_ - first_start_;
+  }
   int batches() const { return static_cast<int>(batch_sequences_.size()); }
+
+  // Set by MakeTask: the time the texts took to tokenise, and their characters (Unicode code
+  // points, as TEI's x-compute-characters; -1 when the input was token ids).
+  std::chrono::nanoseconds tokenization_time() const { return tokenization_time_; }
+  void set_tokenization_time(std::chrono::nanoseconds time) { tokenization_time_ = time; }
+  int64_t characters() const { return characters_; }
+  void set_characters(int64_t characters) { characters_ = characters; }
 
  private:
   const std::vector<std::vector<int32_t>> ids_;
@@ -78,6 +92,8 @@ class EmbedTask {
   Done done_;
   const int64_t special_tokens_;
   batcher::Priority priority_ = batcher::Priority::kInteractive;
+  std::chrono::nanoseconds tokenization_time_{0};
+  int64_t characters_ = -1;
 
   int dim_ = 0;
   // Rows are written by whichever executor thread ran them; distinct rows never overlap.
@@ -89,6 +105,8 @@ class EmbedTask {
   std::chrono::nanoseconds max_queue_time_ ABSL_GUARDED_BY(mu_){0};
   std::chrono::nanoseconds compute_time_ ABSL_GUARDED_BY(mu_){0};
   std::vector<uint64_t> batch_sequences_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point first_start_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_end_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tipperary::worker

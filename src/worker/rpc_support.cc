@@ -1,9 +1,11 @@
 #include "rpc_support.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "status_details.h"
 
@@ -32,6 +34,34 @@ EmbedOptions OptionsOf(const pb::EmbedRequest& request) {
 
 std::vector<std::string> TextsOf(const pb::EmbedRequest& request) {
   return {request.inputs().begin(), request.inputs().end()};
+}
+
+std::vector<std::pair<std::string, std::string>> TimingMetadata(
+    const ModelRuntime& model, const EmbedTask& task,
+    std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now) {
+  auto ms = [](std::chrono::nanoseconds time) {
+    return absl::StrCat(std::chrono::duration_cast<std::chrono::milliseconds>(time).count());
+  };
+  const std::chrono::nanoseconds total = std::max(std::chrono::nanoseconds(0), now - received);
+  const std::chrono::nanoseconds inference = task.inference_span();
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"x-compute-type", model.backend()},
+      {"x-compute-time", ms(total)},
+      {"x-total-time", ms(total)},
+      {"x-tokenization-time", ms(task.tokenization_time())},
+      {"x-queue-time", ms(task.max_queue_time())},
+      {"x-inference-time", ms(inference)},
+      {"x-compute-tokens", absl::StrCat(task.total_tokens())},
+  };
+  if (task.characters() >= 0) {
+    out.emplace_back("x-compute-characters", absl::StrCat(task.characters()));
+  }
+  if (inference.count() > 0) {
+    const double per_second =
+        static_cast<double>(task.total_tokens()) * 1e9 / static_cast<double>(inference.count());
+    out.emplace_back("x-tokens-per-second", absl::StrCat(static_cast<int64_t>(per_second)));
+  }
+  return out;
 }
 
 void FillEmbedResponse(const ModelRuntime& model, const EmbedTask& task,

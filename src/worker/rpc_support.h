@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +23,17 @@ namespace tipperary::worker {
 namespace pb = ::tipperary::embedding::v1;
 
 grpc::Status ToGrpc(const absl::Status& status);
+
+// The per-request timing a unary embedding call sends as initial metadata, under the names of
+// TEI's response headers (docs/tei.md): x-compute-type (the model's backend), x-compute-time
+// and x-total-time (ms from `received` to `now`, TEI's two names for one value),
+// x-tokenization-time, x-queue-time (the longest any text waited for a batch), x-inference-time
+// (the model's wall-clock time), all whole milliseconds, rounded down as TEI's; x-compute-tokens,
+// x-compute-characters (only when known) and x-tokens-per-second (tokens over inference time,
+// only when the model ran). Rounding down keeps queue and inference time <= total time.
+std::vector<std::pair<std::string, std::string>> TimingMetadata(
+    const ModelRuntime& model, const EmbedTask& task,
+    std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now);
 
 // reactor.Finish(status), first telling TSan that what this thread did to the reactor happens
 // before its OnDone (which deletes it): gRPC orders the two inside libgrpc and libgrpc++, where

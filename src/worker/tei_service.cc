@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -126,6 +127,7 @@ grpc::ServerUnaryReactor* TeiService::Finish(grpc::CallbackServerContext* contex
 grpc::ServerUnaryReactor* TeiService::Embed(grpc::CallbackServerContext* context,
                                             const pb::TeiEmbedRequest* request,
                                             pb::TeiEmbedResponse* response) {
+  const auto received = std::chrono::steady_clock::now();
   absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request->model());
   if (!admitted.ok()) {
     return Finish(context, ModelLabel(core_, request->model()), admitted.status());
@@ -156,24 +158,34 @@ grpc::ServerUnaryReactor* TeiService::Embed(grpc::CallbackServerContext* context
   const bool truncate = !request->has_truncate() || request->truncate();
   std::vector<Tokenizer::Encoding> encodings;
   encodings.reserve(inputs->size());
+  const auto tokenize_start = std::chrono::steady_clock::now();
+  // TEI's x-compute-characters counts texts; token-id inputs have none to count.
+  int64_t characters = 0;
+  bool all_texts = true;
   for (const TeiInput& input : *inputs) {
     absl::StatusOr<Tokenizer::Encoding> encoding =
         EncodeInput(m, input, *prompt, truncate, *direction);
     if (!encoding.ok()) return refuse(encoding.status());
     encodings.push_back(*std::move(encoding));
+    if (input.is_ids) all_texts = false;
+    characters += CountCharacters(input.text);
   }
-  return StartUnaryEmbed(
-      core_, context, std::move(model), EmbedInputs::Encoded(std::move(encodings)), options,
-      [response, options](const ModelRuntime& runtime, const EmbedTask& task) {
-        for (size_t i = 0; i < task.size(); ++i) {
-          const std::vector<float> values = WorkerCore::FinalVector(runtime, task, i, options);
-          ListValue* list = response->add_embeddings();
-          list->mutable_values()->Reserve(static_cast<int>(values.size()));
-          for (float v : values) {
-            list->add_values()->set_number_value(ShortestDouble(v));
-          }
-        }
-      });
+  EmbedInputs embed_inputs = EmbedInputs::Encoded(std::move(encodings));
+  embed_inputs.received = received;
+  embed_inputs.tokenization_time = std::chrono::steady_clock::now() - tokenize_start;
+  if (all_texts) embed_inputs.characters = characters;
+  return StartUnaryEmbed(core_, context, std::move(model), std::move(embed_inputs), options,
+                         [response, options](const ModelRuntime& runtime, const EmbedTask& task) {
+                           for (size_t i = 0; i < task.size(); ++i) {
+                             const std::vector<float> values =
+                                 WorkerCore::FinalVector(runtime, task, i, options);
+                             ListValue* list = response->add_embeddings();
+                             list->mutable_values()->Reserve(static_cast<int>(values.size()));
+                             for (float v : values) {
+                               list->add_values()->set_number_value(ShortestDouble(v));
+                             }
+                           }
+                         });
 }
 
 grpc::ServerUnaryReactor* TeiService::Tokenize(grpc::CallbackServerContext* context,

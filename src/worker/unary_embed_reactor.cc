@@ -1,6 +1,7 @@
 #include "unary_embed_reactor.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,12 +44,24 @@ class UnaryEmbedReactor : public SelfDeletingReactor<grpc::ServerUnaryReactor> {
              const std::string& requested_model, const EmbedInputs& inputs, EmbedOptions options,
              const Fill& fill) {
     std::shared_ptr<EmbedTask> task;
+    const std::chrono::steady_clock::time_point received =
+        inputs.received == std::chrono::steady_clock::time_point{}
+            ? std::chrono::steady_clock::now()
+            : inputs.received;
     options.priority = ResolvePriority(options.priority, context_->client_metadata());
     if (status.ok()) {
-      absl::StatusOr<std::shared_ptr<EmbedTask>> made =
-          core_.MakeTask(*model, inputs, options, cancelled_, [this, model, fill](EmbedTask& done) {
+      absl::StatusOr<std::shared_ptr<EmbedTask>> made = core_.MakeTask(
+          *model, inputs, options, cancelled_, [this, model, fill, received](EmbedTask& done) {
             const absl::Status& result = done.status();
-            if (result.ok()) fill(*model, done);
+            if (result.ok()) {
+              fill(*model, done);
+              // Initial metadata, so that it also comes with the buffered unary response (as
+              // TEI's headers); nothing has been sent yet, Finish sends it with the message.
+              for (auto& [key, value] :
+                   TimingMetadata(*model, done, received, std::chrono::steady_clock::now())) {
+                context_->AddInitialMetadata(key, value);
+              }
+            }
             core_.RecordRequest(model->name(), result.code(), static_cast<int64_t>(done.size()),
                                 done.total_tokens());
             FinishCall(*this, ToGrpc(result));

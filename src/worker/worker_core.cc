@@ -72,6 +72,13 @@ absl::StatusOr<std::shared_ptr<ModelRuntime>> WorkerCore::FindModel(const std::s
   return set->Find(name);
 }
 
+int64_t CountCharacters(std::string_view text) {
+  // Every byte that is not a continuation byte (10xxxxxx) starts a code point.
+  int64_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
 absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
     const ModelRuntime& model, const EmbedInputs& inputs, const EmbedOptions& options,
     std::shared_ptr<std::atomic<bool>> cancelled, EmbedTask::Done done) const {
@@ -97,6 +104,7 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
   ids.reserve(count);
   truncated.reserve(count);
   const size_t max_length = static_cast<size_t>(model.max_seq_length());
+  const auto tokenize_start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < count; ++i) {
     model::Tokenizer::Encoding encoding;
     if (inputs.encoded) {
@@ -150,8 +158,17 @@ absl::StatusOr<std::shared_ptr<EmbedTask>> WorkerCore::MakeTask(
     truncated.push_back(encoding.truncated);
     ids.push_back(std::move(encoding.ids));
   }
+  const auto tokenize_time = std::chrono::steady_clock::now() - tokenize_start;
   auto task = std::make_shared<EmbedTask>(std::move(ids), std::move(truncated),
                                           std::move(cancelled), std::move(done), special_tokens);
+  task->set_tokenization_time(inputs.tokenization_time +
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(tokenize_time));
+  int64_t characters = inputs.characters;
+  if (!inputs.encoded && !inputs.tokenized) {
+    characters = 0;
+    for (const std::string& text : inputs.texts) characters += CountCharacters(text);
+  }
+  task->set_characters(characters);
   task->set_priority(options.priority.value_or(batcher::Priority::kInteractive));
   return task;
 }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +51,13 @@ struct EmbedInputs {
   bool tokenized = false;  // token_ids, not texts.
   std::vector<model::Tokenizer::Encoding> encodings;
   bool encoded = false;  // encodings, neither texts nor token_ids.
+  // For the timing metadata (x-total-time, x-tokenization-time, x-compute-characters) of a
+  // caller that tokenised before MakeTask (TEI's API): when the call arrived (unset: when the
+  // reactor started it), the time its own tokenisation took and its inputs' characters (-1:
+  // unknown; MakeTask counts texts itself).
+  std::chrono::steady_clock::time_point received = {};
+  std::chrono::nanoseconds tokenization_time = std::chrono::nanoseconds(0);
+  int64_t characters = -1;
 
   static EmbedInputs Texts(std::vector<std::string> texts) {
     EmbedInputs inputs;
@@ -72,6 +80,9 @@ struct EmbedInputs {
     return encoded ? encodings.size() : tokenized ? token_ids.size() : texts.size();
   }
 };
+
+// Unicode code points of a UTF-8 text (TEI's x-compute-characters).
+int64_t CountCharacters(std::string_view text);
 
 class WorkerCore {
  public:

@@ -736,6 +736,26 @@ TEST_F(ProxyConfigLoaderTest, ForwardedRequestTrailers) {
       "trailer");
 }
 
+TEST_F(ProxyConfigLoaderTest, UnprefixedResponseMetadata) {
+  // Default: TEI's timing headers; a list replaces it (lower-cased), [] turns it off.
+  ProxyConfig defaults = LoadOk(kMinimal);
+  EXPECT_EQ(defaults.metadata.unprefixed_response_metadata.size(), 9u);
+  EXPECT_EQ(defaults.metadata.unprefixed_response_metadata[0], "x-compute-type");
+  EXPECT_THAT(DumpProxyConfig(defaults), HasSubstr("x-tokenization-time"));
+  ProxyConfig config =
+      LoadOk(absl::StrCat(kMinimal, "metadata: {unprefixed_response_metadata: [X-Cost]}\n"));
+  EXPECT_EQ(config.metadata.unprefixed_response_metadata, (std::vector<std::string>{"x-cost"}));
+  EXPECT_TRUE(LoadOk(absl::StrCat(kMinimal, "metadata: {unprefixed_response_metadata: []}\n"))
+                  .metadata.unprefixed_response_metadata.empty());
+  EXPECT_EQ(
+      Error(absl::StrCat(kMinimal, "metadata: {unprefixed_response_metadata: [Content-Type]}\n")),
+      "6:43: metadata.unprefixed_response_metadata[0]: \"Content-Type\" cannot be a response "
+      "header field");
+  EXPECT_EQ(Error(absl::StrCat(kMinimal, "metadata: {unprefixed_response_metadata: [a-bin]}\n")),
+            "6:43: metadata.unprefixed_response_metadata[0]: \"a-bin\" cannot be a response "
+            "header field");
+}
+
 TEST_F(ProxyConfigLoaderTest, Streaming) {
   ProxyConfig defaults = LoadOk(kMinimal);
   EXPECT_EQ(defaults.streaming.json_format, "array");

@@ -155,6 +155,55 @@ def test_embed_matches_v1_embeddings(url):
         assert abs(cosine(a, b) - 1) < 1e-9
 
 
+TIMING_MS = ["x-compute-time", "x-total-time", "x-tokenization-time", "x-queue-time",
+             "x-inference-time"]
+
+
+def timing(response: requests.Response, tokens: int, characters: int | None) -> dict[str, str]:
+    """TEI's timing headers under TEI's own (lower-case) names, not grpc-gateway's
+    Grpc-Metadata-X-...: whole milliseconds, the parts within the total, the counts as given."""
+    assert response.status_code == 200, response.text
+    names = list(response.headers.keys())  # As sent, not case-folded.
+    for name in TIMING_MS + ["x-compute-type", "x-compute-tokens"]:
+        assert name in names, names
+        assert f"Grpc-Metadata-{name.title()}" not in response.headers, names
+    h = response.headers
+    assert h["x-compute-type"] == "cpu"
+    ms = {name: h[name] for name in TIMING_MS}
+    assert all(v.isdigit() for v in ms.values()), ms
+    total = int(ms["x-total-time"])
+    assert int(ms["x-compute-time"]) == total  # TEI's two names for one figure.
+    for name in ("x-tokenization-time", "x-queue-time", "x-inference-time"):
+        assert int(ms[name]) <= total, ms
+    assert int(h["x-compute-tokens"]) == tokens
+    if characters is None:
+        assert "x-compute-characters" not in h
+    else:
+        assert int(h["x-compute-characters"]) == characters
+    return dict(h)
+
+
+def test_timing_headers(url):
+    # TEI's /embed: the tokens the model saw ([CLS]/[SEP] included: /tokenize's count) and the
+    # texts' characters (code points: "ü" is one).
+    texts = ["timing headers for TEI", "Grüße aus Tipperary"]
+    tokens = sum(len(t) for t in post(url, "/tokenize", {"inputs": texts}).json())
+    r = post(url, "/embed", {"inputs": texts})
+    timing(r, tokens, sum(len(t) for t in texts))
+    # Token ids: no characters to count.
+    ids = [t["id"] for t in post(url, "/tokenize", {"inputs": "by its ids"}).json()[0]]
+    timing(post(url, "/embed", {"inputs": ids}), len(ids), None)
+    # The native API: the response's own total_tokens; OpenAI's: usage without [CLS]/[SEP].
+    native = post(url, "/v1/embed", {"inputs": ["timing headers, natively"]})
+    timing(native, native.json()["metadata"]["totalTokens"], len("timing headers, natively"))
+    openai = post(url, "/v1/embeddings", {"input": ["timing headers, OpenAI's"], "model": MODEL})
+    timing(openai, openai.json()["usage"]["prompt_tokens"] + 2, len("timing headers, OpenAI's"))
+    # TEI sends none with an error.
+    refused = post(url, "/embed", {"inputs": []})
+    assert refused.status_code == 400
+    assert "x-total-time" not in refused.headers and "x-queue-time" not in refused.headers
+
+
 def test_embed_token_ids_are_the_whole_input(url):
     tokens = [json.loads(line) for line in (FIXTURES / "tokens.jsonl").open()]
     texts = {r["id"]: r["text"] for r in map(json.loads, (FIXTURES / "corpus.jsonl").open())}

@@ -7,6 +7,7 @@ namespace tipperary::proxy {
 namespace {
 
 using ::testing::Contains;
+using ::testing::Not;
 using ::testing::Pair;
 
 // Header fields as the listener hands them over (names in any case, in order).
@@ -109,6 +110,18 @@ TEST(MetadataMappingTest, ResponseMetadataHeaders) {
   EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-K", "v")));
   EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-B-Bin", "/wA=")));
   EXPECT_THAT(Pairs(fields), Contains(Pair("Grpc-Trailer-X-Rate-Limit_left", "3")));
+}
+
+TEST(MetadataMappingTest, ListedKeysKeepTheirOwnName) {
+  // TEI's timing headers as TEI names them; other keys keep grpc-gateway's prefix.
+  boost::beast::http::fields fields;
+  AppendMetadataFields({{"x-queue-time", "3"}, {"x-cost", "1"}}, "Grpc-Metadata-", fields,
+                       {"x-queue-time", "x-total-time"});
+  auto pairs = Pairs(fields);
+  EXPECT_THAT(pairs, Contains(Pair("x-queue-time", "3")));
+  EXPECT_THAT(pairs, Contains(Pair("Grpc-Metadata-X-Cost", "1")));
+  EXPECT_THAT(pairs, Not(Contains(Pair("Grpc-Metadata-X-Queue-Time", "3"))));
+  EXPECT_EQ(pairs.size(), 2u);
 }
 
 TEST(MetadataMappingTest, HeaderNamesInAnyCase) {

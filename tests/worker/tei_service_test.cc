@@ -34,6 +34,8 @@ namespace pb = ::tipperary::embedding::v1;
 using google::protobuf::ListValue;
 using google::protobuf::Value;
 using test_util::Connect;
+using test_util::ExpectTimingMetadata;
+using test_util::InitialMetadata;
 using test_util::kModel;
 using test_util::ModelDir;
 using test_util::SetDeadline;
@@ -206,6 +208,28 @@ TEST_F(TeiServiceTest, EmbedTakesTeisShapesWithTeisDefaults) {
   std::vector<float> sixteen = EmbedOk(cut)[0];
   ASSERT_EQ(sixteen.size(), 16u);
   EXPECT_NEAR(Norm(sixteen), 1.0, 1e-5);
+}
+
+TEST_F(TeiServiceTest, EmbedSendsTeisTimingHeaders) {
+  // Texts: x-compute-characters counts them ("é" is one); the tokens are what the model saw.
+  pb::TeiEmbedRequest request = Request(R"(["tei timing one", "déjà vu"])");
+  pb::TeiEmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  grpc::Status status = stub_->Embed(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const int64_t tokens = static_cast<int64_t>(Tok().Encode("tei timing one", 256).ids.size() +
+                                              Tok().Encode("déjà vu", 256).ids.size());
+  ExpectTimingMetadata(InitialMetadata(context), tokens, 14 + 7);
+
+  // Token ids: nothing to count as characters.
+  const std::vector<int32_t> ids = Tok().Encode("tei timing two", 256).ids;
+  grpc::ClientContext by_ids;
+  SetDeadline(by_ids);
+  ASSERT_TRUE(
+      stub_->Embed(&by_ids, Request(absl::StrCat("[", absl::StrJoin(ids, ","), "]")), &response)
+          .ok());
+  ExpectTimingMetadata(InitialMetadata(by_ids), static_cast<int64_t>(ids.size()), -1);
 }
 
 TEST_F(TeiServiceTest, TruncateAndTruncationDirection) {

@@ -43,9 +43,12 @@ namespace pb = ::tipperary::embedding::v1;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using test_util::Connect;
+using test_util::ExpectTimingMetadata;
 using test_util::HttpGet;
+using test_util::InitialMetadata;
 using test_util::kHangGuard;
 using test_util::kModel;
+using test_util::MetadataInt;
 using test_util::ModelDir;
 using test_util::SetDeadline;
 using test_util::StartServer;
@@ -244,6 +247,52 @@ TEST_F(WorkerTest, OpenAiFloatAndBase64Agree) {
   ASSERT_TRUE(stub_->CreateEmbeddings(&context, one, &small).ok());
   ASSERT_EQ(small.data_size(), 1);
   EXPECT_EQ(small.data(0).embedding().list_value().values_size(), 128);
+}
+
+TEST_F(WorkerTest, UnaryCallsSendTeisTimingMetadata) {
+  // Native Embed: the tokens are the response's own count; "naïve café" is 10 characters in 12
+  // bytes. Texts no other test embeds, so the model runs (no cache hit).
+  pb::EmbedRequest request;
+  request.add_inputs("timing metadata one");
+  request.add_inputs("naïve café");
+  pb::EmbedResponse response;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  grpc::Status status = stub_->Embed(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::map<std::string, std::string> metadata = InitialMetadata(context);
+  ExpectTimingMetadata(metadata, response.metadata().total_tokens(), 19 + 10);
+  EXPECT_GT(MetadataInt(metadata, "x-tokens-per-second"), 0);
+
+  // OpenAI's API, with text and then token ids (no characters to count). The model sees the
+  // [CLS] and [SEP] that usage leaves out.
+  pb::CreateEmbeddingsRequest openai;
+  openai.set_model(kModel);
+  openai.mutable_input()->set_string_value("timing metadata two");
+  pb::CreateEmbeddingsResponse created;
+  {
+    grpc::ClientContext c;
+    SetDeadline(c);
+    ASSERT_TRUE(stub_->CreateEmbeddings(&c, openai, &created).ok());
+    ExpectTimingMetadata(InitialMetadata(c), created.usage().prompt_tokens() + 2, 19);
+  }
+  auto* ids = openai.mutable_input()->mutable_list_value();
+  auto* row = ids->add_values()->mutable_list_value();
+  for (int id : {2023, 2003, 1037}) row->add_values()->set_number_value(id);
+  {
+    grpc::ClientContext c;
+    SetDeadline(c);
+    grpc::Status s = stub_->CreateEmbeddings(&c, openai, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ExpectTimingMetadata(InitialMetadata(c), 3 + 2, -1);
+  }
+
+  // A refused call carries none.
+  pb::EmbedRequest empty;
+  grpc::ClientContext refused;
+  SetDeadline(refused);
+  EXPECT_FALSE(stub_->Embed(&refused, empty, &response).ok());
+  EXPECT_EQ(InitialMetadata(refused).count("x-total-time"), 0u);
 }
 
 TEST_F(WorkerTest, BadRequestsAreRefused) {

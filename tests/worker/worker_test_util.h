@@ -13,6 +13,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -128,6 +129,52 @@ inline bool WaitFor(const std::function<bool()>& predicate) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return predicate();
+}
+
+// The initial metadata of a finished call, by key (the last value of a repeated key).
+inline std::map<std::string, std::string> InitialMetadata(const grpc::ClientContext& context) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : context.GetServerInitialMetadata()) {
+    out[std::string(key.data(), key.size())] = std::string(value.data(), value.size());
+  }
+  return out;
+}
+
+// A whole non-negative decimal integer, else -1.
+inline int64_t MetadataInt(const std::map<std::string, std::string>& metadata,
+                           const std::string& key) {
+  auto it = metadata.find(key);
+  if (it == metadata.end() || it->second.empty()) return -1;
+  int64_t value = -1;
+  const char* end = it->second.data() + it->second.size();
+  auto [ptr, ec] = std::from_chars(it->second.data(), end, value);
+  return ec == std::errc() && ptr == end && value >= 0 ? value : -1;
+}
+
+// TEI's timing keys of a successful unary embedding call: whole milliseconds, queue and
+// inference time within the total, x-compute-time the total (TEI's meaning), the tokens the
+// model saw and, when `characters` >= 0, the characters (absent otherwise).
+inline void ExpectTimingMetadata(const std::map<std::string, std::string>& metadata, int64_t tokens,
+                                 int64_t characters) {
+  ASSERT_TRUE(metadata.count("x-compute-type")) << "no timing metadata";
+  EXPECT_EQ(metadata.at("x-compute-type"), "cpu");
+  const int64_t total = MetadataInt(metadata, "x-total-time");
+  ASSERT_GE(total, 0);
+  EXPECT_EQ(MetadataInt(metadata, "x-compute-time"), total);
+  for (const char* key : {"x-tokenization-time", "x-queue-time", "x-inference-time"}) {
+    const int64_t part = MetadataInt(metadata, key);
+    EXPECT_GE(part, 0) << key;
+    EXPECT_LE(part, total) << key;
+  }
+  EXPECT_EQ(MetadataInt(metadata, "x-compute-tokens"), tokens);
+  if (characters >= 0) {
+    EXPECT_EQ(MetadataInt(metadata, "x-compute-characters"), characters);
+  } else {
+    EXPECT_EQ(metadata.count("x-compute-characters"), 0u);
+  }
+  if (metadata.count("x-tokens-per-second")) {
+    EXPECT_GT(MetadataInt(metadata, "x-tokens-per-second"), 0);
+  }
 }
 
 }  // namespace tipperary::worker::test_util

@@ -246,6 +246,14 @@ struct MetadataConfig {
   // Request trailer fields (chunked bodies) sent upstream as metadata, by lower-case name.
   // Every other trailer field is dropped: trailers never merge into the header fields.
   std::vector<std::string> forward_request_trailers;
+  // Initial response metadata keys sent as header fields of their own (lower-case) name instead
+  // of grpc-gateway's Grpc-Metadata-<Key> (its WithOutgoingHeaderMatcher, as a list): by
+  // default TEI's timing headers, which the worker sends on every embedding call, so that a TEI
+  // client reads x-queue-time as TEI names it.
+  std::vector<std::string> unprefixed_response_metadata = {
+      "x-compute-type",   "x-compute-time",   "x-compute-characters",
+      "x-compute-tokens", "x-total-time",     "x-tokenization-time",
+      "x-queue-time",     "x-inference-time", "x-tokens-per-second"};
 };
 
 // Server streams over HTTP/1.1 (docs/streaming.md); the format is chosen per request by Accept.
