@@ -174,7 +174,7 @@ grpc::ServerUnaryReactor* TeiService::Embed(grpc::CallbackServerContext* context
   embed_inputs.received = received;
   embed_inputs.tokenization_time = std::chrono::steady_clock::now() - tokenize_start;
   if (all_texts) embed_inputs.characters = characters;
-  return StartUnaryEmbed(core_, context, std::move(model), std::move(embed_inputs), options,
+  return StartUnaryEmbed(core_, context, std::move(model), embed_inputs, options,
                          [response, options](const ModelRuntime& runtime, const EmbedTask& task) {
                            for (size_t i = 0; i < task.size(); ++i) {
                              const std::vector<float> values =
