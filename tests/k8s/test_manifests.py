@@ -572,14 +572,21 @@ def test_scaled_object(variant):
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] <= 15, "scale up on the first reading"
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 120, "scale down slowly"
-    assert len(spec["triggers"]) == 1
-    trigger = spec["triggers"][0]
-    meta = trigger["metadata"]
+    # One trigger from the overlay (or a component that replaces it), and at most one more
+    # beside it (components/backlog-trigger): the HPA takes the largest desired count.
+    assert 1 <= len(spec["triggers"]) <= 2, spec["triggers"]
+    all_average = all(t["metricType"] == "AverageValue" for t in spec["triggers"])
+    for trigger in spec["triggers"]:
+        check_trigger(variant, spec, trigger, dep, svc, ns, all_average)
 
+
+def check_trigger(variant, spec, trigger, dep, svc, ns, all_average):
+    meta = trigger["metadata"]
     if trigger["type"] == "prometheus":
         assert trigger["metricType"] == "AverageValue", "the query sums over replicas"
         assert meta["ignoreNullValues"] == "false"
-        assert spec["fallback"]["replicas"] >= 1 and spec["fallback"]["failureThreshold"] >= 1
+        if all_average:
+            assert spec["fallback"]["replicas"] >= 1 and spec["fallback"]["failureThreshold"] >= 1
         assert float(meta["threshold"]) > 0
         intervals = [seconds(e["interval"]) for e in one(variant, "PodMonitor")["spec"]["podMetricsEndpoints"]]
         windows = prometheus_windows(meta["query"])
@@ -603,9 +610,14 @@ def test_scaled_object(variant):
         assert float(meta["targetValue"]) > 0 and meta.get("format", "json") == "json"
     elif trigger["type"] == "external":
         assert meta["scalerAddress"] == f"{host}:{svc_port['scaler']}", meta["scalerAddress"]
-        assert meta["route"] == ROUTE
-        assert meta["metric"] in {"rps", "inflight", "saturation", "queue_depth", "batch_fill"}
-        assert meta["window"] in {"10s", "60s"}
+        assert meta["metric"] in {"rps", "inflight", "saturation", "queue_depth", "batch_fill",
+                                  "backlog_seconds"}
+        if meta["metric"] in {"rps", "inflight", "saturation"}:
+            assert meta["route"] == ROUTE  # a route's own figure
+        if meta["metric"] == "rps":
+            assert meta["window"] in {"10s", "60s"}
+        else:
+            assert "window" not in meta, "only rps has a window (src/autoscaling/scaler_query.cc)"
         assert float(meta["target"]) > 0 and float(meta["activationTarget"]) >= 0
     else:
         pytest.fail(f"unexpected trigger type {trigger['type']}")
