@@ -74,14 +74,13 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
   for (const auto& field : headers) {
     std::string_view name(field.name_string().data(), field.name_string().size());
     std::string_view value(field.value().data(), field.value().size());
-    if (absl::EqualsIgnoreCase(ToAbsl(name), "priority")) {
-      // RFC 9218's urgency: the worker batches `u=4`..`u=7` in its bulk lane.
-      metadata.emplace_back("priority", std::string(value));
-      continue;
-    }
     switch (field.name()) {
       case http::field::authorization:
         metadata.emplace_back("authorization", std::string(value));
+        continue;
+      case http::field::priority:
+        // RFC 9218's urgency: the worker batches `u=4`..`u=7` in its bulk lane.
+        metadata.emplace_back("priority", std::string(value));
         continue;
       case http::field::unknown:
         break;
