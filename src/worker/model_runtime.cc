@@ -171,11 +171,11 @@ absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
   if (status.code() != absl::StatusCode::kResourceExhausted) return status;
   // No rate (cannot happen after the warm-up) or nothing queued (the request alone is more
   // than the queue holds): the 1 ms floor, which the proxy shows as Retry-After: 1.
-  const double backlog = throughput_->BacklogSeconds(queued_tokens()).value_or(0);
+  const double seconds = backlog().seconds.value_or(0);
   const auto delay = std::max<std::chrono::nanoseconds>(
       std::chrono::milliseconds(1),
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(
-          std::min(backlog, 3600.0))));  // An hour: a bound for a rate that is nearly 0.
+          std::min(seconds, 3600.0))));  // An hour: a bound for a rate that is nearly 0.
   return WithRetryDelay(std::move(status), delay);
 }
 

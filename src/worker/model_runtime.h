@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,8 +74,17 @@ class ModelRuntime {
   size_t queue_depth() const { return queue_->queue_depth(); }
   // Real tokens of the texts waiting in the batcher's queue (not those executing).
   uint64_t queued_tokens() const { return queue_->batcher_stats().queued_tokens; }
-  // The sustained rate and the backlog it implies (throughput_estimator.h).
-  const ThroughputEstimator& throughput() const { return *throughput_; }
+  // The queued tokens now, the sustained rate and the backlog they imply, read together
+  // (throughput_estimator.h): what /autoscaling, the metrics and a full queue's RetryInfo report.
+  struct Backlog {
+    uint64_t queued_tokens = 0;
+    std::optional<double> tokens_per_second;  // nullopt: nothing measured yet
+    std::optional<double> seconds;            // nullopt: tokens queued and no rate yet
+  };
+  Backlog backlog() const {
+    const uint64_t queued = queued_tokens();
+    return {queued, throughput_->TokensPerSecond(), throughput_->BacklogSeconds(queued)};
+  }
   // This model's batch histograms (texts, padded tokens): their counts and sums are the
   // cumulative batch figures the admin /autoscaling endpoint reports.
   const metrics::Histogram& batch_sizes() const { return *batch_size_; }

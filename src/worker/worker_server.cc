@@ -157,15 +157,13 @@ absl::Status WorkerServer::Impl::Start() {
     if (set == nullptr) return;
     for (const auto& [name, model] : set->models()) {
       stats.queue_depth->Add({{"model", name}}).Set(static_cast<double>(model->queue_depth()));
-      const uint64_t queued = model->queued_tokens();
-      stats.queued_tokens->Add({{"model", name}}).Set(static_cast<double>(queued));
+      const ModelRuntime::Backlog backlog = model->backlog();
+      stats.queued_tokens->Add({{"model", name}}).Set(static_cast<double>(backlog.queued_tokens));
       // Absent rate (nothing measured yet): the series keep their last value, 0 at first.
-      if (std::optional<double> rate = model->throughput().TokensPerSecond()) {
-        stats.tokens_per_second->Add({{"model", name}}).Set(*rate);
+      if (backlog.tokens_per_second) {
+        stats.tokens_per_second->Add({{"model", name}}).Set(*backlog.tokens_per_second);
       }
-      if (std::optional<double> backlog = model->throughput().BacklogSeconds(queued)) {
-        stats.backlog_seconds->Add({{"model", name}}).Set(*backlog);
-      }
+      if (backlog.seconds) stats.backlog_seconds->Add({{"model", name}}).Set(*backlog.seconds);
     }
 #ifdef TIPPERARY_HAVE_CUDA
     if (uses_gpu_) {
@@ -358,15 +356,13 @@ std::string WorkerServer::Impl::AutoscalingJson() {
       batches += m.batches_total();
       texts += m.batch_texts_total();
       tokens += m.batch_tokens_total();
-      const uint64_t queued = model->queued_tokens();
-      m.set_queued_tokens(static_cast<double>(queued));
+      const ModelRuntime::Backlog figures = model->backlog();
+      m.set_queued_tokens(static_cast<double>(figures.queued_tokens));
       queued_tokens += m.queued_tokens();
-      if (std::optional<double> rate = model->throughput().TokensPerSecond()) {
-        m.set_tokens_per_second(*rate);
-      }
-      if (std::optional<double> seconds = model->throughput().BacklogSeconds(queued)) {
-        m.set_backlog_seconds(*seconds);
-        backlog += *seconds;
+      if (figures.tokens_per_second) m.set_tokens_per_second(*figures.tokens_per_second);
+      if (figures.seconds) {
+        m.set_backlog_seconds(*figures.seconds);
+        backlog += *figures.seconds;
       } else {
         backlog_known = false;
       }
