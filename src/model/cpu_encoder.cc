@@ -11,6 +11,7 @@
 #include "blas.h"
 #include "cpu_math.h"
 #include "onednn_gemm.h"
+#include "onednn_int8_gemm.h"
 #include "thread_team.h"
 
 namespace tipperary::model {
@@ -24,13 +25,22 @@ constexpr int kMinTokensForTeam = 96;
 // Rows per feed-forward chunk: 256 x 1536 floats = 1.5 MiB, within a core's L2.
 constexpr int kFfnChunkRows = 256;
 
+// How the dense layers' GEMMs run (options.dtype).
+enum class GemmKind { kFloat32, kBfloat16, kInt8 };
+
+// One weight matrix packed for oneDNN: bf16 or int8, whichever the encoder's GemmKind uses.
+struct Packed {
+  std::unique_ptr<internal::Bf16Linear> bf16;
+  std::unique_ptr<internal::Int8Linear> int8;
+};
+
 struct Layer {
   std::vector<float> wqkv, bqkv;  // fused [3H x H], [3H]: one GEMM instead of three
   std::vector<float> wo, bo, ln1_g, ln1_b;
   std::vector<float> w1, b1, w2, b2, ln2_g, ln2_b;
-  // bfloat16: the four weight matrices as oneDNN AMX matmuls (the fp32 copies above are then
+  // bfloat16 / int8: the four weight matrices as oneDNN matmuls (the fp32 copies above are then
   // freed).
-  std::unique_ptr<internal::Bf16Linear> pqkv, po, p1, p2;
+  Packed pqkv, po, p1, p2;
 };
 
 // Grows `v` to at least n elements; never shrinks, so steady-state calls do not allocate.
@@ -48,14 +58,15 @@ void Linear(const internal::Blas& blas, const float* x, int rows, int in, const 
 class CpuEncoder final : public Encoder {
  public:
   CpuEncoder(const internal::Blas* blas, std::shared_ptr<const ModelBundle> bundle, int threads,
-             bool bf16)
+             GemmKind gemm)
       : blas_(blas),
         bundle_(std::move(bundle)),
         config_(bundle_->config()),
-        bf16_(bf16),
+        gemm_(gemm),
         team_(threads) {
     scores_.resize(team_.size());
     bf16_scratch_.resize(team_.size());
+    int8_scratch_.resize(team_.size());
     next_item_.reset(new std::atomic<int>[config_.num_hidden_layers]);
   }
 
@@ -106,15 +117,22 @@ class CpuEncoder final : public Encoder {
             std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
         if (absl::Status s = get(p + name, out); !s.ok()) return s;
       }
-      if (bf16_) {
+      if (gemm_ != GemmKind::kFloat32) {
         const int inter = config_.intermediate_size;
         for (auto [w, out, in, to] :
              {std::tuple{&L.wqkv, 3 * h, h, &L.pqkv}, std::tuple{&L.wo, h, h, &L.po},
               std::tuple{&L.w1, inter, h, &L.p1}, std::tuple{&L.w2, h, inter, &L.p2}}) {
+          if (gemm_ == GemmKind::kInt8) {
+            absl::StatusOr<std::unique_ptr<internal::Int8Linear>> linear =
+                internal::Int8Linear::Create(w->data(), out, in);
+            if (!linear.ok()) return linear.status();
+            to->int8 = *std::move(linear);
+            continue;
+          }
           absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
               internal::Bf16Linear::Create(w->data(), out, in);
           if (!linear.ok()) return linear.status();
-          *to = *std::move(linear);
+          to->bf16 = *std::move(linear);
         }
         for (auto* w : {&L.wqkv, &L.wo, &L.w1, &L.w2}) std::vector<float>().swap(*w);
       }
@@ -176,20 +194,34 @@ class CpuEncoder final : public Encoder {
 
   int hidden_size() const override { return config_.hidden_size; }
   std::string backend_name() const override { return "cpu"; }
-  std::string dtype() const override { return bf16_ ? "bfloat16" : "float32"; }
+  std::string dtype() const override {
+    switch (gemm_) {
+      case GemmKind::kBfloat16:
+        return "bfloat16";
+      case GemmKind::kInt8:
+        return "int8";
+      case GemmKind::kFloat32:
+        break;
+    }
+    return "float32";
+  }
 
  private:
-  // y[rows x out] = x[rows x in] * w^T on this member's thread: oneDNN bf16 on AMX or fp32 sgemm.
+  // y[rows x out] = x[rows x in] * w^T on this member's thread: oneDNN bf16 on AMX, oneDNN int8
+  // (AMX-INT8/VNNI) or fp32 sgemm.
   void Dense(int member, const float* x, int rows, int in, const std::vector<float>& w,
-             const std::unique_ptr<internal::Bf16Linear>& packed, int out, float* y) {
-    if (bf16_) {
-      // A failure must not leave the team's barriers: record it, finish the pass, report it.
-      if (absl::Status s = packed->Run(x, rows, y, &bf16_scratch_[member]); !s.ok()) {
-        std::lock_guard<std::mutex> lock(error_mu_);
-        if (error_.ok()) error_ = std::move(s);
-      }
-    } else {
+             const Packed& packed, int out, float* y) {
+    if (gemm_ == GemmKind::kFloat32) {
       Linear(*blas_, x, rows, in, w.data(), out, y);
+      return;
+    }
+    absl::Status s = gemm_ == GemmKind::kInt8
+                         ? packed.int8->Run(x, rows, y, &int8_scratch_[member])
+                         : packed.bf16->Run(x, rows, y, &bf16_scratch_[member]);
+    // A failure must not leave the team's barriers: record it, finish the pass, report it.
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (error_.ok()) error_ = std::move(s);
     }
   }
 
@@ -286,7 +318,9 @@ class CpuEncoder final : public Encoder {
   const internal::Blas* blas_;
   std::shared_ptr<const ModelBundle> bundle_;
   const ModelConfig config_;
-  const bool bf16_;  // dense layers in bf16 on AMX via oneDNN (fp32 accumulation); the rest fp32
+  // Dense layers in fp32 (OpenBLAS), bf16 on AMX (fp32 accumulation) or int8 (s32 accumulation)
+  // via oneDNN; the rest is fp32 in every case.
+  const GemmKind gemm_;
   ThreadTeam team_;
 
   std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
@@ -298,6 +332,7 @@ class CpuEncoder final : public Encoder {
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
   std::vector<std::vector<float>> scores_;           // one len x len block per member
   std::vector<internal::Bf16Scratch> bf16_scratch_;  // one per member
+  std::vector<internal::Int8Scratch> int8_scratch_;  // one per member
   std::mutex error_mu_;                              // Guards error_ while the team runs.
   absl::Status error_;  // The first failure of this Encode, from any member.
   std::unique_ptr<std::atomic<int>[]> next_item_;
@@ -313,27 +348,37 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
     return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0, got ", threads));
   }
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  bool bf16 = false;
+  GemmKind gemm = GemmKind::kFloat32;
   if (options.dtype == "bfloat16") {
-    bf16 = true;
+    gemm = GemmKind::kBfloat16;
     if (!internal::Bf16MatmulOnAmx()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "dtype bfloat16 on the CPU needs Intel AMX (AMX-BF16, Sapphire Rapids or newer) and a "
           "kernel that grants it (Linux >= 5.16); oneDNN picks: ",
           internal::Bf16MatmulInfo()));
     }
+  } else if (options.dtype == "int8") {
+    gemm = GemmKind::kInt8;
+    if (!internal::Int8MatmulUsable()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dtype int8 on the CPU needs Intel AMX-INT8 (Sapphire Rapids or newer) or AVX-512 VNNI "
+          "(Cascade Lake or newer); oneDNN picks: ",
+          internal::Int8MatmulInfo()));
+    }
   } else if (options.dtype != "float32") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the CPU backend computes in float32 or bfloat16, not \"", options.dtype, "\""));
+        "the CPU backend computes in float32, bfloat16 or int8, not \"", options.dtype, "\""));
   }
   absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();
   if (!blas.ok()) return blas.status();
-  auto encoder = std::make_unique<CpuEncoder>(*blas, std::move(bundle), threads, bf16);
+  auto encoder = std::make_unique<CpuEncoder>(*blas, std::move(bundle), threads, gemm);
   if (absl::Status s = encoder->LoadWeights(); !s.ok()) return s;
   return std::unique_ptr<Encoder>(std::move(encoder));
 }
 
 bool CpuEncoderSupportsBfloat16() { return internal::Bf16MatmulOnAmx(); }
+
+bool CpuEncoderSupportsInt8() { return internal::Int8MatmulUsable(); }
 
 std::string CpuEncoderKernelInfo() {
   absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();

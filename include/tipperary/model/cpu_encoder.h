@@ -33,6 +33,9 @@ struct CpuEncoderOptions {
   // "float32": everything in fp32, GEMMs on OpenBLAS sgemm. "bfloat16": the dense layers' GEMMs
   // on Intel AMX (oneDNN matmul) with bf16 inputs and fp32 accumulation (weights rounded to bf16
   // once, at load); attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
+  // "int8": those GEMMs in int8 (oneDNN, AMX-INT8 or AVX-512 VNNI) with weights quantized at
+  // load per output channel and activations per row, s32 accumulation, fp32 out (see
+  // src/model/onednn_int8_gemm.h); the rest as for bfloat16. Fails without AMX-INT8/VNNI.
   std::string dtype = "float32";
 };
 
@@ -43,6 +46,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
 // Whether dtype "bfloat16" is available: oneDNN runs a bf16 matmul on AMX here (the CPU has
 // AMX-BF16 and the kernel grants it).
 bool CpuEncoderSupportsBfloat16();
+
+// Whether dtype "int8" is available: oneDNN runs an s8 matmul on AMX-INT8 or AVX-512 VNNI here.
+bool CpuEncoderSupportsInt8();
 
 // What runs the GEMMs, for logs: "OpenBLAS Cooperlake". OpenBLAS is loaded at run time (not
 // linked) so that its kernels can be chosen from the CPU's features: 0.3.21 falls back to SSE3
