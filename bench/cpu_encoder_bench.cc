@@ -1,7 +1,8 @@
 // Throughput of the CPU encoder on the default model: batch {1,8,32,128} x tokens
 // {16,64,128,256}, every sequence of the same length (the padded-batch worst case).
 // Reports sentences/s and tokens/s; threads from $TIPPERARY_BENCH_THREADS (default: all cores),
-// dtype from $TIPPERARY_BENCH_DTYPE (float32, the default, or bfloat16: AMX GEMMs).
+// dtype from $TIPPERARY_BENCH_DTYPE (float32, the default; bfloat16: AMX GEMMs; int8: int8
+// GEMMs on AMX-INT8/VNNI). Also batch 1 x 12 tokens, one short sentence.
 //
 //   build/bench/cpu_encoder_bench --benchmark_filter='/32/128'
 #include <benchmark/benchmark.h>
@@ -70,6 +71,7 @@ void BM_CpuEncode(benchmark::State& state) {
 BENCHMARK(BM_CpuEncode)
     ->ArgNames({"batch", "tokens"})
     ->ArgsProduct({{1, 8, 32, 128}, {16, 64, 128, 256}})
+    ->Args({1, 12})  // one short sentence: the latency case
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

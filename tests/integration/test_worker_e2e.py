@@ -271,6 +271,41 @@ def test_queue_full_is_429(tmp_path):
         s.stop()
 
 
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def test_int8_model_beside_float32(tmp_path):
+    # dtype: int8 (oneDNN int8 GEMMs, docs/configuration.md) served beside the same model in
+    # float32: /v1/models says which is which, and the int8 embeddings stay near float32's
+    # (worst cosine 0.985 over the fixture corpus: tests/model/int8_encoder_test.cc).
+    if not cpu_flags() & {"amx_int8", "avx512_vnni"}:
+        pytest.skip("no AMX-INT8 or AVX-512 VNNI on this CPU")
+    models = [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2,
+               "dtype": "float32"},
+              {"name": "int8", "path": model_dir(), "backend": "cpu", "threads": 2,
+               "dtype": "int8"}]
+    s = start_stack(tmp_path, models=models)
+    try:
+        assert s.proxy.get("/v1/models/int8").json()["dtype"] == "int8"
+        assert s.proxy.get(f"/v1/models/{MODEL}").json()["dtype"] == "float32"
+        texts = ["Hello, world!", "A man is riding a white horse on an enclosed ground.",
+                 "The quick brown fox jumps over the lazy dog."]
+        out = {}
+        for name in (MODEL, "int8"):
+            r = s.proxy.post("/v1/embed", {"inputs": texts, "model": name})
+            assert r.status_code == 200, r.text
+            out[name] = [e["values"] for e in r.json()["embeddings"]]
+        for a, b in zip(out[MODEL], out["int8"]):
+            assert 0.98 <= cosine(a, b) < 1 - 1e-6  # near, and not float32 under another name
+    finally:
+        s.stop()
+
+
 def test_cache_answers_a_repeated_text_with_the_same_bytes(tmp_path):
     # docs/caching.md: off by default; here 1 MiB. OpenAI's base64 carries the floats' bytes.
     s = start_stack(tmp_path, cache={"max_bytes": "1MiB"})

@@ -33,7 +33,7 @@ struct WorkerModelConfig {
   bool huggingface_aliases = true;
   std::string path;              // Model directory (config.json, model.safetensors, vocab.txt).
   std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
-  std::string dtype = "auto";    // auto, float32, float16, bfloat16 (weights and compute).
+  std::string dtype = "auto";    // auto, float32, float16, bfloat16, int8 (CPU GEMMs).
   uint32_t max_seq_length = 0;   // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
   uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
   uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
