@@ -137,7 +137,7 @@ TEST_P(TinyModelTest, RejectsBadInput) {
   EXPECT_FALSE(CreateCpuEncoder(bundle_, {.threads = -1}).ok());
   EXPECT_FALSE(CreateCpuEncoder(nullptr).ok());
   EXPECT_THAT(CreateCpuEncoder(bundle_, {.threads = 1, .dtype = "float16"}).status().message(),
-              HasSubstr("float32 or bfloat16"));
+              HasSubstr("float32, bfloat16 or int8"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Pooling, TinyModelTest, ::testing::Values(false, true),

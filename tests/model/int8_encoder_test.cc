@@ -136,16 +136,6 @@ TEST(Int8LinearTest, RunsConcurrentlyWithSeparateScratches) {
   for (auto& th : threads) th.join();
 }
 
-TEST(Int8EncoderTest, UnknownDtypeNamesTheChoices) {
-  const std::string model_dir = TIPPERARY_MODEL_DIR;
-  if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";
-  auto bundle = LoadModel(model_dir);
-  ASSERT_TRUE(bundle.ok()) << bundle.status();
-  auto enc = CreateCpuEncoder(*bundle, {.threads = 1, .dtype = "int4"});
-  ASSERT_FALSE(enc.ok());
-  EXPECT_THAT(enc.status().message(), ::testing::HasSubstr("float32, bfloat16 or int8"));
-}
-
 // Reads the "ids" arrays of tests/fixtures/tokens.jsonl, in line order.
 std::vector<std::vector<int32_t>> ReadTokens(const std::string& path) {
   std::ifstream in(path);
