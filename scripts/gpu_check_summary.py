@@ -45,8 +45,10 @@ def read_junit(path):
         status = case.get("status", "run")
         if case.find("failure") is not None or status == "fail":
             result = "failed"
-        elif case.find("skipped") is not None or status in ("notrun", "disabled"):
-            result = "skipped" if status != "notrun" else "notrun"
+        elif case.find("skipped") is not None:
+            result = "skipped"  # ctest: status="notrun" with <skipped message=...>
+        elif status in ("notrun", "disabled"):
+            result = status
         else:
             result = "passed"
         tests.append({"name": case.get("name"), "result": result,
@@ -55,16 +57,21 @@ def read_junit(path):
 
 
 def parse_fields(line):
+    """key=value pairs; a final reason="..." runs to the end of the line (it may hold quotes)."""
     fields = {}
-    for m in re.finditer(r'(\w+)=("([^"]*)"|\S+)', line):
-        fields[m.group(1)] = m.group(3) if m.group(3) is not None else m.group(2)
+    at = line.find(' reason="')
+    if at >= 0:
+        fields["reason"] = line[at + 9:].rstrip().removesuffix('"')
+        line = line[:at]
+    for m in re.finditer(r'(\w+)=(\S+)', line):
+        fields[m.group(1)] = m.group(2)
     return fields
 
 
 def summarize(out, seqs, batches):
     probe = read_env(os.path.join(out, "probe.env"))
     phases = read_env(os.path.join(out, "phases.env"))
-    problems = []
+    problems = [phases["failure"]] if "failure" in phases else []
     for phase, status in phases.items():
         if phase.endswith("_rc") and status != "0":
             problems.append(f"phase {phase[:-3]} exited {status}")
