@@ -194,7 +194,13 @@ int main(int argc, char** argv) {
   }
 
   if (!tipperary::kernels::CudaDeviceAvailable()) {
-    std::printf("gpu_encoder_bench: no CUDA device; nothing measured\n");
+    // Say why: no driver, a runtime newer than the driver, no visible device...
+    int count = 0;
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    std::printf(
+        "gpu_encoder_bench: no CUDA device (cudaGetDeviceCount: %s, %d devices); nothing "
+        "measured\n",
+        cudaGetErrorString(err), count);
     return 1;
   }
   auto desc = tipperary::kernels::CudaDeviceDescription(0);
