@@ -1,10 +1,19 @@
-// GPU encoder throughput: sentences/s and achieved TFLOP/s of CudaEncoder at fixed batch sizes.
+// GPU encoder throughput: sentences/s and achieved TFLOP/s of CudaEncoder for every combination
+// of variant x dtype x sequence length x batch size, and (--matmul-peak) the rate of one large
+// bf16 cuBLAS GEMM on the same GPU, which the encoder's rate is quoted as a fraction of.
 //
 // Weights are random with the model's shape (throughput does not depend on their values), so
 // the bench needs no model files. Timings include the host side of Encode (packing, H2D, D2H).
+// Besides the table, every measurement is one "GPU-CHECK ..." line that scripts/gpu-check parses.
+// Exits non-zero when there is no device, an Encode fails, or nothing was measured; a variant
+// that CreateCudaEncoder does not know is skipped with a printed line.
 //
-//   gpu_encoder_bench [--shape minilm|bert-base] [--dtype float16|bfloat16] [--seq 128]
-//                     [--batches 32,128,256] [--seconds 2] [--peak-tflops 989]
+//   gpu_encoder_bench [--shape minilm|bert-base] [--dtypes float16,bfloat16]
+//                     [--variants reference,fused] [--seqs 16,128,256] [--batches 1,32,256]
+//                     [--seconds 2] [--matmul-peak] [--peak-tflops 989]
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +25,7 @@
 #include <vector>
 
 #include "tipperary/kernels/cuda_encoder.h"
+#include "tipperary/kernels/math.h"
 
 namespace {
 
@@ -84,82 +94,205 @@ const char* Flag(int argc, char** argv, const char* name, const char* fallback) 
   return fallback;
 }
 
+bool HasFlag(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> SplitList(const std::string& list) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    const size_t end = std::min(list.find(',', begin), list.size());
+    if (end > begin) out.push_back(list.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+std::vector<int> SplitInts(const std::string& list) {
+  std::vector<int> out;
+  for (const std::string& item : SplitList(list)) out.push_back(std::atoi(item.c_str()));
+  return out;
+}
+
+// TFLOP/s of an n x n x n bf16 GEMM with fp32 accumulation (cublasGemmEx on random data, the
+// mean of 20 after 3 warm-ups): the "measured matrix rate" the encoder is compared with. 0 on
+// any error (printed).
+double MeasureBf16MatmulTflops(int n) {
+  const size_t elems = size_t(n) * n;
+  std::vector<uint16_t> host(elems);
+  uint32_t x = 12345;
+  for (uint16_t& v : host) {
+    x = x * 1664525u + 1013904223u;
+    v = tipperary::kernels::FloatToBf16Bits(static_cast<float>(x >> 8) / 8388608.0f - 1.0f);
+  }
+  void* a = nullptr;
+  void* b = nullptr;
+  void* c = nullptr;
+  cublasHandle_t handle = nullptr;
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  double tflops = 0;
+  const int iters = 20;
+  if (cudaMalloc(&a, elems * 2) == cudaSuccess && cudaMalloc(&b, elems * 2) == cudaSuccess &&
+      cudaMalloc(&c, elems * 2) == cudaSuccess &&
+      cudaMemcpy(a, host.data(), elems * 2, cudaMemcpyHostToDevice) == cudaSuccess &&
+      cudaMemcpy(b, host.data(), elems * 2, cudaMemcpyHostToDevice) == cudaSuccess &&
+      cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS && cudaEventCreate(&start) == cudaSuccess &&
+      cudaEventCreate(&stop) == cudaSuccess) {
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    auto gemm = [&] {
+      return cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n, b,
+                          CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT);
+    };
+    bool ok = true;
+    for (int i = 0; i < 3 && ok; ++i) ok = gemm() == CUBLAS_STATUS_SUCCESS;
+    cudaEventRecord(start);
+    for (int i = 0; i < iters && ok; ++i) ok = gemm() == CUBLAS_STATUS_SUCCESS;
+    cudaEventRecord(stop);
+    float ms = 0;
+    if (ok && cudaEventSynchronize(stop) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, start, stop) == cudaSuccess && ms > 0) {
+      tflops = 2.0 * n * double(n) * n * iters / (ms * 1e-3) / 1e12;
+    }
+  }
+  if (tflops == 0) {
+    std::fprintf(stderr, "bf16 matmul microbench failed: %s\n",
+                 cudaGetErrorString(cudaGetLastError()));
+  }
+  if (start != nullptr) cudaEventDestroy(start);
+  if (stop != nullptr) cudaEventDestroy(stop);
+  if (handle != nullptr) cublasDestroy(handle);
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(c);
+  return tflops;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string shape_name = Flag(argc, argv, "--shape", "minilm");
-  const std::string dtype = Flag(argc, argv, "--dtype", "float16");
-  const int seq = std::atoi(Flag(argc, argv, "--seq", "128"));
+  const std::vector<std::string> dtypes =
+      SplitList(Flag(argc, argv, "--dtypes", Flag(argc, argv, "--dtype", "float16")));
+  const std::vector<std::string> variants = SplitList(Flag(argc, argv, "--variants", "reference"));
+  const std::vector<int> seqs =
+      SplitInts(Flag(argc, argv, "--seqs", Flag(argc, argv, "--seq", "128")));
+  const std::vector<int> batches = SplitInts(Flag(argc, argv, "--batches", "32,128,256"));
   const double seconds = std::atof(Flag(argc, argv, "--seconds", "2"));
-  const double peak_tflops = std::atof(Flag(argc, argv, "--peak-tflops", "989"));
-  std::vector<int> batches;
-  {
-    std::string list = Flag(argc, argv, "--batches", "32,128,256");
-    for (char* tok = std::strtok(list.data(), ","); tok; tok = std::strtok(nullptr, ",")) {
-      batches.push_back(std::atoi(tok));
-    }
-  }
+  double peak_tflops = std::atof(Flag(argc, argv, "--peak-tflops", "989"));
   Shape shape{6, 384, 12, 1536, 30522, 512};  // all-MiniLM-L6-v2
   if (shape_name == "bert-base") shape = {12, 768, 12, 3072, 30522, 512};
+  if (dtypes.empty() || variants.empty() || seqs.empty() || batches.empty()) {
+    std::fprintf(stderr, "gpu_encoder_bench: empty --dtypes/--variants/--seqs/--batches\n");
+    return 2;
+  }
 
   if (!tipperary::kernels::CudaDeviceAvailable()) {
-    std::printf("gpu_encoder_bench: no CUDA device; nothing to measure\n");
-    return 0;
+    // Say why: no driver, a runtime newer than the driver, no visible device...
+    int count = 0;
+    const cudaError_t err = cudaGetDeviceCount(&count);
+    std::printf(
+        "gpu_encoder_bench: no CUDA device (cudaGetDeviceCount: %s, %d devices); nothing "
+        "measured\n",
+        cudaGetErrorString(err), count);
+    return 1;
   }
   auto desc = tipperary::kernels::CudaDeviceDescription(0);
   std::printf("device: %s\n", desc.ok() ? desc->c_str() : desc.status().ToString().c_str());
 
-  int max_batch = 1;
-  for (int b : batches) max_batch = std::max(max_batch, b);
-  RandomWeights weights(shape);
-  tipperary::kernels::CudaEncoderOptions options;
-  options.dtype = dtype;
-  options.max_batch_size = max_batch;
-  options.max_batch_tokens = max_batch * ((seq + 7) / 8 * 8);
-  options.max_seq_len = seq;
-  auto encoder = tipperary::kernels::CreateCudaEncoder(options, weights.view);
-  if (!encoder.ok()) {
-    std::fprintf(stderr, "CreateCudaEncoder: %s\n", encoder.status().ToString().c_str());
-    return 1;
+  const char* peak_source = "given";
+  if (HasFlag(argc, argv, "--matmul-peak")) {
+    const int n = 8192;
+    const double measured = MeasureBf16MatmulTflops(n);
+    std::printf("GPU-CHECK matmul dtype=bfloat16 m=%d n=%d k=%d tflops=%.1f\n", n, n, n, measured);
+    if (measured <= 0) return 1;
+    peak_tflops = measured;
+    peak_source = "measured bf16 GEMM";
   }
 
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+  const int max_seq = *std::max_element(seqs.begin(), seqs.end());
+  RandomWeights weights(shape);
   // FLOPs per forward pass: 2 per multiply-add of the dense layers, plus QK^T and PV.
   const double h = shape.hidden;
   const double dense_per_token = 2.0 * shape.layers * (4 * h * h + 2 * h * shape.intermediate);
-  const double attn_per_seq = shape.layers * 4.0 * seq * seq * h;
 
-  std::printf("shape=%s dtype=%s seq=%d peak=%.0f TFLOP/s (dense fp16/bf16)\n", shape_name.c_str(),
-              dtype.c_str(), seq, peak_tflops);
-  std::printf("%8s %12s %12s %10s %8s\n", "batch", "sentences/s", "ms/batch", "TFLOP/s", "%peak");
+  std::printf("shape=%s peak=%.0f TFLOP/s (%s)\n", shape_name.c_str(), peak_tflops, peak_source);
+  std::printf("%-10s %-9s %5s %6s %12s %10s %9s %7s\n", "variant", "dtype", "seq", "batch",
+              "sentences/s", "ms/batch", "TFLOP/s", "%peak");
   std::mt19937 rng(3);
   int failures = 0;
-  for (int batch : batches) {
-    std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
-    for (auto& row : ids) {
-      for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
-      row.front() = 101;
-      row.back() = 102;
-    }
-    std::vector<float> out;
-    for (int i = 0; i < 3; ++i) {  // warm-up: cuBLAS heuristics, clocks
-      if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
-        std::fprintf(stderr, "Encode: %s\n", s.ToString().c_str());
-        return 1;
+  int measured = 0;
+  for (const std::string& variant : variants) {
+    for (const std::string& dtype : dtypes) {
+      tipperary::kernels::CudaEncoderOptions options;
+      options.dtype = dtype;
+      options.variant = variant;
+      options.max_batch_size = max_batch;
+      options.max_batch_tokens = max_batch * ((max_seq + 7) / 8 * 8);
+      options.max_seq_len = max_seq;
+      auto encoder = tipperary::kernels::CreateCudaEncoder(options, weights.view);
+      if (!encoder.ok()) {
+        const bool unknown =
+            encoder.status().message().find("unknown variant") != std::string::npos;
+        std::printf("GPU-CHECK variant-skipped variant=%s dtype=%s unknown=%d reason=\"%s\"\n",
+                    variant.c_str(), dtype.c_str(), unknown ? 1 : 0,
+                    std::string(encoder.status().message()).c_str());
+        if (!unknown) ++failures;
+        continue;
+      }
+      for (int seq : seqs) {
+        const double attn_per_seq = shape.layers * 4.0 * seq * seq * h;
+        for (int batch : batches) {
+          std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
+          for (auto& row : ids) {
+            for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
+            row.front() = 101;
+            row.back() = 102;
+          }
+          std::vector<float> out;
+          bool ok = true;
+          for (int i = 0; i < 3 && ok; ++i) {  // warm-up: cuBLAS heuristics, clocks
+            if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
+              std::fprintf(stderr, "Encode (%s %s seq %d batch %d): %s\n", variant.c_str(),
+                           dtype.c_str(), seq, batch, s.ToString().c_str());
+              ok = false;
+            }
+          }
+          if (!ok) {
+            ++failures;
+            continue;
+          }
+          int iters = 0;
+          const auto start = std::chrono::steady_clock::now();
+          double elapsed = 0;
+          while (elapsed < seconds || iters < 5) {
+            if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
+            ++iters;
+            elapsed =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          }
+          const double per_batch = elapsed / iters;
+          const double flops = batch * (seq * dense_per_token + attn_per_seq);
+          const double tflops = flops / per_batch / 1e12;
+          std::printf("%-10s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
+                      dtype.c_str(), seq, batch, batch / per_batch, per_batch * 1e3, tflops,
+                      100.0 * tflops / peak_tflops);
+          std::printf(
+              "GPU-CHECK bench variant=%s dtype=%s seq=%d batch=%d sentences_per_s=%.1f "
+              "ms_per_batch=%.4f tflops=%.2f fraction_of_peak=%.4f\n",
+              variant.c_str(), dtype.c_str(), seq, batch, batch / per_batch, per_batch * 1e3,
+              tflops, tflops / peak_tflops);
+          ++measured;
+        }
       }
     }
-    int iters = 0;
-    const auto start = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    while (elapsed < seconds || iters < 5) {
-      if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
-      ++iters;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    }
-    const double per_batch = elapsed / iters;
-    const double flops = batch * (seq * dense_per_token + attn_per_seq);
-    const double tflops = flops / per_batch / 1e12;
-    std::printf("%8d %12.0f %12.3f %10.1f %7.1f%%\n", batch, batch / per_batch, per_batch * 1e3,
-                tflops, 100.0 * tflops / peak_tflops);
   }
   if (auto stats = tipperary::kernels::QueryGpuStats(0); stats.ok()) {
     std::printf("gpu memory used %.2f / %.2f GiB, utilization %.0f%%\n",
@@ -168,5 +301,6 @@ int main(int argc, char** argv) {
   } else {
     std::printf("NVML: %s\n", stats.status().ToString().c_str());
   }
-  return failures == 0 ? 0 : 1;
+  if (measured == 0) std::printf("gpu_encoder_bench: nothing measured\n");
+  return failures == 0 && measured > 0 ? 0 : 1;
 }

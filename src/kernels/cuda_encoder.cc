@@ -472,6 +472,10 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEnco
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA dtype must be float16 or bfloat16, not \"", options.dtype, "\""));
   }
+  if (options.variant != "reference") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown variant \"", options.variant, "\" (this build has: reference)"));
+  }
   if (options.max_batch_size <= 0 || options.max_batch_tokens <= 0 || options.max_seq_len <= 0) {
     return absl::InvalidArgumentError("max_batch_size, max_batch_tokens, max_seq_len must be > 0");
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gpu_test_util.h"
+#include "host_safetensors.h"
 
 namespace tipperary::kernels {
 namespace {
@@ -193,7 +194,10 @@ std::vector<std::vector<int32_t>> RandomSequences(std::mt19937& rng, int count, 
 class CudaEncoderTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { TIPPERARY_SKIP_WITHOUT_GPU(); }
-  // bf16 keeps 8 mantissa bits to fp16's 11: the same network drifts further from fp32.
+  // float16 is what the GPU computes in by default (`dtype: auto`): it must reach the product's
+  // goal, 0.999 against sentence-transformers in fp32. bfloat16 keeps 8 mantissa bits to fp16's
+  // 11, so the same network drifts further; it is opt-in, and its gate stays at 0.995 until a GPU
+  // run measures its real-model cosine (docs/gpu.md records the figure; then tighten this).
   double min_cosine() const { return GetParam() == "float16" ? 0.999 : 0.995; }
 };
 
@@ -281,48 +285,6 @@ TEST_P(CudaEncoderTest, InvalidOptionsAndWeightsAreErrors) {
 // ---- The real model against the committed reference embeddings ----
 
 // Just enough of safetensors for F32 tensors: 8-byte header size, JSON header, raw data.
-bool ReadSafetensors(const std::string& path, HostModel* m, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open " + path;
-    return false;
-  }
-  uint64_t header_size = 0;
-  in.read(reinterpret_cast<char*>(&header_size), 8);
-  std::string header(header_size, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_size));
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Each tensor entry is "name":{"dtype":"..","shape":[..],"data_offsets":[a,b]} (no nesting).
-  size_t pos = 1;
-  while (true) {
-    const size_t key_begin = header.find('"', pos);
-    if (key_begin == std::string::npos) break;
-    const size_t key_end = header.find('"', key_begin + 1);
-    const std::string name = header.substr(key_begin + 1, key_end - key_begin - 1);
-    const size_t obj_begin = header.find('{', key_end);
-    const size_t obj_end = header.find('}', obj_begin);
-    const std::string obj = header.substr(obj_begin, obj_end - obj_begin + 1);
-    pos = obj_end + 1;
-    if (name == "__metadata__") continue;
-    if (obj.find("\"dtype\":\"F32\"") == std::string::npos) continue;  // e.g. I64 position_ids
-    const size_t off = obj.find("\"data_offsets\":[");
-    if (off == std::string::npos) {
-      *error = "no data_offsets for " + name;
-      return false;
-    }
-    size_t a = 0, b = 0;
-    if (std::sscanf(obj.c_str() + off, "\"data_offsets\":[%zu,%zu]", &a, &b) != 2 || b < a ||
-        b > data.size() || (b - a) % 4 != 0) {
-      *error = "bad data_offsets for " + name;
-      return false;
-    }
-    std::vector<float> values((b - a) / 4);
-    std::memcpy(values.data(), data.data() + a, b - a);
-    m->tensors[name] = std::move(values);
-  }
-  return true;
-}
-
 std::string ModelDir() {
   if (const char* env = std::getenv("TIPPERARY_MODEL_DIR"); env != nullptr && *env) return env;
   return TIPPERARY_DEFAULT_MODEL_DIR;
@@ -331,7 +293,10 @@ std::string ModelDir() {
 TEST_P(CudaEncoderTest, RealModelMatchesReferenceFixture) {
   const std::string dir = ModelDir();
   if (dir.empty() || !std::filesystem::exists(dir + "/model.safetensors")) {
-    GTEST_SKIP() << "TIPPERARY_MODEL_DIR not set (scripts/install-deps installs the model)";
+    TIPPERARY_SKIP_OR_FAIL("no model.safetensors under TIPPERARY_MODEL_DIR='"
+                           << dir
+                           << "' (scripts/install-deps installs the model; scripts/gpu-carry "
+                           << "carries an fp16 copy)");
   }
   const std::string fixtures = std::string(TIPPERARY_SOURCE_DIR) + "/tests/fixtures/";
   std::ifstream tokens(fixtures + "tokens.jsonl");
@@ -340,7 +305,14 @@ TEST_P(CudaEncoderTest, RealModelMatchesReferenceFixture) {
 
   HostModel m;
   std::string error;
-  ASSERT_TRUE(ReadSafetensors(dir + "/model.safetensors", &m, &error)) << error;
+  testing::DTypeCounts file_dtypes;
+  ASSERT_TRUE(
+      testing::ReadSafetensorsAsFloat(dir + "/model.safetensors", &m.tensors, &error, &file_dtypes))
+      << error;
+  std::string file_dtype_list;
+  for (const auto& [name, count] : file_dtypes) {
+    file_dtype_list += (file_dtype_list.empty() ? "" : ",") + name + "x" + std::to_string(count);
+  }
   const std::string prefix = m.Get("bert.embeddings.word_embeddings.weight") ? "bert." : "";
   const std::vector<float>& word = m.tensors[prefix + "embeddings.word_embeddings.weight"];
   const std::vector<float>& pos = m.tensors[prefix + "embeddings.position_embeddings.weight"];
@@ -400,7 +372,9 @@ TEST_P(CudaEncoderTest, RealModelMatchesReferenceFixture) {
     worst = std::min(worst, c);
     EXPECT_GE(c, min_cosine()) << "text " << i << " (" << seqs[i].size() << " tokens)";
   }
-  std::printf("[%s] %zu texts, worst cosine %.6f\n", GetParam().c_str(), seqs.size(), worst);
+  // scripts/gpu-check reads this line (and fails when it is missing): keep its form.
+  std::printf("GPU-CHECK cosine dtype=%s texts=%zu worst=%.6f gate=%.4f file_dtypes=%s\n",
+              GetParam().c_str(), seqs.size(), worst, min_cosine(), file_dtype_list.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, CudaEncoderTest, ::testing::Values("float16", "bfloat16"),
@@ -409,11 +383,29 @@ INSTANTIATE_TEST_SUITE_P(DTypes, CudaEncoderTest, ::testing::Values("float16", "
                                                                 : std::string("BFloat16");
                          });
 
-TEST(CudaEncoderNoGpuTest, CreateFailsCleanlyWithoutDevice) {
-  if (CudaDeviceAvailable()) GTEST_SKIP() << "a GPU is present";
+// Runs with and without a GPU (never skips, so TIPPERARY_REQUIRE_GPU=1 can hold everywhere):
+// without one, creation reports kUnavailable; with one, a device that does not exist is refused.
+TEST(CudaEncoderNoDeviceTest, CreateFailsCleanlyWithoutUsableDevice) {
   HostModel m = RandomModel(1, 64, 2, 128, 50, 16);
-  auto encoder = CreateCudaEncoder(CudaEncoderOptions{}, m.view);
-  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kUnavailable);
+  CudaEncoderOptions options;
+  if (CudaDeviceAvailable()) {
+    options.device = 1000;
+    EXPECT_EQ(CreateCudaEncoder(options, m.view).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  } else {
+    EXPECT_EQ(CreateCudaEncoder(options, m.view).status().code(), absl::StatusCode::kUnavailable);
+  }
+}
+
+// The variant switch is checked before any device work, so this runs on the CPU as well.
+TEST(CudaEncoderNoDeviceTest, RejectsUnknownVariant) {
+  HostModel m = RandomModel(1, 64, 2, 128, 50, 16);
+  CudaEncoderOptions options;
+  EXPECT_EQ(options.variant, "reference");
+  options.variant = "turbo";
+  const absl::Status status = CreateCudaEncoder(options, m.view).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("unknown variant \"turbo\""), std::string::npos) << status;
 }
 
 }  // namespace

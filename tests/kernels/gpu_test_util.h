@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <random>
@@ -15,11 +16,21 @@
 #include "tipperary/kernels/kernels.h"
 #include "tipperary/kernels/math.h"
 
-#define TIPPERARY_SKIP_WITHOUT_GPU()                               \
-  do {                                                             \
-    if (!::tipperary::kernels::CudaDeviceAvailable()) {            \
-      GTEST_SKIP() << "no CUDA device (driver missing or no GPU)"; \
-    }                                                              \
+// With TIPPERARY_REQUIRE_GPU=1 (scripts/gpu-check sets it) a test that would skip FAILS instead:
+// on the GPU machine a skip means the check did not check, and ctest counts skips as passes.
+#define TIPPERARY_SKIP_OR_FAIL(why)                                        \
+  do {                                                                     \
+    if (::tipperary::kernels::testing::GpuRequired()) {                    \
+      GTEST_FAIL() << "TIPPERARY_REQUIRE_GPU=1 forbids skipping: " << why; \
+    }                                                                      \
+    GTEST_SKIP() << why;                                                   \
+  } while (0)
+
+#define TIPPERARY_SKIP_WITHOUT_GPU()                                       \
+  do {                                                                     \
+    if (!::tipperary::kernels::CudaDeviceAvailable()) {                    \
+      TIPPERARY_SKIP_OR_FAIL("no CUDA device (driver missing or no GPU)"); \
+    }                                                                      \
   } while (0)
 
 #define ASSERT_CUDA_OK(expr)                                                    \
@@ -36,6 +47,12 @@ inline void PrintTo(DType t, std::ostream* os) {
 }  // namespace tipperary::kernels
 
 namespace tipperary::kernels::testing {
+
+// True when the environment says a skipped GPU test is an error (TIPPERARY_REQUIRE_GPU=1).
+inline bool GpuRequired() {
+  const char* env = std::getenv("TIPPERARY_REQUIRE_GPU");
+  return env != nullptr && std::strcmp(env, "1") == 0;
+}
 
 inline uint16_t ToBits(DType t, float f) {
   return t == DType::kFloat16 ? FloatToHalfBits(f) : FloatToBf16Bits(f);

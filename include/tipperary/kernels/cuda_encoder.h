@@ -68,6 +68,10 @@ struct BertWeightsHost {
 struct CudaEncoderOptions {
   int device = 0;
   std::string dtype = "float16";  // or "bfloat16"
+  // Which forward pass: "reference" is the simple, unfused path every other variant is compared
+  // with (the GPU check benches each variant of the same build side by side). An unknown name is
+  // refused by CreateCudaEncoder with kInvalidArgument ("unknown variant").
+  std::string variant = "reference";
   // Limits of ONE forward pass; they size every device buffer. Sequences are padded to the
   // longest in the pass, rounded up to a multiple of 8; batch x padded length must fit in
   // max_batch_tokens. Bigger requests are split.
