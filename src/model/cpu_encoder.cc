@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "amx_attention.h"
 #include "blas.h"
 #include "cpu_math.h"
 #include "onednn_gemm.h"
@@ -53,9 +54,12 @@ class CpuEncoder final : public Encoder {
         bundle_(std::move(bundle)),
         config_(bundle_->config()),
         bf16_(bf16),
+        amx_attention_(bf16 && internal::AmxAttentionAvailable() &&
+                       internal::AmxAttentionSupports(config_.head_dim())),
         team_(threads) {
     scores_.resize(team_.size());
     bf16_scratch_.resize(team_.size());
+    attention_scratch_.resize(team_.size());
     next_item_.reset(new std::atomic<int>[config_.num_hidden_layers]);
   }
 
@@ -156,7 +160,14 @@ class CpuEncoder final : public Encoder {
     Grow(ctx_, t * h);
     Grow(tmp_, t * h);
     Grow(inter_, static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size);
-    for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
+    if (amx_attention_) {
+      // The attention reads up to kAmxAttentionOverread rows past a sequence; rows past the
+      // last token hold zeros or an earlier call's values, finite either way.
+      const size_t rows16 = t + internal::kAmxAttentionOverread;
+      if (qkv16_.size() < rows16 * 3 * h) qkv16_.resize(rows16 * 3 * h);
+    } else {
+      for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
+    }
     token_ids_ = &token_ids;
     for (int l = 0; l < config_.num_hidden_layers; ++l) next_item_[l].store(0);
     error_ = absl::OkStatus();
@@ -234,7 +245,13 @@ class CpuEncoder final : public Encoder {
       float* x = x_.data() + static_cast<size_t>(r0) * h;
       float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
       Dense(member, x, rows, h, L.wqkv, L.pqkv, 3 * h, qkv);
-      internal::BiasRows(qkv, L.bqkv.data(), rows, 3 * h);
+      if (amx_attention_) {
+        // One pass adds the bias and rounds Q, K, V to bf16 for the AMX attention.
+        internal::BiasToBf16Rows(qkv, L.bqkv.data(), rows, 3 * h,
+                                 qkv16_.data() + static_cast<size_t>(r0) * 3 * h);
+      } else {
+        internal::BiasRows(qkv, L.bqkv.data(), rows, 3 * h);
+      }
       sync();
 
       const int items = batch * heads;
@@ -245,10 +262,16 @@ class CpuEncoder final : public Encoder {
         const float* q = qkv_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
         const float* k = q + h;
         const float* v = q + 2 * h;
+        float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
+        if (amx_attention_) {
+          const uint16_t* q16 = qkv16_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
+          internal::AmxAttention(q16, q16 + h, q16 + 2 * h, 3 * h, len, d, scale, ctx, h,
+                                 &attention_scratch_[member]);
+          continue;
+        }
         blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
         internal::SoftmaxRows(scores, len, len);
-        blas_->Sgemm(false, false, len, d, len, 1.0f, scores, len, v, 3 * h, 0.0f,
-                     ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d, h);
+        blas_->Sgemm(false, false, len, d, len, 1.0f, scores, len, v, 3 * h, 0.0f, ctx, h);
       }
       sync();
 
@@ -287,6 +310,8 @@ class CpuEncoder final : public Encoder {
   std::shared_ptr<const ModelBundle> bundle_;
   const ModelConfig config_;
   const bool bf16_;  // dense layers in bf16 on AMX via oneDNN (fp32 accumulation); the rest fp32
+  // bf16 only: attention on AMX tiles too (amx_attention.h); else fp32 OpenBLAS + softmax.
+  const bool amx_attention_;
   ThreadTeam team_;
 
   std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
@@ -296,10 +321,12 @@ class CpuEncoder final : public Encoder {
   const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
   std::vector<int> offsets_;
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
-  std::vector<std::vector<float>> scores_;           // one len x len block per member
-  std::vector<internal::Bf16Scratch> bf16_scratch_;  // one per member
-  std::mutex error_mu_;                              // Guards error_ while the team runs.
-  absl::Status error_;  // The first failure of this Encode, from any member.
+  std::vector<uint16_t> qkv16_;             // bf16 Q, K, V with bias, for the AMX attention
+  std::vector<std::vector<float>> scores_;  // one len x len block per member
+  std::vector<internal::Bf16Scratch> bf16_scratch_;               // one per member
+  std::vector<internal::AmxAttentionScratch> attention_scratch_;  // one per member
+  std::mutex error_mu_;  // Guards error_ while the team runs.
+  absl::Status error_;   // The first failure of this Encode, from any member.
   std::unique_ptr<std::atomic<int>[]> next_item_;
 };
 
