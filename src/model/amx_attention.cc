@@ -56,55 +56,6 @@ TIPPERARY_AMX inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-// Round to nearest even, as VCVTNE2PS2BF16 does (inputs here are finite).
-uint16_t ToBf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-// K as the B operand of S = Q K^T: for key block j (16 keys) and d step t (32 values), a tile of
-// 16 rows i, each the pairs (K[16 j + n][32 t + 2 i], K[..][32 t + 2 i + 1]) for n = 0..15 (the
-// VNNI layout AMX wants: a 16 x 16 transpose of bf16 pairs).
-void PackKeys(const uint16_t* k, int stride, int keys, int d, uint16_t* dst) {
-  const int steps = d / 32;
-  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
-  for (int j = 0; j < keys / kTile; ++j) {
-    for (int n = 0; n < kTile; ++n) {
-      const uint16_t* key = k + static_cast<size_t>(j * kTile + n) * stride;
-      for (int t = 0; t < steps; ++t) {
-        uint32_t pairs[16];
-        std::memcpy(pairs, key + t * 32, sizeof(pairs));
-        uint32_t* tile = out + (static_cast<size_t>(j) * steps + t) * 256;
-        for (int i = 0; i < 16; ++i) tile[i * 16 + n] = pairs[i];
-      }
-    }
-  }
-}
-
-// V as the B operand of O = P V: for key block b (32 keys) and d block c (16 values), a tile of
-// 16 rows i, each the pairs (V[32 b + 2 i][16 c + n], V[32 b + 2 i + 1][16 c + n]), n = 0..15.
-TIPPERARY_AMX void PackValues(const uint16_t* v, int stride, int keys, int d, uint16_t* dst) {
-  const int blocks = d / 16;
-  // Interleaves the 16 bf16 of one row (a: lanes 0-15) with those of the next (b: 32-47).
-  alignas(64) static constexpr uint16_t kInterleave[32] = {
-      0, 32, 1, 33, 2,  34, 3,  35, 4,  36, 5,  37, 6,  38, 7,  39,
-      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  const __m512i perm = _mm512_load_si512(kInterleave);
-  for (int b = 0; b < keys / kKeyStep; ++b) {
-    for (int i = 0; i < 16; ++i) {
-      const uint16_t* even = v + static_cast<size_t>(b * kKeyStep + 2 * i) * stride;
-      for (int c = 0; c < blocks; ++c) {
-        const __m512i lo = _mm512_maskz_loadu_epi16(0xffff, even + c * 16);
-        const __m512i hi = _mm512_maskz_loadu_epi16(0xffff, even + stride + c * 16);
-        uint16_t* tile = dst + (static_cast<size_t>(b) * blocks + c) * 512;
-        _mm512_storeu_si512(tile + i * 32, _mm512_permutex2var_epi16(lo, perm, hi));
-      }
-    }
-  }
-}
-
 // exp(x) for 16 lanes: FastExp's reduction and polynomial (cpu_math.h), 2^n by VSCALEFPS.
 TIPPERARY_AMX inline __m512 Exp16(__m512 x) {
   x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
@@ -170,36 +121,62 @@ bool AmxAttentionAvailable() {
   return available;
 }
 
-TIPPERARY_AMX void BiasToBf16Rows(const float* x, const float* bias, int rows, int n,
-                                  uint16_t* dst) {
-  for (int r = 0; r < rows; ++r) {
-    const float* in = x + static_cast<size_t>(r) * n;
-    uint16_t* out = dst + static_cast<size_t>(r) * n;
-    int c = 0;
-    for (; c + 32 <= n; c += 32) {
-      const __m512 lo = _mm512_add_ps(_mm512_loadu_ps(in + c), _mm512_loadu_ps(bias + c));
-      const __m512 hi = _mm512_add_ps(_mm512_loadu_ps(in + c + 16), _mm512_loadu_ps(bias + c + 16));
-      _mm512_storeu_si512(out + c, ToBf16x32(lo, hi));
+TIPPERARY_AMX void PackQkvRow(const float* row, const float* bias, int pos, int heads, int d,
+                              size_t plane, uint16_t* q, uint16_t* k, uint16_t* v) {
+  const int h = heads * d;
+  const int steps = d / 32;
+  const int blocks = d / 16;
+  // K: pair i of this key's d step t goes to row i, column pos % 16 of its tile (u32 units).
+  const __m512i k_index =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(16));
+  // V: value c of this key goes to row (pos % 32) / 2, element 2 c + pos % 2 of its tile.
+  const int half = pos % 2;
+  const __mmask32 v_mask = half == 0 ? 0x55555555u : 0xaaaaaaaau;
+  for (int head = 0; head < heads; ++head) {
+    const size_t base = static_cast<size_t>(head) * plane;
+    const float* in = row + head * d;
+    const float* b = bias + head * d;
+    uint16_t* q_row = q + base + static_cast<size_t>(pos) * d;
+    uint32_t* k_tiles = reinterpret_cast<uint32_t*>(k + base);
+    uint16_t* v_tiles = v + base;
+    for (int t = 0; t < steps; ++t) {
+      const int c = t * 32;
+      const __m512i q16 =
+          ToBf16x32(_mm512_add_ps(_mm512_loadu_ps(in + c), _mm512_loadu_ps(b + c)),
+                    _mm512_add_ps(_mm512_loadu_ps(in + c + 16), _mm512_loadu_ps(b + c + 16)));
+      _mm512_storeu_si512(q_row + c, q16);
+      const __m512i k16 = ToBf16x32(
+          _mm512_add_ps(_mm512_loadu_ps(in + h + c), _mm512_loadu_ps(b + h + c)),
+          _mm512_add_ps(_mm512_loadu_ps(in + h + c + 16), _mm512_loadu_ps(b + h + c + 16)));
+      uint32_t* tile = k_tiles + (static_cast<size_t>(pos / kTile) * steps + t) * 256 + pos % kTile;
+      _mm512_i32scatter_epi32(tile, k_index, k16, 4);
     }
-    for (; c < n; ++c) out[c] = ToBf16(in[c] + bias[c]);
+    for (int c = 0; c < blocks; ++c) {
+      const __m512 x =
+          _mm512_add_ps(_mm512_loadu_ps(in + 2 * h + c * 16), _mm512_loadu_ps(b + 2 * h + c * 16));
+      // 16 bf16 widened to 32-bit lanes, in the low or high half of each as pos is even or odd.
+      __m512i wide = _mm512_cvtepu16_epi32(reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
+      if (half != 0) wide = _mm512_slli_epi32(wide, 16);
+      uint16_t* tile = v_tiles + (static_cast<size_t>(pos / kKeyStep) * blocks + c) * 512 +
+                       static_cast<size_t>(pos % kKeyStep / 2) * 32;
+      _mm512_mask_storeu_epi16(tile, v_mask, wide);
+    }
   }
 }
 
-TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int stride,
-                                int len, int d, float scale, float* ctx, int ctx_stride,
+TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uint16_t* vp, int len,
+                                int d, float scale, float* ctx, int ctx_stride,
                                 AmxAttentionScratch* scratch) {
+  const int stride = d;             // packed Q rows
   constexpr int kRows = 2 * kTile;  // query rows per pass: two tiles
   const int keys = RoundUp(len, kKeyStep);
   const int steps = d / 32;
   const int blocks = d / 16;
   AmxAttentionScratch& m = *scratch;
-  uint16_t* kp = Grow(m.k, static_cast<size_t>(keys) * d);
-  uint16_t* vp = Grow(m.v, static_cast<size_t>(keys) * d);
   uint16_t* p = Grow(m.p, static_cast<size_t>(kRows) * keys);
   float* s = Grow(m.s, static_cast<size_t>(kRows) * keys);
   float* o = Grow(m.o, static_cast<size_t>(kRows) * d);
-  PackKeys(k, stride, keys, d, kp);
-  PackValues(v, stride, keys, d, vp);
 
   // Loaded on every call: oneDNN's kernels on this thread configure the tiles their own way.
   TileConfig config;
@@ -281,12 +258,13 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* k, const uint
 
 bool AmxAttentionAvailable() { return false; }
 
-void BiasToBf16Rows(const float*, const float*, int, int, uint16_t*) {
+void PackQkvRow(const float*, const float*, int, int, int, size_t, uint16_t*, uint16_t*,
+                uint16_t*) {
   std::abort();  // unreachable: AmxAttentionAvailable() is false
 }
 
-void AmxAttention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, int, float, float*,
-                  int, AmxAttentionScratch*) {
+void AmxAttention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, float, float*, int,
+                  AmxAttentionScratch*) {
   std::abort();  // unreachable: AmxAttentionAvailable() is false
 }
 

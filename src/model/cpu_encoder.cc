@@ -162,10 +162,18 @@ class CpuEncoder final : public Encoder {
     Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
     Grow(inter_, static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size);
     if (amx_attention_) {
-      // The attention reads up to kAmxAttentionOverread rows past a sequence; rows past the
-      // last token hold zeros or an earlier call's values, finite either way.
-      const size_t rows16 = t + internal::kAmxAttentionOverread;
-      if (qkv16_.size() < rows16 * 3 * h) qkv16_.resize(rows16 * 3 * h);
+      // Packed Q, K, V: per head, one block of AmxAttentionRows(len) rows per sequence. Rows
+      // past a sequence's end hold zeros or an earlier call's values: finite either way.
+      padded_.resize(batch + 1);
+      padded_[0] = 0;
+      for (int b = 0; b < batch; ++b) {
+        padded_[b + 1] = padded_[b] + internal::AmxAttentionRows(offsets_[b + 1] - offsets_[b]);
+      }
+      plane_ = static_cast<size_t>(padded_[batch]) * config_.head_dim();
+      const size_t packed = plane_ * config_.num_attention_heads;
+      for (auto* v : {&q16_, &k16_, &v16_}) {
+        if (v->size() < packed) v->resize(packed);
+      }
     } else {
       for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
     }
@@ -246,7 +254,8 @@ class CpuEncoder final : public Encoder {
       float* x = x_.data() + static_cast<size_t>(r0) * h;
       if (amx_attention_) {
         // Chunk by chunk, so that the fp32 product (rows x 1152) is still in L2 when one pass
-        // adds the bias and rounds it to bf16 for the AMX attention; only bf16 goes to memory.
+        // adds the bias, rounds it to bf16 and packs it per head for the AMX attention; only
+        // bf16 goes to memory.
         // (On the whole slice at once the fp32 product went out to memory and back: the QKV
         // GEMM ran at ~160 GFLOP/s against ~250 for the chunked feed-forward ones.)
         float* qkv = qkv_.data() + static_cast<size_t>(member) * kFfnChunkRows * 3 * h;
@@ -254,8 +263,16 @@ class CpuEncoder final : public Encoder {
           const int crows = std::min(kFfnChunkRows, r1 - c0);
           Dense(member, x_.data() + static_cast<size_t>(c0) * h, crows, h, L.wqkv, L.pqkv, 3 * h,
                 qkv);
-          internal::BiasToBf16Rows(qkv, L.bqkv.data(), crows, 3 * h,
-                                   qkv16_.data() + static_cast<size_t>(c0) * 3 * h);
+          int b = static_cast<int>(std::upper_bound(offsets_.begin(), offsets_.end(), c0) -
+                                   offsets_.begin()) -
+                  1;
+          for (int r = c0; r < c0 + crows; ++r) {
+            while (r >= offsets_[b + 1]) ++b;
+            const size_t block = static_cast<size_t>(padded_[b]) * d;
+            internal::PackQkvRow(qkv + static_cast<size_t>(r - c0) * 3 * h, L.bqkv.data(),
+                                 r - offsets_[b], heads, d, plane_, q16_.data() + block,
+                                 k16_.data() + block, v16_.data() + block);
+          }
         }
       } else {
         float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
@@ -274,9 +291,9 @@ class CpuEncoder final : public Encoder {
         const float* v = q + 2 * h;
         float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
         if (amx_attention_) {
-          const uint16_t* q16 = qkv16_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
-          internal::AmxAttention(q16, q16 + h, q16 + 2 * h, 3 * h, len, d, scale, ctx, h,
-                                 &attention_scratch_[member]);
+          const size_t block = head * plane_ + static_cast<size_t>(padded_[b]) * d;
+          internal::AmxAttention(q16_.data() + block, k16_.data() + block, v16_.data() + block, len,
+                                 d, scale, ctx, h, &attention_scratch_[member]);
           continue;
         }
         blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
@@ -332,8 +349,11 @@ class CpuEncoder final : public Encoder {
   const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
   std::vector<int> offsets_;
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
-  std::vector<uint16_t> qkv16_;             // bf16 Q, K, V with bias, for the AMX attention
-  std::vector<std::vector<float>> scores_;  // one len x len block per member
+  // AMX attention only: bf16 Q, K, V with bias, packed per head and sequence (PackQkvRow).
+  std::vector<int> padded_;  // offsets_ with each sequence rounded up to AmxAttentionRows
+  size_t plane_ = 0;         // elements of one head's blocks
+  std::vector<uint16_t> q16_, k16_, v16_;
+  std::vector<std::vector<float>> scores_;                        // one len x len block per member
   std::vector<internal::Bf16Scratch> bf16_scratch_;               // one per member
   std::vector<internal::AmxAttentionScratch> attention_scratch_;  // one per member
   std::mutex error_mu_;  // Guards error_ while the team runs.

@@ -1,6 +1,6 @@
-// The AMX attention kernel against a double-precision attention of the same bf16-rounded Q, K,
-// V, for lengths around its 16-row tiles and 32-key steps, two head sizes, and rows past the
-// sequence filled with large values (they must be masked out, not mixed in).
+// PackQkvRow + the AMX attention kernel against a double-precision attention of the same
+// bf16-rounded Q, K, V, for lengths around its 16-row tiles and 32-key steps, two head sizes,
+// and rows past the sequence filled with large values (they must be masked out, not mixed in).
 #include "../../src/model/amx_attention.h"  // internal; tested directly
 
 #include <gtest/gtest.h>
@@ -14,8 +14,6 @@
 namespace tipperary::model {
 namespace {
 
-float Bf16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
-
 struct Case {
   int len, d;
 };
@@ -27,7 +25,7 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
   const auto [len, d] = GetParam();
   ASSERT_TRUE(internal::AmxAttentionSupports(d));
   const int heads = 2, h = heads * d, stride = 3 * h;
-  const int rows = len + internal::kAmxAttentionOverread;
+  const int rows = internal::AmxAttentionRows(len);
   std::mt19937 rng(len * 100 + d);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> qkv(static_cast<size_t>(rows) * stride), bias(stride);
@@ -35,22 +33,37 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
   for (float& x : bias) x = 0.5f * normal(rng);
   // Past the sequence: values that would dominate any softmax or sum they leaked into.
   for (size_t i = static_cast<size_t>(len) * stride; i < qkv.size(); ++i) qkv[i] = 3.0e4f;
-  std::vector<uint16_t> qkv16(qkv.size());
-  internal::BiasToBf16Rows(qkv.data(), bias.data(), rows, stride, qkv16.data());
+  // Two sequences' blocks per head plane, the one under test second, so that a kernel reading
+  // the wrong block or packing into it shows.
+  const int other = 32;
+  const size_t plane = static_cast<size_t>(other + rows) * d;
+  std::vector<uint16_t> q16(plane * heads), k16(plane * heads), v16(plane * heads);
+  // Packed in reverse order (as a second thread might), rows past len included.
+  for (int r = rows - 1; r >= 0; --r) {
+    internal::PackQkvRow(qkv.data() + static_cast<size_t>(r) * stride, bias.data(), r, heads, d,
+                         plane, q16.data() + other * d, k16.data() + other * d,
+                         v16.data() + other * d);
+  }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   // A sentinel row after the output: the kernel must not write past `len` rows.
   std::vector<float> ctx(static_cast<size_t>(len + 1) * h, -7.0f);
   internal::AmxAttentionScratch scratch;
   for (int head = 0; head < heads; ++head) {
-    const uint16_t* q = qkv16.data() + head * d;
-    internal::AmxAttention(q, q + h, q + 2 * h, stride, len, d, scale, ctx.data() + head * d, h,
-                           &scratch);
+    const size_t block = head * plane + other * d;
+    internal::AmxAttention(q16.data() + block, k16.data() + block, v16.data() + block, len, d,
+                           scale, ctx.data() + head * d, h, &scratch);
   }
 
+  // The reference takes the same bf16 rounding of x + bias (nearest even).
+  auto round = [](float f) {
+    uint32_t u = std::bit_cast<uint32_t>(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return std::bit_cast<float>(u & 0xffff0000u);
+  };
   auto at = [&](int row, int part, int head, int i) {
-    return static_cast<double>(
-        Bf16ToFloat(qkv16[static_cast<size_t>(row) * stride + part * h + head * d + i]));
+    const int col = part * h + head * d + i;
+    return static_cast<double>(round(qkv[static_cast<size_t>(row) * stride + col] + bias[col]));
   };
   double worst = 0;
   for (int head = 0; head < heads; ++head) {
