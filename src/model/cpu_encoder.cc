@@ -337,7 +337,7 @@ class CpuEncoder final : public Encoder {
   const internal::Blas* blas_;
   std::shared_ptr<const ModelBundle> bundle_;
   const ModelConfig config_;
-  const bool bf16_;  // dense layers in bf16 on AMX via oneDNN (fp32 accumulation); the rest fp32
+  const bool bf16_;  // dense layers in bf16 on AMX via oneDNN (fp32 accumulation)
   // bf16 only: attention on AMX tiles too (amx_attention.h); else fp32 OpenBLAS + softmax.
   const bool amx_attention_;
   ThreadTeam team_;

@@ -1,6 +1,7 @@
 // The CPU backend of Encoder: a BERT forward pass whose dense-layer GEMMs run on OpenBLAS sgemm
 // (fp32) or on oneDNN's Intel AMX matmul (bf16 inputs, fp32 accumulation; options.dtype), plus
-// hand-written fp32 element-wise loops and attention, parallelised over a fixed team of threads.
+// hand-written fp32 element-wise loops and attention (bf16 on AMX tiles for bfloat16),
+// parallelised over a fixed team of threads.
 // Batches of fewer than 96 tokens run on the calling thread alone: waking the team and meeting at
 // its barriers costs more than the second thread saves there.
 //
@@ -32,7 +33,8 @@ struct CpuEncoderOptions {
   int threads = 0;
   // "float32": everything in fp32, GEMMs on OpenBLAS sgemm. "bfloat16": the dense layers' GEMMs
   // on Intel AMX (oneDNN matmul) with bf16 inputs and fp32 accumulation (weights rounded to bf16
-  // once, at load); attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
+  // once, at load), and attention on AMX tiles (bf16 Q, K, V and probabilities, fp32 scores,
+  // softmax and accumulation); LayerNorm, GELU and pooling stay fp32. Fails without AMX.
   std::string dtype = "float32";
 };
 
