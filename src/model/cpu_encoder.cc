@@ -364,7 +364,7 @@ class CpuEncoder final : public Encoder {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
-                                                          CpuEncoderOptions options) {
+                                                          const CpuEncoderOptions& options) {
   if (bundle == nullptr) return absl::InvalidArgumentError("CreateCpuEncoder: null model bundle");
   int threads = options.threads;
   if (threads < 0) {

@@ -40,7 +40,7 @@ struct CpuEncoderOptions {
 
 // Fails when OpenBLAS (libopenblas0) cannot be loaded, or the bundle's tensors cannot be read.
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
-                                                          CpuEncoderOptions options = {});
+                                                          const CpuEncoderOptions& options = {});
 
 // Whether dtype "bfloat16" is available: oneDNN runs a bf16 matmul on AMX here (the CPU has
 // AMX-BF16 and the kernel grants it).
