@@ -1,6 +1,7 @@
 // The CPU backend of Encoder: a BERT forward pass whose dense-layer GEMMs run on OpenBLAS sgemm
 // (fp32) or on oneDNN's Intel AMX matmul (bf16 inputs, fp32 accumulation; options.dtype), plus
-// hand-written fp32 element-wise loops and attention, parallelised over a fixed team of threads.
+// hand-written fp32 element-wise loops and attention (bf16 on AMX tiles for bfloat16),
+// parallelised over a fixed team of threads.
 // Batches of fewer than 96 tokens run on the calling thread alone: waking the team and meeting at
 // its barriers costs more than the second thread saves there.
 //
@@ -32,16 +33,17 @@ struct CpuEncoderOptions {
   int threads = 0;
   // "float32": everything in fp32, GEMMs on OpenBLAS sgemm. "bfloat16": the dense layers' GEMMs
   // on Intel AMX (oneDNN matmul) with bf16 inputs and fp32 accumulation (weights rounded to bf16
-  // once, at load); attention, LayerNorm, GELU and pooling stay fp32. Fails without AMX.
+  // once, at load), and attention on AMX tiles (bf16 Q, K, V and probabilities, fp32 scores,
+  // softmax and accumulation); LayerNorm, GELU and pooling stay fp32. Fails without AMX.
   // "int8": those GEMMs in int8 (oneDNN, AMX-INT8 or AVX-512 VNNI) with weights quantized at
   // load per output channel and activations per row, s32 accumulation, fp32 out (see
-  // src/model/onednn_int8_gemm.h); the rest as for bfloat16. Fails without AMX-INT8/VNNI.
+  // src/model/onednn_int8_gemm.h); the rest as for float32. Fails without AMX-INT8/VNNI.
   std::string dtype = "float32";
 };
 
 // Fails when OpenBLAS (libopenblas0) cannot be loaded, or the bundle's tensors cannot be read.
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
-                                                          CpuEncoderOptions options = {});
+                                                          const CpuEncoderOptions& options = {});
 
 // Whether dtype "bfloat16" is available: oneDNN runs a bf16 matmul on AMX here (the CPU has
 // AMX-BF16 and the kernel grants it).

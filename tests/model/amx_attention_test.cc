@@ -1,0 +1,108 @@
+// PackQkvRow + the AMX attention kernel against a double-precision attention of the same
+// bf16-rounded Q, K, V, for lengths around its 16-row tiles and 32-key steps, two head sizes,
+// and rows past the sequence filled with large values (they must be masked out, not mixed in).
+#include "../../src/model/amx_attention.h"  // internal; tested directly
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace tipperary::model {
+namespace {
+
+struct Case {
+  int len, d;
+};
+
+class AmxAttentionTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
+  if (!internal::AmxAttentionAvailable()) GTEST_SKIP() << "no AMX-BF16 here";
+  const auto [len, d] = GetParam();
+  ASSERT_TRUE(internal::AmxAttentionSupports(d));
+  const int heads = 2, h = heads * d, stride = 3 * h;
+  const int rows = internal::AmxAttentionRows(len);
+  std::mt19937 rng(len * 100 + d);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> qkv(static_cast<size_t>(rows) * stride), bias(stride);
+  for (float& x : qkv) x = 2.0f * normal(rng);
+  for (float& x : bias) x = 0.5f * normal(rng);
+  // Past the sequence: values that would dominate any softmax or sum they leaked into.
+  for (size_t i = static_cast<size_t>(len) * stride; i < qkv.size(); ++i) qkv[i] = 3.0e4f;
+  // Two sequences' blocks per head plane, the one under test second, so that a kernel reading
+  // the wrong block or packing into it shows.
+  const int other = 32;
+  const size_t plane = static_cast<size_t>(other + rows) * d;
+  std::vector<uint16_t> q16(plane * heads), k16(plane * heads), v16(plane * heads);
+  // Packed in reverse order (as a second thread might), rows past len included.
+  for (int r = rows - 1; r >= 0; --r) {
+    internal::PackQkvRow(qkv.data() + static_cast<size_t>(r) * stride, bias.data(), r, heads, d,
+                         plane, q16.data() + other * d, k16.data() + other * d,
+                         v16.data() + other * d);
+  }
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  // A sentinel row after the output: the kernel must not write past `len` rows.
+  std::vector<float> ctx(static_cast<size_t>(len + 1) * h, -7.0f);
+  internal::AmxAttentionScratch scratch;
+  for (int head = 0; head < heads; ++head) {
+    const size_t block = head * plane + other * d;
+    internal::AmxAttention(q16.data() + block, k16.data() + block, v16.data() + block, len, d,
+                           scale, ctx.data() + head * d, h, &scratch);
+  }
+
+  // The reference takes the same bf16 rounding of x + bias (nearest even).
+  auto round = [](float f) {
+    uint32_t u = std::bit_cast<uint32_t>(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return std::bit_cast<float>(u & 0xffff0000u);
+  };
+  auto at = [&](int row, int part, int head, int i) {
+    const int col = part * h + head * d + i;
+    return static_cast<double>(round(qkv[static_cast<size_t>(row) * stride + col] + bias[col]));
+  };
+  double worst = 0;
+  for (int head = 0; head < heads; ++head) {
+    for (int i = 0; i < len; ++i) {
+      std::vector<double> p(len);
+      double max = -1e300, sum = 0;
+      for (int j = 0; j < len; ++j) {
+        double s = 0;
+        for (int c = 0; c < d; ++c) s += at(i, 0, head, c) * at(j, 1, head, c);
+        p[j] = s * scale;
+        max = std::max(max, p[j]);
+      }
+      for (double& x : p) sum += (x = std::exp(x - max));
+      for (int c = 0; c < d; ++c) {
+        double ref = 0, mag = 0;
+        for (int j = 0; j < len; ++j) {
+          ref += p[j] / sum * at(j, 2, head, c);
+          mag += p[j] / sum * std::abs(at(j, 2, head, c));
+        }
+        // The probabilities are rounded to bf16 (relative 2^-9) before PV.
+        const double err = std::abs(ref - ctx[static_cast<size_t>(i) * h + head * d + c]);
+        worst = std::max(worst, err / (mag + 1e-3));
+      }
+    }
+  }
+  EXPECT_LT(worst, 8e-3) << "len " << len << ", head_dim " << d;
+  for (int c = 0; c < h; ++c) {
+    ASSERT_EQ(ctx[static_cast<size_t>(len) * h + c], -7.0f) << "wrote past row " << len;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Lengths, AmxAttentionTest,
+                         ::testing::Values(Case{1, 32}, Case{12, 32}, Case{16, 32}, Case{17, 32},
+                                           Case{32, 32}, Case{33, 32}, Case{100, 32}, Case{256, 32},
+                                           Case{5, 64}, Case{47, 64}, Case{130, 64}),
+                         [](const auto& p) {
+                           return "len" + std::to_string(p.param.len) + "_d" +
+                                  std::to_string(p.param.d);
+                         });
+
+}  // namespace
+}  // namespace tipperary::model
