@@ -124,7 +124,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
                    static_cast<int>(batching.max_batch_tokens), rt->max_seq_length_);
   // Any token of the vocabulary: the cost does not depend on which.
   const int32_t filler = rt->tokenizer_->unk_id();
-  const batcher::TimePoint warmup_start = batcher::Clock::now();
+  std::chrono::nanoseconds warmup_time{0};  // The batches only, not building the encoders.
   int64_t warmup_tokens = 0;
   for (uint32_t i = 0; i < config.instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
@@ -142,8 +142,10 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
             absl::Status(s.code(), absl::StrCat("warm-up (", shape.batch, " x ", shape.length,
                                                 " tokens) failed: ", s.message())));
       }
+      const std::chrono::nanoseconds took = batcher::Clock::now() - start;
+      warmup_time += took;
       // The throughput estimate's seed, so that backlog_seconds is defined before any batch.
-      rt->throughput_->Seed(static_cast<uint64_t>(shape.tokens()), batcher::Clock::now() - start);
+      rt->throughput_->Seed(static_cast<uint64_t>(shape.tokens()), took);
       warmup_tokens += shape.tokens();
       if (out.size() != static_cast<size_t>(shape.batch) * rt->dim_) {
         return error(absl::InternalError("warm-up: the encoder returned the wrong shape"));
@@ -151,7 +153,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     }
     rt->encoders_.push_back(std::move(*encoder));
   }
-  const double warmup_seconds = Seconds(batcher::Clock::now() - warmup_start);
+  const double warmup_seconds = Seconds(warmup_time);
   stats.warmup_seconds->Add({{"model", config.name}}).Set(warmup_seconds);
   stats.warmup_batches->Add({{"model", config.name}}).Set(static_cast<double>(shapes.size()));
   TIPPERARY_LOG(
