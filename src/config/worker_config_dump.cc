@@ -38,6 +38,7 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
     Emit(out, "instances", model.instances);
     Emit(out, "threads", model.threads);
     Emit(out, "default", model.is_default);
+    Emit(out, "warmup", model.warmup);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;

@@ -169,7 +169,7 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
 absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
-                               "max_seq_length", "instances", "threads", "default"}));
+                               "max_seq_length", "instances", "threads", "default", "warmup"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
   YamlValue name = *map.Find("name");
   TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
@@ -203,6 +203,7 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("instances", &out->instances, 1, 64));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &out->threads, 0, 1024));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("default", &out->is_default));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("warmup", &out->warmup, {"all", "minimal", "none"}));
   return absl::OkStatus();
 }
 

@@ -26,7 +26,7 @@ class EmbedBidiReactor
   static constexpr size_t kMaxPending = 8;  // Requests read ahead of their responses.
 
   EmbedBidiReactor(WorkerCore& core, grpc::CallbackServerContext* context)
-      : OrderedStreamReactor(core), context_(context) {}
+      : OrderedStreamReactor(core, context) {}
 
   void Start() {
     absl::Status status = core_.Admission();
@@ -90,6 +90,7 @@ class EmbedBidiReactor
     Step([&] {
       if (pb::EmbedResponse* slot = out_.Completed(sequence, task)) {
         FillEmbedResponse(model, task, options, 0, slot);
+        timing_.Add(model, task);
       } else if (!task.status().ok()) {
         cancelled_->store(true);
       }
@@ -111,8 +112,6 @@ class EmbedBidiReactor
   std::string ModelNameLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) override {
     return model_name_.empty() ? core_.config()->default_model().name : model_name_;
   }
-
-  grpc::CallbackServerContext* const context_;
 
   pb::EmbedRequest request_ ABSL_GUARDED_BY(mu_);
   bool reading_ ABSL_GUARDED_BY(mu_) = false;

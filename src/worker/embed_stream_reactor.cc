@@ -26,7 +26,7 @@ class EmbedStreamReactor
   static constexpr size_t kWindow = 4;  // Chunks submitted ahead of the one being written.
 
   EmbedStreamReactor(WorkerCore& core, grpc::CallbackServerContext* context)
-      : OrderedStreamReactor(core), context_(context) {}
+      : OrderedStreamReactor(core, context) {}
 
   void Start(const pb::EmbedRequest& request) {
     absl::StatusOr<std::shared_ptr<ModelRuntime>> admitted = Admit(core_, request.model());
@@ -80,6 +80,7 @@ class EmbedStreamReactor
     Step([&] {
       if (pb::EmbedResponse* slot = out_.Completed(index, task)) {
         FillEmbedResponse(*model_, task, options_, chunks_[index].first_index, slot);
+        timing_.Add(*model_, task);
       }
       chunks_[index].task.reset();  // Its vectors are copied; free them early.
     });
@@ -107,7 +108,6 @@ class EmbedStreamReactor
     return model_->name();
   }
 
-  grpc::CallbackServerContext* const context_;
   // The call's model for all its chunks (a reload does not move a call to another one).
   std::shared_ptr<ModelRuntime> model_;
   EmbedOptions options_;

@@ -77,6 +77,10 @@ class EmbedTask {
     return batch_sequences_.empty() ? std::chrono::nanoseconds(0) : last_end_ - first_start_;
   }
   int batches() const { return static_cast<int>(batch_sequences_.size()); }
+  // The first batch's start and the last one's end (inference_span() apart); meaningful only
+  // when batches() > 0.
+  std::chrono::steady_clock::time_point inference_start() const { return first_start_; }
+  std::chrono::steady_clock::time_point inference_end() const { return last_end_; }
 
   // Set by MakeTask: the time the texts took to tokenise, and their characters (Unicode code
   // points, as TEI's x-compute-characters; -1 when the input was token ids).

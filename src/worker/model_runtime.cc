@@ -10,6 +10,7 @@
 #include "status_details.h"
 #include "tipperary/common/log.h"
 #include "tipperary/model/model_card.h"
+#include "warmup_plan.h"
 
 namespace tipperary::worker {
 namespace {
@@ -114,27 +115,57 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   }
   rt->throughput_ = std::make_unique<ThroughputEstimator>(batching.throughput_window,
                                                           static_cast<int>(config.instances));
+  // Warm-up (models[].warmup): every batch shape bucket on every encoder, so that the first
+  // requests after ready do not pay for a shape's first batch (lazy allocations, GEMM code paths,
+  // cuBLAS handles and algorithm choice, the weights' first page touches), and a broken backend
+  // fails at start.
+  const std::vector<WarmupShape> shapes =
+      WarmupShapes(config.warmup, static_cast<int>(batching.max_batch_size),
+                   static_cast<int>(batching.max_batch_tokens), rt->max_seq_length_);
+  // Any token of the vocabulary: the cost does not depend on which.
+  const int32_t filler = rt->tokenizer_->unk_id();
+  std::chrono::nanoseconds warmup_time{0};  // The batches only, not building the encoders.
+  int64_t warmup_tokens = 0;
   for (uint32_t i = 0; i < config.instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
         CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
     if (!encoder.ok()) return error(encoder.status());
-    // Warm-up: one tiny batch per encoder, so the first request does not pay for lazy
-    // allocations (scratch buffers, cuBLAS handles) and a broken backend fails at start.
-    std::vector<float> out;
-    std::vector<int32_t> ids = {rt->tokenizer_->cls_id(), rt->tokenizer_->sep_id()};
-    const batcher::TimePoint start = batcher::Clock::now();
-    if (absl::Status s = (*encoder)->Encode({ids, ids}, &out); !s.ok()) {
-      return error(absl::Status(s.code(), absl::StrCat("warm-up failed: ", s.message())));
-    }
-    // The throughput estimate's seed, so that backlog_seconds is defined before any batch.
-    rt->throughput_->Seed(2 * ids.size(), batcher::Clock::now() - start);
     rt->dim_ = (*encoder)->hidden_size();
     rt->dtype_ = (*encoder)->dtype();
-    if (out.size() != static_cast<size_t>(2 * rt->dim_)) {
-      return error(absl::InternalError("warm-up: the encoder returned the wrong shape"));
+    for (const WarmupShape& shape : shapes) {
+      std::vector<float> out;
+      const std::vector<std::vector<int32_t>> ids =
+          WarmupBatch(shape, rt->tokenizer_->cls_id(), filler, rt->tokenizer_->sep_id());
+      const batcher::TimePoint start = batcher::Clock::now();
+      if (absl::Status s = (*encoder)->Encode(ids, &out); !s.ok()) {
+        return error(
+            absl::Status(s.code(), absl::StrCat("warm-up (", shape.batch, " x ", shape.length,
+                                                " tokens) failed: ", s.message())));
+      }
+      const std::chrono::nanoseconds took = batcher::Clock::now() - start;
+      warmup_time += took;
+      // The throughput estimate's seed, so that backlog_seconds is defined before any batch.
+      rt->throughput_->Seed(static_cast<uint64_t>(shape.tokens()), took);
+      warmup_tokens += shape.tokens();
+      if (out.size() != static_cast<size_t>(shape.batch) * rt->dim_) {
+        return error(absl::InternalError("warm-up: the encoder returned the wrong shape"));
+      }
     }
     rt->encoders_.push_back(std::move(*encoder));
   }
+  const double warmup_seconds = Seconds(warmup_time);
+  stats.warmup_seconds->Add({{"model", config.name}}).Set(warmup_seconds);
+  stats.warmup_batches->Add({{"model", config.name}}).Set(static_cast<double>(shapes.size()));
+  TIPPERARY_LOG(
+      kInfo, "model warmed",
+      {{"model", config.name},
+       {"warmup", config.warmup},
+       {"buckets", absl::StrCat(shapes.size())},
+       {"largest", shapes.empty() ? std::string("none")
+                                  : absl::StrCat(shapes.back().batch, "x", shapes.back().length)},
+       {"instances", absl::StrCat(config.instances)},
+       {"tokens", absl::StrCat(warmup_tokens)},
+       {"seconds", absl::StrCat(warmup_seconds)}});
   {
     absl::MutexLock lock(&rt->pool_mu_);
     for (auto& encoder : rt->encoders_) rt->free_encoders_.push_back(encoder.get());
@@ -169,8 +200,8 @@ absl::Status ModelRuntime::Submit(const std::shared_ptr<EmbedTask>& task,
                                   batcher::TimePoint deadline) {
   absl::Status status = queue_->Submit(task, deadline);
   if (status.code() != absl::StatusCode::kResourceExhausted) return status;
-  // No rate (cannot happen after the warm-up) or nothing queued (the request alone is more
-  // than the queue holds): the 1 ms floor, which the proxy shows as Retry-After: 1.
+  // No rate (only before the first batch with warmup: none) or nothing queued (the request alone is
+  // more than the queue holds): the 1 ms floor, which the proxy shows as Retry-After: 1.
   const double seconds = backlog().seconds.value_or(0);
   const auto delay = std::max<std::chrono::nanoseconds>(
       std::chrono::milliseconds(1),

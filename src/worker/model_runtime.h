@@ -32,9 +32,10 @@ namespace tipperary::worker {
 
 class ModelRuntime {
  public:
-  // Loads the model and tokenizer, builds the encoders on the configured backend, runs one tiny
-  // batch through each (warm-up) and starts the batcher. `cache` (shared by every model; may be
-  // null) answers texts it holds for this runtime; cache_config.dedup sets deduplication.
+  // Loads the model and tokenizer, builds the encoders on the configured backend, runs the
+  // warm-up batches of config.warmup through each (warmup_plan.h; logged as "model warmed", the
+  // tipperary_worker_warmup_* gauges) and starts the batcher. `cache` (shared by every model; may
+  // be null) answers texts it holds for this runtime; cache_config.dedup sets deduplication.
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(
       const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
       const config::WorkerCacheConfig& cache_config, std::shared_ptr<EmbeddingCache> cache,

@@ -13,6 +13,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "ordered_responses.h"
 #include "rpc_support.h"
+#include "stream_timing.h"
 #include "worker_core.h"
 
 namespace tipperary::worker {
@@ -43,7 +45,8 @@ class OrderedStreamReactor : public SelfDeletingReactor<Base> {
     bool final;
   };
 
-  explicit OrderedStreamReactor(WorkerCore& core) : core_(core) {}
+  OrderedStreamReactor(WorkerCore& core, grpc::CallbackServerContext* context)
+      : core_(core), context_(context) {}
 
   // Starts what the window allows next (task submissions or request reads).
   virtual void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
@@ -65,8 +68,12 @@ class OrderedStreamReactor : public SelfDeletingReactor<Base> {
   }
 
   WorkerCore& core_;
+  grpc::CallbackServerContext* const context_;
+  const std::chrono::steady_clock::time_point received_ = std::chrono::steady_clock::now();
   absl::Mutex mu_;
   OrderedResponses out_ ABSL_GUARDED_BY(mu_);
+  // Every task whose response is sent adds to it; a successful call sends it as trailers.
+  StreamTiming timing_ ABSL_GUARDED_BY(mu_);
 
  private:
   std::optional<grpc::Status> AdvanceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -77,6 +84,13 @@ class OrderedStreamReactor : public SelfDeletingReactor<Base> {
         break;
       case OrderedResponses::Step::kFinish:
         core_.RecordRequest(ModelNameLocked(), out_.error().code(), out_.inputs(), out_.tokens());
+        if (out_.error().ok()) {
+          // Trailers: the timings are complete only now (stream_timing.h says how they add up).
+          for (auto& [key, value] :
+               TimingMetadata(timing_.Total(), received_, std::chrono::steady_clock::now())) {
+            context_->AddTrailingMetadata(key, value);
+          }
+        }
         return ToGrpc(out_.error());
       case OrderedResponses::Step::kWait:
         break;

@@ -34,7 +34,7 @@ const std::vector<std::string>& RestartRequiredKeys();
 
 // Whether a running model can stay as it is under `next`: every key but `default` (which only
 // the name table uses) is the same. Any other change (path, backend, dtype, instances, threads,
-// max_seq_length, aliases) loads the model anew.
+// max_seq_length, aliases, warmup) loads the model anew.
 bool SameModel(const config::WorkerModelConfig& running, const config::WorkerModelConfig& next);
 
 ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig next);

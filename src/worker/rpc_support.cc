@@ -36,29 +36,40 @@ std::vector<std::string> TextsOf(const pb::EmbedRequest& request) {
   return {request.inputs().begin(), request.inputs().end()};
 }
 
+CallTiming TimingOf(const ModelRuntime& model, const EmbedTask& task) {
+  return {model.backend(),       task.tokenization_time(), task.max_queue_time(),
+          task.inference_span(), task.total_tokens(),      task.characters()};
+}
+
 std::vector<std::pair<std::string, std::string>> TimingMetadata(
     const ModelRuntime& model, const EmbedTask& task,
     std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now) {
+  return TimingMetadata(TimingOf(model, task), received, now);
+}
+
+std::vector<std::pair<std::string, std::string>> TimingMetadata(
+    const CallTiming& timing, std::chrono::steady_clock::time_point received,
+    std::chrono::steady_clock::time_point now) {
   auto ms = [](std::chrono::nanoseconds time) {
     return absl::StrCat(std::chrono::duration_cast<std::chrono::milliseconds>(time).count());
   };
   const std::chrono::nanoseconds total = std::max(std::chrono::nanoseconds(0), now - received);
-  const std::chrono::nanoseconds inference = task.inference_span();
-  std::vector<std::pair<std::string, std::string>> out = {
-      {"x-compute-type", model.backend()},
-      {"x-compute-time", ms(total)},
-      {"x-total-time", ms(total)},
-      {"x-tokenization-time", ms(task.tokenization_time())},
-      {"x-queue-time", ms(task.max_queue_time())},
-      {"x-inference-time", ms(inference)},
-      {"x-compute-tokens", absl::StrCat(task.total_tokens())},
-  };
-  if (task.characters() >= 0) {
-    out.emplace_back("x-compute-characters", absl::StrCat(task.characters()));
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!timing.backend.empty()) out.emplace_back("x-compute-type", timing.backend);
+  out.insert(out.end(), {
+                            {"x-compute-time", ms(total)},
+                            {"x-total-time", ms(total)},
+                            {"x-tokenization-time", ms(timing.tokenization)},
+                            {"x-queue-time", ms(timing.queue)},
+                            {"x-inference-time", ms(timing.inference)},
+                            {"x-compute-tokens", absl::StrCat(timing.tokens)},
+                        });
+  if (timing.characters >= 0) {
+    out.emplace_back("x-compute-characters", absl::StrCat(timing.characters));
   }
-  if (inference.count() > 0) {
+  if (timing.inference.count() > 0) {
     const double per_second =
-        static_cast<double>(task.total_tokens()) * 1e9 / static_cast<double>(inference.count());
+        static_cast<double>(timing.tokens) * 1e9 / static_cast<double>(timing.inference.count());
     out.emplace_back("x-tokens-per-second", absl::StrCat(static_cast<int64_t>(per_second)));
   }
   return out;

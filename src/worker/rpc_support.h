@@ -35,6 +35,20 @@ std::vector<std::pair<std::string, std::string>> TimingMetadata(
     const ModelRuntime& model, const EmbedTask& task,
     std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point now);
 
+// What TimingMetadata reports, for one task or summed up over a stream's (stream_timing.h).
+struct CallTiming {
+  std::string backend;  // x-compute-type; "" = not sent (a stream that embedded nothing)
+  std::chrono::nanoseconds tokenization{0};
+  std::chrono::nanoseconds queue{0};
+  std::chrono::nanoseconds inference{0};
+  int64_t tokens = 0;
+  int64_t characters = -1;  // -1: unknown (token-id inputs), not sent
+};
+CallTiming TimingOf(const ModelRuntime& model, const EmbedTask& task);
+std::vector<std::pair<std::string, std::string>> TimingMetadata(
+    const CallTiming& timing, std::chrono::steady_clock::time_point received,
+    std::chrono::steady_clock::time_point now);
+
 // reactor.Finish(status), first telling TSan that what this thread did to the reactor happens
 // before its OnDone (which deletes it): gRPC orders the two inside libgrpc and libgrpc++, where
 // TSan cannot see it. Nothing of the reactor may be touched after this returns.

@@ -13,9 +13,11 @@
 // model is not a slow one: after a quiet hour the estimate is still the speed it works at.
 //
 // Before any batch ran, the warm-up batches the worker runs at load (Seed) define it, so the
-// signal exists from the first request; the first real batch replaces them. A warm-up batch is
-// tiny and overhead-bound, so the seeded rate is low and the first backlog estimates err high
-// (toward scaling out), for as long as the first batch takes.
+// signal exists from the first request; the first real batch replaces them. With warmup: all
+// they are every batch shape bucket, so the seeded rate is the model's across shapes; with
+// warmup: minimal one tiny, overhead-bound batch, so the seeded rate is low and the first backlog
+// estimates err high (toward scaling out), for as long as the first batch takes; with warmup:
+// none there is no rate (and no backlog_seconds) until the first batch.
 //
 // Time comes in as arguments (the caller measures each batch), so the class has no clock and a
 // test drives it with plain numbers. Thread-safe: the model's executor threads Record while the

@@ -37,6 +37,10 @@ inline metrics::Histogram::BucketBoundaries ModelLatencyBuckets() {
   GAUGE(backlog_seconds, "tipperary_worker_backlog_seconds",                                      \
         "Seconds of work queued: queued tokens / tokens per second.")                              \
   GAUGE(ready, "tipperary_worker_ready", "1 when the models are loaded and warm and not draining.")\
+  GAUGE(warmup_seconds, "tipperary_worker_warmup_seconds",                                        \
+        "Seconds the model's last load spent warming its encoders (models[].warmup).")           \
+  GAUGE(warmup_batches, "tipperary_worker_warmup_batches",                                        \
+        "Batch shape buckets the model's last load ran on each encoder before it was ready.")    \
   COUNTER(lane_batches, "tipperary_worker_lane_batches_total",                                    \
           "Batches run, by lane: interactive (aged bulk texts included) or bulk.")               \
   COUNTER(aged_texts, "tipperary_worker_aged_texts_total",                                        \

@@ -37,6 +37,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 1u);
   EXPECT_EQ(m.threads, 0u);
+  EXPECT_EQ(m.warmup, "all");
   EXPECT_TRUE(m.is_default);  // The only model is the default.
   EXPECT_TRUE(m.aliases.empty());
   EXPECT_TRUE(m.huggingface_aliases);
@@ -71,6 +72,7 @@ models:
     instances: 2
     threads: 3
     default: true
+    warmup: minimal
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
            group_by_length: false, dispatch_when_idle: false, throughput_window: 30s,
            priority_aging: 250ms, interactive_instances: 1}
@@ -91,6 +93,8 @@ logging: {level: debug}
   EXPECT_EQ(config->models[1].max_seq_length, 128u);
   EXPECT_EQ(config->models[1].instances, 2u);
   EXPECT_EQ(config->models[1].threads, 3u);
+  EXPECT_EQ(config->models[1].warmup, "minimal");
+  EXPECT_EQ(config->models[0].warmup, "all");
   EXPECT_EQ(config->models[1].aliases, (std::vector<std::string>{"b", "acme/B-v2"}));
   EXPECT_FALSE(config->models[1].huggingface_aliases);
   EXPECT_EQ(config->batching.max_batch_size, 8u);
@@ -137,6 +141,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("more than one model has default: true"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 0}]\n"),
               HasSubstr("models[0].instances"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, warmup: some}]\n"),
+              HasSubstr("models[0].warmup"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_queue_delay: 2 parsecs}\n"),
               HasSubstr("bad duration"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_batch_size: 0}\n"),
@@ -227,6 +233,7 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   ASSERT_EQ(config->models.size(), 1u);
   EXPECT_EQ(config->models[0].name, "all-minilm-l6-v2");
   EXPECT_TRUE(config->models[0].is_default);
+  EXPECT_EQ(config->models[0].warmup, WorkerModelConfig().warmup);
 }
 
 }  // namespace

@@ -314,6 +314,7 @@ def pod_configs(directory: pathlib.Path, worker_grpc: str | None = None,
     for model in worker["models"]:
         model["backend"] = "cpu"
         model["dtype"] = "float32"
+        model["warmup"] = "minimal"  # every bucket of the pod's batching: minutes on 2 cores
     (directory / "worker.yaml").write_text(yaml.safe_dump(worker))
     if worker_grpc:
         proxy = yaml.safe_load((REPO_ROOT / "k8s/base/config/proxy.yaml").read_text())

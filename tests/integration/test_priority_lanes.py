@@ -15,7 +15,8 @@ from test_worker_e2e import MODEL, model_dir, start_stack
 
 LANES = {"interactive_instances": 1, "priority_aging": "30s"}
 def TWO_INSTANCES() -> list[dict]:
-    return [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 1, "instances": 2}]
+    return [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 1, "instances": 2,
+             "warmup": "minimal"}]
 
 
 LONG_TEXT = " ".join(f"word{i}" for i in range(120))

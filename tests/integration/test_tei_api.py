@@ -42,9 +42,10 @@ def prompted_model_dir(directory: pathlib.Path) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tei")
-    models = [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2},
+    models = [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2,
+               "warmup": "minimal"},
               {"name": PROMPTED, "path": str(prompted_model_dir(directory)), "backend": "cpu",
-               "threads": 1, "huggingface_aliases": False}]
+               "threads": 1, "huggingface_aliases": False, "warmup": "minimal"}]
     s = start_stack(directory, models=models)
     yield s
     s.stop()

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import signal
 import struct
 import subprocess
@@ -21,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import (HTTP_TIMEOUT, REPO_ROOT, START_TIMEOUT, Proc, _find, start_proxy, to_yaml,
-                      wait_until)
+from conftest import (HTTP_TIMEOUT, REPO_ROOT, START_TIMEOUT, Proc, RawConnection, _find,
+                      raw_request, start_proxy, to_yaml, wait_until)
 
 MODEL = "all-minilm-l6-v2"
 
@@ -63,7 +64,10 @@ def worker_config(**overrides: Any) -> dict:
     config: dict[str, Any] = {
         "listen": "127.0.0.1:0",
         "admin": {"address": "127.0.0.1:0"},
-        "models": [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2}],
+        # One tiny warm-up batch: every bucket (the default) costs ~25 s on 2 cores, and the
+        # suite starts many workers; test_ready_worker_warmed_every_bucket runs the full one.
+        "models": [{"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 2,
+                    "warmup": "minimal"}],
         "drain": "5s",
         "logging": {"level": "info"},
     }
@@ -228,6 +232,28 @@ def test_stream(stack):
     assert [e["index"] for m in messages for e in m["embeddings"]] == [0, 1, 2, 3, 4]
 
 
+def test_stream_timing_trailers_through_the_proxy(stack):
+    # The worker sends a stream's timing as trailing metadata (docs/streaming.md, "Timing
+    # trailers"); the proxy relays it as HTTP/1.1 trailers Grpc-Trailer-<key>.
+    texts = [f"stream trailer {i}" for i in range(5)]
+    body = json.dumps({"inputs": texts, "chunk_size": 2}).encode()
+    with RawConnection(stack.proxy.host, stack.proxy.port) as conn:
+        conn.send(raw_request("POST", "/v1/embed:stream", body,
+                              {"Content-Type": "application/json", "TE": "trailers"}))
+        r = conn.read_response()
+    assert r.status == 200 and r.chunked, r
+    assert r.trailer("Grpc-Status") == "0", r.trailers
+    messages = json.loads(r.body)
+    tokens = sum(int(m["metadata"]["totalTokens"]) for m in messages)
+    assert int(r.trailer("Grpc-Trailer-x-compute-tokens")) == tokens, r.trailers
+    assert int(r.trailer("Grpc-Trailer-x-compute-characters")) == sum(map(len, texts))
+    total = int(r.trailer("Grpc-Trailer-x-total-time"))
+    for key in ("x-tokenization-time", "x-queue-time", "x-inference-time"):
+        assert 0 <= int(r.trailer(f"Grpc-Trailer-{key}")) <= total, (key, r.trailers)
+    assert r.trailer("Grpc-Trailer-x-compute-type") == "cpu"
+    assert r.header("x-total-time") is None  # not in the headers: only known at the end
+
+
 def test_worker_metrics_show_batches(stack):
     stack.proxy.post("/v1/embed", {"inputs": ["one", "two", "three"]})
     r = stack.worker.admin_get("/metrics")
@@ -331,6 +357,46 @@ def test_cache_answers_a_repeated_text_with_the_same_bytes(tmp_path):
         assert "max_bytes: 1MiB" in s.worker.admin_get("/config").text
     finally:
         s.stop()
+
+
+def test_ready_worker_warmed_every_bucket(tmp_path):
+    # warmup: all (the default) on a small batching config, so that it takes a moment: lengths 2,
+    # 4, 8, 16, 32 by batch sizes 1, 2, 4 within 64 tokens (32 tokens: 1 and 2 texts) = 14
+    # buckets, 2 instances each (src/worker/warmup_plan.h).
+    model = {"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 1,
+             "max_seq_length": 32, "instances": 2}
+    worker = start_worker(tmp_path, models=[model],
+                          batching={"max_batch_size": 4, "max_batch_tokens": 64})
+    try:
+        assert worker.admin_get("/readyz").status_code == 200
+        lines = worker.proc.json_lines()
+        msgs = [l.get("msg") for l in lines]
+        assert "model warmed" in msgs and msgs.index("model warmed") < msgs.index("ready")
+        warmed = next(l for l in lines if l.get("msg") == "model warmed")
+        assert warmed["model"] == MODEL and warmed["warmup"] == "all", warmed
+        assert warmed["buckets"] == "14" and warmed["largest"] == "2x32", warmed
+        assert warmed["instances"] == "2", warmed
+        # Per instance: 1 + 2 + 4 texts of each length 2 ... 16, and 1 + 2 of 32.
+        assert int(warmed["tokens"]) == 2 * (7 * (2 + 4 + 8 + 16) + 3 * 32), warmed
+        metrics = worker.admin_get("/metrics").text
+        assert f'tipperary_worker_warmup_batches{{model="{MODEL}"}} 14' in metrics, metrics
+        seconds = re.search(
+            rf'tipperary_worker_warmup_seconds{{model="{MODEL}"}} (\S+)', metrics)
+        assert seconds and float(seconds.group(1)) > 0, metrics
+        assert "warmup: all" in worker.admin_get("/config").text
+    finally:
+        worker.stop()
+
+
+def test_minimal_warmup_runs_one_batch(tmp_path):
+    worker = start_worker(tmp_path)  # worker_config(): warmup: minimal
+    try:
+        warmed = next(l for l in worker.proc.json_lines() if l.get("msg") == "model warmed")
+        assert (warmed["warmup"], warmed["buckets"], warmed["largest"]) == ("minimal", "1", "2x2")
+        assert (f'tipperary_worker_warmup_batches{{model="{MODEL}"}} 1'
+                in worker.admin_get("/metrics").text)
+    finally:
+        worker.stop()
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path):

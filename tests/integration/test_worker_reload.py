@@ -126,7 +126,7 @@ def reloads(worker: Worker, result: str) -> list[dict]:
 
 
 def test_reloads_under_load_lose_no_request(tmp_path):
-    model = {"name": MODEL, "path": None, "backend": "cpu", "threads": 1}
+    model = {"name": MODEL, "path": None, "backend": "cpu", "threads": 1, "warmup": "minimal"}
     base = worker_config(drain="10s")
     model["path"] = base["models"][0]["path"]
     base["models"] = [model]

@@ -153,7 +153,7 @@ def live_stack(worker_bin, proxy_bin, model_dir):
     (tmp / "worker.yaml").write_text(
         "listen: 127.0.0.1:0\nadmin: {address: 127.0.0.1:0}\n"
         f"models:\n  - {{name: all-minilm-l6-v2, path: {json.dumps(str(model_dir))}, "
-        "backend: cpu, threads: 1}\n")
+        "backend: cpu, threads: 1, warmup: minimal}\n")
     worker = Process([str(worker_bin), "--config", str(tmp / "worker.yaml")])
     procs = [worker]
     try:

@@ -117,7 +117,8 @@ TEST(ReloadPlanTest, EveryModelKeyButDefaultReplacesTheModel) {
         "{name: a, path: /models/a, instances: 2}", "{name: a, path: /models/a, threads: 3}",
         "{name: a, path: /models/a, max_seq_length: 128}", "{name: a, path: /models/a2}",
         "{name: a, path: /models/a, aliases: [ay]}",
-        "{name: a, path: /models/a, huggingface_aliases: false}"}) {
+        "{name: a, path: /models/a, huggingface_aliases: false}",
+        "{name: a, path: /models/a, warmup: minimal}"}) {
     ReloadPlan plan = PlanReload(
         running, Config(std::string("listen: 127.0.0.1:50051\nadmin: {address: 127.0.0.1:9902}\n"
                                     "models:\n  - ") +

@@ -59,7 +59,7 @@ class WorkerReloadTest : public ::testing::Test {
   static std::string Model(const std::string& name, const std::string& extra = "") {
     return absl::StrCat("  - {name: ", name, ", path: \"", ModelDir(),
                         "\", backend: cpu, dtype: float32, threads: 1, "
-                        "huggingface_aliases: false",
+                        "huggingface_aliases: false, warmup: minimal",
                         extra, "}\n");
   }
 

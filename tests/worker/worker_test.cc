@@ -53,6 +53,7 @@ using test_util::ModelDir;
 using test_util::SetDeadline;
 using test_util::StartServer;
 using test_util::TestConfig;
+using test_util::TrailingMetadata;
 using test_util::WaitFor;
 using ::testing::HasSubstr;
 
@@ -602,6 +603,45 @@ TEST_F(WorkerTest, EmbedStreamSendsChunksInOrder) {
   grpc::Status status = reader->Finish();
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(sizes, ::testing::ElementsAre(3, 3, 3, 1));
+  // The stream's timing comes as trailers, summed over its 4 chunks (stream_timing.h): every
+  // text's tokens and characters, the model's time at most the call's (chunks share batches).
+  int64_t characters = 0;
+  for (const std::string& text : texts) characters += static_cast<int64_t>(text.size());
+  ExpectTimingMetadata(TrailingMetadata(context), all.metadata().total_tokens(), characters);
+  EXPECT_EQ(InitialMetadata(context).count("x-total-time"), 0u);
+}
+
+TEST_F(WorkerTest, StreamTimingTrailersAddUpTheStreamsTexts) {
+  // Texts no other test embeds (the model runs) in chunks of 2: queue time is the longest wait,
+  // inference time the union of the chunks' batches, so within the call's total.
+  pb::EmbedRequest request;
+  int64_t characters = 0;
+  for (int i = 0; i < 9; ++i) {
+    request.add_inputs("trailer timing text " + std::to_string(i));
+    characters += static_cast<int64_t>(request.inputs(i).size());
+  }
+  request.set_chunk_size(2);
+  grpc::ClientContext context;
+  SetDeadline(context);
+  auto reader = stub_->EmbedStream(&context, request);
+  pb::EmbedResponse chunk;
+  int64_t tokens = 0;
+  while (reader->Read(&chunk)) tokens += chunk.metadata().total_tokens();
+  grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::map<std::string, std::string> trailers = TrailingMetadata(context);
+  ExpectTimingMetadata(trailers, tokens, characters);
+  EXPECT_GT(MetadataInt(trailers, "x-tokens-per-second"), 0);
+
+  // A refused stream carries none.
+  pb::EmbedRequest empty;
+  grpc::ClientContext refused;
+  SetDeadline(refused);
+  auto no_texts = stub_->EmbedStream(&refused, empty);
+  while (no_texts->Read(&chunk)) {
+  }
+  EXPECT_EQ(no_texts->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(TrailingMetadata(refused).count("x-total-time"), 0u);
 }
 
 TEST_F(WorkerTest, EmbedBidiAnswersEachMessageInOrder) {
@@ -615,12 +655,16 @@ TEST_F(WorkerTest, EmbedBidiAnswersEachMessageInOrder) {
   }
   stream->WritesDone();
   pb::EmbedResponse response;
+  int64_t tokens = 0;
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(stream->Read(&response));
     EXPECT_EQ(response.embeddings_size(), i + 1);
+    tokens += response.metadata().total_tokens();
   }
   EXPECT_FALSE(stream->Read(&response));
   EXPECT_TRUE(stream->Finish().ok());
+  // Timing trailers over the 3 messages: 6 texts of 9 characters.
+  ExpectTimingMetadata(TrailingMetadata(context), tokens, 6 * 9);
 }
 
 TEST_F(WorkerTest, AdminPortServesHealthReadinessAndMetrics) {

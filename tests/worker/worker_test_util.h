@@ -54,6 +54,9 @@ inline config::WorkerConfig TestConfig() {
   model.backend = "cpu";
   model.dtype = "float32";  // Exact figures below; bfloat16 has its own reference test.
   model.threads = 2;
+  // One tiny batch: warming every bucket costs ~25 s on 2 cores, and the tests start many
+  // workers (the full warm-up has its own test in tests/integration/test_worker_e2e.py).
+  model.warmup = "minimal";
   model.is_default = true;
   model.aliases = {"minilm", "acme/MiniLM"};
   config.models.push_back(model);
@@ -140,6 +143,15 @@ inline std::map<std::string, std::string> InitialMetadata(const grpc::ClientCont
   return out;
 }
 
+// The trailing metadata of a finished call, by key (the last value of a repeated key).
+inline std::map<std::string, std::string> TrailingMetadata(const grpc::ClientContext& context) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
+    out[std::string(key.data(), key.size())] = std::string(value.data(), value.size());
+  }
+  return out;
+}
+
 // A whole non-negative decimal integer, else -1.
 inline int64_t MetadataInt(const std::map<std::string, std::string>& metadata,
                            const std::string& key) {
@@ -151,7 +163,8 @@ inline int64_t MetadataInt(const std::map<std::string, std::string>& metadata,
   return ec == std::errc() && ptr == end && value >= 0 ? value : -1;
 }
 
-// TEI's timing keys of a successful unary embedding call: whole milliseconds, queue and
+// TEI's timing keys of a successful embedding call (a unary call's initial metadata, a stream's
+// trailers): whole milliseconds, queue and
 // inference time within the total, x-compute-time the total (TEI's meaning), the tokens the
 // model saw and, when `characters` >= 0, the characters (absent otherwise).
 inline void ExpectTimingMetadata(const std::map<std::string, std::string>& metadata, int64_t tokens,

@@ -38,6 +38,9 @@ struct WorkerModelConfig {
   uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
   uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
   bool is_default = false;       // Key "default": serves requests that name no model.
+  // Before the model reports ready: "all" runs every batch shape bucket the batcher can form
+  // (src/worker/warmup_plan.h), "minimal" one tiny batch, "none" nothing.
+  std::string warmup = "all";
   // Where `path` was given: "worker.yaml:9:11: models[0].path", or "--model-path" (not a key).
   std::string path_location;
 };
