@@ -257,3 +257,87 @@ TEST(CudaEncoderNoGpuTest, CreateFailsCleanlyWithoutDevice) {
 
 }  // namespace
 }  // namespace tipperary::kernels
+
+// ---- CUDA Graphs and the debug mode against the eager path; sticky errors ----
+
+namespace tipperary::kernels {
+namespace {
+
+using testing::HostModel;
+using testing::RandomModel;
+using testing::RandomSequences;
+
+class CudaEncoderModesTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { TIPPERARY_SKIP_WITHOUT_GPU(); }
+
+  CudaEncoderOptions Small() const {
+    CudaEncoderOptions options;
+    options.dtype = GetParam();
+    options.max_batch_size = 5;
+    options.max_batch_tokens = 160;
+    options.max_seq_len = 40;
+    options.attention_workspace_bytes = 1;
+    return options;
+  }
+};
+
+std::vector<float> EncodeWith(const CudaEncoderOptions& options, const HostModel& m,
+                              const std::vector<std::vector<int32_t>>& seqs, int repeats = 1) {
+  auto encoder = CreateCudaEncoder(options, m.view);
+  EXPECT_TRUE(encoder.ok()) << encoder.status();
+  if (!encoder.ok()) return {};
+  std::vector<float> out;
+  for (int i = 0; i < repeats; ++i) {
+    const absl::Status s = (*encoder)->Encode(seqs, &out);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  return out;
+}
+
+TEST_P(CudaEncoderModesTest, GraphsMatchEagerBitForBit) {
+  HostModel m = RandomModel(2, 128, 4, 256, 97, 64);
+  std::mt19937 rng(3);
+  const auto seqs = RandomSequences(rng, 13, 40, 97);
+  const std::vector<float> eager = EncodeWith(Small(), m, seqs);
+  CudaEncoderOptions graphs = Small();
+  graphs.use_graphs = true;
+  // Twice: the first call captures each shape, the second replays the captured graphs.
+  EXPECT_EQ(EncodeWith(graphs, m, seqs, 2), eager);
+  graphs.max_graphs = 1;  // one shape captured, the others eager
+  EXPECT_EQ(EncodeWith(graphs, m, seqs, 2), eager);
+}
+
+TEST_P(CudaEncoderModesTest, DebugSyncChangesNothing) {
+  HostModel m = RandomModel(2, 128, 2, 256, 97, 64);
+  std::mt19937 rng(4);
+  const auto seqs = RandomSequences(rng, 9, 40, 97);
+  CudaEncoderOptions debug = Small();
+  debug.debug_sync = true;
+  EXPECT_EQ(EncodeWith(debug, m, seqs), EncodeWith(Small(), m, seqs));
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, CudaEncoderModesTest, ::testing::Values("float16", "bfloat16"),
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           return param_info.param == "float16" ? std::string("Float16")
+                                                                : std::string("BFloat16");
+                         });
+
+// No device needed: which errors make the encoder unusable.
+TEST(CudaStickyErrorTest, Classification) {
+  for (cudaError_t e : {cudaErrorIllegalAddress, cudaErrorLaunchFailure, cudaErrorAssert,
+                        cudaErrorMisalignedAddress, cudaErrorECCUncorrectable}) {
+    EXPECT_TRUE(IsStickyCudaError(e)) << cudaGetErrorName(e);
+  }
+  for (cudaError_t e : {cudaSuccess, cudaErrorMemoryAllocation, cudaErrorInvalidValue,
+                        cudaErrorLaunchOutOfResources, cudaErrorNoDevice}) {
+    EXPECT_FALSE(IsStickyCudaError(e)) << cudaGetErrorName(e);
+  }
+  const absl::Status unusable = model::EncoderUnusableError("CUDA device 0 is unusable");
+  EXPECT_TRUE(model::IsEncoderUnusable(unusable));
+  EXPECT_FALSE(model::IsEncoderUnusable(absl::InternalError("CUDA device 0 is unusable")));
+  EXPECT_FALSE(model::IsEncoderUnusable(absl::OkStatus()));
+}
+
+}  // namespace
+}  // namespace tipperary::kernels
