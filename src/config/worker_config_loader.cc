@@ -201,7 +201,7 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
     return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");
   }
-  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("instances", &out->instances, 1, 64));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("instances", &out->instances, 0, 64));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &out->threads, 0, 1024));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("cuda_debug_sync", &out->cuda_debug_sync));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("cuda_graphs", &out->cuda_graphs));

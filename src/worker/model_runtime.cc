@@ -110,14 +110,20 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   absl::StatusOr<std::string> backend = ResolveBackend(config.backend);
   if (!backend.ok()) return error(backend.status());
   rt->backend_ = *backend;
+  // instances 0 = auto: two on a GPU, each with its own stream, so that one instance's host
+  // work (packing, copies, waiting) overlaps the other's kernels; one on the CPU, where the
+  // threads of one encoder already use every core.
+  const uint32_t instances =
+      config.instances != 0 ? config.instances : (*backend == "cuda" ? 2 : 1);
+  rt->instances_ = static_cast<int>(instances);
   int threads = static_cast<int>(config.threads);
   if (threads == 0 && *backend == "cpu") {
     int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max(1, cores / static_cast<int>(config.instances));
+    threads = std::max(1, cores / static_cast<int>(instances));
   }
   rt->throughput_ = std::make_unique<ThroughputEstimator>(batching.throughput_window,
-                                                          static_cast<int>(config.instances));
-  for (uint32_t i = 0; i < config.instances; ++i) {
+                                                          static_cast<int>(instances));
+  for (uint32_t i = 0; i < instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
         CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
     if (!encoder.ok()) return error(encoder.status());
@@ -145,7 +151,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
 
   EmbedQueue::Options options;
   options.batching = BatcherOptionsOf(batching);
-  options.instances = static_cast<int>(config.instances);
+  options.instances = rt->instances_;
   options.dim = rt->dim_;
   options.dedup = cache_config.dedup;
   options.cache = std::move(cache);
@@ -164,7 +170,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
                  {"dtype", rt->dtype_},
                  {"dimensions", absl::StrCat(rt->dim_)},
                  {"max_seq_length", absl::StrCat(rt->max_seq_length_)},
-                 {"instances", absl::StrCat(config.instances)}});
+                 {"instances", absl::StrCat(rt->instances_)}});
   return rt;
 }
 

@@ -62,6 +62,8 @@ class ModelRuntime {
   bool normalize() const { return bundle_->config().normalize; }
   const std::string& backend() const { return backend_; }
   const std::string& dtype() const { return dtype_; }
+  // Encoders serving the model: config instances, or what its 0 (auto) resolved to.
+  int instances() const { return instances_; }
   std::string pooling() const;
 
   // Takes every text of the task (all or none; embed_queue.h). The task's `done` runs once all
@@ -128,6 +130,7 @@ class ModelRuntime {
   int dim_ = 0;
   std::string backend_;
   std::string dtype_;
+  int instances_ = 1;
 
   // Metric children for this model, resolved once.
   metrics::Histogram* batch_size_;

@@ -35,7 +35,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.backend, "auto");
   EXPECT_EQ(m.dtype, "auto");
   EXPECT_EQ(m.max_seq_length, 0u);
-  EXPECT_EQ(m.instances, 1u);
+  EXPECT_EQ(m.instances, 0u);  // auto: 2 on CUDA, 1 on the CPU
   EXPECT_EQ(m.threads, 0u);
   EXPECT_FALSE(m.cuda_debug_sync);
   EXPECT_FALSE(m.cuda_graphs);
@@ -140,7 +140,7 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
   EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, default: true}\n"
                       "  - {name: n, path: q, default: true}\n"),
               HasSubstr("more than one model has default: true"));
-  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 0}]\n"),
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 65}]\n"),
               HasSubstr("models[0].instances"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, on_device_fault: retry}]\n"),
               HasSubstr("models[0].on_device_fault"));

@@ -35,8 +35,10 @@ struct WorkerModelConfig {
   std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
   std::string dtype = "auto";    // auto, float32, float16, bfloat16 (weights and compute).
   uint32_t max_seq_length = 0;   // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
-  uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
-  uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
+  // Encoders (and batch executor threads) for this model; 0 = auto: 2 on CUDA (one instance's
+  // host work overlaps the other's GPU work), 1 on the CPU.
+  uint32_t instances = 0;
+  uint32_t threads = 0;  // CPU backend: threads per encoder; 0 = cores / instances.
   // CUDA backend: synchronise and check after every stage of the forward pass, so a kernel
   // fault names its stage and layer (slow; also env TIPPERARY_CUDA_DEBUG=1).
   bool cuda_debug_sync = false;
