@@ -73,15 +73,54 @@ const Nvml& GetNvml() {
 
 }  // namespace
 
-bool CudaDeviceAvailable() {
+bool IsStickyCudaError(int cuda_error) {
+  switch (static_cast<cudaError_t>(cuda_error)) {
+    // The CUDA Runtime API's list of errors that leave "the process in an inconsistent state":
+    // "any further CUDA work will return the same error"; the process must terminate.
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorTensorMemoryLeak:
+    case cudaErrorUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status CudaDeviceStatus() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // cudaErrorNoDevice / cudaErrorInsufficientDriver: clear, report none
-    return false;
+  if (err == cudaSuccess && count > 0) return absl::OkStatus();
+  cudaGetLastError();  // cudaErrorNoDevice / cudaErrorInsufficientDriver: clear, report why
+  if (err == cudaSuccess || err == cudaErrorNoDevice) {
+    return absl::UnavailableError("no CUDA device (the driver sees no GPU)");
   }
-  return count > 0;
+  int driver = 0;
+  int runtime = 0;
+  cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+  cudaRuntimeGetVersion(&runtime);
+  cudaGetLastError();
+  auto version = [](int v) { return absl::StrCat(v / 1000, ".", (v % 1000) / 10); };
+  if (err == cudaErrorInsufficientDriver) {
+    return absl::FailedPreconditionError(
+        driver == 0 ? absl::StrCat("no NVIDIA driver (CUDA runtime ", version(runtime), ")")
+                    : absl::StrCat("the NVIDIA driver supports CUDA up to ", version(driver),
+                                   ", older than this binary's CUDA runtime ", version(runtime)));
+  }
+  return absl::UnavailableError(absl::StrCat("CUDA runtime error: ", cudaGetErrorName(err), " (",
+                                             cudaGetErrorString(err), ")"));
 }
+
+bool CudaDeviceAvailable() { return CudaDeviceStatus().ok(); }
 
 absl::StatusOr<std::string> CudaDeviceDescription(int device) {
   if (!CudaDeviceAvailable()) return absl::UnavailableError("no CUDA device");

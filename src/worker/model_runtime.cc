@@ -1,6 +1,9 @@
 #include "model_runtime.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -108,13 +111,19 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   absl::StatusOr<std::string> backend = ResolveBackend(config.backend);
   if (!backend.ok()) return error(backend.status());
   rt->backend_ = *backend;
+  // instances 0 = auto: two on a GPU, each with its own stream, so that one instance's host
+  // work (packing, copies, waiting) overlaps the other's kernels; one on the CPU, where the
+  // threads of one encoder already use every core.
+  const uint32_t instances =
+      config.instances != 0 ? config.instances : (*backend == "cuda" ? 2 : 1);
+  rt->instances_ = static_cast<int>(instances);
   int threads = static_cast<int>(config.threads);
   if (threads == 0 && *backend == "cpu") {
     int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max(1, cores / static_cast<int>(config.instances));
+    threads = std::max(1, cores / static_cast<int>(instances));
   }
   rt->throughput_ = std::make_unique<ThroughputEstimator>(batching.throughput_window,
-                                                          static_cast<int>(config.instances));
+                                                          static_cast<int>(instances));
   // Warm-up (models[].warmup): every batch shape bucket on every encoder, so that the first
   // requests after ready do not pay for a shape's first batch (lazy allocations, GEMM code paths,
   // cuBLAS handles and algorithm choice, the weights' first page touches), and a broken backend
@@ -126,7 +135,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   const int32_t filler = rt->tokenizer_->unk_id();
   std::chrono::nanoseconds warmup_time{0};  // The batches only, not building the encoders.
   int64_t warmup_tokens = 0;
-  for (uint32_t i = 0; i < config.instances; ++i) {
+  for (uint32_t i = 0; i < instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
         CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
     if (!encoder.ok()) return error(encoder.status());
@@ -163,7 +172,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
        {"buckets", absl::StrCat(shapes.size())},
        {"largest", shapes.empty() ? std::string("none")
                                   : absl::StrCat(shapes.back().batch, "x", shapes.back().length)},
-       {"instances", absl::StrCat(config.instances)},
+       {"instances", absl::StrCat(instances)},
        {"tokens", absl::StrCat(warmup_tokens)},
        {"seconds", absl::StrCat(warmup_seconds)}});
   {
@@ -173,7 +182,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
 
   EmbedQueue::Options options;
   options.batching = BatcherOptionsOf(batching);
-  options.instances = static_cast<int>(config.instances);
+  options.instances = rt->instances_;
   options.dim = rt->dim_;
   options.dedup = cache_config.dedup;
   options.cache = std::move(cache);
@@ -192,7 +201,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
                  {"dtype", rt->dtype_},
                  {"dimensions", absl::StrCat(rt->dim_)},
                  {"max_seq_length", absl::StrCat(rt->max_seq_length_)},
-                 {"instances", absl::StrCat(config.instances)}});
+                 {"instances", absl::StrCat(rt->instances_)}});
   return rt;
 }
 
@@ -230,6 +239,29 @@ void ModelRuntime::ReleaseEncoder(model::Encoder* encoder) {
   free_encoders_.push_back(encoder);
 }
 
+namespace {
+std::atomic<bool> g_device_faulted{false};
+}  // namespace
+
+bool ModelRuntime::device_faulted() { return g_device_faulted.load(std::memory_order_acquire); }
+
+void ModelRuntime::OnDeviceFault(const absl::Status& status) {
+  if (!g_device_faulted.exchange(true)) {
+    TIPPERARY_LOG(kError, "encoder unusable: the worker is no longer ready",
+                  {{"model", config_.name},
+                   {"error", std::string(status.message())},
+                   {"on_device_fault", config_.on_device_fault}});
+  }
+  if (config_.on_device_fault == "exit") {
+    TIPPERARY_LOG(kError, "exiting so that the worker is restarted with a fresh GPU context",
+                  {{"model", config_.name}, {"exit_code", absl::StrCat(kDeviceFaultExitCode)}});
+    std::fflush(nullptr);
+    // _Exit, not exit: no destructors. They would wait for executing batches and call into a
+    // CUDA context that fails every call; the process's state is lost anyway.
+    std::_Exit(kDeviceFaultExitCode);
+  }
+}
+
 absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
                                   const std::vector<std::vector<int32_t>>& ids,
                                   std::vector<float>* out, std::chrono::nanoseconds* compute) {
@@ -252,6 +284,7 @@ absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
   }
   if (!status.ok()) {
     TIPPERARY_LOG(kError, "batch failed", {{"model", config_.name}, {"error", status.ToString()}});
+    if (model::IsEncoderUnusable(status)) OnDeviceFault(status);
   }
   *compute = end - start;
   if (status.ok()) throughput_->Record(batch.real_tokens, *compute);

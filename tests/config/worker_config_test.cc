@@ -35,9 +35,12 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.backend, "auto");
   EXPECT_EQ(m.dtype, "auto");
   EXPECT_EQ(m.max_seq_length, 0u);
-  EXPECT_EQ(m.instances, 1u);
+  EXPECT_EQ(m.instances, 0u);  // auto: 2 on CUDA, 1 on the CPU
   EXPECT_EQ(m.threads, 0u);
   EXPECT_EQ(m.warmup, "all");
+  EXPECT_FALSE(m.cuda_debug_sync);
+  EXPECT_FALSE(m.cuda_graphs);
+  EXPECT_EQ(m.on_device_fault, "exit");
   EXPECT_TRUE(m.is_default);  // The only model is the default.
   EXPECT_TRUE(m.aliases.empty());
   EXPECT_TRUE(m.huggingface_aliases);
@@ -71,6 +74,9 @@ models:
     max_seq_length: 128
     instances: 2
     threads: 3
+    cuda_debug_sync: true
+    cuda_graphs: true
+    on_device_fault: unready
     default: true
     warmup: minimal
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
@@ -95,6 +101,9 @@ logging: {level: debug}
   EXPECT_EQ(config->models[1].threads, 3u);
   EXPECT_EQ(config->models[1].warmup, "minimal");
   EXPECT_EQ(config->models[0].warmup, "all");
+  EXPECT_TRUE(config->models[1].cuda_debug_sync);
+  EXPECT_TRUE(config->models[1].cuda_graphs);
+  EXPECT_EQ(config->models[1].on_device_fault, "unready");
   EXPECT_EQ(config->models[1].aliases, (std::vector<std::string>{"b", "acme/B-v2"}));
   EXPECT_FALSE(config->models[1].huggingface_aliases);
   EXPECT_EQ(config->batching.max_batch_size, 8u);
@@ -139,10 +148,12 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
   EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, default: true}\n"
                       "  - {name: n, path: q, default: true}\n"),
               HasSubstr("more than one model has default: true"));
-  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 0}]\n"),
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 65}]\n"),
               HasSubstr("models[0].instances"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, warmup: some}]\n"),
               HasSubstr("models[0].warmup"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, on_device_fault: retry}]\n"),
+              HasSubstr("models[0].on_device_fault"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_queue_delay: 2 parsecs}\n"),
               HasSubstr("bad duration"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_batch_size: 0}\n"),

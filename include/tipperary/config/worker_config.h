@@ -35,9 +35,20 @@ struct WorkerModelConfig {
   std::string backend = "auto";  // auto (CUDA when a GPU is usable, else CPU), cuda, cpu.
   std::string dtype = "auto";    // auto, float32, float16, bfloat16, int8 (CPU GEMMs).
   uint32_t max_seq_length = 0;   // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
-  uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
-  uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
-  bool is_default = false;       // Key "default": serves requests that name no model.
+  // Encoders (and batch executor threads) for this model; 0 = auto: 2 on CUDA (one instance's
+  // host work overlaps the other's GPU work), 1 on the CPU.
+  uint32_t instances = 0;
+  uint32_t threads = 0;  // CPU backend: threads per encoder; 0 = cores / instances.
+  // CUDA backend: synchronise and check after every stage of the forward pass, so a kernel
+  // fault names its stage and layer (slow; also env TIPPERARY_CUDA_DEBUG=1).
+  bool cuda_debug_sync = false;
+  // CUDA backend: capture each batch shape's forward pass as a CUDA Graph and replay it.
+  bool cuda_graphs = false;
+  // When an encoder becomes unusable (a sticky CUDA error: the GPU context is lost for the whole
+  // process): "exit" (the worker exits with status 70 so that it is restarted with a fresh
+  // context) or "unready" (it stays up, /readyz fails, for someone to inspect it).
+  std::string on_device_fault = "exit";
+  bool is_default = false;  // Key "default": serves requests that name no model.
   // Before the model reports ready: "all" runs every batch shape bucket the batcher can form
   // (src/worker/warmup_plan.h), "minimal" one tiny batch, "none" nothing.
   std::string warmup = "all";

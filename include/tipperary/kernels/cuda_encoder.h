@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tipperary/kernels/gemm_call.h"
 #include "tipperary/model/encoder.h"
 
 namespace tipperary::kernels {
@@ -81,12 +82,36 @@ struct CudaEncoderOptions {
   // fp32 attention scores of as many sequences as fit are computed at once.
   int64_t attention_workspace_bytes = int64_t{256} << 20;
   bool normalize = false;  // L2-normalise on the device (the Encoder contract says: do not)
+  // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
+  // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
+  // switched on by the environment variable TIPPERARY_CUDA_DEBUG=1.
+  bool debug_sync = false;
+  // CUDA Graphs: the forward pass of each (batch, padded length) shape is captured once and
+  // replayed (one launch instead of ~70), up to max_graphs shapes; other shapes run eagerly.
+  // Off: every pass is issued kernel by kernel (the reference path).
+  bool use_graphs = false;
+  int max_graphs = 64;
 };
+
+// Checks the options and the weights (dimensions, pointers, dtype); the storage type on success.
+// No device needed.
+absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& options,
+                                                   const BertWeightsHost& weights);
 
 // Loads the weights onto the GPU. Fails (never crashes) when no usable device exists, the
 // options are invalid or device memory runs out.
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEncoderOptions& options,
                                                                   const BertWeightsHost& weights);
+
+// Whether a cudaError_t (as int) is sticky: the context is corrupted (illegal address, launch
+// failure, device assert, ECC, ...), every later CUDA call of the process fails, and only a new
+// process recovers. Recoverable ones (out of memory, invalid value, launch out of resources) are
+// not. CudaEncoder turns a sticky error into model::EncoderUnusableError.
+bool IsStickyCudaError(int cuda_error);
+
+// OK when the CUDA runtime sees at least one device; otherwise why not, for the logs: no device,
+// a driver older than this runtime (with both versions), or the runtime's error.
+absl::Status CudaDeviceStatus();
 
 // True when the CUDA runtime sees at least one device; false (not a crash) when the driver is
 // missing or too old.
