@@ -21,6 +21,14 @@
 #include <vector>
 #endif
 
+// Unrolls the loop in device code (only the device pass defines __CUDA_ARCH__; the host
+// compiler would warn about an unknown pragma).
+#ifdef __CUDA_ARCH__
+#define TIPPERARY_UNROLL _Pragma("unroll")
+#else
+#define TIPPERARY_UNROLL
+#endif
+
 namespace tipperary::kernels {
 
 // Query rows per attention block (one thread per query row) and the shared-memory key tile.
@@ -59,9 +67,7 @@ template <int kHeadDim, int kChunk>
 TIPPERARY_HD inline void OnlineSoftmaxUpdate(OnlineSoftmaxState* st, const float* scores, int count,
                                              const float* v, int v_stride, float* acc) {
   float chunk_max = st->max;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+  TIPPERARY_UNROLL
   for (int c = 0; c < kChunk; ++c) {
     if (c < count) chunk_max = fmaxf(chunk_max, scores[c]);
   }
@@ -69,21 +75,15 @@ TIPPERARY_HD inline void OnlineSoftmaxUpdate(OnlineSoftmaxState* st, const float
   // exp(-inf) == 0: the first chunk starts from an empty state.
   const float correction = expf(st->max - chunk_max);
   st->sum *= correction;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+  TIPPERARY_UNROLL
   for (int d = 0; d < kHeadDim; ++d) acc[d] *= correction;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+  TIPPERARY_UNROLL
   for (int c = 0; c < kChunk; ++c) {
     if (c < count) {
       const float p = expf(scores[c] - chunk_max);
       st->sum += p;
       const float* row = v + c * v_stride;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+      TIPPERARY_UNROLL
       for (int d = 0; d < kHeadDim; ++d) acc[d] = fmaf(p, row[d], acc[d]);
     }
   }
@@ -102,9 +102,7 @@ TIPPERARY_HD inline void OnlineSoftmaxFinish(const OnlineSoftmaxState& st, const
 template <int kHeadDim>
 TIPPERARY_HD inline float DotFma(const float* q, const float* k) {
   float s = 0.0f;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+  TIPPERARY_UNROLL
   for (int d = 0; d < kHeadDim; ++d) s = fmaf(q[d], k[d], s);
   return s;
 }
@@ -127,14 +125,10 @@ template <int kVecs, bool kSquare>
 TIPPERARY_HD inline float WarpRowLanePartial(const float* vals, int lane, int n, float center) {
   float s = 0.0f;
   const int vecs = n / kVecElems;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+  TIPPERARY_UNROLL
   for (int c = 0; c < kVecs; ++c) {
     if (WarpRowVector(lane, c) < vecs) {
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+      TIPPERARY_UNROLL
       for (int e = 0; e < kVecElems; ++e) {
         const float d = vals[c * kVecElems + e] - center;
         s += kSquare ? d * d : d;
