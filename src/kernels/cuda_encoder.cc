@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "tipperary/kernels/fused_kernels.h"
+#include "tipperary/kernels/fused_math.h"
 #include "tipperary/kernels/kernels.h"
 #include "tipperary/kernels/math.h"
 
@@ -64,9 +66,10 @@ struct LayerDevice {
 
 class CudaEncoder final : public model::Encoder {
  public:
-  CudaEncoder(const CudaEncoderOptions& options, const BertWeightsHost& w, DType dtype)
+  CudaEncoder(const CudaEncoderOptions& options, const BertWeightsHost& w, DType dtype, bool fused)
       : options_(options),
         dtype_(dtype),
+        fused_(fused),
         layers_(w.layers),
         hidden_(w.hidden),
         heads_(w.heads),
@@ -115,24 +118,32 @@ class CudaEncoder final : public model::Encoder {
     TIPPERARY_CUBLAS_RETURN(cublasSetWorkspace(cublas_, workspace, kCublasWorkspaceBytes));
     TIPPERARY_CUDA_RETURN(Alloc(t * h * 2, &x_));
     TIPPERARY_CUDA_RETURN(Alloc(t * 3 * h * 2, &qkv_));
-    TIPPERARY_CUDA_RETURN(Alloc(t * 3 * h * 2, &qkv_split_));
-    TIPPERARY_CUDA_RETURN(Alloc(t * h * 2, &ctx_heads_));
     TIPPERARY_CUDA_RETURN(Alloc(t * h * 2, &ctx_));
     TIPPERARY_CUDA_RETURN(Alloc(t * h * 2, &tmp_));
     TIPPERARY_CUDA_RETURN(Alloc(t * static_cast<size_t>(intermediate_) * 2, &inter_));
-    void* scores = nullptr;
-    TIPPERARY_CUDA_RETURN(Alloc(static_cast<size_t>(scores_bytes), &scores));
-    scores_ = static_cast<float*>(scores);
-    scores_capacity_floats_ = scores_bytes / 4;
+    if (!fused_) {  // the fused path has no split Q/K/V planes and no score matrix
+      TIPPERARY_CUDA_RETURN(Alloc(t * 3 * h * 2, &qkv_split_));
+      TIPPERARY_CUDA_RETURN(Alloc(t * h * 2, &ctx_heads_));
+      void* scores = nullptr;
+      TIPPERARY_CUDA_RETURN(Alloc(static_cast<size_t>(scores_bytes), &scores));
+      scores_ = static_cast<float*>(scores);
+      scores_capacity_floats_ = scores_bytes / 4;
+    }
+    // Reference: ids [batch*seq], lengths [batch]. Fused: ids, positions [tokens],
+    // cu_seqlens [batch + 1], tiles [2 * MaxPackedTiles].
+    const size_t in_ints = fused_ ? 2 * t + max_batch_ + 1 +
+                                        2 * static_cast<size_t>(MaxPackedTiles(
+                                                max_tokens_, max_batch_, kAttentionQueryTile))
+                                  : t + max_batch_;
     void* in = nullptr;
-    TIPPERARY_CUDA_RETURN(Alloc((t + max_batch_) * sizeof(int32_t), &in));
+    TIPPERARY_CUDA_RETURN(Alloc(in_ints * sizeof(int32_t), &in));
     d_ids_ = static_cast<int32_t*>(in);
     void* out = nullptr;
     TIPPERARY_CUDA_RETURN(Alloc(static_cast<size_t>(max_batch_) * h * sizeof(float), &out));
     d_out_ = static_cast<float*>(out);
     for (int i = 0; i < 2; ++i) {
       void* p = nullptr;
-      TIPPERARY_CUDA_RETURN(AllocPinned((t + max_batch_) * sizeof(int32_t), &p));
+      TIPPERARY_CUDA_RETURN(AllocPinned(in_ints * sizeof(int32_t), &p));
       h_in_[i] = static_cast<int32_t*>(p);
       TIPPERARY_CUDA_RETURN(AllocPinned(static_cast<size_t>(max_batch_) * h * sizeof(float), &p));
       h_out_[i] = static_cast<float*>(p);
@@ -198,6 +209,29 @@ class CudaEncoder final : public model::Encoder {
     int slot = 0;
     while (next < n) {
       Pass pass{next, 0};
+      if (fused_) {
+        // Packed: as many sequences as fit in max_batch_tokens real tokens (no padding).
+        int64_t tokens = 0;
+        while (next < n && pass.count < static_cast<size_t>(max_batch_) &&
+               tokens + static_cast<int64_t>(token_ids[next].size()) <= max_tokens_) {
+          tokens += static_cast<int64_t>(token_ids[next].size());
+          ++pass.count;
+          ++next;
+        }
+        TIPPERARY_CUDA_RETURN(cudaEventSynchronize(input_free_[slot]));
+        if (has_pending[slot]) {
+          TIPPERARY_CUDA_RETURN(Collect(slot, pending[slot], out));
+          has_pending[slot] = false;
+        }
+        if (absl::Status s = EnqueuePacked(token_ids, pass.begin, pass.count, slot); !s.ok()) {
+          cudaStreamSynchronize(stream_);
+          return s;
+        }
+        pending[slot] = pass;
+        has_pending[slot] = true;
+        slot ^= 1;
+        continue;
+      }
       int seq = 0;
       while (next < n && pass.count < static_cast<size_t>(max_batch_)) {
         const int s = RoundUp(static_cast<int>(token_ids[next].size()), kSeqAlign);
@@ -312,6 +346,76 @@ class CudaEncoder final : public model::Encoder {
     return absl::OkStatus();
   }
 
+  // Packs sequences [begin, begin + count) into staging slot `slot`, copies them up, runs the
+  // fused forward pass and queues the copy back; Collect reads the result.
+  absl::Status EnqueuePacked(const std::vector<std::vector<int32_t>>& token_ids, size_t begin,
+                             size_t count, int slot) {
+    const int batch = static_cast<int>(count);
+    int32_t* ids = h_in_[slot];
+    int tokens = 0;
+    std::vector<int32_t>& lengths = pack_lengths_;
+    lengths.resize(count);
+    for (int b = 0; b < batch; ++b) {
+      const auto& row = token_ids[begin + b];
+      std::memcpy(ids + tokens, row.data(), row.size() * sizeof(int32_t));
+      lengths[b] = static_cast<int32_t>(row.size());
+      tokens += lengths[b];
+    }
+    int32_t* positions = ids + tokens;
+    int32_t* cu_seqlens = positions + tokens;
+    int32_t* tiles = cu_seqlens + batch + 1;
+    const int tile_count =
+        WritePackedLayout(lengths.data(), batch, kAttentionQueryTile, cu_seqlens, positions, tiles);
+    const size_t in_count = static_cast<size_t>(tiles + 2 * tile_count - ids);
+    TIPPERARY_CUDA_RETURN(
+        cudaMemcpyAsync(d_ids_, ids, in_count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    TIPPERARY_CUDA_RETURN(cudaEventRecord(input_free_[slot], stream_));
+    const int32_t* d_positions = d_ids_ + tokens;
+    const int32_t* d_cu = d_positions + tokens;
+    const int32_t* d_tiles = d_cu + batch + 1;
+    if (absl::Status s = ForwardFused(batch, tokens, tile_count, d_positions, d_cu, d_tiles);
+        !s.ok()) {
+      return s;
+    }
+    TIPPERARY_CUDA_RETURN(cudaMemcpyAsync(h_out_[slot], d_out_,
+                                          static_cast<size_t>(batch) * hidden_ * sizeof(float),
+                                          cudaMemcpyDeviceToHost, stream_));
+    TIPPERARY_CUDA_RETURN(cudaEventRecord(output_ready_[slot], stream_));
+    return absl::OkStatus();
+  }
+
+  // The fused variant: rows are real tokens only; Q/K/V are read by the attention kernel from
+  // the QKV GEMM's output (bias added there), and every bias is fused into the next kernel.
+  absl::Status ForwardFused(int batch, int tokens, int tile_count, const int32_t* d_positions,
+                            const int32_t* d_cu, const int32_t* d_tiles) {
+    TIPPERARY_CUDA_RETURN(LaunchPackedEmbeddingLayerNorm(
+        dtype_, d_ids_, d_positions, tokens, word_emb_, pos_emb_, type_emb_, emb_ln_gamma_,
+        emb_ln_beta_, hidden_, eps_, x_, stream_));
+    for (const LayerDevice& l : layer_) {
+      if (auto s = Linear(x_, l.qkv_w, tokens, hidden_, 3 * hidden_, qkv_); !s.ok()) return s;
+      TIPPERARY_CUDA_RETURN(LaunchVarlenAttention(dtype_, qkv_, l.qkv_b, d_cu, d_tiles, tile_count,
+                                                  heads_, head_dim_, ctx_, stream_));
+      if (auto s = Linear(ctx_, l.attn_out_w, tokens, hidden_, hidden_, tmp_); !s.ok()) return s;
+      TIPPERARY_CUDA_RETURN(LaunchWarpBiasResidualLayerNorm(dtype_, tmp_, l.attn_out_b, x_,
+                                                            l.attn_ln_gamma, l.attn_ln_beta, tokens,
+                                                            hidden_, eps_, x_, stream_));
+      if (auto s = Linear(x_, l.ffn_in_w, tokens, hidden_, intermediate_, inter_); !s.ok()) {
+        return s;
+      }
+      TIPPERARY_CUDA_RETURN(
+          LaunchBiasGeluVec(dtype_, inter_, l.ffn_in_b, tokens, intermediate_, stream_));
+      if (auto s = Linear(inter_, l.ffn_out_w, tokens, intermediate_, hidden_, tmp_); !s.ok()) {
+        return s;
+      }
+      TIPPERARY_CUDA_RETURN(LaunchWarpBiasResidualLayerNorm(dtype_, tmp_, l.ffn_out_b, x_,
+                                                            l.ffn_ln_gamma, l.ffn_ln_beta, tokens,
+                                                            hidden_, eps_, x_, stream_));
+    }
+    TIPPERARY_CUDA_RETURN(LaunchPackedMeanPool(dtype_, x_, d_cu, batch, hidden_, cls_pooling_,
+                                               options_.normalize, d_out_, stream_));
+    return absl::OkStatus();
+  }
+
   absl::Status Forward(int batch, int seq, const int32_t* d_lengths) {
     const int tokens = batch * seq;
     const size_t plane = static_cast<size_t>(tokens) * hidden_;
@@ -387,6 +491,7 @@ class CudaEncoder final : public model::Encoder {
 
   const CudaEncoderOptions options_;
   const DType dtype_;
+  const bool fused_;
   const int layers_;
   const int hidden_;
   const int heads_;
@@ -424,7 +529,8 @@ class CudaEncoder final : public model::Encoder {
   void* inter_ = nullptr;      // [tokens, intermediate]
   float* scores_ = nullptr;
   int64_t scores_capacity_floats_ = 0;
-  int32_t* d_ids_ = nullptr;  // ids [batch*seq] then lengths [batch]
+  int32_t* d_ids_ = nullptr;           // see in_ints in Init
+  std::vector<int32_t> pack_lengths_;  // EnqueuePacked's scratch, kept to avoid reallocating
   float* d_out_ = nullptr;
   int32_t* h_in_[2] = {nullptr, nullptr};
   float* h_out_[2] = {nullptr, nullptr};
@@ -475,14 +581,26 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEnco
   if (options.max_batch_size <= 0 || options.max_batch_tokens <= 0 || options.max_seq_len <= 0) {
     return absl::InvalidArgumentError("max_batch_size, max_batch_tokens, max_seq_len must be > 0");
   }
+  if (options.variant != "reference" && options.variant != "fused") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA variant must be reference or fused, not \"", options.variant, "\""));
+  }
+  const bool fused = options.variant == "fused";
   if (absl::Status s = ValidateWeights(weights); !s.ok()) return s;
+  if (fused && !FusedShapeSupported(weights.hidden, weights.heads, weights.intermediate)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CUDA variant fused needs hidden % 8 == 0, hidden <= 1024, head_dim 32 or 64 and "
+        "intermediate % 8 == 0; this model has hidden ",
+        weights.hidden, ", ", weights.heads, " heads, intermediate ", weights.intermediate,
+        " (use variant reference)"));
+  }
   if (!CudaDeviceAvailable()) return absl::UnavailableError("no CUDA device");
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 || options.device >= count) {
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA device ", options.device, " does not exist (", count, " present)"));
   }
-  auto encoder = std::make_unique<CudaEncoder>(options, weights, dtype);
+  auto encoder = std::make_unique<CudaEncoder>(options, weights, dtype, fused);
   if (absl::Status s = encoder->Init(weights); !s.ok()) {
     cudaGetLastError();  // do not leave a sticky launch error for the next user
     return s;

@@ -77,6 +77,12 @@ struct CudaEncoderOptions {
   // fp32 attention scores of as many sequences as fit are computed at once.
   int64_t attention_workspace_bytes = int64_t{256} << 20;
   bool normalize = false;  // L2-normalise on the device (the Encoder contract says: do not)
+  // "reference": padded batches, attention through cuBLAS and a materialised score matrix (the
+  // simple path the fused one is checked against). "fused": packed sequences without padding,
+  // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
+  // bias and residual fused, vectorised bias+GELU (fused_kernels.h); needs hidden % 8 == 0,
+  // hidden <= 1024, head_dim 32 or 64.
+  std::string variant = "reference";
 };
 
 // Loads the weights onto the GPU. Fails (never crashes) when no usable device exists, the

@@ -200,21 +200,46 @@ struct PackedLayout {
   int tile_count() const { return static_cast<int>(tiles.size() / 2); }
 };
 
+// Writes the packed layout of sequences of the given lengths into caller-owned arrays (the
+// encoder's pinned staging buffer): cu_seqlens [n + 1], positions [sum of lengths], tiles
+// [2 * tile count]. Returns the tile count. BuildPackedLayout is the same in vectors.
+inline int WritePackedLayout(const int32_t* lengths, int n, int query_tile, int32_t* cu_seqlens,
+                             int32_t* positions, int32_t* tiles) {
+  int tile_count = 0;
+  int32_t offset = 0;
+  cu_seqlens[0] = 0;
+  for (int b = 0; b < n; ++b) {
+    const int32_t len = lengths[b];
+    for (int32_t i = 0; i < len; ++i) positions[offset + i] = i;
+    for (int32_t q = 0; q < len; q += query_tile) {
+      tiles[2 * tile_count] = b;
+      tiles[2 * tile_count + 1] = q;
+      ++tile_count;
+    }
+    offset += len;
+    cu_seqlens[b + 1] = offset;
+  }
+  return tile_count;
+}
+
+// The most tiles `sequences` sequences of `tokens` tokens in all can need.
+inline int MaxPackedTiles(int tokens, int sequences, int query_tile) {
+  return tokens / query_tile + sequences;
+}
+
 template <typename Lengths>
 PackedLayout BuildPackedLayout(const Lengths& lengths, int query_tile) {
+  std::vector<int32_t> lens(lengths.begin(), lengths.end());
+  const int n = static_cast<int>(lens.size());
+  int tokens = 0;
+  for (int32_t l : lens) tokens += l;
   PackedLayout p;
-  p.cu_seqlens.push_back(0);
-  int32_t b = 0;
-  for (const auto len : lengths) {
-    const int32_t n = static_cast<int32_t>(len);
-    for (int32_t i = 0; i < n; ++i) p.positions.push_back(i);
-    for (int32_t q = 0; q < n; q += query_tile) {
-      p.tiles.push_back(b);
-      p.tiles.push_back(q);
-    }
-    p.cu_seqlens.push_back(p.cu_seqlens.back() + n);
-    ++b;
-  }
+  p.cu_seqlens.resize(static_cast<size_t>(n) + 1);
+  p.positions.resize(static_cast<size_t>(tokens));
+  p.tiles.resize(2 * static_cast<size_t>(MaxPackedTiles(tokens, n, query_tile)));
+  const int tiles = WritePackedLayout(lens.data(), n, query_tile, p.cu_seqlens.data(),
+                                      p.positions.data(), p.tiles.data());
+  p.tiles.resize(2 * static_cast<size_t>(tiles));
   return p;
 }
 
