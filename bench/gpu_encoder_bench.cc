@@ -5,6 +5,9 @@
 //
 //   gpu_encoder_bench [--shape minilm|bert-base] [--dtype float16|bfloat16] [--seq 128]
 //                     [--batches 32,128,256] [--seconds 2] [--peak-tflops 989]
+//                     [--variants reference,fused]
+// Each variant (CudaEncoderOptions::variant) is measured in turn; one that CreateCudaEncoder
+// rejects (e.g. fused on an unsupported shape) is skipped with a printed line.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "tipperary/kernels/cuda_encoder.h"
 
 namespace {
@@ -92,6 +96,13 @@ int main(int argc, char** argv) {
   const int seq = std::atoi(Flag(argc, argv, "--seq", "128"));
   const double seconds = std::atof(Flag(argc, argv, "--seconds", "2"));
   const double peak_tflops = std::atof(Flag(argc, argv, "--peak-tflops", "989"));
+  std::vector<std::string> variants;
+  {
+    std::string list = Flag(argc, argv, "--variants", "reference,fused");
+    for (char* tok = std::strtok(list.data(), ","); tok; tok = std::strtok(nullptr, ",")) {
+      variants.emplace_back(tok);
+    }
+  }
   std::vector<int> batches;
   {
     std::string list = Flag(argc, argv, "--batches", "32,128,256");
@@ -112,54 +123,68 @@ int main(int argc, char** argv) {
   int max_batch = 1;
   for (int b : batches) max_batch = std::max(max_batch, b);
   RandomWeights weights(shape);
-  tipperary::kernels::CudaEncoderOptions options;
-  options.dtype = dtype;
-  options.max_batch_size = max_batch;
-  options.max_batch_tokens = max_batch * ((seq + 7) / 8 * 8);
-  options.max_seq_len = seq;
-  auto encoder = tipperary::kernels::CreateCudaEncoder(options, weights.view);
-  if (!encoder.ok()) {
-    std::fprintf(stderr, "CreateCudaEncoder: %s\n", encoder.status().ToString().c_str());
-    return 1;
-  }
 
   // FLOPs per forward pass: 2 per multiply-add of the dense layers, plus QK^T and PV.
   const double h = shape.hidden;
   const double dense_per_token = 2.0 * shape.layers * (4 * h * h + 2 * h * shape.intermediate);
   const double attn_per_seq = shape.layers * 4.0 * seq * seq * h;
 
-  std::printf("shape=%s dtype=%s seq=%d peak=%.0f TFLOP/s (dense fp16/bf16)\n", shape_name.c_str(),
-              dtype.c_str(), seq, peak_tflops);
-  std::printf("%8s %12s %12s %10s %8s\n", "batch", "sentences/s", "ms/batch", "TFLOP/s", "%peak");
-  std::mt19937 rng(3);
   int failures = 0;
-  for (int batch : batches) {
-    std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
-    for (auto& row : ids) {
-      for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
-      row.front() = 101;
-      row.back() = 102;
-    }
-    std::vector<float> out;
-    for (int i = 0; i < 3; ++i) {  // warm-up: cuBLAS heuristics, clocks
-      if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
-        std::fprintf(stderr, "Encode: %s\n", s.ToString().c_str());
-        return 1;
+  int measured = 0;
+  for (const std::string& variant : variants) {
+    tipperary::kernels::CudaEncoderOptions options;
+    options.dtype = dtype;
+    options.variant = variant;
+    options.max_batch_size = max_batch;
+    options.max_batch_tokens = max_batch * ((seq + 7) / 8 * 8);
+    options.max_seq_len = seq;
+    auto encoder = tipperary::kernels::CreateCudaEncoder(options, weights.view);
+    if (!encoder.ok()) {
+      if (encoder.status().code() == absl::StatusCode::kInvalidArgument) {
+        std::printf("variant %s skipped: %s\n", variant.c_str(),
+                    encoder.status().ToString().c_str());
+        continue;
       }
+      std::fprintf(stderr, "CreateCudaEncoder: %s\n", encoder.status().ToString().c_str());
+      return 1;
     }
-    int iters = 0;
-    const auto start = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    while (elapsed < seconds || iters < 5) {
-      if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
-      ++iters;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("variant=%s shape=%s dtype=%s seq=%d peak=%.0f TFLOP/s (dense fp16/bf16)\n",
+                variant.c_str(), shape_name.c_str(), dtype.c_str(), seq, peak_tflops);
+    std::printf("%8s %12s %12s %10s %8s\n", "batch", "sentences/s", "ms/batch", "TFLOP/s", "%peak");
+    std::mt19937 rng(3);
+    for (int batch : batches) {
+      std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
+      for (auto& row : ids) {
+        for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
+        row.front() = 101;
+        row.back() = 102;
+      }
+      std::vector<float> out;
+      for (int i = 0; i < 3; ++i) {  // warm-up: cuBLAS heuristics, clocks
+        if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
+          std::fprintf(stderr, "Encode: %s\n", s.ToString().c_str());
+          return 1;
+        }
+      }
+      int iters = 0;
+      const auto start = std::chrono::steady_clock::now();
+      double elapsed = 0;
+      while (elapsed < seconds || iters < 5) {
+        if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
+        ++iters;
+        elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      }
+      const double per_batch = elapsed / iters;
+      const double flops = batch * (seq * dense_per_token + attn_per_seq);
+      const double tflops = flops / per_batch / 1e12;
+      std::printf("%8d %12.0f %12.3f %10.1f %7.1f%%\n", batch, batch / per_batch, per_batch * 1e3,
+                  tflops, 100.0 * tflops / peak_tflops);
+      ++measured;
     }
-    const double per_batch = elapsed / iters;
-    const double flops = batch * (seq * dense_per_token + attn_per_seq);
-    const double tflops = flops / per_batch / 1e12;
-    std::printf("%8d %12.0f %12.3f %10.1f %7.1f%%\n", batch, batch / per_batch, per_batch * 1e3,
-                tflops, 100.0 * tflops / peak_tflops);
+  }
+  if (measured == 0) {
+    std::fprintf(stderr, "gpu_encoder_bench: no variant could be measured\n");
+    return 1;
   }
   if (auto stats = tipperary::kernels::QueryGpuStats(0); stats.ok()) {
     std::printf("gpu memory used %.2f / %.2f GiB, utilization %.0f%%\n",
