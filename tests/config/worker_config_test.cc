@@ -34,6 +34,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.path, "/etc/tipperary/models/m");  // Relative to the file.
   EXPECT_EQ(m.backend, "auto");
   EXPECT_EQ(m.dtype, "auto");
+  EXPECT_EQ(m.cuda_variant, "reference");
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 1u);
   EXPECT_EQ(m.threads, 0u);
@@ -67,6 +68,7 @@ models:
     path: /models/b
     backend: cpu
     dtype: bfloat16
+    cuda_variant: fused
     max_seq_length: 128
     instances: 2
     threads: 3
@@ -88,6 +90,7 @@ logging: {level: debug}
   EXPECT_EQ(config->default_model().name, "b.v2");
   EXPECT_EQ(config->models[1].backend, "cpu");
   EXPECT_EQ(config->models[1].dtype, "bfloat16");
+  EXPECT_EQ(config->models[1].cuda_variant, "fused");
   EXPECT_EQ(config->models[1].max_seq_length, 128u);
   EXPECT_EQ(config->models[1].instances, 2u);
   EXPECT_EQ(config->models[1].threads, 3u);
@@ -125,6 +128,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("worker.yaml:4:14: models[0].backend"));
   EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, dtype: int8}\n"),
               HasSubstr("models[0].dtype"));
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, cuda_variant: turbo}\n"),
+              HasSubstr("models[0].cuda_variant"));
   EXPECT_THAT(ErrorOf("models:\n  - {name: 'a b', path: p}\n"), HasSubstr("bad model name"));
   EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p}\n  - {name: m, path: q}\n"),
               HasSubstr("duplicate model name \"m\""));

@@ -38,6 +38,9 @@ struct WorkerModelConfig {
   uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
   uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
   bool is_default = false;       // Key "default": serves requests that name no model.
+  // CUDA backend: "reference" (padded batches, cuBLAS attention) or "fused" (packed sequences,
+  // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels").
+  std::string cuda_variant = "reference";
   // Where `path` was given: "worker.yaml:9:11: models[0].path", or "--model-path" (not a key).
   std::string path_location;
 };
