@@ -73,6 +73,29 @@ const Nvml& GetNvml() {
 
 }  // namespace
 
+bool IsStickyCudaError(int cuda_error) {
+  switch (static_cast<cudaError_t>(cuda_error)) {
+    // The CUDA Runtime API's list of errors that leave "the process in an inconsistent state":
+    // "any further CUDA work will return the same error"; the process must terminate.
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorTensorMemoryLeak:
+    case cudaErrorUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool CudaDeviceAvailable() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);

@@ -327,12 +327,6 @@ int RowBlocks(int rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
 }  // namespace
 
-bool FusedShapeSupported(int hidden, int heads, int intermediate) {
-  if (heads <= 0 || hidden % heads != 0 || !RowWidthOk(hidden)) return false;
-  const int head_dim = hidden / heads;
-  return (head_dim == 32 || head_dim == 64) && intermediate > 0 && intermediate % kVecElems == 0;
-}
-
 cudaError_t LaunchPackedEmbeddingLayerNorm(DType dtype, const int32_t* ids,
                                            const int32_t* positions, int tokens,
                                            const void* word_emb, const void* pos_emb,

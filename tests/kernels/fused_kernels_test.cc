@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gpu_test_util.h"
+#include "tipperary/kernels/fused_forward_pass.h"
 #include "tipperary/kernels/fused_math.h"
 
 namespace tipperary::kernels {

@@ -15,6 +15,9 @@
 #include "tipperary/kernels/kernels.h"
 #include "tipperary/kernels/math.h"
 
+// Random and Cosine (namespace testing) come from here.
+#include "host_model.h"
+
 #define TIPPERARY_SKIP_WITHOUT_GPU()                               \
   do {                                                             \
     if (!::tipperary::kernels::CudaDeviceAvailable()) {            \
@@ -58,13 +61,6 @@ inline std::vector<float> FromBitsVector(DType t, const std::vector<uint16_t>& v
   return out;
 }
 
-inline std::vector<float> Random(std::mt19937& rng, size_t n, float lo, float hi) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
-
 // A device copy of a host vector; Download reads it back.
 template <typename T>
 class DeviceArray {
@@ -91,15 +87,5 @@ class DeviceArray {
   size_t n_;
   void* ptr_ = nullptr;
 };
-
-inline double Cosine(const float* a, const float* b, int n) {
-  double dot = 0, na = 0, nb = 0;
-  for (int i = 0; i < n; ++i) {
-    dot += double{a[i]} * b[i];
-    na += double{a[i]} * a[i];
-    nb += double{b[i]} * b[i];
-  }
-  return dot / (std::sqrt(na) * std::sqrt(nb) + 1e-30);
-}
 
 }  // namespace tipperary::kernels::testing

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tipperary/kernels/gemm_call.h"
 #include "tipperary/model/encoder.h"
 
 namespace tipperary::kernels {
@@ -80,15 +81,35 @@ struct CudaEncoderOptions {
   // "reference": padded batches, attention through cuBLAS and a materialised score matrix (the
   // simple path the fused one is checked against). "fused": packed sequences without padding,
   // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
-  // bias and residual fused, vectorised bias+GELU (fused_kernels.h); needs hidden % 8 == 0,
-  // hidden <= 1024, head_dim 32 or 64.
+  // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
+  // hidden <= 1024, head_dim 32 or 64. No CUDA Graphs yet (use_graphs is ignored).
   std::string variant = "reference";
+  // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
+  // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
+  // switched on by the environment variable TIPPERARY_CUDA_DEBUG=1.
+  bool debug_sync = false;
+  // CUDA Graphs: the forward pass of each (batch, padded length) shape is captured once and
+  // replayed (one launch instead of ~70), up to max_graphs shapes; other shapes run eagerly.
+  // Off: every pass is issued kernel by kernel (the reference path).
+  bool use_graphs = false;
+  int max_graphs = 64;
 };
+
+// Checks the options and the weights (dimensions, pointers, dtype); the storage type on success.
+// No device needed.
+absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& options,
+                                                   const BertWeightsHost& weights);
 
 // Loads the weights onto the GPU. Fails (never crashes) when no usable device exists, the
 // options are invalid or device memory runs out.
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEncoderOptions& options,
                                                                   const BertWeightsHost& weights);
+
+// Whether a cudaError_t (as int) is sticky: the context is corrupted (illegal address, launch
+// failure, device assert, ECC, ...), every later CUDA call of the process fails, and only a new
+// process recovers. Recoverable ones (out of memory, invalid value, launch out of resources) are
+// not. CudaEncoder turns a sticky error into model::EncoderUnusableError.
+bool IsStickyCudaError(int cuda_error);
 
 // True when the CUDA runtime sees at least one device; false (not a crash) when the driver is
 // missing or too old.

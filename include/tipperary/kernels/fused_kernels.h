@@ -22,9 +22,7 @@
 
 namespace tipperary::kernels {
 
-// True when the fused kernels support this shape: hidden % 8 == 0, hidden <= 1024 (one warp's
-// registers), head_dim 32 or 64, intermediate % 8 == 0.
-bool FusedShapeSupported(int hidden, int heads, int intermediate);
+// FusedShapeSupported (fused_forward_pass.h) says which model shapes these kernels serve.
 
 // out[t] = LayerNorm(word[ids[t]] + pos[positions[t]] + type[0]), one warp per token row.
 cudaError_t LaunchPackedEmbeddingLayerNorm(DType dtype, const int32_t* ids,

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 
 namespace tipperary::model {
 
@@ -35,5 +37,20 @@ class Encoder {
 
 // L2-normalises each row of a batch x dim matrix in place (rows of zeros stay zero).
 void L2NormalizeRows(std::vector<float>& data, int dim);
+
+// The payload that marks an Encode error as permanent: the encoder can never succeed again (a
+// sticky CUDA error has corrupted its GPU context). The worker then reports the model unhealthy
+// and, by default, exits so that it is restarted with a fresh context.
+inline constexpr absl::string_view kEncoderUnusablePayload = "type.tipperary.dev/encoder-unusable";
+
+inline absl::Status EncoderUnusableError(absl::string_view message) {
+  absl::Status s = absl::InternalError(message);
+  s.SetPayload(kEncoderUnusablePayload, absl::Cord("1"));
+  return s;
+}
+
+inline bool IsEncoderUnusable(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kEncoderUnusablePayload).has_value();
+}
 
 }  // namespace tipperary::model
