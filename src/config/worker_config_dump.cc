@@ -38,6 +38,9 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
     Emit(out, "max_seq_length", model.max_seq_length);
     Emit(out, "instances", model.instances);
     Emit(out, "threads", model.threads);
+    Emit(out, "cuda_debug_sync", model.cuda_debug_sync);
+    Emit(out, "cuda_graphs", model.cuda_graphs);
+    Emit(out, "on_device_fault", model.on_device_fault);
     Emit(out, "default", model.is_default);
     out << YAML::EndMap;
   }

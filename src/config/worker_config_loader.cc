@@ -168,9 +168,9 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
 
 absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map,
-      item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
-                  "cuda_variant", "max_seq_length", "instances", "threads", "default"}));
+      YamlMap map, item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
+                               "cuda_variant", "max_seq_length", "instances", "threads",
+                               "cuda_debug_sync", "cuda_graphs", "on_device_fault", "default"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
   YamlValue name = *map.Find("name");
   TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
@@ -205,6 +205,10 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   }
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("instances", &out->instances, 1, 64));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("threads", &out->threads, 0, 1024));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("cuda_debug_sync", &out->cuda_debug_sync));
+  TIPPERARY_RETURN_IF_ERROR(map.ReadBool("cuda_graphs", &out->cuda_graphs));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("on_device_fault", &out->on_device_fault, {"exit", "unready"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadBool("default", &out->is_default));
   return absl::OkStatus();
 }

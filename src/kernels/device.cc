@@ -96,15 +96,31 @@ bool IsStickyCudaError(int cuda_error) {
   }
 }
 
-bool CudaDeviceAvailable() {
+absl::Status CudaDeviceStatus() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // cudaErrorNoDevice / cudaErrorInsufficientDriver: clear, report none
-    return false;
+  if (err == cudaSuccess && count > 0) return absl::OkStatus();
+  cudaGetLastError();  // cudaErrorNoDevice / cudaErrorInsufficientDriver: clear, report why
+  if (err == cudaSuccess || err == cudaErrorNoDevice) {
+    return absl::UnavailableError("no CUDA device (the driver sees no GPU)");
   }
-  return count > 0;
+  int driver = 0;
+  int runtime = 0;
+  cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+  cudaRuntimeGetVersion(&runtime);
+  cudaGetLastError();
+  auto version = [](int v) { return absl::StrCat(v / 1000, ".", (v % 1000) / 10); };
+  if (err == cudaErrorInsufficientDriver) {
+    return absl::FailedPreconditionError(
+        driver == 0 ? absl::StrCat("no NVIDIA driver (CUDA runtime ", version(runtime), ")")
+                    : absl::StrCat("the NVIDIA driver supports CUDA up to ", version(driver),
+                                   ", older than this binary's CUDA runtime ", version(runtime)));
+  }
+  return absl::UnavailableError(absl::StrCat("CUDA runtime error: ", cudaGetErrorName(err), " (",
+                                             cudaGetErrorString(err), ")"));
 }
+
+bool CudaDeviceAvailable() { return CudaDeviceStatus().ok(); }
 
 absl::StatusOr<std::string> CudaDeviceDescription(int device) {
   if (!CudaDeviceAvailable()) return absl::UnavailableError("no CUDA device");

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "tipperary/kernels/math.h"
 
 namespace tipperary::kernels {
@@ -38,15 +40,22 @@ GemmCall Linear(const char* name, GemmType dtype, const void* x, const void* w, 
   return g;
 }
 
-#define TIPPERARY_STAGE(ops, stage, layer, expr)                                               \
-  do {                                                                                         \
-    if (absl::Status tipperary_s = (expr); !tipperary_s.ok()) {                                \
-      return absl::Status(tipperary_s.code(),                                                  \
-                          absl::StrCat(StageName(stage, layer), ": ", tipperary_s.message())); \
-    }                                                                                          \
-    if (absl::Status tipperary_s = (ops)->AfterStage(stage, layer); !tipperary_s.ok()) {       \
-      return tipperary_s;                                                                      \
-    }                                                                                          \
+// The stage's error with its name in front; payloads (model::EncoderUnusableError's) kept.
+absl::Status InStage(const absl::Status& s, const char* stage, int layer) {
+  absl::Status out(s.code(), absl::StrCat(StageName(stage, layer), ": ", s.message()));
+  s.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+#define TIPPERARY_STAGE(ops, stage, layer, expr)                                         \
+  do {                                                                                   \
+    if (absl::Status tipperary_s = (expr); !tipperary_s.ok()) {                          \
+      return InStage(tipperary_s, stage, layer);                                         \
+    }                                                                                    \
+    if (absl::Status tipperary_s = (ops)->AfterStage(stage, layer); !tipperary_s.ok()) { \
+      return tipperary_s;                                                                \
+    }                                                                                    \
   } while (0)
 
 absl::Status Attention(const ForwardModel& m, const ForwardBuffers& buf, const int32_t* lengths,

@@ -1,8 +1,11 @@
 #include "encoder_factory.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "tipperary/common/log.h"
 #include "tipperary/model/cpu_encoder.h"
@@ -96,29 +99,74 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
   options.max_batch_tokens = static_cast<int>(
       std::max<uint64_t>(std::min<uint64_t>(batching.max_batch_tokens, uint64_t{1} << 20),
                          static_cast<uint64_t>(max_seq_length + 8)));
+  options.debug_sync = config.cuda_debug_sync;
+  options.use_graphs = config.cuda_graphs;
   return kernels::CreateCudaEncoder(options, w);
 }
 #undef TIPPERARY_WORKER_ASSIGN_TENSOR
 #endif  // TIPPERARY_HAVE_CUDA
+
+// A test double for a device fault (there is no GPU to break in the tests): with the environment
+// variable TIPPERARY_TEST_DEVICE_FAULT_AFTER=N, every encoder answers its first N Encode calls
+// (the warm-up is the first) and then returns model::EncoderUnusableError, as CudaEncoder does
+// after a sticky CUDA error. tests/integration/test_device_fault.py drives the worker with it.
+class FaultAfterEncoder final : public model::Encoder {
+ public:
+  FaultAfterEncoder(std::unique_ptr<model::Encoder> inner, int64_t ok_calls)
+      : inner_(std::move(inner)), ok_calls_left_(ok_calls) {}
+  absl::Status Encode(const std::vector<std::vector<int32_t>>& token_ids,
+                      std::vector<float>* out) override {
+    if (ok_calls_left_ <= 0) {
+      return model::EncoderUnusableError(
+          "injected device fault (TIPPERARY_TEST_DEVICE_FAULT_AFTER): cudaErrorIllegalAddress");
+    }
+    --ok_calls_left_;
+    return inner_->Encode(token_ids, out);
+  }
+  int hidden_size() const override { return inner_->hidden_size(); }
+  std::string backend_name() const override { return inner_->backend_name(); }
+  std::string dtype() const override { return inner_->dtype(); }
+
+ private:
+  std::unique_ptr<model::Encoder> inner_;
+  int64_t ok_calls_left_;  // one caller at a time (the Encoder contract)
+};
+
+absl::StatusOr<std::unique_ptr<model::Encoder>> MaybeInjectFault(
+    absl::StatusOr<std::unique_ptr<model::Encoder>> encoder) {
+  const char* env = std::getenv("TIPPERARY_TEST_DEVICE_FAULT_AFTER");
+  if (!encoder.ok() || env == nullptr || *env == '\0') return encoder;
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(env, &n) || n < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TIPPERARY_TEST_DEVICE_FAULT_AFTER=", env, ": not a count"));
+  }
+  TIPPERARY_LOG(kWarn, "TIPPERARY_TEST_DEVICE_FAULT_AFTER is set: encoders will fail on purpose",
+                {{"ok_calls", absl::StrCat(n)}});
+  return std::unique_ptr<model::Encoder>(
+      std::make_unique<FaultAfterEncoder>(std::move(*encoder), n));
+}
 
 }  // namespace
 
 absl::StatusOr<std::string> ResolveBackend(const std::string& backend) {
   if (backend == "cpu") return std::string("cpu");
 #ifdef TIPPERARY_HAVE_CUDA
-  bool cuda = kernels::CudaDeviceAvailable();
+  const absl::Status cuda = kernels::CudaDeviceStatus();
 #else
-  bool cuda = false;
+  const absl::Status cuda =
+      absl::UnimplementedError("this tipperary-worker was built without CUDA");
 #endif
-  if (backend == "auto") return std::string(cuda ? "cuda" : "cpu");
+  if (backend == "auto") {
+    if (cuda.ok()) return std::string("cuda");
+    // Say why: a driver problem must not pass for "no GPU here" unnoticed.
+    TIPPERARY_LOG(kInfo, "backend auto: using the CPU, CUDA is not usable",
+                  {{"reason", std::string(cuda.message())}});
+    return std::string("cpu");
+  }
   if (backend == "cuda") {
-    if (cuda) return std::string("cuda");
-#ifdef TIPPERARY_HAVE_CUDA
-    return absl::FailedPreconditionError("backend cuda: no usable CUDA device");
-#else
-    return absl::FailedPreconditionError(
-        "backend cuda: this tipperary-worker was built without CUDA");
-#endif
+    if (cuda.ok()) return std::string("cuda");
+    return absl::FailedPreconditionError(absl::StrCat("backend cuda: ", cuda.message()));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", backend, "\""));
 }
@@ -129,7 +177,7 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     int max_seq_length, int threads) {
   if (backend == "cuda") {
 #ifdef TIPPERARY_HAVE_CUDA
-    return CreateCuda(std::move(bundle), config, batching, max_seq_length);
+    return MaybeInjectFault(CreateCuda(std::move(bundle), config, batching, max_seq_length));
 #else
     (void)batching;
     (void)max_seq_length;
@@ -155,7 +203,7 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     TIPPERARY_LOG(kWarn, "no GPU: the CPU backend computes in float32",
                   {{"model", config.name}, {"dtype", config.dtype}});
   }
-  return model::CreateCpuEncoder(std::move(bundle), options);
+  return MaybeInjectFault(model::CreateCpuEncoder(std::move(bundle), options));
 }
 
 }  // namespace tipperary::worker

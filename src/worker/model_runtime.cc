@@ -1,6 +1,9 @@
 #include "model_runtime.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -199,6 +202,29 @@ void ModelRuntime::ReleaseEncoder(model::Encoder* encoder) {
   free_encoders_.push_back(encoder);
 }
 
+namespace {
+std::atomic<bool> g_device_faulted{false};
+}  // namespace
+
+bool ModelRuntime::device_faulted() { return g_device_faulted.load(std::memory_order_acquire); }
+
+void ModelRuntime::OnDeviceFault(const absl::Status& status) {
+  if (!g_device_faulted.exchange(true)) {
+    TIPPERARY_LOG(kError, "encoder unusable: the worker is no longer ready",
+                  {{"model", config_.name},
+                   {"error", std::string(status.message())},
+                   {"on_device_fault", config_.on_device_fault}});
+  }
+  if (config_.on_device_fault == "exit") {
+    TIPPERARY_LOG(kError, "exiting so that the worker is restarted with a fresh GPU context",
+                  {{"model", config_.name}, {"exit_code", absl::StrCat(kDeviceFaultExitCode)}});
+    std::fflush(nullptr);
+    // _Exit, not exit: no destructors. They would wait for executing batches and call into a
+    // CUDA context that fails every call; the process's state is lost anyway.
+    std::_Exit(kDeviceFaultExitCode);
+  }
+}
+
 absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
                                   const std::vector<std::vector<int32_t>>& ids,
                                   std::vector<float>* out, std::chrono::nanoseconds* compute) {
@@ -221,6 +247,7 @@ absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
   }
   if (!status.ok()) {
     TIPPERARY_LOG(kError, "batch failed", {{"model", config_.name}, {"error", status.ToString()}});
+    if (model::IsEncoderUnusable(status)) OnDeviceFault(status);
   }
   *compute = end - start;
   if (status.ok()) throughput_->Record(batch.real_tokens, *compute);

@@ -99,6 +99,13 @@ class ModelRuntime {
   // A config reload's cache.dedup, for the texts submitted from then on.
   void SetDedup(bool dedup) { queue_->SetDedup(dedup); }
 
+  // True once an encoder of any model has reported itself unusable (model::IsEncoderUnusable:
+  // a sticky CUDA error loses the GPU context of the whole process, so every CUDA model is
+  // affected). From then on the worker is not ready (/readyz fails); with the model's
+  // on_device_fault: exit (the default) the process exits with kDeviceFaultExitCode instead.
+  static bool device_faulted();
+  static constexpr int kDeviceFaultExitCode = 70;  // EX_SOFTWARE
+
  private:
   ModelRuntime(config::WorkerModelConfig config, std::shared_ptr<const model::ModelBundle> bundle,
                std::unique_ptr<model::Tokenizer> tokenizer, const WorkerStats& stats);
@@ -108,6 +115,9 @@ class ModelRuntime {
                       std::vector<float>* out, std::chrono::nanoseconds* compute);
   model::Encoder* AcquireEncoder();
   void ReleaseEncoder(model::Encoder* encoder);
+  // An encoder returned an unusable-encoder status: mark the process faulted; exit if so
+  // configured.
+  void OnDeviceFault(const absl::Status& status);
 
   const config::WorkerModelConfig config_;
   std::vector<std::string> aliases_;

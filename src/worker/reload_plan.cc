@@ -20,7 +20,8 @@ bool SameModel(const config::WorkerModelConfig& running, const config::WorkerMod
          running.backend == next.backend && running.dtype == next.dtype &&
          running.cuda_variant == next.cuda_variant &&
          running.max_seq_length == next.max_seq_length && running.instances == next.instances &&
-         running.threads == next.threads;
+         running.threads == next.threads && running.cuda_debug_sync == next.cuda_debug_sync &&
+         running.cuda_graphs == next.cuda_graphs && running.on_device_fault == next.on_device_fault;
 }
 
 ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig next) {

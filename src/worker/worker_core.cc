@@ -11,6 +11,10 @@
 
 namespace tipperary::worker {
 
+bool WorkerCore::ready() const {
+  return loaded() && !draining_.load() && !ModelRuntime::device_faulted();
+}
+
 WorkerCore::WorkerCore(config::WorkerConfig config)
     : stats_(WorkerStats::Register(registry_)),
       cache_(std::make_shared<EmbeddingCache>(

@@ -112,7 +112,8 @@ class WorkerCore {
   // The set in effect; null before loaded().
   std::shared_ptr<const ModelSet> models() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  bool ready() const { return loaded() && !draining_.load(); }
+  // Not ready once a device fault made an encoder unusable (ModelRuntime::device_faulted).
+  bool ready() const;
   void SetDraining() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
 

@@ -305,13 +305,15 @@ void WorkerServer::Impl::BuildAdminRoutes() {
   admin_router_.Add("/healthz", "liveness", [](const http1::HttpRequest&) {
     return AdminReply{.body = "{\"status\":\"ok\"}\n"};
   });
-  admin_router_.Add("/readyz", "readiness: models loaded and warm, not draining",
+  admin_router_.Add("/readyz", "readiness: models loaded and warm, not draining, no device fault",
                     [this](const http1::HttpRequest&) {
                       if (core_.ready()) return AdminReply{.body = "{\"status\":\"ready\"}\n"};
-                      return AdminReply{.status = http::status::service_unavailable,
-                                        .body = common::StatusJson(
-                                            absl::StatusCode::kUnavailable,
-                                            core_.draining() ? "draining" : "models are loading")};
+                      const char* why = core_.draining()  ? "draining"
+                                        : !core_.loaded() ? "models are loading"
+                                                          : "an encoder is unusable (device fault)";
+                      return AdminReply{
+                          .status = http::status::service_unavailable,
+                          .body = common::StatusJson(absl::StatusCode::kUnavailable, why)};
                     });
   admin_router_.Add("/metrics", "Prometheus metrics", [this](const http1::HttpRequest&) {
     return AdminReply{.content_type = std::string(metrics::Registry::kContentType),

@@ -38,6 +38,9 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 1u);
   EXPECT_EQ(m.threads, 0u);
+  EXPECT_FALSE(m.cuda_debug_sync);
+  EXPECT_FALSE(m.cuda_graphs);
+  EXPECT_EQ(m.on_device_fault, "exit");
   EXPECT_TRUE(m.is_default);  // The only model is the default.
   EXPECT_TRUE(m.aliases.empty());
   EXPECT_TRUE(m.huggingface_aliases);
@@ -72,6 +75,9 @@ models:
     max_seq_length: 128
     instances: 2
     threads: 3
+    cuda_debug_sync: true
+    cuda_graphs: true
+    on_device_fault: unready
     default: true
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
            group_by_length: false, dispatch_when_idle: false, throughput_window: 30s,
@@ -94,6 +100,9 @@ logging: {level: debug}
   EXPECT_EQ(config->models[1].max_seq_length, 128u);
   EXPECT_EQ(config->models[1].instances, 2u);
   EXPECT_EQ(config->models[1].threads, 3u);
+  EXPECT_TRUE(config->models[1].cuda_debug_sync);
+  EXPECT_TRUE(config->models[1].cuda_graphs);
+  EXPECT_EQ(config->models[1].on_device_fault, "unready");
   EXPECT_EQ(config->models[1].aliases, (std::vector<std::string>{"b", "acme/B-v2"}));
   EXPECT_FALSE(config->models[1].huggingface_aliases);
   EXPECT_EQ(config->batching.max_batch_size, 8u);
@@ -138,6 +147,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("more than one model has default: true"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p, instances: 0}]\n"),
               HasSubstr("models[0].instances"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p, on_device_fault: retry}]\n"),
+              HasSubstr("models[0].on_device_fault"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_queue_delay: 2 parsecs}\n"),
               HasSubstr("bad duration"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {max_batch_size: 0}\n"),

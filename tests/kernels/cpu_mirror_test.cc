@@ -210,3 +210,29 @@ TEST(CpuReferenceTest, CpuEncodeMatchesSentenceTransformers) {
 
 }  // namespace
 }  // namespace tipperary::kernels
+
+namespace tipperary::kernels {
+namespace {
+
+// A stage that fails as a faulted GPU does: the error names the stage and layer, and keeps the
+// payload the worker acts on (model::IsEncoderUnusable).
+class FaultyOps : public CpuMirrorOps {
+ public:
+  absl::Status BiasGelu(GemmType, void*, const float*, int, int) override {
+    return model::EncoderUnusableError("cudaErrorIllegalAddress");
+  }
+};
+
+TEST(CpuMirrorFaultTest, StageErrorsNameTheStageAndKeepTheUnusablePayload) {
+  testing::HostModel m = testing::RandomModel(2, 64, 2, 128, 50, 16);
+  FaultyOps ops;
+  auto encoder = CreateCpuMirrorEncoder(CudaEncoderOptions{}, m.view, &ops);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  std::vector<float> out;
+  const absl::Status s = (*encoder)->Encode({{1, 2, 3}}, &out);
+  EXPECT_TRUE(model::IsEncoderUnusable(s)) << s;
+  EXPECT_NE(s.message().find("ffn.bias_gelu in layer 0"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace tipperary::kernels

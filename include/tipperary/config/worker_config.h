@@ -37,10 +37,19 @@ struct WorkerModelConfig {
   uint32_t max_seq_length = 0;   // Tokens per text incl. [CLS]/[SEP]; 0 = the model's own.
   uint32_t instances = 1;        // Encoders (and batch executor threads) for this model.
   uint32_t threads = 0;          // CPU backend: threads per encoder; 0 = cores / instances.
-  bool is_default = false;       // Key "default": serves requests that name no model.
+  // CUDA backend: synchronise and check after every stage of the forward pass, so a kernel
+  // fault names its stage and layer (slow; also env TIPPERARY_CUDA_DEBUG=1).
+  bool cuda_debug_sync = false;
+  // CUDA backend: capture each batch shape's forward pass as a CUDA Graph and replay it.
+  bool cuda_graphs = false;
+  // When an encoder becomes unusable (a sticky CUDA error: the GPU context is lost for the whole
+  // process): "exit" (the worker exits with status 70 so that it is restarted with a fresh
+  // context) or "unready" (it stays up, /readyz fails, for someone to inspect it).
+  std::string on_device_fault = "exit";
   // CUDA backend: "reference" (padded batches, cuBLAS attention) or "fused" (packed sequences,
   // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels").
   std::string cuda_variant = "reference";
+  bool is_default = false;  // Key "default": serves requests that name no model.
   // Where `path` was given: "worker.yaml:9:11: models[0].path", or "--model-path" (not a key).
   std::string path_location;
 };

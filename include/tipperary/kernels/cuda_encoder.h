@@ -111,6 +111,10 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEnco
 // not. CudaEncoder turns a sticky error into model::EncoderUnusableError.
 bool IsStickyCudaError(int cuda_error);
 
+// OK when the CUDA runtime sees at least one device; otherwise why not, for the logs: no device,
+// a driver older than this runtime (with both versions), or the runtime's error.
+absl::Status CudaDeviceStatus();
+
 // True when the CUDA runtime sees at least one device; false (not a crash) when the driver is
 // missing or too old.
 bool CudaDeviceAvailable();
