@@ -56,8 +56,9 @@ absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& opt
   }
   if (options.max_graphs < 0) return absl::InvalidArgumentError("max_graphs must be >= 0");
   if (options.variant != "reference" && options.variant != "fused") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CUDA variant must be reference or fused, not \"", options.variant, "\""));
+    // Helper D's GPU check lists a variant refused with "unknown variant" as not built.
+    return absl::InvalidArgumentError(absl::StrCat("unknown variant \"", options.variant,
+                                                   "\" (this build has: reference, fused)"));
   }
   if (absl::Status s = ValidateWeights(weights); !s.ok()) return s;
   if (options.variant == "fused" &&
