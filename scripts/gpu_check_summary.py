@@ -98,9 +98,15 @@ def summarize(out, seqs, batches):
         if "GPU-CHECK cosine" in line:
             f = parse_fields(line[line.index("GPU-CHECK cosine"):])
             d = f.get("dtype")
+            # One line per (dtype, variant): the dtype's figure is its worst variant's.
             if d in DTYPES:
-                cosine[d] = {"worst": float(f["worst"]), "gate": float(f["gate"]),
-                             "texts": int(f["texts"]), "model_file_dtypes": f.get("file_dtypes", "")}
+                worst = float(f["worst"])
+                entry = cosine.setdefault(d, {"worst": worst, "gate": float(f["gate"]),
+                                              "texts": int(f["texts"]),
+                                              "model_file_dtypes": f.get("file_dtypes", ""),
+                                              "variants": {}})
+                entry["worst"] = min(entry["worst"], worst)
+                entry["variants"][f.get("variant", "reference")] = worst
     for d in DTYPES:
         if d not in cosine:
             problems.append(f"no real-model cosine line for {d} (GPU-CHECK cosine dtype={d})")

@@ -34,6 +34,7 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
     EmitString(out, "path", model.path);
     Emit(out, "backend", model.backend);
     Emit(out, "dtype", model.dtype);
+    Emit(out, "cuda_variant", model.cuda_variant);
     Emit(out, "max_seq_length", model.max_seq_length);
     Emit(out, "instances", model.instances);
     Emit(out, "threads", model.threads);

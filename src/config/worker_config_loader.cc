@@ -169,8 +169,9 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
 absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
       YamlMap map, item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
-                               "max_seq_length", "instances", "threads", "cuda_debug_sync",
-                               "cuda_graphs", "on_device_fault", "default", "warmup"}));
+                               "cuda_variant", "max_seq_length", "instances", "threads",
+                               "cuda_debug_sync", "cuda_graphs", "on_device_fault", "default",
+                               "warmup"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
   YamlValue name = *map.Find("name");
   TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());
@@ -197,6 +198,8 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_RETURN_IF_ERROR(map.ReadEnum("backend", &out->backend, {"auto", "cuda", "cpu"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16", "int8"}));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("cuda_variant", &out->cuda_variant, {"reference", "fused"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_seq_length", &out->max_seq_length, 0, 1 << 16));
   if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
     return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tipperary/kernels/fused_cpu_mirror.h"
+#include "tipperary/kernels/fused_forward_pass.h"
 #include "tipperary/kernels/math.h"
 
 namespace tipperary::kernels {
@@ -54,6 +56,7 @@ class CpuMirrorEncoder final : public model::Encoder {
                 ctx_heads_.data(), ctx_.data(),    tmp_.data(),
                 inter_.data(),     scores_.data(), static_cast<int64_t>(sz.scores_floats)};
     ids_.assign(static_cast<size_t>(limits_.max_tokens) + limits_.max_batch, 0);
+    if (options.variant == "fused") ids_.assign(PackedInputCapacity(limits_), 0);
     pooled_.assign(static_cast<size_t>(limits_.max_batch) * w.hidden, 0.0f);
 
     const size_t h = static_cast<size_t>(w.hidden);
@@ -93,6 +96,22 @@ class CpuMirrorEncoder final : public model::Encoder {
       return s;
     }
     out->assign(token_ids.size() * hidden_, 0.0f);
+    if (options_.variant == "fused") {
+      // The fused variant's pass as the GPU encoder runs it (fused_forward_pass.h), on
+      // FusedCpuMirrorOps; a test's own ForwardOps applies to the reference variant only.
+      for (const PackedSpan& span : PlanPackedSpans(token_ids, limits_)) {
+        const int tiles = PackPackedSpan(token_ids, span, ids_.data());
+        if (absl::Status s =
+                RunFusedForwardPass(model_, buffers_, PackedInputAt(ids_.data(), span, tiles), span,
+                                    options_.normalize, pooled_.data(), &fused_ops_);
+            !s.ok()) {
+          return s;
+        }
+        std::memcpy(out->data() + span.begin * hidden_, pooled_.data(),
+                    span.count * hidden_ * sizeof(float));
+      }
+      return absl::OkStatus();
+    }
     for (const ForwardSpan& span : PlanForwardSpans(token_ids, limits_)) {
       PackSpan(token_ids, span, ids_.data());
       const int batch = static_cast<int>(span.count);
@@ -131,6 +150,7 @@ class CpuMirrorEncoder final : public model::Encoder {
   const int hidden_;
   const int vocab_;
   CpuMirrorOps own_ops_;
+  FusedCpuMirrorOps fused_ops_;
   ForwardOps* const ops_;
   ForwardLimits limits_;
   ForwardModel model_;

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "tipperary/kernels/cublas_gemm.h"
 #include "tipperary/kernels/forward_pass.h"
+#include "tipperary/kernels/fused_forward_pass.h"
+#include "tipperary/kernels/fused_kernels.h"
 #include "tipperary/kernels/kernels.h"
 #include "tipperary/kernels/math.h"
 
@@ -61,6 +63,7 @@ class CudaEncoder final : public model::Encoder {
         hidden_(w.hidden),
         vocab_(w.vocab),
         debug_(options.debug_sync || DebugFromEnvironment()),
+        fused_(options.variant == "fused"),
         ops_(this) {}
 
   ~CudaEncoder() override {
@@ -117,15 +120,17 @@ class CudaEncoder final : public model::Encoder {
     const size_t t = static_cast<size_t>(limits_.max_tokens);
     const size_t h = static_cast<size_t>(hidden_);
     const size_t max_batch = static_cast<size_t>(limits_.max_batch);
+    // Reference: ids [batch*seq] then lengths [batch]. Fused: the packed input block.
+    const size_t in_ints = fused_ ? PackedInputCapacity(limits_) : t + max_batch;
     void* in = nullptr;
-    TIPPERARY_CUDA_RETURN(Alloc((t + max_batch) * sizeof(int32_t), &in));
+    TIPPERARY_CUDA_RETURN(Alloc(in_ints * sizeof(int32_t), &in));
     d_ids_ = static_cast<int32_t*>(in);
     void* out = nullptr;
     TIPPERARY_CUDA_RETURN(Alloc(max_batch * h * sizeof(float), &out));
     d_out_ = static_cast<float*>(out);
     for (int i = 0; i < 2; ++i) {
       void* p = nullptr;
-      TIPPERARY_CUDA_RETURN(AllocPinned((t + max_batch) * sizeof(int32_t), &p));
+      TIPPERARY_CUDA_RETURN(AllocPinned(in_ints * sizeof(int32_t), &p));
       h_in_[i] = static_cast<int32_t*>(p);
       TIPPERARY_CUDA_RETURN(AllocPinned(max_batch * h * sizeof(float), &p));
       h_out_[i] = static_cast<float*>(p);
@@ -174,6 +179,7 @@ class CudaEncoder final : public model::Encoder {
     out->assign(n * hidden_, 0.0f);
     if (n == 0) return absl::OkStatus();
     TIPPERARY_CUDA_RETURN(cudaSetDevice(options_.device));
+    if (fused_) return EncodePacked(token_ids, out);
 
     // Greedy passes in request order (PlanForwardSpans); two staging slots so that packing pass
     // k+1 and unpacking pass k-1 on the host overlap the GPU's work on pass k.
@@ -211,13 +217,52 @@ class CudaEncoder final : public model::Encoder {
     return absl::OkStatus();
   }
 
+  // The fused variant: packed spans (no padding), RunFusedForwardPass, the same two staging slots.
+  // Eager only: a packed pass's grid depends on its tile count, so graphs are not captured yet.
+  absl::Status EncodePacked(const std::vector<std::vector<int32_t>>& token_ids,
+                            std::vector<float>* out) {
+    ForwardSpan pending[2];
+    bool has_pending[2] = {false, false};
+    int slot = 0;
+    for (const PackedSpan& span : PlanPackedSpans(token_ids, limits_)) {
+      TIPPERARY_CUDA_RETURN(cudaEventSynchronize(input_free_[slot]));
+      if (has_pending[slot]) {
+        TIPPERARY_CUDA_RETURN(Collect(slot, pending[slot], out));
+        has_pending[slot] = false;
+      }
+      const int tiles = PackPackedSpan(token_ids, span, h_in_[slot]);
+      TIPPERARY_CUDA_RETURN(cudaMemcpyAsync(d_ids_, h_in_[slot],
+                                            PackedInputSize(span, tiles) * sizeof(int32_t),
+                                            cudaMemcpyHostToDevice, stream_));
+      TIPPERARY_CUDA_RETURN(cudaEventRecord(input_free_[slot], stream_));
+      if (absl::Status s = RunFusedForwardPass(model_, buffers_, PackedInputAt(d_ids_, span, tiles),
+                                               span, options_.normalize, d_out_, &ops_);
+          !s.ok()) {
+        cudaStreamSynchronize(stream_);
+        return s;
+      }
+      TIPPERARY_CUDA_RETURN(cudaMemcpyAsync(
+          h_out_[slot], d_out_, span.count * static_cast<size_t>(hidden_) * sizeof(float),
+          cudaMemcpyDeviceToHost, stream_));
+      TIPPERARY_CUDA_RETURN(cudaEventRecord(output_ready_[slot], stream_));
+      pending[slot] = ForwardSpan{span.begin, span.count, 0};
+      has_pending[slot] = true;
+      slot ^= 1;
+    }
+    for (int s = 0; s < 2; ++s) {
+      if (has_pending[s]) TIPPERARY_CUDA_RETURN(Collect(s, pending[s], out));
+    }
+    return absl::OkStatus();
+  }
+
   int hidden_size() const override { return hidden_; }
   std::string backend_name() const override { return "cuda"; }
   std::string dtype() const override { return dtype_ == DType::kFloat16 ? "float16" : "bfloat16"; }
 
  private:
   // ForwardOps on this encoder's stream: the kernels.h launchers and cuBLAS(Lt).
-  class CudaOps final : public ForwardOps {
+  // Both variants' stages: one Gemm / AfterStage override serves ForwardOps and FusedForwardOps.
+  class CudaOps final : public ForwardOps, public FusedForwardOps {
    public:
     explicit CudaOps(CudaEncoder* e) : e_(e) {}
 
@@ -270,6 +315,42 @@ class CudaEncoder final : public model::Encoder {
       return e_->Fail(LaunchMaskedMeanPool(ToDType(dt), hidden_states, lengths, batch, seq, hidden,
                                            cls, normalize, out, e_->stream_),
                       "LaunchMaskedMeanPool");
+    }
+    absl::Status PackedEmbeddingLayerNorm(GemmType dt, const int32_t* ids, const int32_t* positions,
+                                          int tokens, const void* word_emb, const void* pos_emb,
+                                          const void* type_emb, const float* gamma,
+                                          const float* beta, int hidden, float eps,
+                                          void* out) override {
+      return e_->Fail(
+          LaunchPackedEmbeddingLayerNorm(ToDType(dt), ids, positions, tokens, word_emb, pos_emb,
+                                         type_emb, gamma, beta, hidden, eps, out, e_->stream_),
+          "LaunchPackedEmbeddingLayerNorm");
+    }
+    absl::Status VarlenAttention(GemmType dt, const void* qkv, const float* qkv_bias,
+                                 const int32_t* cu_seqlens, const int32_t* tiles, int tile_count,
+                                 int heads, int head_dim, void* ctx) override {
+      return e_->Fail(LaunchVarlenAttention(ToDType(dt), qkv, qkv_bias, cu_seqlens, tiles,
+                                            tile_count, heads, head_dim, ctx, e_->stream_),
+                      "LaunchVarlenAttention");
+    }
+    absl::Status WarpBiasResidualLayerNorm(GemmType dt, const void* x, const float* bias,
+                                           const void* residual, const float* gamma,
+                                           const float* beta, int rows, int hidden, float eps,
+                                           void* out) override {
+      return e_->Fail(LaunchWarpBiasResidualLayerNorm(ToDType(dt), x, bias, residual, gamma, beta,
+                                                      rows, hidden, eps, out, e_->stream_),
+                      "LaunchWarpBiasResidualLayerNorm");
+    }
+    absl::Status BiasGeluVec(GemmType dt, void* x, const float* bias, int rows, int cols) override {
+      return e_->Fail(LaunchBiasGeluVec(ToDType(dt), x, bias, rows, cols, e_->stream_),
+                      "LaunchBiasGeluVec");
+    }
+    absl::Status PackedMeanPool(GemmType dt, const void* hidden_states, const int32_t* cu_seqlens,
+                                int batch, int hidden, bool cls, bool normalize,
+                                float* out) override {
+      return e_->Fail(LaunchPackedMeanPool(ToDType(dt), hidden_states, cu_seqlens, batch, hidden,
+                                           cls, normalize, out, e_->stream_),
+                      "LaunchPackedMeanPool");
     }
     // Debug mode: wait for the stage and check, so a fault names the stage that caused it
     // (asynchronous errors otherwise surface at a later, unrelated call).
@@ -396,6 +477,7 @@ class CudaEncoder final : public model::Encoder {
   const int hidden_;
   const int vocab_;
   const bool debug_;
+  const bool fused_;  // options.variant == "fused"
   CudaOps ops_;
   absl::Status unusable_ = absl::OkStatus();  // set by a sticky error; returned ever after
   ForwardLimits limits_;

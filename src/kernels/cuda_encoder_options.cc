@@ -3,6 +3,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "tipperary/kernels/cuda_encoder.h"
+#include "tipperary/kernels/fused_forward_pass.h"
 #include "tipperary/kernels/gemm_call.h"
 
 namespace tipperary::kernels {
@@ -54,7 +55,20 @@ absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& opt
     return absl::InvalidArgumentError("max_batch_size, max_batch_tokens, max_seq_len must be > 0");
   }
   if (options.max_graphs < 0) return absl::InvalidArgumentError("max_graphs must be >= 0");
+  if (options.variant != "reference" && options.variant != "fused") {
+    // Helper D's GPU check lists a variant refused with "unknown variant" as not built.
+    return absl::InvalidArgumentError(absl::StrCat("unknown variant \"", options.variant,
+                                                   "\" (this build has: reference, fused)"));
+  }
   if (absl::Status s = ValidateWeights(weights); !s.ok()) return s;
+  if (options.variant == "fused" &&
+      !FusedShapeSupported(weights.hidden, weights.heads, weights.intermediate)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CUDA variant fused needs hidden % 8 == 0, hidden <= 1024, head_dim 32 or 64 and "
+        "intermediate % 8 == 0; this model has hidden ",
+        weights.hidden, ", ", weights.heads, " heads, intermediate ", weights.intermediate,
+        " (use variant reference)"));
+  }
   return dtype;
 }
 

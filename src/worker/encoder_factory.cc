@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
                   {{"model", config.name}});
     options.dtype = "float16";
   }
+  options.variant = config.cuda_variant;
   options.max_batch_size = static_cast<int>(std::max<uint32_t>(batching.max_batch_size, 1));
   options.max_seq_len = max_seq_length;
   // One pass must hold at least one full-length sequence.

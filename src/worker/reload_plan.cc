@@ -18,6 +18,7 @@ bool SameModel(const config::WorkerModelConfig& running, const config::WorkerMod
   return running.name == next.name && running.aliases == next.aliases &&
          running.huggingface_aliases == next.huggingface_aliases && running.path == next.path &&
          running.backend == next.backend && running.dtype == next.dtype &&
+         running.cuda_variant == next.cuda_variant &&
          running.max_seq_length == next.max_seq_length && running.instances == next.instances &&
          running.threads == next.threads && running.cuda_debug_sync == next.cuda_debug_sync &&
          running.cuda_graphs == next.cuda_graphs && running.on_device_fault == next.on_device_fault &&

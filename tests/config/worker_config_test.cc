@@ -34,6 +34,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.path, "/etc/tipperary/models/m");  // Relative to the file.
   EXPECT_EQ(m.backend, "auto");
   EXPECT_EQ(m.dtype, "auto");
+  EXPECT_EQ(m.cuda_variant, "reference");
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 0u);  // auto: 2 on CUDA, 1 on the CPU
   EXPECT_EQ(m.threads, 0u);
@@ -71,6 +72,7 @@ models:
     path: /models/b
     backend: cpu
     dtype: bfloat16
+    cuda_variant: fused
     max_seq_length: 128
     instances: 2
     threads: 3
@@ -96,6 +98,7 @@ logging: {level: debug}
   EXPECT_EQ(config->default_model().name, "b.v2");
   EXPECT_EQ(config->models[1].backend, "cpu");
   EXPECT_EQ(config->models[1].dtype, "bfloat16");
+  EXPECT_EQ(config->models[1].cuda_variant, "fused");
   EXPECT_EQ(config->models[1].max_seq_length, 128u);
   EXPECT_EQ(config->models[1].instances, 2u);
   EXPECT_EQ(config->models[1].threads, 3u);
@@ -142,6 +145,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
   absl::StatusOr<WorkerConfig> int8 = Load("models:\n  - {name: m, path: p, dtype: int8}\n");
   ASSERT_TRUE(int8.ok()) << int8.status();
   EXPECT_EQ(int8->models[0].dtype, "int8");
+  EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p, cuda_variant: turbo}\n"),
+              HasSubstr("models[0].cuda_variant"));
   EXPECT_THAT(ErrorOf("models:\n  - {name: 'a b', path: p}\n"), HasSubstr("bad model name"));
   EXPECT_THAT(ErrorOf("models:\n  - {name: m, path: p}\n  - {name: m, path: q}\n"),
               HasSubstr("duplicate model name \"m\""));

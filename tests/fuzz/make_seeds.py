@@ -405,7 +405,7 @@ models:
     max_seq_length: 128
     instances: 2
     threads: 4
-  - {name: b, path: /abs/b, backend: cuda, dtype: float16, default: true}
+  - {name: b, path: /abs/b, backend: cuda, dtype: float16, cuda_variant: fused, default: true}
 batching:
   max_batch_size: 64
   max_batch_tokens: 32768

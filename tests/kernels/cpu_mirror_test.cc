@@ -155,29 +155,34 @@ TEST_P(CpuMirrorTest, RealModelMatchesSentenceTransformers) {
   ASSERT_TRUE(testing::LoadRealModel(dir, &m).ok());
   testing::Fixtures f;
   ASSERT_TRUE(testing::ReadFixtures(m.view.hidden, &f).ok());
-  // The worker's limits for this model (batch of 64 sequences, 8192 tokens).
-  CudaEncoderOptions options;
-  options.dtype = GetParam();
-  options.max_batch_size = 64;
-  options.max_batch_tokens = 8192;
-  auto encoder = CreateCpuMirrorEncoder(options, m.view);
-  ASSERT_TRUE(encoder.ok()) << encoder.status();
   // A sample (the mirror is slow): short texts batched with the longest, so most rows are padded.
   const std::vector<size_t> sample = testing::FixtureSample(f);
   std::vector<std::vector<int32_t>> texts;
   for (size_t i : sample) texts.push_back(f.tokens[i]);
-  std::vector<float> out;
-  ASSERT_TRUE((*encoder)->Encode(texts, &out).ok());
   const int h = m.view.hidden;
-  double worst = 1;
-  for (size_t j = 0; j < sample.size(); ++j) {
-    const size_t i = sample[j];
-    const double c = Cosine(out.data() + j * h, f.embeddings.data() + i * h, h);
-    worst = std::min(worst, c);
-    EXPECT_GE(c, min_cosine()) << "text " << i << " (" << f.tokens[i].size() << " tokens)";
+  // Both variants: "fused" is the packed pass with the fused kernels' algorithms.
+  for (const char* variant : {"reference", "fused"}) {
+    // The worker's limits for this model (batch of 64 sequences, 8192 tokens).
+    CudaEncoderOptions options;
+    options.dtype = GetParam();
+    options.variant = variant;
+    options.max_batch_size = 64;
+    options.max_batch_tokens = 8192;
+    auto encoder = CreateCpuMirrorEncoder(options, m.view);
+    ASSERT_TRUE(encoder.ok()) << encoder.status();
+    std::vector<float> out;
+    ASSERT_TRUE((*encoder)->Encode(texts, &out).ok()) << variant;
+    double worst = 1;
+    for (size_t j = 0; j < sample.size(); ++j) {
+      const size_t i = sample[j];
+      const double c = Cosine(out.data() + j * h, f.embeddings.data() + i * h, h);
+      worst = std::min(worst, c);
+      EXPECT_GE(c, min_cosine()) << variant << ": text " << i << " (" << f.tokens[i].size()
+                                 << " tokens)";
+    }
+    std::printf("[%s %s] CPU mirror, %zu texts: worst cosine vs sentence-transformers %.6f\n",
+                GetParam().c_str(), variant, texts.size(), worst);
   }
-  std::printf("[%s] CPU mirror, %zu texts: worst cosine vs sentence-transformers %.6f\n",
-              GetParam().c_str(), texts.size(), worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, CpuMirrorTest, ::testing::Values("float16", "bfloat16"),

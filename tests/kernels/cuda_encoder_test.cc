@@ -55,32 +55,35 @@ TEST_P(CudaEncoderTest, MatchesCpuReferenceOnRandomModel) {
   // several attention chunks per pass.
   for (int heads : {4, 2}) {
     HostModel m = RandomModel(2, 128, heads, 256, 97, 64);
-    CudaEncoderOptions options;
-    options.dtype = GetParam();
-    options.max_batch_size = 5;
-    options.max_batch_tokens = 160;
-    options.max_seq_len = 40;
-    options.attention_workspace_bytes = 1;  // one sequence's scores at a time
-    auto encoder = CreateCudaEncoder(options, m.view);
-    ASSERT_TRUE(encoder.ok()) << encoder.status();
-    EXPECT_EQ((*encoder)->backend_name(), "cuda");
-    EXPECT_EQ((*encoder)->dtype(), GetParam());
-    EXPECT_EQ((*encoder)->hidden_size(), 128);
+    for (const char* variant : {"reference", "fused"}) {
+      CudaEncoderOptions options;
+      options.dtype = GetParam();
+      options.variant = variant;
+      options.max_batch_size = 5;
+      options.max_batch_tokens = 160;
+      options.max_seq_len = 40;
+      options.attention_workspace_bytes = 1;  // one sequence's scores at a time
+      auto encoder = CreateCudaEncoder(options, m.view);
+      ASSERT_TRUE(encoder.ok()) << variant << ": " << encoder.status();
+      EXPECT_EQ((*encoder)->backend_name(), "cuda");
+      EXPECT_EQ((*encoder)->dtype(), GetParam());
+      EXPECT_EQ((*encoder)->hidden_size(), 128);
 
-    std::mt19937 rng(heads);
-    const auto seqs = RandomSequences(rng, 13, 40, 97);
-    std::vector<float> out;
-    ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
-    ASSERT_EQ(out.size(), seqs.size() * 128);
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      const std::vector<float> want = CpuEncode(m.view, seqs[i]);
-      EXPECT_GE(Cosine(out.data() + i * 128, want.data(), 128), min_cosine())
-          << "heads=" << heads << " seq " << i << " len " << seqs[i].size();
+      std::mt19937 rng(heads);
+      const auto seqs = RandomSequences(rng, 13, 40, 97);
+      std::vector<float> out;
+      ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
+      ASSERT_EQ(out.size(), seqs.size() * 128);
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        const std::vector<float> want = CpuEncode(m.view, seqs[i]);
+        EXPECT_GE(Cosine(out.data() + i * 128, want.data(), 128), min_cosine())
+            << variant << " heads=" << heads << " seq " << i << " len " << seqs[i].size();
+      }
+      // The same rows alone give the same vectors (padding/packing and batching do not leak).
+      std::vector<float> single;
+      ASSERT_TRUE((*encoder)->Encode({seqs[3]}, &single).ok());
+      EXPECT_GE(Cosine(single.data(), out.data() + 3 * 128, 128), 0.9995) << variant;
     }
-    // The same rows alone give the same vectors (padding and batching do not leak).
-    std::vector<float> single;
-    ASSERT_TRUE((*encoder)->Encode({seqs[3]}, &single).ok());
-    EXPECT_GE(Cosine(single.data(), out.data() + 3 * 128, 128), 0.9995);
   }
 }
 
@@ -197,23 +200,31 @@ TEST_P(CudaEncoderTest, RealModelMatchesReferenceFixture) {
   ASSERT_EQ(embeddings.gcount(), static_cast<std::streamsize>(want.size() * sizeof(float)))
       << "embeddings.f32 does not hold " << seqs.size() << " x " << hidden << " floats";
 
-  CudaEncoderOptions options;
-  options.dtype = GetParam();
-  options.max_batch_size = 64;
-  options.max_batch_tokens = 8192;
-  auto encoder = CreateCudaEncoder(options, m.view);
-  ASSERT_TRUE(encoder.ok()) << encoder.status();
-  std::vector<float> out;
-  ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
-  double worst = 1.0;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const double c = Cosine(out.data() + i * hidden, want.data() + i * hidden, hidden);
-    worst = std::min(worst, c);
-    EXPECT_GE(c, min_cosine()) << "text " << i << " (" << seqs[i].size() << " tokens)";
+  // Both variants (the fused one: packed, flash-style attention, fused_kernels.h).
+  for (const char* variant : {"reference", "fused"}) {
+    CudaEncoderOptions options;
+    options.dtype = GetParam();
+    options.variant = variant;
+    options.max_batch_size = 64;
+    options.max_batch_tokens = 8192;
+    auto encoder = CreateCudaEncoder(options, m.view);
+    ASSERT_TRUE(encoder.ok()) << variant << ": " << encoder.status();
+    std::vector<float> out;
+    ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok()) << variant;
+    double worst = 1.0;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const double c = Cosine(out.data() + i * hidden, want.data() + i * hidden, hidden);
+      worst = std::min(worst, c);
+      EXPECT_GE(c, min_cosine()) << variant << ": text " << i << " (" << seqs[i].size()
+                                 << " tokens)";
+    }
+    std::printf("[%s %s] %zu texts, worst cosine %.6f\n", GetParam().c_str(), variant, seqs.size(),
+                worst);
+    // scripts/gpu-check reads this line (and fails when it is missing): keep its form.
+    std::printf(
+        "GPU-CHECK cosine dtype=%s variant=%s texts=%zu worst=%.6f gate=%.4f file_dtypes=%s\n",
+        GetParam().c_str(), variant, seqs.size(), worst, min_cosine(), file_dtype_list.c_str());
   }
-  // scripts/gpu-check reads this line (and fails when it is missing): keep its form.
-  std::printf("GPU-CHECK cosine dtype=%s texts=%zu worst=%.6f gate=%.4f file_dtypes=%s\n",
-              GetParam().c_str(), seqs.size(), worst, min_cosine(), file_dtype_list.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, CudaEncoderTest, ::testing::Values("float16", "bfloat16"),

@@ -114,6 +114,7 @@ TEST(ReloadPlanTest, EveryModelKeyButDefaultReplacesTheModel) {
   const config::WorkerConfig running = Config(kBase);
   for (const char* entry :
        {"{name: a, path: /models/a, backend: cpu}", "{name: a, path: /models/a, dtype: float32}",
+        "{name: a, path: /models/a, cuda_variant: fused}",
         "{name: a, path: /models/a, instances: 2}", "{name: a, path: /models/a, threads: 3}",
         "{name: a, path: /models/a, max_seq_length: 128}", "{name: a, path: /models/a2}",
         "{name: a, path: /models/a, aliases: [ay]}",

@@ -48,6 +48,9 @@ struct WorkerModelConfig {
   // process): "exit" (the worker exits with status 70 so that it is restarted with a fresh
   // context) or "unready" (it stays up, /readyz fails, for someone to inspect it).
   std::string on_device_fault = "exit";
+  // CUDA backend: "reference" (padded batches, cuBLAS attention) or "fused" (packed sequences,
+  // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels").
+  std::string cuda_variant = "reference";
   bool is_default = false;  // Key "default": serves requests that name no model.
   // Before the model reports ready: "all" runs every batch shape bucket the batcher can form
   // (src/worker/warmup_plan.h), "minimal" one tiny batch, "none" nothing.

@@ -82,6 +82,12 @@ struct CudaEncoderOptions {
   // fp32 attention scores of as many sequences as fit are computed at once.
   int64_t attention_workspace_bytes = int64_t{256} << 20;
   bool normalize = false;  // L2-normalise on the device (the Encoder contract says: do not)
+  // "reference": padded batches, attention through cuBLAS and a materialised score matrix (the
+  // simple path the fused one is checked against). "fused": packed sequences without padding,
+  // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
+  // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
+  // hidden <= 1024, head_dim 32 or 64. No CUDA Graphs yet (use_graphs is ignored).
+  std::string variant = "reference";
   // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
   // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
   // switched on by the environment variable TIPPERARY_CUDA_DEBUG=1.
