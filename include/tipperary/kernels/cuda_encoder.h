@@ -69,10 +69,6 @@ struct BertWeightsHost {
 struct CudaEncoderOptions {
   int device = 0;
   std::string dtype = "float16";  // or "bfloat16"
-  // Which forward pass: "reference" is the simple, unfused path every other variant is compared
-  // with (the GPU check benches each variant of the same build side by side). An unknown name is
-  // refused by CreateCudaEncoder with kInvalidArgument ("unknown variant").
-  std::string variant = "reference";
   // Limits of ONE forward pass; they size every device buffer. Sequences are padded to the
   // longest in the pass, rounded up to a multiple of 8; batch x padded length must fit in
   // max_batch_tokens. Bigger requests are split.
@@ -86,7 +82,9 @@ struct CudaEncoderOptions {
   // simple path the fused one is checked against). "fused": packed sequences without padding,
   // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
   // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
-  // hidden <= 1024, head_dim 32 or 64. No CUDA Graphs yet (use_graphs is ignored).
+  // hidden <= 1024, head_dim 32 or 64. No CUDA Graphs yet (use_graphs is ignored). The GPU check
+  // benches each variant of the same build side by side; an unknown name is refused by
+  // CreateCudaEncoder with kInvalidArgument ("unknown variant").
   std::string variant = "reference";
   // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
   // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
