@@ -1,5 +1,5 @@
 // Throughput of the CPU encoder on the default model: batch {1,8,32,128} x tokens
-// {16,64,128,256}, every sequence of the same length (the padded-batch worst case).
+// {16,64,128,256} (and 1 x 12), every sequence of the same length (the padded-batch worst case).
 // Reports sentences/s and tokens/s; threads from $TIPPERARY_BENCH_THREADS (default: all cores),
 // dtype from $TIPPERARY_BENCH_DTYPE (float32, the default, or bfloat16: AMX GEMMs).
 //
@@ -70,6 +70,13 @@ void BM_CpuEncode(benchmark::State& state) {
 BENCHMARK(BM_CpuEncode)
     ->ArgNames({"batch", "tokens"})
     ->ArgsProduct({{1, 8, 32, 128}, {16, 64, 128, 256}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The latency shape of the peer comparison (bench/run-peers-bench): one 12-token sentence.
+BENCHMARK(BM_CpuEncode)
+    ->ArgNames({"batch", "tokens"})
+    ->Args({1, 12})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
