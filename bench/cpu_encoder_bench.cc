@@ -75,6 +75,13 @@ BENCHMARK(BM_CpuEncode)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The latency shape of the peer comparison (bench/run-peers-bench): one 12-token sentence.
+BENCHMARK(BM_CpuEncode)
+    ->ArgNames({"batch", "tokens"})
+    ->Args({1, 12})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();
