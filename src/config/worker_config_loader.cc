@@ -168,10 +168,10 @@ absl::Status Loader::LoadModels(const YamlMap& root, WorkerConfig* config) {
 
 absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
-                               "cuda_variant", "max_seq_length", "instances", "threads",
-                               "cuda_debug_sync", "cuda_graphs", "on_device_fault", "default",
-                               "warmup"}));
+      YamlMap map,
+      item.AsMap({"name", "aliases", "huggingface_aliases", "path", "backend", "dtype",
+                  "cuda_variant", "max_seq_length", "instances", "threads", "cuda_debug_sync",
+                  "cuda_graphs", "on_device_fault", "default", "warmup"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"name", "path"}));
   YamlValue name = *map.Find("name");
   TIPPERARY_ASSIGN_OR_RETURN(out->name, name.AsNonEmptyString());

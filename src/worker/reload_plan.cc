@@ -21,8 +21,8 @@ bool SameModel(const config::WorkerModelConfig& running, const config::WorkerMod
          running.cuda_variant == next.cuda_variant &&
          running.max_seq_length == next.max_seq_length && running.instances == next.instances &&
          running.threads == next.threads && running.cuda_debug_sync == next.cuda_debug_sync &&
-         running.cuda_graphs == next.cuda_graphs && running.on_device_fault == next.on_device_fault &&
-         running.warmup == next.warmup;
+         running.cuda_graphs == next.cuda_graphs &&
+         running.on_device_fault == next.on_device_fault && running.warmup == next.warmup;
 }
 
 ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig next) {

@@ -109,7 +109,8 @@ def test_links_stay_inside_the_walls(component):
     to_component = {"admin_protos": "admin", "embedding_protos": "embedding",
                     "test_protos": "testing", "tokenizer": "model", "worker_lib": "worker",
                     "server_reflection": "worker",
-                    "proxy_lib": "proxy", "kernels_math": "kernels"}
+                    "proxy_lib": "proxy", "kernels_math": "kernels",
+                    "kernels_plan": "kernels", "kernels_cpu_mirror": "kernels"}
     for match in LINK.finditer(cmake.read_text()):
         for target in TARGET.findall(match.group(1)):
             used = to_component.get(target, target)
