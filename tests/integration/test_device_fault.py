@@ -16,7 +16,8 @@ FAULT_MSG = "encoder unusable: the worker is no longer ready"
 
 
 def models(on_device_fault: str | None = None) -> list[dict]:
-    m = {"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 1}
+    # warmup minimal: one warm-up call per encoder, which the fault counts below rely on.
+    m = {"name": MODEL, "path": model_dir(), "backend": "cpu", "threads": 1, "warmup": "minimal"}
     if on_device_fault is not None:
         m["on_device_fault"] = on_device_fault
     return [m]
