@@ -8,9 +8,19 @@
 // Exits non-zero when there is no device, an Encode fails, or nothing was measured; a variant
 // that CreateCudaEncoder does not know is skipped with a printed line.
 //
+// --ablate (issue 13: where the time goes) then times, for each --ablate-variants variant at
+// --ablate-seq tokens x --ablate-batch sequences in --ablate-dtype, the normal pass and each
+// stage (stage_ablation.h) removed (scale 0) and doubled (scale 2), one line each:
+//   GPU-CHECK ablate variant=fused dtype=float16 seq=128 batch=256 stage=attention scale=0
+//   ms_per_batch=1.2345
+// (stage=none scale=1 is the normal pass). The ablated encoders compute garbage; only their time
+// means anything. scripts/gpu_check_summary.py turns the lines into "where the time goes".
+//
 //   gpu_encoder_bench [--shape minilm|bert-base] [--dtypes float16,bfloat16]
 //                     [--variants reference,fused] [--seqs 16,128,256] [--batches 1,32,256]
 //                     [--seconds 2] [--matmul-peak] [--peak-tflops 989]
+//                     [--ablate [--ablate-variants reference,fused] [--ablate-seq 128]
+//                      [--ablate-batch 256] [--ablate-dtype float16] [--ablate-seconds 0.5]]
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -26,6 +36,7 @@
 
 #include "tipperary/kernels/cuda_encoder.h"
 #include "tipperary/kernels/math.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace {
 
@@ -174,6 +185,105 @@ double MeasureBf16MatmulTflops(int n) {
   return tflops;
 }
 
+// `batch` random sequences of `seq` tokens, [CLS] ... [SEP].
+std::vector<std::vector<int32_t>> RandomIds(std::mt19937& rng, int batch, int seq) {
+  std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
+  for (auto& row : ids) {
+    for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
+    row.front() = 101;
+    row.back() = 102;
+  }
+  return ids;
+}
+
+// Seconds per Encode of `ids` (3 warm-ups, then at least `seconds` and 5 calls); -1 when an
+// Encode fails (printed).
+double SecondsPerEncode(tipperary::model::Encoder* encoder,
+                        const std::vector<std::vector<int32_t>>& ids, double seconds,
+                        const std::string& what) {
+  std::vector<float> out;
+  for (int i = 0; i < 3; ++i) {  // warm-up: cuBLAS heuristics, clocks
+    if (auto s = encoder->Encode(ids, &out); !s.ok()) {
+      std::fprintf(stderr, "Encode (%s): %s\n", what.c_str(), s.ToString().c_str());
+      return -1;
+    }
+  }
+  int iters = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds || iters < 5) {
+    if (auto s = encoder->Encode(ids, &out); !s.ok()) {
+      std::fprintf(stderr, "Encode (%s): %s\n", what.c_str(), s.ToString().c_str());
+      return -1;
+    }
+    ++iters;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return elapsed / iters;
+}
+
+// --ablate: the normal pass and every stage of each variant removed and doubled. Returns the
+// number of failures; adds the lines printed to *measured.
+int RunAblation(int argc, char** argv, const BertWeightsHost& weights, std::mt19937& rng,
+                int* measured) {
+  namespace k = tipperary::kernels;
+  const std::vector<std::string> variants =
+      SplitList(Flag(argc, argv, "--ablate-variants", "reference,fused"));
+  const int seq = std::atoi(Flag(argc, argv, "--ablate-seq", "128"));
+  const int batch = std::atoi(Flag(argc, argv, "--ablate-batch", "256"));
+  const std::string dtype = Flag(argc, argv, "--ablate-dtype", "float16");
+  const double seconds = std::atof(Flag(argc, argv, "--ablate-seconds", "0.5"));
+  if (seq <= 0 || batch <= 0) {
+    std::fprintf(stderr, "gpu_encoder_bench: --ablate-seq and --ablate-batch must be > 0\n");
+    return 1;
+  }
+  const std::vector<std::vector<int32_t>> ids = RandomIds(rng, batch, seq);
+  int failures = 0;
+  std::printf("stage ablation (%s, %d tokens x %d; outputs are garbage, only times count)\n",
+              dtype.c_str(), seq, batch);
+  for (const std::string& variant : variants) {
+    // "none" first: the normal pass every other line is compared with.
+    std::vector<std::pair<std::string, int>> runs = {{"none", 1}};
+    for (int i = 0; i < k::kAblationStageCount; ++i) {
+      const auto stage = static_cast<k::AblationStage>(i);
+      if (!k::VariantHasStage(variant, stage)) continue;
+      runs.emplace_back(k::AblationStageName(stage), 0);
+      runs.emplace_back(k::AblationStageName(stage), 2);
+    }
+    for (const auto& [stage, scale] : runs) {
+      k::CudaEncoderOptions options;
+      options.dtype = dtype;
+      options.variant = variant;
+      options.max_batch_size = batch;
+      options.max_batch_tokens = batch * ((seq + 7) / 8 * 8);
+      options.max_seq_len = seq;
+      if (stage != "none") options.ablate = stage + "=" + std::to_string(scale);
+      auto encoder = k::CreateCudaEncoder(options, weights);
+      if (!encoder.ok()) {
+        const bool unknown =
+            encoder.status().message().find("unknown variant") != std::string::npos;
+        std::printf("GPU-CHECK variant-skipped variant=%s dtype=%s unknown=%d reason=\"%s\"\n",
+                    variant.c_str(), dtype.c_str(), unknown ? 1 : 0,
+                    std::string(encoder.status().message()).c_str());
+        if (!unknown) ++failures;
+        break;
+      }
+      const double per_batch = SecondsPerEncode(
+          encoder->get(), ids, seconds, variant + " ablate " + stage + "=" + std::to_string(scale));
+      if (per_batch < 0) {
+        ++failures;
+        continue;
+      }
+      std::printf(
+          "GPU-CHECK ablate variant=%s dtype=%s seq=%d batch=%d stage=%s scale=%d "
+          "ms_per_batch=%.4f\n",
+          variant.c_str(), dtype.c_str(), seq, batch, stage.c_str(), scale, per_batch * 1e3);
+      ++*measured;
+    }
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -250,35 +360,16 @@ int main(int argc, char** argv) {
       for (int seq : seqs) {
         const double attn_per_seq = shape.layers * 4.0 * seq * seq * h;
         for (int batch : batches) {
-          std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
-          for (auto& row : ids) {
-            for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
-            row.front() = 101;
-            row.back() = 102;
-          }
-          std::vector<float> out;
-          bool ok = true;
-          for (int i = 0; i < 3 && ok; ++i) {  // warm-up: cuBLAS heuristics, clocks
-            if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
-              std::fprintf(stderr, "Encode (%s %s seq %d batch %d): %s\n", variant.c_str(),
-                           dtype.c_str(), seq, batch, s.ToString().c_str());
-              ok = false;
-            }
-          }
-          if (!ok) {
+          const std::vector<std::vector<int32_t>> ids = RandomIds(rng, batch, seq);
+          const double seconds_per_batch =
+              SecondsPerEncode(encoder->get(), ids, seconds,
+                               variant + " " + dtype + " seq " + std::to_string(seq) + " batch " +
+                                   std::to_string(batch));
+          if (seconds_per_batch < 0) {
             ++failures;
             continue;
           }
-          int iters = 0;
-          const auto start = std::chrono::steady_clock::now();
-          double elapsed = 0;
-          while (elapsed < seconds || iters < 5) {
-            if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
-            ++iters;
-            elapsed =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          }
-          const double per_batch = elapsed / iters;
+          const double per_batch = seconds_per_batch;
           const double flops = batch * (seq * dense_per_token + attn_per_seq);
           const double tflops = flops / per_batch / 1e12;
           std::printf("%-10s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
@@ -294,6 +385,8 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (HasFlag(argc, argv, "--ablate"))
+    failures += RunAblation(argc, argv, weights.view, rng, &measured);
   if (auto stats = tipperary::kernels::QueryGpuStats(0); stats.ok()) {
     std::printf("gpu memory used %.2f / %.2f GiB, utilization %.0f%%\n",
                 stats->memory_used_bytes / 1073741824.0, stats->memory_total_bytes / 1073741824.0,

@@ -64,7 +64,10 @@ class CudaEncoder final : public model::Encoder {
         vocab_(w.vocab),
         debug_(options.debug_sync || DebugFromEnvironment()),
         fused_(options.variant == "fused"),
-        ops_(this) {}
+        ops_(this) {
+    // Validated by ValidateCudaEncoderInputs before construction; the bench's ablation only.
+    scales_ = ParseStageScales(options.ablate).value_or(StageScales());
+  }
 
   ~CudaEncoder() override {
     cudaSetDevice(options_.device);
@@ -236,7 +239,7 @@ class CudaEncoder final : public model::Encoder {
                                             cudaMemcpyHostToDevice, stream_));
       TIPPERARY_CUDA_RETURN(cudaEventRecord(input_free_[slot], stream_));
       if (absl::Status s = RunFusedForwardPass(model_, buffers_, PackedInputAt(d_ids_, span, tiles),
-                                               span, options_.normalize, d_out_, &ops_);
+                                               span, options_.normalize, d_out_, &ops_, scales_);
           !s.ok()) {
         cudaStreamSynchronize(stream_);
         return s;
@@ -396,18 +399,18 @@ class CudaEncoder final : public model::Encoder {
     const int32_t* lengths = d_ids_ + static_cast<size_t>(batch) * seq;
     if (!options_.use_graphs || debug_ || graphs_failed_) {
       return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                            d_out_, &ops_);
+                            d_out_, &ops_, scales_);
     }
     const int64_t shape = (int64_t{batch} << 32) | seq;
     auto it = graphs_.find(shape);
     if (it == graphs_.end()) {
       if (static_cast<int>(graphs_.size()) >= options_.max_graphs) {
         return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                              d_out_, &ops_);
+                              d_out_, &ops_, scales_);
       }
       TIPPERARY_CUDA_RETURN(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
       const absl::Status issued = RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq,
-                                                 options_.normalize, d_out_, &ops_);
+                                                 options_.normalize, d_out_, &ops_, scales_);
       cudaGraph_t graph = nullptr;
       const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
       cudaGraphExec_t exec = nullptr;
@@ -422,7 +425,7 @@ class CudaEncoder final : public model::Encoder {
         cudaGetLastError();
         graphs_failed_ = true;
         return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                              d_out_, &ops_);
+                              d_out_, &ops_, scales_);
       }
       it = graphs_.emplace(shape, exec).first;
     }
@@ -494,6 +497,7 @@ class CudaEncoder final : public model::Encoder {
   std::vector<PinnedPtr> pinned_;
   std::map<int64_t, cudaGraphExec_t> graphs_;  // (batch << 32 | seq) -> captured pass
   bool graphs_failed_ = false;
+  StageScales scales_;  // options_.ablate parsed (1 everywhere unless the bench ablates)
 
   int32_t* d_ids_ = nullptr;  // ids [batch*seq] then lengths [batch]
   float* d_out_ = nullptr;

@@ -95,6 +95,10 @@ struct CudaEncoderOptions {
   // Off: every pass is issued kernel by kernel (the reference path).
   bool use_graphs = false;
   int max_graphs = 64;
+  // Stage ablation, for gpu_encoder_bench --ablate only: "" (normal) or "stage=scale,..." with
+  // scale 0 (skip the stage) or 2 (issue it twice), stages as stage_ablation.h names them
+  // (attention, ffn_gemms, ...). The embeddings are then GARBAGE; never set by the worker.
+  std::string ablate;
 };
 
 // Checks the options and the weights (dimensions, pointers, dtype); the storage type on success.
