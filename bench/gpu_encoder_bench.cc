@@ -4,9 +4,11 @@
 //
 // Weights are random with the model's shape (throughput does not depend on their values), so
 // the bench needs no model files. Timings include the host side of Encode (packing, H2D, D2H).
-// Besides the table, every measurement is one "GPU-CHECK ..." line that scripts/gpu-check parses.
-// Exits non-zero when there is no device, an Encode fails, or nothing was measured; a variant
-// that CreateCudaEncoder does not know is skipped with a printed line.
+// A variant "<name>+graphs" is <name> with CUDA Graphs on (use_graphs): each shape captured on
+// the first (warm-up) Encode and replayed after. Besides the table, every measurement is one
+// "GPU-CHECK ..." line that scripts/gpu-check parses. Exits non-zero when there is no device, an
+// Encode fails, or nothing was measured; a variant that CreateCudaEncoder does not know is skipped
+// with a printed line.
 //
 // --ablate (issue 13: where the time goes) then times, for each --ablate-variants variant at
 // --ablate-seq tokens x --ablate-batch sequences in --ablate-dtype, the normal pass and each
@@ -17,7 +19,8 @@
 // means anything. scripts/gpu_check_summary.py turns the lines into "where the time goes".
 //
 //   gpu_encoder_bench [--shape minilm|bert-base] [--dtypes float16,bfloat16]
-//                     [--variants reference,fused] [--seqs 16,128,256] [--batches 1,32,256]
+//                     [--variants reference,fused,fused+graphs] [--seqs 16,128,256]
+//                     [--batches 1,32,256]
 //                     [--seconds 2] [--matmul-peak] [--peak-tflops 989]
 //                     [--ablate [--ablate-variants reference,fused] [--ablate-seq 128]
 //                      [--ablate-batch 256] [--ablate-dtype float16] [--ablate-seconds 0.5]]
@@ -185,6 +188,16 @@ double MeasureBf16MatmulTflops(int n) {
   return tflops;
 }
 
+// A bench variant: a CudaEncoderOptions::variant, optionally with "+graphs" (use_graphs on:
+// every shape captured as a CUDA Graph and replayed), e.g. "fused+graphs".
+void SetVariant(const std::string& name, tipperary::kernels::CudaEncoderOptions* options) {
+  const std::string suffix = "+graphs";
+  const bool graphs = name.size() > suffix.size() &&
+                      name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  options->variant = graphs ? name.substr(0, name.size() - suffix.size()) : name;
+  options->use_graphs = graphs;
+}
+
 // `batch` random sequences of `seq` tokens, [CLS] ... [SEP].
 std::vector<std::vector<int32_t>> RandomIds(std::mt19937& rng, int batch, int seq) {
   std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
@@ -253,7 +266,7 @@ int RunAblation(int argc, char** argv, const BertWeightsHost& weights, std::mt19
     for (const auto& [stage, scale] : runs) {
       k::CudaEncoderOptions options;
       options.dtype = dtype;
-      options.variant = variant;
+      SetVariant(variant, &options);
       options.max_batch_size = batch;
       options.max_batch_tokens = batch * ((seq + 7) / 8 * 8);
       options.max_seq_len = seq;
@@ -334,7 +347,7 @@ int main(int argc, char** argv) {
   const double dense_per_token = 2.0 * shape.layers * (4 * h * h + 2 * h * shape.intermediate);
 
   std::printf("shape=%s peak=%.0f TFLOP/s (%s)\n", shape_name.c_str(), peak_tflops, peak_source);
-  std::printf("%-10s %-9s %5s %6s %12s %10s %9s %7s\n", "variant", "dtype", "seq", "batch",
+  std::printf("%-13s %-9s %5s %6s %12s %10s %9s %7s\n", "variant", "dtype", "seq", "batch",
               "sentences/s", "ms/batch", "TFLOP/s", "%peak");
   std::mt19937 rng(3);
   int failures = 0;
@@ -343,7 +356,7 @@ int main(int argc, char** argv) {
     for (const std::string& dtype : dtypes) {
       tipperary::kernels::CudaEncoderOptions options;
       options.dtype = dtype;
-      options.variant = variant;
+      SetVariant(variant, &options);
       options.max_batch_size = max_batch;
       options.max_batch_tokens = max_batch * ((max_seq + 7) / 8 * 8);
       options.max_seq_len = max_seq;
@@ -372,7 +385,7 @@ int main(int argc, char** argv) {
           const double per_batch = seconds_per_batch;
           const double flops = batch * (seq * dense_per_token + attn_per_seq);
           const double tflops = flops / per_batch / 1e12;
-          std::printf("%-10s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
+          std::printf("%-13s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
                       dtype.c_str(), seq, batch, batch / per_batch, per_batch * 1e3, tflops,
                       100.0 * tflops / peak_tflops);
           std::printf(
