@@ -82,8 +82,8 @@ struct CudaEncoderOptions {
   // simple path the fused one is checked against). "fused": packed sequences without padding,
   // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
   // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
-  // hidden <= 1024, head_dim 32 or 64. CUDA Graphs (use_graphs) per (texts, tokens, tiles). The GPU check
-  // benches each variant of the same build side by side; an unknown name is refused by
+  // hidden <= 1024, head_dim 32 or 64; CUDA Graphs (use_graphs) per (texts, tokens, tiles). The
+  // GPU check benches each variant of the same build side by side; an unknown name is refused by
   // CreateCudaEncoder with kInvalidArgument ("unknown variant").
   std::string variant = "reference";
   // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
