@@ -4,13 +4,26 @@
 //
 // Weights are random with the model's shape (throughput does not depend on their values), so
 // the bench needs no model files. Timings include the host side of Encode (packing, H2D, D2H).
-// Besides the table, every measurement is one "GPU-CHECK ..." line that scripts/gpu-check parses.
-// Exits non-zero when there is no device, an Encode fails, or nothing was measured; a variant
-// that CreateCudaEncoder does not know is skipped with a printed line.
+// A variant "<name>+graphs" is <name> with CUDA Graphs on (use_graphs): each shape captured on
+// the first (warm-up) Encode and replayed after. Besides the table, every measurement is one
+// "GPU-CHECK ..." line that scripts/gpu-check parses. Exits non-zero when there is no device, an
+// Encode fails, or nothing was measured; a variant that CreateCudaEncoder does not know is skipped
+// with a printed line.
+//
+// --ablate (issue 13: where the time goes) then times, for each --ablate-variants variant at
+// --ablate-seq tokens x --ablate-batch sequences in --ablate-dtype, the normal pass and each
+// stage (stage_ablation.h) removed (scale 0) and doubled (scale 2), one line each:
+//   GPU-CHECK ablate variant=fused dtype=float16 seq=128 batch=256 stage=attention scale=0
+//   ms_per_batch=1.2345
+// (stage=none scale=1 is the normal pass). The ablated encoders compute garbage; only their time
+// means anything. scripts/gpu_check_summary.py turns the lines into "where the time goes".
 //
 //   gpu_encoder_bench [--shape minilm|bert-base] [--dtypes float16,bfloat16]
-//                     [--variants reference,fused] [--seqs 16,128,256] [--batches 1,32,256]
+//                     [--variants reference,fused,fused+graphs] [--seqs 16,128,256]
+//                     [--batches 1,32,256]
 //                     [--seconds 2] [--matmul-peak] [--peak-tflops 989]
+//                     [--ablate [--ablate-variants reference,fused] [--ablate-seq 128]
+//                      [--ablate-batch 256] [--ablate-dtype float16] [--ablate-seconds 0.5]]
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -26,6 +39,7 @@
 
 #include "tipperary/kernels/cuda_encoder.h"
 #include "tipperary/kernels/math.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace {
 
@@ -174,6 +188,115 @@ double MeasureBf16MatmulTflops(int n) {
   return tflops;
 }
 
+// A bench variant: a CudaEncoderOptions::variant, optionally with "+graphs" (use_graphs on:
+// every shape captured as a CUDA Graph and replayed), e.g. "fused+graphs".
+void SetVariant(const std::string& name, tipperary::kernels::CudaEncoderOptions* options) {
+  const std::string suffix = "+graphs";
+  const bool graphs = name.size() > suffix.size() &&
+                      name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  options->variant = graphs ? name.substr(0, name.size() - suffix.size()) : name;
+  options->use_graphs = graphs;
+}
+
+// `batch` random sequences of `seq` tokens, [CLS] ... [SEP].
+std::vector<std::vector<int32_t>> RandomIds(std::mt19937& rng, int batch, int seq) {
+  std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
+  for (auto& row : ids) {
+    for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
+    row.front() = 101;
+    row.back() = 102;
+  }
+  return ids;
+}
+
+// Seconds per Encode of `ids` (3 warm-ups, then at least `seconds` and 5 calls); -1 when an
+// Encode fails (printed).
+double SecondsPerEncode(tipperary::model::Encoder* encoder,
+                        const std::vector<std::vector<int32_t>>& ids, double seconds,
+                        const std::string& what) {
+  std::vector<float> out;
+  for (int i = 0; i < 3; ++i) {  // warm-up: cuBLAS heuristics, clocks
+    if (auto s = encoder->Encode(ids, &out); !s.ok()) {
+      std::fprintf(stderr, "Encode (%s): %s\n", what.c_str(), s.ToString().c_str());
+      return -1;
+    }
+  }
+  int iters = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds || iters < 5) {
+    if (auto s = encoder->Encode(ids, &out); !s.ok()) {
+      std::fprintf(stderr, "Encode (%s): %s\n", what.c_str(), s.ToString().c_str());
+      return -1;
+    }
+    ++iters;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return elapsed / iters;
+}
+
+// --ablate: the normal pass and every stage of each variant removed and doubled. Returns the
+// number of failures; adds the lines printed to *measured.
+int RunAblation(int argc, char** argv, const BertWeightsHost& weights, std::mt19937& rng,
+                int* measured) {
+  namespace k = tipperary::kernels;
+  const std::vector<std::string> variants =
+      SplitList(Flag(argc, argv, "--ablate-variants", "reference,fused"));
+  const int seq = std::atoi(Flag(argc, argv, "--ablate-seq", "128"));
+  const int batch = std::atoi(Flag(argc, argv, "--ablate-batch", "256"));
+  const std::string dtype = Flag(argc, argv, "--ablate-dtype", "float16");
+  const double seconds = std::atof(Flag(argc, argv, "--ablate-seconds", "0.5"));
+  if (seq <= 0 || batch <= 0) {
+    std::fprintf(stderr, "gpu_encoder_bench: --ablate-seq and --ablate-batch must be > 0\n");
+    return 1;
+  }
+  const std::vector<std::vector<int32_t>> ids = RandomIds(rng, batch, seq);
+  int failures = 0;
+  std::printf("stage ablation (%s, %d tokens x %d; outputs are garbage, only times count)\n",
+              dtype.c_str(), seq, batch);
+  for (const std::string& variant : variants) {
+    // "none" first: the normal pass every other line is compared with.
+    std::vector<std::pair<std::string, int>> runs = {{"none", 1}};
+    for (int i = 0; i < k::kAblationStageCount; ++i) {
+      const auto stage = static_cast<k::AblationStage>(i);
+      if (!k::VariantHasStage(variant, stage)) continue;
+      runs.emplace_back(k::AblationStageName(stage), 0);
+      runs.emplace_back(k::AblationStageName(stage), 2);
+    }
+    for (const auto& [stage, scale] : runs) {
+      k::CudaEncoderOptions options;
+      options.dtype = dtype;
+      SetVariant(variant, &options);
+      options.max_batch_size = batch;
+      options.max_batch_tokens = batch * ((seq + 7) / 8 * 8);
+      options.max_seq_len = seq;
+      if (stage != "none") options.ablate = stage + "=" + std::to_string(scale);
+      auto encoder = k::CreateCudaEncoder(options, weights);
+      if (!encoder.ok()) {
+        const bool unknown =
+            encoder.status().message().find("unknown variant") != std::string::npos;
+        std::printf("GPU-CHECK variant-skipped variant=%s dtype=%s unknown=%d reason=\"%s\"\n",
+                    variant.c_str(), dtype.c_str(), unknown ? 1 : 0,
+                    std::string(encoder.status().message()).c_str());
+        if (!unknown) ++failures;
+        break;
+      }
+      const double per_batch = SecondsPerEncode(
+          encoder->get(), ids, seconds, variant + " ablate " + stage + "=" + std::to_string(scale));
+      if (per_batch < 0) {
+        ++failures;
+        continue;
+      }
+      std::printf(
+          "GPU-CHECK ablate variant=%s dtype=%s seq=%d batch=%d stage=%s scale=%d "
+          "ms_per_batch=%.4f\n",
+          variant.c_str(), dtype.c_str(), seq, batch, stage.c_str(), scale, per_batch * 1e3);
+      ++*measured;
+    }
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -224,7 +347,7 @@ int main(int argc, char** argv) {
   const double dense_per_token = 2.0 * shape.layers * (4 * h * h + 2 * h * shape.intermediate);
 
   std::printf("shape=%s peak=%.0f TFLOP/s (%s)\n", shape_name.c_str(), peak_tflops, peak_source);
-  std::printf("%-10s %-9s %5s %6s %12s %10s %9s %7s\n", "variant", "dtype", "seq", "batch",
+  std::printf("%-13s %-9s %5s %6s %12s %10s %9s %7s\n", "variant", "dtype", "seq", "batch",
               "sentences/s", "ms/batch", "TFLOP/s", "%peak");
   std::mt19937 rng(3);
   int failures = 0;
@@ -233,7 +356,7 @@ int main(int argc, char** argv) {
     for (const std::string& dtype : dtypes) {
       tipperary::kernels::CudaEncoderOptions options;
       options.dtype = dtype;
-      options.variant = variant;
+      SetVariant(variant, &options);
       options.max_batch_size = max_batch;
       options.max_batch_tokens = max_batch * ((max_seq + 7) / 8 * 8);
       options.max_seq_len = max_seq;
@@ -250,38 +373,19 @@ int main(int argc, char** argv) {
       for (int seq : seqs) {
         const double attn_per_seq = shape.layers * 4.0 * seq * seq * h;
         for (int batch : batches) {
-          std::vector<std::vector<int32_t>> ids(batch, std::vector<int32_t>(seq));
-          for (auto& row : ids) {
-            for (int32_t& id : row) id = static_cast<int32_t>(1000 + rng() % 29000);
-            row.front() = 101;
-            row.back() = 102;
-          }
-          std::vector<float> out;
-          bool ok = true;
-          for (int i = 0; i < 3 && ok; ++i) {  // warm-up: cuBLAS heuristics, clocks
-            if (auto s = (*encoder)->Encode(ids, &out); !s.ok()) {
-              std::fprintf(stderr, "Encode (%s %s seq %d batch %d): %s\n", variant.c_str(),
-                           dtype.c_str(), seq, batch, s.ToString().c_str());
-              ok = false;
-            }
-          }
-          if (!ok) {
+          const std::vector<std::vector<int32_t>> ids = RandomIds(rng, batch, seq);
+          const double seconds_per_batch =
+              SecondsPerEncode(encoder->get(), ids, seconds,
+                               variant + " " + dtype + " seq " + std::to_string(seq) + " batch " +
+                                   std::to_string(batch));
+          if (seconds_per_batch < 0) {
             ++failures;
             continue;
           }
-          int iters = 0;
-          const auto start = std::chrono::steady_clock::now();
-          double elapsed = 0;
-          while (elapsed < seconds || iters < 5) {
-            if (!(*encoder)->Encode(ids, &out).ok()) ++failures;
-            ++iters;
-            elapsed =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          }
-          const double per_batch = elapsed / iters;
+          const double per_batch = seconds_per_batch;
           const double flops = batch * (seq * dense_per_token + attn_per_seq);
           const double tflops = flops / per_batch / 1e12;
-          std::printf("%-10s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
+          std::printf("%-13s %-9s %5d %6d %12.0f %10.3f %9.1f %6.1f%%\n", variant.c_str(),
                       dtype.c_str(), seq, batch, batch / per_batch, per_batch * 1e3, tflops,
                       100.0 * tflops / peak_tflops);
           std::printf(
@@ -294,6 +398,8 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (HasFlag(argc, argv, "--ablate"))
+    failures += RunAblation(argc, argv, weights.view, rng, &measured);
   if (auto stats = tipperary::kernels::QueryGpuStats(0); stats.ok()) {
     std::printf("gpu memory used %.2f / %.2f GiB, utilization %.0f%%\n",
                 stats->memory_used_bytes / 1073741824.0, stats->memory_total_bytes / 1073741824.0,

@@ -58,6 +58,8 @@ class CpuMirrorEncoder final : public model::Encoder {
     ids_.assign(static_cast<size_t>(limits_.max_tokens) + limits_.max_batch, 0);
     if (options.variant == "fused") ids_.assign(PackedInputCapacity(limits_), 0);
     pooled_.assign(static_cast<size_t>(limits_.max_batch) * w.hidden, 0.0f);
+    // Validated by ValidateCudaEncoderInputs before construction (the bench's ablation only).
+    scales_ = ParseStageScales(options.ablate).value_or(StageScales());
 
     const size_t h = static_cast<size_t>(w.hidden);
     const size_t hi = h * static_cast<size_t>(w.intermediate);
@@ -103,7 +105,7 @@ class CpuMirrorEncoder final : public model::Encoder {
         const int tiles = PackPackedSpan(token_ids, span, ids_.data());
         if (absl::Status s =
                 RunFusedForwardPass(model_, buffers_, PackedInputAt(ids_.data(), span, tiles), span,
-                                    options_.normalize, pooled_.data(), &fused_ops_);
+                                    options_.normalize, pooled_.data(), &fused_ops_, scales_);
             !s.ok()) {
           return s;
         }
@@ -117,7 +119,7 @@ class CpuMirrorEncoder final : public model::Encoder {
       const int batch = static_cast<int>(span.count);
       if (absl::Status s = RunForwardPass(
               model_, buffers_, ids_.data(), ids_.data() + static_cast<size_t>(batch) * span.seq,
-              batch, span.seq, options_.normalize, pooled_.data(), ops_);
+              batch, span.seq, options_.normalize, pooled_.data(), ops_, scales_);
           !s.ok()) {
         return s;
       }
@@ -162,6 +164,7 @@ class CpuMirrorEncoder final : public model::Encoder {
   std::vector<float> scores_;
   std::vector<int32_t> ids_;
   std::vector<float> pooled_;
+  StageScales scales_;  // options_.ablate parsed
 };
 
 }  // namespace

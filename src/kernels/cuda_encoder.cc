@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -64,7 +65,10 @@ class CudaEncoder final : public model::Encoder {
         vocab_(w.vocab),
         debug_(options.debug_sync || DebugFromEnvironment()),
         fused_(options.variant == "fused"),
-        ops_(this) {}
+        ops_(this) {
+    // Validated by ValidateCudaEncoderInputs before construction; the bench's ablation only.
+    scales_ = ParseStageScales(options.ablate).value_or(StageScales());
+  }
 
   ~CudaEncoder() override {
     cudaSetDevice(options_.device);
@@ -217,8 +221,8 @@ class CudaEncoder final : public model::Encoder {
     return absl::OkStatus();
   }
 
-  // The fused variant: packed spans (no padding), RunFusedForwardPass, the same two staging slots.
-  // Eager only: a packed pass's grid depends on its tile count, so graphs are not captured yet.
+  // The fused variant: packed spans (no padding), RunFusedForwardPass, the same two staging slots;
+  // with graphs, each (texts, tokens, tiles) shape captured once (RunPackedPass).
   absl::Status EncodePacked(const std::vector<std::vector<int32_t>>& token_ids,
                             std::vector<float>* out) {
     ForwardSpan pending[2];
@@ -235,9 +239,7 @@ class CudaEncoder final : public model::Encoder {
                                             PackedInputSize(span, tiles) * sizeof(int32_t),
                                             cudaMemcpyHostToDevice, stream_));
       TIPPERARY_CUDA_RETURN(cudaEventRecord(input_free_[slot], stream_));
-      if (absl::Status s = RunFusedForwardPass(model_, buffers_, PackedInputAt(d_ids_, span, tiles),
-                                               span, options_.normalize, d_out_, &ops_);
-          !s.ok()) {
+      if (absl::Status s = RunPackedPass(span, tiles); !s.ok()) {
         cudaStreamSynchronize(stream_);
         return s;
       }
@@ -389,25 +391,46 @@ class CudaEncoder final : public model::Encoder {
     return dtype_ == DType::kFloat16 ? GemmType::kFloat16 : GemmType::kBFloat16;
   }
 
+  // A captured pass's shape. Reference: (batch, padded length, 0); fused: (texts, tokens, tiles).
+  using GraphKey = std::array<int, 3>;
+
   // One forward pass; d_ids_ already holds ids then lengths. With graphs, the pass of each shape
   // is captured once and replayed: the captured kernels read the buffers at fixed addresses, so
   // a replay sees the new ids copied there just before it on the same stream.
   absl::Status RunPass(int batch, int seq) {
     const int32_t* lengths = d_ids_ + static_cast<size_t>(batch) * seq;
-    if (!options_.use_graphs || debug_ || graphs_failed_) {
+    return RunMaybeCaptured({batch, seq, 0}, [&] {
       return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                            d_out_, &ops_);
-    }
-    const int64_t shape = (int64_t{batch} << 32) | seq;
-    auto it = graphs_.find(shape);
+                            d_out_, &ops_, scales_);
+    });
+  }
+
+  // One fused pass; d_ids_ already holds the packed input block. Everything a packed pass's
+  // launches take by value follows from (texts, tokens, tiles): the GEMMs' m = tokens, the
+  // attention grid = tiles, the pooling grid = texts, and the pointers into the input block
+  // (PackedInputAt: offsets of tokens and texts). So a graph captured for that exact key replays
+  // correctly for any span of the same key: the lengths, cu_seqlens and tile table it reads are
+  // device data, rewritten before each replay on the same stream. Exact keys, not buckets: with
+  // padded buckets the pooling and attention would see dummy rows, and at the bench's and a
+  // saturated batcher's fixed shapes the key repeats anyway; other shapes beyond max_graphs run
+  // eagerly.
+  absl::Status RunPackedPass(const PackedSpan& span, int tiles) {
+    return RunMaybeCaptured({static_cast<int>(span.count), span.tokens, tiles}, [&] {
+      return RunFusedForwardPass(model_, buffers_, PackedInputAt(d_ids_, span, tiles), span,
+                                 options_.normalize, d_out_, &ops_, scales_);
+    });
+  }
+
+  // Issues the pass (`issue`) eagerly, or replays the graph captured for `key`, capturing it
+  // first when there is room (max_graphs). A failed capture switches the encoder to eager.
+  template <typename Issue>
+  absl::Status RunMaybeCaptured(const GraphKey& key, const Issue& issue) {
+    if (!options_.use_graphs || debug_ || graphs_failed_) return issue();
+    auto it = graphs_.find(key);
     if (it == graphs_.end()) {
-      if (static_cast<int>(graphs_.size()) >= options_.max_graphs) {
-        return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                              d_out_, &ops_);
-      }
+      if (static_cast<int>(graphs_.size()) >= options_.max_graphs) return issue();
       TIPPERARY_CUDA_RETURN(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      const absl::Status issued = RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq,
-                                                 options_.normalize, d_out_, &ops_);
+      const absl::Status issued = issue();
       cudaGraph_t graph = nullptr;
       const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
       cudaGraphExec_t exec = nullptr;
@@ -421,10 +444,9 @@ class CudaEncoder final : public model::Encoder {
         if (IsStickyCudaError(static_cast<int>(err))) return Fail(err, "CUDA graph capture");
         cudaGetLastError();
         graphs_failed_ = true;
-        return RunForwardPass(model_, buffers_, d_ids_, lengths, batch, seq, options_.normalize,
-                              d_out_, &ops_);
+        return issue();
       }
-      it = graphs_.emplace(shape, exec).first;
+      it = graphs_.emplace(key, exec).first;
     }
     return Fail(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
   }
@@ -492,8 +514,9 @@ class CudaEncoder final : public model::Encoder {
   cudaEvent_t output_ready_[2] = {nullptr, nullptr};
   std::vector<DevicePtr> allocations_;
   std::vector<PinnedPtr> pinned_;
-  std::map<int64_t, cudaGraphExec_t> graphs_;  // (batch << 32 | seq) -> captured pass
+  std::map<GraphKey, cudaGraphExec_t> graphs_;
   bool graphs_failed_ = false;
+  StageScales scales_;  // options_.ablate parsed (1 everywhere unless the bench ablates)
 
   int32_t* d_ids_ = nullptr;  // ids [batch*seq] then lengths [batch]
   float* d_out_ = nullptr;

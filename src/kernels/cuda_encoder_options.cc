@@ -5,6 +5,7 @@
 #include "tipperary/kernels/cuda_encoder.h"
 #include "tipperary/kernels/fused_forward_pass.h"
 #include "tipperary/kernels/gemm_call.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace tipperary::kernels {
 namespace {
@@ -59,6 +60,9 @@ absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& opt
     // Helper D's GPU check lists a variant refused with "unknown variant" as not built.
     return absl::InvalidArgumentError(absl::StrCat("unknown variant \"", options.variant,
                                                    "\" (this build has: reference, fused)"));
+  }
+  if (absl::StatusOr<StageScales> scales = ParseStageScales(options.ablate); !scales.ok()) {
+    return scales.status();
   }
   if (absl::Status s = ValidateWeights(weights); !s.ok()) return s;
   if (options.variant == "fused" &&

@@ -58,6 +58,12 @@ absl::Status InStage(const absl::Status& s, const char* stage, int layer) {
     }                                                                                    \
   } while (0)
 
+// The stage issued as many times as the ablation says (1 normally; stage_ablation.h).
+#define TIPPERARY_SCALED_STAGE(ops, scales, which, stage, layer, expr)               \
+  for (int tipperary_rep = 0; tipperary_rep < (scales).Of(which); ++tipperary_rep) { \
+    TIPPERARY_STAGE(ops, stage, layer, expr);                                        \
+  }
+
 absl::Status Attention(const ForwardModel& m, const ForwardBuffers& buf, const int32_t* lengths,
                        int batch, int seq, int layer, ForwardOps* ops) {
   const GemmType dt = m.dtype;
@@ -227,47 +233,53 @@ std::vector<uint16_t> ToStorageBits(GemmType dtype, std::initializer_list<const 
 
 absl::Status RunForwardPass(const ForwardModel& m, const ForwardBuffers& buf, const int32_t* ids,
                             const int32_t* lengths, int batch, int seq, bool normalize, float* out,
-                            ForwardOps* ops) {
+                            ForwardOps* ops, const StageScales& scales) {
   const GemmType dt = m.dtype;
   const int tokens = batch * seq;
   const int hidden = m.hidden;
   const int head_dim = m.hidden / m.heads;
   const size_t plane = static_cast<size_t>(tokens) * hidden;
-  TIPPERARY_STAGE(ops, "embedding_layernorm", -1,
-                  ops->EmbeddingLayerNorm(dt, ids, tokens, seq, m.word_emb, m.pos_emb, m.type_emb,
-                                          m.emb_ln_gamma, m.emb_ln_beta, hidden, m.eps, buf.x));
+  TIPPERARY_SCALED_STAGE(
+      ops, scales, AblationStage::kEmbedding, "embedding_layernorm", -1,
+      ops->EmbeddingLayerNorm(dt, ids, tokens, seq, m.word_emb, m.pos_emb, m.type_emb,
+                              m.emb_ln_gamma, m.emb_ln_beta, hidden, m.eps, buf.x));
   for (int i = 0; i < static_cast<int>(m.layers.size()); ++i) {
     const ForwardLayer& l = m.layers[i];
-    TIPPERARY_STAGE(ops, "attention.qkv", i,
-                    ops->Gemm(Linear("attention.qkv", dt, buf.x, l.qkv_w, tokens, hidden,
-                                     3 * hidden, buf.qkv)));
-    TIPPERARY_STAGE(
-        ops, "attention.split_qkv_bias", i,
+    TIPPERARY_SCALED_STAGE(ops, scales, AblationStage::kQkvGemm, "attention.qkv", i,
+                           ops->Gemm(Linear("attention.qkv", dt, buf.x, l.qkv_w, tokens, hidden,
+                                            3 * hidden, buf.qkv)));
+    TIPPERARY_SCALED_STAGE(
+        ops, scales, AblationStage::kQkvPermute, "attention.split_qkv_bias", i,
         ops->SplitQkvBias(dt, buf.qkv, l.qkv_b, batch, seq, m.heads, head_dim, buf.qkv_split,
                           At(buf.qkv_split, dt, plane), At(buf.qkv_split, dt, 2 * plane)));
-    if (absl::Status s = Attention(m, buf, lengths, batch, seq, i, ops); !s.ok()) return s;
-    TIPPERARY_STAGE(ops, "attention.merge_heads", i,
-                    ops->MergeHeads(dt, buf.ctx_heads, batch, seq, m.heads, head_dim, buf.ctx));
-    TIPPERARY_STAGE(ops, "attention.output", i,
-                    ops->Gemm(Linear("attention.output", dt, buf.ctx, l.attn_out_w, tokens, hidden,
-                                     hidden, buf.tmp)));
-    TIPPERARY_STAGE(ops, "attention.layernorm", i,
-                    ops->BiasResidualLayerNorm(dt, buf.tmp, l.attn_out_b, buf.x, l.attn_ln_gamma,
-                                               l.attn_ln_beta, tokens, hidden, m.eps, buf.x));
-    TIPPERARY_STAGE(ops, "ffn.in", i,
-                    ops->Gemm(Linear("ffn.in", dt, buf.x, l.ffn_in_w, tokens, hidden,
-                                     m.intermediate, buf.inter)));
-    TIPPERARY_STAGE(ops, "ffn.bias_gelu", i,
-                    ops->BiasGelu(dt, buf.inter, l.ffn_in_b, tokens, m.intermediate));
-    TIPPERARY_STAGE(ops, "ffn.out", i,
-                    ops->Gemm(Linear("ffn.out", dt, buf.inter, l.ffn_out_w, tokens, m.intermediate,
-                                     hidden, buf.tmp)));
-    TIPPERARY_STAGE(ops, "ffn.layernorm", i,
-                    ops->BiasResidualLayerNorm(dt, buf.tmp, l.ffn_out_b, buf.x, l.ffn_ln_gamma,
-                                               l.ffn_ln_beta, tokens, hidden, m.eps, buf.x));
+    for (int rep = 0; rep < scales.Of(AblationStage::kAttention); ++rep) {
+      if (absl::Status s = Attention(m, buf, lengths, batch, seq, i, ops); !s.ok()) return s;
+    }
+    TIPPERARY_SCALED_STAGE(
+        ops, scales, AblationStage::kQkvPermute, "attention.merge_heads", i,
+        ops->MergeHeads(dt, buf.ctx_heads, batch, seq, m.heads, head_dim, buf.ctx));
+    TIPPERARY_SCALED_STAGE(ops, scales, AblationStage::kAttnOutGemm, "attention.output", i,
+                           ops->Gemm(Linear("attention.output", dt, buf.ctx, l.attn_out_w, tokens,
+                                            hidden, hidden, buf.tmp)));
+    TIPPERARY_SCALED_STAGE(
+        ops, scales, AblationStage::kLayerNorm, "attention.layernorm", i,
+        ops->BiasResidualLayerNorm(dt, buf.tmp, l.attn_out_b, buf.x, l.attn_ln_gamma,
+                                   l.attn_ln_beta, tokens, hidden, m.eps, buf.x));
+    TIPPERARY_SCALED_STAGE(ops, scales, AblationStage::kFfnGemms, "ffn.in", i,
+                           ops->Gemm(Linear("ffn.in", dt, buf.x, l.ffn_in_w, tokens, hidden,
+                                            m.intermediate, buf.inter)));
+    TIPPERARY_SCALED_STAGE(ops, scales, AblationStage::kGelu, "ffn.bias_gelu", i,
+                           ops->BiasGelu(dt, buf.inter, l.ffn_in_b, tokens, m.intermediate));
+    TIPPERARY_SCALED_STAGE(ops, scales, AblationStage::kFfnGemms, "ffn.out", i,
+                           ops->Gemm(Linear("ffn.out", dt, buf.inter, l.ffn_out_w, tokens,
+                                            m.intermediate, hidden, buf.tmp)));
+    TIPPERARY_SCALED_STAGE(
+        ops, scales, AblationStage::kLayerNorm, "ffn.layernorm", i,
+        ops->BiasResidualLayerNorm(dt, buf.tmp, l.ffn_out_b, buf.x, l.ffn_ln_gamma, l.ffn_ln_beta,
+                                   tokens, hidden, m.eps, buf.x));
   }
-  TIPPERARY_STAGE(
-      ops, "pooling", -1,
+  TIPPERARY_SCALED_STAGE(
+      ops, scales, AblationStage::kPooling, "pooling", -1,
       ops->MaskedMeanPool(dt, buf.x, lengths, batch, seq, hidden, m.cls_pooling, normalize, out));
   return absl::OkStatus();
 }

@@ -20,6 +20,12 @@ namespace {
     }                                                                                    \
   } while (0)
 
+// The stage issued as many times as the ablation says (1 normally; stage_ablation.h).
+#define TIPPERARY_SCALED_FUSED_STAGE(ops, scales, which, stage, layer, expr)         \
+  for (int tipperary_rep = 0; tipperary_rep < (scales).Of(which); ++tipperary_rep) { \
+    TIPPERARY_FUSED_STAGE(ops, stage, layer, expr);                                  \
+  }
+
 }  // namespace
 
 bool FusedShapeSupported(int hidden, int heads, int intermediate) {
@@ -91,47 +97,53 @@ int PackPackedSpan(const std::vector<std::vector<int32_t>>& token_ids, const Pac
 
 absl::Status RunFusedForwardPass(const ForwardModel& m, const ForwardBuffers& buf,
                                  const PackedInput& in, const PackedSpan& span, bool normalize,
-                                 float* out, FusedForwardOps* ops) {
+                                 float* out, FusedForwardOps* ops, const StageScales& scales) {
   const GemmType dt = m.dtype;
   const int tokens = span.tokens;
   const int batch = static_cast<int>(span.count);
   const int hidden = m.hidden;
   const int head_dim = m.hidden / m.heads;
-  TIPPERARY_FUSED_STAGE(ops, "fused.embedding_layernorm", -1,
-                        ops->PackedEmbeddingLayerNorm(dt, in.ids, in.positions, tokens, m.word_emb,
-                                                      m.pos_emb, m.type_emb, m.emb_ln_gamma,
-                                                      m.emb_ln_beta, hidden, m.eps, buf.x));
+  TIPPERARY_SCALED_FUSED_STAGE(
+      ops, scales, AblationStage::kEmbedding, "fused.embedding_layernorm", -1,
+      ops->PackedEmbeddingLayerNorm(dt, in.ids, in.positions, tokens, m.word_emb, m.pos_emb,
+                                    m.type_emb, m.emb_ln_gamma, m.emb_ln_beta, hidden, m.eps,
+                                    buf.x));
   for (int i = 0; i < static_cast<int>(m.layers.size()); ++i) {
     const ForwardLayer& l = m.layers[i];
     // No bias: the attention kernel adds it as it reads Q, K and V.
-    TIPPERARY_FUSED_STAGE(ops, "fused.attention.qkv", i,
-                          ops->Gemm(LinearGemmCall("fused.attention.qkv", buf.x, l.qkv_w, tokens,
-                                                   hidden, 3 * hidden, buf.qkv, dt)));
-    TIPPERARY_FUSED_STAGE(ops, "fused.attention.varlen", i,
-                          ops->VarlenAttention(dt, buf.qkv, l.qkv_b, in.cu_seqlens, in.tiles,
-                                               in.tile_count, m.heads, head_dim, buf.ctx));
-    TIPPERARY_FUSED_STAGE(ops, "fused.attention.output", i,
-                          ops->Gemm(LinearGemmCall("fused.attention.output", buf.ctx, l.attn_out_w,
-                                                   tokens, hidden, hidden, buf.tmp, dt)));
-    TIPPERARY_FUSED_STAGE(
-        ops, "fused.attention.layernorm", i,
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kQkvGemm, "fused.attention.qkv", i,
+        ops->Gemm(LinearGemmCall("fused.attention.qkv", buf.x, l.qkv_w, tokens, hidden, 3 * hidden,
+                                 buf.qkv, dt)));
+    TIPPERARY_SCALED_FUSED_STAGE(ops, scales, AblationStage::kAttention, "fused.attention.varlen",
+                                 i,
+                                 ops->VarlenAttention(dt, buf.qkv, l.qkv_b, in.cu_seqlens, in.tiles,
+                                                      in.tile_count, m.heads, head_dim, buf.ctx));
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kAttnOutGemm, "fused.attention.output", i,
+        ops->Gemm(LinearGemmCall("fused.attention.output", buf.ctx, l.attn_out_w, tokens, hidden,
+                                 hidden, buf.tmp, dt)));
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kLayerNorm, "fused.attention.layernorm", i,
         ops->WarpBiasResidualLayerNorm(dt, buf.tmp, l.attn_out_b, buf.x, l.attn_ln_gamma,
                                        l.attn_ln_beta, tokens, hidden, m.eps, buf.x));
-    TIPPERARY_FUSED_STAGE(ops, "fused.ffn.in", i,
-                          ops->Gemm(LinearGemmCall("fused.ffn.in", buf.x, l.ffn_in_w, tokens,
-                                                   hidden, m.intermediate, buf.inter, dt)));
-    TIPPERARY_FUSED_STAGE(ops, "fused.ffn.bias_gelu", i,
-                          ops->BiasGeluVec(dt, buf.inter, l.ffn_in_b, tokens, m.intermediate));
-    TIPPERARY_FUSED_STAGE(ops, "fused.ffn.out", i,
-                          ops->Gemm(LinearGemmCall("fused.ffn.out", buf.inter, l.ffn_out_w, tokens,
-                                                   m.intermediate, hidden, buf.tmp, dt)));
-    TIPPERARY_FUSED_STAGE(
-        ops, "fused.ffn.layernorm", i,
+    TIPPERARY_SCALED_FUSED_STAGE(ops, scales, AblationStage::kFfnGemms, "fused.ffn.in", i,
+                                 ops->Gemm(LinearGemmCall("fused.ffn.in", buf.x, l.ffn_in_w, tokens,
+                                                          hidden, m.intermediate, buf.inter, dt)));
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kGelu, "fused.ffn.bias_gelu", i,
+        ops->BiasGeluVec(dt, buf.inter, l.ffn_in_b, tokens, m.intermediate));
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kFfnGemms, "fused.ffn.out", i,
+        ops->Gemm(LinearGemmCall("fused.ffn.out", buf.inter, l.ffn_out_w, tokens, m.intermediate,
+                                 hidden, buf.tmp, dt)));
+    TIPPERARY_SCALED_FUSED_STAGE(
+        ops, scales, AblationStage::kLayerNorm, "fused.ffn.layernorm", i,
         ops->WarpBiasResidualLayerNorm(dt, buf.tmp, l.ffn_out_b, buf.x, l.ffn_ln_gamma,
                                        l.ffn_ln_beta, tokens, hidden, m.eps, buf.x));
   }
-  TIPPERARY_FUSED_STAGE(
-      ops, "fused.pooling", -1,
+  TIPPERARY_SCALED_FUSED_STAGE(
+      ops, scales, AblationStage::kPooling, "fused.pooling", -1,
       ops->PackedMeanPool(dt, buf.x, in.cu_seqlens, batch, hidden, m.cls_pooling, normalize, out));
   return absl::OkStatus();
 }

@@ -48,9 +48,9 @@ def write_run(out, gpu_cases=None, cosine=DTYPES, bench_rows=None, extra_bench="
     return out
 
 
-def summarize(out):
-    r = subprocess.run([sys.executable, str(SUMMARY), str(out)], capture_output=True, text=True,
-                       timeout=60)
+def summarize(out, *flags):
+    r = subprocess.run([sys.executable, str(SUMMARY), str(out), *flags], capture_output=True,
+                       text=True, timeout=60)
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "summary.md").read_text().startswith(
         "# GPU check: PASSED" if r.returncode == 0 else "# GPU check: FAILED")
@@ -107,6 +107,65 @@ def test_a_bench_that_measured_nothing_or_refused_a_variant_fails(tmp_path):
     (no_matmul / "bench.log").write_text(text)
     r, s = summarize(no_matmul)
     assert r.returncode == 1 and s["problems"] == ["no measured bf16 matmul rate (GPU-CHECK matmul)"]
+
+
+def ablation_lines(variant, base_ms, stages):
+    """gpu_encoder_bench --ablate's lines: stage -> (ms with it removed, ms with it doubled)."""
+    head = f"GPU-CHECK ablate variant={variant} dtype=float16 seq=128 batch=256"
+    text = f"{head} stage=none scale=1 ms_per_batch={base_ms:.4f}\n"
+    for stage, (removed, doubled) in stages.items():
+        text += f"{head} stage={stage} scale=0 ms_per_batch={removed:.4f}\n"
+        text += f"{head} stage={stage} scale=2 ms_per_batch={doubled:.4f}\n"
+    return text
+
+
+def test_stage_ablation_says_where_the_time_goes_and_names_the_dominant_stage(tmp_path):
+    # fused misses 100k sentences/s at 128 tokens (256 / 4 ms = 64k); attention holds the most:
+    # doubled - base = 1.6 ms, base - removed = 1.4 ms, mean 1.5 ms of 4.0 (37.5%).
+    fused_rows = "".join(
+        f"GPU-CHECK bench variant=fused dtype={d} seq=128 batch={b} sentences_per_s={256 / 0.004:.1f} "
+        f"ms_per_batch=4.0000 tflops=50.00 fraction_of_peak=0.0641\n" for d in DTYPES for b in (1, 256))
+    # fused+graphs (no ablation of its own) misses too: it is read from fused's ablation.
+    fused_rows += ("GPU-CHECK bench variant=fused+graphs dtype=float16 seq=128 batch=256 "
+                   "sentences_per_s=80000.0 ms_per_batch=3.2000 tflops=60.00 fraction_of_peak=0.08\n")
+    ablation = ablation_lines("fused", 4.0, {"attention": (2.6, 5.6), "ffn_gemms": (3.0, 5.0),
+                                             "gelu": (3.8, 4.2), "pooling": (4.0, 4.01)})
+    ablation += ablation_lines("reference", 2.0, {"attention": (1.5, 2.5), "qkv_permute": (1.7, 2.3)})
+    r, s = summarize(write_run(tmp_path / "run", extra_bench=fused_rows + ablation), "--ablate")
+    assert r.returncode == 0, r.stdout  # goals never gate
+    a = s["ablation"]["fused"]
+    assert a["base_ms"] == 4.0 and a["dominant"] == "attention"
+    assert [x["stage"] for x in a["stages"]] == ["attention", "ffn_gemms", "gelu", "pooling"]
+    attention = a["stages"][0]
+    assert abs(attention["doubled_ms"] - 1.6) < 1e-9 and abs(attention["removed_ms"] - 1.4) < 1e-9
+    assert abs(attention["ms"] - 1.5) < 1e-9 and abs(attention["share"] - 0.375) < 1e-9
+    assert s["ablation"]["reference"]["dominant"] == "attention"
+    goals = [g for g in s["goals"] if g["goal"].startswith(">= 100000")]
+    missed = [g for g in goals if not g["met"]]
+    assert {(g["variant"], g["dtype"]) for g in missed} == {
+        ("fused", "float16"), ("fused", "bfloat16"), ("fused+graphs", "float16")}
+    assert all(g["held_by"] == "attention" for g in missed)
+    assert all("held_by" not in g for g in goals if g["met"])  # reference meets it: 120k
+    md = (tmp_path / "run" / "summary.md").read_text()
+    assert "## Where the time goes: fused (float16, 128 tokens x 256, 4.000 ms per batch)" in md
+    assert "| attention | 1.600 | 1.400 | 1.500 | 37.5% |" in md
+    assert "attention: 1.500 of 4.000 ms per batch (37.5%; ablation of fused in float16" in md
+
+
+def test_missing_stage_ablation_is_a_problem_only_when_asked_for(tmp_path):
+    r, s = summarize(write_run(tmp_path / "plain"))
+    assert r.returncode == 0 and s["ablation"] == {}
+    r, s = summarize(write_run(tmp_path / "asked"), "--ablate")
+    assert r.returncode == 1
+    assert s["problems"] == ["bench: no stage ablation (GPU-CHECK ablate ... stage=none) lines"]
+    # A missed goal with no ablation for its variant says so rather than naming a stage.
+    slow = "".join(f"GPU-CHECK bench variant=fused dtype=float16 seq=128 batch=256 "
+                   f"sentences_per_s=50000.0 ms_per_batch=5.1200 tflops=40.00 "
+                   f"fraction_of_peak=0.05\n" for _ in range(1))
+    r, s = summarize(write_run(tmp_path / "noablation", extra_bench=slow))
+    g = [g for g in s["goals"] if g["variant"] == "fused" and g["goal"].startswith(">= 100000")][0]
+    assert not g["met"] and g["held_by"] is None
+    assert g["held_by_note"] == "no stage ablation for this variant"
 
 
 def test_gpu_check_without_a_gpu_fails_loudly(tmp_path):

@@ -20,6 +20,7 @@
 
 #include "host_model.h"
 #include "real_model.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace tipperary::kernels {
 namespace {
@@ -238,6 +239,147 @@ TEST(CpuMirrorFaultTest, StageErrorsNameTheStageAndKeepTheUnusablePayload) {
   EXPECT_TRUE(model::IsEncoderUnusable(s)) << s;
   EXPECT_NE(s.message().find("ffn.bias_gelu in layer 0"), std::string::npos) << s;
 }
+
+// ---- Stage ablation (gpu_encoder_bench --ablate): each stage issued 0 or 2 times ----
+
+// Delegates to CpuMirrorOps; counts every issued stage by name (all layers together).
+class CountingOps : public CpuMirrorOps {
+ public:
+  std::map<std::string, int> issued;
+  absl::Status AfterStage(const char* stage, int layer) override {
+    (void)layer;
+    ++issued[stage];
+    return absl::OkStatus();
+  }
+};
+
+// The reference pass's stage names of each ablation stage, written out here rather than taken
+// from forward_pass.cc, so that a stage wired to the wrong switch fails.
+const std::map<std::string, std::set<std::string>> kReferenceStages = {
+    {"embedding", {"embedding_layernorm"}},
+    {"qkv_gemm", {"attention.qkv"}},
+    {"qkv_permute", {"attention.split_qkv_bias", "attention.merge_heads"}},
+    {"attention", {"attention.qk", "attention.softmax", "attention.pv"}},
+    {"attn_out_gemm", {"attention.output"}},
+    {"layernorm", {"attention.layernorm", "ffn.layernorm"}},
+    {"ffn_gemms", {"ffn.in", "ffn.out"}},
+    {"gelu", {"ffn.bias_gelu"}},
+    {"pooling", {"pooling"}},
+};
+
+// Stages that rewrite their input in place: doubling them changes the output. The others write
+// a fresh output from unchanged inputs, so running them twice gives the same bits (their second
+// run is pure extra time, which is what the bench's "doubled" measures).
+bool InPlace(const std::string& stage) { return stage == "layernorm" || stage == "gelu"; }
+
+std::vector<std::string> AllStageNames() {
+  std::vector<std::string> names;
+  for (int i = 0; i < kAblationStageCount; ++i) {
+    names.emplace_back(AblationStageName(static_cast<AblationStage>(i)));
+  }
+  return names;
+}
+
+TEST(StageAblationTest, ParsesStagesAndRefusesUnknownOnes) {
+  EXPECT_TRUE(ParseStageScales("")->IsIdentity());
+  absl::StatusOr<StageScales> s = ParseStageScales("attention=0,ffn_gemms=2");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->Of(AblationStage::kAttention), 0);
+  EXPECT_EQ(s->Of(AblationStage::kFfnGemms), 2);
+  EXPECT_EQ(s->Of(AblationStage::kGelu), 1);
+  EXPECT_FALSE(s->IsIdentity());
+  for (const char* bad : {"atention=0", "gelu=3", "gelu=-1", "gelu", "gelu=x", ",", "gelu=0,"}) {
+    EXPECT_FALSE(ParseStageScales(bad).ok()) << bad;
+  }
+  EXPECT_NE(ParseStageScales("atention=0").status().message().find("known: embedding"),
+            std::string::npos);
+  // CreateCpuMirrorEncoder (and so CreateCudaEncoder) validate the option.
+  testing::HostModel m = testing::RandomModel(1, 64, 2, 128, 50, 16);
+  CudaEncoderOptions options;
+  options.ablate = "softmax=0";
+  EXPECT_EQ(CreateCpuMirrorEncoder(options, m.view).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // The table of this test covers every stage the reference pass has.
+  for (const std::string& name : AllStageNames()) EXPECT_TRUE(kReferenceStages.count(name)) << name;
+}
+
+TEST(StageAblationTest, ReferencePassIssuesEachStageZeroOrTwoTimes) {
+  testing::HostModel m = testing::RandomModel(2, 128, 4, 256, 97, 64);
+  std::mt19937 rng(5);
+  const auto seqs = testing::RandomSequences(rng, 7, 40, 97);
+  auto run = [&](const std::string& ablate, std::map<std::string, int>* issued) {
+    CountingOps ops;
+    CudaEncoderOptions options = SmallLimits("float16");
+    options.ablate = ablate;
+    auto encoder = CreateCpuMirrorEncoder(options, m.view, &ops);
+    EXPECT_TRUE(encoder.ok()) << encoder.status();
+    std::vector<float> out;
+    if (encoder.ok()) {
+      EXPECT_TRUE((*encoder)->Encode(seqs, &out).ok()) << ablate;
+    }
+    *issued = ops.issued;
+    return out;
+  };
+  std::map<std::string, int> base_issued;
+  const std::vector<float> base = run("", &base_issued);
+  for (const auto& [stage, names] : kReferenceStages) {
+    for (int scale : {0, 2}) {
+      const std::string ablate = stage + "=" + std::to_string(scale);
+      std::map<std::string, int> issued;
+      const std::vector<float> got = run(ablate, &issued);
+      for (const auto& [name, count] : base_issued) {
+        const int want = names.count(name) ? scale * count : count;
+        EXPECT_EQ(issued[name], want) << ablate << ": " << name;
+      }
+      if (scale == 0 || InPlace(stage)) {
+        EXPECT_NE(got, base) << ablate << " left the output unchanged";
+      } else {
+        EXPECT_EQ(got, base) << ablate << ": a stage with a fresh output run twice";
+      }
+    }
+  }
+}
+
+class StageAblationVariantTest : public ::testing::TestWithParam<std::string> {};
+
+// Through the encoder's option, for both variants: scale 1 everywhere is the normal pass bit for
+// bit; removing any stage the variant has changes the output; doubling an in-place one too.
+TEST_P(StageAblationVariantTest, OptionReachesThePass) {
+  testing::HostModel m = testing::RandomModel(2, 128, 4, 256, 97, 64);
+  std::mt19937 rng(6);
+  const auto seqs = testing::RandomSequences(rng, 9, 40, 97);
+  auto encode = [&](const std::string& ablate) {
+    CudaEncoderOptions options = SmallLimits("float16");
+    options.variant = GetParam();
+    options.ablate = ablate;
+    auto encoder = CreateCpuMirrorEncoder(options, m.view);
+    EXPECT_TRUE(encoder.ok()) << encoder.status();
+    std::vector<float> out;
+    if (encoder.ok()) {
+      EXPECT_TRUE((*encoder)->Encode(seqs, &out).ok()) << ablate;
+    }
+    return out;
+  };
+  const std::vector<float> base = encode("");
+  ASSERT_EQ(base.size(), seqs.size() * 128);
+  std::string all_ones;
+  for (const std::string& name : AllStageNames()) {
+    all_ones += (all_ones.empty() ? "" : ",") + name + "=1";
+  }
+  EXPECT_EQ(encode(all_ones), base);
+  for (int i = 0; i < kAblationStageCount; ++i) {
+    const auto stage = static_cast<AblationStage>(i);
+    if (!VariantHasStage(GetParam(), stage)) continue;
+    const std::string name = AblationStageName(stage);
+    EXPECT_NE(encode(name + "=0"), base) << name << "=0";
+    if (InPlace(name)) {
+      EXPECT_NE(encode(name + "=2"), base) << name << "=2";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, StageAblationVariantTest,
+                         ::testing::Values("reference", "fused"));
 
 }  // namespace
 }  // namespace tipperary::kernels

@@ -311,6 +311,38 @@ TEST_P(CudaEncoderModesTest, GraphsMatchEagerBitForBit) {
   EXPECT_EQ(EncodeWith(graphs, m, seqs, 2), eager);
 }
 
+// The fused variant's graphs, keyed by (texts, tokens, tiles): captured on the first Encode,
+// replayed on the second, and replayed for other texts of the same lengths (new ids, same key:
+// the graph must read the freshly copied input, not the captured one).
+TEST_P(CudaEncoderModesTest, FusedGraphsMatchEagerBitForBit) {
+  HostModel m = RandomModel(2, 128, 4, 256, 97, 64);
+  std::mt19937 rng(5);
+  const auto seqs = RandomSequences(rng, 13, 40, 97);
+  auto same_lengths = seqs;
+  for (auto& row : same_lengths) {
+    for (int32_t& id : row) id = static_cast<int32_t>(rng() % 97);
+  }
+  CudaEncoderOptions eager = Small();
+  eager.variant = "fused";
+  const std::vector<float> want = EncodeWith(eager, m, seqs);
+  const std::vector<float> want_same_lengths = EncodeWith(eager, m, same_lengths);
+  ASSERT_NE(want, want_same_lengths);
+  for (int max_graphs : {64, 1}) {  // 1: one shape captured, the others eager
+    CudaEncoderOptions graphs = eager;
+    graphs.use_graphs = true;
+    graphs.max_graphs = max_graphs;
+    auto encoder = CreateCudaEncoder(graphs, m.view);
+    ASSERT_TRUE(encoder.ok()) << encoder.status();
+    std::vector<float> out;
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE((*encoder)->Encode(seqs, &out).ok());
+      EXPECT_EQ(out, want) << "max_graphs " << max_graphs << " call " << i;
+    }
+    ASSERT_TRUE((*encoder)->Encode(same_lengths, &out).ok());
+    EXPECT_EQ(out, want_same_lengths) << "max_graphs " << max_graphs;
+  }
+}
+
 TEST_P(CudaEncoderModesTest, DebugSyncChangesNothing) {
   HostModel m = RandomModel(2, 128, 2, 256, 97, 64);
   std::mt19937 rng(4);

@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "tipperary/kernels/fused_forward_pass.h"
 #include "tipperary/kernels/gemm_call.h"
 #include "tipperary/kernels/linear_gemm.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace tipperary::kernels {
 namespace {
@@ -75,7 +78,9 @@ struct HostFusedModel {
 
 // Encodes through PlanPackedSpans / PackPackedSpan / RunFusedForwardPass, as the GPU encoder.
 std::vector<float> MirrorEncode(const HostFusedModel& hm, const ForwardLimits& limits,
-                                const std::vector<std::vector<int32_t>>& seqs) {
+                                const std::vector<std::vector<int32_t>>& seqs,
+                                FusedCpuMirrorOps* ops_in = nullptr,
+                                const StageScales& scales = StageScales()) {
   const int h = hm.model.hidden;
   const size_t t = static_cast<size_t>(limits.max_tokens);
   std::vector<uint16_t> x(t * h), qkv(t * 3 * h), ctx(t * h), tmp(t * h),
@@ -88,7 +93,8 @@ std::vector<float> MirrorEncode(const HostFusedModel& hm, const ForwardLimits& l
   buf.inter = inter.data();
   std::vector<int32_t> input(PackedInputCapacity(limits));
   std::vector<float> out(seqs.size() * h);
-  FusedCpuMirrorOps ops;
+  FusedCpuMirrorOps own_ops;
+  FusedCpuMirrorOps* ops = ops_in != nullptr ? ops_in : &own_ops;
   for (const PackedSpan& span : PlanPackedSpans(seqs, limits)) {
     EXPECT_LE(span.count, static_cast<size_t>(limits.max_batch));
     EXPECT_LE(span.tokens, limits.max_tokens);
@@ -96,7 +102,7 @@ std::vector<float> MirrorEncode(const HostFusedModel& hm, const ForwardLimits& l
     EXPECT_LE(PackedInputSize(span, tiles), input.size());
     const absl::Status s =
         RunFusedForwardPass(hm.model, buf, PackedInputAt(input.data(), span, tiles), span,
-                            /*normalize=*/false, out.data() + span.begin * h, &ops);
+                            /*normalize=*/false, out.data() + span.begin * h, ops, scales);
     EXPECT_TRUE(s.ok()) << s;
   }
   return out;
@@ -169,6 +175,75 @@ TEST(FusedPlanTest, SpansRespectLimitsAndLinearGemmCallIsRowMajor) {
 
   EXPECT_TRUE(FusedShapeSupported(384, 12, 1536));
   EXPECT_FALSE(FusedShapeSupported(72, 2, 128));
+}
+
+// Delegates to FusedCpuMirrorOps; counts every issued stage by name (all layers together).
+class CountingFusedOps : public FusedCpuMirrorOps {
+ public:
+  std::map<std::string, int> issued;
+  absl::Status AfterStage(const char* stage, int layer) override {
+    (void)layer;
+    ++issued[stage];
+    return absl::OkStatus();
+  }
+};
+
+// The bench's stage ablation (stage_ablation.h) on the fused pass: each stage's launches issued
+// 0 or 2 times, the others untouched. The table is written out here, not taken from
+// fused_forward_pass.cc, so that a stage wired to the wrong switch fails.
+TEST(FusedStageAblationTest, EachStageIssuedZeroOrTwoTimes) {
+  const std::map<std::string, std::set<std::string>> stages = {
+      {"embedding", {"fused.embedding_layernorm"}},
+      {"qkv_gemm", {"fused.attention.qkv"}},
+      {"attention", {"fused.attention.varlen"}},
+      {"attn_out_gemm", {"fused.attention.output"}},
+      {"layernorm", {"fused.attention.layernorm", "fused.ffn.layernorm"}},
+      {"ffn_gemms", {"fused.ffn.in", "fused.ffn.out"}},
+      {"gelu", {"fused.ffn.bias_gelu"}},
+      {"pooling", {"fused.pooling"}},
+  };
+  const TinyBert m(53);
+  const HostFusedModel hm(m, GemmType::kFloat16);
+  ForwardLimits limits;
+  limits.max_batch = 3;
+  limits.max_tokens = 60;
+  limits.max_seq = limits.max_seq_real = 40;
+  std::mt19937 rng(59);
+  std::vector<std::vector<int32_t>> seqs;
+  for (int len : {5, 40, 3, 17}) {
+    std::vector<int32_t> s(len);
+    for (int32_t& id : s) id = static_cast<int32_t>(rng() % m.vocab);
+    seqs.push_back(std::move(s));
+  }
+  CountingFusedOps base_ops;
+  const std::vector<float> base = MirrorEncode(hm, limits, seqs, &base_ops);
+  ASSERT_FALSE(base_ops.issued.empty());
+  for (int i = 0; i < kAblationStageCount; ++i) {
+    const auto stage = static_cast<AblationStage>(i);
+    const std::string name = AblationStageName(stage);
+    if (!VariantHasStage("fused", stage)) {
+      EXPECT_FALSE(stages.count(name)) << name;
+      continue;
+    }
+    ASSERT_TRUE(stages.count(name)) << name;
+    for (int scale : {0, 2}) {
+      StageScales scales;
+      scales.scale[i] = scale;
+      CountingFusedOps ops;
+      const std::vector<float> got = MirrorEncode(hm, limits, seqs, &ops, scales);
+      for (const auto& [stage_name, count] : base_ops.issued) {
+        const int want = stages.at(name).count(stage_name) ? scale * count : count;
+        EXPECT_EQ(ops.issued[stage_name], want) << name << "=" << scale << ": " << stage_name;
+      }
+      if (scale == 0) {
+        EXPECT_NE(got, base) << name << "=0 left the output unchanged";
+      }
+    }
+  }
+  // Scale 1 everywhere, spelt out, is the normal pass bit for bit.
+  StageScales ones;
+  for (int& s : ones.scale) s = 1;
+  EXPECT_EQ(MirrorEncode(hm, limits, seqs, nullptr, ones), base);
 }
 
 }  // namespace

@@ -82,19 +82,24 @@ struct CudaEncoderOptions {
   // simple path the fused one is checked against). "fused": packed sequences without padding,
   // flash-style varlen attention read from the fused QKV output, warp-per-row LayerNorm with
   // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
-  // hidden <= 1024, head_dim 32 or 64. No CUDA Graphs yet (use_graphs is ignored). The GPU check
-  // benches each variant of the same build side by side; an unknown name is refused by
+  // hidden <= 1024, head_dim 32 or 64; CUDA Graphs (use_graphs) per (texts, tokens, tiles). The
+  // GPU check benches each variant of the same build side by side; an unknown name is refused by
   // CreateCudaEncoder with kInvalidArgument ("unknown variant").
   std::string variant = "reference";
   // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
   // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
   // switched on by the environment variable TIPPERARY_CUDA_DEBUG=1.
   bool debug_sync = false;
-  // CUDA Graphs: the forward pass of each (batch, padded length) shape is captured once and
-  // replayed (one launch instead of ~70), up to max_graphs shapes; other shapes run eagerly.
+  // CUDA Graphs: the forward pass of each shape (reference: batch, padded length; fused: texts,
+  // packed tokens, attention tiles) is captured once and replayed (one launch instead of ~50-70),
+  // up to max_graphs shapes; other shapes run eagerly.
   // Off: every pass is issued kernel by kernel (the reference path).
   bool use_graphs = false;
   int max_graphs = 64;
+  // Stage ablation, for gpu_encoder_bench --ablate only: "" (normal) or "stage=scale,..." with
+  // scale 0 (skip the stage) or 2 (issue it twice), stages as stage_ablation.h names them
+  // (attention, ffn_gemms, ...). The embeddings are then GARBAGE; never set by the worker.
+  std::string ablate;
 };
 
 // Checks the options and the weights (dimensions, pointers, dtype); the storage type on success.

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "tipperary/kernels/gemm_call.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace tipperary::kernels {
 
@@ -150,10 +151,12 @@ class ForwardOps {
 };
 
 // One forward pass of `batch` sequences padded to `seq` tokens: ids [batch*seq] and lengths
-// [batch] in the ops' memory; writes out fp32 [batch, hidden].
+// [batch] in the ops' memory; writes out fp32 [batch, hidden]. `scales` (the bench's stage
+// ablation, stage_ablation.h) issues stages 0 or 2 times; the output is then garbage.
 absl::Status RunForwardPass(const ForwardModel& model, const ForwardBuffers& buffers,
                             const int32_t* ids, const int32_t* lengths, int batch, int seq,
-                            bool normalize, float* out, ForwardOps* ops);
+                            bool normalize, float* out, ForwardOps* ops,
+                            const StageScales& scales = StageScales());
 
 // "attention.qk in layer 3" / "pooling".
 std::string StageName(const char* stage, int layer);

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "tipperary/kernels/forward_pass.h"
 #include "tipperary/kernels/gemm_call.h"
+#include "tipperary/kernels/stage_ablation.h"
 
 namespace tipperary::kernels {
 
@@ -94,8 +95,10 @@ PackedInput PackedInputAt(const int32_t* base, const PackedSpan& span, int tile_
 
 // One fused forward pass over a packed span; writes out fp32 [span.count, hidden]. Uses the
 // buffers x, qkv, ctx, tmp and inter of ForwardBuffers (not qkv_split, ctx_heads, scores).
+// `scales`: the bench's stage ablation (stage_ablation.h); the output is then garbage.
 absl::Status RunFusedForwardPass(const ForwardModel& model, const ForwardBuffers& buffers,
                                  const PackedInput& input, const PackedSpan& span, bool normalize,
-                                 float* out, FusedForwardOps* ops);
+                                 float* out, FusedForwardOps* ops,
+                                 const StageScales& scales = StageScales());
 
 }  // namespace tipperary::kernels
