@@ -57,7 +57,7 @@ absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& opt
   }
   if (options.max_graphs < 0) return absl::InvalidArgumentError("max_graphs must be >= 0");
   if (options.variant != "reference" && options.variant != "fused") {
-    // Helper D's GPU check lists a variant refused with "unknown variant" as not built.
+    // scripts/gpu-check lists a variant refused with "unknown variant" as not built.
     return absl::InvalidArgumentError(absl::StrCat("unknown variant \"", options.variant,
                                                    "\" (this build has: reference, fused)"));
   }
