@@ -7,6 +7,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "tipperary/kernels/linear_gemm.h"
 #include "tipperary/kernels/math.h"
 
 namespace tipperary::kernels {
@@ -19,25 +20,10 @@ void* At(void* base, GemmType type, size_t elements) {
   return static_cast<char*>(base) + elements * GemmTypeSize(type);
 }
 
-// y[rows, out] = x[rows, in] * w^T with w in Linear layout [out, in]. cuBLAS is column-major:
-// this is y^T = w * x^T with w read transposed (w row-major [out, in] is column-major [in, out]).
+// y[rows, out] = x[rows, in] * w^T, w in Linear layout [out, in] (linear_gemm.h).
 GemmCall Linear(const char* name, GemmType dtype, const void* x, const void* w, int rows, int in,
                 int out_dim, void* y) {
-  GemmCall g;
-  g.name = name;
-  g.trans_a = GemmOp::kT;
-  g.trans_b = GemmOp::kN;
-  g.m = out_dim;
-  g.n = rows;
-  g.k = in;
-  g.a = w;
-  g.lda = in;
-  g.b = x;
-  g.ldb = in;
-  g.c = y;
-  g.ldc = out_dim;
-  g.a_type = g.b_type = g.c_type = dtype;
-  return g;
+  return LinearGemmCall(name, x, w, rows, in, out_dim, y, dtype);
 }
 
 // The stage's error with its name in front; payloads (model::EncoderUnusableError's) kept.
