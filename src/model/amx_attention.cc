@@ -11,6 +11,7 @@
 // warn about it at -O2 (GCC bug 105593, fixed in 13): not a defect of this file.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <cpuid.h>
 #include <immintrin.h>
@@ -42,6 +43,9 @@ struct alignas(64) TileConfig {
 
 #define TIPPERARY_AMX \
   __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// What runs without the tiles too (the packing, the softmax, the VDPBF16PS kernel).
+#define TIPPERARY_AVX512BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 int RoundUp(int n, int to) { return (n + to - 1) / to * to; }
 
@@ -52,12 +56,12 @@ T* Grow(std::vector<T>& v, size_t n) {
 }
 
 // 32 floats -> 32 bf16 (nearest even), as one 64-byte vector.
-TIPPERARY_AMX inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
+TIPPERARY_AVX512BF16 inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
 // exp(x) for 16 lanes: FastExp's reduction and polynomial (cpu_math.h), 2^n by VSCALEFPS.
-TIPPERARY_AMX inline __m512 Exp16(__m512 x) {
+TIPPERARY_AVX512BF16 inline __m512 Exp16(__m512 x) {
   x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -81,7 +85,7 @@ inline __mmask16 Below(int j0, int len) {
 
 // p[0..keys) (bf16) = softmax(scale * s[0..len)), zeros from len to keys (masked keys); s is
 // overwritten. keys is a multiple of 32.
-TIPPERARY_AMX void SoftmaxToBf16(float* s, int len, int keys, float scale, uint16_t* p) {
+TIPPERARY_AVX512BF16 void SoftmaxToBf16(float* s, int len, int keys, float scale, uint16_t* p) {
   __m512 max = _mm512_set1_ps(-3.0e38f);
   for (int j = 0; j < len; j += 16) {
     max = _mm512_mask_max_ps(max, Below(j, len), max, _mm512_loadu_ps(s + j));
@@ -121,8 +125,8 @@ bool AmxAttentionAvailable() {
   return available;
 }
 
-TIPPERARY_AMX void PackQkvRow(const float* row, const float* bias, int pos, int heads, int d,
-                              size_t plane, uint16_t* q, uint16_t* k, uint16_t* v) {
+TIPPERARY_AVX512BF16 void PackQkvRow(const float* row, const float* bias, int pos, int heads, int d,
+                                     size_t plane, uint16_t* q, uint16_t* k, uint16_t* v) {
   const int h = heads * d;
   const int steps = d / 32;
   const int blocks = d / 16;
@@ -254,6 +258,110 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uin
   _tile_release();
 }
 
+bool Avx512Bf16AttentionAvailable() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+  }();
+  return available;
+}
+
+namespace {
+
+// The pair of bf16 at p (two elements, one 32-bit lane) in all 16 lanes.
+TIPPERARY_AVX512BF16 inline __m512bh BroadcastPair(const uint16_t* p) {
+  int32_t pair;
+  std::memcpy(&pair, p, sizeof(pair));
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(pair));
+}
+
+TIPPERARY_AVX512BF16 inline __m512bh LoadBh(const void* p) {
+  return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
+}
+
+}  // namespace
+
+// The same blocks, layouts and softmax as AmxAttention, with VDPBF16PS (16 fp32 lanes, each the
+// dot product of a bf16 pair) in place of the tiles: one row of a K tile holds one d pair of 16
+// keys, one row of a V tile one key pair of 16 values, so a broadcast pair of Q (or P) times a
+// tile row is one instruction. Four query rows x two tiles share each load (eight accumulators).
+TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t* kp,
+                                              const uint16_t* vp, int len, int d, float scale,
+                                              float* ctx, int ctx_stride,
+                                              AmxAttentionScratch* scratch) {
+  constexpr int kRows = 2 * kTile;  // query rows per pass, as AmxAttention's
+  constexpr int kGroup = 4;         // query rows per register block
+  const int keys = RoundUp(len, kKeyStep);
+  const int steps = d / 32;
+  const int blocks = d / 16;
+  AmxAttentionScratch& m = *scratch;
+  uint16_t* p = Grow(m.p, static_cast<size_t>(kRows) * keys);
+  float* s = Grow(m.s, static_cast<size_t>(kRows) * keys);
+  for (int q0 = 0; q0 < len; q0 += kRows) {
+    const int n = std::min(kRows, len - q0);
+    const int groups = (n + kGroup - 1) / kGroup;
+    // Scores: s[r][j] for the rows of this pass (rows past n read finite padding; unused).
+    for (int g = 0; g < groups; ++g) {
+      const uint16_t* qg = q + static_cast<size_t>(q0 + g * kGroup) * d;
+      for (int j = 0; j < keys / kTile; j += 2) {
+        __m512 acc[kGroup][2];
+        for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+        for (int t = 0; t < steps; ++t) {
+          const uint16_t* k0 = kp + (static_cast<size_t>(j) * steps + t) * 512;
+          const uint16_t* k1 = kp + (static_cast<size_t>(j + 1) * steps + t) * 512;
+          for (int i = 0; i < 16; ++i) {
+            const __m512bh kb0 = LoadBh(k0 + i * 32);
+            const __m512bh kb1 = LoadBh(k1 + i * 32);
+            for (int r = 0; r < kGroup; ++r) {
+              const __m512bh qb = BroadcastPair(qg + static_cast<size_t>(r) * d + t * 32 + 2 * i);
+              acc[r][0] = _mm512_dpbf16_ps(acc[r][0], qb, kb0);
+              acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qb, kb1);
+            }
+          }
+        }
+        for (int r = 0; r < kGroup; ++r) {
+          float* row = s + static_cast<size_t>(g * kGroup + r) * keys + j * kTile;
+          _mm512_storeu_ps(row, acc[r][0]);
+          _mm512_storeu_ps(row + kTile, acc[r][1]);
+        }
+      }
+    }
+    for (int r = 0; r < n; ++r) {
+      SoftmaxToBf16(s + static_cast<size_t>(r) * keys, len, keys, scale,
+                    p + static_cast<size_t>(r) * keys);
+    }
+    std::memset(p + static_cast<size_t>(n) * keys, 0,
+                static_cast<size_t>(groups * kGroup - n) * keys * 2);
+    // Context: ctx[r][c] = sum over keys of p[r][key] v[key][c], key pairs at a time.
+    for (int g = 0; g < groups; ++g) {
+      const uint16_t* pg = p + static_cast<size_t>(g * kGroup) * keys;
+      for (int c = 0; c < blocks; c += 2) {
+        __m512 acc[kGroup][2];
+        for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
+        for (int b = 0; b < keys / kKeyStep; ++b) {
+          const uint16_t* v0 = vp + (static_cast<size_t>(b) * blocks + c) * 512;
+          const uint16_t* v1 = v0 + 512;
+          for (int i = 0; i < 16; ++i) {
+            const __m512bh vb0 = LoadBh(v0 + i * 32);
+            const __m512bh vb1 = LoadBh(v1 + i * 32);
+            for (int r = 0; r < kGroup; ++r) {
+              const __m512bh pb =
+                  BroadcastPair(pg + static_cast<size_t>(r) * keys + b * kKeyStep + 2 * i);
+              acc[r][0] = _mm512_dpbf16_ps(acc[r][0], pb, vb0);
+              acc[r][1] = _mm512_dpbf16_ps(acc[r][1], pb, vb1);
+            }
+          }
+        }
+        for (int r = 0; r < kGroup && g * kGroup + r < n; ++r) {
+          float* out = ctx + static_cast<size_t>(q0 + g * kGroup + r) * ctx_stride + c * 16;
+          _mm512_storeu_ps(out, acc[r][0]);
+          _mm512_storeu_ps(out + 16, acc[r][1]);
+        }
+      }
+    }
+  }
+}
+
 #else  // !__x86_64__
 
 bool AmxAttentionAvailable() { return false; }
@@ -266,6 +374,13 @@ void PackQkvRow(const float*, const float*, int, int, int, size_t, uint16_t*, ui
 void AmxAttention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, float, float*, int,
                   AmxAttentionScratch*) {
   std::abort();  // unreachable: AmxAttentionAvailable() is false
+}
+
+bool Avx512Bf16AttentionAvailable() { return false; }
+
+void Avx512Bf16Attention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, float, float*,
+                         int, AmxAttentionScratch*) {
+  std::abort();  // unreachable: Avx512Bf16AttentionAvailable() is false
 }
 
 #endif

@@ -1,5 +1,6 @@
 // Internal: self-attention of one head of one sequence on Intel AMX (bf16 tiles, fp32
-// accumulation), for the CPU encoder's bfloat16 dtype.
+// accumulation), or with AVX512-BF16 dot products where there is no AMX, for the CPU encoder's
+// bfloat16 dtype.
 //
 // Why: in fp32 through OpenBLAS, attention was ~22 % of a 32 x 128 batch (QK^T and PV: short
 // K = head_dim 32 and N = 32 are OpenBLAS's worst shapes; the len x len scores went through
@@ -36,6 +37,10 @@ bool AmxAttentionAvailable();
 // True for the head sizes the kernel handles: multiples of 32 (one tile step of K).
 inline bool AmxAttentionSupports(int head_dim) { return head_dim > 0 && head_dim % 32 == 0; }
 
+// True when the CPU has AVX512-BF16 (Cooper Lake, AMD Zen 4 and newer): Avx512Bf16Attention and
+// PackQkvRow run there, AMX or not. Checked once.
+bool Avx512Bf16AttentionAvailable();
+
 // Rows of one (sequence, head) block of packed Q, K or V: its length rounded up to 32. The
 // rows from len up are read but only feed masked scores and dropped outputs: they must hold
 // finite values (zeros, or what an earlier call packed there).
@@ -54,5 +59,12 @@ void PackQkvRow(const float* row, const float* bias, int pos, int heads, int d, 
 // Requires AmxAttentionAvailable() and AmxAttentionSupports(d); len >= 1.
 void AmxAttention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int len, int d,
                   float scale, float* ctx, int ctx_stride, AmxAttentionScratch* scratch);
+
+// The same computation, on the same packed blocks and with the same roundings, with AVX512-BF16
+// dot products (VDPBF16PS) instead of tiles: for CPUs without AMX (AMD Zen 4, Cooper Lake).
+// Sums may differ from AmxAttention's in the last bits (another order of fp32 additions).
+// Requires Avx512Bf16AttentionAvailable() and AmxAttentionSupports(d); len >= 1.
+void Avx512Bf16Attention(const uint16_t* q, const uint16_t* k, const uint16_t* v, int len, int d,
+                         float scale, float* ctx, int ctx_stride, AmxAttentionScratch* scratch);
 
 }  // namespace tipperary::model::internal

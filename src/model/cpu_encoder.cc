@@ -64,8 +64,13 @@ class CpuEncoder final : public Encoder {
         bundle_(std::move(bundle)),
         config_(bundle_->config()),
         gemm_(gemm),
-        amx_attention_(gemm == GemmKind::kBfloat16 && internal::AmxAttentionAvailable() &&
-                       internal::AmxAttentionSupports(config_.head_dim())),
+        attention_(gemm != GemmKind::kBfloat16 ||
+                           !internal::AmxAttentionSupports(config_.head_dim())
+                       ? nullptr
+                   : internal::AmxAttentionAvailable()        ? internal::AmxAttention
+                   : internal::Avx512Bf16AttentionAvailable() ? internal::Avx512Bf16Attention
+                                                              : nullptr),
+        amx_attention_(attention_ != nullptr),
         team_(threads) {
     scores_.resize(team_.size());
     bf16_scratch_.resize(team_.size());
@@ -324,8 +329,8 @@ class CpuEncoder final : public Encoder {
         float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
         if (amx_attention_) {
           const size_t block = head * plane_ + static_cast<size_t>(padded_[b]) * d;
-          internal::AmxAttention(q16_.data() + block, k16_.data() + block, v16_.data() + block, len,
-                                 d, scale, ctx, h, &attention_scratch_[member]);
+          attention_(q16_.data() + block, k16_.data() + block, v16_.data() + block, len, d, scale,
+                     ctx, h, &attention_scratch_[member]);
           continue;
         }
         blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
@@ -372,9 +377,13 @@ class CpuEncoder final : public Encoder {
   // Dense layers in fp32 (OpenBLAS), bf16 on AMX (fp32 accumulation) or int8 (s32 accumulation)
   // via oneDNN.
   const GemmKind gemm_;
-  // bfloat16 only: attention on AMX tiles too (amx_attention.h); else fp32 OpenBLAS + softmax
-  // (int8 keeps fp32 attention: its accuracy figures were measured that way).
-  const bool amx_attention_;
+  // bfloat16 only: attention in bf16 too (amx_attention.h), on AMX tiles or, without AMX, with
+  // AVX512-BF16 dot products; else (null) fp32 OpenBLAS + softmax (int8 keeps fp32 attention: its
+  // accuracy figures were measured that way).
+  using AttentionKernel = void (*)(const uint16_t*, const uint16_t*, const uint16_t*, int, int,
+                                   float, float*, int, internal::AmxAttentionScratch*);
+  const AttentionKernel attention_;
+  const bool amx_attention_;  // attention_ != nullptr: Q, K, V packed by PackQkvRow
   ThreadTeam team_;
 
   std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
@@ -410,10 +419,10 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
   GemmKind gemm = GemmKind::kFloat32;
   if (options.dtype == "bfloat16") {
     gemm = GemmKind::kBfloat16;
-    if (!internal::Bf16MatmulOnAmx()) {
+    if (!internal::Bf16MatmulNative()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "dtype bfloat16 on the CPU needs Intel AMX (AMX-BF16, Sapphire Rapids or newer) and a "
-          "kernel that grants it (Linux >= 5.16); oneDNN picks: ",
+          "dtype bfloat16 on the CPU needs AVX512-BF16 (Cooper Lake, AMD Zen 4 or newer) or Intel "
+          "AMX (Sapphire Rapids or newer, Linux >= 5.16); oneDNN picks: ",
           internal::Bf16MatmulInfo()));
     }
   } else if (options.dtype == "int8") {
@@ -435,7 +444,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
   return std::unique_ptr<Encoder>(std::move(encoder));
 }
 
-bool CpuEncoderSupportsBfloat16() { return internal::Bf16MatmulOnAmx(); }
+bool CpuEncoderSupportsBfloat16() { return internal::Bf16MatmulNative(); }
 
 bool CpuEncoderSupportsInt8() { return internal::Int8MatmulUsable(); }
 

@@ -1,8 +1,10 @@
 // Internal: bf16 GEMMs for the CPU encoder's dense layers (dtype: bfloat16), run by oneDNN's
-// matmul primitive on Intel AMX.
+// matmul primitive on Intel AMX or, without AMX, on AVX512-BF16 (Cooper Lake, AMD Zen 4 and newer).
 //
 // Why AMX: on this class of CPU (Sapphire/Emerald Rapids) the AMX tile unit multiplies bf16 an
-// order of magnitude faster than AVX-512 fp32 FMAs, and the weights are half the bytes, which is
+// order of magnitude faster than AVX-512 fp32 FMAs. AVX512-BF16's VDPBF16PS does two products per
+// fp32 lane: oneDNN's brgemm ran ~215 GFLOP/s per core on a Zen 4 against ~110 for its fp32 one
+// (docs/benchmarks.md, "bf16 without AMX"). and the weights are half the bytes, which is
 // what batch-1 latency is made of. Products are exact in fp32 and accumulate in fp32, so only the
 // rounding of both operands to bf16 (to nearest even) costs accuracy.
 //
@@ -18,7 +20,7 @@
 // tail. Activations are rounded to bf16 into the caller's scratch (oneDNN 2.6 matmul has no
 // f32 x bf16 mix).
 //
-//   if (Bf16MatmulOnAmx()) {
+//   if (Bf16MatmulNative()) {
 //     auto w = Bf16Linear::Create(torch_weight, out, in);   // [out x in], row-major
 //     (*w)->Run(x, rows, y, &scratch);                      // y = x w^T, fp32
 //   }
@@ -33,10 +35,10 @@
 
 namespace tipperary::model::internal {
 
-// True when oneDNN runs a bf16 matmul on AMX here: the CPU has AMX-BF16 and the kernel granted
-// this process the tile state (Linux >= 5.16). Checked once per process, by creating a primitive
-// and asking which implementation oneDNN chose.
-bool Bf16MatmulOnAmx();
+// True when oneDNN multiplies bf16 natively here: on AMX (the CPU has AMX-BF16 and the kernel
+// granted this process the tile state, Linux >= 5.16) or with AVX512-BF16. Checked once per
+// process, by creating a primitive and asking which implementation oneDNN chose.
+bool Bf16MatmulNative();
 
 // oneDNN's version and the implementation it picks for a bf16 matmul, for logs.
 std::string Bf16MatmulInfo();
@@ -60,7 +62,7 @@ class Bf16Scratch {
 // A PyTorch Linear weight [n x k] in bf16, in oneDNN's preferred layout, with its primitives.
 class Bf16Linear {
  public:
-  // Fails if oneDNN cannot build an AMX primitive for this shape.
+  // Fails if oneDNN cannot build a native bf16 (AMX or AVX512-BF16) primitive for this shape.
   static absl::StatusOr<std::unique_ptr<Bf16Linear>> Create(const float* w, int n, int k);
   ~Bf16Linear();
 

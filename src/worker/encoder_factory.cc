@@ -186,23 +186,23 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
   }
   model::CpuEncoderOptions options;
   options.threads = threads;
-  // The CPU backend computes in float32, with bfloat16 GEMMs on AMX, or with int8 GEMMs on
-  // AMX-INT8/VNNI. `auto` takes bfloat16 where the CPU has it: it stays within cosine 0.9999 of
-  // the reference (tests/model/cpu_encoder_test.cc), and it is what makes batch-1 latency a few
-  // ms. Never int8: its worst cosine to float32 on the fixture corpus is 0.985 and it keeps 93 %
-  // of a small retrieval fixture's top-10 neighbours (tests/model/int8_encoder_test.cc), below the
-  // 0.99 a default must keep; it is there for those who choose that trade.
-  const bool amx = model::CpuEncoderSupportsBfloat16();
+  // The CPU backend computes in float32, with bfloat16 GEMMs on AMX or AVX512-BF16, or with int8
+  // GEMMs on AMX-INT8/VNNI. `auto` takes bfloat16 where the CPU has it: it stays within cosine
+  // 0.9999 of the reference (tests/model/cpu_encoder_test.cc), and it is what makes batch-1 latency
+  // a few ms. Never int8: its worst cosine to float32 on the fixture corpus is 0.985 and it keeps
+  // 93 % of a small retrieval fixture's top-10 neighbours (tests/model/int8_encoder_test.cc), below
+  // the 0.99 a default must keep; it is there for those who choose that trade.
+  const bool bf16 = model::CpuEncoderSupportsBfloat16();
   const bool cpu_dtype = config.dtype == "auto" || config.dtype == "float32" ||
-                         (config.dtype == "bfloat16" && amx) ||
+                         (config.dtype == "bfloat16" && bf16) ||
                          (config.dtype == "int8" && model::CpuEncoderSupportsInt8());
   if (cpu_dtype) {
-    options.dtype = config.dtype != "auto" ? config.dtype : (amx ? "bfloat16" : "float32");
+    options.dtype = config.dtype != "auto" ? config.dtype : (bf16 ? "bfloat16" : "float32");
   } else if (config.backend == "cpu") {
-    const char* why = config.dtype == "bfloat16" ? " on this CPU (bfloat16 needs AMX)"
-                      : config.dtype == "int8"
-                          ? " on this CPU (int8 needs AMX-INT8 or AVX-512 VNNI)"
-                          : ", bfloat16 (AMX) or int8 (AMX-INT8/VNNI)";
+    const char* why =
+        config.dtype == "bfloat16" ? " on this CPU (bfloat16 needs AMX or AVX512-BF16)"
+        : config.dtype == "int8"   ? " on this CPU (int8 needs AMX-INT8 or AVX-512 VNNI)"
+                                   : ", bfloat16 (AMX or AVX512-BF16) or int8 (AMX-INT8/VNNI)";
     return absl::InvalidArgumentError(absl::StrCat("model ", config.name,
                                                    ": the CPU backend computes in float32", why,
                                                    "; set dtype: float32"));

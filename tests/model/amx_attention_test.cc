@@ -1,6 +1,7 @@
-// PackQkvRow + the AMX attention kernel against a double-precision attention of the same
-// bf16-rounded Q, K, V, for lengths around its 16-row tiles and 32-key steps, two head sizes,
-// and rows past the sequence filled with large values (they must be masked out, not mixed in).
+// PackQkvRow + the attention kernels (AMX tiles; AVX512-BF16 dot products) against a
+// double-precision attention of the same bf16-rounded Q, K, V, for lengths around its 16-row tiles
+// and 32-key steps, two head sizes, and rows past the sequence filled with large values (they must
+// be masked out, not mixed in).
 #include "../../src/model/amx_attention.h"  // internal; tested directly
 
 #include <gtest/gtest.h>
@@ -9,6 +10,8 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
 namespace tipperary::model {
@@ -18,11 +21,19 @@ struct Case {
   int len, d;
 };
 
-class AmxAttentionTest : public ::testing::TestWithParam<Case> {};
+enum class Kernel { kAmx, kAvx512Bf16 };
+
+class AmxAttentionTest : public ::testing::TestWithParam<std::tuple<Kernel, Case>> {};
 
 TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
-  if (!internal::AmxAttentionAvailable()) GTEST_SKIP() << "no AMX-BF16 here";
-  const auto [len, d] = GetParam();
+  const auto [kernel, shape] = GetParam();
+  if (kernel == Kernel::kAmx && !internal::AmxAttentionAvailable()) {
+    GTEST_SKIP() << "no AMX-BF16 here";
+  }
+  if (kernel == Kernel::kAvx512Bf16 && !internal::Avx512Bf16AttentionAvailable()) {
+    GTEST_SKIP() << "no AVX512-BF16 here";
+  }
+  const auto [len, d] = shape;
   ASSERT_TRUE(internal::AmxAttentionSupports(d));
   const int heads = 2, h = heads * d, stride = 3 * h;
   const int rows = internal::AmxAttentionRows(len);
@@ -51,8 +62,10 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
   internal::AmxAttentionScratch scratch;
   for (int head = 0; head < heads; ++head) {
     const size_t block = head * plane + other * d;
-    internal::AmxAttention(q16.data() + block, k16.data() + block, v16.data() + block, len, d,
-                           scale, ctx.data() + head * d, h, &scratch);
+    auto* attention =
+        kernel == Kernel::kAmx ? internal::AmxAttention : internal::Avx512Bf16Attention;
+    attention(q16.data() + block, k16.data() + block, v16.data() + block, len, d, scale,
+              ctx.data() + head * d, h, &scratch);
   }
 
   // The reference takes the same bf16 rounding of x + bias (nearest even).
@@ -95,14 +108,19 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Lengths, AmxAttentionTest,
-                         ::testing::Values(Case{1, 32}, Case{12, 32}, Case{16, 32}, Case{17, 32},
-                                           Case{32, 32}, Case{33, 32}, Case{100, 32}, Case{256, 32},
-                                           Case{5, 64}, Case{47, 64}, Case{130, 64}),
-                         [](const auto& p) {
-                           return "len" + std::to_string(p.param.len) + "_d" +
-                                  std::to_string(p.param.d);
-                         });
+std::string ParamName(const ::testing::TestParamInfo<std::tuple<Kernel, Case>>& param) {
+  const Case shape = std::get<1>(param.param);
+  return std::string(std::get<0>(param.param) == Kernel::kAmx ? "amx" : "avx512bf16") + "_len" +
+         std::to_string(shape.len) + "_d" + std::to_string(shape.d);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Lengths, AmxAttentionTest,
+    ::testing::Combine(::testing::Values(Kernel::kAmx, Kernel::kAvx512Bf16),
+                       ::testing::Values(Case{1, 32}, Case{12, 32}, Case{16, 32}, Case{17, 32},
+                                         Case{32, 32}, Case{33, 32}, Case{100, 32}, Case{256, 32},
+                                         Case{5, 64}, Case{47, 64}, Case{130, 64})),
+    ParamName);
 
 }  // namespace
 }  // namespace tipperary::model

@@ -210,7 +210,8 @@ void ExpectBf16LinearMatches(const internal::Bf16Linear& linear, const std::vect
 }
 
 TEST(Bf16LinearTest, MatchesBf16RoundedReference) {
-  if (!internal::Bf16MatmulOnAmx()) GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
+  if (!internal::Bf16MatmulNative())
+    GTEST_SKIP() << "no native bf16 matmul (AMX or AVX512-BF16) from oneDNN here";
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   for (auto [n, k] : {std::pair{96, 64}, std::pair{100, 70}}) {
@@ -226,7 +227,8 @@ TEST(Bf16LinearTest, MatchesBf16RoundedReference) {
 
 // The encoder's team members run one weight's primitives at once, each with its own scratch.
 TEST(Bf16LinearTest, RunsConcurrentlyWithSeparateScratches) {
-  if (!internal::Bf16MatmulOnAmx()) GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
+  if (!internal::Bf16MatmulNative())
+    GTEST_SKIP() << "no native bf16 matmul (AMX or AVX512-BF16) from oneDNN here";
   constexpr int kN = 96, kK = 64;
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -255,8 +257,8 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, RealModelTest, ::testing::Values("float32", "bf
 
 TEST_P(RealModelTest, MatchesSentenceTransformersOnTheFixtureCorpus) {
   const std::string dtype = GetParam();
-  if (dtype == "bfloat16" && !internal::Bf16MatmulOnAmx()) {
-    GTEST_SKIP() << "no AMX-BF16 matmul from oneDNN here";
+  if (dtype == "bfloat16" && !internal::Bf16MatmulNative()) {
+    GTEST_SKIP() << "no native bf16 matmul (AMX or AVX512-BF16) from oneDNN here";
   }
   const std::string model_dir = TIPPERARY_MODEL_DIR;
   if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";

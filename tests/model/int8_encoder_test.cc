@@ -232,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, ReducedPrecisionTest, ::testing::Values("bfloat
 // fraction of float32's top-10 that the dtype's top-10 keeps (as sets), over all queries.
 TEST_P(ReducedPrecisionTest, KeepsCosineAndTop10NeighboursOfFloat32) {
   const std::string dtype = GetParam();
-  if (dtype == "bfloat16" && !CpuEncoderSupportsBfloat16()) GTEST_SKIP() << "no AMX-BF16 here";
+  if (dtype == "bfloat16" && !CpuEncoderSupportsBfloat16())
+    GTEST_SKIP() << "no native bf16 matmul here";
   if (dtype == "int8" && !CpuEncoderSupportsInt8()) GTEST_SKIP() << "no AMX-INT8/VNNI here";
   const std::string model_dir = TIPPERARY_MODEL_DIR;
   if (model_dir.empty()) GTEST_SKIP() << "TIPPERARY_MODEL_DIR unset (run scripts/install-deps)";
