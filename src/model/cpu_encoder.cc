@@ -138,8 +138,12 @@ class CpuEncoder final : public Encoder {
             to->int8 = *std::move(linear);
             continue;
           }
+          // The feed-forward's first GEMM adds its bias, applies GELU and writes bf16 inside
+          // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
+          internal::Bf16LinearOptions options;
+          if (to == &L.p1) options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
           absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
-              internal::Bf16Linear::Create(w->data(), out, in);
+              internal::Bf16Linear::Create(w->data(), out, in, options);
           if (!linear.ok()) return linear.status();
           to->bf16 = *std::move(linear);
         }
@@ -183,7 +187,13 @@ class CpuEncoder final : public Encoder {
     Grow(qkv_, (amx_attention_ ? static_cast<size_t>(team_.size()) * kFfnChunkRows : t) * 3 * h);
     Grow(ctx_, t * h);
     Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
-    Grow(inter_, static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size);
+    const size_t inter_chunks =
+        static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size;
+    if (gemm_ == GemmKind::kBfloat16) {
+      if (inter16_.size() < inter_chunks) inter16_.resize(inter_chunks);
+    } else {
+      Grow(inter_, inter_chunks);
+    }
     if (amx_attention_) {
       // Packed Q, K, V: per head, one block of AmxAttentionRows(len) rows per sequence. Rows
       // past a sequence's end hold zeros or an earlier call's values: finite either way.
@@ -240,14 +250,15 @@ class CpuEncoder final : public Encoder {
       Linear(*blas_, x, rows, in, w.data(), out, y);
       return;
     }
-    absl::Status s = gemm_ == GemmKind::kInt8
-                         ? packed.int8->Run(x, rows, y, &int8_scratch_[member])
-                         : packed.bf16->Run(x, rows, y, &bf16_scratch_[member]);
-    // A failure must not leave the team's barriers: record it, finish the pass, report it.
-    if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(error_mu_);
-      if (error_.ok()) error_ = std::move(s);
-    }
+    Check(gemm_ == GemmKind::kInt8 ? packed.int8->Run(x, rows, y, &int8_scratch_[member])
+                                   : packed.bf16->Run(x, rows, y, &bf16_scratch_[member]));
+  }
+
+  // A failure must not leave the team's barriers: record it, finish the pass, report it.
+  void Check(absl::Status s) {
+    if (s.ok()) return;
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (error_.ok()) error_ = std::move(s);
   }
 
   // One member's share of the forward pass. Dense layers work on a contiguous slice of the packed
@@ -345,15 +356,23 @@ class CpuEncoder final : public Encoder {
         const int crows = std::min(kFfnChunkRows, r1 - c0);
         float* xc = x_.data() + static_cast<size_t>(c0) * h;
         float* ctx = ctx_.data() + static_cast<size_t>(c0) * h;
-        // One chunk per member, like `mid`: the GEMM outputs stay in L2 for the LayerNorm pass.
+        // One chunk per member, like the intermediate one: the GEMM outputs stay in L2 for the
+        // LayerNorm pass.
         float* tmp = tmp_.data() + static_cast<size_t>(member) * kFfnChunkRows * h;
-        float* mid = inter_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
         Dense(member, ctx, crows, h, L.wo, L.po, h, tmp);
         internal::BiasResidualLayerNormRows(xc, tmp, L.bo.data(), L.ln1_g.data(), L.ln1_b.data(),
                                             eps, crows, h);
-        Dense(member, xc, crows, h, L.w1, L.p1, inter, mid);
-        internal::BiasGeluRows(mid, L.b1.data(), crows, inter);
-        Dense(member, mid, crows, inter, L.w2, L.p2, h, tmp);
+        if (gemm_ == GemmKind::kBfloat16) {
+          // Bias + GELU + bf16 inside the first GEMM (LoadWeights); the second reads bf16.
+          uint16_t* mid16 = inter16_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
+          Check(L.p1.bf16->Run(xc, crows, mid16, &bf16_scratch_[member]));
+          Check(L.p2.bf16->Run(mid16, crows, tmp, &bf16_scratch_[member]));
+        } else {
+          float* mid = inter_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
+          Dense(member, xc, crows, h, L.w1, L.p1, inter, mid);
+          internal::BiasGeluRows(mid, L.b1.data(), crows, inter);
+          Dense(member, mid, crows, inter, L.w2, L.p2, h, tmp);
+        }
         internal::BiasResidualLayerNormRows(xc, tmp, L.b2.data(), L.ln2_g.data(), L.ln2_b.data(),
                                             eps, crows, h);
       }
@@ -393,6 +412,7 @@ class CpuEncoder final : public Encoder {
   const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
   std::vector<int> offsets_;
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
+  std::vector<uint16_t> inter16_;  // bfloat16: the feed-forward's bf16 activations, per member
   // AMX attention only: bf16 Q, K, V with bias, packed per head and sequence (PackQkvRow).
   std::vector<int> padded_;  // offsets_ with each sequence rounded up to AmxAttentionRows
   size_t plane_ = 0;         // elements of one head's blocks

@@ -34,8 +34,12 @@ dnnl::engine& Engine() {
 memory::desc SrcDesc(int m, int k) {
   return memory::desc({m, k}, memory::data_type::bf16, memory::format_tag::ab);
 }
-memory::desc DstDesc(int m, int n) {
-  return memory::desc({m, n}, memory::data_type::f32, memory::format_tag::ab);
+memory::desc DstDesc(int m, int n, bool bf16 = false) {
+  return memory::desc({m, n}, bf16 ? memory::data_type::bf16 : memory::data_type::f32,
+                      memory::format_tag::ab);
+}
+memory::desc BiasDesc(int n) {
+  return memory::desc({1, n}, memory::data_type::f32, memory::format_tag::ab);
 }
 
 memory::desc AnyWeightsDesc(int n, int k) {
@@ -43,13 +47,24 @@ memory::desc AnyWeightsDesc(int n, int k) {
 }
 
 // A matmul primitive for y[m x n] = x[m x k] w[k x n], with weights in layout `w` (format_tag
-// any: whatever oneDNN prefers). Scratchpad is user-managed so that two threads can run one
-// primitive at once.
-dnnl::matmul::primitive_desc MatmulDesc(int m, int n, int k, const memory::desc& w) {
+// any: whatever oneDNN prefers), and the epilogue of `options` (bias, GELU, bf16 output) applied
+// to the fp32 accumulators before they are stored. Scratchpad is user-managed so that two
+// threads can run one primitive at once.
+dnnl::matmul::primitive_desc MatmulDesc(int m, int n, int k, const memory::desc& w,
+                                        const Bf16LinearOptions& options = {}) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(SrcDesc(m, k), w, DstDesc(m, n)), attr,
-                                      Engine());
+  if (options.gelu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  const memory::desc dst = DstDesc(m, n, options.bf16_output);
+  if (options.bias != nullptr) {
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(SrcDesc(m, k), w, BiasDesc(n), dst),
+                                        attr, Engine());
+  }
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(SrcDesc(m, k), w, dst), attr, Engine());
 }
 
 // True when the primitive multiplies bf16 natively: on AMX tiles (Sapphire Rapids and newer) or
@@ -116,11 +131,14 @@ struct Bf16Linear::Impl {
     memory::desc src, dst, pad;
   };
   memory weights;
+  memory bias;  // [1 x n] fp32 when options.bias was given
+  Bf16LinearOptions options;
   std::vector<Prim> full;  // full[i]: M = 16 (i + 1)
   std::vector<Prim> tail;  // tail[i]: M = i + 1
   size_t pad_bytes = 0;    // largest scratchpad of any primitive
 
-  void Exec(const Prim& p, const uint16_t* a, float* y, Bf16Scratch::State* s) const {
+  // y: float for an fp32 output, uint16_t (bf16) for options.bf16_output.
+  void Exec(const Prim& p, const uint16_t* a, void* y, Bf16Scratch::State* s) const {
     auto [it, added] = s->args.try_emplace(&p);
     Bf16Scratch::State::Args& args = it->second;
     if (added) {
@@ -135,9 +153,12 @@ struct Bf16Linear::Impl {
     const dnnl_exec_arg_t exec_args[] = {{DNNL_ARG_SRC, args.src.get()},
                                          {DNNL_ARG_WEIGHTS, weights.get()},
                                          {DNNL_ARG_DST, args.dst.get()},
-                                         {DNNL_ARG_SCRATCHPAD, args.pad.get()}};
-    dnnl::error::wrap_c_api(dnnl_primitive_execute(p.matmul.get(), s->stream.get(), 4, exec_args),
-                            "could not execute a matmul");
+                                         {DNNL_ARG_SCRATCHPAD, args.pad.get()},
+                                         {DNNL_ARG_BIAS, bias ? bias.get() : nullptr}};
+    const int nargs = bias ? 5 : 4;
+    dnnl::error::wrap_c_api(
+        dnnl_primitive_execute(p.matmul.get(), s->stream.get(), nargs, exec_args),
+        "could not execute a matmul");
   }
 };
 
@@ -167,8 +188,10 @@ Bf16Linear::Bf16Linear(int n, int k, std::unique_ptr<Impl> impl)
     : n_(n), k_(k), impl_(std::move(impl)) {}
 Bf16Linear::~Bf16Linear() = default;
 
-absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, int n, int k) {
+absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, int n, int k,
+                                                               const Bf16LinearOptions& options) {
   auto impl = std::make_unique<Impl>();
+  impl->options = options;
   omp_set_num_threads(1);  // the reorder below too: no OpenMP team idling beside our own
   try {
     // The layout is the one oneDNN prefers for the largest block; every other M is then asked
@@ -182,7 +205,7 @@ absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, i
     }
     impl->weights = memory(largest.weights_desc(), Engine());
     auto add = [&](int m, std::vector<Impl::Prim>* to) {
-      dnnl::matmul::primitive_desc pd = MatmulDesc(m, n, k, largest.weights_desc());
+      dnnl::matmul::primitive_desc pd = MatmulDesc(m, n, k, largest.weights_desc(), options);
       impl->pad_bytes = std::max(impl->pad_bytes, pd.scratchpad_desc().get_size());
       to->push_back({dnnl::matmul(pd), pd.src_desc(), pd.dst_desc(), pd.scratchpad_desc()});
     };
@@ -195,6 +218,13 @@ absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, i
     dnnl::stream stream(Engine());
     dnnl::reorder(user, impl->weights).execute(stream, user, impl->weights);
     stream.wait();
+    if (options.bias != nullptr) {
+      impl->bias = memory(BiasDesc(n), Engine());
+      std::memcpy(impl->bias.get_data_handle(), options.bias,
+                  static_cast<size_t>(n) * sizeof(float));
+    }
+    // The epilogue's owner keeps no pointer: the bias was copied.
+    impl->options.bias = nullptr;
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN bf16 matmul ", n, " x ", k, ": ", e.what()));
   }
@@ -202,9 +232,30 @@ absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, i
 }
 
 absl::Status Bf16Linear::Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const {
+  if (impl_->options.bf16_output) {
+    return absl::FailedPreconditionError("Bf16Linear::Run: this weight writes bf16");
+  }
+  return Run(Input{x, nullptr}, rows, y, scratch);
+}
+
+absl::Status Bf16Linear::Run(const float* x, int rows, uint16_t* y, Bf16Scratch* scratch) const {
+  if (!impl_->options.bf16_output) {
+    return absl::FailedPreconditionError("Bf16Linear::Run: this weight writes fp32");
+  }
+  return Run(Input{x, nullptr}, rows, y, scratch);
+}
+
+absl::Status Bf16Linear::Run(const uint16_t* a, int rows, float* y, Bf16Scratch* scratch) const {
+  if (impl_->options.bf16_output) {
+    return absl::FailedPreconditionError("Bf16Linear::Run: this weight writes bf16");
+  }
+  return Run(Input{nullptr, a}, rows, y, scratch);
+}
+
+absl::Status Bf16Linear::Run(Input in, int rows, void* y, Bf16Scratch* scratch) const {
   if (rows <= 0) return absl::OkStatus();
   try {
-    RunOrThrow(x, rows, y, scratch);
+    RunOrThrow(in, rows, y, scratch);
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN bf16 matmul ", n_, " x ", k_, ": ", e.what()));
   } catch (const std::bad_alloc&) {
@@ -213,24 +264,29 @@ absl::Status Bf16Linear::Run(const float* x, int rows, float* y, Bf16Scratch* sc
   return absl::OkStatus();
 }
 
-void Bf16Linear::RunOrThrow(const float* x, int rows, float* y, Bf16Scratch* scratch) const {
+void Bf16Linear::RunOrThrow(Input in, int rows, void* y, Bf16Scratch* scratch) const {
   // oneDNN (OpenMP build in Debian) would otherwise start an OpenMP team on every calling
   // thread, oversubscribing the cores our own team already uses. Per-thread setting; cheap.
   omp_set_num_threads(1);
   if (!scratch->state_) scratch->state_ = std::make_unique<Bf16Scratch::State>();
   Bf16Scratch::State* s = scratch->state_.get();
   const size_t block = static_cast<size_t>(std::min(rows, kBlockRows)) * k_;
-  if (s->a.size() < block) s->a.resize(block);
+  if (in.bf16 == nullptr && s->a.size() < block) s->a.resize(block);
+  const size_t y_bytes = impl_->options.bf16_output ? sizeof(uint16_t) : sizeof(float);
   if (s->pad.size() < impl_->pad_bytes) s->pad.resize(impl_->pad_bytes);
   for (int r0 = 0; r0 < rows; r0 += kBlockRows) {
     const int m = std::min(kBlockRows, rows - r0);
-    ConvertRows(x + static_cast<size_t>(r0) * k_, m, k_, s->a.data());
+    const uint16_t* a = in.bf16 + static_cast<size_t>(r0) * k_;
+    if (in.bf16 == nullptr) {
+      ConvertRows(in.f32 + static_cast<size_t>(r0) * k_, m, k_, s->a.data());
+      a = s->a.data();
+    }
     const int full = m / kTileRows * kTileRows;
-    float* yb = y + static_cast<size_t>(r0) * n_;
-    if (full > 0) impl_->Exec(impl_->full[full / kTileRows - 1], s->a.data(), yb, s);
+    char* yb = static_cast<char*>(y) + static_cast<size_t>(r0) * n_ * y_bytes;
+    if (full > 0) impl_->Exec(impl_->full[full / kTileRows - 1], a, yb, s);
     if (m > full) {
-      impl_->Exec(impl_->tail[m - full - 1], s->a.data() + static_cast<size_t>(full) * k_,
-                  yb + static_cast<size_t>(full) * n_, s);
+      impl_->Exec(impl_->tail[m - full - 1], a + static_cast<size_t>(full) * k_,
+                  yb + static_cast<size_t>(full) * n_ * y_bytes, s);
     }
   }
 }

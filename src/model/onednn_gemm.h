@@ -59,11 +59,21 @@ class Bf16Scratch {
   std::unique_ptr<State> state_;
 };
 
+// What a Bf16Linear does to its fp32 accumulators before storing them, inside oneDNN's kernel
+// (post-ops): no separate pass over the output. For the feed-forward's first GEMM, whose
+// output only feeds the second: bias, GELU (erf), then bf16, which the second reads directly.
+struct Bf16LinearOptions {
+  const float* bias = nullptr;  // [n], added first; copied at Create
+  bool gelu = false;            // exact GELU (erf), as BERT's
+  bool bf16_output = false;     // y is bf16 (nearest even) instead of fp32
+};
+
 // A PyTorch Linear weight [n x k] in bf16, in oneDNN's preferred layout, with its primitives.
 class Bf16Linear {
  public:
   // Fails if oneDNN cannot build a native bf16 (AMX or AVX512-BF16) primitive for this shape.
-  static absl::StatusOr<std::unique_ptr<Bf16Linear>> Create(const float* w, int n, int k);
+  static absl::StatusOr<std::unique_ptr<Bf16Linear>> Create(const float* w, int n, int k,
+                                                            const Bf16LinearOptions& options = {});
   ~Bf16Linear();
 
   int n() const { return n_; }
@@ -74,12 +84,21 @@ class Bf16Linear {
   // Thread-safe across threads with distinct scratches.
   // Never throws: oneDNN's errors (and a failed allocation) come back as a status, so nothing
   // escapes onto the encoder's or the batcher's threads.
+  // The output's type is the one options.bf16_output chose at Create (else FailedPrecondition).
   absl::Status Run(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
+  absl::Status Run(const float* x, int rows, uint16_t* y, Bf16Scratch* scratch) const;
+  // x already in bf16 (row stride k): no rounding pass.
+  absl::Status Run(const uint16_t* x, int rows, float* y, Bf16Scratch* scratch) const;
 
  private:
   struct Impl;
+  struct Input {
+    const float* f32;      // rounded to bf16 block by block, or
+    const uint16_t* bf16;  // used as is
+  };
   Bf16Linear(int n, int k, std::unique_ptr<Impl> impl);
-  void RunOrThrow(const float* x, int rows, float* y, Bf16Scratch* scratch) const;
+  absl::Status Run(Input in, int rows, void* y, Bf16Scratch* scratch) const;
+  void RunOrThrow(Input in, int rows, void* y, Bf16Scratch* scratch) const;
   const int n_, k_;
   std::unique_ptr<Impl> impl_;
 };
