@@ -1,8 +1,8 @@
 // Throughput of the CPU encoder on the default model: batch {1,8,32,128} x tokens
 // {16,64,128,256} (and 1 x 12), every sequence of the same length (the padded-batch worst case).
 // Reports sentences/s and tokens/s; threads from $TIPPERARY_BENCH_THREADS (default: all cores),
-// dtype from $TIPPERARY_BENCH_DTYPE (float32, the default; bfloat16: AMX GEMMs; int8: int8
-// GEMMs on AMX-INT8/VNNI). Also batch 1 x 12 tokens, one short sentence.
+// dtype from $TIPPERARY_BENCH_DTYPE (float32, the default; bfloat16: GEMMs and attention on AMX or
+// AVX512-BF16; int8: int8 GEMMs on AMX-INT8/VNNI). Also batch 1 x 12 tokens, one short sentence.
 //
 //   build/bench/cpu_encoder_bench --benchmark_filter='/32/128'
 #include <benchmark/benchmark.h>
