@@ -55,6 +55,24 @@ T* Grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// What both kernels derive from (len, d) for one (sequence, head) block, and the scratch of one
+// pass of 2 x 16 query rows: scores s and probabilities p, `keys` wide.
+struct Pass {
+  static constexpr int kRows = 2 * kTile;  // query rows per pass: two tiles
+  int keys;                                // len rounded up to a PV step of keys
+  int steps;                               // QK^T steps of 32 along d
+  int blocks;                              // PV output blocks of 16 along d
+  uint16_t* p;
+  float* s;
+
+  Pass(int len, int d, AmxAttentionScratch* scratch)
+      : keys(RoundUp(len, kKeyStep)),
+        steps(d / 32),
+        blocks(d / 16),
+        p(Grow(scratch->p, static_cast<size_t>(kRows) * keys)),
+        s(Grow(scratch->s, static_cast<size_t>(kRows) * keys)) {}
+};
+
 // 32 floats -> 32 bf16 (nearest even), as one 64-byte vector.
 TIPPERARY_AVX512BF16 inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
@@ -172,15 +190,13 @@ TIPPERARY_AVX512BF16 void PackQkvRow(const float* row, const float* bias, int po
 TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uint16_t* vp, int len,
                                 int d, float scale, float* ctx, int ctx_stride,
                                 AmxAttentionScratch* scratch) {
-  const int stride = d;             // packed Q rows
-  constexpr int kRows = 2 * kTile;  // query rows per pass: two tiles
-  const int keys = RoundUp(len, kKeyStep);
-  const int steps = d / 32;
-  const int blocks = d / 16;
-  AmxAttentionScratch& m = *scratch;
-  uint16_t* p = Grow(m.p, static_cast<size_t>(kRows) * keys);
-  float* s = Grow(m.s, static_cast<size_t>(kRows) * keys);
-  float* o = Grow(m.o, static_cast<size_t>(kRows) * d);
+  const int stride = d;  // packed Q rows
+  constexpr int kRows = Pass::kRows;
+  const Pass pass(len, d, scratch);
+  const int keys = pass.keys, steps = pass.steps, blocks = pass.blocks;
+  uint16_t* p = pass.p;
+  float* s = pass.s;
+  float* o = Grow(scratch->o, static_cast<size_t>(kRows) * d);
 
   // Loaded on every call: oneDNN's kernels on this thread configure the tiles their own way.
   TileConfig config;
@@ -289,14 +305,12 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t*
                                               const uint16_t* vp, int len, int d, float scale,
                                               float* ctx, int ctx_stride,
                                               AmxAttentionScratch* scratch) {
-  constexpr int kRows = 2 * kTile;  // query rows per pass, as AmxAttention's
-  constexpr int kGroup = 4;         // query rows per register block
-  const int keys = RoundUp(len, kKeyStep);
-  const int steps = d / 32;
-  const int blocks = d / 16;
-  AmxAttentionScratch& m = *scratch;
-  uint16_t* p = Grow(m.p, static_cast<size_t>(kRows) * keys);
-  float* s = Grow(m.s, static_cast<size_t>(kRows) * keys);
+  constexpr int kRows = Pass::kRows;
+  constexpr int kGroup = 4;  // query rows per register block
+  const Pass pass(len, d, scratch);
+  const int keys = pass.keys, steps = pass.steps, blocks = pass.blocks;
+  uint16_t* p = pass.p;
+  float* s = pass.s;
   for (int q0 = 0; q0 < len; q0 += kRows) {
     const int n = std::min(kRows, len - q0);
     const int groups = (n + kGroup - 1) / kGroup;
