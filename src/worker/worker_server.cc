@@ -133,6 +133,15 @@ absl::Status WorkerServer::Impl::Start() {
   // v1alpha is grpc++'s plugin (InitGrpcOnce), v1 ours: clients speak either.
   AddServerReflection(builder, {.v1 = true, .v1alpha = true});
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // The sidecar proxy PINGs its connection while idle (upstreams[].keepalive_interval, 30 s) and
+  // while requests wait in silence (hung_detection). grpc++'s default policy counts a PING as a
+  // strike when it comes less than 5 minutes after the last one with no DATA sent in between (2
+  // hours on a connection with no calls) and answers the third strike with GOAWAY
+  // ENHANCE_YOUR_CALM, which also fails the requests in flight on the connection: seen as 503s
+  // under a deep queue after an idle spell had used up the strikes.
+  // Accept PINGs without calls, as often as every 100 ms; faster ones still count as strikes.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
   server_ = builder.BuildAndStart();
   if (!server_) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

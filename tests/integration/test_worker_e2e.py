@@ -287,6 +287,33 @@ def test_embeddings_and_worker_metrics_through_gzip(stack):
     assert "tipperary_worker_requests_total" in gzip.decompress(raw).decode()
 
 
+def test_idle_keepalive_pings_get_no_goaway(tmp_path):
+    """The proxy PINGs its idle connection to the worker every keepalive_interval (30 s by
+    default) and PINGs again while requests wait in silence (hung_detection). grpc++'s default
+    policy counts PINGs without data in between as strikes and answers the third with GOAWAY
+    ENHANCE_YOUR_CALM, failing the requests in flight on that connection (seen as 503s under a
+    deep queue). The worker accepts them: with a 200 ms interval, ~10 idle PINGs, no GOAWAY.
+    Fails against a worker with grpc++'s default ping policy."""
+    worker = start_worker(tmp_path)
+    try:
+        config = proxy_config(worker)
+        config["upstreams"][0]["keepalive_interval"] = "200ms"
+        config["autoscaling"] = {"external_scaler_address": ""}
+        proxy = start_proxy(config, tmp_path)
+        try:
+            time.sleep(2.5)
+            r = proxy.session.post(f"{proxy.url}/v1/embed", json={"inputs": ["still there?"]},
+                                   timeout=HTTP_TIMEOUT)
+            assert r.status_code == 200, r.text
+            goaways = [l for l in proxy.proc.json_lines()
+                       if l.get("msg") == "upstream sent GOAWAY"]
+            assert not goaways, goaways
+        finally:
+            proxy.stop()
+    finally:
+        worker.stop()
+
+
 def test_queue_full_is_429(tmp_path):
     s = start_stack(tmp_path, batching={"max_queue": 2})
     try:
