@@ -2,7 +2,9 @@
 
 #include <google/protobuf/descriptor.pb.h>
 
+#include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -31,7 +33,19 @@ enum class Kind {
   kSFixed64,
   kEnum,
   kMessage,
+  // Printing only (JSON -> binary leaves them to protobuf's parser: its range checks, "NaN",
+  // quoted numbers, duration syntax):
+  kFloat,
+  kDouble,
+  kDuration,   // google.protobuf.Duration, as "1.5s"
+  kValue,      // google.protobuf.Value holding a number, string, bool, null or list
+  kListValue,  // google.protobuf.ListValue
 };
+
+bool PrintOnly(Kind kind) {
+  return kind == Kind::kFloat || kind == Kind::kDouble || kind == Kind::kDuration ||
+         kind == Kind::kValue || kind == Kind::kListValue;
+}
 
 constexpr int kVarint = 0;
 constexpr int kFixed64Wire = 1;
@@ -45,11 +59,11 @@ bool IsPlainMessage(const pb::Descriptor* type) {
          !type->options().map_entry() && !absl::StartsWith(type->full_name(), "google.protobuf.");
 }
 
-Kind KindOf(const pb::FieldDescriptor* f) {
-  // Oneofs (and proto3 optional) need protobuf's "already set" checks.
-  if (f->containing_oneof() != nullptr || f->is_map() || f->is_extension()) {
-    return Kind::kUnsupported;
-  }
+// printing: binary -> JSON, where a proto3 `optional` field prints as any other field on the
+// wire (its presence is being there); parsing needs protobuf's "already set" checks for it.
+Kind KindOf(const pb::FieldDescriptor* f, bool printing = false) {
+  const pb::OneofDescriptor* oneof = printing ? f->real_containing_oneof() : f->containing_oneof();
+  if (oneof != nullptr || f->is_map() || f->is_extension()) return Kind::kUnsupported;
   switch (f->type()) {
     case pb::FieldDescriptor::TYPE_STRING:
       return Kind::kString;
@@ -78,8 +92,16 @@ Kind KindOf(const pb::FieldDescriptor* f) {
     case pb::FieldDescriptor::TYPE_ENUM:
       return Kind::kEnum;
     case pb::FieldDescriptor::TYPE_MESSAGE:
-      return IsPlainMessage(f->message_type()) ? Kind::kMessage : Kind::kUnsupported;
-    default:  // double, float (number formatting), bytes (base64), groups.
+      if (IsPlainMessage(f->message_type())) return Kind::kMessage;
+      if (f->message_type()->full_name() == "google.protobuf.Duration") return Kind::kDuration;
+      if (f->message_type()->full_name() == "google.protobuf.Value") return Kind::kValue;
+      if (f->message_type()->full_name() == "google.protobuf.ListValue") return Kind::kListValue;
+      return Kind::kUnsupported;
+    case pb::FieldDescriptor::TYPE_FLOAT:
+      return Kind::kFloat;
+    case pb::FieldDescriptor::TYPE_DOUBLE:
+      return Kind::kDouble;
+    default:  // bytes (base64), groups.
       return Kind::kUnsupported;
   }
 }
@@ -88,12 +110,17 @@ int WireTypeOf(Kind kind) {
   switch (kind) {
     case Kind::kString:
     case Kind::kMessage:
+    case Kind::kDuration:
+    case Kind::kValue:
+    case Kind::kListValue:
       return kLengthDelimited;
     case Kind::kFixed32:
     case Kind::kSFixed32:
+    case Kind::kFloat:
       return kFixed32Wire;
     case Kind::kFixed64:
     case Kind::kSFixed64:
+    case Kind::kDouble:
       return kFixed64Wire;
     default:
       return kVarint;
@@ -268,7 +295,7 @@ class Encoder {
       const pb::FieldDescriptor* f = LookupJsonKey(type, key);
       if (f == nullptr || !MarkSeen(seen, f)) return false;
       const Kind kind = KindOf(f);
-      if (kind == Kind::kUnsupported) return false;
+      if (kind == Kind::kUnsupported || PrintOnly(kind)) return false;
       if (f->is_repeated()) {
         // Elements go out one tag each, never packed, as protobuf's converter writes them.
         if (!reader_.Consume('[')) return false;
@@ -473,6 +500,36 @@ void AppendNumber(std::string* out, T v, bool quoted) {
   if (quoted) out->push_back('"');
 }
 
+// A float or double as protobuf 3.21's JSON writer prints it (JsonObjectWriter::RenderFloat,
+// RenderDouble): finite values as SimpleFtoa / SimpleDtoa do, i.e. printf("%.*g") with FLT_DIG
+// (DBL_DIG) digits, or FLT_DIG + 3 (DBL_DIG + 2) when that does not read back as the same value;
+// the others as the strings "NaN", "Infinity", "-Infinity". std::to_chars with a precision is
+// specified as printf's %g, and it and from_chars are exact, so the bytes are the same; they
+// avoid printf's multi-precision arithmetic and strtof, which were two thirds of the proxy's
+// CPU time rendering 32 embeddings (tests/transcoder/fast_json_test.cc compares them).
+template <typename T>
+void AppendReal(std::string* out, T v) {
+  if (!std::isfinite(v)) {
+    out->append(std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    return;
+  }
+  constexpr int kDigits = std::numeric_limits<T>::digits10;  // FLT_DIG, DBL_DIG
+  constexpr int kMoreDigits = kDigits + (sizeof(T) == 4 ? 3 : 2);
+  char buf[40];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, kDigits);
+  T back{};
+  auto [parsed, pec] = std::from_chars(buf, end, back);
+  // protobuf reads a float back with strtof and errno, which glibc sets (ERANGE) for every
+  // subnormal result, so subnormal floats always get the longer form; doubles are read back
+  // without errno.
+  const bool subnormal_float = sizeof(T) == 4 && std::fpclassify(v) == FP_SUBNORMAL;
+  if (subnormal_float || pec != std::errc() || parsed != end || back != v) {
+    end = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, kMoreDigits).ptr;
+  }
+  (void)ec;
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
 class Printer {
  public:
   Printer(const FastPrintOptions& options, size_t max_depth)
@@ -492,7 +549,7 @@ class Printer {
       // Unknown fields and a field seen again (protobuf would print its key twice) go to
       // protobuf.
       if (f == nullptr || !MarkSeen(seen, f)) return false;
-      const Kind kind = KindOf(f);
+      const Kind kind = KindOf(f, /*printing=*/true);
       if (kind == Kind::kUnsupported) return false;
       if (seen.size() > 1) out->push_back(',');
       const std::string& name = options_.preserve_proto_field_names ? f->name() : f->json_name();
@@ -545,12 +602,26 @@ class Printer {
         std::string_view s;
         return r.Bytes(&s) && Message(f->message_type(), s, depth + 1, out);
       }
+      case Kind::kDuration: {
+        std::string_view s;
+        return r.Bytes(&s) && Duration(s, out);
+      }
+      case Kind::kValue: {
+        std::string_view s;
+        return r.Bytes(&s) && StructValue(s, depth + 1, out);
+      }
+      case Kind::kListValue: {
+        std::string_view s;
+        return r.Bytes(&s) && ListValue(s, depth + 1, out);
+      }
       case Kind::kFixed32:
       case Kind::kSFixed32:
+      case Kind::kFloat:
         if (!r.Fixed(4, &v)) return false;
         break;
       case Kind::kFixed64:
       case Kind::kSFixed64:
+      case Kind::kDouble:
         if (!r.Fixed(8, &v)) return false;
         break;
       default:
@@ -558,6 +629,12 @@ class Printer {
     }
     const auto v32 = static_cast<uint32_t>(v);
     switch (kind) {
+      case Kind::kFloat:
+        AppendReal(out, std::bit_cast<float>(v32));
+        return true;
+      case Kind::kDouble:
+        AppendReal(out, std::bit_cast<double>(v));
+        return true;
       case Kind::kBool:
         out->append(v != 0 ? "true" : "false");
         return true;
@@ -596,6 +673,106 @@ class Printer {
       default:
         return false;
     }
+  }
+
+  // As protobuf's RenderDuration: "-1.5s", with 0, 3, 6 or 9 digits of fraction. Anything it
+  // would reject (out of range, mixed signs) or read differently (a field twice, an unknown
+  // field) is left to it.
+  static bool Duration(std::string_view bytes, std::string* out) {
+    constexpr int64_t kMaxSeconds = 315576000000;
+    constexpr int64_t kNanosPerSecond = 1000000000;
+    WireReader r(bytes);
+    uint64_t raw_seconds = 0, raw_nanos = 0;
+    bool has_seconds = false, has_nanos = false;
+    while (!r.Done()) {
+      uint64_t tag = 0;
+      if (!r.Varint(&tag)) return false;
+      if (tag == (1 << 3 | kVarint) && !has_seconds) {
+        if (!r.Varint(&raw_seconds)) return false;
+        has_seconds = true;
+      } else if (tag == (2 << 3 | kVarint) && !has_nanos) {
+        if (!r.Varint(&raw_nanos)) return false;
+        has_nanos = true;
+      } else {
+        return false;
+      }
+    }
+    const auto seconds = static_cast<int64_t>(raw_seconds);
+    const auto nanos = static_cast<int64_t>(static_cast<int32_t>(static_cast<uint32_t>(raw_nanos)));
+    if (seconds < -kMaxSeconds || seconds > kMaxSeconds || nanos <= -kNanosPerSecond ||
+        nanos >= kNanosPerSecond || (seconds < 0 && nanos > 0) || (seconds > 0 && nanos < 0)) {
+      return false;
+    }
+    const bool negative = seconds < 0 || nanos < 0;
+    const uint64_t abs_seconds = static_cast<uint64_t>(negative ? -seconds : seconds);
+    const auto abs_nanos = static_cast<uint32_t>(negative ? -nanos : nanos);
+    out->push_back('"');
+    if (negative) out->push_back('-');
+    AppendNumber(out, abs_seconds, false);
+    if (abs_nanos != 0) {
+      const int digits = abs_nanos % 1000 != 0 ? 9 : abs_nanos % 1000000 != 0 ? 6 : 3;
+      uint32_t fraction = abs_nanos;
+      for (int i = digits; i < 9; ++i) fraction /= 10;
+      char buf[10];
+      for (int i = digits - 1; i >= 0; --i, fraction /= 10)
+        buf[i] = static_cast<char>('0' + fraction % 10);
+      out->push_back('.');
+      out->append(buf, static_cast<size_t>(digits));
+    }
+    out->append("s\"");
+    return true;
+  }
+
+  // google.protobuf.Value with exactly one of null, a finite number, an ASCII string, a bool or
+  // a list set; anything else (none, several, a struct, NaN) is left to protobuf.
+  bool StructValue(std::string_view bytes, size_t depth, std::string* out) {
+    if (depth > max_depth_) return false;
+    WireReader r(bytes);
+    uint64_t tag = 0;
+    if (r.Done() || !r.Varint(&tag)) return false;
+    uint64_t v = 0;
+    std::string_view s;
+    bool ok = false;
+    switch (tag) {
+      case 1 << 3 | kVarint:  // null_value
+        ok = r.Varint(&v) && v == 0;
+        if (ok) out->append("null");
+        break;
+      case 2 << 3 | kFixed64Wire: {  // number_value
+        ok = r.Fixed(8, &v) && std::isfinite(std::bit_cast<double>(v));
+        if (ok) AppendReal(out, std::bit_cast<double>(v));
+        break;
+      }
+      case 3 << 3 | kLengthDelimited:  // string_value
+        ok = r.Bytes(&s) && AppendQuoted(out, s);
+        break;
+      case 4 << 3 | kVarint:  // bool_value
+        ok = r.Varint(&v) && v <= 1;
+        if (ok) out->append(v != 0 ? "true" : "false");
+        break;
+      case 6 << 3 | kLengthDelimited:  // list_value
+        ok = r.Bytes(&s) && ListValue(s, depth + 1, out);
+        break;
+      default:
+        return false;
+    }
+    return ok && r.Done();
+  }
+
+  // google.protobuf.ListValue: its values in order.
+  bool ListValue(std::string_view bytes, size_t depth, std::string* out) {
+    if (depth > max_depth_) return false;
+    WireReader r(bytes);
+    out->push_back('[');
+    for (bool first = true; !r.Done(); first = false) {
+      uint64_t tag = 0;
+      std::string_view s;
+      if (!r.Varint(&tag) || tag != (1 << 3 | kLengthDelimited) || !r.Bytes(&s)) return false;
+      if (!first) out->push_back(',');
+      if (!StructValue(s, depth + 1, out)) return false;
+    }
+    out->push_back(']');
+    return true;
   }
 
   const FastPrintOptions& options_;

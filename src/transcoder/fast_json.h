@@ -4,9 +4,10 @@
 // google.protobuf.Type per call and streams through several object writers; for small
 // messages that is most of the proxy's CPU time. These functions handle the common shape
 // directly from descriptors: proto3 messages whose fields are strings, integers, bools, enums
-// and nested messages (singular or repeated), with plain ASCII text. Anything else (maps,
-// well-known types, floats, bytes, oneofs, escapes, non-ASCII, null, duplicate keys, unknown
-// fields...) makes them return false without output, and the caller falls back to protobuf's
+// and nested messages (singular or repeated), with plain ASCII text, and floats and doubles from
+// binary to JSON (an embedding's vector). Anything else (maps, well-known types, floats in JSON,
+// bytes, oneofs, escapes, non-ASCII, null, duplicate keys, unknown fields...) makes them return
+// false without output, and the caller falls back to protobuf's
 // converter, which also produces every error. When they return true the output is byte for
 // byte what protobuf's converter produces (tests/transcoder/fast_json_test.cc checks this).
 //

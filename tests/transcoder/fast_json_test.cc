@@ -5,6 +5,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -199,9 +202,116 @@ TEST(FastJsonTest, PrintsTheCommonShapes) {
   EXPECT_TRUE(CheckBinary(std::string("\xa2\x01\x00", 3)));
 }
 
+TEST(FastJsonTest, PrintsFloatsAndDoublesAsProtobufDoes) {
+  // Values whose %.6g (%.15g) reads back, values that need 9 (17) digits, exponents on both
+  // sides of %g's switch to e-notation, subnormals, the extremes, signed zeros, and the
+  // non-finite values protobuf quotes.
+  const std::vector<double> specials = {0.0,
+                                        -0.0,
+                                        1.5,
+                                        0.1,
+                                        -0.2,
+                                        1.0 / 3,
+                                        123456.0,
+                                        1234567.0,
+                                        1e-4,
+                                        1e-5,
+                                        0.00012345678,
+                                        1e15,
+                                        1e16,
+                                        1e17,
+                                        3.4028234663852886e38,
+                                        1.17549435e-38,
+                                        1.4e-45,
+                                        5e-324,
+                                        2.2250738585072014e-308,
+                                        1.7976931348623157e308,
+                                        std::numeric_limits<double>::infinity(),
+                                        -std::numeric_limits<double>::infinity(),
+                                        std::numeric_limits<double>::quiet_NaN()};
+  for (double v : specials) {
+    AllTypes m;
+    m.set_f_double(v);
+    m.set_f_float(static_cast<float>(v));
+    m.add_r_double(v);
+    m.add_r_float(static_cast<float>(v));
+    m.add_r_float(-static_cast<float>(v));
+    EXPECT_TRUE(CheckBinary(m.SerializeAsString())) << v;
+  }
+  // Random bit patterns: every exponent, every kind of mantissa.
+  std::mt19937_64 rng(2026);
+  AllTypes m;
+  for (int i = 0; i < 20000; ++i) {
+    const uint64_t bits = rng();
+    m.add_r_float(std::bit_cast<float>(static_cast<uint32_t>(bits)));
+    m.add_r_double(std::bit_cast<double>(bits));
+  }
+  // Around the smallest normal float, where strtof's ERANGE decides protobuf's form.
+  float up = std::numeric_limits<float>::min() / 4;
+  float down = std::numeric_limits<float>::min();
+  for (int i = 0; i < 2000; ++i) {
+    m.add_r_float(up = std::nextafter(up, 1.0f));
+    m.add_r_float(down = std::nextafter(down, 0.0f));
+  }
+  // Embedding-like values: small, most needing 9 digits.
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (int i = 0; i < 4000; ++i) m.add_r_float(normal(rng));
+  EXPECT_TRUE(CheckBinary(m.SerializeAsString()));
+  // Unpacked floats (wire type 5), as an older peer may send them.
+  EXPECT_TRUE(CheckBinary(std::string("\xd5\x01\x00\x00\xc0\x3f\xd5\x01\xcd\xcc\xcc\x3d", 12)));
+  // JSON numbers into float fields stay protobuf's to parse (ranges, "NaN", quoted numbers).
+  EXPECT_FALSE(CheckJson(R"({"fFloat": 1.5})"));
+  EXPECT_FALSE(CheckJson(R"({"rDouble": [1, 2]})"));
+}
+
+TEST(FastJsonTest, PrintsOptionalFieldsDurationsAndJsonValuesAsProtobufDoes) {
+  // The shapes of the embedding responses: proto3 optional counters, a Duration, a
+  // google.protobuf.Value holding a list of numbers (OpenAI's "embedding").
+  for (int32_t opt : {0, 1, -5}) {
+    AllTypes m;
+    m.set_opt_int32(opt);
+    EXPECT_TRUE(CheckBinary(m.SerializeAsString())) << opt;
+  }
+  const std::vector<std::pair<int64_t, int32_t>> durations = {{0, 0},
+                                                              {1, 0},
+                                                              {0, 500000000},
+                                                              {0, -500000000},
+                                                              {-3, -1000},
+                                                              {12, 345},
+                                                              {12, 345000},
+                                                              {7, 1},
+                                                              {-1, 0},
+                                                              {315576000000, 999999999},
+                                                              {-315576000000, -999999999}};
+  for (auto [seconds, nanos] : durations) {
+    AllTypes m;
+    m.mutable_t_duration()->set_seconds(seconds);
+    m.mutable_t_duration()->set_nanos(nanos);
+    EXPECT_TRUE(CheckBinary(m.SerializeAsString())) << seconds << " " << nanos;
+  }
+  AllTypes m;
+  pb::ListValue* list = m.mutable_t_value()->mutable_list_value();
+  for (double v : {0.0, -0.0, 0.1, 1e300, 2.5e-310, -0.0123456789012345678}) {
+    list->add_values()->set_number_value(v);
+  }
+  list->add_values()->set_number_value(static_cast<float>(0.0123456789));  // a float, widened
+  list->add_values()->set_string_value("s<>");
+  list->add_values()->set_bool_value(true);
+  list->add_values()->set_bool_value(false);
+  list->add_values()->set_null_value(pb::NULL_VALUE);
+  list->add_values()->mutable_list_value();
+  list->add_values()->mutable_list_value()->add_values()->set_number_value(3);
+  m.mutable_t_list()->add_values()->set_string_value("x");
+  EXPECT_TRUE(CheckBinary(m.SerializeAsString()));
+  m.Clear();
+  m.mutable_t_list();
+  m.mutable_t_value()->set_number_value(42);
+  EXPECT_TRUE(CheckBinary(m.SerializeAsString()));
+}
+
 TEST(FastJsonTest, LeavesOddMessagesToProtobuf) {
   AllTypes m;
-  m.set_f_double(1.5);
+  m.add_r_bytes()->push_back(1);
   EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
   m.Clear();
   m.set_f_string("caf\xc3\xa9");
@@ -211,6 +321,22 @@ TEST(FastJsonTest, LeavesOddMessagesToProtobuf) {
   EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
   m.Clear();
   m.set_o_string("x");
+  EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
+  // Values protobuf rejects or reads its own way: an empty Value, a non-finite number, a
+  // Struct, a Duration out of range or with mixed signs.
+  m.Clear();
+  m.mutable_t_value();
+  EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
+  m.mutable_t_value()->set_number_value(std::numeric_limits<double>::infinity());
+  EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
+  m.Clear();
+  (*m.mutable_t_struct()->mutable_fields())["a"].set_bool_value(true);
+  EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
+  m.Clear();
+  m.mutable_t_duration()->set_seconds(315576000001);
+  EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
+  m.mutable_t_duration()->set_seconds(-1);
+  m.mutable_t_duration()->set_nanos(5);
   EXPECT_FALSE(CheckBinary(m.SerializeAsString()));
   m.Clear();
   (*m.mutable_m_string_int64())["a"] = 1;
@@ -270,7 +396,7 @@ TEST(FastJsonTest, RandomMessagesMatchProtobuf) {
           m.set_f_fixed64(uint64_t{rng()} << 32 | rng());
           break;
         default:
-          m.set_f_double(0.1);
+          m.add_r_bytes()->push_back(0x62);
           break;
       }
     }
