@@ -57,6 +57,7 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   Emit(out, "throughput_window", FormatDuration(config.batching.throughput_window));
   Emit(out, "priority_aging", FormatDuration(config.batching.priority_aging));
   Emit(out, "interactive_instances", config.batching.interactive_instances);
+  Emit(out, "bulk_cpu_priority", config.batching.bulk_cpu_priority);
   out << YAML::EndMap;
   EmitKey(out, "cache");
   out << YAML::BeginMap;

@@ -219,9 +219,10 @@ absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out
   std::optional<YamlValue> value = root.Find("batching");
   if (!value) return absl::OkStatus();
   TIPPERARY_ASSIGN_OR_RETURN(
-      YamlMap map, value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay",
-                                 "max_queue", "group_by_length", "dispatch_when_idle",
-                                 "throughput_window", "priority_aging", "interactive_instances"}));
+      YamlMap map,
+      value->AsMap({"max_batch_size", "max_batch_tokens", "max_queue_delay", "max_queue",
+                    "group_by_length", "dispatch_when_idle", "throughput_window", "priority_aging",
+                    "interactive_instances", "bulk_cpu_priority"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_batch_size", &out->max_batch_size, 1, 1 << 16));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("max_batch_tokens", &out->max_batch_tokens, 1, 1u << 30));
@@ -237,6 +238,8 @@ absl::Status Loader::LoadBatching(const YamlMap& root, WorkerBatchingConfig* out
                                              Duration::zero(), std::chrono::hours(1)));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadUint32("interactive_instances", &out->interactive_instances, 0, 63));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadEnum("bulk_cpu_priority", &out->bulk_cpu_priority, {"idle", "normal"}));
   return absl::OkStatus();
 }
 

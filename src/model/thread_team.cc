@@ -1,9 +1,40 @@
 #include "thread_team.h"
 
-namespace tipperary::model::internal {
+#include <algorithm>
 
-ThreadTeam::ThreadTeam(int size) : size_(size < 1 ? 1 : size), barrier_(size < 1 ? 1 : size) {
-  for (int m = 1; m < size_; ++m) threads_.emplace_back([this, m] { Loop(m); });
+#ifdef __linux__
+#include <sched.h>
+#endif
+
+namespace tipperary::model::internal {
+namespace {
+
+// SCHED_IDLE (Linux): the thread runs only when no other thread wants its core, and any other
+// thread that wakes preempts it at once (CFS/EEVDF preempt an idle-policy task on wakeup).
+// Unprivileged threads may lower themselves to it; they may not come back, which is why such
+// a team owns its threads.
+bool EnterIdlePriority() {
+#ifdef __linux__
+  sched_param param{};
+  param.sched_priority = 0;
+  return sched_setscheduler(0, SCHED_IDLE, &param) == 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+ThreadTeam::ThreadTeam(int size, bool idle_priority)
+    : size_(size < 1 ? 1 : size), owns_all_(idle_priority), barrier_(size < 1 ? 1 : size) {
+  const int first = owns_all_ ? 0 : 1;
+  for (int m = first; m < size_; ++m) threads_.emplace_back([this, m] { Loop(m); });
+  if (owns_all_) {
+    // Every member reports whether it got SCHED_IDLE before the team is used.
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return started_ == size_; });
+    idle_priority_ = idle_members_ == size_;
+  }
 }
 
 ThreadTeam::~ThreadTeam() {
@@ -15,8 +46,9 @@ ThreadTeam::~ThreadTeam() {
   for (std::thread& t : threads_) t.join();
 }
 
-void ThreadTeam::RunImpl(Trampoline call, void* fn) {
-  if (size_ == 1) {
+void ThreadTeam::RunImpl(Trampoline call, void* fn, int members) {
+  members = members <= 0 ? size_ : std::min(members, size_);
+  if (!owns_all_ && members == 1) {
     call(fn, 0);
     return;
   }
@@ -24,11 +56,12 @@ void ThreadTeam::RunImpl(Trampoline call, void* fn) {
     std::lock_guard<std::mutex> lock(mu_);
     job_call_ = call;
     job_fn_ = fn;
-    running_ = size_ - 1;
+    job_members_ = members;
+    running_ = owns_all_ ? members : members - 1;
     ++generation_;
   }
   start_cv_.notify_all();
-  call(fn, 0);
+  if (!owns_all_) call(fn, 0);
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [this] { return running_ == 0; });
   job_call_ = nullptr;
@@ -36,6 +69,13 @@ void ThreadTeam::RunImpl(Trampoline call, void* fn) {
 }
 
 void ThreadTeam::Loop(int member) {
+  if (owns_all_) {
+    const bool idle = EnterIdlePriority();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle) ++idle_members_;
+    ++started_;
+    if (started_ == size_) done_cv_.notify_all();
+  }
   uint64_t seen = 0;
   while (true) {
     Trampoline call;
@@ -45,13 +85,14 @@ void ThreadTeam::Loop(int member) {
       start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      if (member >= job_members_) continue;  // not in this job
       call = job_call_;
       fn = job_fn_;
     }
     call(fn, member);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--running_ == 0) done_cv_.notify_one();
+      if (--running_ == 0) done_cv_.notify_all();
     }
   }
 }

@@ -174,7 +174,7 @@ absl::StatusOr<std::string> ResolveBackend(const std::string& backend) {
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     std::shared_ptr<const model::ModelBundle> bundle, const std::string& backend,
     const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
-    int max_seq_length, int threads) {
+    int max_seq_length, int threads, bool idle_priority) {
   if (backend == "cuda") {
 #ifdef TIPPERARY_HAVE_CUDA
     return MaybeInjectFault(CreateCuda(std::move(bundle), config, batching, max_seq_length));
@@ -186,6 +186,7 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
   }
   model::CpuEncoderOptions options;
   options.threads = threads;
+  options.idle_priority = idle_priority;
   // The CPU backend computes in float32, with bfloat16 GEMMs on AMX or AVX512-BF16, or with int8
   // GEMMs on AMX-INT8/VNNI. `auto` takes bfloat16 where the CPU has it: it stays within cosine
   // 0.9999 of the reference (tests/model/cpu_encoder_test.cc), and it is what makes batch-1 latency

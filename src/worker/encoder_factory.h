@@ -20,10 +20,11 @@ namespace tipperary::worker {
 // for "cuda" when it is not available.
 absl::StatusOr<std::string> ResolveBackend(const std::string& backend);
 
-// `threads` is for the CPU backend (0 = all cores).
+// `threads` and `idle_priority` (model::CpuEncoderOptions) are for the CPU backend (0 threads =
+// all cores).
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     std::shared_ptr<const model::ModelBundle> bundle, const std::string& backend,
     const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
-    int max_seq_length, int threads);
+    int max_seq_length, int threads, bool idle_priority = false);
 
 }  // namespace tipperary::worker

@@ -135,9 +135,14 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   const int32_t filler = rt->tokenizer_->unk_id();
   std::chrono::nanoseconds warmup_time{0};  // The batches only, not building the encoders.
   int64_t warmup_tokens = 0;
+  // With instances kept for interactive batches, the others (which run the bulk batches) compute
+  // at idle OS priority on the CPU, so that the kept ones and the I/O threads preempt them.
+  const uint32_t kept = std::min(batching.interactive_instances, instances - 1);
+  const bool idle_bulk = *backend == "cpu" && kept > 0 && batching.bulk_cpu_priority == "idle";
   for (uint32_t i = 0; i < instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
-        CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads);
+        CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads,
+                      /*idle_priority=*/idle_bulk && i >= kept);
     if (!encoder.ok()) return error(encoder.status());
     rt->dim_ = (*encoder)->hidden_size();
     rt->dtype_ = (*encoder)->dtype();
@@ -224,13 +229,20 @@ void ModelRuntime::SetBatching(const config::WorkerBatchingConfig& batching) {
   throughput_->SetWindow(batching.throughput_window);
 }
 
-model::Encoder* ModelRuntime::AcquireEncoder() {
+model::Encoder* ModelRuntime::AcquireEncoder(bool bulk) {
   absl::MutexLock lock(&pool_mu_);
   // The batcher runs at most `instances` batches at once, so one is always free.
   pool_mu_.Await(absl::Condition(
       +[](std::vector<model::Encoder*>* free) { return !free->empty(); }, &free_encoders_));
-  model::Encoder* encoder = free_encoders_.back();
-  free_encoders_.pop_back();
+  // Bulk batches go to an encoder at idle priority, interactive ones to a kept (normal) one,
+  // where one is free. The batcher lets a bulk batch start only while more instances are free
+  // than are kept, so a bulk batch finds an idle-priority encoder unless an interactive batch
+  // formed at the same moment took it; then it takes what is free rather than wait.
+  auto it = std::find_if(free_encoders_.begin(), free_encoders_.end(),
+                         [bulk](model::Encoder* e) { return e->idle_priority() == bulk; });
+  if (it == free_encoders_.end()) it = free_encoders_.end() - 1;
+  model::Encoder* encoder = *it;
+  free_encoders_.erase(it);
   return encoder;
 }
 
@@ -265,7 +277,7 @@ void ModelRuntime::OnDeviceFault(const absl::Status& status) {
 absl::Status ModelRuntime::Encode(const batcher::Batch& batch,
                                   const std::vector<std::vector<int32_t>>& ids,
                                   std::vector<float>* out, std::chrono::nanoseconds* compute) {
-  model::Encoder* encoder = AcquireEncoder();
+  model::Encoder* encoder = AcquireEncoder(batch.priority == batcher::Priority::kBulk);
   batcher::TimePoint start = batcher::Clock::now();
   absl::Status status;
   // The batcher's thread is the boundary: an exception from an encoder's library would end the

@@ -116,7 +116,7 @@ class ModelRuntime {
   // EmbedQueue's Encode: runs one batch on a free encoder and observes the batch metrics.
   absl::Status Encode(const batcher::Batch& batch, const std::vector<std::vector<int32_t>>& ids,
                       std::vector<float>* out, std::chrono::nanoseconds* compute);
-  model::Encoder* AcquireEncoder();
+  model::Encoder* AcquireEncoder(bool bulk);
   void ReleaseEncoder(model::Encoder* encoder);
   // An encoder returned an unusable-encoder status: mark the process faulted; exit if so
   // configured.

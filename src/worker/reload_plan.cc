@@ -40,6 +40,13 @@ ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig 
   plan.effective = std::move(next);
   plan.changed = config::ChangedKeys(running_dump, config::DumpWorkerConfig(plan.effective));
 
+  auto changed = [&](const char* key) {
+    return std::find(plan.changed.begin(), plan.changed.end(), key) != plan.changed.end();
+  };
+  // Which CPU instances compute at idle priority is set when their threads start: a change of
+  // either key builds the models anew (hitless, as for any replaced model).
+  const bool lanes_changed =
+      changed("batching.interactive_instances") || changed("batching.bulk_cpu_priority");
   std::map<std::string, const config::WorkerModelConfig*> before;
   for (const config::WorkerModelConfig& model : running.models) before[model.name] = &model;
   for (const config::WorkerModelConfig& model : plan.effective.models) {
@@ -47,7 +54,7 @@ ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig 
     if (it == before.end()) {
       plan.added.push_back(model.name);
     } else {
-      if (!SameModel(*it->second, model)) plan.replaced.push_back(model.name);
+      if (lanes_changed || !SameModel(*it->second, model)) plan.replaced.push_back(model.name);
       before.erase(it);
     }
   }
@@ -57,9 +64,6 @@ ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig 
   plan.batching_changed =
       std::any_of(plan.changed.begin(), plan.changed.end(),
                   [](const std::string& key) { return key.rfind("batching.", 0) == 0; });
-  auto changed = [&](const char* key) {
-    return std::find(plan.changed.begin(), plan.changed.end(), key) != plan.changed.end();
-  };
   plan.cache_size_changed = changed("cache.max_bytes");
   plan.dedup_changed = changed("cache.dedup");
   return plan;

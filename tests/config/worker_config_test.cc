@@ -83,7 +83,7 @@ models:
     warmup: minimal
 batching: {max_batch_size: 8, max_batch_tokens: 1024, max_queue_delay: 5ms, max_queue: 10,
            group_by_length: false, dispatch_when_idle: false, throughput_window: 30s,
-           priority_aging: 250ms, interactive_instances: 1}
+           priority_aging: 250ms, interactive_instances: 1, bulk_cpu_priority: normal}
 cache: {max_bytes: 64MiB, dedup: false}
 stream_chunk_size: 7
 max_inputs: 100
@@ -118,6 +118,7 @@ logging: {level: debug}
   EXPECT_EQ(config->batching.throughput_window, std::chrono::seconds(30));
   EXPECT_EQ(config->batching.priority_aging, std::chrono::milliseconds(250));
   EXPECT_EQ(config->batching.interactive_instances, 1u);
+  EXPECT_EQ(config->batching.bulk_cpu_priority, "normal");
   EXPECT_EQ(config->cache.max_bytes, uint64_t{64} << 20);
   EXPECT_FALSE(config->cache.dedup);
   EXPECT_EQ(config->stream_chunk_size, 7u);
@@ -165,6 +166,8 @@ TEST(WorkerConfigTest, ErrorsNamePositionAndPath) {
               HasSubstr("batching.max_batch_size"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {throughput_window: 1ms}\n"),
               HasSubstr("batching.throughput_window"));
+  EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nbatching: {bulk_cpu_priority: low}\n"),
+              HasSubstr("batching.bulk_cpu_priority"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nlisten: nowhere\n"), HasSubstr("listen"));
   EXPECT_THAT(ErrorOf("models: [{name: m, path: p}]\nadmin: {address: 'unix:/x'}\n"),
               HasSubstr("needs host:port"));
@@ -241,6 +244,7 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->batching.throughput_window, defaults.batching.throughput_window);
   EXPECT_EQ(config->batching.priority_aging, defaults.batching.priority_aging);
   EXPECT_EQ(config->batching.interactive_instances, defaults.batching.interactive_instances);
+  EXPECT_EQ(config->batching.bulk_cpu_priority, "idle");
   EXPECT_EQ(config->drain, defaults.drain);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);

@@ -6,6 +6,8 @@ worker busy. Latency under load is measured by bench/run-lanes-bench, not here."
 
 from __future__ import annotations
 
+import os
+import pathlib
 import threading
 
 import requests
@@ -92,3 +94,51 @@ def test_interactive_requests_answer_beside_a_saturating_bulk_load(tmp_path):
         s.stop()
     assert not errors, errors[:3]
     assert bulk_done[0] > 0
+
+
+def idle_policy_threads(pid: int) -> dict[int, int]:
+    """The worker's threads at SCHED_IDLE: {tid: nanoseconds on a CPU so far}."""
+    out = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            schedstat = (task / "schedstat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # fields 3 onwards
+        if int(fields[41 - 3]) == os.SCHED_IDLE:
+            out[int(task.name)] = int(schedstat.split()[0])
+    return out
+
+
+def test_bulk_batches_compute_at_idle_os_priority(tmp_path):
+    # Two instances of two threads; one kept for interactive batches. The other one's team (both
+    # threads its own) runs at SCHED_IDLE, and it alone computes the bulk batches.
+    models = TWO_INSTANCES()
+    models[0]["threads"] = 2
+    s = start_stack(tmp_path / "idle", models=models, batching=LANES)
+    try:
+        pid = s.worker.proc.pid
+        idle = idle_policy_threads(pid)
+        assert len(idle) == 2, idle
+        for i in range(5):
+            r = s.proxy.post("/v1/embed", {"inputs": [f"interactive {i}", LONG_TEXT]})
+            assert r.status_code == 200, r.text
+        # The kept instance was free for every one of them: the idle team never ran.
+        assert idle_policy_threads(pid) == idle
+        r = s.proxy.post("/v1/embed", {"inputs": [f"{k} {LONG_TEXT}" for k in range(8)]},
+                         headers={"Priority": "u=7"})
+        assert r.status_code == 200, r.text
+        after = idle_policy_threads(pid)
+        assert after.keys() == idle.keys()
+        assert all(after[t] > idle[t] for t in idle), (idle, after)
+    finally:
+        s.stop()
+    # bulk_cpu_priority: normal, or no kept instance: nothing at idle priority.
+    for name, batching in (("normal", {**LANES, "bulk_cpu_priority": "normal"}),
+                           ("none", {"interactive_instances": 0})):
+        s = start_stack(tmp_path / name, models=TWO_INSTANCES(), batching=batching)
+        try:
+            assert idle_policy_threads(s.worker.proc.pid) == {}, name
+        finally:
+            s.stop()

@@ -123,6 +123,27 @@ TEST_P(TinyModelTest, OutputDoesNotDependOnBatchCompanions) {
   for (int i = 0; i < 8; ++i) EXPECT_NEAR(alone[i], together[6 * 8 + i], 1e-5);
 }
 
+TEST_P(TinyModelTest, IdlePriorityEncoderComputesTheSameVectors) {
+  // Same team size, same partition of the work: the vectors must be bit-identical, for a batch
+  // on one member (under 96 tokens) and one on the whole team.
+  auto normal = CreateCpuEncoder(bundle_, {.threads = 2});
+  auto idle = CreateCpuEncoder(bundle_, {.threads = 2, .idle_priority = true});
+  ASSERT_TRUE(normal.ok() && idle.ok());
+  EXPECT_FALSE((*normal)->idle_priority());
+#ifdef __linux__
+  EXPECT_TRUE((*idle)->idle_priority());  // Linux lets any thread lower itself to SCHED_IDLE
+#endif
+  std::vector<std::vector<int32_t>> small = {{1, 11, 12, 13, 2}, {1, 3, 2}};
+  std::vector<std::vector<int32_t>> large(6, std::vector<int32_t>(20, 8));
+  large.push_back({1, 11, 12, 13, 2});
+  for (const auto* batch : {&small, &large}) {
+    std::vector<float> a, b;
+    ASSERT_TRUE((*normal)->Encode(*batch, &a).ok());
+    ASSERT_TRUE((*idle)->Encode(*batch, &b).ok());
+    EXPECT_EQ(a, b);
+  }
+}
+
 TEST_P(TinyModelTest, RejectsBadInput) {
   auto enc = CreateCpuEncoder(bundle_, {.threads = 1});
   ASSERT_TRUE(enc.ok());

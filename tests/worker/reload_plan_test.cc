@@ -81,6 +81,20 @@ TEST(ReloadPlanTest, CacheKeysApplyLiveWithoutReloadingModels) {
   EXPECT_THAT(plan.changed, IsEmpty());
 }
 
+TEST(ReloadPlanTest, LaneInstanceKeysReplaceEveryModel) {
+  // Which CPU instances compute at idle priority is fixed when their threads start.
+  for (const char* batching :
+       {"batching: {interactive_instances: 1}\n", "batching: {bulk_cpu_priority: normal}\n"}) {
+    ReloadPlan plan = PlanReload(Config(kBase), Config(std::string(kBase) + batching));
+    EXPECT_TRUE(plan.batching_changed) << batching;
+    EXPECT_THAT(plan.replaced, ElementsAre("a", "b")) << batching;
+  }
+  // Other batching keys apply live.
+  ReloadPlan plan =
+      PlanReload(Config(kBase), Config(std::string(kBase) + "batching: {priority_aging: 2s}\n"));
+  EXPECT_THAT(plan.replaced, IsEmpty());
+}
+
 TEST(ReloadPlanTest, OnlyRestartOnlyKeysChanged) {
   ReloadPlan plan = PlanReload(Config(kBase), Config(R"(
 listen: 127.0.0.1:7000

@@ -75,6 +75,10 @@ struct WorkerBatchingConfig {
   Duration priority_aging = std::chrono::seconds(1);
   // Instances per model kept for interactive batches (capped at instances - 1); 0 = none.
   uint32_t interactive_instances = 0;
+  // With interactive_instances > 0 on the CPU backend, the other instances (those that may
+  // run bulk batches) compute at this OS priority: "idle" (SCHED_IDLE: whatever else wants a
+  // core, the kept instances and the I/O threads included, preempts them at once) or "normal".
+  std::string bulk_cpu_priority = "idle";
 };
 
 // The embedding cache and in-flight deduplication (docs/caching.md).

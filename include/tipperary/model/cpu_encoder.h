@@ -39,6 +39,12 @@ struct CpuEncoderOptions {
   // load per output channel and activations per row, s32 accumulation, fp32 out (see
   // src/model/onednn_int8_gemm.h); the rest as for float32. Fails without AMX-INT8/VNNI.
   std::string dtype = "float32";
+  // Compute in threads of the encoder's own at SCHED_IDLE (Linux), the calling thread only
+  // waiting: any other thread of the machine that wants a core (another encoder kept for
+  // interactive batches, the server's I/O threads) preempts them at once. For encoders that run
+  // bulk work beside latency-bound work on the same cores. Ignored where the OS refuses it
+  // (the encoder then computes at normal priority; idle_priority() on the encoder says which).
+  bool idle_priority = false;
 };
 
 // Fails when OpenBLAS (libopenblas0) cannot be loaded, or the bundle's tensors cannot be read.

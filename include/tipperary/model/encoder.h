@@ -33,6 +33,8 @@ class Encoder {
   virtual int hidden_size() const = 0;
   virtual std::string backend_name() const = 0;  // "cpu" or "cuda"
   virtual std::string dtype() const = 0;         // "float32", "float16", "bfloat16"
+  // Whether the encoder computes at the OS's idle priority (CPU, CpuEncoderOptions).
+  virtual bool idle_priority() const { return false; }
 };
 
 // L2-normalises each row of a batch x dim matrix in place (rows of zeros stay zero).
