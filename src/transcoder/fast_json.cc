@@ -92,11 +92,16 @@ Kind KindOf(const pb::FieldDescriptor* f, bool printing = false) {
     case pb::FieldDescriptor::TYPE_ENUM:
       return Kind::kEnum;
     case pb::FieldDescriptor::TYPE_MESSAGE:
-      if (IsPlainMessage(f->message_type())) return Kind::kMessage;
-      if (f->message_type()->full_name() == "google.protobuf.Duration") return Kind::kDuration;
-      if (f->message_type()->full_name() == "google.protobuf.Value") return Kind::kValue;
-      if (f->message_type()->full_name() == "google.protobuf.ListValue") return Kind::kListValue;
-      return Kind::kUnsupported;
+      switch (f->message_type()->well_known_type()) {
+        case pb::Descriptor::WELLKNOWNTYPE_DURATION:
+          return Kind::kDuration;
+        case pb::Descriptor::WELLKNOWNTYPE_VALUE:
+          return Kind::kValue;
+        case pb::Descriptor::WELLKNOWNTYPE_LISTVALUE:
+          return Kind::kListValue;
+        default:
+          return IsPlainMessage(f->message_type()) ? Kind::kMessage : Kind::kUnsupported;
+      }
     case pb::FieldDescriptor::TYPE_FLOAT:
       return Kind::kFloat;
     case pb::FieldDescriptor::TYPE_DOUBLE:
@@ -516,7 +521,7 @@ void AppendReal(std::string* out, T v) {
   constexpr int kDigits = std::numeric_limits<T>::digits10;  // FLT_DIG, DBL_DIG
   constexpr int kMoreDigits = kDigits + (sizeof(T) == 4 ? 3 : 2);
   char buf[40];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, kDigits);
+  char* end = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, kDigits).ptr;
   T back{};
   auto [parsed, pec] = std::from_chars(buf, end, back);
   // protobuf reads a float back with strtof and errno, which glibc sets (ERANGE) for every
@@ -526,7 +531,6 @@ void AppendReal(std::string* out, T v) {
   if (subnormal_float || pec != std::errc() || parsed != end || back != v) {
     end = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general, kMoreDigits).ptr;
   }
-  (void)ec;
   out->append(buf, static_cast<size_t>(end - buf));
 }
 

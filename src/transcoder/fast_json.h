@@ -4,12 +4,13 @@
 // google.protobuf.Type per call and streams through several object writers; for small
 // messages that is most of the proxy's CPU time. These functions handle the common shape
 // directly from descriptors: proto3 messages whose fields are strings, integers, bools, enums
-// and nested messages (singular or repeated), with plain ASCII text, and floats and doubles from
-// binary to JSON (an embedding's vector). Anything else (maps, well-known types, floats in JSON,
-// bytes, oneofs, escapes, non-ASCII, null, duplicate keys, unknown fields...) makes them return
-// false without output, and the caller falls back to protobuf's
-// converter, which also produces every error. When they return true the output is byte for
-// byte what protobuf's converter produces (tests/transcoder/fast_json_test.cc checks this).
+// and nested messages (singular or repeated), with plain ASCII text; from binary to JSON also
+// floats, doubles, proto3 `optional` fields, google.protobuf.Duration, Value and ListValue (the
+// embedding responses). Anything else (maps, other well-known types, these in JSON, bytes,
+// oneofs, escapes, non-ASCII, null, duplicate keys, unknown fields...) makes them return false
+// without output, and the caller falls back to protobuf's converter, which also produces every
+// error. When they return true the output is byte for byte what protobuf's converter produces
+// (tests/transcoder/fast_json_test.cc checks this).
 //
 //   std::string bin;
 //   if (!FastJsonToBinary(type, json, max_depth, &bin)) { /* JsonToBinaryString(...) */ }
