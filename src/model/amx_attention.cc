@@ -55,8 +55,110 @@ T* Grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// 32 floats -> 32 bf16 (nearest even), as one 64-byte vector.
+TIPPERARY_AVX512BF16 inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// Transposes a 16 x 16 matrix of 32-bit elements held one row per register.
+TIPPERARY_AVX512BF16 inline void Transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4 i + j], 128-bit lane L: column 4 L + j of rows 4 i .. 4 i + 3.
+  __m512i u[16];
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i a = _mm512_shuffle_i32x4(u[j], u[4 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i b = _mm512_shuffle_i32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i c = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i e = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    r[j] = _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + j] = _mm512_shuffle_i32x4(b, e, _MM_SHUFFLE(2, 0, 2, 0));
+    r[8 + j] = _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1));
+    r[12 + j] = _mm512_shuffle_i32x4(b, e, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// One head of one sequence, packed into the calling thread's scratch (AmxAttentionRows(len)
+// rows each; rows from len up are zero, so padded keys and queries stay finite):
+// - q: row-major, d per row;
+// - k: per 16 keys and 32-element step t of d, one 16 x 16 tile of bf16 pairs whose row i holds
+//   pair i of the 16 keys (the B operand of Q K^T): a transpose of the keys' 32-bit pairs;
+// - v: per 32 keys and 16 values, one tile whose row r holds keys 2 r and 2 r + 1 interleaved
+//   value by value (the B operand of P V).
+struct Packed {
+  const uint16_t* q;
+  const uint16_t* k;
+  const uint16_t* v;
+};
+
+// Elements 32 t .. 32 t + 31 of row r of a head's Q, K or V, or zeros past the sequence.
+TIPPERARY_AVX512BF16 inline __m512i HeadRow(const uint16_t* base, size_t ld, int len, int r,
+                                            int t) {
+  return r < len ? _mm512_loadu_si512(base + static_cast<size_t>(r) * ld + t * 32)
+                 : _mm512_setzero_si512();
+}
+
+// Word indices of _mm512_permutex2var_epi16 interleaving the first (kInterleaveLo) or last
+// (kInterleaveHi) 16 words of two registers.
+alignas(64) constexpr uint16_t kInterleaveLo[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+alignas(64) constexpr uint16_t kInterleaveHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                                    53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                                    27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+
+TIPPERARY_AVX512BF16 Packed PackHead(const uint16_t* qkv, size_t ld, int len, int heads, int d,
+                                     int head, AmxAttentionScratch* scratch) {
+  const int h = heads * d;
+  const int rows = RoundUp(len, kKeyStep);
+  const int steps = d / 32;
+  const size_t elements = static_cast<size_t>(rows) * d;
+  uint16_t* q = Grow(scratch->q, elements);
+  uint16_t* k = Grow(scratch->k, elements);
+  uint16_t* v = Grow(scratch->v, elements);
+  const uint16_t* qs = qkv + static_cast<size_t>(head) * d;
+  const uint16_t* ks = qs + h;
+  const uint16_t* vs = qs + 2 * h;
+  for (int r = 0; r < rows; ++r) {
+    for (int t = 0; t < steps; ++t)
+      _mm512_storeu_si512(q + r * d + t * 32, HeadRow(qs, ld, len, r, t));
+  }
+  for (int r0 = 0; r0 < rows; r0 += kTile) {
+    for (int t = 0; t < steps; ++t) {
+      __m512i block[16];
+      for (int i = 0; i < 16; ++i) block[i] = HeadRow(ks, ld, len, r0 + i, t);
+      Transpose16x16(block);
+      uint16_t* tile = k + (static_cast<size_t>(r0 / kTile) * steps + t) * 512;
+      for (int i = 0; i < 16; ++i) _mm512_storeu_si512(tile + i * 32, block[i]);
+    }
+  }
+  // Value c of key 2 r + e goes to element 2 (c % 16) + e of its tile's row r % 16.
+  const __m512i lo = _mm512_load_si512(kInterleaveLo);
+  const __m512i hi = _mm512_load_si512(kInterleaveHi);
+  const int blocks = d / 16;
+  for (int r = 0; r < rows; r += 2) {
+    uint16_t* tile = v + static_cast<size_t>(r / kKeyStep) * blocks * 512 + (r % kKeyStep / 2) * 32;
+    for (int t = 0; t < steps; ++t) {
+      const __m512i even = HeadRow(vs, ld, len, r, t), odd = HeadRow(vs, ld, len, r + 1, t);
+      _mm512_storeu_si512(tile + (2 * t) * 512, _mm512_permutex2var_epi16(even, lo, odd));
+      _mm512_storeu_si512(tile + (2 * t + 1) * 512, _mm512_permutex2var_epi16(even, hi, odd));
+    }
+  }
+  return {q, k, v};
+}
+
 // What both kernels derive from (len, d) for one (sequence, head) block, and the scratch of one
-// pass of 2 x 16 query rows: scores s and probabilities p, `keys` wide.
+// pass of 2 x 16 query rows: scores s, softmax numerators p (`keys` wide) and the reciprocals of
+// their sums.
 struct Pass {
   static constexpr int kRows = 2 * kTile;  // query rows per pass: two tiles
   int keys;                                // len rounded up to a PV step of keys
@@ -64,6 +166,7 @@ struct Pass {
   int blocks;                              // PV output blocks of 16 along d
   uint16_t* p;
   float* s;
+  float inv[kRows];
 
   Pass(int len, int d, AmxAttentionScratch* scratch)
       : keys(RoundUp(len, kKeyStep)),
@@ -73,25 +176,15 @@ struct Pass {
         s(Grow(scratch->s, static_cast<size_t>(kRows) * keys)) {}
 };
 
-// 32 floats -> 32 bf16 (nearest even), as one 64-byte vector.
-TIPPERARY_AVX512BF16 inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
-  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-}
-
-// exp(x) for 16 lanes: FastExp's reduction and polynomial (cpu_math.h), 2^n by VSCALEFPS.
-TIPPERARY_AVX512BF16 inline __m512 Exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+// 2^y for 16 lanes, y <= 0 (or -inf): 2^round(y) by VSCALEFPS times a degree-3 minimax
+// polynomial of 2^f, f in [-1/2, 1/2], relative error 7.5e-5 — far below the 2^-9 of the bf16
+// the result is rounded to, and three FMAs fewer than a float-accurate exp.
+TIPPERARY_AVX512BF16 inline __m512 Exp2Bf16(__m512 y) {
+  const __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(y, n);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.0551716704f), f, _mm512_set1_ps(0.242611143f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693260987f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.999928072f));
   return _mm512_scalef_ps(p, n);
 }
 
@@ -101,29 +194,35 @@ inline __mmask16 Below(int j0, int len) {
   return n >= 16 ? __mmask16{0xffff} : (n <= 0 ? __mmask16{0} : __mmask16((1u << n) - 1));
 }
 
-// p[0..keys) (bf16) = softmax(scale * s[0..len)), zeros from len to keys (masked keys); s is
-// overwritten. keys is a multiple of 32.
-TIPPERARY_AVX512BF16 void SoftmaxToBf16(float* s, int len, int keys, float scale, uint16_t* p) {
+// p[0..keys) (bf16) = exp(scale * (s - max s)) over s[0..len), zeros from len to keys (masked
+// keys); returns 1 / their sum, by which the row's outputs are multiplied after P V (len
+// divisions become d). keys is a multiple of 32.
+TIPPERARY_AVX512BF16 float SoftmaxToBf16(const float* s, int len, int keys, float scale,
+                                         uint16_t* p) {
   __m512 max = _mm512_set1_ps(-3.0e38f);
   for (int j = 0; j < len; j += 16) {
     max = _mm512_mask_max_ps(max, Below(j, len), max, _mm512_loadu_ps(s + j));
   }
-  const __m512 vscale = _mm512_set1_ps(scale);
+  // exp(scale (s - max)) = 2^(s scale log2(e) - max scale log2(e)).
+  const __m512 vscale = _mm512_set1_ps(scale * 1.44269504088896341f);
   const __m512 offset = _mm512_mul_ps(_mm512_set1_ps(_mm512_reduce_max_ps(max)), vscale);
   __m512 sum = _mm512_setzero_ps();
-  for (int j = 0; j < keys; j += 16) {
-    // e = exp(scale s - scale max) below len, 0 above.
-    const __m512 e = _mm512_maskz_mov_ps(
-        Below(j, len), Exp16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, offset)));
-    _mm512_storeu_ps(s + j, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
   for (int j = 0; j < keys; j += 32) {
-    const __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(s + j), inv);
-    const __m512 hi = _mm512_mul_ps(_mm512_loadu_ps(s + j + 16), inv);
+    const __m512 lo = _mm512_maskz_mov_ps(
+        Below(j, len), Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, offset)));
+    const __m512 hi = _mm512_maskz_mov_ps(
+        Below(j + 16, len), Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), vscale, offset)));
+    sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
     _mm512_storeu_si512(p + j, ToBf16x32(lo, hi));
   }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+// row[0..d) *= inv.
+TIPPERARY_AVX512BF16 inline void ScaleRow(float* row, int d, float inv) {
+  const __m512 v = _mm512_set1_ps(inv);
+  for (int c = 0; c < d; c += 16)
+    _mm512_storeu_ps(row + c, _mm512_mul_ps(_mm512_loadu_ps(row + c), v));
 }
 
 }  // namespace
@@ -143,56 +242,16 @@ bool AmxAttentionAvailable() {
   return available;
 }
 
-TIPPERARY_AVX512BF16 void PackQkvRow(const float* row, const float* bias, int pos, int heads, int d,
-                                     size_t plane, uint16_t* q, uint16_t* k, uint16_t* v) {
-  const int h = heads * d;
-  const int steps = d / 32;
-  const int blocks = d / 16;
-  // K: pair i of this key's d step t goes to row i, column pos % 16 of its tile (u32 units).
-  const __m512i k_index =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(16));
-  // V: value c of this key goes to row (pos % 32) / 2, element 2 c + pos % 2 of its tile.
-  const int half = pos % 2;
-  const __mmask32 v_mask = half == 0 ? 0x55555555u : 0xaaaaaaaau;
-  for (int head = 0; head < heads; ++head) {
-    const size_t base = static_cast<size_t>(head) * plane;
-    const float* in = row + head * d;
-    const float* b = bias + head * d;
-    uint16_t* q_row = q + base + static_cast<size_t>(pos) * d;
-    uint32_t* k_tiles = reinterpret_cast<uint32_t*>(k + base);
-    uint16_t* v_tiles = v + base;
-    for (int t = 0; t < steps; ++t) {
-      const int c = t * 32;
-      const __m512i q16 =
-          ToBf16x32(_mm512_add_ps(_mm512_loadu_ps(in + c), _mm512_loadu_ps(b + c)),
-                    _mm512_add_ps(_mm512_loadu_ps(in + c + 16), _mm512_loadu_ps(b + c + 16)));
-      _mm512_storeu_si512(q_row + c, q16);
-      const __m512i k16 = ToBf16x32(
-          _mm512_add_ps(_mm512_loadu_ps(in + h + c), _mm512_loadu_ps(b + h + c)),
-          _mm512_add_ps(_mm512_loadu_ps(in + h + c + 16), _mm512_loadu_ps(b + h + c + 16)));
-      uint32_t* tile = k_tiles + (static_cast<size_t>(pos / kTile) * steps + t) * 256 + pos % kTile;
-      _mm512_i32scatter_epi32(tile, k_index, k16, 4);
-    }
-    for (int c = 0; c < blocks; ++c) {
-      const __m512 x =
-          _mm512_add_ps(_mm512_loadu_ps(in + 2 * h + c * 16), _mm512_loadu_ps(b + 2 * h + c * 16));
-      // 16 bf16 widened to 32-bit lanes, in the low or high half of each as pos is even or odd.
-      __m512i wide = _mm512_cvtepu16_epi32(reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
-      if (half != 0) wide = _mm512_slli_epi32(wide, 16);
-      uint16_t* tile = v_tiles + (static_cast<size_t>(pos / kKeyStep) * blocks + c) * 512 +
-                       static_cast<size_t>(pos % kKeyStep / 2) * 32;
-      _mm512_mask_storeu_epi16(tile, v_mask, wide);
-    }
-  }
-}
-
-TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uint16_t* vp, int len,
-                                int d, float scale, float* ctx, int ctx_stride,
+TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int heads, int d, int head,
+                                float scale, float* ctx, int ctx_stride,
                                 AmxAttentionScratch* scratch) {
+  const Packed packed = PackHead(qkv, ld, len, heads, d, head, scratch);
+  const uint16_t* q = packed.q;
+  const uint16_t* kp = packed.k;
+  const uint16_t* vp = packed.v;
   const int stride = d;  // packed Q rows
   constexpr int kRows = Pass::kRows;
-  const Pass pass(len, d, scratch);
+  Pass pass(len, d, scratch);
   const int keys = pass.keys, steps = pass.steps, blocks = pass.blocks;
   uint16_t* p = pass.p;
   float* s = pass.s;
@@ -212,14 +271,20 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uin
   for (int q0 = 0; q0 < len; q0 += kRows) {
     const uint16_t* qa = q + static_cast<size_t>(q0) * stride;
     const uint16_t* qb = qa + static_cast<size_t>(kTile) * stride;
+    if (steps == 1) {  // head size 32: the pass's Q tiles stay loaded for all its keys
+      _tile_loadd(1, qa, stride * 2);
+      _tile_loadd(2, qb, stride * 2);
+    }
     for (int j = 0; j < keys / kTile; j += 2) {
       _tile_zero(0);
       _tile_zero(3);
       _tile_zero(4);
       _tile_zero(5);
       for (int t = 0; t < steps; ++t) {
-        _tile_loadd(1, qa + t * 32, stride * 2);
-        _tile_loadd(2, qb + t * 32, stride * 2);
+        if (steps > 1) {
+          _tile_loadd(1, qa + t * 32, stride * 2);
+          _tile_loadd(2, qb + t * 32, stride * 2);
+        }
         _tile_loadd(6, kp + (static_cast<size_t>(j) * steps + t) * 512, 64);
         _tile_loadd(7, kp + (static_cast<size_t>(j + 1) * steps + t) * 512, 64);
         _tile_dpbf16ps(0, 1, 6);
@@ -234,8 +299,8 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uin
     }
     const int n = std::min(kRows, len - q0);
     for (int r = 0; r < n; ++r) {
-      SoftmaxToBf16(s + static_cast<size_t>(r) * keys, len, keys, scale,
-                    p + static_cast<size_t>(r) * keys);
+      pass.inv[r] = SoftmaxToBf16(s + static_cast<size_t>(r) * keys, len, keys, scale,
+                                  p + static_cast<size_t>(r) * keys);
     }
     // Rows past the sequence only feed output rows that are dropped; zeros keep them finite.
     std::memset(p + static_cast<size_t>(n) * keys, 0, static_cast<size_t>(kRows - n) * keys * 2);
@@ -264,10 +329,14 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* q, const uint16_t* kp, const uin
       _tile_stored(4, out_b + c * 16, out_stride * 4);
       _tile_stored(5, out_b + c * 16 + 16, out_stride * 4);
     }
-    if (n < kRows) {
+    if (n == kRows) {
+      for (int r = 0; r < n; ++r)
+        ScaleRow(out + static_cast<size_t>(r) * out_stride, d, pass.inv[r]);
+    } else {
       for (int r = 0; r < n; ++r) {
-        std::memcpy(ctx + static_cast<size_t>(q0 + r) * ctx_stride, o + static_cast<size_t>(r) * d,
-                    static_cast<size_t>(d) * sizeof(float));
+        float* dst = ctx + static_cast<size_t>(q0 + r) * ctx_stride;
+        std::memcpy(dst, o + static_cast<size_t>(r) * d, static_cast<size_t>(d) * sizeof(float));
+        ScaleRow(dst, d, pass.inv[r]);
       }
     }
   }
@@ -301,13 +370,16 @@ TIPPERARY_AVX512BF16 inline __m512bh LoadBh(const void* p) {
 // dot product of a bf16 pair) in place of the tiles: one row of a K tile holds one d pair of 16
 // keys, one row of a V tile one key pair of 16 values, so a broadcast pair of Q (or P) times a
 // tile row is one instruction. Four query rows x two tiles share each load (eight accumulators).
-TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t* kp,
-                                              const uint16_t* vp, int len, int d, float scale,
-                                              float* ctx, int ctx_stride,
-                                              AmxAttentionScratch* scratch) {
+TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* qkv, size_t ld, int len, int heads,
+                                              int d, int head, float scale, float* ctx,
+                                              int ctx_stride, AmxAttentionScratch* scratch) {
+  const Packed packed = PackHead(qkv, ld, len, heads, d, head, scratch);
+  const uint16_t* q = packed.q;
+  const uint16_t* kp = packed.k;
+  const uint16_t* vp = packed.v;
   constexpr int kRows = Pass::kRows;
   constexpr int kGroup = 4;  // query rows per register block
-  const Pass pass(len, d, scratch);
+  Pass pass(len, d, scratch);
   const int keys = pass.keys, steps = pass.steps, blocks = pass.blocks;
   uint16_t* p = pass.p;
   float* s = pass.s;
@@ -341,8 +413,8 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t*
       }
     }
     for (int r = 0; r < n; ++r) {
-      SoftmaxToBf16(s + static_cast<size_t>(r) * keys, len, keys, scale,
-                    p + static_cast<size_t>(r) * keys);
+      pass.inv[r] = SoftmaxToBf16(s + static_cast<size_t>(r) * keys, len, keys, scale,
+                                  p + static_cast<size_t>(r) * keys);
     }
     std::memset(p + static_cast<size_t>(n) * keys, 0,
                 static_cast<size_t>(groups * kGroup - n) * keys * 2);
@@ -368,8 +440,9 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t*
         }
         for (int r = 0; r < kGroup && g * kGroup + r < n; ++r) {
           float* out = ctx + static_cast<size_t>(q0 + g * kGroup + r) * ctx_stride + c * 16;
-          _mm512_storeu_ps(out, acc[r][0]);
-          _mm512_storeu_ps(out + 16, acc[r][1]);
+          const __m512 inv = _mm512_set1_ps(pass.inv[g * kGroup + r]);
+          _mm512_storeu_ps(out, _mm512_mul_ps(acc[r][0], inv));
+          _mm512_storeu_ps(out + 16, _mm512_mul_ps(acc[r][1], inv));
         }
       }
     }
@@ -380,20 +453,15 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* q, const uint16_t*
 
 bool AmxAttentionAvailable() { return false; }
 
-void PackQkvRow(const float*, const float*, int, int, int, size_t, uint16_t*, uint16_t*,
-                uint16_t*) {
-  std::abort();  // unreachable: AmxAttentionAvailable() is false
-}
-
-void AmxAttention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, float, float*, int,
+void AmxAttention(const uint16_t*, size_t, int, int, int, int, float, float*, int,
                   AmxAttentionScratch*) {
   std::abort();  // unreachable: AmxAttentionAvailable() is false
 }
 
 bool Avx512Bf16AttentionAvailable() { return false; }
 
-void Avx512Bf16Attention(const uint16_t*, const uint16_t*, const uint16_t*, int, int, float, float*,
-                         int, AmxAttentionScratch*) {
+void Avx512Bf16Attention(const uint16_t*, size_t, int, int, int, int, float, float*, int,
+                         AmxAttentionScratch*) {
   std::abort();  // unreachable: Avx512Bf16AttentionAvailable() is false
 }
 

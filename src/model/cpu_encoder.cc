@@ -142,6 +142,10 @@ class CpuEncoder final : public Encoder {
           // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
           internal::Bf16LinearOptions options;
           if (to == &L.p1) options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
+          // With the bf16 attention, the QKV GEMM adds its bias and writes the bf16 rows the
+          // attention packs per head (amx_attention.h).
+          if (to == &L.pqkv && amx_attention_)
+            options = {.bias = L.bqkv.data(), .bf16_output = true};
           absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
               internal::Bf16Linear::Create(w->data(), out, in, options);
           if (!linear.ok()) return linear.status();
@@ -183,8 +187,12 @@ class CpuEncoder final : public Encoder {
     const int tokens = offsets_[batch];
     const size_t t = static_cast<size_t>(tokens);
     Grow(x_, t * h);
-    // fp32 Q, K, V: all rows for the fp32 attention; one chunk per member for the AMX one.
-    Grow(qkv_, (amx_attention_ ? static_cast<size_t>(team_.size()) * kFfnChunkRows : t) * 3 * h);
+    // Q, K, V of all rows: fp32 for the fp32 attention, bf16 for the bf16 one.
+    if (amx_attention_) {
+      if (qkv16_.size() < t * 3 * h) qkv16_.resize(t * 3 * h);
+    } else {
+      Grow(qkv_, t * 3 * h);
+    }
     Grow(ctx_, t * h);
     Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
     const size_t inter_chunks =
@@ -194,20 +202,7 @@ class CpuEncoder final : public Encoder {
     } else {
       Grow(inter_, inter_chunks);
     }
-    if (amx_attention_) {
-      // Packed Q, K, V: per head, one block of AmxAttentionRows(len) rows per sequence. Rows
-      // past a sequence's end hold zeros or an earlier call's values: finite either way.
-      padded_.resize(batch + 1);
-      padded_[0] = 0;
-      for (int b = 0; b < batch; ++b) {
-        padded_[b + 1] = padded_[b] + internal::AmxAttentionRows(offsets_[b + 1] - offsets_[b]);
-      }
-      plane_ = static_cast<size_t>(padded_[batch]) * config_.head_dim();
-      const size_t packed = plane_ * config_.num_attention_heads;
-      for (auto* v : {&q16_, &k16_, &v16_}) {
-        if (v->size() < packed) v->resize(packed);
-      }
-    } else {
+    if (!amx_attention_) {
       for (auto& s : scores_) Grow(s, static_cast<size_t>(max_len) * max_len);
     }
     token_ids_ = &token_ids;
@@ -304,27 +299,10 @@ class CpuEncoder final : public Encoder {
       const Layer& L = layers_[l];
       float* x = x_.data() + static_cast<size_t>(r0) * h;
       if (amx_attention_) {
-        // Chunk by chunk, so that the fp32 product (rows x 1152) is still in L2 when one pass
-        // adds the bias, rounds it to bf16 and packs it per head for the AMX attention; only
-        // bf16 goes to memory.
-        // (On the whole slice at once the fp32 product went out to memory and back: the QKV
-        // GEMM ran at ~160 GFLOP/s against ~250 for the chunked feed-forward ones.)
-        float* qkv = qkv_.data() + static_cast<size_t>(member) * kFfnChunkRows * 3 * h;
-        for (int c0 = r0; c0 < r1; c0 += kFfnChunkRows) {
-          const int crows = std::min(kFfnChunkRows, r1 - c0);
-          Dense(member, x_.data() + static_cast<size_t>(c0) * h, crows, h, L.wqkv, L.pqkv, 3 * h,
-                qkv);
-          int b = static_cast<int>(std::upper_bound(offsets_.begin(), offsets_.end(), c0) -
-                                   offsets_.begin()) -
-                  1;
-          for (int r = c0; r < c0 + crows; ++r) {
-            while (r >= offsets_[b + 1]) ++b;
-            const size_t block = static_cast<size_t>(padded_[b]) * d;
-            internal::PackQkvRow(qkv + static_cast<size_t>(r - c0) * 3 * h, L.bqkv.data(),
-                                 r - offsets_[b], heads, d, plane_, q16_.data() + block,
-                                 k16_.data() + block, v16_.data() + block);
-          }
-        }
+        // Bias and bf16 rounding inside the GEMM (LoadWeights); each attention item packs its
+        // own head from these rows.
+        Check(L.pqkv.bf16->Run(x, rows, qkv16_.data() + static_cast<size_t>(r0) * 3 * h,
+                               &bf16_scratch_[member]));
       } else {
         float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
         Dense(member, x, rows, h, L.wqkv, L.pqkv, 3 * h, qkv);
@@ -337,16 +315,15 @@ class CpuEncoder final : public Encoder {
         const int b = item / heads;
         const int head = item % heads;
         const int len = offsets_[b + 1] - offsets_[b];
+        float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
+        if (amx_attention_) {
+          attention_(qkv16_.data() + static_cast<size_t>(offsets_[b]) * 3 * h, 3 * h, len, heads, d,
+                     head, scale, ctx, h, &attention_scratch_[member]);
+          continue;
+        }
         const float* q = qkv_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
         const float* k = q + h;
         const float* v = q + 2 * h;
-        float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
-        if (amx_attention_) {
-          const size_t block = head * plane_ + static_cast<size_t>(padded_[b]) * d;
-          attention_(q16_.data() + block, k16_.data() + block, v16_.data() + block, len, d, scale,
-                     ctx, h, &attention_scratch_[member]);
-          continue;
-        }
         blas_->Sgemm(false, true, len, len, d, scale, q, 3 * h, k, 3 * h, 0.0f, scores, len);
         internal::SoftmaxRows(scores, len, len);
         blas_->Sgemm(false, false, len, d, len, 1.0f, scores, len, v, 3 * h, 0.0f, ctx, h);
@@ -402,10 +379,10 @@ class CpuEncoder final : public Encoder {
   // bfloat16 only: attention in bf16 too (amx_attention.h), on AMX tiles or, without AMX, with
   // AVX512-BF16 dot products; else (null) fp32 OpenBLAS + softmax (int8 keeps fp32 attention: its
   // accuracy figures were measured that way).
-  using AttentionKernel = void (*)(const uint16_t*, const uint16_t*, const uint16_t*, int, int,
-                                   float, float*, int, internal::AmxAttentionScratch*);
+  using AttentionKernel = void (*)(const uint16_t*, size_t, int, int, int, int, float, float*, int,
+                                   internal::AmxAttentionScratch*);
   const AttentionKernel attention_;
-  const bool amx_attention_;  // attention_ != nullptr: Q, K, V packed by PackQkvRow
+  const bool amx_attention_;  // attention_ != nullptr: the QKV GEMM writes bf16 rows (qkv16_)
   ThreadTeam team_;
 
   std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
@@ -416,10 +393,8 @@ class CpuEncoder final : public Encoder {
   std::vector<int> offsets_;
   std::vector<float> x_, qkv_, ctx_, tmp_, inter_;
   std::vector<uint16_t> inter16_;  // bfloat16: the feed-forward's bf16 activations, per member
-  // AMX attention only: bf16 Q, K, V with bias, packed per head and sequence (PackQkvRow).
-  std::vector<int> padded_;  // offsets_ with each sequence rounded up to AmxAttentionRows
-  size_t plane_ = 0;         // elements of one head's blocks
-  std::vector<uint16_t> q16_, k16_, v16_;
+  // bf16 attention only: the QKV projection of every token, bias added, rounded to bf16.
+  std::vector<uint16_t> qkv16_;
   std::vector<std::vector<float>> scores_;                        // one len x len block per member
   std::vector<internal::Bf16Scratch> bf16_scratch_;               // one per member
   std::vector<internal::Int8Scratch> int8_scratch_;               // one per member

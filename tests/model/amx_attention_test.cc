@@ -1,7 +1,7 @@
-// PackQkvRow + the attention kernels (AMX tiles; AVX512-BF16 dot products) against a
-// double-precision attention of the same bf16-rounded Q, K, V, for lengths around its 16-row tiles
-// and 32-key steps, two head sizes, and rows past the sequence filled with large values (they must
-// be masked out, not mixed in).
+// The attention kernels (AMX tiles; AVX512-BF16 dot products), packing included, against a
+// double-precision attention of the same bf16 Q, K, V, for lengths around its 16-row tiles and
+// 32-key steps, two head sizes, and rows past the sequence filled with large values (they must
+// not be read, or at least not mixed in).
 #include "../../src/model/amx_attention.h"  // internal; tested directly
 
 #include <gtest/gtest.h>
@@ -39,44 +39,37 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
   const int rows = internal::AmxAttentionRows(len);
   std::mt19937 rng(len * 100 + d);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> qkv(static_cast<size_t>(rows) * stride), bias(stride);
-  for (float& x : qkv) x = 2.0f * normal(rng);
-  for (float& x : bias) x = 0.5f * normal(rng);
+  // bf16 rows as the QKV GEMM writes them (bias added), the sequence under test after another
+  // one's rows: a kernel reading the wrong rows shows.
+  auto round = [](float f) {
+    uint32_t u = std::bit_cast<uint32_t>(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return static_cast<uint16_t>(u >> 16);
+  };
+  const int other = 7;
+  std::vector<uint16_t> qkv(static_cast<size_t>(other + rows) * stride);
+  for (size_t i = 0; i < qkv.size(); ++i) qkv[i] = round(2.0f * normal(rng) + 0.3f);
   // Past the sequence: values that would dominate any softmax or sum they leaked into.
-  for (size_t i = static_cast<size_t>(len) * stride; i < qkv.size(); ++i) qkv[i] = 3.0e4f;
-  // Two sequences' blocks per head plane, the one under test second, so that a kernel reading
-  // the wrong block or packing into it shows.
-  const int other = 32;
-  const size_t plane = static_cast<size_t>(other + rows) * d;
-  std::vector<uint16_t> q16(plane * heads), k16(plane * heads), v16(plane * heads);
-  // Packed in reverse order (as a second thread might), rows past len included.
-  for (int r = rows - 1; r >= 0; --r) {
-    internal::PackQkvRow(qkv.data() + static_cast<size_t>(r) * stride, bias.data(), r, heads, d,
-                         plane, q16.data() + other * d, k16.data() + other * d,
-                         v16.data() + other * d);
+  for (size_t i = static_cast<size_t>(other + len) * stride; i < qkv.size(); ++i) {
+    qkv[i] = round(3.0e4f);
   }
+  const uint16_t* seq = qkv.data() + static_cast<size_t>(other) * stride;
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   // A sentinel row after the output: the kernel must not write past `len` rows.
   std::vector<float> ctx(static_cast<size_t>(len + 1) * h, -7.0f);
   internal::AmxAttentionScratch scratch;
-  for (int head = 0; head < heads; ++head) {
-    const size_t block = head * plane + other * d;
+  // The heads in reverse order, so that each packs over the scratch of a different one.
+  for (int head = heads - 1; head >= 0; --head) {
     auto* attention =
         kernel == Kernel::kAmx ? internal::AmxAttention : internal::Avx512Bf16Attention;
-    attention(q16.data() + block, k16.data() + block, v16.data() + block, len, d, scale,
-              ctx.data() + head * d, h, &scratch);
+    attention(seq, stride, len, heads, d, head, scale, ctx.data() + head * d, h, &scratch);
   }
 
-  // The reference takes the same bf16 rounding of x + bias (nearest even).
-  auto round = [](float f) {
-    uint32_t u = std::bit_cast<uint32_t>(f);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return std::bit_cast<float>(u & 0xffff0000u);
-  };
   auto at = [&](int row, int part, int head, int i) {
     const int col = part * h + head * d + i;
-    return static_cast<double>(round(qkv[static_cast<size_t>(row) * stride + col] + bias[col]));
+    return static_cast<double>(
+        std::bit_cast<float>(uint32_t{seq[static_cast<size_t>(row) * stride + col]} << 16));
   };
   double worst = 0;
   for (int head = 0; head < heads; ++head) {
@@ -96,7 +89,7 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
           ref += p[j] / sum * at(j, 2, head, c);
           mag += p[j] / sum * std::abs(at(j, 2, head, c));
         }
-        // The probabilities are rounded to bf16 (relative 2^-9) before PV.
+        // The softmax numerators are rounded to bf16 (relative 2^-9) before PV.
         const double err = std::abs(ref - ctx[static_cast<size_t>(i) * h + head * d + c]);
         worst = std::max(worst, err / (mag + 1e-3));
       }
