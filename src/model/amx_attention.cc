@@ -218,11 +218,13 @@ TIPPERARY_AVX512BF16 float SoftmaxToBf16(const float* s, int len, int keys, floa
   return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
-// row[0..d) *= inv.
-TIPPERARY_AVX512BF16 inline void ScaleRow(float* row, int d, float inv) {
+// out[0..d) = bf16(row[0..d) * inv).
+TIPPERARY_AVX512BF16 inline void ScaleRowToBf16(const float* row, int d, float inv, uint16_t* out) {
   const __m512 v = _mm512_set1_ps(inv);
-  for (int c = 0; c < d; c += 16)
-    _mm512_storeu_ps(row + c, _mm512_mul_ps(_mm512_loadu_ps(row + c), v));
+  for (int c = 0; c < d; c += 32) {
+    _mm512_storeu_si512(out + c, ToBf16x32(_mm512_mul_ps(_mm512_loadu_ps(row + c), v),
+                                           _mm512_mul_ps(_mm512_loadu_ps(row + c + 16), v)));
+  }
 }
 
 }  // namespace
@@ -243,7 +245,7 @@ bool AmxAttentionAvailable() {
 }
 
 TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int heads, int d, int head,
-                                float scale, float* ctx, int ctx_stride,
+                                float scale, uint16_t* ctx, int ctx_stride,
                                 AmxAttentionScratch* scratch) {
   const Packed packed = PackHead(qkv, ld, len, heads, d, head, scratch);
   const uint16_t* q = packed.q;
@@ -304,9 +306,9 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int hea
     }
     // Rows past the sequence only feed output rows that are dropped; zeros keep them finite.
     std::memset(p + static_cast<size_t>(n) * keys, 0, static_cast<size_t>(kRows - n) * keys * 2);
-    // Whole passes store straight into ctx; the last, partial one through o.
-    float* out = n == kRows ? ctx + static_cast<size_t>(q0) * ctx_stride : o;
-    const int out_stride = n == kRows ? ctx_stride : d;
+    // fp32 outputs into o, then normalised and rounded into ctx row by row.
+    float* out = o;
+    const int out_stride = d;
     float* out_b = out + static_cast<size_t>(kTile) * out_stride;
     for (int c = 0; c < blocks; c += 2) {
       _tile_zero(0);
@@ -329,15 +331,9 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int hea
       _tile_stored(4, out_b + c * 16, out_stride * 4);
       _tile_stored(5, out_b + c * 16 + 16, out_stride * 4);
     }
-    if (n == kRows) {
-      for (int r = 0; r < n; ++r)
-        ScaleRow(out + static_cast<size_t>(r) * out_stride, d, pass.inv[r]);
-    } else {
-      for (int r = 0; r < n; ++r) {
-        float* dst = ctx + static_cast<size_t>(q0 + r) * ctx_stride;
-        std::memcpy(dst, o + static_cast<size_t>(r) * d, static_cast<size_t>(d) * sizeof(float));
-        ScaleRow(dst, d, pass.inv[r]);
-      }
+    for (int r = 0; r < n; ++r) {
+      ScaleRowToBf16(o + static_cast<size_t>(r) * d, d, pass.inv[r],
+                     ctx + static_cast<size_t>(q0 + r) * ctx_stride);
     }
   }
   _tile_release();
@@ -371,7 +367,7 @@ TIPPERARY_AVX512BF16 inline __m512bh LoadBh(const void* p) {
 // keys, one row of a V tile one key pair of 16 values, so a broadcast pair of Q (or P) times a
 // tile row is one instruction. Four query rows x two tiles share each load (eight accumulators).
 TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* qkv, size_t ld, int len, int heads,
-                                              int d, int head, float scale, float* ctx,
+                                              int d, int head, float scale, uint16_t* ctx,
                                               int ctx_stride, AmxAttentionScratch* scratch) {
   const Packed packed = PackHead(qkv, ld, len, heads, d, head, scratch);
   const uint16_t* q = packed.q;
@@ -439,10 +435,10 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* qkv, size_t ld, in
           }
         }
         for (int r = 0; r < kGroup && g * kGroup + r < n; ++r) {
-          float* out = ctx + static_cast<size_t>(q0 + g * kGroup + r) * ctx_stride + c * 16;
+          uint16_t* out = ctx + static_cast<size_t>(q0 + g * kGroup + r) * ctx_stride + c * 16;
           const __m512 inv = _mm512_set1_ps(pass.inv[g * kGroup + r]);
-          _mm512_storeu_ps(out, _mm512_mul_ps(acc[r][0], inv));
-          _mm512_storeu_ps(out + 16, _mm512_mul_ps(acc[r][1], inv));
+          _mm512_storeu_si512(
+              out, ToBf16x32(_mm512_mul_ps(acc[r][0], inv), _mm512_mul_ps(acc[r][1], inv)));
         }
       }
     }
@@ -453,14 +449,14 @@ TIPPERARY_AVX512BF16 void Avx512Bf16Attention(const uint16_t* qkv, size_t ld, in
 
 bool AmxAttentionAvailable() { return false; }
 
-void AmxAttention(const uint16_t*, size_t, int, int, int, int, float, float*, int,
+void AmxAttention(const uint16_t*, size_t, int, int, int, int, float, uint16_t*, int,
                   AmxAttentionScratch*) {
   std::abort();  // unreachable: AmxAttentionAvailable() is false
 }
 
 bool Avx512Bf16AttentionAvailable() { return false; }
 
-void Avx512Bf16Attention(const uint16_t*, size_t, int, int, int, int, float, float*, int,
+void Avx512Bf16Attention(const uint16_t*, size_t, int, int, int, int, float, uint16_t*, int,
                          AmxAttentionScratch*) {
   std::abort();  // unreachable: Avx512Bf16AttentionAvailable() is false
 }

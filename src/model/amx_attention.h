@@ -12,12 +12,13 @@
 // scattered across memory per token. Scores and output accumulate in fp32; Q, K, V and the
 // unnormalised softmax numerators are bf16 (nearest even), as OpenVINO and PyTorch's bf16
 // attention round them; the softmax's division is applied to the d outputs of a row instead of
-// its len probabilities.
+// its len probabilities, and the output is rounded to bf16: the attention output projection's
+// GEMM reads it as it is.
 //
 //   if (AmxAttentionAvailable() && AmxAttentionSupports(head_dim)) {
 //     // qkv: len rows of 3 x heads x head_dim bf16, bias added, row stride ld
 //     for each head:  AmxAttention(qkv, ld, len, heads, head_dim, head, scale,
-//                                  ctx + head * head_dim, hidden, &scratch);
+//                                  ctx16 + head * head_dim, hidden, &scratch);
 //   }
 #pragma once
 
@@ -47,18 +48,18 @@ bool Avx512Bf16AttentionAvailable();
 // Rows of one head's packed Q, K or V: the length rounded up to 32 (one PV step of keys).
 inline int AmxAttentionRows(int len) { return (len + 31) / 32 * 32; }
 
-// ctx[len x d] (fp32, row stride ctx_stride) = softmax(scale q k^T) v for head `head` of one
+// ctx[len x d] (bf16, row stride ctx_stride) = softmax(scale q k^T) v for head `head` of one
 // sequence. qkv holds the sequence's len rows (row stride ld elements) of the QKV projection in
 // bf16, bias added: Q of all heads (heads x d), then K, then V. Only rows below len are read.
 // Requires AmxAttentionAvailable() and AmxAttentionSupports(d); len >= 1.
 void AmxAttention(const uint16_t* qkv, size_t ld, int len, int heads, int d, int head, float scale,
-                  float* ctx, int ctx_stride, AmxAttentionScratch* scratch);
+                  uint16_t* ctx, int ctx_stride, AmxAttentionScratch* scratch);
 
 // The same computation, on the same packed blocks and with the same roundings, with AVX512-BF16
 // dot products (VDPBF16PS) instead of tiles: for CPUs without AMX (AMD Zen 4, Cooper Lake).
 // Sums may differ from AmxAttention's in the last bits (another order of fp32 additions).
 // Requires Avx512Bf16AttentionAvailable() and AmxAttentionSupports(d); len >= 1.
 void Avx512Bf16Attention(const uint16_t* qkv, size_t ld, int len, int heads, int d, int head,
-                         float scale, float* ctx, int ctx_stride, AmxAttentionScratch* scratch);
+                         float scale, uint16_t* ctx, int ctx_stride, AmxAttentionScratch* scratch);
 
 }  // namespace tipperary::model::internal

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "amx_attention.h"
+#include "bf16_rows.h"
 #include "blas.h"
 #include "cpu_math.h"
 #include "onednn_gemm.h"
@@ -142,10 +143,16 @@ class CpuEncoder final : public Encoder {
           // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
           internal::Bf16LinearOptions options;
           if (to == &L.p1) options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
-          // With the bf16 attention, the QKV GEMM adds its bias and writes the bf16 rows the
-          // attention packs per head (amx_attention.h).
-          if (to == &L.pqkv && amx_attention_)
-            options = {.bias = L.bqkv.data(), .bf16_output = true};
+          // With the bf16 attention the layer stays in bf16 between GEMMs: the QKV GEMM adds
+          // its bias and writes the bf16 rows the attention packs per head
+          // (amx_attention.h); the two GEMMs before a LayerNorm add their bias and the residual
+          // stream into x inside the kernel (a sum post-op), and the LayerNorm writes the bf16
+          // copy of x the next GEMM reads.
+          if (amx_attention_) {
+            if (to == &L.pqkv) options = {.bias = L.bqkv.data(), .bf16_output = true};
+            if (to == &L.po) options = {.bias = L.bo.data(), .accumulate = true};
+            if (to == &L.p2) options = {.bias = L.b2.data(), .accumulate = true};
+          }
           absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
               internal::Bf16Linear::Create(w->data(), out, in, options);
           if (!linear.ok()) return linear.status();
@@ -193,7 +200,13 @@ class CpuEncoder final : public Encoder {
     } else {
       Grow(qkv_, t * 3 * h);
     }
-    Grow(ctx_, t * h);
+    if (amx_attention_) {
+      for (auto* v : {&x16_, &ctx16_}) {
+        if (v->size() < t * h) v->resize(t * h);
+      }
+    } else {
+      Grow(ctx_, t * h);
+    }
     Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
     const size_t inter_chunks =
         static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size;
@@ -292,6 +305,10 @@ class CpuEncoder final : public Encoder {
                                             emb_ln_g_.data(), emb_ln_b_.data(), eps, 1, h);
       }
     }
+    if (amx_attention_) {
+      internal::RoundRowsToBf16(x_.data() + static_cast<size_t>(r0) * h, rows, h,
+                                x16_.data() + static_cast<size_t>(r0) * h);
+    }
 
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     float* scores = scores_[member].data();
@@ -301,7 +318,8 @@ class CpuEncoder final : public Encoder {
       if (amx_attention_) {
         // Bias and bf16 rounding inside the GEMM (LoadWeights); each attention item packs its
         // own head from these rows.
-        Check(L.pqkv.bf16->Run(x, rows, qkv16_.data() + static_cast<size_t>(r0) * 3 * h,
+        Check(L.pqkv.bf16->Run(x16_.data() + static_cast<size_t>(r0) * h, rows,
+                               qkv16_.data() + static_cast<size_t>(r0) * 3 * h,
                                &bf16_scratch_[member]));
       } else {
         float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
@@ -315,12 +333,13 @@ class CpuEncoder final : public Encoder {
         const int b = item / heads;
         const int head = item % heads;
         const int len = offsets_[b + 1] - offsets_[b];
-        float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
         if (amx_attention_) {
           attention_(qkv16_.data() + static_cast<size_t>(offsets_[b]) * 3 * h, 3 * h, len, heads, d,
-                     head, scale, ctx, h, &attention_scratch_[member]);
+                     head, scale, ctx16_.data() + static_cast<size_t>(offsets_[b]) * h + head * d,
+                     h, &attention_scratch_[member]);
           continue;
         }
+        float* ctx = ctx_.data() + static_cast<size_t>(offsets_[b]) * h + head * d;
         const float* q = qkv_.data() + static_cast<size_t>(offsets_[b]) * 3 * h + head * d;
         const float* k = q + h;
         const float* v = q + 2 * h;
@@ -332,6 +351,22 @@ class CpuEncoder final : public Encoder {
 
       // The output projection and the feed-forward block go chunk by chunk so that each chunk's
       // intermediate activations (rows x 1536) stay in L2 between GEMM, GELU and GEMM.
+      if (amx_attention_) {
+        // bf16 between the GEMMs; bias and residual added inside them (LoadWeights).
+        for (int c0 = r0; c0 < r1; c0 += kFfnChunkRows) {
+          const int crows = std::min(kFfnChunkRows, r1 - c0);
+          float* xc = x_.data() + static_cast<size_t>(c0) * h;
+          uint16_t* x16 = x16_.data() + static_cast<size_t>(c0) * h;
+          uint16_t* mid16 = inter16_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
+          internal::Bf16Scratch* scratch = &bf16_scratch_[member];
+          Check(L.po.bf16->Run(ctx16_.data() + static_cast<size_t>(c0) * h, crows, xc, scratch));
+          internal::LayerNormRowsBf16(xc, L.ln1_g.data(), L.ln1_b.data(), eps, crows, h, x16);
+          Check(L.p1.bf16->Run(x16, crows, mid16, scratch));
+          Check(L.p2.bf16->Run(mid16, crows, xc, scratch));
+          internal::LayerNormRowsBf16(xc, L.ln2_g.data(), L.ln2_b.data(), eps, crows, h, x16);
+        }
+        continue;
+      }
       for (int c0 = r0; c0 < r1; c0 += kFfnChunkRows) {
         const int crows = std::min(kFfnChunkRows, r1 - c0);
         float* xc = x_.data() + static_cast<size_t>(c0) * h;
@@ -379,8 +414,8 @@ class CpuEncoder final : public Encoder {
   // bfloat16 only: attention in bf16 too (amx_attention.h), on AMX tiles or, without AMX, with
   // AVX512-BF16 dot products; else (null) fp32 OpenBLAS + softmax (int8 keeps fp32 attention: its
   // accuracy figures were measured that way).
-  using AttentionKernel = void (*)(const uint16_t*, size_t, int, int, int, int, float, float*, int,
-                                   internal::AmxAttentionScratch*);
+  using AttentionKernel = void (*)(const uint16_t*, size_t, int, int, int, int, float, uint16_t*,
+                                   int, internal::AmxAttentionScratch*);
   const AttentionKernel attention_;
   const bool amx_attention_;  // attention_ != nullptr: the QKV GEMM writes bf16 rows (qkv16_)
   ThreadTeam team_;
@@ -395,6 +430,8 @@ class CpuEncoder final : public Encoder {
   std::vector<uint16_t> inter16_;  // bfloat16: the feed-forward's bf16 activations, per member
   // bf16 attention only: the QKV projection of every token, bias added, rounded to bf16.
   std::vector<uint16_t> qkv16_;
+  // ... and the residual stream and the attention's output in bf16, the GEMMs' inputs.
+  std::vector<uint16_t> x16_, ctx16_;
   std::vector<std::vector<float>> scores_;                        // one len x len block per member
   std::vector<internal::Bf16Scratch> bf16_scratch_;               // one per member
   std::vector<internal::Int8Scratch> int8_scratch_;               // one per member

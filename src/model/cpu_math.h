@@ -63,6 +63,8 @@ void BiasRows(float* y, const float* bias, int rows, int n);
 // x = LayerNorm(x + y + bias) * gamma + beta, in place on x (the residual stream).
 void BiasResidualLayerNormRows(float* x, const float* y, const float* bias, const float* gamma,
                                const float* beta, float eps, int rows, int n);
+// x16 = x rounded to bf16 (nearest even).
+void RoundRowsToBf16(const float* x, int rows, int n, uint16_t* x16);
 // Row-wise softmax in place.
 void SoftmaxRows(float* s, int rows, int n);
 // dst = mean of `rows` rows of x (row stride n).

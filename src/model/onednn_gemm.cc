@@ -54,11 +54,10 @@ dnnl::matmul::primitive_desc MatmulDesc(int m, int n, int k, const memory::desc&
                                         const Bf16LinearOptions& options = {}) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  if (options.gelu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-    attr.set_post_ops(ops);
-  }
+  dnnl::post_ops ops;
+  if (options.gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+  if (options.accumulate) ops.append_sum(1.0f);
+  if (ops.len() > 0) attr.set_post_ops(ops);
   const memory::desc dst = DstDesc(m, n, options.bf16_output);
   if (options.bias != nullptr) {
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(SrcDesc(m, k), w, BiasDesc(n), dst),
@@ -190,6 +189,9 @@ Bf16Linear::~Bf16Linear() = default;
 
 absl::StatusOr<std::unique_ptr<Bf16Linear>> Bf16Linear::Create(const float* w, int n, int k,
                                                                const Bf16LinearOptions& options) {
+  if (options.accumulate && options.bf16_output) {
+    return absl::InvalidArgumentError("Bf16Linear: accumulate needs an fp32 output");
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   omp_set_num_threads(1);  // the reorder below too: no OpenMP team idling beside our own
@@ -248,6 +250,13 @@ absl::Status Bf16Linear::Run(const float* x, int rows, uint16_t* y, Bf16Scratch*
 absl::Status Bf16Linear::Run(const uint16_t* a, int rows, float* y, Bf16Scratch* scratch) const {
   if (impl_->options.bf16_output) {
     return absl::FailedPreconditionError("Bf16Linear::Run: this weight writes bf16");
+  }
+  return Run(Input{nullptr, a}, rows, y, scratch);
+}
+
+absl::Status Bf16Linear::Run(const uint16_t* a, int rows, uint16_t* y, Bf16Scratch* scratch) const {
+  if (!impl_->options.bf16_output) {
+    return absl::FailedPreconditionError("Bf16Linear::Run: this weight writes fp32");
   }
   return Run(Input{nullptr, a}, rows, y, scratch);
 }

@@ -66,6 +66,7 @@ struct Bf16LinearOptions {
   const float* bias = nullptr;  // [n], added first; copied at Create
   bool gelu = false;            // exact GELU (erf), as BERT's
   bool bf16_output = false;     // y is bf16 (nearest even) instead of fp32
+  bool accumulate = false;      // y += the result (fp32 y): a residual added inside the kernel
 };
 
 // A PyTorch Linear weight [n x k] in bf16, in oneDNN's preferred layout, with its primitives.
@@ -89,6 +90,7 @@ class Bf16Linear {
   absl::Status Run(const float* x, int rows, uint16_t* y, Bf16Scratch* scratch) const;
   // x already in bf16 (row stride k): no rounding pass.
   absl::Status Run(const uint16_t* x, int rows, float* y, Bf16Scratch* scratch) const;
+  absl::Status Run(const uint16_t* x, int rows, uint16_t* y, Bf16Scratch* scratch) const;
 
  private:
   struct Impl;

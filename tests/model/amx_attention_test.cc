@@ -57,7 +57,8 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   // A sentinel row after the output: the kernel must not write past `len` rows.
-  std::vector<float> ctx(static_cast<size_t>(len + 1) * h, -7.0f);
+  const uint16_t sentinel = round(-7.0f);
+  std::vector<uint16_t> ctx(static_cast<size_t>(len + 1) * h, sentinel);
   internal::AmxAttentionScratch scratch;
   // The heads in reverse order, so that each packs over the scratch of a different one.
   for (int head = heads - 1; head >= 0; --head) {
@@ -89,15 +90,18 @@ TEST_P(AmxAttentionTest, MatchesDoubleReferenceOfRoundedInputs) {
           ref += p[j] / sum * at(j, 2, head, c);
           mag += p[j] / sum * std::abs(at(j, 2, head, c));
         }
-        // The softmax numerators are rounded to bf16 (relative 2^-9) before PV.
-        const double err = std::abs(ref - ctx[static_cast<size_t>(i) * h + head * d + c]);
+        // The softmax numerators are rounded to bf16 (relative 2^-9) before PV, the output
+        // after it.
+        const float got =
+            std::bit_cast<float>(uint32_t{ctx[static_cast<size_t>(i) * h + head * d + c]} << 16);
+        const double err = std::abs(ref - got);
         worst = std::max(worst, err / (mag + 1e-3));
       }
     }
   }
   EXPECT_LT(worst, 8e-3) << "len " << len << ", head_dim " << d;
   for (int c = 0; c < h; ++c) {
-    ASSERT_EQ(ctx[static_cast<size_t>(len) * h + c], -7.0f) << "wrote past row " << len;
+    ASSERT_EQ(ctx[static_cast<size_t>(len) * h + c], sentinel) << "wrote past row " << len;
   }
 }
 

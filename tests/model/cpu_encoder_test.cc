@@ -246,6 +246,54 @@ TEST(Bf16LinearTest, MatchesBf16RoundedReference) {
   }
 }
 
+// accumulate: y += x w^T + bias inside the kernel (the residual stream of the bf16 path), from
+// bf16 input, for a tail, a 16-row multiple and more than one 256-row block.
+TEST(Bf16LinearTest, AccumulatesBiasAndProductIntoTheOutput) {
+  if (!internal::Bf16MatmulNative())
+    GTEST_SKIP() << "no native bf16 matmul (AMX or AVX512-BF16) from oneDNN here";
+  constexpr int kN = 96, kK = 64;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> w(kN * kK), bias(kN);
+  for (float& v : w) v = dist(rng);
+  for (float& v : bias) v = dist(rng);
+  absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
+      internal::Bf16Linear::Create(w.data(), kN, kK, {.bias = bias.data(), .accumulate = true});
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  internal::Bf16Scratch scratch;
+  for (int rows : {3, 32, 300}) {
+    std::vector<uint16_t> x(static_cast<size_t>(rows) * kK);
+    for (uint16_t& v : x) v = std::bit_cast<uint32_t>(RoundToBf16(dist(rng))) >> 16;
+    std::vector<float> y(static_cast<size_t>(rows + 1) * kN);
+    for (float& v : y) v = 10.0f * dist(rng);
+    const std::vector<float> before = y;
+    ASSERT_TRUE((*linear)->Run(x.data(), rows, y.data(), &scratch).ok());
+    double worst = 0;
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < kN; ++c) {
+        double ref = before[static_cast<size_t>(r) * kN + c] + bias[c];
+        for (int i = 0; i < kK; ++i) {
+          ref += static_cast<double>(
+                     std::bit_cast<float>(uint32_t{x[static_cast<size_t>(r) * kK + i]} << 16)) *
+                 RoundToBf16(w[static_cast<size_t>(c) * kK + i]);
+        }
+        worst = std::max(worst, std::abs(ref - y[static_cast<size_t>(r) * kN + c]));
+      }
+    }
+    EXPECT_LT(worst, 1e-4) << rows << " rows";
+    for (int c = 0; c < kN; ++c) {
+      const size_t at = static_cast<size_t>(rows) * kN + c;
+      ASSERT_EQ(y[at], before[at]) << rows << " rows: wrote past the end";
+    }
+  }
+  // A sum into bf16 would round the residual stream: refused.
+  EXPECT_EQ(
+      internal::Bf16Linear::Create(w.data(), kN, kK, {.bf16_output = true, .accumulate = true})
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
 // The encoder's team members run one weight's primitives at once, each with its own scratch.
 TEST(Bf16LinearTest, RunsConcurrentlyWithSeparateScratches) {
   if (!internal::Bf16MatmulNative())
