@@ -188,6 +188,12 @@ TIPPERARY_AVX512BF16 inline __m512 Exp2Bf16(__m512 y) {
   return _mm512_scalef_ps(p, n);
 }
 
+// exp(scale (s - max)) for the 16 scores at s, given vscale = scale log2(e) and
+// offset = max vscale.
+TIPPERARY_AVX512BF16 inline __m512 ExpAt(const float* s, __m512 vscale, __m512 offset) {
+  return Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s), vscale, offset));
+}
+
 // Lanes j0 .. j0 + 15 that are below len.
 inline __mmask16 Below(int j0, int len) {
   const int n = len - j0;
@@ -199,23 +205,34 @@ inline __mmask16 Below(int j0, int len) {
 // divisions become d). keys is a multiple of 32.
 TIPPERARY_AVX512BF16 float SoftmaxToBf16(const float* s, int len, int keys, float scale,
                                          uint16_t* p) {
-  __m512 max = _mm512_set1_ps(-3.0e38f);
-  for (int j = 0; j < len; j += 16) {
-    max = _mm512_mask_max_ps(max, Below(j, len), max, _mm512_loadu_ps(s + j));
+  // Whole vectors unmasked, in two independent chains; the masks only for the last ones.
+  __m512 max0 = _mm512_set1_ps(-3.0e38f), max1 = max0;
+  int j = 0;
+  for (; j + 32 <= len; j += 32) {
+    max0 = _mm512_max_ps(max0, _mm512_loadu_ps(s + j));
+    max1 = _mm512_max_ps(max1, _mm512_loadu_ps(s + j + 16));
   }
+  for (; j < len; j += 16)
+    max0 = _mm512_mask_max_ps(max0, Below(j, len), max0, _mm512_loadu_ps(s + j));
   // exp(scale (s - max)) = 2^(s scale log2(e) - max scale log2(e)).
   const __m512 vscale = _mm512_set1_ps(scale * 1.44269504088896341f);
-  const __m512 offset = _mm512_mul_ps(_mm512_set1_ps(_mm512_reduce_max_ps(max)), vscale);
-  __m512 sum = _mm512_setzero_ps();
-  for (int j = 0; j < keys; j += 32) {
-    const __m512 lo = _mm512_maskz_mov_ps(
-        Below(j, len), Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vscale, offset)));
-    const __m512 hi = _mm512_maskz_mov_ps(
-        Below(j + 16, len), Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j + 16), vscale, offset)));
-    sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
+  const __m512 offset =
+      _mm512_mul_ps(_mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(max0, max1))), vscale);
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = sum0;
+  for (j = 0; j + 32 <= len; j += 32) {
+    const __m512 lo = ExpAt(s + j, vscale, offset), hi = ExpAt(s + j + 16, vscale, offset);
+    sum0 = _mm512_add_ps(sum0, lo);
+    sum1 = _mm512_add_ps(sum1, hi);
     _mm512_storeu_si512(p + j, ToBf16x32(lo, hi));
   }
-  return 1.0f / _mm512_reduce_add_ps(sum);
+  for (; j < keys; j += 32) {
+    const __m512 lo = _mm512_maskz_mov_ps(Below(j, len), ExpAt(s + j, vscale, offset));
+    const __m512 hi = _mm512_maskz_mov_ps(Below(j + 16, len), ExpAt(s + j + 16, vscale, offset));
+    sum0 = _mm512_add_ps(sum0, lo);
+    sum1 = _mm512_add_ps(sum1, hi);
+    _mm512_storeu_si512(p + j, ToBf16x32(lo, hi));
+  }
+  return 1.0f / _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
 // out[0..d) = bf16(row[0..d) * inv).
@@ -290,8 +307,8 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int hea
         _tile_loadd(6, kp + (static_cast<size_t>(j) * steps + t) * 512, 64);
         _tile_loadd(7, kp + (static_cast<size_t>(j + 1) * steps + t) * 512, 64);
         _tile_dpbf16ps(0, 1, 6);
-        _tile_dpbf16ps(3, 1, 7);
         _tile_dpbf16ps(4, 2, 6);
+        _tile_dpbf16ps(3, 1, 7);
         _tile_dpbf16ps(5, 2, 7);
       }
       _tile_stored(0, s + j * kTile, keys * 4);

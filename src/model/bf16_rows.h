@@ -11,6 +11,7 @@
 //   }
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace tipperary::model::internal {
@@ -20,5 +21,10 @@ namespace tipperary::model::internal {
 // Requires AVX512-BF16.
 void LayerNormRowsBf16(float* x, const float* gamma, const float* beta, float eps, int rows, int n,
                        uint16_t* x16);
+
+// y = Gelu(y) (the exact, erf GELU of BERT) in place on `count` bf16 values, computed in fp32
+// with cpu_math.h's rational erf (a few ulp) and a reciprocal refined by one Newton step
+// instead of a division, then rounded to bf16 (nearest even). Requires AVX512-BF16.
+void GeluBf16InPlace(uint16_t* y, size_t count);
 
 }  // namespace tipperary::model::internal

@@ -1,5 +1,6 @@
 // LayerNormRowsBf16 against a double-precision LayerNorm, for widths with and without a tail
-// below 16 lanes, and its bf16 copy against the fp32 result rounded to nearest even.
+// below 16 lanes, and its bf16 copy against the fp32 result rounded to nearest even; and
+// GeluBf16InPlace against a double-precision GELU.
 #include "../../src/model/bf16_rows.h"  // internal; tested directly
 
 #include <gtest/gtest.h>
@@ -53,6 +54,30 @@ TEST_P(LayerNormRowsBf16Test, MatchesDoubleReferenceAndRoundsItsCopy) {
     const size_t at = static_cast<size_t>(rows) * n + i;
     ASSERT_EQ(x[at], before[at]) << "wrote past the rows";
     ASSERT_EQ(x16[at], 0x1234) << "wrote past the rows";
+  }
+}
+
+// GeluBf16InPlace against a double-precision erf GELU of the same bf16 inputs, over the range
+// where GELU bends and beyond both clamps, with a count that leaves a tail of 7.
+TEST(GeluBf16Test, MatchesDoubleErfGeluOfBf16Inputs) {
+  if (!internal::Avx512Bf16AttentionAvailable()) GTEST_SKIP() << "no AVX512-BF16 here";
+  auto to_bf16 = [](float f) {
+    uint32_t u = std::bit_cast<uint32_t>(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return static_cast<uint16_t>(u >> 16);
+  };
+  auto to_float = [](uint16_t b) { return std::bit_cast<float>(uint32_t{b} << 16); };
+  std::vector<uint16_t> y;
+  for (float x = -12.0f; x <= 12.0f; x += 0.0137f) y.push_back(to_bf16(x));
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 300.0f, -300.0f}) y.push_back(to_bf16(x));
+  while (y.size() % 32 != 7) y.push_back(to_bf16(0.5f));
+  const std::vector<uint16_t> in = y;
+  internal::GeluBf16InPlace(y.data(), y.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double x = to_float(in[i]);
+    const double want = 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    // One bf16 rounding of the result (2^-9 relative) and a little of the fp32 erf.
+    ASSERT_NEAR(to_float(y[i]), want, std::abs(want) * (1.0 / 256) + 1e-6) << "x = " << x;
   }
 }
 
