@@ -50,7 +50,7 @@ struct alignas(64) TileConfig {
 int RoundUp(int n, int to) { return (n + to - 1) / to * to; }
 
 template <typename T>
-T* Grow(std::vector<T>& v, size_t n) {
+T* Grow(AlignedVector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }

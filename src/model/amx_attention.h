@@ -26,12 +26,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "aligned_vector.h"
+
 namespace tipperary::model::internal {
 
 // One thread's buffers (grow-only, so steady-state calls do not allocate).
 struct AmxAttentionScratch {
-  std::vector<uint16_t> p, q, k, v;  // probabilities; the head's packed Q, K and V
-  std::vector<float> s, o;
+  // Cache-line aligned: the tiles load from them.
+  AlignedVector<uint16_t> p, q, k, v;  // softmax numerators; the head's packed Q, K and V
+  AlignedVector<float> s, o;
 };
 
 // True when this process may use the AMX tiles (the CPU has AMX-BF16 and AVX512-BF16 and the

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "aligned_vector.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 #if defined(__x86_64__)
@@ -113,8 +114,8 @@ struct Bf16Scratch::State {
   struct Args {
     memory src, dst, pad;
   };
-  std::vector<uint16_t> a;
-  std::vector<uint8_t> pad;
+  AlignedVector<uint16_t> a;  // cache-line aligned: the kernels' tiles load from it
+  AlignedVector<uint8_t> pad;
   dnnl::stream stream{Engine()};
   std::unordered_map<const void*, Args> args;
 };

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "aligned_vector.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 #if defined(__x86_64__)
@@ -166,9 +167,9 @@ struct Int8Scratch::State {
   struct Args {
     memory src, dst, pad;
   };
-  std::vector<int8_t> a;
+  AlignedVector<int8_t> a;  // cache-line aligned: the kernels' tiles load from it
   std::vector<float> row_scales;
-  std::vector<uint8_t> pad;
+  AlignedVector<uint8_t> pad;
   dnnl::stream stream{Engine()};
   std::unordered_map<const void*, Args> args;  // keyed by primitive
 };
