@@ -3,6 +3,9 @@
 // epilogue in fp32, round once to C's storage type.
 #include <cblas.h>
 
+// OpenBLAS's own call (linked explicitly, see CMakeLists.txt); not every cblas.h declares it.
+extern "C" void openblas_set_num_threads(int num_threads);
+
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -55,6 +58,14 @@ void Widen(const void* base, GemmType type, int64_t rows, int64_t cols, int64_t 
 }  // namespace
 
 absl::Status RunGemmOnCpu(const GemmCall& g) {
+  // One thread, as the CPU encoder runs OpenBLAS: its own pool would spin beside the caller's
+  // threads, and it synchronises through flags ThreadSanitizer cannot see (a reported race on
+  // the result under the tsan preset). The mirror proves layouts, not speed.
+  static const bool single_threaded = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)single_threaded;
   if (absl::Status s = ValidateGemmCall(g); !s.ok()) return s;
   if (g.m == 0 || g.n == 0) return absl::OkStatus();
   const int64_t a_rows = g.trans_a == GemmOp::kN ? g.m : g.k;
