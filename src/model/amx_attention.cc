@@ -176,7 +176,7 @@ struct Pass {
         s(Grow(scratch->s, static_cast<size_t>(kRows) * keys)) {}
 };
 
-// 2^y for 16 lanes, y <= 0 (or -inf): 2^round(y) by VSCALEFPS times a degree-3 minimax
+// 2^y for 16 lanes, y <= 0 and finite: 2^round(y) by VSCALEFPS times a degree-3 minimax
 // polynomial of 2^f, f in [-1/2, 1/2], relative error 7.5e-5 — far below the 2^-9 of the bf16
 // the result is rounded to, and three FMAs fewer than a float-accurate exp.
 TIPPERARY_AVX512BF16 inline __m512 Exp2Bf16(__m512 y) {
