@@ -4,17 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "cpu_math.h"
+#include "avx512_bf16.h"
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves and then
-// warn about it at -O2 (GCC bug 105593, fixed in 13): not a defect of this file.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 #include <cpuid.h>
-#include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -43,9 +36,8 @@ struct alignas(64) TileConfig {
 
 #define TIPPERARY_AMX \
   __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-// What runs without the tiles too (the packing, the softmax, the VDPBF16PS kernel).
-#define TIPPERARY_AVX512BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// What runs without the tiles too (the packing, the softmax, the VDPBF16PS kernel) is
+// TIPPERARY_AVX512BF16 (avx512_bf16.h).
 
 int RoundUp(int n, int to) { return (n + to - 1) / to * to; }
 
@@ -53,11 +45,6 @@ template <typename T>
 T* Grow(AlignedVector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
-}
-
-// 32 floats -> 32 bf16 (nearest even), as one 64-byte vector.
-TIPPERARY_AVX512BF16 inline __m512i ToBf16x32(__m512 lo, __m512 hi) {
-  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
 // Transposes a 16 x 16 matrix of 32-bit elements held one row per register.
@@ -194,12 +181,6 @@ TIPPERARY_AVX512BF16 inline __m512 ExpAt(const float* s, __m512 vscale, __m512 o
   return Exp2Bf16(_mm512_fmsub_ps(_mm512_loadu_ps(s), vscale, offset));
 }
 
-// Lanes j0 .. j0 + 15 that are below len.
-inline __mmask16 Below(int j0, int len) {
-  const int n = len - j0;
-  return n >= 16 ? __mmask16{0xffff} : (n <= 0 ? __mmask16{0} : __mmask16((1u << n) - 1));
-}
-
 // p[0..keys) (bf16) = exp(scale * (s - max s)) over s[0..len), zeros from len to keys (masked
 // keys); returns 1 / their sum, by which the row's outputs are multiplied after P V (len
 // divisions become d). keys is a multiple of 32.
@@ -213,7 +194,7 @@ TIPPERARY_AVX512BF16 float SoftmaxToBf16(const float* s, int len, int keys, floa
     max1 = _mm512_max_ps(max1, _mm512_loadu_ps(s + j + 16));
   }
   for (; j < len; j += 16)
-    max0 = _mm512_mask_max_ps(max0, Below(j, len), max0, _mm512_loadu_ps(s + j));
+    max0 = _mm512_mask_max_ps(max0, LanesBelow(j, len), max0, _mm512_loadu_ps(s + j));
   // exp(scale (s - max)) = 2^(s scale log2(e) - max scale log2(e)).
   const __m512 vscale = _mm512_set1_ps(scale * 1.44269504088896341f);
   const __m512 offset =
@@ -226,8 +207,9 @@ TIPPERARY_AVX512BF16 float SoftmaxToBf16(const float* s, int len, int keys, floa
     _mm512_storeu_si512(p + j, ToBf16x32(lo, hi));
   }
   for (; j < keys; j += 32) {
-    const __m512 lo = _mm512_maskz_mov_ps(Below(j, len), ExpAt(s + j, vscale, offset));
-    const __m512 hi = _mm512_maskz_mov_ps(Below(j + 16, len), ExpAt(s + j + 16, vscale, offset));
+    const __m512 lo = _mm512_maskz_mov_ps(LanesBelow(j, len), ExpAt(s + j, vscale, offset));
+    const __m512 hi =
+        _mm512_maskz_mov_ps(LanesBelow(j + 16, len), ExpAt(s + j + 16, vscale, offset));
     sum0 = _mm512_add_ps(sum0, lo);
     sum1 = _mm512_add_ps(sum1, hi);
     _mm512_storeu_si512(p + j, ToBf16x32(lo, hi));
@@ -290,20 +272,14 @@ TIPPERARY_AMX void AmxAttention(const uint16_t* qkv, size_t ld, int len, int hea
   for (int q0 = 0; q0 < len; q0 += kRows) {
     const uint16_t* qa = q + static_cast<size_t>(q0) * stride;
     const uint16_t* qb = qa + static_cast<size_t>(kTile) * stride;
-    if (steps == 1) {  // head size 32: the pass's Q tiles stay loaded for all its keys
-      _tile_loadd(1, qa, stride * 2);
-      _tile_loadd(2, qb, stride * 2);
-    }
     for (int j = 0; j < keys / kTile; j += 2) {
       _tile_zero(0);
       _tile_zero(3);
       _tile_zero(4);
       _tile_zero(5);
       for (int t = 0; t < steps; ++t) {
-        if (steps > 1) {
-          _tile_loadd(1, qa + t * 32, stride * 2);
-          _tile_loadd(2, qb + t * 32, stride * 2);
-        }
+        _tile_loadd(1, qa + t * 32, stride * 2);
+        _tile_loadd(2, qb + t * 32, stride * 2);
         _tile_loadd(6, kp + (static_cast<size_t>(j) * steps + t) * 512, 64);
         _tile_loadd(7, kp + (static_cast<size_t>(j + 1) * steps + t) * 512, 64);
         _tile_dpbf16ps(0, 1, 6);

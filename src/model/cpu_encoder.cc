@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -47,7 +48,8 @@ struct Layer {
 };
 
 // Grows `v` to at least n elements; never shrinks, so steady-state calls do not allocate.
-void Grow(internal::AlignedVector<float>& v, size_t n) {
+template <typename T>
+void Grow(internal::AlignedVector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
@@ -140,24 +142,25 @@ class CpuEncoder final : public Encoder {
             to->int8 = *std::move(linear);
             continue;
           }
-          // The feed-forward's first GEMM adds its bias, applies GELU and writes bf16 inside
-          // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
           internal::Bf16LinearOptions options;
-          if (to == &L.p1) options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
-          // With the bf16 attention the layer stays in bf16 between GEMMs: the QKV GEMM adds
-          // its bias and writes the bf16 rows the attention packs per head
-          // (amx_attention.h); the two GEMMs before a LayerNorm add their bias and the residual
-          // stream into x inside the kernel (a sum post-op), and the LayerNorm writes the bf16
-          // copy of x the next GEMM reads.
           if (amx_attention_) {
-            // GELU as a pass of our own over the GEMM's bf16 output (GeluBf16InPlace): oneDNN
-            // 2.6's erf post-op cost 13 % of a 32 x 128 batch; with this pass the batch ran 2-8 %
-            // faster (interleaved runs). Its input is rounded to bf16 once more than the
-            // post-op's was; the fixture cosine moved by 2e-6.
-            if (to == &L.p1) options.gelu = false;
+            // With the bf16 attention the layer stays in bf16 between GEMMs: the QKV GEMM adds
+            // its bias and writes the bf16 rows the attention packs per head
+            // (amx_attention.h); the two GEMMs before a LayerNorm add their bias and the
+            // residual stream into x inside the kernel (a sum post-op), and the LayerNorm writes
+            // the bf16 copy of x the next GEMM reads. GELU is a pass of our own over the first
+            // feed-forward GEMM's bf16 output (GeluBf16InPlace): oneDNN 2.6's erf post-op cost
+            // 13 % of a 32 x 128 batch; with this pass the batch ran 2-8 % faster (interleaved
+            // runs). Its input is rounded to bf16 once more than the post-op's was; the fixture
+            // cosine moved by 2e-6.
             if (to == &L.pqkv) options = {.bias = L.bqkv.data(), .bf16_output = true};
             if (to == &L.po) options = {.bias = L.bo.data(), .accumulate = true};
+            if (to == &L.p1) options = {.bias = L.b1.data(), .bf16_output = true};
             if (to == &L.p2) options = {.bias = L.b2.data(), .accumulate = true};
+          } else if (to == &L.p1) {
+            // The feed-forward's first GEMM adds its bias, applies GELU and writes bf16 inside
+            // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
+            options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
           }
           absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
               internal::Bf16Linear::Create(w->data(), out, in, options);
@@ -200,24 +203,21 @@ class CpuEncoder final : public Encoder {
     const int tokens = offsets_[batch];
     const size_t t = static_cast<size_t>(tokens);
     Grow(x_, t * h);
-    // Q, K, V of all rows: fp32 for the fp32 attention, bf16 for the bf16 one.
+    // Q, K, V and the attention's output of all rows: bf16 (and x's bf16 copy) for the bf16
+    // attention, fp32 for the fp32 one, which also needs a GEMM output chunk per member.
     if (amx_attention_) {
-      if (qkv16_.size() < t * 3 * h) qkv16_.resize(t * 3 * h);
+      Grow(qkv16_, t * 3 * h);
+      Grow(x16_, t * h);
+      Grow(ctx16_, t * h);
     } else {
       Grow(qkv_, t * 3 * h);
-    }
-    if (amx_attention_) {
-      for (auto* v : {&x16_, &ctx16_}) {
-        if (v->size() < t * h) v->resize(t * h);
-      }
-    } else {
       Grow(ctx_, t * h);
+      Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
     }
-    Grow(tmp_, static_cast<size_t>(team_.size()) * kFfnChunkRows * h);
     const size_t inter_chunks =
         static_cast<size_t>(team_.size()) * kFfnChunkRows * config_.intermediate_size;
     if (gemm_ == GemmKind::kBfloat16) {
-      if (inter16_.size() < inter_chunks) inter16_.resize(inter_chunks);
+      Grow(inter16_, inter_chunks);
     } else {
       Grow(inter_, inter_chunks);
     }
@@ -304,16 +304,21 @@ class CpuEncoder final : public Encoder {
       for (int r = lo; r < hi; ++r) {
         const int pos = r - offsets_[b];
         const float* word = word_.data() + static_cast<size_t>((*token_ids_)[b][pos]) * h;
+        const float* pos_type = pos_type_.data() + static_cast<size_t>(pos) * h;
         float* x = x_.data() + static_cast<size_t>(r) * h;
+        if (amx_attention_) {  // normalised below, with the layers' bf16 LayerNorm
+          std::transform(word, word + h, pos_type, x, std::plus<float>());
+          continue;
+        }
         std::fill(x, x + h, 0.0f);
-        internal::BiasResidualLayerNormRows(x, word,
-                                            pos_type_.data() + static_cast<size_t>(pos) * h,
-                                            emb_ln_g_.data(), emb_ln_b_.data(), eps, 1, h);
+        internal::BiasResidualLayerNormRows(x, word, pos_type, emb_ln_g_.data(), emb_ln_b_.data(),
+                                            eps, 1, h);
       }
     }
     if (amx_attention_) {
-      internal::RoundRowsToBf16(x_.data() + static_cast<size_t>(r0) * h, rows, h,
-                                x16_.data() + static_cast<size_t>(r0) * h);
+      internal::LayerNormRowsBf16(x_.data() + static_cast<size_t>(r0) * h, emb_ln_g_.data(),
+                                  emb_ln_b_.data(), eps, rows, h,
+                                  x16_.data() + static_cast<size_t>(r0) * h);
     }
 
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));

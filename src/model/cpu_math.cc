@@ -47,14 +47,6 @@ namespace {
   for (int i = 0; i < n; ++i) x[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
 
-// Round to nearest even, as VCVTNEPS2BF16 does (NaN stays NaN); branch-free so that it
-// vectorises.
-[[gnu::always_inline]] inline uint16_t RoundBf16(float f) {
-  const uint32_t u = std::bit_cast<uint32_t>(f);
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
-}
-
 // In-place softmax of one row.
 [[gnu::always_inline]] inline void SoftmaxRow(float* __restrict s, int n) {
   float max = s[0];
@@ -87,11 +79,6 @@ TIPPERARY_CLONES void BiasResidualLayerNormRows(float* x, const float* y, const 
     BiasResidualLayerNormRow(x + static_cast<size_t>(r) * n, y + static_cast<size_t>(r) * n, bias,
                              gamma, beta, eps, n);
   }
-}
-
-TIPPERARY_CLONES void RoundRowsToBf16(const float* x, int rows, int n, uint16_t* x16) {
-  const size_t total = static_cast<size_t>(rows) * n;
-  for (size_t i = 0; i < total; ++i) x16[i] = RoundBf16(x[i]);
 }
 
 TIPPERARY_CLONES void SoftmaxRows(float* s, int rows, int n) {

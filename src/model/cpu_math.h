@@ -5,7 +5,9 @@
 
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 namespace tipperary::model::internal {
 
@@ -30,23 +32,24 @@ inline float FastExp(float x) {
   return p * std::bit_cast<float>(bits);
 }
 
-// erf(x) as a rational approximation (the one in Eigen/XLA), accurate to a few ulp.
+// erf(x) as a rational approximation (the one in Eigen/XLA), accurate to a few ulp, for x
+// clamped to [-4, 4]: x P(x^2) / Q(x^2), coefficients from the highest power down. Shared with
+// the AVX-512 GELU (bf16_rows.cc).
+inline constexpr float kErfP[] = {
+    -2.72614225801306e-10f, 2.77068142495902e-08f,  -2.10102402082508e-06f, -5.69250639462346e-05f,
+    -7.34990630326855e-04f, -2.95459980854025e-03f, -1.60960333262415e-02f};
+inline constexpr float kErfQ[] = {-1.45660718464996e-05f, -2.13374055278905e-04f,
+                                  -1.68282697438203e-03f, -7.37332916720468e-03f,
+                                  -1.42647390514189e-02f};
+
 inline float FastErf(float x) {
   x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
   const float x2 = x * x;
-  float p = -2.72614225801306e-10f;
-  p = p * x2 + 2.77068142495902e-08f;
-  p = p * x2 + -2.10102402082508e-06f;
-  p = p * x2 + -5.69250639462346e-05f;
-  p = p * x2 + -7.34990630326855e-04f;
-  p = p * x2 + -2.95459980854025e-03f;
-  p = p * x2 + -1.60960333262415e-02f;
+  float p = kErfP[0];
+  for (size_t i = 1; i < std::size(kErfP); ++i) p = p * x2 + kErfP[i];
   p = p * x;
-  float q = -1.45660718464996e-05f;
-  q = q * x2 + -2.13374055278905e-04f;
-  q = q * x2 + -1.68282697438203e-03f;
-  q = q * x2 + -7.37332916720468e-03f;
-  q = q * x2 + -1.42647390514189e-02f;
+  float q = kErfQ[0];
+  for (size_t i = 1; i < std::size(kErfQ); ++i) q = q * x2 + kErfQ[i];
   return p / q;
 }
 
@@ -63,8 +66,6 @@ void BiasRows(float* y, const float* bias, int rows, int n);
 // x = LayerNorm(x + y + bias) * gamma + beta, in place on x (the residual stream).
 void BiasResidualLayerNormRows(float* x, const float* y, const float* bias, const float* gamma,
                                const float* beta, float eps, int rows, int n);
-// x16 = x rounded to bf16 (nearest even).
-void RoundRowsToBf16(const float* x, int rows, int n, uint16_t* x16);
 // Row-wise softmax in place.
 void SoftmaxRows(float* s, int rows, int n);
 // dst = mean of `rows` rows of x (row stride n).
