@@ -17,6 +17,7 @@
 #include "onednn_gemm.h"
 #include "onednn_int8_gemm.h"
 #include "thread_team.h"
+#include "tipperary/common/thread_priority.h"
 
 namespace tipperary::model {
 namespace {
@@ -325,17 +326,24 @@ class CpuEncoder final : public Encoder {
     float* scores = scores_[member].data();
     for (int l = 0; l < config_.num_hidden_layers; ++l) {
       const Layer& L = layers_[l];
-      float* x = x_.data() + static_cast<size_t>(r0) * h;
-      if (amx_attention_) {
-        // Bias and bf16 rounding inside the GEMM (LoadWeights); each attention item packs its
-        // own head from these rows.
-        Check(L.pqkv.bf16->Run(x16_.data() + static_cast<size_t>(r0) * h, rows,
-                               qkv16_.data() + static_cast<size_t>(r0) * 3 * h,
-                               &bf16_scratch_[member]));
-      } else {
-        float* qkv = qkv_.data() + static_cast<size_t>(r0) * 3 * h;
-        Dense(member, x, rows, h, L.wqkv, L.pqkv, 3 * h, qkv);
-        internal::BiasRows(qkv, L.bqkv.data(), rows, 3 * h);
+      // A team at SCHED_IDLE goes in chunks, so that it can hand its core back between them
+      // (IdleYieldPoint: a no-op on other threads); others in one call (~1 % faster at 32 x 128).
+      const int qkv_chunk = team_.idle_priority() ? kFfnChunkRows : std::max(rows, 1);
+      for (int c0 = r0; c0 < r1; c0 += qkv_chunk) {
+        const int crows = std::min(qkv_chunk, r1 - c0);
+        common::IdleYieldPoint();
+        if (amx_attention_) {
+          // Bias and bf16 rounding inside the GEMM (LoadWeights); each attention item packs its
+          // own head from these rows.
+          Check(L.pqkv.bf16->Run(x16_.data() + static_cast<size_t>(c0) * h, crows,
+                                 qkv16_.data() + static_cast<size_t>(c0) * 3 * h,
+                                 &bf16_scratch_[member]));
+        } else {
+          float* qkv = qkv_.data() + static_cast<size_t>(c0) * 3 * h;
+          Dense(member, x_.data() + static_cast<size_t>(c0) * h, crows, h, L.wqkv, L.pqkv, 3 * h,
+                qkv);
+          internal::BiasRows(qkv, L.bqkv.data(), crows, 3 * h);
+        }
       }
       sync();
 
@@ -344,6 +352,7 @@ class CpuEncoder final : public Encoder {
         const int b = item / heads;
         const int head = item % heads;
         const int len = offsets_[b + 1] - offsets_[b];
+        common::IdleYieldPoint();
         if (amx_attention_) {
           attention_(qkv16_.data() + static_cast<size_t>(offsets_[b]) * 3 * h, 3 * h, len, heads, d,
                      head, scale, ctx16_.data() + static_cast<size_t>(offsets_[b]) * h + head * d,
@@ -370,10 +379,12 @@ class CpuEncoder final : public Encoder {
           uint16_t* x16 = x16_.data() + static_cast<size_t>(c0) * h;
           uint16_t* mid16 = inter16_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
           internal::Bf16Scratch* scratch = &bf16_scratch_[member];
+          common::IdleYieldPoint();
           Check(L.po.bf16->Run(ctx16_.data() + static_cast<size_t>(c0) * h, crows, xc, scratch));
           internal::LayerNormRowsBf16(xc, L.ln1_g.data(), L.ln1_b.data(), eps, crows, h, x16);
           Check(L.p1.bf16->Run(x16, crows, mid16, scratch));
           internal::GeluBf16InPlace(mid16, static_cast<size_t>(crows) * inter);
+          common::IdleYieldPoint();
           Check(L.p2.bf16->Run(mid16, crows, xc, scratch));
           internal::LayerNormRowsBf16(xc, L.ln2_g.data(), L.ln2_b.data(), eps, crows, h, x16);
         }
@@ -386,6 +397,7 @@ class CpuEncoder final : public Encoder {
         // One chunk per member, like the intermediate one: the GEMM outputs stay in L2 for the
         // LayerNorm pass.
         float* tmp = tmp_.data() + static_cast<size_t>(member) * kFfnChunkRows * h;
+        common::IdleYieldPoint();
         Dense(member, ctx, crows, h, L.wo, L.po, h, tmp);
         internal::BiasResidualLayerNormRows(xc, tmp, L.bo.data(), L.ln1_g.data(), L.ln1_b.data(),
                                             eps, crows, h);
@@ -393,11 +405,13 @@ class CpuEncoder final : public Encoder {
           // Bias + GELU + bf16 inside the first GEMM (LoadWeights); the second reads bf16.
           uint16_t* mid16 = inter16_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
           Check(L.p1.bf16->Run(xc, crows, mid16, &bf16_scratch_[member]));
+          common::IdleYieldPoint();
           Check(L.p2.bf16->Run(mid16, crows, tmp, &bf16_scratch_[member]));
         } else {
           float* mid = inter_.data() + static_cast<size_t>(member) * kFfnChunkRows * inter;
           Dense(member, xc, crows, h, L.w1, L.p1, inter, mid);
           internal::BiasGeluRows(mid, L.b1.data(), crows, inter);
+          common::IdleYieldPoint();
           Dense(member, mid, crows, inter, L.w2, L.p2, h, tmp);
         }
         internal::BiasResidualLayerNormRows(xc, tmp, L.b2.data(), L.ln2_g.data(), L.ln2_b.data(),

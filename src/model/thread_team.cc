@@ -2,28 +2,10 @@
 
 #include <algorithm>
 
-#ifdef __linux__
-#include <sched.h>
-#endif
+#include "tipperary/common/thread_name.h"
+#include "tipperary/common/thread_priority.h"
 
 namespace tipperary::model::internal {
-namespace {
-
-// SCHED_IDLE (Linux): the thread runs only when no other thread wants its core, and any other
-// thread that wakes preempts it at once (CFS/EEVDF preempt an idle-policy task on wakeup).
-// Unprivileged threads may lower themselves to it; they may not come back, which is why such
-// a team owns its threads.
-bool EnterIdlePriority() {
-#ifdef __linux__
-  sched_param param{};
-  param.sched_priority = 0;
-  return sched_setscheduler(0, SCHED_IDLE, &param) == 0;
-#else
-  return false;
-#endif
-}
-
-}  // namespace
 
 ThreadTeam::ThreadTeam(int size, bool idle_priority)
     : size_(size < 1 ? 1 : size), owns_all_(idle_priority), barrier_(size < 1 ? 1 : size) {
@@ -69,8 +51,9 @@ void ThreadTeam::RunImpl(Trampoline call, void* fn, int members) {
 }
 
 void ThreadTeam::Loop(int member) {
+  common::SetThreadName(owns_all_ ? "encoder-idle" : "encoder");
   if (owns_all_) {
-    const bool idle = EnterIdlePriority();
+    const bool idle = common::EnterIdlePriority();
     std::lock_guard<std::mutex> lock(mu_);
     if (idle) ++idle_members_;
     ++started_;

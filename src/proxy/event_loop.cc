@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tipperary/common/log.h"
+#include "tipperary/common/thread_name.h"
 #include "upstream_options.h"
 
 namespace tipperary::proxy {
@@ -121,7 +122,10 @@ void EventLoop::Start() {
     snapshot_timer_ = std::make_unique<boost::asio::steady_timer>(ioc_);
     RefreshSnapshot();
   });
-  thread_ = std::thread([this] { ioc_.run(); });
+  thread_ = std::thread([this] {
+    common::SetThreadName(absl::StrCat("proxy-loop-", index_));
+    ioc_.run();
+  });
 }
 
 std::map<std::string, EventLoop::UpstreamSnapshot> EventLoop::ComputeSnapshots() const {

@@ -574,6 +574,26 @@ TEST(DynamicBatcherTest, InteractiveInstanceIsKeptFromBulkBatches) {
   EXPECT_EQ(stats.aged_items, 0u);
 }
 
+TEST(DynamicBatcherTest, ABulkBatchExecutingDoesNotMakeAnInteractiveOneWait) {
+  // dispatch_when_idle: only interactive batches count as busy for an interactive batch, so on
+  // the kept instance it goes at once instead of after max_queue_delay.
+  FakeTime time;
+  const TimePoint t0 = time.Now();
+  Recorder rec;
+  rec.Gate();
+  BatcherOptions options = IdleDispatchOptions(4);
+  options.interactive_instances = 1;
+  DynamicBatcher batcher(options, rec.execute(), rec.reject(), &time, /*instances=*/2);
+  ASSERT_TRUE(batcher.Enqueue(BulkItems(1, {5, 5})).ok());
+  rec.AwaitExecuting(1);  // idle: the bulk batch at once
+  ASSERT_TRUE(batcher.Enqueue(MakeItems(2, {5})).ok());
+  rec.AwaitExecuting(2);  // with no time advanced
+  rec.Open();
+  rec.AwaitBatches(2);
+  batcher.AwaitQuiescent();
+  for (const Batch& b : rec.batches()) EXPECT_EQ(b.formed_time, t0);
+}
+
 TEST(DynamicBatcherTest, AgedBulkItemsMayTakeTheInteractiveInstance) {
   FakeTime time;
   const TimePoint t0 = time.Now();

@@ -43,6 +43,8 @@ struct BatcherOptions {
   // model, and while the batch runs the next arrivals queue up into a fuller one. While some
   // instance is busy, a free one still waits up to max_queue_delay. With one instance the delay
   // then never applies: a batch forms whenever the instance is free, from all that queued.
+  // For an interactive batch only interactive batches count as busy: bulk work does not compete
+  // with it (it leaves interactive_instances free), so it does not make it wait.
   bool dispatch_when_idle = true;
   // Lanes. Batches form by priority, then by earliest urgency within a lane, where an item's
   // urgency is the earlier of its deadline and enqueue_time + priority_aging. A bulk item whose

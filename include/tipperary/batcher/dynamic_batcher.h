@@ -109,9 +109,10 @@ class DynamicBatcher {
   absl::CondVar scheduler_cv_;  // signalled (after unlocking) on Enqueue, completion, Drain
   absl::CondVar executor_cv_;   // signalled (after unlocking) when a batch is ready, at shutdown
   BatchQueue queue_ ABSL_GUARDED_BY(mu_);
-  std::deque<Batch> ready_ ABSL_GUARDED_BY(mu_);  // formed, waiting for an executor thread
-  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;     // ready_ + executing
-  size_t rejecting_ ABSL_GUARDED_BY(mu_) = 0;     // taken out of the queue, reject() not returned
+  std::deque<Batch> ready_ ABSL_GUARDED_BY(mu_);           // formed, waiting for an executor thread
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;              // ready_ + executing
+  size_t in_flight_interactive_ ABSL_GUARDED_BY(mu_) = 0;  // of those, interactive batches
+  size_t rejecting_ ABSL_GUARDED_BY(mu_) = 0;  // taken out of the queue, reject() not returned
   bool accepting_locked_ ABSL_GUARDED_BY(mu_) = true;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   TimePoint drain_deadline_ ABSL_GUARDED_BY(mu_) = TimePoint::max();
