@@ -193,8 +193,6 @@ std::string DumpProxyConfig(const ProxyConfig& config, bool redact_secrets) {
   EmitString(out, "unexpected_body", transcoding.unexpected_body);
   EmitString(out, "repeated_path_param_separator", transcoding.repeated_path_param_separator);
   EmitString(out, "duplicate_rule_wins", transcoding.duplicate_rule_wins);
-  EmitString(out, "bulk_cpu_priority", transcoding.bulk_cpu_priority);
-  Emit(out, "bulk_threads", transcoding.bulk_threads);
   out << YAML::EndMap;
 
   const LimitsConfig& limits = config.limits;

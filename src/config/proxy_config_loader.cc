@@ -795,8 +795,7 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
       value->AsMap({"preserve_proto_field_names", "always_print_primitive_fields", "enums_as_ints",
                     "ignore_unknown_fields", "allow_grpc_method_paths", "annotations", "strict",
                     "unexpected_body", "repeated_path_param_separator", "duplicate_rule_wins",
-                    "ignored_query_parameters", "ignore_unknown_query_parameters",
-                    "bulk_cpu_priority", "bulk_threads"}));
+                    "ignored_query_parameters", "ignore_unknown_query_parameters"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadStringList("ignored_query_parameters", &out->ignored_query_parameters));
   TIPPERARY_RETURN_IF_ERROR(
@@ -817,9 +816,6 @@ absl::Status Loader::LoadTranscoding(const YamlMap& root, TranscodingConfig* out
                                          {"csv", "pipes", "ssv", "tsv"}));
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadEnum("duplicate_rule_wins", &out->duplicate_rule_wins, {"last", "first"}));
-  TIPPERARY_RETURN_IF_ERROR(
-      map.ReadEnum("bulk_cpu_priority", &out->bulk_cpu_priority, {"idle", "normal"}));
-  TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("bulk_threads", &out->bulk_threads, 0, 1024));
   return absl::OkStatus();
 }
 

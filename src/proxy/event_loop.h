@@ -7,7 +7,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <map>
@@ -94,10 +93,6 @@ class EventLoop final : public RequestEnvironment {
   AccessLog* access_log() const override { return access_log_.get(); }
   std::shared_ptr<const CorsPolicy> cors() const override { return cors_; }
   std::atomic<int64_t>& in_flight() override { return shared_.in_flight; }
-  bool PostBulkWork(std::function<void()> work) override {
-    return shared_.bulk_work != nullptr && shared_.bulk_work->Post(std::move(work));
-  }
-  void PostToLoop(std::function<void()> fn) override { boost::asio::post(ioc_, std::move(fn)); }
 
   // This loop's upstream state per upstream name (its live cluster, the draining ones and those
   // already closed: totals never go down), refreshed on the loop every 250 ms and read by the

@@ -12,7 +12,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "metadata_mapping.h"
-#include "tipperary/common/priority_field.h"
 #include "tipperary/common/status_json.h"
 #include "tipperary/transcoder/path_template.h"
 #include "tipperary/transcoder/status_mapping.h"
@@ -658,44 +657,19 @@ void ProxiedRequest::RespondUnary(const upstream::GrpcResult& result) {
     Finish(std::move(res), nullptr, "");
     return;
   }
-  if (config_->transcoding.bulk_cpu_priority == "idle" &&
-      common::IsBulkField(http_->request()[http::field::priority])) {
-    // A bulk response is rendered on a bulk thread (SCHED_IDLE) and sent from the loop: the
-    // loop answers interactive requests meanwhile, and the rendering yields the core to them.
-    auto message = std::make_shared<std::string>(std::move(message_));
-    auto work = [self = shared_from_this(), routing = routing_, route = route_, message,
-                 format = format_, pretty = pretty_, trailers = result.trailers]() mutable {
-      auto out = std::make_shared<absl::StatusOr<transcoder::HttpBodyOut>>(
-          routing->transcoder->BuildResponseBody(*route, *message, format, pretty));
-      RequestEnvironment& env = self->env_;
-      env.PostToLoop([self = std::move(self), out, trailers = std::move(trailers)] {
-        self->SendUnaryBody(std::move(*out), trailers);
-      });
-    };
-    if (env_.PostBulkWork(std::move(work))) return;
-    message_ = std::move(*message);  // No bulk thread: here, as any other response.
-  }
-  SendUnaryBody(routing_->transcoder->BuildResponseBody(*route_, message_, format_, pretty_),
-                result.trailers);
-}
-
-void ProxiedRequest::SendUnaryBody(absl::StatusOr<transcoder::HttpBodyOut> out,
-                                   const upstream::Metadata& trailers) {
-  // A bulk response rendered off the loop may come back after the request ended (its deadline
-  // passed, the client went away).
-  if (state_ == State::kDone) return;
-  const upstream::Metadata* result_trailers = &trailers;
+  absl::StatusOr<transcoder::HttpBodyOut> out =
+      routing_->transcoder->BuildResponseBody(*route_, message_, format_, pretty_);
   if (!out.ok()) {
     Fail(ProxyError::Make(absl::StatusCode::kInternal,
                           absl::StrCat("cannot transcode the response: ", out.status().message()),
                           502),
-         result_trailers);
+         &result.trailers);
     return;
   }
   http1::HttpResponse res{http::status::ok, http_->request().version()};
   res.set(http::field::content_type, out->content_type);
   res.body() = std::move(out->body);
-  Finish(std::move(res), result_trailers, "");
+  Finish(std::move(res), &result.trailers, "");
 }
 
 void ProxiedRequest::Fail(const ProxyError& error, const upstream::Metadata* trailers) {

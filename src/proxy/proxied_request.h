@@ -96,9 +96,6 @@ class ProxiedRequest : public std::enable_shared_from_this<ProxiedRequest> {
   void ArmHeartbeat(Clock::time_point due);
   void OnHeartbeat();
   void RespondUnary(const upstream::GrpcResult& result);
-  // The unary response's body as rendered (here, or on a bulk thread: RespondUnary).
-  void SendUnaryBody(absl::StatusOr<transcoder::HttpBodyOut> out,
-                     const upstream::Metadata& trailers);
 
   // The one way out for errors: renders the google.rpc.Status body and finishes.
   void Fail(const ProxyError& error, const upstream::Metadata* trailers = nullptr);

@@ -55,9 +55,6 @@ ProxyServer::~ProxyServer() {
   }
   for (auto& loop : loops_) loop->Stop();
   for (auto& loop : loops_) loop->Join();
-  // After the loops (nothing new is posted) and before they are destroyed (a bulk response
-  // rendered now is posted to its loop, where it is dropped unrun).
-  if (shared_ && shared_->bulk_work) shared_->bulk_work->Stop();
   // After the loops: the admin handler reads the sampler until its loop stops.
   if (autoscaling_) autoscaling_->Stop();
 }
@@ -98,12 +95,6 @@ absl::Status ProxyServer::Init(config::ProxyConfig config) {
     loops_.back()->CreateUpstreams(upstream_keys);
     loops_.back()->SetAccessLog(access_log_);
   }
-  // Made whatever transcoding.bulk_cpu_priority says now, so that a reload can turn it on;
-  // threads with nothing to do cost nothing.
-  const unsigned bulk_threads =
-      cfg.transcoding.bulk_threads != 0 ? cfg.transcoding.bulk_threads : threads;
-  shared_->bulk_work = std::make_unique<common::TaskPool>(common::TaskPool::Options{
-      .threads = static_cast<int>(bulk_threads), .idle_priority = true, .name = "proxy-bulk"});
   auto autoscaling = AutoscalingRuntime::Start(*shared_);
   if (!autoscaling.ok()) return autoscaling.status();
   autoscaling_ = std::move(*autoscaling);

@@ -35,13 +35,12 @@ std::vector<std::string> KeysFromDump(const config::ProxyConfig& config, const s
 
 bool NeedsRestart(const std::string& key) {
   // Sockets bound at start (listeners, admin, the external scaler's gRPC server and its stream
-  // cadence), the number of event loops and of bulk rendering threads, the admin route of the
-  // OpenAPI document, and the sampling thread's cadence are fixed for a process.
+  // cadence), the number of event loops, the admin route of the OpenAPI document, and the
+  // sampling thread's cadence are fixed for a process.
   static const std::set<std::string> kRestart = {"listeners",
                                                  "admin",
                                                  "admin.address",
                                                  "threads",
-                                                 "transcoding.bulk_threads",
                                                  "openapi.path",
                                                  "autoscaling.external_scaler_address",
                                                  "autoscaling.stream_interval",
@@ -61,9 +60,6 @@ ReloadPlan PlanReload(const config::ProxyConfig& running, config::ProxyConfig lo
     if (key == "listeners") loaded.listeners = running.listeners;
     if (key == "admin" || key == "admin.address") loaded.admin = running.admin;
     if (key == "threads") loaded.threads = running.threads;
-    if (key == "transcoding.bulk_threads") {
-      loaded.transcoding.bulk_threads = running.transcoding.bulk_threads;
-    }
     if (key == "openapi.path") loaded.openapi.path = running.openapi.path;
     if (key == "autoscaling.external_scaler_address") {
       loaded.autoscaling.external_scaler_address = running.autoscaling.external_scaler_address;

@@ -56,13 +56,6 @@ class RequestEnvironment {
   virtual std::shared_ptr<const CorsPolicy> cors() const = 0;
   // Requests being handled by the whole proxy (limits.max_in_flight_requests).
   virtual std::atomic<int64_t>& in_flight() = 0;
-  // Runs `work` on one of the proxy's bulk threads (SCHED_IDLE; transcoding.bulk_cpu_priority)
-  // and returns true; false when there are none or they have stopped (`work` is dropped, the
-  // caller does the work itself). `work` must not touch the loop's state: it hands its result
-  // back with PostToLoop.
-  virtual bool PostBulkWork(std::function<void()> work) = 0;
-  // Runs `fn` on the loop thread, after what is running now. Any thread.
-  virtual void PostToLoop(std::function<void()> fn) = 0;
 };
 
 }  // namespace tipperary::proxy

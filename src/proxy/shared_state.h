@@ -12,7 +12,6 @@
 #include "absl/synchronization/mutex.h"
 #include "access_log.h"
 #include "proxy_stats.h"
-#include "tipperary/common/task_pool.h"
 #include "tipperary/config/proxy_config.h"
 #include "tipperary/metrics/registry.h"
 
@@ -49,9 +48,6 @@ struct SharedState {
   std::string schema_digest ABSL_GUARDED_BY(schema_mu);
   std::string schema_last_error ABSL_GUARDED_BY(schema_mu);  // Of the last failed refresh.
   std::atomic<int64_t> in_flight{0};  // Requests being handled, all loops together.
-  // Threads at SCHED_IDLE that render bulk responses (transcoding.bulk_cpu_priority), set before
-  // the loops start; stopped after they have.
-  std::unique_ptr<common::TaskPool> bulk_work;
   std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
 };
 

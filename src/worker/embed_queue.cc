@@ -35,12 +35,7 @@ EmbedQueue::EmbedQueue(Options options, Encode encode)
     : options_(std::move(options)),
       encode_(std::move(encode)),
       model_id_(next_model_id.fetch_add(1, std::memory_order_relaxed)),
-      dedup_(options_.dedup),
-      completions_(common::TaskPool::Options{.name = "cache-answers"}) {
-  if (options_.bulk_idle_threads > 0) {
-    bulk_work_ = std::make_unique<common::TaskPool>(common::TaskPool::Options{
-        .threads = options_.bulk_idle_threads, .idle_priority = true, .name = "bulk-work"});
-  }
+      dedup_(options_.dedup) {
   batcher_ = std::make_unique<batcher::DynamicBatcher>(
       options_.batching, [this](batcher::Batch batch) { Execute(std::move(batch)); },
       [this](batcher::Item item, const absl::Status& status) { Reject(std::move(item), status); },
@@ -55,20 +50,13 @@ EmbedQueue::~EmbedQueue() {
 void EmbedQueue::Drain(batcher::TimePoint deadline) {
   accepting_.store(false);
   batcher_->Drain(deadline);
-  // After the batcher: its last bulk batches post their answers here.
-  if (bulk_work_) bulk_work_->Stop();
   completions_.Stop();
 }
 
 void EmbedQueue::Stop() {
   accepting_.store(false);
   batcher_->Stop();
-  if (bulk_work_) bulk_work_->Stop();
   completions_.Stop();
-}
-
-bool EmbedQueue::PostBulkWork(std::function<void()> work) {
-  return bulk_work_ != nullptr && bulk_work_->Post(std::move(work));
 }
 
 size_t EmbedQueue::in_flight() const {
@@ -264,59 +252,24 @@ void EmbedQueue::Execute(batcher::Batch batch) {
       joiners[j] = std::move(pendings[j]->joiners);
     }
   }
-  // Outside mu_: `done` may submit more work. The waiters keep every task alive. A bulk batch's
-  // bulk tasks finish on the bulk threads (idle priority), anything else here.
-  struct Completion {
-    Waiter waiter;
-    size_t row;  // index into out, or n for none
-    absl::Status status;
-    std::chrono::nanoseconds queued;
-    uint64_t sequence;
-    std::chrono::nanoseconds compute;
-  };
-  const bool defer_bulk = bulk_work_ != nullptr && batch.priority == batcher::Priority::kBulk;
-  std::vector<Completion> deferred;
-  auto complete = [&](const Waiter& w, size_t row, const absl::Status& s,
-                      std::chrono::nanoseconds queued, uint64_t sequence,
-                      std::chrono::nanoseconds took) {
-    if (defer_bulk && w.task->priority() == batcher::Priority::kBulk) {
-      deferred.push_back({w, row, s, queued, sequence, took});
-      return;
-    }
-    w.task->CompleteItem(w.index, row < n ? out.data() + row * dim : nullptr, s, queued, sequence,
-                         took);
-  };
+  // Outside mu_: `done` may submit more work. The batch's payloads keep every task alive.
   for (size_t j = 0; j < n; ++j) {
-    const size_t row = status.ok() ? j : n;
-    complete(pendings[j]->text, row, status, batch.formed_time - batch.items[j].enqueue_time,
-             batch.sequence, compute);
+    const float* row = status.ok() ? out.data() + j * dim : nullptr;
+    const Waiter& text = pendings[j]->text;
+    text.task->CompleteItem(text.index, row, status,
+                            batch.formed_time - batch.items[j].enqueue_time, batch.sequence,
+                            compute);
     for (const Waiter& w : joiners[j]) {
       std::chrono::nanoseconds queued = std::max<std::chrono::nanoseconds>(
           std::chrono::nanoseconds(0), batch.formed_time - w.joined);
       if (w.deadline <= batch.formed_time) {
         // As the batcher does for a text still queued at its deadline.
-        complete(w, n, Expired(), queued, 0, std::chrono::nanoseconds(0));
+        w.task->CompleteItem(w.index, nullptr, Expired(), queued, 0, std::chrono::nanoseconds(0));
       } else {
-        complete(w, row, status, queued, batch.sequence, compute);
+        w.task->CompleteItem(w.index, row, status, queued, batch.sequence, compute);
       }
     }
   }
-  if (deferred.empty()) return;
-  struct Deferred {
-    std::vector<Completion> completions;
-    std::vector<float> out;
-  };
-  auto state = std::make_shared<Deferred>(Deferred{std::move(deferred), std::move(out)});
-  auto finish = [state, n, dim] {
-    for (const Completion& c : state->completions) {
-      c.waiter.task->CompleteItem(c.waiter.index,
-                                  c.row < n ? state->out.data() + c.row * dim : nullptr, c.status,
-                                  c.queued, c.sequence, c.compute);
-    }
-  };
-  // The thread stops only after the batcher (Stop, Drain), so a refusal is not expected; if it
-  // comes, the answers are written here rather than lost.
-  if (!bulk_work_->Post(finish)) finish();
 }
 
 void EmbedQueue::Reject(batcher::Item item, const absl::Status& status) {

@@ -23,9 +23,7 @@
 //
 // `done` of a task runs on a batcher thread or, for a task whose texts were all cache hits, on
 // this queue's own completion thread; never inside Submit (its callers may hold a lock `done`
-// takes). With Options::bulk_idle_threads, a bulk task's texts computed by a bulk batch are
-// completed (and its `done` runs: the answer is filled and written) on the queue's bulk threads
-// at idle OS priority instead, which PostBulkWork also offers for the bulk requests' intake.
+// takes).
 //
 //   EmbedQueue queue({.batching = options, .dim = 384, .cache = cache}, encode);
 //   absl::Status s = queue.Submit(task, deadline);  // RESOURCE_EXHAUSTED when the queue is full
@@ -45,8 +43,8 @@
 #include "absl/synchronization/mutex.h"
 #include "embed_task.h"
 #include "embedding_cache.h"
+#include "serial_executor.h"
 #include "tipperary/batcher/dynamic_batcher.h"
-#include "tipperary/common/task_pool.h"
 #include "tipperary/metrics/counter.h"
 
 namespace tipperary::worker {
@@ -75,11 +73,6 @@ class EmbedQueue {
     std::shared_ptr<EmbeddingCache> cache = {};
     CacheAccount cache_account = {};  // Copied: its pointers must outlive the queue.
     Metrics metrics = {};
-    // The bulk lane's work around the model (completing bulk tasks, PostBulkWork) on this many
-    // threads of the queue's own at SCHED_IDLE, as the encoders that run bulk batches
-    // (batching.bulk_cpu_priority with a kept instance): on a few cores, a bulk answer written at
-    // normal priority (~0.5 ms for 32 texts) delays the interactive requests beside it. 0 = none.
-    int bulk_idle_threads = 0;
     // Null = absl::Hash of the ids. Tests inject a constant one to force collisions.
     EmbeddingCache::HashFunction hash = {};
     batcher::TimeSource* time = batcher::RealTime();
@@ -107,10 +100,6 @@ class EmbedQueue {
   batcher::BatcherStats batcher_stats() const { return batcher_->stats(); }
   // Computations waiting for the batcher or running, that texts can join.
   size_t in_flight() const ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Runs `work` on a bulk thread (Options::bulk_idle_threads) and returns true; false when there
-  // is none or they have stopped (the caller then does the work itself; `work` is dropped).
-  bool PostBulkWork(std::function<void()> work);
 
   // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE (with
   // its joiners); tasks already answered from the cache finish.
@@ -151,8 +140,7 @@ class EmbedQueue {
   absl::flat_hash_map<uint64_t, Pending*> in_flight_ ABSL_GUARDED_BY(mu_);
   size_t in_flight_count_ ABSL_GUARDED_BY(mu_) = 0;
 
-  common::TaskPool completions_;                      // Tasks answered from the cache alone.
-  std::unique_ptr<common::TaskPool> bulk_work_;       // Options::bulk_idle_threads, else null.
+  SerialExecutor completions_;                        // Tasks answered from the cache alone.
   std::unique_ptr<batcher::DynamicBatcher> batcher_;  // Last: its threads use everything above.
 };
 

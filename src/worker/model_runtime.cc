@@ -190,11 +190,6 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   options.instances = rt->instances_;
   options.dim = rt->dim_;
   options.dedup = cache_config.dedup;
-  // The bulk lane's tokenizing and answers, on any backend (they are CPU work either way), on as
-  // many threads as cores: idle threads cost nothing, and a GPU's bulk rate needs them all.
-  if (kept > 0 && batching.bulk_cpu_priority == "idle") {
-    options.bulk_idle_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }
   options.cache = std::move(cache);
   options.cache_account = rt->cache_account_;
   options.metrics = rt->queue_metrics_;

@@ -93,9 +93,6 @@ class ModelRuntime {
   const metrics::Histogram& batch_sizes() const { return *batch_size_; }
   const metrics::Histogram& batch_tokens() const { return *batch_tokens_; }
   // Stop accepting; queued work runs until `deadline`, the rest is rejected UNAVAILABLE.
-  // The bulk lane's work around the model at idle OS priority (EmbedQueue::PostBulkWork): false
-  // when this model has no such thread (the caller does the work itself).
-  bool PostBulkWork(std::function<void()> work) { return queue_->PostBulkWork(std::move(work)); }
   void Drain(batcher::TimePoint deadline) { queue_->Drain(deadline); }
   void Stop() { queue_->Stop(); }
   // A config reload's batching knobs, for the batches formed from now on (instances and the

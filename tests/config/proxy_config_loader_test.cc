@@ -569,7 +569,7 @@ TEST_F(ProxyConfigLoaderTest, ErrorUnknownKeyAtEachLevel) {
             "always_print_primitive_fields, enums_as_ints, ignore_unknown_fields, "
             "allow_grpc_method_paths, annotations, strict, unexpected_body, "
             "repeated_path_param_separator, duplicate_rule_wins, ignored_query_parameters, "
-            "ignore_unknown_query_parameters, bulk_cpu_priority, bulk_threads); did you mean "
+            "ignore_unknown_query_parameters); did you mean "
             "\"enums_as_ints\"?");
   EXPECT_EQ(Error(absl::StrCat(kMinimal, "limits: {max_body: 1MiB}\n")),
             "6:10: unknown key \"max_body\" in limits (known: max_header_bytes, "

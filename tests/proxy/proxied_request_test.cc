@@ -11,12 +11,10 @@
 #include <deque>
 #include <functional>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tipperary/metrics/registry.h"
@@ -280,32 +278,6 @@ class FakeEnvironment : public RequestEnvironment {
     return std::make_shared<const CorsPolicy>(config_.cors);  // Tests change config_ as they go.
   }
   std::atomic<int64_t>& in_flight() override { return in_flight_; }
-  // Bulk work is kept until the test runs it (RunBulkWork), as is what it posts to the loop.
-  bool PostBulkWork(std::function<void()> work) override {
-    if (!bulk_threads_) return false;
-    bulk_work_.push_back(std::move(work));
-    return true;
-  }
-  void PostToLoop(std::function<void()> fn) override {
-    absl::MutexLock lock(&loop_mu_);
-    loop_posts_.push_back(std::move(fn));
-  }
-  // Runs the kept bulk work on another thread, then what it posted, here (the loop).
-  void RunBulkWork() {
-    std::vector<std::function<void()>> work = std::move(bulk_work_);
-    bulk_work_.clear();
-    std::thread t([&work] {
-      for (auto& w : work) w();
-    });
-    t.join();
-    std::vector<std::function<void()>> posts;
-    {
-      absl::MutexLock lock(&loop_mu_);
-      posts = std::move(loop_posts_);
-      loop_posts_.clear();
-    }
-    for (auto& p : posts) p();
-  }
 
   // "name{labels} value" lines of the exposition for a metric name prefix.
   std::string Metric(std::string_view prefix) const {
@@ -326,10 +298,6 @@ class FakeEnvironment : public RequestEnvironment {
   Clock::time_point now_ = Clock::time_point(std::chrono::seconds(1000));
   std::atomic<int64_t> in_flight_{0};
   std::vector<absl::StatusCode> upstream_codes_;
-  bool bulk_threads_ = false;
-  std::vector<std::function<void()>> bulk_work_;
-  absl::Mutex loop_mu_;
-  std::vector<std::function<void()>> loop_posts_ ABSL_GUARDED_BY(loop_mu_);
   std::vector<std::pair<Clock::time_point, std::weak_ptr<std::function<void()>>>> timers_;
 
  private:
@@ -432,71 +400,6 @@ TEST_F(ProxiedRequestTest, UnaryCallFromJsonToJson) {
   EXPECT_THAT(env_.Metric("tipperary_http_requests_in_flight"),
               HasSubstr(R"(route="POST /v1/echo"} 0)"));
   EXPECT_EQ(env_.upstream_codes_, std::vector<absl::StatusCode>{absl::StatusCode::kOk});
-}
-
-// ---- Bulk responses (transcoding.bulk_cpu_priority) ----
-
-TEST_F(ProxiedRequestTest, ABulkResponseIsRenderedOffTheLoopAndSentFromIt) {
-  env_.bulk_threads_ = true;
-  auto http = Start(Request(http::verb::post, "/v1/echo", R"({"fString":"hi"})",
-                            {{"Priority", "u=7, i"}, {"X-Request-Id", "rid-9"}}));
-  v1::AllTypes reply;
-  reply.set_f_string("back");
-  reply.add_r_double(0.1);
-  env_.upstream_.Answer(0, {reply.SerializeAsString()}, Ok(), {{"x-resp", "r"}});
-  // Nothing sent yet: the rendering waits for a bulk thread; the loop is free.
-  EXPECT_FALSE(http->complete());
-  EXPECT_EQ(http->status(), 0u);
-  ASSERT_EQ(env_.bulk_work_.size(), 1u);
-  env_.RunBulkWork();
-  EXPECT_EQ(request_->state(), State::kDone);
-  EXPECT_EQ(http->status(), 200u);
-  EXPECT_EQ(http->body(), R"({"fString":"back","rDouble":[0.1]})");
-  EXPECT_EQ(http->header("X-Request-Id"), "rid-9");
-  EXPECT_EQ(http->header("Grpc-Metadata-x-resp"), "r");
-  EXPECT_EQ(env_.in_flight_.load(), 0);
-  EXPECT_THAT(env_.Metric("tipperary_http_requests_total"),
-              HasSubstr(R"({code="200",method="POST",route="POST /v1/echo"} 1)"));
-}
-
-TEST_F(ProxiedRequestTest, InteractiveResponsesAndBulkOnesWhenOffAreRenderedOnTheLoop) {
-  env_.bulk_threads_ = true;
-  v1::AllTypes reply;
-  reply.set_f_string("back");
-  // Urgency 3 and below (and none, and an invalid one) is interactive.
-  for (const char* priority : {"u=3", "u=0", "", "u=9"}) {
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (*priority != '\0') headers.emplace_back("Priority", priority);
-    auto http = Start(Request(http::verb::post, "/v1/echo", "{}", headers));
-    env_.upstream_.Answer(env_.upstream_.size() - 1, {reply.SerializeAsString()}, Ok());
-    EXPECT_EQ(http->status(), 200u) << priority;
-    EXPECT_EQ(http->body(), R"({"fString":"back"})") << priority;
-  }
-  env_.config_.transcoding.bulk_cpu_priority = "normal";
-  auto http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Priority", "u=7"}}));
-  env_.upstream_.Answer(env_.upstream_.size() - 1, {reply.SerializeAsString()}, Ok());
-  EXPECT_EQ(http->status(), 200u);
-  EXPECT_TRUE(env_.bulk_work_.empty());
-}
-
-TEST_F(ProxiedRequestTest, WithoutBulkThreadsABulkResponseIsRenderedHere) {
-  env_.bulk_threads_ = false;  // PostBulkWork refuses: the message must still be there
-  auto http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Priority", "u=7"}}));
-  v1::AllTypes reply;
-  reply.set_f_string("back");
-  env_.upstream_.Answer(0, {reply.SerializeAsString()}, Ok());
-  EXPECT_EQ(http->status(), 200u);
-  EXPECT_EQ(http->body(), R"({"fString":"back"})");
-}
-
-TEST_F(ProxiedRequestTest, ABulkResponseThatCannotBeRenderedIs502) {
-  env_.bulk_threads_ = true;
-  auto http = Start(Request(http::verb::post, "/v1/echo", "{}", {{"Priority", "u=6"}}));
-  env_.upstream_.Answer(0, {"\xff\xff\xff"}, Ok());
-  env_.RunBulkWork();
-  EXPECT_EQ(http->status(), 502u);
-  EXPECT_THAT(http->body(), HasSubstr("cannot transcode the response"));
-  EXPECT_EQ(env_.in_flight_.load(), 0);
 }
 
 TEST_F(ProxiedRequestTest, BinaryProtobufBothWays) {

@@ -18,7 +18,6 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "tipperary/batcher/time_source.h"
-#include "tipperary/common/thread_priority.h"
 #include "tipperary/metrics/counter.h"
 
 namespace tipperary::worker {
@@ -108,7 +107,6 @@ struct Call {
   absl::Status status;
   std::vector<std::vector<float>> vectors;
   std::thread::id done_thread;
-  bool done_idle = false;  // `done` ran at SCHED_IDLE
 
   explicit Call(std::vector<Ids> texts) {
     std::vector<bool> truncated(texts.size(), false);
@@ -119,7 +117,6 @@ struct Call {
                                            vectors.emplace_back(t.vector(i), t.vector(i) + kDim);
                                          }
                                          done_thread = std::this_thread::get_id();
-                                         done_idle = common::InIdlePriority();
                                          done.Notify();
                                        });
   }
@@ -131,8 +128,7 @@ class EmbedQueueTest : public ::testing::Test {
  protected:
   // A partial batch waits for time to move (no idle dispatch) unless `eager`.
   std::unique_ptr<EmbedQueue> MakeQueue(FakeEncoder& encoder, bool eager = false,
-                                        uint64_t cache_bytes = 0, bool dedup = true,
-                                        int bulk_idle_threads = 0) {
+                                        uint64_t cache_bytes = 0, bool dedup = true) {
     EmbedQueue::Options options;
     options.batching.max_batch_size = 64;
     options.batching.max_queue_delay = seconds(1);
@@ -140,7 +136,6 @@ class EmbedQueueTest : public ::testing::Test {
     options.batching.max_queue = max_queue_;
     options.dim = kDim;
     options.dedup = dedup;
-    options.bulk_idle_threads = bulk_idle_threads;
     if (cache_bytes > 0 && cache_ == nullptr) {
       cache_ = std::make_shared<EmbeddingCache>(
           EmbeddingCache::Options{.max_bytes = cache_bytes, .shards = 4, .hash = hash_});
@@ -211,59 +206,6 @@ TEST_F(EmbedQueueTest, TaskAnsweredByTheCacheAloneFinishesOffTheSubmittingThread
   EXPECT_TRUE(SameBits(call.vectors[0].data(), VectorOf({3, 4})));
   EXPECT_TRUE(SameBits(call.vectors[1].data(), VectorOf({1, 2})));
 }
-
-#ifdef __linux__
-TEST_F(EmbedQueueTest, BulkTasksFinishAtIdlePriorityAndInteractiveOnesDoNot) {
-  FakeEncoder encoder;
-  encoder.Hold();
-  auto queue = MakeQueue(encoder, /*eager=*/true, /*cache_bytes=*/0, /*dedup=*/true,
-                         /*bulk_idle_threads=*/2);
-  Ids a = {101, 5, 102}, b = {101, 6, 102};
-  Call bulk({a, b});
-  bulk.task->set_priority(batcher::Priority::kBulk);
-  ASSERT_TRUE(queue->Submit(bulk.task, batcher::TimePoint::max()).ok());
-  encoder.AwaitRunning(1);
-  // An interactive call for the same text joins the bulk computation: its answer must not wait
-  // at idle priority.
-  Call joiner({a});
-  ASSERT_TRUE(queue->Submit(joiner.task, batcher::TimePoint::max()).ok());
-  Call interactive({Ids{101, 7, 102}});
-  ASSERT_TRUE(queue->Submit(interactive.task, batcher::TimePoint::max()).ok());
-  encoder.Release();
-  ASSERT_TRUE(bulk.Wait());
-  ASSERT_TRUE(joiner.Wait());
-  ASSERT_TRUE(interactive.Wait());
-  EXPECT_TRUE(bulk.done_idle);
-  EXPECT_FALSE(joiner.done_idle);
-  EXPECT_FALSE(interactive.done_idle);
-  ASSERT_TRUE(bulk.status.ok()) << bulk.status;
-  EXPECT_TRUE(SameBits(bulk.vectors[0].data(), VectorOf(a)));
-  EXPECT_TRUE(SameBits(bulk.vectors[1].data(), VectorOf(b)));
-  EXPECT_TRUE(SameBits(joiner.vectors[0].data(), VectorOf(a)));
-  // Bulk work posted by a caller (the worker's tokenizing) runs there too.
-  absl::Notification ran;
-  bool idle = false;
-  ASSERT_TRUE(queue->PostBulkWork([&] {
-    idle = common::InIdlePriority();
-    ran.Notify();
-  }));
-  ASSERT_TRUE(ran.WaitForNotificationWithTimeout(kHangGuard));
-  EXPECT_TRUE(idle);
-  queue->Stop();
-  EXPECT_FALSE(queue->PostBulkWork([] {}));
-}
-
-TEST_F(EmbedQueueTest, WithoutBulkThreadsEverythingFinishesOnTheBatcher) {
-  FakeEncoder encoder;
-  auto queue = MakeQueue(encoder, /*eager=*/true);
-  Call bulk({Ids{101, 5, 102}});
-  bulk.task->set_priority(batcher::Priority::kBulk);
-  ASSERT_TRUE(queue->Submit(bulk.task, batcher::TimePoint::max()).ok());
-  ASSERT_TRUE(bulk.Wait());
-  EXPECT_FALSE(bulk.done_idle);
-  EXPECT_FALSE(queue->PostBulkWork([] {}));
-}
-#endif
 
 TEST_F(EmbedQueueTest, CollidingHashesNeverConfuseInputs) {
   hash_ = [](uint64_t, std::span<const int32_t>) { return uint64_t{7}; };

@@ -187,13 +187,6 @@ struct TranscodingConfig {
   // Of two rules with the same HTTP method and path shape (from the same source), which one is
   // served: "last" registered (grpc-gateway v2) or "first" (grpc-gateway v1's default mux).
   std::string duplicate_rule_wins = "last";
-  // Where a bulk request's response (RFC 9218 `Priority` urgency 4 and above, as the worker's
-  // bulk lane) is rendered: "idle", on threads of their own at SCHED_IDLE, so that rendering
-  // 32 x 384 floats as JSON (~1-2 ms) never holds an event loop or a core that an interactive
-  // request wants; or "normal", on the event loop like every other response.
-  std::string bulk_cpu_priority = "idle";
-  // Those threads; 0 = as many as event loops. Fixed for the process (a reload keeps it).
-  uint32_t bulk_threads = 0;
 };
 
 // What one client can make the proxy hold (docs/http-conformance.md).

@@ -75,10 +75,9 @@ struct WorkerBatchingConfig {
   Duration priority_aging = std::chrono::seconds(1);
   // Instances per model kept for interactive batches (capped at instances - 1); 0 = none.
   uint32_t interactive_instances = 0;
-  // With interactive_instances > 0, the bulk lane's CPU work runs at this OS priority: "idle"
-  // (SCHED_IDLE: whatever else wants a core, the kept instances and the I/O threads included,
-  // preempts it at once) or "normal". That is the instances that may run bulk batches (CPU
-  // backend), and on any backend the bulk requests' tokenizing and answers.
+  // With interactive_instances > 0 on the CPU backend, the other instances (those that may
+  // run bulk batches) compute at this OS priority: "idle" (SCHED_IDLE: whatever else wants a
+  // core, the kept instances and the I/O threads included, preempts them at once) or "normal".
   std::string bulk_cpu_priority = "idle";
 };
 
