@@ -1,6 +1,5 @@
 // Lowering the calling thread to idle OS priority, for work that must yield its core to anything
-// else that wants it: the worker's bulk batches and the bulk requests' intake and answers, the
-// proxy's rendering of bulk responses.
+// else that wants it: the worker's encoder threads that compute bulk batches.
 //
 // SCHED_IDLE (Linux): a thread of any other policy that wakes preempts an idle-policy thread at
 // once (CFS and EEVDF both), where between two normal threads the woken one may wait for the
@@ -12,11 +11,14 @@
 // (4 ms at HZ=250): measured as 3.7 ms stalls of the proxy's event loop beside the worker's bulk
 // encoder (docs/benchmarks.md, "Priority lanes"). Long computations on such threads therefore
 // call IdleYieldPoint() every few hundred microseconds, which hands the core back.
-// An unprivileged thread may lower itself to SCHED_IDLE but not come back, which is why only
-// threads created for such work enter it.
+// Only pure computation belongs there: a thread at SCHED_IDLE that takes a lock other threads
+// need (a malloc arena, gRPC's, protobuf's) and is preempted while holding it stalls them all
+// while normal work fills the cores (docs/benchmarks.md: tried for the bulk requests' I/O, and
+// removed). An unprivileged thread may lower itself to SCHED_IDLE but not come back, which is why
+// only threads created for such work enter it.
 //
 //   std::thread t([] {
-//     if (!EnterIdlePriority()) TIPPERARY_LOG(kWarning, "bulk thread at normal priority", {});
+//     if (!EnterIdlePriority()) TIPPERARY_LOG(kWarn, "bulk thread at normal priority", {});
 //     ...
 //   });
 #pragma once
@@ -31,7 +33,7 @@ bool EnterIdlePriority();
 bool InIdlePriority();
 
 // In a thread that EnterIdlePriority() moved to SCHED_IDLE: yields its core (sched_yield) when it
-// has run kIdleYieldInterval since it last did, so that a normal thread the scheduler passed over
+// has run kIdleYieldIntervalNs since it last did, so that a normal thread the scheduler passed over
 // waits at most about that long instead of a tick. Elsewhere: a thread-local flag test, nothing
 // more. Cheap enough for every work item of a batch (a clock read when idle).
 inline constexpr long kIdleYieldIntervalNs = 200'000;
