@@ -22,11 +22,12 @@ DynamicBatcher::DynamicBatcher(BatcherOptions options, std::function<void(Batch)
   }
   absl::MutexLock lock(&join_mu_);
   executors_.reserve(instances_);
-  for (size_t i = 0; i < instances_; ++i)
+  for (size_t i = 0; i < instances_; ++i) {
     executors_.emplace_back([this] {
       common::SetThreadName("batch-exec");
       ExecutorLoop();
     });
+  }
   scheduler_ = std::thread([this] {
     common::SetThreadName("batch-sched");
     SchedulerLoop();
@@ -180,11 +181,9 @@ void DynamicBatcher::SchedulerLoop() {
     while (in_flight_ < instances_ && !queue_.empty()) {
       BatchQueue::Plan plan = queue_.PlanBatch();
       if (plan.lane == Priority::kBulk && instances_ - in_flight_ <= reserved) break;
-      // Idle for dispatch_when_idle: nothing executing that competes with this batch. Bulk
-      // batches never compete with an interactive one for an instance it may take (a bulk batch
-      // leaves the reserved instances free), so an interactive batch does not wait
-      // max_queue_delay for company because bulk work runs: measured as 2 ms added to 2 % of
-      // interactive requests beside a saturating bulk load (docs/benchmarks.md).
+      // Idle (dispatch_when_idle): nothing executing competes with this batch. A bulk batch never
+      // takes the instance an interactive one may (it leaves the reserved ones free), so bulk work
+      // does not make an interactive batch wait max_queue_delay (docs/benchmarks.md).
       const bool idle =
           plan.lane == Priority::kInteractive ? in_flight_interactive_ == 0 : in_flight_ == 0;
       if (!queue_.ShouldRelease(plan, now, draining_, idle)) break;
@@ -203,10 +202,9 @@ void DynamicBatcher::SchedulerLoop() {
       stats_.executed_items += batch.items.size();
       stats_.real_tokens += batch.real_tokens;
       stats_.padded_tokens += batch.padded_tokens;
-      const Priority batch_priority = batch.priority;
+      if (batch.priority == Priority::kInteractive) ++in_flight_interactive_;
       ready_.push_back(std::move(batch));  // ownership: batch -> ready_ (an executor takes it)
       ++in_flight_;
-      if (batch_priority == Priority::kInteractive) ++in_flight_interactive_;
       ++formed;
     }
     const size_t rejections = expired.size() + cancelled.size() + unavailable.size();

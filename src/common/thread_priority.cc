@@ -30,7 +30,7 @@ void IdleYieldPoint() {
 #ifdef __linux__
   if (!idle_thread) return;
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_yield < std::chrono::nanoseconds(kIdleYieldIntervalNs)) return;
+  if (now - last_yield < kIdleYieldInterval) return;
   sched_yield();
   last_yield = std::chrono::steady_clock::now();
 #endif

@@ -328,7 +328,7 @@ class CpuEncoder final : public Encoder {
       const Layer& L = layers_[l];
       // A team at SCHED_IDLE goes in chunks, so that it can hand its core back between them
       // (IdleYieldPoint: a no-op on other threads); others in one call (~1 % faster at 32 x 128).
-      const int qkv_chunk = team_.idle_priority() ? kFfnChunkRows : std::max(rows, 1);
+      const int qkv_chunk = team_.idle_priority() ? kFfnChunkRows : rows;
       for (int c0 = r0; c0 < r1; c0 += qkv_chunk) {
         const int crows = std::min(qkv_chunk, r1 - c0);
         common::IdleYieldPoint();

@@ -23,6 +23,8 @@
 //   });
 #pragma once
 
+#include <chrono>
+
 namespace tipperary::common {
 
 // Moves the calling thread to SCHED_IDLE; false where that is not possible (not Linux, or the
@@ -33,10 +35,10 @@ bool EnterIdlePriority();
 bool InIdlePriority();
 
 // In a thread that EnterIdlePriority() moved to SCHED_IDLE: yields its core (sched_yield) when it
-// has run kIdleYieldIntervalNs since it last did, so that a normal thread the scheduler passed over
+// has run kIdleYieldInterval since it last did, so that a normal thread the scheduler passed over
 // waits at most about that long instead of a tick. Elsewhere: a thread-local flag test, nothing
 // more. Cheap enough for every work item of a batch (a clock read when idle).
-inline constexpr long kIdleYieldIntervalNs = 200'000;
+inline constexpr std::chrono::microseconds kIdleYieldInterval{200};
 void IdleYieldPoint();
 
 }  // namespace tipperary::common
