@@ -67,6 +67,7 @@ std::string DumpWorkerConfig(const WorkerConfig& config) {
   Emit(out, "stream_chunk_size", config.stream_chunk_size);
   Emit(out, "max_inputs", config.max_inputs);
   Emit(out, "drain", FormatDuration(config.drain));
+  Emit(out, "warmup_request_timeout", FormatDuration(config.warmup_request_timeout));
   EmitKey(out, "logging");
   out << YAML::BeginMap;
   Emit(out, "level", config.log_level);

@@ -72,9 +72,10 @@ absl::Status Loader::Load(const YamlValue& root, WorkerConfig* config) {
         absl::StrCat("the top level must be a map of keys (listen, models, ...), got ",
                      YamlKindName(root.node())));
   }
-  TIPPERARY_ASSIGN_OR_RETURN(YamlMap map,
-                             root.AsMap({"listen", "admin", "models", "batching", "cache",
-                                         "stream_chunk_size", "max_inputs", "drain", "logging"}));
+  TIPPERARY_ASSIGN_OR_RETURN(
+      YamlMap map,
+      root.AsMap({"listen", "admin", "models", "batching", "cache", "stream_chunk_size",
+                  "max_inputs", "drain", "warmup_request_timeout", "logging"}));
   TIPPERARY_RETURN_IF_ERROR(map.Require({"models"}));
   TIPPERARY_RETURN_IF_ERROR(LoadListen(map, config));
   TIPPERARY_RETURN_IF_ERROR(LoadAdmin(map, config));
@@ -85,6 +86,8 @@ absl::Status Loader::Load(const YamlValue& root, WorkerConfig* config) {
       map.ReadUint32("stream_chunk_size", &config->stream_chunk_size, 1, 1 << 16));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_inputs", &config->max_inputs, 1, 1 << 24));
   TIPPERARY_RETURN_IF_ERROR(map.ReadDuration("drain", &config->drain));
+  TIPPERARY_RETURN_IF_ERROR(
+      map.ReadDuration("warmup_request_timeout", &config->warmup_request_timeout));
   TIPPERARY_RETURN_IF_ERROR(LoadLogging(map, config));
   config->source_path = source_;
   return absl::OkStatus();

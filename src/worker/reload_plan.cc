@@ -9,8 +9,9 @@ namespace tipperary::worker {
 
 const std::vector<std::string>& RestartRequiredKeys() {
   // The gRPC server and the admin listener are bound once; the model threads are per model and
-  // change with it (replaced), so no other key needs a restart.
-  static const std::vector<std::string> keys = {"listen", "admin.address"};
+  // change with it (replaced); the front-door warm-up request runs once, at start.
+  static const std::vector<std::string> keys = {"listen", "admin.address",
+                                                "warmup_request_timeout"};
   return keys;
 }
 
@@ -37,6 +38,7 @@ ReloadPlan PlanReload(const config::WorkerConfig& running, config::WorkerConfig 
   }
   next.listen = running.listen;
   next.admin_address = running.admin_address;
+  next.warmup_request_timeout = running.warmup_request_timeout;
   plan.effective = std::move(next);
   plan.changed = config::ChangedKeys(running_dump, config::DumpWorkerConfig(plan.effective));
 

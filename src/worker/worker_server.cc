@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "config_reloader.h"
 #include "embedding_service.h"
+#include "front_door_warmup.h"
 #include "reload_runner.h"
 #include "tei_service.h"
 #include "tipperary/admin/v1/worker_load.pb.h"
@@ -84,6 +85,8 @@ class WorkerServer::Impl {
   // tipperary-proxy's autoscaling signals (which turn the counters into windowed batch fill) and
   // for operators: the tipperary.admin.v1.WorkerLoad contract in its JSON mapping.
   std::string AutoscalingJson();
+  // The front-door warm-up (front_door_warmup.h), before the first SetHealth(true).
+  void WarmFrontDoorIfConfigured(const config::WorkerConfig& config);
   void SetHealth(bool serving);
   // POST /reload: queued on the reload thread, answered when it is done (409 while another
   // reload runs).
@@ -233,6 +236,7 @@ absl::Status WorkerServer::Impl::LoadModels() {
     shown = hash;
   });
   if (core_.draining()) return absl::OkStatus();
+  WarmFrontDoorIfConfigured(*config);
   SetHealth(true);
   std::string names;
   const std::shared_ptr<const ModelSet> serving = core_.models();  // Held: see ListModels.
@@ -241,6 +245,30 @@ absl::Status WorkerServer::Impl::LoadModels() {
   }
   TIPPERARY_LOG(kInfo, "ready", {{"models", names}});
   return absl::OkStatus();
+}
+
+void WorkerServer::Impl::WarmFrontDoorIfConfigured(const config::WorkerConfig& config) {
+  std::vector<std::string> models;
+  for (const config::WorkerModelConfig& model : config.models) {
+    if (model.warmup == "all") models.push_back(model.name);
+  }
+  if (models.empty() || config.warmup_request_timeout <= config::Duration::zero()) return;
+  absl::StatusOr<common::Endpoint> bound = common::ParseEndpoint(grpc_address_, true);
+  if (!bound.ok()) return;  // Parsed once at Start; never fails here.
+  const std::string target = SelfTarget(*bound);
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status status = WarmFrontDoor(target, models, config.warmup_request_timeout);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (status.ok()) {
+    TIPPERARY_LOG(kInfo, "front door warmed",
+                  {{"target", target},
+                   {"requests", absl::StrCat(models.size())},
+                   {"seconds", absl::StrCat(seconds)}});
+  } else {
+    TIPPERARY_LOG(kWarn, "front door warm-up failed",
+                  {{"target", target}, {"error", status.ToString()}});
+  }
 }
 
 void WorkerServer::Impl::SetHealth(bool serving) {

@@ -55,6 +55,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config->cache.max_bytes, 0u);  // No cache unless asked (docs/caching.md).
   EXPECT_TRUE(config->cache.dedup);
   EXPECT_EQ(config->drain, std::chrono::seconds(15));
+  EXPECT_EQ(config->warmup_request_timeout, std::chrono::seconds(10));
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->source_path, "/etc/tipperary/worker.yaml");
 }
@@ -88,6 +89,7 @@ cache: {max_bytes: 64MiB, dedup: false}
 stream_chunk_size: 7
 max_inputs: 100
 drain: 1s
+warmup_request_timeout: 0s
 logging: {level: debug}
 )");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -124,6 +126,7 @@ logging: {level: debug}
   EXPECT_EQ(config->stream_chunk_size, 7u);
   EXPECT_EQ(config->max_inputs, 100u);
   EXPECT_EQ(config->drain, std::chrono::seconds(1));
+  EXPECT_EQ(config->warmup_request_timeout, std::chrono::seconds(0));
   EXPECT_EQ(config->log_level, "debug");
 
   // The dump loads back to the same values.
@@ -246,6 +249,7 @@ TEST(WorkerConfigTest, DocumentedExampleLoads) {
   EXPECT_EQ(config->batching.interactive_instances, defaults.batching.interactive_instances);
   EXPECT_EQ(config->batching.bulk_cpu_priority, "idle");
   EXPECT_EQ(config->drain, defaults.drain);
+  EXPECT_EQ(config->warmup_request_timeout, defaults.warmup_request_timeout);
   EXPECT_EQ(config->stream_chunk_size, defaults.stream_chunk_size);
   EXPECT_EQ(config->max_inputs, defaults.max_inputs);
   EXPECT_EQ(config->cache.max_bytes, defaults.cache.max_bytes);

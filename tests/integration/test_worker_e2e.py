@@ -413,6 +413,14 @@ def test_ready_worker_warmed_every_bucket(tmp_path):
             rf'tipperary_worker_warmup_seconds{{model="{MODEL}"}} (\S+)', metrics)
         assert seconds and float(seconds.group(1)) > 0, metrics
         assert "warmup: all" in worker.admin_get("/config").text
+        # Then one Embed through its own gRPC port, before ready (warmup_request_timeout):
+        # counted as a request like any other.
+        assert "front door warmed" in msgs, msgs
+        assert msgs.index("model warmed") < msgs.index("front door warmed") < msgs.index("ready")
+        front = next(l for l in lines if l.get("msg") == "front door warmed")
+        assert front["requests"] == "1" and front["target"].startswith("127.0.0.1:"), front
+        assert (f'tipperary_worker_requests_total{{code="OK",model="{MODEL}"}} 1'
+                in metrics), metrics
     finally:
         worker.stop()
 
@@ -424,6 +432,8 @@ def test_minimal_warmup_runs_one_batch(tmp_path):
         assert (warmed["warmup"], warmed["buckets"], warmed["largest"]) == ("minimal", "1", "2x2")
         assert (f'tipperary_worker_warmup_batches{{model="{MODEL}"}} 1'
                 in worker.admin_get("/metrics").text)
+        # The front-door request belongs to warmup: all.
+        assert "front door warmed" not in [l.get("msg") for l in worker.proc.json_lines()]
     finally:
         worker.stop()
 

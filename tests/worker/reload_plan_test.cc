@@ -48,13 +48,16 @@ models:
 batching: {max_batch_size: 8, max_queue_delay: 1ms}
 max_inputs: 10
 drain: 3s
+warmup_request_timeout: 0s
 logging: {level: debug}
 )"));
   EXPECT_THAT(plan.changed, ElementsAre("batching.max_batch_size", "batching.max_queue_delay",
                                         "drain", "logging.level", "max_inputs"));
-  EXPECT_THAT(plan.restart_required, ElementsAre("listen", "admin.address"));
+  EXPECT_THAT(plan.restart_required,
+              ElementsAre("listen", "admin.address", "warmup_request_timeout"));
   EXPECT_EQ(plan.effective.listen, "127.0.0.1:50051");
   EXPECT_EQ(plan.effective.admin_address, "127.0.0.1:9902");
+  EXPECT_EQ(plan.effective.warmup_request_timeout, std::chrono::seconds(10));
   EXPECT_EQ(plan.effective.batching.max_batch_size, 8u);
   EXPECT_TRUE(plan.batching_changed);
   EXPECT_THAT(plan.added, IsEmpty());

@@ -100,8 +100,11 @@ struct WorkerConfig {
   uint32_t stream_chunk_size = 64;  // EmbedStream texts per message when the request says 0.
   uint32_t max_inputs = 16384;      // Texts per request; beyond: INVALID_ARGUMENT.
   Duration drain = std::chrono::seconds(15);  // On SIGTERM: time queued work gets to finish.
-  std::string log_level = "info";             // Key logging.level: debug, info, warn, error.
-  std::string source_path;                    // The file this was loaded from (not a key).
+  // At start, after the models with warmup "all" are warmed and before ready: one Embed per such
+  // model through the worker's own gRPC port, within this time; 0 = none. Read at start only.
+  Duration warmup_request_timeout = std::chrono::seconds(10);
+  std::string log_level = "info";  // Key logging.level: debug, info, warn, error.
+  std::string source_path;         // The file this was loaded from (not a key).
 
   // The model marked default (the loader guarantees exactly one).
   const WorkerModelConfig& default_model() const;
