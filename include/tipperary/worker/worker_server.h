@@ -4,7 +4,8 @@
 // /config, POST /reload).
 //
 // Lifecycle: Start() binds both ports (health NOT_SERVING, requests UNAVAILABLE); LoadModels()
-// loads and warms every model, then health turns SERVING and "ready" is logged; Shutdown()
+// loads and warms every model, sends one Embed per `warmup: all` model through its own gRPC
+// port (warmup_request_timeout), then health turns SERVING and "ready" is logged; Shutdown()
 // drains: NOT_SERVING at once, new requests UNAVAILABLE, queued work finishes within
 // config.drain, then the gRPC server shuts down. Run() does all of it around SIGTERM/SIGINT,
 // and reloads the config on SIGHUP. Reload() (and SIGHUP, POST /reload) re-reads the source's
