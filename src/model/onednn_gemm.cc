@@ -6,11 +6,11 @@
 #include <bit>
 #include <cstring>
 #include <exception>
-#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "aligned_vector.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_primitive_args.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -109,15 +109,10 @@ void ConvertRows(const float* x, int rows, int k, uint16_t* a) {
 }  // namespace
 
 struct Bf16Scratch::State {
-  // oneDNN memory objects for one primitive's src, dst and scratchpad, made once per primitive
-  // and thread (creating them costs two allocations each; only their pointers change per call).
-  struct Args {
-    memory src, dst, pad;
-  };
   AlignedVector<uint16_t> a;  // cache-line aligned: the kernels' tiles load from it
   AlignedVector<uint8_t> pad;
   dnnl::stream stream{Engine()};
-  std::unordered_map<const void*, Args> args;
+  PrimitiveArgsMap args;  // onednn_primitive_args.h
 };
 
 Bf16Scratch::Bf16Scratch() = default;
@@ -139,13 +134,7 @@ struct Bf16Linear::Impl {
 
   // y: float for an fp32 output, uint16_t (bf16) for options.bf16_output.
   void Exec(const Prim& p, const uint16_t* a, void* y, Bf16Scratch::State* s) const {
-    auto [it, added] = s->args.try_emplace(&p);
-    Bf16Scratch::State::Args& args = it->second;
-    if (added) {
-      args.src = memory(p.src, Engine(), DNNL_MEMORY_NONE);
-      args.dst = memory(p.dst, Engine(), DNNL_MEMORY_NONE);
-      args.pad = memory(p.pad, Engine(), DNNL_MEMORY_NONE);
-    }
+    PrimitiveArgs& args = ArgsFor(p, {&full, &tail}, Engine(), &s->args);
     args.src.set_data_handle(const_cast<uint16_t*>(a));
     args.dst.set_data_handle(y);
     args.pad.set_data_handle(s->pad.data());

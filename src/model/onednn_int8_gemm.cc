@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
-#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "aligned_vector.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_primitive_args.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -164,14 +164,11 @@ void QuantizeRowsS8(const float* x, int rows, int k, int8_t* q, float* scales) {
 }
 
 struct Int8Scratch::State {
-  struct Args {
-    memory src, dst, pad;
-  };
   AlignedVector<int8_t> a;  // cache-line aligned: the kernels' tiles load from it
   std::vector<float> row_scales;
   AlignedVector<uint8_t> pad;
   dnnl::stream stream{Engine()};
-  std::unordered_map<const void*, Args> args;  // keyed by primitive
+  PrimitiveArgsMap args;  // onednn_primitive_args.h
 };
 
 Int8Scratch::Int8Scratch() = default;
@@ -191,13 +188,7 @@ struct Int8Linear::Impl {
   size_t pad_bytes = 0;
 
   void Exec(const Prim& p, const int8_t* a, float* y, Int8Scratch::State* s) const {
-    auto [it, added] = s->args.try_emplace(&p);
-    Int8Scratch::State::Args& args = it->second;
-    if (added) {
-      args.src = memory(p.src, Engine(), DNNL_MEMORY_NONE);
-      args.dst = memory(p.dst, Engine(), DNNL_MEMORY_NONE);
-      args.pad = memory(p.pad, Engine(), DNNL_MEMORY_NONE);
-    }
+    PrimitiveArgs& args = ArgsFor(p, {&full, &tail}, Engine(), &s->args);
     args.src.set_data_handle(const_cast<int8_t*>(a));
     args.dst.set_data_handle(y);
     args.pad.set_data_handle(s->pad.data());
