@@ -100,6 +100,7 @@ class WorkerServer::Impl {
   std::unique_ptr<ReloadRunner> reload_runner_;
   std::unique_ptr<grpc::Server> server_;
   std::string grpc_address_;
+  std::string self_target_;  // grpc_address_ as this process dials it (front_door_warmup.h)
   std::string admin_address_;
   bool uses_gpu_ = false;
 
@@ -154,8 +155,10 @@ absl::Status WorkerServer::Impl::Start() {
     common::Endpoint bound = *listen;
     bound.port = static_cast<uint16_t>(port);
     grpc_address_ = bound.ToString();
+    self_target_ = SelfTarget(bound);
   } else {
     grpc_address_ = config.listen;
+    self_target_ = SelfTarget(*listen);
   }
   SetHealth(false);
   common::Log(common::LogLevel::kInfo, "listening", {{"name", "grpc"}, {"address", grpc_address_}});
@@ -253,21 +256,18 @@ void WorkerServer::Impl::WarmFrontDoorIfConfigured(const config::WorkerConfig& c
     if (model.warmup == "all") models.push_back(model.name);
   }
   if (models.empty() || config.warmup_request_timeout <= config::Duration::zero()) return;
-  absl::StatusOr<common::Endpoint> bound = common::ParseEndpoint(grpc_address_, true);
-  if (!bound.ok()) return;  // Parsed once at Start; never fails here.
-  const std::string target = SelfTarget(*bound);
   const auto start = std::chrono::steady_clock::now();
-  const absl::Status status = WarmFrontDoor(target, models, config.warmup_request_timeout);
+  const absl::Status status = WarmFrontDoor(self_target_, models, config.warmup_request_timeout);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (status.ok()) {
     TIPPERARY_LOG(kInfo, "front door warmed",
-                  {{"target", target},
+                  {{"target", self_target_},
                    {"requests", absl::StrCat(models.size())},
                    {"seconds", absl::StrCat(seconds)}});
   } else {
     TIPPERARY_LOG(kWarn, "front door warm-up failed",
-                  {{"target", target}, {"error", status.ToString()}});
+                  {{"target", self_target_}, {"error", status.ToString()}});
   }
 }
 
