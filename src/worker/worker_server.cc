@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "config_reloader.h"
+#include "cuda_backend_loader.h"
 #include "embedding_service.h"
 #include "front_door_warmup.h"
 #include "reload_runner.h"
@@ -35,9 +36,6 @@
 #include "tipperary/metrics/process_metrics.h"
 #include "tipperary/worker/server_reflection.h"
 #include "worker_core.h"
-#ifdef TIPPERARY_HAVE_CUDA
-#include "tipperary/kernels/cuda_encoder.h"
-#endif
 
 namespace tipperary::worker {
 namespace {
@@ -180,15 +178,16 @@ absl::Status WorkerServer::Impl::Start() {
       }
       if (backlog.seconds) stats.backlog_seconds->Add({{"model", name}}).Set(*backlog.seconds);
     }
-#ifdef TIPPERARY_HAVE_CUDA
     if (uses_gpu_) {
-      absl::StatusOr<kernels::GpuStats> gpu = kernels::QueryGpuStats(0);
+      // A model on the GPU means the backend is loaded already.
+      absl::StatusOr<const kernels::CudaBackendApi*> cuda = LoadCudaBackend();
+      absl::StatusOr<kernels::GpuStats> gpu =
+          cuda.ok() ? (*cuda)->query_gpu_stats(0) : cuda.status();
       if (gpu.ok()) {
         stats.gpu_utilization->Add({}).Set(gpu->utilization_ratio);
         stats.gpu_memory_used->Add({}).Set(static_cast<double>(gpu->memory_used_bytes));
       }
     }
-#endif
   });
 
   http1::ListenerOptions options;

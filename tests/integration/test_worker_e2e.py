@@ -482,6 +482,53 @@ def test_sigterm_finishes_queued_work_and_reports_it(tmp_path):
         s.worker.stop()
 
 
+def mapped_libraries(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as f:
+        return {pathlib.Path(line.split()[-1]).name for line in f if ".so" in line}
+
+
+def nvidia_driver_installed() -> bool:
+    return any(pathlib.Path(d, "libcuda.so.1").exists()
+               for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64"))
+
+
+def test_backend_auto_without_a_driver_never_maps_cuda(tmp_path):
+    """The CUDA backend is a library the worker loads only where a GPU may be used
+    (docs/dependencies.md): `backend: auto` (the default) on a machine without the NVIDIA
+    driver falls back to the CPU, says why, and never maps the CUDA runtime or cuBLAS (~150 MiB
+    of RSS); two instances of the model share one copy of the weights."""
+    if nvidia_driver_installed():
+        pytest.skip("an NVIDIA driver is installed here")
+    model = {"name": MODEL, "path": model_dir(), "threads": 2, "warmup": "minimal",
+             "instances": 2}
+    worker = start_worker(tmp_path, models=[model])
+    try:
+        fallback = [l for l in worker.proc.json_lines()
+                    if l.get("msg") == "backend auto: using the CPU, CUDA is not usable"]
+        assert fallback and fallback[0]["reason"].startswith("no NVIDIA driver ("), fallback
+        libs = mapped_libraries(worker.proc.pid)
+        cuda = {l for l in libs if l.startswith(("libcublas", "libcudart", "libtipperary-cuda"))}
+        assert not cuda, cuda
+        loaded = [l for l in worker.proc.json_lines() if l.get("msg") == "model loaded"]
+        assert loaded and loaded[0]["backend"] == "cpu" and loaded[0]["instances"] == "2", loaded
+        assert worker.admin_get("/readyz").status_code == 200
+    finally:
+        worker.stop()
+
+
+def test_backend_cuda_without_a_driver_fails_naming_why(tmp_path):
+    if nvidia_driver_installed():
+        pytest.skip("an NVIDIA driver is installed here")
+    config = tmp_path / "worker.yaml"
+    config.write_text(to_yaml(worker_config(models=[{"name": MODEL, "path": model_dir(),
+                                                     "backend": "cuda"}])))
+    out = subprocess.run([str(worker_bin()), "--config", str(config)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0
+    assert "backend cuda: no NVIDIA driver (libcuda.so.1" in out.stderr or \
+        "backend cuda: this tipperary-worker was built without CUDA" in out.stderr, out.stderr[-2000:]
+
+
 def test_command_line(tmp_path):
     binary = str(worker_bin())
     out = subprocess.run([binary, "--help"], capture_output=True, text=True)

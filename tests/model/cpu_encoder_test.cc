@@ -144,6 +144,44 @@ TEST_P(TinyModelTest, IdlePriorityEncoderComputesTheSameVectors) {
   }
 }
 
+TEST_P(TinyModelTest, EncodersSharingWeightsRunConcurrentlyAndMatchAnOwnCopy) {
+  // A model's instances share one copy of the weights (LoadCpuEncoderWeights): run two of them
+  // at once, from two threads, each on its own team, and compare with an encoder that loaded its
+  // own copy: bit-identical (same team size, same partition), for every dtype this CPU has.
+  std::vector<std::string> dtypes = {"float32"};
+  if (CpuEncoderSupportsBfloat16()) dtypes.push_back("bfloat16");
+  if (CpuEncoderSupportsInt8()) dtypes.push_back("int8");
+  std::vector<std::vector<int32_t>> small = {{1, 11, 12, 13, 2}, {1, 3, 2}};
+  std::vector<std::vector<int32_t>> large(6, std::vector<int32_t>(20, 8));
+  large.push_back({1, 11, 12, 13, 2});
+  for (const std::string& dtype : dtypes) {
+    auto weights = LoadCpuEncoderWeights(bundle_, dtype);
+    ASSERT_TRUE(weights.ok()) << dtype << ": " << weights.status();
+    auto first = CreateCpuEncoder(*weights, {.threads = 2, .dtype = dtype});
+    auto second = CreateCpuEncoder(*weights, {.threads = 2, .dtype = dtype, .idle_priority = true});
+    auto own = CreateCpuEncoder(bundle_, {.threads = 2, .dtype = dtype});
+    ASSERT_TRUE(first.ok() && second.ok() && own.ok()) << dtype;
+    EXPECT_EQ((*first)->dtype(), dtype);
+    std::vector<float> want_small, want_large;
+    ASSERT_TRUE((*own)->Encode(small, &want_small).ok());
+    ASSERT_TRUE((*own)->Encode(large, &want_large).ok());
+    auto run = [&](Encoder* enc, const std::vector<std::vector<int32_t>>* batch,
+                   const std::vector<float>* want, int* mismatches) {
+      for (int i = 0; i < 50; ++i) {
+        std::vector<float> out;
+        if (!enc->Encode(*batch, &out).ok() || out != *want) ++*mismatches;
+      }
+    };
+    int bad_first = 0, bad_second = 0;
+    std::thread a(run, first->get(), &small, &want_small, &bad_first);
+    std::thread b(run, second->get(), &large, &want_large, &bad_second);
+    a.join();
+    b.join();
+    EXPECT_EQ(bad_first, 0) << dtype;
+    EXPECT_EQ(bad_second, 0) << dtype;
+  }
+}
+
 TEST_P(TinyModelTest, RejectsBadInput) {
   auto enc = CreateCpuEncoder(bundle_, {.threads = 1});
   ASSERT_TRUE(enc.ok());

@@ -51,6 +51,22 @@ struct CpuEncoderOptions {
 absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(std::shared_ptr<const ModelBundle> bundle,
                                                           const CpuEncoderOptions& options = {});
 
+// A model's weights as the CPU encoder computes with them (fp32, fused QKV; for bfloat16 and
+// int8 also packed for oneDNN), for `dtype` (CpuEncoderOptions::dtype). Read-only once made:
+// every encoder created from the same weights shares them, each with its own threads and scratch,
+// so a model's second instance does not hold a second copy (~68 MiB for the default model).
+//
+//   auto weights = LoadCpuEncoderWeights(bundle, "bfloat16");
+//   auto kept = CreateCpuEncoder(*weights, {.threads = 2, .dtype = "bfloat16"});
+//   auto bulk = CreateCpuEncoder(*weights, {.threads = 2, .dtype = "bfloat16",
+//                                           .idle_priority = true});
+struct CpuEncoderWeights;
+absl::StatusOr<std::shared_ptr<const CpuEncoderWeights>> LoadCpuEncoderWeights(
+    std::shared_ptr<const ModelBundle> bundle, const std::string& dtype);
+// options.dtype is ignored: the weights' dtype is the encoder's.
+absl::StatusOr<std::unique_ptr<Encoder>> CreateCpuEncoder(
+    std::shared_ptr<const CpuEncoderWeights> weights, const CpuEncoderOptions& options);
+
 // Whether dtype "bfloat16" is available: oneDNN runs a bf16 matmul on AMX here (the CPU has
 // AMX-BF16 and the kernel grants it).
 bool CpuEncoderSupportsBfloat16();
