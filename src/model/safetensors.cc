@@ -140,6 +140,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBuffer(
   return file;
 }
 
+void SafetensorsFile::ReleasePages() const {
+  // A hint: on failure the pages simply stay resident.
+  if (mapping_ != nullptr) ::madvise(mapping_, size_, MADV_DONTNEED);
+}
+
 SafetensorsFile::~SafetensorsFile() {
   if (mapping_ != nullptr) ::munmap(mapping_, size_);
 }

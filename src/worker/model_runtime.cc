@@ -169,6 +169,9 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(
     }
     rt->encoders_.push_back(std::move(*encoder));
   }
+  // Every encoder holds its own converted copy of the weights now (CPU: one shared copy; CUDA: on
+  // the device): the model file's pages need not stay resident in this process.
+  (*bundle)->weights().ReleasePages();
   const double warmup_seconds = Seconds(warmup_time);
   stats.warmup_seconds->Add({{"model", config.name}}).Set(warmup_seconds);
   stats.warmup_batches->Add({{"model", config.name}}).Set(static_cast<double>(shapes.size()));

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "tiny_model.h"
 #include "tipperary/model/model_bundle.h"
@@ -71,6 +74,50 @@ TEST(SafetensorsTest, ParsesTensorsAndMetadata) {
   EXPECT_TRUE((*file)->ReadFloat32("empty")->empty());
   EXPECT_THAT((*file)->ReadFloat32("a", {3, 2}).status().message(), HasSubstr("shape [2, 3]"));
   EXPECT_EQ((*file)->ReadFloat32("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Resident KiB of this process's mappings of `path` (/proc/self/smaps).
+int64_t ResidentKib(const std::string& path) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool ours = false;
+  int64_t kib = 0;
+  while (std::getline(smaps, line)) {
+    // A mapping's line starts with its address range ("7f12...-7f34... r--p ..."); its
+    // fields' lines with a name and a colon ("Rss:  4 kB").
+    const std::string first = line.substr(0, line.find(' '));
+    if (first.find('-') != std::string::npos && first.back() != ':') {
+      ours = line.size() >= path.size() &&
+             line.compare(line.size() - path.size(), path.size(), path) == 0;
+    } else if (ours && line.rfind("Rss:", 0) == 0) {
+      kib += std::stoll(line.substr(4));
+    }
+  }
+  return kib;
+}
+
+TEST(SafetensorsTest, ReleasePagesDropsResidencyAndKeepsTheData) {
+  // 4 MiB of floats: read whole, the mapping is resident; released, it is not, and reading
+  // again gives the same values (the pages come back from the page cache).
+  TempDir dir;
+  std::vector<float> values(1 << 20);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 1000) * 0.5f;
+  const std::string path = (dir.path() / "w.safetensors").string();
+  std::map<std::string, testing::RawTensor> tensors;
+  tensors["w"] = F32Tensor({static_cast<int64_t>(values.size())}, values);
+  testing::WriteFile(path, SafetensorsBytes(tensors));
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(*(*file)->ReadFloat32("w"), values);
+  EXPECT_GE(ResidentKib(path), 4000);
+  (*file)->ReleasePages();
+  EXPECT_EQ(ResidentKib(path), 0);
+  EXPECT_EQ(*(*file)->ReadFloat32("w"), values);
+  // A buffer has nothing to release.
+  auto buffer = SafetensorsFile::FromBuffer(SafetensorsBytes(tensors), "t");
+  ASSERT_TRUE(buffer.ok());
+  (*buffer)->ReleasePages();
+  EXPECT_EQ(*(*buffer)->ReadFloat32("w"), values);
 }
 
 TEST(SafetensorsTest, HalfConversionCoversSpecials) {
