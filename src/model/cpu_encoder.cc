@@ -94,14 +94,14 @@ AttentionKernel PickAttention(GemmKind gemm, const ModelConfig& config) {
 }
 
 absl::Status LoadWeights(CpuEncoderWeights& d) {
-  const ModelConfig& config_ = d.config;
+  const ModelConfig& config = d.config;
   auto get = [&d](const std::string& name, std::vector<float>* out) -> absl::Status {
     absl::StatusOr<std::vector<float>> t = d.bundle->TensorFloat32(name);
     if (!t.ok()) return t.status();
     *out = *std::move(t);
     return absl::OkStatus();
   };
-  const int h = config_.hidden_size;
+  const int h = config.hidden_size;
   std::vector<float> pos, type;
   for (auto [name, out] : {std::pair{"embeddings.word_embeddings.weight", &d.word},
                            std::pair{"embeddings.position_embeddings.weight", &pos},
@@ -111,12 +111,12 @@ absl::Status LoadWeights(CpuEncoderWeights& d) {
     if (absl::Status s = get(name, out); !s.ok()) return s;
   }
   // Every sequence is a single segment (token type 0): fold that row into the positions.
-  d.pos_type.resize(static_cast<size_t>(config_.max_seq_length) * h);
-  for (int p = 0; p < config_.max_seq_length; ++p) {
+  d.pos_type.resize(static_cast<size_t>(config.max_seq_length) * h);
+  for (int p = 0; p < config.max_seq_length; ++p) {
     for (int i = 0; i < h; ++i) d.pos_type[p * h + i] = pos[p * h + i] + type[i];
   }
-  d.layers.resize(config_.num_hidden_layers);
-  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+  d.layers.resize(config.num_hidden_layers);
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
     Layer& L = d.layers[l];
     const std::string p = absl::StrCat("encoder.layer.", l, ".");
     for (const char* qkv : {"query", "key", "value"}) {
@@ -142,7 +142,7 @@ absl::Status LoadWeights(CpuEncoderWeights& d) {
       if (absl::Status s = get(p + name, out); !s.ok()) return s;
     }
     if (d.gemm != GemmKind::kFloat32) {
-      const int inter = config_.intermediate_size;
+      const int inter = config.intermediate_size;
       for (auto [w, out, in, to] :
            {std::tuple{&L.wqkv, 3 * h, h, &L.pqkv}, std::tuple{&L.wo, h, h, &L.po},
             std::tuple{&L.w1, inter, h, &L.p1}, std::tuple{&L.w2, h, inter, &L.p2}}) {
