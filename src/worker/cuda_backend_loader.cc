@@ -13,6 +13,7 @@
 namespace tipperary::worker {
 namespace {
 
+#ifdef TIPPERARY_HAVE_CUDA
 std::string ExecutableDir() {
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -31,9 +32,6 @@ absl::Status ProbeNvidiaDriver() {
 }
 
 absl::StatusOr<const kernels::CudaBackendApi*> Load() {
-#ifndef TIPPERARY_HAVE_CUDA
-  return absl::UnimplementedError("this tipperary-worker was built without CUDA");
-#else
   if (absl::Status driver = ProbeNvidiaDriver(); !driver.ok()) return driver;
   const char* env = std::getenv("TIPPERARY_CUDA_BACKEND");
   const std::vector<std::string> candidates =
@@ -47,8 +45,12 @@ absl::StatusOr<const kernels::CudaBackendApi*> Load() {
   return absl::NotFoundError(absl::StrCat("the CUDA backend library ", kernels::kCudaBackendLibrary,
                                           " is not installed (looked in ",
                                           absl::StrJoin(candidates, ", "), ")"));
-#endif
 }
+#else
+absl::StatusOr<const kernels::CudaBackendApi*> Load() {
+  return absl::UnimplementedError("this tipperary-worker was built without CUDA");
+}
+#endif
 
 }  // namespace
 

@@ -505,7 +505,9 @@ def test_backend_auto_without_a_driver_never_maps_cuda(tmp_path):
     try:
         fallback = [l for l in worker.proc.json_lines()
                     if l.get("msg") == "backend auto: using the CPU, CUDA is not usable"]
-        assert fallback and fallback[0]["reason"].startswith("no NVIDIA driver ("), fallback
+        # A build without nvcc (no CUDA toolkit, as on a pristine Debian) has no library to load.
+        assert fallback and fallback[0]["reason"].startswith(
+            ("no NVIDIA driver (", "this tipperary-worker was built without CUDA")), fallback
         libs = mapped_libraries(worker.proc.pid)
         cuda = {l for l in libs if l.startswith(("libcublas", "libcudart", "libtipperary-cuda"))}
         assert not cuda, cuda
