@@ -80,6 +80,12 @@ absl::StatusOr<std::string> DecodeGrpcWebRequest(std::string_view body, GrpcWebM
   if (flag & kCompressedFlag) {
     return absl::UnimplementedError("compressed gRPC-Web request messages are not supported");
   }
+  if (flag != 0) {
+    // Bits 1-6 are reserved; grpc's own frame parser refuses them too ("Bad GRPC frame type").
+    return absl::InvalidArgumentError(
+        absl::StrCat("the gRPC-Web request frame has reserved flag bits set (0x",
+                     absl::Hex(flag, absl::kZeroPad2), ")"));
+  }
   uint32_t size = 0;
   for (size_t i = 1; i < kFrameHeader; ++i) size = (size << 8) | static_cast<uint8_t>(body[i]);
   if (size != body.size() - kFrameHeader) {
@@ -110,7 +116,7 @@ std::string EncodeGrpcWebTrailers(absl::StatusCode code, std::string_view messag
   }
   for (const auto& [key, value] : trailing_metadata) {
     if (key.empty() || absl::StartsWith(key, "grpc-status") || key == "grpc-message") continue;
-    const bool binary = absl::EndsWith(key, "-bin");
+    const bool binary = upstream::IsBinaryHeader(key);
     // HTTP/2 already forbids CR and LF in values (RFC 9113 §8.2.1); a line break here would
     // forge a trailer, so this guard never trusts that.
     if (!binary && value.find_first_of("\r\n") != std::string::npos) continue;

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "tipperary/upstream/grpc_wire.h"
 
 namespace tipperary::proxy {
 namespace {
@@ -16,7 +17,17 @@ constexpr std::string_view kMetadataPrefix = "grpc-metadata-";
 
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-bool IsBinaryKey(std::string_view key) { return absl::EndsWith(ToAbsl(key), "-bin"); }
+// As the upstream client decides it ("-bin" alone is an ordinary key): a value it passes on as
+// it came must not be base64-encoded on the way out, nor one it decoded left as bytes.
+bool IsBinaryKey(std::string_view key) { return upstream::IsBinaryHeader(key); }
+
+// A "-bin" value as it travels in a header field (base64, padded or not; grpc-gateway's clients
+// send the URL-safe alphabet too) into the bytes the upstream client sends, which base64-encodes
+// them again itself. False if it is not base64: dropping beats sending garbage bytes.
+bool DecodeBinaryValue(std::string_view value, std::string* out) {
+  return absl::Base64Unescape(ToAbsl(value), out) ||
+         absl::WebSafeBase64Unescape(ToAbsl(value), out);
+}
 
 // Keys a client must not set through Grpc-Metadata-*: they belong to HTTP/2 or gRPC itself.
 bool IsReservedMetadataKey(std::string_view key) {
@@ -24,6 +35,14 @@ bool IsReservedMetadataKey(std::string_view key) {
          key == "content-type" || key == "te" || key == "connection" || key == "host" ||
          key == "user-agent" || key == "transfer-encoding" || key == "keep-alive" ||
          key == "upgrade" || key == "proxy-connection";
+}
+
+// Keys the proxy writes itself, once each: a client's Grpc-Metadata-X-Forwarded-For would reach
+// the upstream as a second x-forwarded-for value, first in line, with no peer appended (a spoofed
+// client address for whoever reads the first value), and Grpc-Metadata-X-Request-Id a second
+// request id. Their own header fields (X-Forwarded-For, X-Request-Id) are the way in.
+bool IsProxyOwnedKey(std::string_view key) {
+  return key == "x-forwarded-for" || key == "x-request-id";
 }
 
 bool IsValidMetadataKey(std::string_view key) {
@@ -95,32 +114,36 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
     if (name.size() > kMetadataPrefix.size() &&
         absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kMetadataPrefix))) {
       std::string key = absl::AsciiStrToLower(ToAbsl(name.substr(kMetadataPrefix.size())));
-      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key)) continue;
+      if (IsReservedMetadataKey(key) || IsProxyOwnedKey(key) || !IsValidMetadataKey(key)) {
+        continue;
+      }
       if (IsBinaryKey(key)) {
         std::string decoded;
-        if (!absl::Base64Unescape(ToAbsl(value), &decoded) &&
-            !absl::WebSafeBase64Unescape(ToAbsl(value), &decoded)) {
-          continue;  // Not base64: dropping beats sending garbage bytes.
-        }
+        if (!DecodeBinaryValue(value, &decoded)) continue;
         metadata.emplace_back(std::move(key), std::move(decoded));
       } else {
         metadata.emplace_back(std::move(key), std::string(value));
       }
     } else if (absl::EqualsIgnoreCase(ToAbsl(name), "traceparent") ||
                absl::EqualsIgnoreCase(ToAbsl(name), "tracestate") ||
-               absl::EqualsIgnoreCase(ToAbsl(name), "grpc-trace-bin") ||
                absl::EqualsIgnoreCase(ToAbsl(name), "baggage")) {
       metadata.emplace_back(absl::AsciiStrToLower(ToAbsl(name)), std::string(value));
+    } else if (absl::EqualsIgnoreCase(ToAbsl(name), "grpc-trace-bin")) {
+      // OpenCensus's binary trace context: base64 in the header field like any "-bin" value.
+      std::string decoded;
+      if (DecodeBinaryValue(value, &decoded)) {
+        metadata.emplace_back("grpc-trace-bin", std::move(decoded));
+      }
     } else if (headers_are_metadata) {
       std::string key = absl::AsciiStrToLower(ToAbsl(name));
-      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key) || key == "x-request-id" ||
+      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key) || IsProxyOwnedKey(key) ||
           absl::StartsWith(key, "sec-") || absl::StartsWith(key, "access-control-") ||
           absl::StartsWith(key, "proxy-")) {
         continue;
       }
       if (IsBinaryKey(key)) {
         std::string decoded;
-        if (!absl::Base64Unescape(ToAbsl(value), &decoded)) continue;
+        if (!DecodeBinaryValue(value, &decoded)) continue;
         metadata.emplace_back(std::move(key), std::move(decoded));
       } else {
         metadata.emplace_back(std::move(key), std::string(value));

@@ -143,7 +143,8 @@ std::string EncodeGrpcTimeout(std::chrono::nanoseconds timeout) {
   }
   // Otherwise the finest unit that fits, rounded up so the server never cuts the call short.
   for (const Unit& unit : kUnits) {
-    int64_t value = (ns + unit.nanos - 1) / unit.nanos;
+    // Not (ns + nanos - 1) / nanos: that overflows near the largest durations.
+    int64_t value = ns / unit.nanos + (ns % unit.nanos != 0 ? 1 : 0);
     if (value <= kMaxValue) return std::to_string(value) + unit.suffix;
   }
   return std::to_string(kMaxValue) + "H";

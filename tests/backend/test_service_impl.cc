@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tipperary/common/log.h"
@@ -37,7 +38,6 @@ std::string ParentOf(const std::string& name) {
 
 bool IsReportedMetadataKey(const std::string& key) {
   if (key.empty() || key.starts_with("grpc-") || key.starts_with(":")) return false;
-  if (key.ends_with("-bin")) return false;
   return key != "user-agent" && key != "te" && key != "content-type";
 }
 
@@ -219,6 +219,8 @@ grpc::Status TestServiceImpl::Metadata(grpc::ServerContext* context,
     std::string key(key_ref.data(), key_ref.size());
     if (!IsReportedMetadataKey(key)) continue;
     std::string value(value_ref.data(), value_ref.size());
+    // "-bin" values as the bytes grpc++ decoded, base64 again (padded): a string field holds them.
+    if (key.ends_with("-bin")) value = absl::Base64Escape(value);
     // Repeated keys are reported comma-joined, as HTTP would fold them.
     auto [it, inserted] = received.try_emplace(key, value);
     if (!inserted) it->second += ", " + value;

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.h"
 #include "tipperary/http1/compression.h"
 #include "tipperary/http1/content_coding.h"
 
@@ -26,14 +27,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace tipperary::http1;
-
-#define CHECK(condition)                                                                     \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 std::string_view Line(std::string_view* input) {
   size_t eol = input->find('\n');
@@ -45,7 +38,7 @@ std::string_view Line(std::string_view* input) {
 // Compresses `body` as `coding`, split into pieces flushed with kSync when `chunked`.
 std::string Compress(ContentCoding coding, std::string_view body, int level, bool chunked) {
   Compressor compressor(coding, level);
-  CHECK(compressor.ok());
+  FUZZ_CHECK(compressor.ok());
   std::string out;
   if (chunked) {
     for (size_t i = 0; i < body.size(); i += 777) {
@@ -69,8 +62,8 @@ void CheckRoundTrip(const std::string& body, int level) {
       RequestLimits limits;
       limits.max_body_bytes = body.size() + 1;
       std::optional<RequestError> error = DecodeRequestContent(options, limits, &again);
-      CHECK(!error);
-      CHECK(again.body() == body);
+      FUZZ_CHECK(!error);
+      FUZZ_CHECK(again.body() == body);
     }
   }
 }
@@ -100,11 +93,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::optional<RequestError> error = DecodeRequestContent(options, limits, &request);
   if (error) {
     const unsigned status = static_cast<unsigned>(error->status);
-    CHECK(status == 400 || status == 413 || status == 415);
-    CHECK(!error->message.empty());
+    FUZZ_CHECK(status == 400 || status == 413 || status == 415);
+    FUZZ_CHECK(!error->message.empty());
   } else if (request.find(http::field::content_encoding) == request.end()) {
     // Decoded (or nothing to decode): within the limit unless it was never encoded.
-    CHECK(request.body() == input || request.body().size() <= decoded_limit);
+    FUZZ_CHECK(request.body() == input || request.body().size() <= decoded_limit);
     if (request.body() != input) CheckRoundTrip(request.body(), 1 + static_cast<int>(size % 9));
   }
 
@@ -112,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HttpRequest accept{http::verb::get, "/", 11};
   accept.set(http::field::accept_encoding, coding);
   ContentCoding chosen = NegotiateContentCoding(accept);
-  CHECK(chosen == ContentCoding::kIdentity || chosen == ContentCoding::kGzip ||
-        chosen == ContentCoding::kDeflate);
+  FUZZ_CHECK(chosen == ContentCoding::kIdentity || chosen == ContentCoding::kGzip ||
+             chosen == ContentCoding::kDeflate);
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "tipperary/http1/request_decoder.h"
 
 namespace {
@@ -27,15 +28,6 @@ struct Result {
   unsigned status = 0;
   std::string message;
 };
-
-// A violated invariant: say which, then crash (libFuzzer keeps the input).
-#define CHECK(condition)                                                                     \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
 
 Result Decode(const std::string& input, const std::vector<size_t>& reads,
               const RequestLimits& limits) {
@@ -54,22 +46,22 @@ Result Decode(const std::string& input, const std::vector<size_t>& reads,
     for (int guard = 0; guard < 100000; ++guard) {
       size_t used = 0;
       RequestDecoder::Event event = decoder.Decode(pending, &used);
-      CHECK(used <= pending.size());
+      FUZZ_CHECK(used <= pending.size());
       pending.erase(0, used);
       if (event == RequestDecoder::Event::kError) {
         result.error = true;
         result.status = static_cast<unsigned>(decoder.error().status);
         result.message = decoder.error().message;
-        CHECK(!decoder.error().message.empty());
+        FUZZ_CHECK(!decoder.error().message.empty());
         return result;
       }
       if (event == RequestDecoder::Event::kComplete) {
         auto request = decoder.TakeRequest();
         auto trailers = decoder.TakeTrailers();
         std::string_view target = request.target();
-        CHECK(!target.empty() && (target.front() == '/' || target == "*"));
-        CHECK(request.body().size() <= limits.max_body_bytes);
-        CHECK(request.version() == 10 || request.version() == 11);
+        FUZZ_CHECK(!target.empty() && (target.front() == '/' || target == "*"));
+        FUZZ_CHECK(request.body().size() <= limits.max_body_bytes);
+        FUZZ_CHECK(request.version() == 10 || request.version() == 11);
         for (const auto& field : trailers) {
           (void)field;
           // Trailer fields live in their own container only: the head has no field that was
@@ -86,7 +78,7 @@ Result Decode(const std::string& input, const std::vector<size_t>& reads,
       break;
     }
     // What the caller keeps is bounded by the limits (plus one read still to be looked at).
-    CHECK(pending.size() <= bound + (reads.empty() ? input.size() : reads[0] + 65536));
+    FUZZ_CHECK(pending.size() <= bound + (reads.empty() ? input.size() : reads[0] + 65536));
     if (offset == input.size()) break;
   }
   return result;
@@ -117,8 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   // The same bytes in one read or many: the same requests, the same verdict.
-  CHECK(split.requests == whole.requests);
-  CHECK(split.error == whole.error);
-  CHECK(split.status == whole.status);
+  FUZZ_CHECK(split.requests == whole.requests);
+  FUZZ_CHECK(split.error == whole.error);
+  FUZZ_CHECK(split.status == whole.status);
   return 0;
 }

@@ -49,6 +49,26 @@ TEST(MetadataMappingTest, BinaryMetadataIsBase64Decoded) {
   EXPECT_THAT(info.metadata, Contains(Pair("blob-bin", std::string("\0\1\2", 3))));
 }
 
+TEST(MetadataMappingTest, BinaryValuesUnpaddedOrUrlSafeDecodeAndOthersAreDropped) {
+  auto info = Forward(Fields({{"Grpc-Metadata-A-Bin", "/w"},
+                              {"Grpc-Metadata-B-Bin", "_-8"},
+                              {"Grpc-Metadata-C-Bin", "not base64!"}}),
+                      "");
+  EXPECT_THAT(info.metadata, Contains(Pair("a-bin", "\xff")));
+  EXPECT_THAT(info.metadata, Contains(Pair("b-bin", "\xff\xef")));
+  EXPECT_THAT(info.metadata, Not(Contains(Pair("c-bin", ::testing::_))));
+}
+
+TEST(MetadataMappingTest, GrpcTraceBinIsDecodedLikeEveryBinaryValue) {
+  // The upstream client base64-encodes "-bin" values itself: forwarding the header's text would
+  // hand the upstream's gRPC library the base64 text instead of the trace context. (Checked
+  // here, not end to end: grpc++ 1.51 keeps grpc-trace-bin from a server's client_metadata().)
+  auto info = Forward(Fields({{"grpc-trace-bin", "AAEC"}}), "");
+  EXPECT_THAT(info.metadata, Contains(Pair("grpc-trace-bin", std::string("\0\1\2", 3))));
+  auto bad = Forward(Fields({{"grpc-trace-bin", "%%%"}}), "");
+  EXPECT_THAT(bad.metadata, Not(Contains(Pair("grpc-trace-bin", ::testing::_))));
+}
+
 TEST(MetadataMappingTest, ReservedKeysAreDropped) {
   auto info = Forward(Fields({{"Grpc-Metadata-Grpc-Timeout", "1S"},
                               {"Grpc-Metadata-Content-Type", "x"},
@@ -58,6 +78,25 @@ TEST(MetadataMappingTest, ReservedKeysAreDropped) {
   for (const auto& [k, v] : info.metadata) {
     EXPECT_TRUE(k == "x-request-id") << k;
   }
+}
+
+TEST(MetadataMappingTest, ProxyOwnedKeysCannotBeSetThroughGrpcMetadata) {
+  // A second x-forwarded-for ahead of the proxy's would hand an upstream that reads the first
+  // value a client-chosen address; the request id is the proxy's too.
+  auto info = Forward(Fields({{"Grpc-Metadata-X-Forwarded-For", "6.6.6.6"},
+                              {"Grpc-Metadata-X-Request-Id", "forged"},
+                              {"X-Request-Id", "req-1"}}),
+                      "10.0.0.1");
+  EXPECT_THAT(info.metadata, ::testing::UnorderedElementsAre(Pair("x-request-id", "req-1"),
+                                                             Pair("x-forwarded-for", "10.0.0.1")));
+  // gRPC-Web, where header fields are metadata as they are.
+  auto web = BuildUpstreamMetadata(Fields({{"Grpc-Metadata-X-Forwarded-For", "6.6.6.6"},
+                                           {"x-request-id", "forged"},
+                                           {"tenant", "a"}}),
+                                   "10.0.0.1", "req-2", /*headers_are_metadata=*/true);
+  EXPECT_THAT(web,
+              ::testing::UnorderedElementsAre(Pair("tenant", "a"), Pair("x-request-id", "req-2"),
+                                              Pair("x-forwarded-for", "10.0.0.1")));
 }
 
 TEST(MetadataMappingTest, ForwardsRfc9218PriorityForTheWorkersLanes) {

@@ -40,6 +40,8 @@ TEST(GrpcWireTest, TimeoutEncoding) {
   EXPECT_EQ(EncodeGrpcTimeout(0ns), "1n");
   EXPECT_EQ(EncodeGrpcTimeout(1500000001ns), "1500001u");
   EXPECT_EQ(EncodeGrpcTimeout(std::chrono::hours(200000)), "200000H");
+  // The largest duration rounds up to whole hours without overflowing on the way (UBSan).
+  EXPECT_EQ(EncodeGrpcTimeout(std::chrono::nanoseconds::max()), "2562048H");
   for (auto t :
        {1ns, 123456789ns, 987654321012ns, std::chrono::nanoseconds(1) * 3600'000'000'007}) {
     std::string encoded = EncodeGrpcTimeout(t);
