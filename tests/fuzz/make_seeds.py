@@ -601,6 +601,105 @@ def content_coding() -> None:
     seed("sync-flush", "deflate", zlib.compressobj().compress(json) + b"\x00\x00\xff\xff")
 
 
+class Fdp:
+    """Builds an input for a FuzzedDataProvider (LLVM 14) consumer: integers and bools come from
+    the end of the data, strings (ConsumeRandomLengthString) and the remaining bytes from the
+    front."""
+
+    def __init__(self) -> None:
+        self.front = bytearray()
+        self.back: list[int] = []  # in the order they are consumed
+
+    def integer(self, value: int, lo: int, hi: int) -> None:
+        span, offset, raw = hi - lo, 0, []
+        while offset < 64 and (span >> offset) > 0:
+            offset += 8
+            raw.append(0)
+        v = value - lo
+        for i in range(len(raw)):  # the first byte consumed is the most significant
+            raw[i] = (v >> (8 * (len(raw) - 1 - i))) & 0xFF
+        self.back.extend(raw)
+
+    def boolean(self, value: bool) -> None:
+        self.back.append(1 if value else 0)
+
+    def string(self, text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self.front += data.replace(b"\\", b"\\\\") + b"\\x"
+
+    def build(self, rest: bytes = b"") -> bytes:
+        return bytes(self.front) + rest + bytes(reversed(self.back))
+
+
+def upstream_response() -> None:
+    """FuzzedDataProvider input: the limit, header fields, trailers-only, trailer fields, DATA
+    chunk sizes, then the DATA bytes (tests/fuzz/upstream_response_fuzz.cc)."""
+    t = "upstream_response"
+    clear(t)
+    names = [":status", "content-type", "grpc-status", "grpc-message", "grpc-status-details-bin",
+             "x-cost", "x-blob-bin", "-bin", "grpc-encoding", "te", "content-length",
+             "grpc-accept-encoding"]
+    values = ["200", "application/grpc", "application/grpc+proto", "0", "13", "AAEC",
+              "text/html", "100", "503"]
+
+    def fields(f: Fdp, pairs: list[tuple[str, str]], grpc_ok: bool | None) -> None:
+        f.integer(len(pairs), 0, 6)
+        if grpc_ok is not None:
+            f.boolean(grpc_ok)
+        for name, value in pairs:
+            f.boolean(name in names)
+            if name in names:
+                f.integer(names.index(name), 0, len(names) - 1)
+            else:
+                f.string(name)
+            f.boolean(value in values)
+            if value in values:
+                f.integer(values.index(value), 0, len(values) - 1)
+            else:
+                f.string(value)
+
+    def frame(message: bytes, flag: int = 0) -> bytes:
+        return bytes([flag]) + struct.pack(">I", len(message)) + message
+
+    def seed(name: str, limit: int, headers: list[tuple[str, str]], grpc_ok: bool,
+             trailers_only: bool, trailers: list[tuple[str, str]] | None, chunks: list[int],
+             data: bytes) -> None:
+        f = Fdp()
+        f.integer(limit, 0, 300)
+        fields(f, headers, grpc_ok)
+        f.boolean(trailers_only)
+        f.boolean(trailers is not None)
+        if trailers is not None:
+            fields(f, trailers, None)
+        f.integer(len(chunks), 0, 4)
+        for c in chunks:
+            f.integer(c, 1, 40)
+        write(t, name, f.build(data))
+
+    ok = [("grpc-status", "0")]
+    seed("two-messages-split", 300, [("x-cost", "3")], True, False,
+         ok + [("x-blob-bin", "AAEC"), ("x-note", "n")], [3, 7],
+         frame(b"hello") + frame(b"world, again"))
+    seed("empty-message", 300, [], True, False, ok, [], frame(b""))
+    seed("trailers-only-error", 300,
+         [(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "13"),
+          ("grpc-message", "bad%20thing%0A%E2%98%83%zz")], False, True, None, [], b"")
+    seed("status-details", 300, [], True, False,
+         [("grpc-status", "3"), ("grpc-message", "invalid"),
+          ("grpc-status-details-bin", "CAMSB2ludmFsaWQ")], [1], frame(b"x" * 20))
+    seed("over-limit", 4, [], True, False, ok, [2], frame(b"0123456789"))
+    seed("compressed-flag", 300, [], True, False, ok, [], frame(b"zz", flag=1))
+    seed("invalid-flag", 300, [], True, False, ok, [], frame(b"a") + frame(b"zz", flag=0x80))
+    seed("cut-message-status-ok", 300, [], True, False, ok, [4], frame(b"abcdef")[:-2])
+    seed("no-grpc-status", 300, [], True, False, [("x-other", "1")], [], frame(b"abc"))
+    seed("bad-grpc-status", 300, [], True, False, [("grpc-status", "1x")], [], b"")
+    seed("html-503", 300, [(":status", "503"), ("content-type", "text/html")], False, False,
+         None, [5], b"<html><body>unavailable</body></html>")
+    seed("informational-then-grpc", 300, [(":status", "100")], False, False, ok, [], b"")
+    seed("many-small-chunks", 300, [], True, False, ok, [1, 1, 2, 40],
+         b"".join(frame(bytes([i]) * i) for i in range(12)))
+
+
 def main() -> int:
     if len(sys.argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -612,6 +711,7 @@ def main() -> int:
     tokenizer()
     model_files()
     content_coding()
+    upstream_response()
     return 0
 
 
