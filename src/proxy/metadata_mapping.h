@@ -1,8 +1,10 @@
 // HTTP/1.1 headers <-> gRPC metadata, following grpc-gateway's conventions that clients
 // already rely on.
 //
-//   Grpc-Metadata-Tenant: a        -> metadata  tenant: a
-//   Authorization, X-Request-Id, traceparent, tracestate -> forwarded as is
+//   Grpc-Metadata-Tenant: a        -> metadata  tenant: a   (-bin values base64-decoded; not
+//                                      grpc-*, x-request-id or x-forwarded-for: those are ours)
+//   Authorization, X-Request-Id, traceparent, tracestate, baggage -> forwarded as is
+//   grpc-trace-bin                 -> forwarded base64-decoded, as every -bin value
 //   X-Forwarded-For                -> the client's address appended
 //   response metadata k: v         -> Grpc-Metadata-K: v      (initial metadata)
 //     ... unless metadata.unprefixed_response_metadata lists k:  k: v  (TEI's x-queue-time...)
