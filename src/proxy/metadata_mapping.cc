@@ -17,10 +17,6 @@ constexpr std::string_view kMetadataPrefix = "grpc-metadata-";
 
 absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-// As the upstream client decides it ("-bin" alone is an ordinary key): a value it passes on as
-// it came must not be base64-encoded on the way out, nor one it decoded left as bytes.
-bool IsBinaryKey(std::string_view key) { return upstream::IsBinaryHeader(key); }
-
 // A "-bin" value as it travels in a header field (base64, padded or not; grpc-gateway's clients
 // send the URL-safe alphabet too) into the bytes the upstream client sends, which base64-encodes
 // them again itself. False if it is not base64: dropping beats sending garbage bytes.
@@ -29,30 +25,27 @@ bool DecodeBinaryValue(std::string_view value, std::string* out) {
          absl::WebSafeBase64Unescape(ToAbsl(value), out);
 }
 
-// Keys a client must not set through Grpc-Metadata-*: they belong to HTTP/2 or gRPC itself.
-bool IsReservedMetadataKey(std::string_view key) {
-  return key.empty() || key[0] == ':' || absl::StartsWith(ToAbsl(key), "grpc-") ||
-         key == "content-type" || key == "te" || key == "connection" || key == "host" ||
-         key == "user-agent" || key == "transfer-encoding" || key == "keep-alive" ||
-         key == "upgrade" || key == "proxy-connection";
+// Keys a client may set (through Grpc-Metadata-*, or gRPC-Web's plain fields): what the upstream
+// client sends at all (lower-case [0-9a-z_.-], none of HTTP/2's or gRPC's own), nothing in
+// gRPC's grpc- namespace, and not the keys the proxy writes itself, once each: a client's
+// Grpc-Metadata-X-Forwarded-For would reach the upstream as a second x-forwarded-for value,
+// first in line, with no peer appended (a spoofed client address for whoever reads the first
+// value), and Grpc-Metadata-X-Request-Id a second request id. Their own header fields
+// (X-Forwarded-For, X-Request-Id) are the way in.
+bool IsClientMetadataKey(std::string_view key) {
+  return upstream::IsAllowedCustomMetadataKey(key) && !absl::StartsWith(ToAbsl(key), "grpc-") &&
+         key != "x-forwarded-for" && key != "x-request-id";
 }
 
-// Keys the proxy writes itself, once each: a client's Grpc-Metadata-X-Forwarded-For would reach
-// the upstream as a second x-forwarded-for value, first in line, with no peer appended (a spoofed
-// client address for whoever reads the first value), and Grpc-Metadata-X-Request-Id a second
-// request id. Their own header fields (X-Forwarded-For, X-Request-Id) are the way in.
-bool IsProxyOwnedKey(std::string_view key) {
-  return key == "x-forwarded-for" || key == "x-request-id";
-}
-
-bool IsValidMetadataKey(std::string_view key) {
-  for (char c : key) {
-    if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
-          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
-      return false;
-    }
+// A client's entry as the upstream client wants it: "-bin" values decoded (dropped if they are
+// not base64), others as they came.
+void AppendClientMetadata(std::string key, std::string_view value, upstream::Metadata& out) {
+  if (!upstream::IsBinaryHeader(key)) {
+    out.emplace_back(std::move(key), std::string(value));
+    return;
   }
-  return !key.empty();
+  std::string decoded;
+  if (DecodeBinaryValue(value, &decoded)) out.emplace_back(std::move(key), std::move(decoded));
 }
 
 }  // namespace
@@ -114,40 +107,22 @@ upstream::Metadata BuildUpstreamMetadata(const boost::beast::http::fields& heade
     if (name.size() > kMetadataPrefix.size() &&
         absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kMetadataPrefix))) {
       std::string key = absl::AsciiStrToLower(ToAbsl(name.substr(kMetadataPrefix.size())));
-      if (IsReservedMetadataKey(key) || IsProxyOwnedKey(key) || !IsValidMetadataKey(key)) {
-        continue;
-      }
-      if (IsBinaryKey(key)) {
-        std::string decoded;
-        if (!DecodeBinaryValue(value, &decoded)) continue;
-        metadata.emplace_back(std::move(key), std::move(decoded));
-      } else {
-        metadata.emplace_back(std::move(key), std::string(value));
-      }
+      if (!IsClientMetadataKey(key)) continue;
+      AppendClientMetadata(std::move(key), value, metadata);
     } else if (absl::EqualsIgnoreCase(ToAbsl(name), "traceparent") ||
                absl::EqualsIgnoreCase(ToAbsl(name), "tracestate") ||
                absl::EqualsIgnoreCase(ToAbsl(name), "baggage")) {
       metadata.emplace_back(absl::AsciiStrToLower(ToAbsl(name)), std::string(value));
     } else if (absl::EqualsIgnoreCase(ToAbsl(name), "grpc-trace-bin")) {
       // OpenCensus's binary trace context: base64 in the header field like any "-bin" value.
-      std::string decoded;
-      if (DecodeBinaryValue(value, &decoded)) {
-        metadata.emplace_back("grpc-trace-bin", std::move(decoded));
-      }
+      AppendClientMetadata("grpc-trace-bin", value, metadata);
     } else if (headers_are_metadata) {
       std::string key = absl::AsciiStrToLower(ToAbsl(name));
-      if (IsReservedMetadataKey(key) || !IsValidMetadataKey(key) || IsProxyOwnedKey(key) ||
-          absl::StartsWith(key, "sec-") || absl::StartsWith(key, "access-control-") ||
-          absl::StartsWith(key, "proxy-")) {
+      if (!IsClientMetadataKey(key) || absl::StartsWith(key, "sec-") ||
+          absl::StartsWith(key, "access-control-") || absl::StartsWith(key, "proxy-")) {
         continue;
       }
-      if (IsBinaryKey(key)) {
-        std::string decoded;
-        if (!DecodeBinaryValue(value, &decoded)) continue;
-        metadata.emplace_back(std::move(key), std::move(decoded));
-      } else {
-        metadata.emplace_back(std::move(key), std::string(value));
-      }
+      AppendClientMetadata(std::move(key), value, metadata);
     }
   }
   metadata.emplace_back("x-request-id", std::string(request_id));
@@ -177,7 +152,7 @@ void AppendMetadataFields(const upstream::Metadata& metadata, std::string_view p
       name.push_back(word_start ? absl::ascii_toupper(static_cast<unsigned char>(c)) : c);
       word_start = c == '-';
     }
-    if (IsBinaryKey(key)) {
+    if (upstream::IsBinaryHeader(key)) {
       out.insert(name, absl::Base64Escape(value));
     } else {
       out.insert(name, value);

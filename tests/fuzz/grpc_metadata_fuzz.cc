@@ -14,7 +14,6 @@
 // - round trips: gRPC-Web frames, "-bin" values, grpc-message, Grpc-Timeout (never shorter).
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -25,10 +24,13 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "fuzz_check.h"
 #include "grpc_web_codec.h"
 #include "metadata_mapping.h"
+#include "tipperary/http1/request_framing.h"
 #include "tipperary/upstream/grpc_wire.h"
 
 namespace {
@@ -47,13 +49,6 @@ std::vector<std::string_view> Lines(std::string_view text) {
   return lines;
 }
 
-bool IsTchar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool IsToken(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), IsTchar); }
-
 bool HasLineBreakOrNul(std::string_view s) {
   return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
@@ -70,17 +65,12 @@ std::optional<std::pair<std::string_view, std::string_view>> SplitField(std::str
   return std::make_pair(line.substr(0, colon), TrimOws(line.substr(colon + 1)));
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string Lower(std::string_view s) { return absl::AsciiStrToLower(Sv(s)); }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  return absl::EqualsIgnoreCase(Sv(a), Sv(b));
 }
 
 // 0: header fields as the listener's decoder hands them over (token names; values without CR,
@@ -90,7 +80,8 @@ void RequestFields(uint8_t flags, std::string_view text) {
   std::vector<std::pair<std::string, std::string>> sent;
   for (std::string_view line : Lines(text)) {
     auto field = SplitField(line);
-    if (!field || !IsToken(field->first) || HasLineBreakOrNul(field->second)) continue;
+    if (!field || !tipperary::http1::IsToken(field->first) || HasLineBreakOrNul(field->second))
+      continue;
     fields.insert(field->first, field->second);
     sent.emplace_back(field->first, field->second);
   }
@@ -206,7 +197,7 @@ void ResponseMetadata(uint8_t flags, std::string_view text) {
   upstream::Metadata metadata;
   for (size_t i = 2; i < lines.size(); ++i) {
     auto field = SplitField(lines[i]);
-    if (!field || !IsToken(field->first)) continue;
+    if (!field || !tipperary::http1::IsToken(field->first)) continue;
     std::string key(field->first);
     if (std::any_of(key.begin(), key.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) continue;
     // The fuzzer's own CR stands in for what an upstream must not send; nghttp2 refuses it.
@@ -223,7 +214,7 @@ void ResponseMetadata(uint8_t flags, std::string_view text) {
     ++count;
     const std::string_view name(field.name_string().data(), field.name_string().size());
     const std::string_view value(field.value().data(), field.value().size());
-    FUZZ_CHECK(IsToken(name));
+    FUZZ_CHECK(tipperary::http1::IsToken(name));
     FUZZ_CHECK(!HasLineBreakOrNul(value));
   }
   FUZZ_CHECK(count == metadata.size());
@@ -269,7 +260,7 @@ void ResponseMetadata(uint8_t flags, std::string_view text) {
   FUZZ_CHECK((*trailer)[0].first == "grpc-status" &&
              (*trailer)[0].second == std::to_string(static_cast<int>(code)));
   for (const auto& [name, value] : *trailer) {
-    FUZZ_CHECK(IsToken(name));
+    FUZZ_CHECK(tipperary::http1::IsToken(name));
     if (name == "grpc-message") {
       FUZZ_CHECK(
           std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; }));
