@@ -21,9 +21,11 @@ void EmbedTask::CompleteItem(uint32_t index, const float* row, const absl::Statu
     max_queue_time_ = std::max(max_queue_time_, queue_time);
     if (batch_sequence != 0 && std::find(batch_sequences_.begin(), batch_sequences_.end(),
                                          batch_sequence) == batch_sequences_.end()) {
-      // A batch's items complete as it ends, so it ran from now - compute_time to now.
+      // A batch's items complete as it ends, so it ran from now - compute_time to now; a text
+      // that joined a computation running before this task existed (in-flight dedup) shares it
+      // only from the task's creation on, or a call's inference time could exceed its own.
       const auto end = std::chrono::steady_clock::now();
-      const auto start = end - compute_time;
+      const auto start = std::max(end - compute_time, created_);
       if (batch_sequences_.empty() || start < first_start_) first_start_ = start;
       if (batch_sequences_.empty() || end > last_end_) last_end_ = end;
       batch_sequences_.push_back(batch_sequence);

@@ -71,8 +71,9 @@ class EmbedTask {
   // Summed over the task's batches (which run in parallel on several instances).
   std::chrono::nanoseconds compute_time() const { return compute_time_; }
   // Wall-clock time the model spent on the task: from the start of its first batch to the end
-  // of its last, so never more than the call's own duration; 0 when every text came from the
-  // cache.
+  // of its last, a batch counted from no earlier than the task's creation (a text that joined a
+  // computation already running shares only its rest), so never more than the call's own
+  // duration; 0 when every text came from the cache.
   std::chrono::nanoseconds inference_span() const {
     return batch_sequences_.empty() ? std::chrono::nanoseconds(0) : last_end_ - first_start_;
   }
@@ -98,6 +99,8 @@ class EmbedTask {
   batcher::Priority priority_ = batcher::Priority::kInteractive;
   std::chrono::nanoseconds tokenization_time_{0};
   int64_t characters_ = -1;
+  // No batch span of the task starts before this (inference_span()).
+  const std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
 
   int dim_ = 0;
   // Rows are written by whichever executor thread ran them; distinct rows never overlap.

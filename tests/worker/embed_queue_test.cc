@@ -62,7 +62,7 @@ class FakeEncoder {
       if (gate_ != nullptr) gate_->WaitForNotificationWithTimeout(kHangGuard);
       absl::MutexLock lock(&mu_);
       --running_;
-      *compute = std::chrono::microseconds(10);
+      *compute = compute_;
       if (!fail_.ok()) return fail_;
       for (const Ids& row : ids) {
         std::vector<float> v = VectorOf(row, salt_);
@@ -78,6 +78,11 @@ class FakeEncoder {
     fail_ = std::move(status);
   }
   void Hold() { gate_ = std::make_unique<absl::Notification>(); }
+  // The compute time the batches report (10 us unless set).
+  void ReportCompute(std::chrono::nanoseconds compute) {
+    absl::MutexLock lock(&mu_);
+    compute_ = compute;
+  }
   void Release() { gate_->Notify(); }
   void AwaitRunning(int n) {
     absl::MutexLock lock(&mu_);
@@ -96,6 +101,7 @@ class FakeEncoder {
   absl::Mutex mu_;
   absl::Status fail_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::chrono::nanoseconds compute_ ABSL_GUARDED_BY(mu_) = std::chrono::microseconds(10);
   std::vector<Ids> computed_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -287,6 +293,35 @@ TEST_F(EmbedQueueTest, ATextJoinsOneAlreadyExecuting) {
   ASSERT_TRUE(two.Wait());
   EXPECT_EQ(encoder.rows(), 1u);
   EXPECT_TRUE(SameBits(two.vectors[0].data(), VectorOf(a)));
+}
+
+TEST_F(EmbedQueueTest, AJoinerSharesTheRunningBatchOnlyFromItsOwnStart) {
+  // A batch reported as an hour long: the first call's span is cut at its task's creation, the
+  // joiner's at its own, which came later (the stream/unary timing keys must stay within the
+  // call: CI once saw x-inference-time 19 ms in a 12 ms stream whose chunks joined a unary
+  // call's batch).
+  FakeEncoder encoder;
+  encoder.Hold();
+  encoder.ReportCompute(std::chrono::hours(1));
+  auto queue = MakeQueue(encoder, /*eager=*/true);
+  Ids a = {101, 7, 102};
+  Call one({a});
+  ASSERT_TRUE(queue->Submit(one.task, batcher::TimePoint::max()).ok());
+  encoder.AwaitRunning(1);
+  std::this_thread::sleep_for(milliseconds(20));
+  const auto before_two = std::chrono::steady_clock::now();
+  Call two({a});
+  ASSERT_TRUE(queue->Submit(two.task, batcher::TimePoint::max()).ok());
+  EXPECT_EQ(joins_.Value(), 1);
+  encoder.Release();
+  ASSERT_TRUE(one.Wait());
+  ASSERT_TRUE(two.Wait());
+  const auto after = std::chrono::steady_clock::now();
+  EXPECT_EQ(two.task->batches(), 1);
+  EXPECT_LE(two.task->inference_span(), after - before_two);
+  EXPECT_GE(two.task->inference_start(), before_two);
+  EXPECT_LT(one.task->inference_span(), std::chrono::minutes(1));
+  EXPECT_GE(one.task->inference_span() - two.task->inference_span(), milliseconds(20));
 }
 
 TEST_F(EmbedQueueTest, DedupOffComputesEveryText) {
