@@ -1,5 +1,6 @@
 // The "fused" variant's kernels (fused_kernels.h). Their arithmetic is fused_math.h's, the same
-// functions the CPU tests run; this file only maps it onto threads, warps and shared memory.
+// functions the CPU tests run; this file only maps it onto threads, warps and shared memory
+// (and, for attention, onto the tensor cores, whose operands are rounded to the dtype).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -40,21 +41,44 @@ __device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// Two values at a time: one packed conversion instruction (F2FP) instead of two (F2F), which
+// run at a quarter of the FMA rate and made BiasGeluVec compute-bound (Nsight Compute, H200).
+__device__ inline float2 ToFloat2(__half2 v) { return __half22float2(v); }
+__device__ inline float2 ToFloat2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+template <typename T>
+struct PairOf;
+template <>
+struct PairOf<__half> {
+  using Type = __half2;
+  static __device__ Type From(float lo, float hi) { return __floats2half2_rn(lo, hi); }
+};
+template <>
+struct PairOf<__nv_bfloat16> {
+  using Type = __nv_bfloat162;
+  static __device__ Type From(float lo, float hi) { return __floats2bfloat162_rn(lo, hi); }
+};
+
 // 16-byte load of 8 fp16/bf16 values (p 16-byte aligned), widened to fp32.
 template <typename T>
 __device__ inline void LoadVec(const T* p, float* out) {
+  using Pair = typename PairOf<T>::Type;
   const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const T* e = reinterpret_cast<const T*>(&raw);
+  const Pair* e = reinterpret_cast<const Pair*>(&raw);
 #pragma unroll
-  for (int i = 0; i < kVecElems; ++i) out[i] = ToFloat(e[i]);
+  for (int i = 0; i < kVecElems / 2; ++i) {
+    const float2 f = ToFloat2(e[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
 }
 
 template <typename T>
 __device__ inline void StoreVec(T* p, const float* in) {
+  using Pair = typename PairOf<T>::Type;
   uint4 raw;
-  T* e = reinterpret_cast<T*>(&raw);
+  Pair* e = reinterpret_cast<Pair*>(&raw);
 #pragma unroll
-  for (int i = 0; i < kVecElems; ++i) e[i] = FromFloat<T>(in[i]);
+  for (int i = 0; i < kVecElems / 2; ++i) e[i] = PairOf<T>::From(in[2 * i], in[2 * i + 1]);
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
@@ -159,30 +183,90 @@ __global__ void WarpBiasResidualLayerNormKernel(const T* x, const float* bias, c
   WarpLayerNormStore<T, kVecs>(v, lane, hidden, gamma, beta, eps, out + base);
 }
 
+// grid rows, a thread per 8-element vector of the row: no 64-bit division to find a column.
 template <typename T>
-__global__ void BiasGeluVecKernel(T* x, const float* bias, int cols, size_t vectors) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < vectors;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t at = i * kVecElems;
-    const int col = static_cast<int>(at % cols);  // cols % 8 == 0: a vector never wraps a row
+__global__ void BiasGeluVecKernel(T* x, const float* bias, int cols) {
+  T* row = x + static_cast<size_t>(blockIdx.x) * cols;
+  for (int col = threadIdx.x * kVecElems; col < cols; col += blockDim.x * kVecElems) {
     float v[kVecElems], b[kVecElems];
-    LoadVec(x + at, v);
+    LoadVec(row + col, v);
     LoadVecF32(bias + col, b);
 #pragma unroll
     for (int e = 0; e < kVecElems; ++e) v[e] = Gelu(v[e] + b[e]);
-    StoreVec(x + at, v);
+    StoreVec(row + col, v);
   }
 }
 
-// grid (tiles, heads), kAttentionQueryTile threads: VarlenAttentionEmulated's loops, with the
-// key/value rows of each 64-key tile staged once in shared memory for the block's 64 queries.
-// Every thread of a warp reads the same K/V element at a time: shared-memory broadcasts.
+// The fragments of PTX's mma.sync.m16n8k16 (fp16/bf16 in, fp32 accumulate), as the PTX ISA
+// lays them out for lane = 4 * g + t: A (16 x 16, row-major) a[0] = A[g][2t..2t+1],
+// a[1] = A[g+8][2t..], a[2] = A[g][2t+8..], a[3] = A[g+8][2t+8..]; B (16 x 8) b[0] =
+// B[2t..2t+1][g], b[1] = B[2t+8..2t+9][g]; C/D (16 x 8) c = {C[g][2t], C[g][2t+1], C[g+8][2t],
+// C[g+8][2t+1]}. Two 16-bit values share a register, the lower column (or row) in the low half.
+template <typename T>
+__device__ inline uint32_t PackPair(float lo, float hi);
+template <>
+__device__ inline uint32_t PackPair<__half>(float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+template <>
+__device__ inline uint32_t PackPair<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+template <typename T>
+__device__ inline void Mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1);
+template <>
+__device__ inline void Mma16816<__half>(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ inline void Mma16816<__nv_bfloat16>(float* c, const uint32_t* a, uint32_t b0,
+                                               uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <typename T>
+__device__ inline float2 LoadPair(const T* p) {  // p 4-byte aligned
+  const uint32_t raw = *reinterpret_cast<const uint32_t*>(p);
+  const T* e = reinterpret_cast<const T*>(&raw);
+  return make_float2(ToFloat(e[0]), ToFloat(e[1]));
+}
+
+constexpr int kTcAttentionWarps = kAttentionQueryTile / 16;
+
+// Flash-style attention on the tensor cores (flash attention 2's register layout): grid (tiles,
+// heads), one warp per 16 of the tile's 64 query rows, everything of a query row in registers.
+// Per 64-key tile, staged in shared memory (K row-major, V transposed, bias added): S = Q K^T
+// with mma.sync, the online-softmax update on S's fragments (a row's values lie in the 4 lanes
+// of a quad), P packed straight from S's registers into the A operand of O += P V. Q (bias added,
+// pre-scaled), K, V and P are rounded to the dtype for the products, as flash attention does:
+// the kernel matches VarlenAttentionEmulated (fp32 throughout) within the dtype's tolerance, not
+// bit for bit.
+// At head_dim 32, 5 blocks an SM fit without spills (measured with -Xptxas -v): 20 warps to
+// hide the staging's latency instead of 16.
 template <typename T, int kD>
-__global__ void __launch_bounds__(kAttentionQueryTile)
-    VarlenAttentionKernel(const T* qkv, const float* bias, const int32_t* cu_seqlens,
-                          const int32_t* tiles, int heads, float scale, T* ctx) {
-  __shared__ float k_s[kAttentionKeyTile][kD];
-  __shared__ float v_s[kAttentionKeyTile][kD];
+__global__ void __launch_bounds__(kTcAttentionWarps* kWarpSize, kD == 32 ? 5 : 1)
+    VarlenAttentionTcKernel(const T* qkv, const float* bias, const int32_t* cu_seqlens,
+                            const int32_t* tiles, int heads, float scale, T* ctx) {
+  constexpr int kKeys = kAttentionKeyTile;
+  constexpr int kLdK = kD + 8;     // pitches in elements, padded so a fragment's 32 lanes
+  constexpr int kLdV = kKeys + 8;  // hit 32 different banks
+  constexpr int kVecsPerRow = kD / kVecElems;
+  constexpr int kKeyBlocks = kKeys / 8;  // n-blocks of S
+  constexpr int kOutBlocks = kD / 8;     // n-blocks of O
+  __shared__ __align__(16) T k_s[kKeys * kLdK];
+  __shared__ __align__(16) T v_t[kD * kLdV];  // V transposed: v_t[d][key]
+
   const int b = tiles[2 * blockIdx.x];
   const int q0 = tiles[2 * blockIdx.x + 1];
   const int h = blockIdx.y;
@@ -190,63 +274,149 @@ __global__ void __launch_bounds__(kAttentionQueryTile)
   const int end = cu_seqlens[b + 1];
   const int hidden = heads * kD;
   const size_t ld = static_cast<size_t>(3) * hidden;
-  const int qi = begin + q0 + static_cast<int>(threadIdx.x);
-  const bool active = qi < end;
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  const int row0 = begin + q0 + warp * 16 + g;  // this lane's two query rows: row0, row0 + 8
+  const bool live0 = row0 < end;
+  const bool live1 = row0 + 8 < end;
 
-  float q[kD];
-  if (active) {
-    const T* row = qkv + static_cast<size_t>(qi) * ld + h * kD;
+  // Q's A fragments, one per 16 columns; rows past the sequence are zeros (finite, not stored).
+  uint32_t qa[kD / 16][4];
 #pragma unroll
-    for (int d0 = 0; d0 < kD; d0 += kVecElems) {
-      float tmp[kVecElems];
-      LoadVec(row + d0, tmp);
+  for (int kk = 0; kk < kD / 16; ++kk) {
 #pragma unroll
-      for (int e = 0; e < kVecElems; ++e) q[d0 + e] = (tmp[e] + bias[h * kD + d0 + e]) * scale;
+    for (int half = 0; half < 2; ++half) {  // columns 2t.. and 2t+8..
+      const int d = kk * 16 + half * 8 + 2 * t;
+      const float b0 = bias[h * kD + d];
+      const float b1 = bias[h * kD + d + 1];
+      float2 lo = make_float2(0.0f, 0.0f), hi = make_float2(0.0f, 0.0f);
+      if (live0) lo = LoadPair(qkv + static_cast<size_t>(row0) * ld + h * kD + d);
+      if (live1) hi = LoadPair(qkv + static_cast<size_t>(row0 + 8) * ld + h * kD + d);
+      qa[kk][2 * half] =
+          live0 ? PackPair<T>((lo.x + b0) * scale, (lo.y + b1) * scale) : PackPair<T>(0.f, 0.f);
+      qa[kk][2 * half + 1] =
+          live1 ? PackPair<T>((hi.x + b0) * scale, (hi.y + b1) * scale) : PackPair<T>(0.f, 0.f);
     }
   }
-  OnlineSoftmaxState st;
-  float acc[kD];
-#pragma unroll
-  for (int d = 0; d < kD; ++d) acc[d] = 0.0f;
 
-  constexpr int kVecsPerRow = kD / kVecElems;
-  const int kcol = hidden + h * kD;
-  const int vcol = 2 * hidden + h * kD;
-  for (int k0 = begin; k0 < end; k0 += kAttentionKeyTile) {
-    const int count = min(kAttentionKeyTile, end - k0);
-    for (int e = threadIdx.x; e < count * kVecsPerRow; e += blockDim.x) {
-      const int j = e / kVecsPerRow;
-      const int d0 = (e % kVecsPerRow) * kVecElems;
-      const T* row = qkv + static_cast<size_t>(k0 + j) * ld;
-      float kv[kVecElems], vv[kVecElems];
-      LoadVec(row + kcol + d0, kv);
-      LoadVec(row + vcol + d0, vv);
+  // The K/V columns this thread stages are the same for every tile.
+  static_assert(kTcAttentionWarps * kWarpSize % kVecsPerRow == 0, "a thread's columns are fixed");
+  const int d0 = (threadIdx.x % kVecsPerRow) * kVecElems;
+  const int kcol = hidden + h * kD + d0;
+  const int vcol = 2 * hidden + h * kD + d0;
+
+  float o[kOutBlocks][4];
 #pragma unroll
-      for (int i = 0; i < kVecElems; ++i) {
-        k_s[j][d0 + i] = kv[i] + bias[kcol + d0 + i];
-        v_s[j][d0 + i] = vv[i] + bias[vcol + d0 + i];
+  for (int n = 0; n < kOutBlocks; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY};
+  float l[2] = {0.0f, 0.0f};  // this lane's share of its rows' sums; the quad's add up at the end
+
+  for (int k0 = begin; k0 < end; k0 += kKeys) {
+    const int count = min(kKeys, end - k0);
+    __syncthreads();  // every warp is done with the last tile
+    // Key rows past the sequence are zeros, so P V adds nothing there (their P is 0 too).
+    for (int j = threadIdx.x / kVecsPerRow; j < kKeys; j += blockDim.x / kVecsPerRow) {
+      float kv[kVecElems] = {}, vv[kVecElems] = {};
+      if (j < count) {
+        const T* src = qkv + static_cast<size_t>(k0 + j) * ld;
+        float kb[kVecElems], vb[kVecElems];  // from L1 each time: registers are scarcer
+        LoadVec(src + kcol, kv);
+        LoadVec(src + vcol, vv);
+        LoadVecF32(bias + kcol, kb);
+        LoadVecF32(bias + vcol, vb);
+#pragma unroll
+        for (int i = 0; i < kVecElems; ++i) {
+          kv[i] += kb[i];
+          vv[i] += vb[i];
+        }
       }
+      StoreVec(k_s + j * kLdK + d0, kv);
+#pragma unroll
+      for (int i = 0; i < kVecElems; ++i) v_t[(d0 + i) * kLdV + j] = FromFloat<T>(vv[i]);
     }
     __syncthreads();
-    if (active) {
-      for (int j0 = 0; j0 < count; j0 += kAttentionKeyChunk) {
-        const int c = min(kAttentionKeyChunk, count - j0);
-        float s[kAttentionKeyChunk];
+
+    // S (16 x 64) = Q K^T: B[d][key] = K[key][d], so a B register is two adjacent d of one key.
+    float s[kKeyBlocks][4];
 #pragma unroll
-        for (int cc = 0; cc < kAttentionKeyChunk; ++cc) {
-          s[cc] = cc < c ? DotFma<kD>(q, k_s[j0 + cc]) : 0.0f;
-        }
-        OnlineSoftmaxUpdate<kD, kAttentionKeyChunk>(&st, s, c, &v_s[j0][0], kD, acc);
+    for (int n = 0; n < kKeyBlocks; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      const T* krow = k_s + (n * 8 + g) * kLdK + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        Mma16816<T>(s[n], qa[kk], *reinterpret_cast<const uint32_t*>(krow + kk * 16),
+                    *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8));
       }
     }
-    __syncthreads();  // the tile is read by every thread before the next one overwrites it
-  }
-  if (active) {
-    float out[kD];
-    OnlineSoftmaxFinish<kD>(st, acc, out);
-    T* dst = ctx + static_cast<size_t>(qi) * hidden + h * kD;
+
+    // The online-softmax update, rows g (r = 0) and g + 8 (r = 1); keys past `count` are -inf.
 #pragma unroll
-    for (int d0 = 0; d0 < kD; d0 += kVecElems) StoreVec(dst + d0, out + d0);
+    for (int r = 0; r < 2; ++r) {
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeyBlocks; ++n) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          if (n * 8 + 2 * t + c >= count) s[n][2 * r + c] = -INFINITY;
+          tile_max = fmaxf(tile_max, s[n][2 * r + c]);
+        }
+      }
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+      const float m_new = fmaxf(m[r], tile_max);  // finite: a tile holds at least one key
+      const float alpha = __expf(m[r] - m_new);   // 0 on the first tile (m = -inf)
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kKeyBlocks; ++n) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          s[n][2 * r + c] = __expf(s[n][2 * r + c] - m_new);
+          sum += s[n][2 * r + c];
+        }
+      }
+      l[r] = l[r] * alpha + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int n = 0; n < kOutBlocks; ++n) {
+        o[n][2 * r] *= alpha;
+        o[n][2 * r + 1] *= alpha;
+      }
+    }
+
+    // O (16 x kD) += P (16 x 64) V: P's A fragment for keys 16j.. is S's n-blocks 2j and 2j+1;
+    // B[key][d] = v_t[d][key], two adjacent keys of one d a register.
+#pragma unroll
+    for (int j = 0; j < kKeys / 16; ++j) {
+      const uint32_t pa[4] = {PackPair<T>(s[2 * j][0], s[2 * j][1]),
+                              PackPair<T>(s[2 * j][2], s[2 * j][3]),
+                              PackPair<T>(s[2 * j + 1][0], s[2 * j + 1][1]),
+                              PackPair<T>(s[2 * j + 1][2], s[2 * j + 1][3])};
+#pragma unroll
+      for (int n = 0; n < kOutBlocks; ++n) {
+        const T* vrow = v_t + (n * 8 + g) * kLdV + j * 16 + 2 * t;
+        Mma16816<T>(o[n], pa, *reinterpret_cast<const uint32_t*>(vrow),
+                    *reinterpret_cast<const uint32_t*>(vrow + 8));
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const int row = row0 + 8 * r;
+    if (row < end) {
+      const float inv = 1.0f / sum;
+      T* dst = ctx + static_cast<size_t>(row) * hidden + h * kD + 2 * t;
+#pragma unroll
+      for (int n = 0; n < kOutBlocks; ++n) {
+        *reinterpret_cast<uint32_t*>(dst + n * 8) =
+            PackPair<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      }
+    }
   }
 }
 
@@ -283,11 +453,6 @@ __global__ void PackedMeanPoolKernel(const T* hidden_states, const int32_t* cu_s
   for (int d = threadIdx.x; d < hidden; d += blockDim.x) {
     out[static_cast<size_t>(b) * hidden + d] = pooled[d] * inv;
   }
-}
-
-int GridFor(size_t total, int threads) {
-  const size_t blocks = (total + threads - 1) / threads;
-  return static_cast<int>(blocks < 65535 * 16 ? blocks : 65535 * 16);
 }
 
 template <typename Fn>
@@ -359,11 +524,11 @@ cudaError_t LaunchVarlenAttention(DType dtype, const void* qkv, const float* qkv
   return Dispatch(dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (head_dim == 32) {
-      VarlenAttentionKernel<T, 32><<<grid, kAttentionQueryTile, 0, stream>>>(
+      VarlenAttentionTcKernel<T, 32><<<grid, kTcAttentionWarps * kWarpSize, 0, stream>>>(
           static_cast<const T*>(qkv), qkv_bias, cu_seqlens, tiles, heads, scale,
           static_cast<T*>(ctx));
     } else {
-      VarlenAttentionKernel<T, 64><<<grid, kAttentionQueryTile, 0, stream>>>(
+      VarlenAttentionTcKernel<T, 64><<<grid, kTcAttentionWarps * kWarpSize, 0, stream>>>(
           static_cast<const T*>(qkv), qkv_bias, cu_seqlens, tiles, heads, scale,
           static_cast<T*>(ctx));
     }
@@ -373,12 +538,12 @@ cudaError_t LaunchVarlenAttention(DType dtype, const void* qkv, const float* qkv
 cudaError_t LaunchBiasGeluVec(DType dtype, void* x, const float* bias, int rows, int cols,
                               cudaStream_t stream) {
   if (cols <= 0 || cols % kVecElems != 0 || rows < 0) return cudaErrorInvalidValue;
-  const size_t vectors = static_cast<size_t>(rows) * cols / kVecElems;
-  if (vectors == 0) return cudaSuccess;
+  if (rows == 0) return cudaSuccess;
+  const int vectors = cols / kVecElems;
+  const int threads = vectors >= kVecThreads ? kVecThreads : (vectors + 31) / 32 * 32;
   return Dispatch(dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    BiasGeluVecKernel<T><<<GridFor(vectors, kVecThreads), kVecThreads, 0, stream>>>(
-        static_cast<T*>(x), bias, cols, vectors);
+    BiasGeluVecKernel<T><<<rows, threads, 0, stream>>>(static_cast<T*>(x), bias, cols);
   });
 }
 

@@ -31,10 +31,11 @@
 
 namespace tipperary::kernels {
 
-// Query rows per attention block (one thread per query row) and the shared-memory key tile.
+// Query rows per attention block (a warp per 16 rows) and the keys staged in shared memory at
+// a time (one online-softmax update each).
 constexpr int kAttentionQueryTile = 64;
 constexpr int kAttentionKeyTile = 64;
-// Keys scored at once before one online-softmax update (a register array of this size).
+// Keys the CPU emulation scores at once before one online-softmax update (a register array).
 constexpr int kAttentionKeyChunk = 8;
 // Elements per 16-byte load of fp16/bf16.
 constexpr int kVecElems = 8;
@@ -247,7 +248,9 @@ PackedLayout BuildPackedLayout(const Lengths& lengths, int query_tile) {
 // qkv is the QKV GEMM's output [tokens, 3 * hidden] without bias (query | key | value columns,
 // head h at columns h * head_dim of each third), qkv_bias [3 * hidden] is added as the rows are
 // read, and ctx [tokens, hidden] receives softmax(q k^T / sqrt(head_dim)) v per head. Keys are
-// folded in chunks of kAttentionKeyChunk from the sequence's first row, as the device does.
+// folded in chunks of kAttentionKeyChunk from the sequence's first row, in fp32 throughout; the
+// device folds kAttentionKeyTile at a time with its operands rounded to the dtype, the same
+// function up to rounding (the GPU test's tolerance).
 template <int kHeadDim>
 void VarlenAttentionEmulated(const float* qkv, const float* qkv_bias, const PackedLayout& layout,
                              int heads, float* ctx) {
