@@ -202,7 +202,7 @@ absl::Status Loader::LoadModel(const YamlValue& item, WorkerModelConfig* out) {
   TIPPERARY_RETURN_IF_ERROR(
       map.ReadEnum("dtype", &out->dtype, {"auto", "float32", "float16", "bfloat16", "int8"}));
   TIPPERARY_RETURN_IF_ERROR(
-      map.ReadEnum("cuda_variant", &out->cuda_variant, {"reference", "fused"}));
+      map.ReadEnum("cuda_variant", &out->cuda_variant, {"auto", "reference", "fused"}));
   TIPPERARY_RETURN_IF_ERROR(map.ReadUint32("max_seq_length", &out->max_seq_length, 0, 1 << 16));
   if (std::optional<YamlValue> v = map.Find("max_seq_length"); v && out->max_seq_length == 1) {
     return v->Error("max_seq_length must be 0 (the model's) or at least 2 ([CLS] and [SEP])");

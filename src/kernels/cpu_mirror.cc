@@ -297,8 +297,10 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCpuMirrorEncoder(
     const CudaEncoderOptions& options, const BertWeightsHost& weights, ForwardOps* ops) {
   absl::StatusOr<GemmType> dtype = ValidateCudaEncoderInputs(options, weights);
   if (!dtype.ok()) return dtype.status();
+  CudaEncoderOptions resolved = options;
+  resolved.variant = ResolveCudaVariant(options.variant, weights);
   return std::unique_ptr<model::Encoder>(
-      std::make_unique<CpuMirrorEncoder>(options, weights, *dtype, ops));
+      std::make_unique<CpuMirrorEncoder>(resolved, weights, *dtype, ops));
 }
 
 }  // namespace tipperary::kernels

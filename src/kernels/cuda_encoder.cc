@@ -537,7 +537,9 @@ absl::StatusOr<std::unique_ptr<model::Encoder>> CreateCudaEncoder(const CudaEnco
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA device ", options.device, " does not exist (", count, " present)"));
   }
-  auto encoder = std::make_unique<CudaEncoder>(options, weights, dtype);
+  CudaEncoderOptions resolved = options;
+  resolved.variant = ResolveCudaVariant(options.variant, weights);
+  auto encoder = std::make_unique<CudaEncoder>(resolved, weights, dtype);
   if (absl::Status s = encoder->Init(weights); !s.ok()) {
     cudaGetLastError();  // do not leave a sticky launch error for the next user
     return s;

@@ -41,6 +41,12 @@ absl::Status ValidateWeights(const BertWeightsHost& w) {
 
 }  // namespace
 
+std::string ResolveCudaVariant(const std::string& variant, const BertWeightsHost& weights) {
+  if (variant != "auto") return variant;
+  return FusedShapeSupported(weights.hidden, weights.heads, weights.intermediate) ? "fused"
+                                                                                  : "reference";
+}
+
 absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& options,
                                                    const BertWeightsHost& weights) {
   GemmType dtype;
@@ -56,10 +62,10 @@ absl::StatusOr<GemmType> ValidateCudaEncoderInputs(const CudaEncoderOptions& opt
     return absl::InvalidArgumentError("max_batch_size, max_batch_tokens, max_seq_len must be > 0");
   }
   if (options.max_graphs < 0) return absl::InvalidArgumentError("max_graphs must be >= 0");
-  if (options.variant != "reference" && options.variant != "fused") {
+  if (options.variant != "reference" && options.variant != "fused" && options.variant != "auto") {
     // scripts/gpu-check lists a variant refused with "unknown variant" as not built.
     return absl::InvalidArgumentError(absl::StrCat("unknown variant \"", options.variant,
-                                                   "\" (this build has: reference, fused)"));
+                                                   "\" (this build has: reference, fused, auto)"));
   }
   if (absl::StatusOr<StageScales> scales = ParseStageScales(options.ablate); !scales.ok()) {
     return scales.status();

@@ -34,7 +34,7 @@ TEST(WorkerConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(m.path, "/etc/tipperary/models/m");  // Relative to the file.
   EXPECT_EQ(m.backend, "auto");
   EXPECT_EQ(m.dtype, "auto");
-  EXPECT_EQ(m.cuda_variant, "reference");
+  EXPECT_EQ(m.cuda_variant, "auto");
   EXPECT_EQ(m.max_seq_length, 0u);
   EXPECT_EQ(m.instances, 0u);  // auto: 2 on CUDA, 1 on the CPU
   EXPECT_EQ(m.threads, 0u);

@@ -340,6 +340,37 @@ TEST(StageAblationTest, ReferencePassIssuesEachStageZeroOrTwoTimes) {
   }
 }
 
+// The default variant, auto: fused where its kernels take the model's shape, reference
+// otherwise; the encoder then computes exactly what the resolved variant computes.
+TEST(CudaVariantTest, AutoIsFusedWhereTheShapeAllowsElseReference) {
+  testing::HostModel fits = testing::RandomModel(2, 128, 4, 256, 97, 64);  // head size 32
+  testing::HostModel odd = testing::RandomModel(1, 72, 2, 128, 50, 64);    // head size 36
+  EXPECT_EQ(ResolveCudaVariant("auto", fits.view), "fused");
+  EXPECT_EQ(ResolveCudaVariant("auto", odd.view), "reference");
+  EXPECT_EQ(ResolveCudaVariant("reference", fits.view), "reference");
+  EXPECT_EQ(ResolveCudaVariant("fused", odd.view), "fused");  // then refused, naming the shape
+  std::mt19937 rng(8);
+  const auto seqs = testing::RandomSequences(rng, 7, 40, 50);
+  auto encode = [&](const testing::HostModel& m, const std::string& variant) {
+    CudaEncoderOptions options = SmallLimits("float16");
+    options.variant = variant;
+    auto encoder = CreateCpuMirrorEncoder(options, m.view);
+    EXPECT_TRUE(encoder.ok()) << variant << ": " << encoder.status();
+    std::vector<float> out;
+    if (encoder.ok()) {
+      EXPECT_TRUE((*encoder)->Encode(seqs, &out).ok()) << variant;
+    }
+    return out;
+  };
+  const std::vector<float> fused = encode(fits, "fused");
+  ASSERT_FALSE(fused.empty());
+  EXPECT_EQ(encode(fits, "auto"), fused);
+  EXPECT_NE(encode(fits, "reference"), fused);  // so the equality above says something
+  const std::vector<float> reference = encode(odd, "reference");
+  ASSERT_FALSE(reference.empty());
+  EXPECT_EQ(encode(odd, "auto"), reference);
+}
+
 class StageAblationVariantTest : public ::testing::TestWithParam<std::string> {};
 
 // Through the encoder's option, for both variants: scale 1 everywhere is the normal pass bit for

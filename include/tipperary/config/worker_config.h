@@ -50,7 +50,7 @@ struct WorkerModelConfig {
   std::string on_device_fault = "exit";
   // CUDA backend: "reference" (padded batches, cuBLAS attention) or "fused" (packed sequences,
   // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels").
-  std::string cuda_variant = "reference";
+  std::string cuda_variant = "auto";
   bool is_default = false;  // Key "default": serves requests that name no model.
   // Before the model reports ready: "all" runs every batch shape bucket the batcher can form
   // (src/worker/warmup_plan.h), "minimal" one tiny batch, "none" nothing.

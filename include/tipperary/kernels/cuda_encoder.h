@@ -84,7 +84,8 @@ struct CudaEncoderOptions {
   // bias and residual fused, vectorised bias+GELU (fused_forward_pass.h); needs hidden % 8 == 0,
   // hidden <= 1024, head_dim 32 or 64; CUDA Graphs (use_graphs) per (texts, tokens, tiles). The
   // GPU check benches each variant of the same build side by side; an unknown name is refused by
-  // CreateCudaEncoder with kInvalidArgument ("unknown variant").
+  // CreateCudaEncoder with kInvalidArgument ("unknown variant"). "auto": fused where the model's
+  // shape allows it, else reference (ResolveCudaVariant).
   std::string variant = "reference";
   // Debug mode: synchronise and check for a CUDA error after every stage of the forward pass, so
   // that a fault names its kernel/GEMM and layer ("attention.pv in layer 3: ..."). Slow. Also
@@ -101,6 +102,10 @@ struct CudaEncoderOptions {
   // (attention, ffn_gemms, ...). The embeddings are then GARBAGE; never set by the worker.
   std::string ablate;
 };
+
+// "fused" or "reference": `variant` itself, or for "auto" fused when FusedShapeSupported says the
+// model's shape fits the fused kernels (MiniLM, BERT-base/large) and reference otherwise.
+std::string ResolveCudaVariant(const std::string& variant, const BertWeightsHost& weights);
 
 // Checks the options and the weights (dimensions, pointers, dtype); the storage type on success.
 // No device needed.
