@@ -48,8 +48,9 @@ struct WorkerModelConfig {
   // process): "exit" (the worker exits with status 70 so that it is restarted with a fresh
   // context) or "unready" (it stays up, /readyz fails, for someone to inspect it).
   std::string on_device_fault = "exit";
-  // CUDA backend: "reference" (padded batches, cuBLAS attention) or "fused" (packed sequences,
-  // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels").
+  // CUDA backend: "reference" (padded batches, cuBLAS attention), "fused" (packed sequences,
+  // flash-style attention, fused LayerNorm/GELU kernels; docs/gpu.md "Kernels") or "auto" (fused
+  // where the model's shape allows it, else reference).
   std::string cuda_variant = "auto";
   bool is_default = false;  // Key "default": serves requests that name no model.
   // Before the model reports ready: "all" runs every batch shape bucket the batcher can form

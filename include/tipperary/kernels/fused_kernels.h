@@ -36,8 +36,8 @@ cudaError_t LaunchPackedEmbeddingLayerNorm(DType dtype, const int32_t* ids,
 // (q_t . k_j) / sqrt(head_dim), times v_j; q, k, v read from qkv [tokens, 3*heads*head_dim]
 // (query | key | value columns, no bias) plus qkv_bias [3*heads*head_dim]. One 4-warp block per
 // (tile, head), a warp per 16 query rows; Q K^T and P V on the tensor cores (fp16/bf16 inputs,
-// fp32 accumulation), keys staged 64 (head_dim 32) or 32 (64) at a time in shared memory, online
-// softmax in fp32 with P rounded to the dtype (as flash attention), no score matrix in memory.
+// fp32 accumulation), keys staged 64 at a time in shared memory, online softmax in fp32 with P
+// rounded to the dtype (as flash attention), no score matrix in memory.
 cudaError_t LaunchVarlenAttention(DType dtype, const void* qkv, const float* qkv_bias,
                                   const int32_t* cu_seqlens, const int32_t* tiles, int tile_count,
                                   int heads, int head_dim, void* ctx, cudaStream_t stream);
